@@ -1,0 +1,1 @@
+"""Static agent console, virtual browser and visitor banner, served by the control API."""

@@ -1,0 +1,5 @@
+import sys
+
+from cobrowse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,205 @@
+"""One settings object for every part of cobrowse.
+
+Values come from command-line flags, then ``COBROWSE_*`` environment variables, then defaults.
+The object is built once (``Settings.resolve``) and passed explicitly to the API and the proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one setting is named on the command line and in the environment."""
+
+    name: str
+    cast: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "COBROWSE_" + self.name.upper()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a cobrowse process. Secrets are masked in ``repr``."""
+
+    role: str = "all"
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    proxy_port: int = 8001
+    proxy_domain: str = "cobrowse.localhost"
+    # Scheme the agent's browser uses to reach the proxy (https behind a TLS load balancer).
+    proxy_public_scheme: str = "http"
+    # Port the agent's browser uses to reach the proxy; 0 means the same as proxy_port.
+    proxy_public_port: int = 0
+    # Base URL the agent's and the visitor's browsers use to reach the API; "" derives it.
+    api_public_url: str = ""
+    redis_url: str = ""
+    admin_token: str = field(default="", repr=False)
+    insecure_upstream: bool = False
+    upstream_ca_file: str = ""
+    # Development only: loopback/private origins the proxy may fetch (tests and the demo).
+    dev_allow_origins: tuple[str, ...] = ()
+    upstream_timeout_s: float = 30.0
+    max_rewrite_bytes: int = 16 * 1024 * 1024
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    visitor_grace_s: float = 30.0
+    ticket_ttl_s: int = 60
+    ws_max_message_bytes: int = 64 * 1024
+    ws_rate_per_s: int = 50
+    log_level: str = "info"
+
+    @property
+    def public_proxy_port(self) -> int:
+        return self.proxy_public_port or self.proxy_port
+
+    @property
+    def public_api_url(self) -> str:
+        if self.api_public_url:
+            return self.api_public_url.rstrip("/")
+        # In development the console must be same-site with the proxied origins (the proxy
+        # credential cookie reaches the virtual browser's iframe only then): serve it on the
+        # proxy domain itself, which Chromium resolves to loopback like every *.localhost name.
+        if self.proxy_domain == "localhost" or self.proxy_domain.endswith(".localhost"):
+            return f"http://{self.proxy_domain}:{self.api_port}"
+        return f"http://{self.host}:{self.api_port}"
+
+    def __repr__(self) -> str:  # pragma: no cover - formatting only
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_NAMES and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return "Settings(" + ", ".join(shown) + ")"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def resolve(
+        cls,
+        flags: Mapping[str, Any] | argparse.Namespace | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Build settings from flags (None means "not given"), then the environment, then defaults."""
+        if isinstance(flags, argparse.Namespace):
+            flags = vars(flags)
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            given = flags.get(option.name)
+            if given is not None:
+                values[option.name] = given
+                continue
+            raw = environ.get(option.env)
+            if raw is None:
+                continue
+            try:
+                values[option.name] = option.cast(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{option.env}={raw!r}: {exc}") from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.role not in ROLES:
+            raise SettingsError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+        for name in ("api_port", "proxy_port", "proxy_public_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"{name} must be a port number, not {port}")
+        if self.proxy_public_scheme not in {"http", "https"}:
+            raise SettingsError("proxy_public_scheme must be http or https")
+        if not self.proxy_domain or "/" in self.proxy_domain or ":" in self.proxy_domain:
+            raise SettingsError(f"proxy_domain must be a bare domain name, not {self.proxy_domain!r}")
+        if self.role == "proxy" and not self.redis_url:
+            raise SettingsError("--role proxy needs --redis-url: the proxy shares state with the API")
+        if self.upstream_timeout_s <= 0:
+            raise SettingsError("upstream_timeout_s must be positive")
+
+
+ROLES = ("all", "api", "proxy")
+
+OPTIONS: tuple[Option, ...] = (
+    Option("role", str, "what to run: all (API and proxy in one process), api, or proxy"),
+    Option("host", str, "address to listen on"),
+    Option("api_port", int, "port of the control API, the agent console and the banner script"),
+    Option("proxy_port", int, "port of the rewriting proxy"),
+    Option("proxy_domain", str, "domain whose subdomains name proxied origins (*.DOMAIN)"),
+    Option("proxy_public_scheme", str, "scheme browsers use to reach the proxy (http or https)"),
+    Option("proxy_public_port", int, "port browsers use to reach the proxy (0: --proxy-port)"),
+    Option("api_public_url", str, "base URL browsers use to reach the API (default: derived)"),
+    Option("redis_url", str, "Redis URL for shared state; empty runs the embedded in-process store"),
+    Option("admin_token", str, "bearer token of administrators", secret=True),
+    Option("insecure_upstream", _bool, "do not verify upstream TLS certificates (development only)"),
+    Option("upstream_ca_file", str, "extra CA bundle (PEM) trusted for upstream HTTPS"),
+    Option(
+        "dev_allow_origins",
+        _csv,
+        "comma-separated loopback/private origins the proxy may fetch (development only)",
+    ),
+    Option("upstream_timeout_s", float, "seconds before an upstream that does not answer gets a 504"),
+    Option("max_rewrite_bytes", int, "largest HTML or CSS body the proxy rewrites"),
+    Option("max_decompressed_bytes", int, "largest decompressed upstream body the proxy accepts"),
+    Option("visitor_grace_s", float, "seconds a disconnected visitor counts as present"),
+    Option("ticket_ttl_s", int, "seconds a proxy ticket stays valid (at most 60)"),
+    Option("ws_max_message_bytes", int, "largest WebSocket message the API accepts"),
+    Option("ws_rate_per_s", int, "WebSocket messages per second allowed per connection"),
+    Option("log_level", str, "logging level: debug, info, warning, error"),
+)
+
+SECRET_NAMES = frozenset(o.name for o in OPTIONS if o.secret)
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add the flags of ``names`` (all by default) to ``parser``; each defaults to None."""
+    defaults = Settings()
+    for option in OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        default = getattr(defaults, option.name)
+        shown = "(not set)" if option.secret or default in ("", ()) else repr(default)
+        kwargs: dict[str, Any] = {
+            "dest": option.name,
+            "default": None,
+            "help": f"{option.help}. Env {option.env}; default {shown}",
+        }
+        if option.cast is _bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = option.cast
+            kwargs["metavar"] = option.name.upper()
+        parser.add_argument(option.flag, **kwargs)

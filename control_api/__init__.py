@@ -1,0 +1,1 @@
+"""The control API: accounts, policies, agents, visitors, sessions, consent, events and audit."""

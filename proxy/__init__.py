@@ -1,0 +1,1 @@
+"""The rewriting proxy: mitmproxy embedded as a library, with cobrowse's addons."""

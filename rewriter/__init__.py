@@ -1,0 +1,1 @@
+"""Sans-IO rewriting of HTML, CSS and headers for the co-browsing proxy: bytes in, bytes out."""

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real Redis and a real headless Chromium.
+
+Redis comes from ``COBROWSE_TEST_REDIS_URL`` (``scripts/test`` starts one on a free loopback port).
+When it is not set, a private ``redis-server`` is started for the run. A missing Redis or Chromium
+is a test failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("COBROWSE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_redis(port: int, deadline_s: float = 10.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"redis-server on port {port} did not answer PING within {deadline_s}s")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """Base URL of a real Redis server (no database number)."""
+    url = os.environ.get("COBROWSE_TEST_REDIS_URL")
+    if url:
+        yield url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "no Redis: set COBROWSE_TEST_REDIS_URL or install redis-server (scripts/test does both)"
+        )
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="cobrowse-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_redis(port)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server_url: str) -> str:
+    """A Redis URL with a database of this xdist worker's own (pub/sub is global: use namespaces)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return f"{redis_server_url}/{1 + index % 15}"
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A key and channel prefix unique to one test, so tests sharing a Redis never meet."""
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/test does)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable: str) -> Iterator[Any]:
+    """One headless Chromium for the test session (sync Playwright API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()
