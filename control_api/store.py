@@ -1,0 +1,93 @@
+"""The one store interface: a ``redis.asyncio`` client plus a key/channel namespace.
+
+``Store.connect(url)`` gives a real Redis for a URL and the embedded in-process store (fakeredis'
+async client on a ``FakeServer``: same commands, TTLs, transactions and pub/sub) for ``None``/``""``.
+The client decodes responses to ``str``. Every key and channel goes through ``key``/``channel``
+so that tests (and tenants of one Redis) never meet. Redis errors become ``StoreUnavailable``
+at the boundary: wrap store calls in ``with translate_errors():``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_exceptions
+
+from control_api.exceptions import StoreUnavailable
+
+DEFAULT_NAMESPACE = "cobrowse:"
+
+# Errors that mean "the store is not there right now" (as opposed to a bug in a command).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis_exceptions.ConnectionError,
+    redis_exceptions.TimeoutError,
+    redis_exceptions.BusyLoadingError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn redis connection failures inside the block into ``StoreUnavailable``."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable() from exc
+
+
+class Store:
+    """A Redis client (``self.redis``) and the namespace every key and channel lives under."""
+
+    def __init__(self, redis: aioredis.Redis, namespace: str = DEFAULT_NAMESPACE, *, embedded: bool = False):
+        # Any: redis-py types replies as bytes | str whatever decode_responses says; ours are str.
+        self.redis: Any = redis
+        self.namespace = namespace
+        self.embedded = embedded
+
+    @classmethod
+    def connect(cls, url: str | None, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Store:
+        """A store on the Redis at ``url``, or the embedded in-process store when ``url`` is empty.
+
+        Synchronous: no connection is made until the first command. Each embedded store has its
+        own ``FakeServer``; in one process, create the store once and hand it to every part.
+        """
+        if url:
+            client = aioredis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=options.pop("socket_connect_timeout", 2.0),
+                socket_timeout=options.pop("socket_timeout", 5.0),
+                health_check_interval=options.pop("health_check_interval", 10),
+                **options,
+            )
+            return cls(client, namespace)
+        import fakeredis
+
+        server = options.pop("server", None) or fakeredis.FakeServer()
+        fake = fakeredis.FakeAsyncRedis(server=server, decode_responses=True, **options)
+        return cls(fake, namespace, embedded=True)
+
+    def key(self, *parts: str) -> str:
+        return self.namespace + ":".join(parts)
+
+    def channel(self, *parts: str) -> str:
+        return self.namespace + ":".join(parts)
+
+    async def ping(self) -> bool:
+        with translate_errors():
+            return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        try:
+            await self.redis.aclose()
+        except UNAVAILABLE_ERRORS:
+            pass
+
+    def __repr__(self) -> str:  # pragma: no cover - formatting only
+        kind = "embedded" if self.embedded else "redis"
+        return f"Store({kind}, namespace={self.namespace!r})"
