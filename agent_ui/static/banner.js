@@ -1,0 +1,566 @@
+/* cobrowse visitor banner: <script src="https://API/banner.js" data-site-key="KEY" async></script>
+ *
+ * Registers the visitor, keeps a WebSocket to the control API, reports the page (URL, title,
+ * scroll anchored to an element, viewport, unmasked field values, bandwidth), asks for consent,
+ * shows the live-session bar and draws the agent's pointer, highlights and drawings.
+ * Rules it keeps: one global (window.__cobrowseBanner), styles in a shadow root, every callback
+ * guarded so that an exception never reaches the host page, password inputs and masked
+ * selectors never leave the browser, the overlay never takes a click (pointer-events: none).
+ */
+(function () {
+  "use strict";
+  if (window.__cobrowseBanner) return;
+  var NS = (window.__cobrowseBanner = { version: 1 });
+
+  function warn(what, err) {
+    try { if (window.console && console.warn) console.warn("[cobrowse] " + what, err); } catch (e) { /* ignore */ }
+  }
+  function guard(fn, what) {
+    return function () {
+      try { return fn.apply(this, arguments); } catch (err) { warn(what || "error", err); }
+    };
+  }
+
+  // ---- configuration -------------------------------------------------------------------------
+  var script = document.currentScript || document.querySelector("script[data-site-key][src*='banner.js']");
+  if (!script) return;
+  var SITE_KEY = script.getAttribute("data-site-key") || "";
+  var API = new URL(script.src, location.href).origin;
+  var API_V1 = API + "/api/v1";
+  var STORE_KEY = "__cobrowse:" + SITE_KEY;
+  var BANDWIDTH_BYTES = 131072;
+  var BANDWIDTH_EVERY_MS = 30000;
+
+  // ---- state kept across page navigations of the same tab ------------------------------------
+  function loadState() {
+    try { return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
+  }
+  function saveState() {
+    try { sessionStorage.setItem(STORE_KEY, JSON.stringify(state)); } catch (e) { /* storage off */ }
+  }
+  var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}}
+  var policy = { masked_selectors: [], seed_cookies: true, agent_can_navigate: false };
+
+  // ---- the shared selector algorithm (docs/PROTOCOL.md "cssPath") ----------------------------
+  function cssEscape(s) {
+    return window.CSS && CSS.escape ? CSS.escape(s) : String(s).replace(/[^a-zA-Z0-9_-]/g, "\\$&");
+  }
+  function cssPath(el) {
+    if (!el || el.nodeType !== 1 || !el.isConnected || el.ownerDocument !== document) return null;
+    var steps = [], n = el;
+    for (;;) {
+      if (n.id && document.querySelectorAll("#" + cssEscape(n.id)).length === 1) { steps.unshift("#" + cssEscape(n.id)); break; }
+      if (n === document.documentElement) { steps.unshift("html"); break; }
+      var k = 1, sib = n;
+      while ((sib = sib.previousElementSibling)) if (sib.localName === n.localName) k++;
+      steps.unshift(n.localName + ":nth-of-type(" + k + ")");
+      n = n.parentElement;
+      if (!n) return null;
+    }
+    return steps.join(" > ");
+  }
+  NS.cssPath = cssPath;
+
+  function isMasked(el) {
+    if (!el || el.nodeType !== 1) return false;
+    if (el.localName === "input" && (el.type || "").toLowerCase() === "password") return true;
+    var sels = policy.masked_selectors || [];
+    for (var i = 0; i < sels.length; i++) {
+      try { if (el.matches(sels[i]) || el.closest(sels[i])) return true; } catch (e) { /* bad selector */ }
+    }
+    return false;
+  }
+
+  // ---- HTTP and WebSocket ---------------------------------------------------------------------
+  function api(method, path, body, auth) {
+    var headers = { "Content-Type": "application/json" };
+    if (auth && state.token) headers.Authorization = "Bearer " + state.token;
+    return fetch(API_V1 + path, {
+      method: method, headers: headers, credentials: "omit", mode: "cors",
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var data = null;
+        try { data = t ? JSON.parse(t) : null; } catch (e) { data = null; }
+        if (!r.ok) { var err = new Error((data && data.error) || ("HTTP " + r.status)); err.status = r.status; err.data = data; throw err; }
+        return data;
+      });
+    });
+  }
+
+  var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false;
+  function send(msg) {
+    if (ws && wsOpen) { try { ws.send(JSON.stringify(msg)); } catch (e) { warn("send", e); } }
+    else if (queue.length < 50) queue.push(msg);
+  }
+
+  function register() {
+    return api("POST", "/visitors", {
+      site_key: SITE_KEY, url: location.href, title: document.title,
+      viewport: { width: innerWidth, height: innerHeight }
+    }).then(function (data) {
+      state.visitor_id = data.visitor_id;
+      state.token = data.token || data.visitor_token;
+      if (data.policy) applyPolicy(data.policy);
+      saveState();
+    });
+  }
+
+  function connect() {
+    if (stopped) return;
+    var url = API.replace(/^http/, "ws") + "/api/v1/visitor/ws";
+    var sock;
+    try { sock = new WebSocket(url); } catch (e) { warn("ws", e); return scheduleReconnect(); }
+    ws = sock;
+    sock.onopen = guard(function () {
+      sock.send(JSON.stringify({ type: "auth", token: state.token }));
+    }, "ws open");
+    sock.onmessage = guard(function (ev) {
+      var msg = JSON.parse(ev.data);
+      if (msg.type === "auth_ok" || msg.type === "hello" || msg.type === "ready") {
+        wsOpen = true; retry = 0;
+        if (msg.policy) applyPolicy(msg.policy);
+        reportAll();
+        while (queue.length) send(queue.shift());
+      }
+      handle(msg);
+    }, "ws message");
+    sock.onclose = guard(function (ev) {
+      wsOpen = false; ws = null;
+      // 4401/4403: our token is no longer valid; register again as a new visitor.
+      if (ev.code === 4401 || ev.code === 4403 || ev.code === 1008) {
+        state = {}; saveState();
+        hideAll();
+        register().then(connect, function (e) { warn("register", e); scheduleReconnect(); });
+        return;
+      }
+      scheduleReconnect();
+    }, "ws close");
+  }
+  function scheduleReconnect() {
+    if (stopped) return;
+    retry = Math.min(retry + 1, 6);
+    setTimeout(guard(connect, "reconnect"), 250 * Math.pow(2, retry));
+  }
+
+  function applyPolicy(p) {
+    if (!p) return;
+    if (p.masked_selectors) policy.masked_selectors = p.masked_selectors.slice();
+    if (typeof p.seed_cookies === "boolean") policy.seed_cookies = p.seed_cookies;
+    if (typeof p.agent_can_navigate === "boolean") policy.agent_can_navigate = p.agent_can_navigate;
+  }
+
+  // ---- reports --------------------------------------------------------------------------------
+  function reportPage() { send({ type: "page", url: location.href, title: document.title }); }
+  function reportViewport() { send({ type: "viewport", width: innerWidth, height: innerHeight }); }
+  function scrollAnchor() {
+    var x = Math.max(1, Math.floor(innerWidth / 2)), el = null;
+    for (var y = 1; y < Math.min(innerHeight, 200) && !el; y += 20) {
+      var hit = document.elementFromPoint(x, y);
+      if (hit && hit !== host && hit !== document.documentElement && hit !== document.body) el = hit;
+    }
+    if (!el) return null;
+    // offset: the element's top relative to the viewport top (docs/PROTOCOL.md, runtime "scroll").
+    return { selector: cssPath(el), offset: Math.round(el.getBoundingClientRect().top) };
+  }
+  function reportScroll() {
+    send({ type: "scroll", x: Math.round(scrollX), y: Math.round(scrollY), anchor: scrollAnchor() });
+  }
+  function fieldMessage(el) {
+    var msg = { type: "field", selector: cssPath(el) };
+    if (isMasked(el)) { msg.masked = true; return msg; }
+    var t = (el.type || "").toLowerCase();
+    if (t === "checkbox" || t === "radio") msg.checked = !!el.checked;
+    else msg.value = String(el.value == null ? "" : el.value);
+    return msg;
+  }
+  function isField(el) {
+    if (!el || el.nodeType !== 1) return false;
+    var n = el.localName;
+    if (n === "textarea" || n === "select") return true;
+    if (n !== "input") return false;
+    var t = (el.type || "text").toLowerCase();
+    return t !== "hidden" && t !== "file" && t !== "submit" && t !== "button" && t !== "image" && t !== "reset";
+  }
+  function reportFields() {
+    var all = document.querySelectorAll("input, textarea, select");
+    for (var i = 0; i < all.length; i++) {
+      var el = all[i];
+      if (!isField(el)) continue;
+      var t = (el.type || "").toLowerCase();
+      var changed = (t === "checkbox" || t === "radio") ? el.checked !== el.defaultChecked
+        : el.localName === "select" ? true : el.value !== el.defaultValue;
+      if (changed || isMasked(el)) send(fieldMessage(el));
+    }
+  }
+  function reportAll() {
+    reportPage(); reportViewport(); reportScroll();
+    if (state.session && state.session.state === "active") reportFields();
+  }
+  NS.report = reportAll;
+
+  function measureBandwidth() {
+    var t0 = performance.now();
+    return fetch(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES + "&_=" + Date.now(), {
+      cache: "no-store", credentials: "omit"
+    }).then(function (r) { return r.arrayBuffer(); }).then(function (buf) {
+      var ms = Math.max(1, performance.now() - t0);
+      var kbps = Math.round((buf.byteLength * 8) / ms); // bits per millisecond = kilobits per second
+      NS.bandwidthKbps = kbps;
+      send({ type: "bandwidth", kbps: kbps });
+    }).catch(function (e) { warn("bandwidth", e); });
+  }
+
+  // ---- the host page's events -----------------------------------------------------------------
+  function wrapHistory(name) {
+    var orig = history[name];
+    if (typeof orig !== "function") return;
+    history[name] = function () {
+      var out = orig.apply(this, arguments);
+      try { setTimeout(guard(function () { reportPage(); reportScroll(); }, name), 0); } catch (e) { /* ignore */ }
+      return out;
+    };
+  }
+  var scrollPending = false;
+  function onScroll() {
+    if (scrollPending) return;
+    scrollPending = true;
+    requestAnimationFrame(guard(function () { scrollPending = false; reportScroll(); redrawOverlay(); }, "scroll"));
+  }
+  function onField(ev) {
+    if (!state.session || state.session.state !== "active") return;
+    var el = ev.target;
+    if (isField(el)) send(fieldMessage(el));
+  }
+
+  // ---- UI: shadow root with the prompt, the live bar and the overlay --------------------------
+  var host = document.createElement("div");
+  host.setAttribute("data-cobrowse", "banner");
+  host.style.cssText = "all: initial; position: fixed; top: 0; left: 0; width: 0; height: 0; z-index: 2147483647;";
+  var root = host.attachShadow({ mode: "open" });
+  var STYLE = [
+    ":host { all: initial; }",
+    "* { box-sizing: border-box; font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; }",
+    ".overlay { position: fixed; inset: 0; pointer-events: none; z-index: 1; }",
+    ".overlay svg { position: absolute; inset: 0; width: 100%; height: 100%; overflow: visible; }",
+    ".pointer { position: fixed; width: 22px; height: 22px; margin: -11px 0 0 -11px; border-radius: 50%;",
+    "  background: rgba(230, 57, 70, .85); border: 3px solid #fff; box-shadow: 0 0 0 2px rgba(230,57,70,.5), 0 2px 8px rgba(0,0,0,.4);",
+    "  pointer-events: none; display: none; transition: left .06s linear, top .06s linear; }",
+    ".pointer span { position: absolute; left: 24px; top: 14px; white-space: nowrap; font-size: 12px; color: #fff;",
+    "  background: #e63946; padding: 1px 6px; border-radius: 4px; }",
+    ".hl { position: fixed; border: 3px solid #ffb703; background: rgba(255, 183, 3, .18); border-radius: 4px; pointer-events: none; }",
+    ".dialog { position: fixed; right: 20px; bottom: 20px; width: 340px; max-width: calc(100vw - 40px); z-index: 3;",
+    "  background: #fff; color: #1d2433; border-radius: 12px; padding: 18px 18px 14px; box-shadow: 0 10px 40px rgba(0,0,0,.3);",
+    "  border: 1px solid #d0d5e2; pointer-events: auto; }",
+    ".dialog h2 { font-size: 16px; margin: 0 0 6px; }",
+    ".dialog p { font-size: 14px; margin: 0 0 14px; line-height: 1.4; color: #3b4456; }",
+    ".row { display: flex; gap: 10px; justify-content: flex-end; }",
+    "button { font: 600 14px system-ui, sans-serif; border-radius: 8px; padding: 8px 16px; cursor: pointer; border: 1px solid transparent; }",
+    "button:focus-visible { outline: 3px solid #4d90fe; outline-offset: 2px; }",
+    ".accept { background: #1b7a3e; color: #fff; }",
+    ".refuse { background: #fff; color: #1d2433; border-color: #aab2c5; }",
+    ".bar { position: fixed; left: 50%; transform: translateX(-50%); bottom: 12px; z-index: 2; pointer-events: auto;",
+    "  display: flex; align-items: center; gap: 12px; background: #1d2433; color: #fff; padding: 8px 10px 8px 16px;",
+    "  border-radius: 999px; font-size: 14px; box-shadow: 0 4px 18px rgba(0,0,0,.35); }",
+    ".bar .dot { width: 10px; height: 10px; border-radius: 50%; background: #ff4d4d; }",
+    ".bar button { background: #e63946; color: #fff; padding: 6px 14px; border-radius: 999px; }",
+    ".notice { position: fixed; right: 20px; bottom: 20px; z-index: 2; background: #1d2433; color: #fff; padding: 10px 14px;",
+    "  border-radius: 8px; font-size: 14px; pointer-events: none; }",
+    "[hidden] { display: none !important; }"
+  ].join("\n");
+
+  var style = document.createElement("style");
+  style.textContent = STYLE;
+  root.appendChild(style);
+
+  var overlay = document.createElement("div");
+  overlay.className = "overlay";
+  overlay.setAttribute("aria-hidden", "true");
+  overlay.setAttribute("data-cobrowse-overlay", "");
+  var svgNS = "http://www.w3.org/2000/svg";
+  var svg = document.createElementNS(svgNS, "svg");
+  overlay.appendChild(svg);
+  var pointer = document.createElement("div");
+  pointer.className = "pointer";
+  pointer.setAttribute("data-cobrowse-pointer", "");
+  var pointerLabel = document.createElement("span");
+  pointer.appendChild(pointerLabel);
+  overlay.appendChild(pointer);
+  root.appendChild(overlay);
+
+  var annotations = { pointer: null, highlights: [], strokes: [] };
+
+  function anchorPoint(a) {
+    // A point given as {selector, rx, ry} (fractions of the element's box) or document {x, y}.
+    if (a.selector) {
+      var el = null;
+      try { el = document.querySelector(a.selector); } catch (e) { el = null; }
+      if (el) {
+        var r = el.getBoundingClientRect();
+        return { x: r.left + (a.rx || 0) * r.width, y: r.top + (a.ry || 0) * r.height };
+      }
+    }
+    return { x: (a.x || 0) - scrollX, y: (a.y || 0) - scrollY };
+  }
+  function redrawOverlay() {
+    if (annotations.pointer) {
+      var p = anchorPoint(annotations.pointer);
+      pointer.style.left = p.x + "px";
+      pointer.style.top = p.y + "px";
+      pointer.style.display = "block";
+    } else {
+      pointer.style.display = "none";
+    }
+    var old = overlay.querySelectorAll(".hl");
+    for (var i = 0; i < old.length; i++) old[i].remove();
+    annotations.highlights.forEach(function (sel) {
+      var el = null;
+      try { el = document.querySelector(sel); } catch (e) { el = null; }
+      if (!el) return;
+      var r = el.getBoundingClientRect();
+      var box = document.createElement("div");
+      box.className = "hl";
+      box.setAttribute("data-cobrowse-highlight", sel);
+      box.style.cssText = "left:" + (r.left - 4) + "px;top:" + (r.top - 4) + "px;width:" + (r.width + 8) + "px;height:" + (r.height + 8) + "px";
+      overlay.appendChild(box);
+    });
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    annotations.strokes.forEach(function (s) {
+      var path = document.createElementNS(svgNS, "polyline");
+      path.setAttribute("points", s.points.map(function (pt) {
+        return (pt[0] - scrollX) + "," + (pt[1] - scrollY);
+      }).join(" "));
+      path.setAttribute("fill", "none");
+      path.setAttribute("stroke", s.color || "#e63946");
+      path.setAttribute("stroke-width", String(s.width || 4));
+      path.setAttribute("stroke-linecap", "round");
+      path.setAttribute("stroke-linejoin", "round");
+      svg.appendChild(path);
+    });
+  }
+  function clearAnnotations() {
+    annotations.pointer = null; annotations.highlights = []; annotations.strokes = [];
+    redrawOverlay();
+  }
+
+  // Consent prompt: role=dialog aria-modal, focus moved to Accept and given back afterwards.
+  var dialog = null, returnFocus = null;
+  function showPrompt(sessionId, agentName) {
+    hidePrompt(false);
+    returnFocus = document.activeElement;
+    dialog = document.createElement("div");
+    dialog.className = "dialog";
+    dialog.setAttribute("role", "dialog");
+    dialog.setAttribute("aria-modal", "true");
+    dialog.setAttribute("aria-labelledby", "cb-title");
+    dialog.setAttribute("aria-describedby", "cb-desc");
+    var h = document.createElement("h2");
+    h.id = "cb-title";
+    h.textContent = "Screen sharing request";
+    var p = document.createElement("p");
+    p.id = "cb-desc";
+    p.textContent = (agentName || "An agent") + " would like to see your screen. Passwords and protected fields stay hidden.";
+    var row = document.createElement("div");
+    row.className = "row";
+    var refuse = document.createElement("button");
+    refuse.type = "button"; refuse.className = "refuse"; refuse.textContent = "Refuse";
+    var accept = document.createElement("button");
+    accept.type = "button"; accept.className = "accept"; accept.textContent = "Accept";
+    row.appendChild(refuse); row.appendChild(accept);
+    dialog.appendChild(h); dialog.appendChild(p); dialog.appendChild(row);
+    accept.addEventListener("click", guard(function () { answer(sessionId, true); }, "accept"));
+    refuse.addEventListener("click", guard(function () { answer(sessionId, false); }, "refuse"));
+    dialog.addEventListener("keydown", guard(function (ev) {
+      if (ev.key === "Escape") { ev.preventDefault(); answer(sessionId, false); }
+      else if (ev.key === "Tab") {
+        ev.preventDefault(); // keep focus inside the modal dialog: two buttons, cycle between them
+        (root.activeElement === accept ? refuse : accept).focus();
+      }
+    }, "dialog keys"));
+    root.appendChild(dialog);
+    accept.focus();
+  }
+  function hidePrompt(restore) {
+    if (!dialog) return;
+    dialog.remove();
+    dialog = null;
+    if (restore !== false && returnFocus && returnFocus.focus && document.contains(returnFocus)) {
+      try { returnFocus.focus(); } catch (e) { /* ignore */ }
+    }
+    returnFocus = null;
+  }
+
+  var bar = null;
+  function showBar(agentName) {
+    if (bar) { bar.querySelector(".who").textContent = "Co-browsing with " + (agentName || "an agent"); return; }
+    bar = document.createElement("div");
+    bar.className = "bar";
+    bar.setAttribute("role", "region");
+    bar.setAttribute("aria-label", "Co-browsing");
+    var dot = document.createElement("span"); dot.className = "dot"; dot.setAttribute("aria-hidden", "true");
+    var who = document.createElement("span"); who.className = "who";
+    who.textContent = "Co-browsing with " + (agentName || "an agent");
+    var end = document.createElement("button");
+    end.type = "button"; end.textContent = "End";
+    end.setAttribute("aria-label", "End co-browsing");
+    end.addEventListener("click", guard(function () { endSession(); }, "end"));
+    bar.appendChild(dot); bar.appendChild(who); bar.appendChild(end);
+    root.appendChild(bar);
+  }
+  function hideBar() { if (bar) { bar.remove(); bar = null; } }
+
+  var noticeTimer = null;
+  function notice(text) {
+    var n = root.querySelector(".notice");
+    if (!n) { n = document.createElement("div"); n.className = "notice"; n.setAttribute("role", "status"); root.appendChild(n); }
+    n.textContent = text;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(guard(function () { n.remove(); }, "notice"), 4000);
+  }
+  function hideAll() { hidePrompt(); hideBar(); clearAnnotations(); }
+
+  // ---- session ------------------------------------------------------------------------------
+  function pageCookies() {
+    var out = [];
+    (document.cookie || "").split(";").forEach(function (part) {
+      var i = part.indexOf("=");
+      var name = (i < 0 ? part : part.slice(0, i)).trim();
+      if (name) out.push({ name: name, value: i < 0 ? "" : part.slice(i + 1).trim() });
+    });
+    return out;
+  }
+  function answer(sessionId, yes) {
+    hidePrompt();
+    if (!yes) {
+      api("POST", "/sessions/" + encodeURIComponent(sessionId) + "/refuse", {}, true).catch(function (e) { warn("refuse", e); });
+      state.session = null; saveState();
+      return;
+    }
+    var body = {};
+    if (policy.seed_cookies) body = { url: location.href, cookies: pageCookies() };
+    api("POST", "/sessions/" + encodeURIComponent(sessionId) + "/accept", body, true).then(function (data) {
+      var agent = (data && (data.agent_name || (data.agent && data.agent.name))) || (state.session && state.session.agent_name);
+      startSession(sessionId, agent);
+    }).catch(function (e) {
+      warn("accept", e);
+      notice(e.status === 409 || e.status === 410 ? "This request has expired." : "Could not start co-browsing.");
+      state.session = null; saveState();
+    });
+  }
+  function startSession(sessionId, agentName) {
+    state.session = { id: sessionId, state: "active", agent_name: agentName };
+    saveState();
+    hidePrompt();
+    showBar(agentName);
+    pointerLabel.textContent = agentName || "Agent";
+    reportAll();
+    reportFields();
+  }
+  function sessionOver(reason) {
+    var was = state.session;
+    state.session = null; saveState();
+    hideAll();
+    if (was && was.state === "active") notice("Co-browsing has ended.");
+    else if (reason === "expired") notice("The screen sharing request expired.");
+  }
+  function endSession() {
+    var s = state.session;
+    if (!s) return;
+    api("POST", "/sessions/" + encodeURIComponent(s.id) + "/end", {}, true).catch(function (e) { warn("end", e); });
+    sessionOver("visitor");
+  }
+  NS.end = endSession;
+
+  function sid(msg) { return msg.session_id || (msg.session && msg.session.id) || msg.sid; }
+  function agentName(msg) {
+    return msg.agent_name || (msg.agent && (msg.agent.name || msg.agent.display_name)) || (msg.session && msg.session.agent_name);
+  }
+
+  function handle(msg) {
+    var s = state.session;
+    switch (msg.type) {
+      case "consent_request":
+        state.session = { id: sid(msg), state: "pending", agent_name: agentName(msg) };
+        saveState();
+        showPrompt(sid(msg), agentName(msg));
+        break;
+      case "session": case "session_state": case "session_update": {
+        var st = msg.state || (msg.session && msg.session.state);
+        if (st === "active") startSession(sid(msg), agentName(msg) || (s && s.agent_name));
+        else if (st === "pending") { state.session = { id: sid(msg), state: "pending", agent_name: agentName(msg) }; saveState(); showPrompt(sid(msg), agentName(msg)); }
+        else if (st) sessionOver(st);
+        break;
+      }
+      case "session_ended": case "session_refused": case "session_expired":
+        sessionOver(msg.state || msg.reason);
+        break;
+      case "policy":
+        applyPolicy(msg.policy || msg);
+        break;
+      case "pointer":
+        if (!s || s.state !== "active") break;
+        annotations.pointer = msg.hidden ? null : msg;
+        redrawOverlay();
+        break;
+      case "highlight":
+        if (!s || s.state !== "active" || !msg.selector) break;
+        annotations.highlights = [msg.selector];
+        redrawOverlay();
+        break;
+      case "draw":
+        if (!s || s.state !== "active" || !msg.points) break;
+        // Points in "viewport" space are the agent's view of the same scroll position: pin them
+        // to the document where the visitor is now, so the drawing scrolls with the page.
+        var pts = msg.space === "viewport" ? msg.points.map(function (pt) { return [pt[0] + scrollX, pt[1] + scrollY]; }) : msg.points;
+        annotations.strokes.push({ points: pts, color: msg.color, width: msg.width });
+        if (annotations.strokes.length > 200) annotations.strokes.shift();
+        redrawOverlay();
+        break;
+      case "clear":
+        clearAnnotations();
+        break;
+      case "navigate":
+        if (!s || s.state !== "active" || !policy.agent_can_navigate && msg.allowed !== true) break;
+        try {
+          var target = new URL(msg.url, location.href);
+          if (target.origin === location.origin && (target.protocol === "http:" || target.protocol === "https:")) {
+            location.assign(target.href);
+          }
+        } catch (e) { warn("navigate", e); }
+        break;
+      case "measure_bandwidth":
+        measureBandwidth();
+        break;
+      default:
+        break;
+    }
+  }
+  NS._handle = guard(handle, "handle");
+
+  // ---- start ---------------------------------------------------------------------------------
+  var start = guard(function () {
+    (document.body || document.documentElement).appendChild(host);
+    wrapHistory("pushState");
+    wrapHistory("replaceState");
+    window.addEventListener("popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
+    window.addEventListener("hashchange", guard(reportPage, "hashchange"));
+    window.addEventListener("scroll", guard(onScroll, "scroll"), { passive: true });
+    window.addEventListener("resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
+    document.addEventListener("input", guard(onField, "input"), true);
+    document.addEventListener("change", guard(onField, "change"), true);
+    var titleEl = document.querySelector("title");
+    if (titleEl && window.MutationObserver) {
+      new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });
+    }
+    if (state.session && state.session.state === "active") showBar(state.session.agent_name);
+    var ready = state.token ? Promise.resolve() : register();
+    ready.then(function () {
+      connect();
+      measureBandwidth();
+      setInterval(guard(measureBandwidth, "bandwidth"), BANDWIDTH_EVERY_MS);
+    }, function (e) { warn("register", e); });
+  }, "start");
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

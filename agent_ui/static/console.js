@@ -1,0 +1,380 @@
+/* cobrowse agent console: sign in, live visitors, co-browse button, opening the virtual browser.
+ * The agent token lives in sessionStorage only (never a URL, never a log line).
+ */
+(function () {
+  "use strict";
+  var TOKEN_KEY = "cobrowse.agentToken";
+  var API = location.origin + "/api/v1";
+  var $ = function (id) { return document.getElementById(id); };
+
+  var me = null;               // GET /me
+  var visitors = new Map();    // visitor_id -> visitor record
+  var pending = new Map();     // session_id -> {visitorId, win}
+  var ws = null, retry = 0, signedIn = false;
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  function api(method, path, body) {
+    return fetch(API + path, {
+      method: method,
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + token() },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var data = null;
+        try { data = t ? JSON.parse(t) : null; } catch (e) { data = null; }
+        if (!r.ok) {
+          var err = new Error((data && (data.detail || data.error)) || ("HTTP " + r.status));
+          err.status = r.status; err.code = data && data.error; err.data = data;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  // ---- sign in / out --------------------------------------------------------------------------
+  function showSignedIn() {
+    $("signin").hidden = true;
+    $("visitors-panel").hidden = false;
+    $("signout").hidden = false;
+    $("me").hidden = false;
+    $("me").textContent = (me.name || me.display_name || "Agent") + (me.account_name ? " - " + me.account_name : "");
+  }
+  function showSignedOut(message) {
+    signedIn = false;
+    $("signin").hidden = false;
+    $("visitors-panel").hidden = true;
+    $("signout").hidden = true;
+    $("me").hidden = true;
+    $("conn").hidden = true;
+    $("signin-error").textContent = message || "";
+    if (ws) { try { ws.close(); } catch (e) { /* closed */ } ws = null; }
+    visitors.clear();
+    render();
+  }
+  function signIn() {
+    return api("GET", "/me").then(function (data) {
+      me = (data && (data.agent || data)) || {};
+      if (data && data.account && !me.account_name) me.account_name = data.account.name;
+      if (data && data.policy) me.policy = data.policy;
+      signedIn = true;
+      showSignedIn();
+      return loadVisitors().then(connect);
+    }).catch(function (err) {
+      if (err.status === 401 || err.status === 403) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        showSignedOut("That token was not accepted.");
+      } else {
+        showSignedOut("Could not reach the server: " + err.message);
+      }
+    });
+  }
+
+  $("signin-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var value = $("token").value.trim();
+    if (!value) return;
+    sessionStorage.setItem(TOKEN_KEY, value);
+    $("token").value = "";
+    signIn();
+  });
+  $("signout").addEventListener("click", function () {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignedOut("");
+  });
+
+  // ---- visitors -------------------------------------------------------------------------------
+  function visitorId(v) { return v.visitor_id || v.id; }
+  function upsert(v) {
+    if (!v) return;
+    var id = visitorId(v);
+    if (!id) return;
+    var old = visitors.get(id) || {};
+    var merged = Object.assign({}, old, v);
+    visitors.set(id, merged);
+  }
+  function loadVisitors() {
+    return api("GET", "/visitors").then(function (data) {
+      var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
+      visitors.clear();
+      list.forEach(upsert);
+      render();
+    });
+  }
+
+  function sessionOf(v) { return v.session || null; }
+  function isLive(v) { var s = sessionOf(v); return !!(s && s.state === "active"); }
+  function isPending(v) { var s = sessionOf(v); return !!(s && s.state === "pending") || !!v._requesting; }
+
+  var REASONS = {
+    feature_off: "Co-browsing is off for this account",
+    cobrowse_disabled: "Co-browsing is off for this account",
+    feature_disabled: "Co-browsing is off for this account",
+    low_bandwidth: "Visitor's bandwidth is too low",
+    bandwidth_unknown: "Measuring the visitor's bandwidth...",
+    offline: "Visitor is offline",
+    visitor_offline: "Visitor is offline",
+    gone: "Visitor has left",
+    busy: "Another agent is co-browsing with this visitor",
+    live_session: "Another agent is co-browsing with this visitor",
+    no_allowed_origins: "No origin is allowed for co-browsing"
+  };
+  function availability(v) {
+    // The API says whether a visitor can be co-browsed and why not; the console only shows it.
+    var a = v.availability || v.cobrowse || {};
+    var available = typeof a.available === "boolean" ? a.available
+      : typeof v.available === "boolean" ? v.available : v.online !== false;
+    var reason = a.reason || v.reason || v.unavailable_reason || (v.online === false ? "offline" : "");
+    return { available: available, reason: reason };
+  }
+  function reasonText(code) {
+    if (!code) return "";
+    return REASONS[code] || String(code).replace(/_/g, " ");
+  }
+
+  function formatKbps(k) {
+    if (typeof k !== "number") return "measuring...";
+    return k >= 1000 ? (k / 1000).toFixed(1) + " Mbit/s" : k + " kbit/s";
+  }
+
+  function render() {
+    var list = $("visitors");
+    var ids = Array.from(visitors.keys());
+    $("empty").hidden = ids.length > 0;
+    $("visitor-count").textContent = ids.length ? ids.length + (ids.length === 1 ? " visitor" : " visitors") : "";
+    var seen = {};
+    ids.forEach(function (id) {
+      seen[id] = true;
+      var v = visitors.get(id);
+      var li = list.querySelector('li[data-visitor-id="' + CSS.escape(id) + '"]');
+      if (!li) { li = buildRow(id); list.appendChild(li); }
+      fillRow(li, v);
+    });
+    Array.from(list.children).forEach(function (li) {
+      if (!seen[li.getAttribute("data-visitor-id")]) li.remove();
+    });
+  }
+  function buildRow(id) {
+    var li = document.createElement("li");
+    li.className = "visitor";
+    li.setAttribute("data-visitor-id", id);
+    li.innerHTML =
+      '<div class="info"><div class="title"></div><div class="url"></div><div class="meta">' +
+      '<span class="bw"></span><span class="vp"></span><span class="vid"></span></div></div>' +
+      '<div class="toolbox" role="group"><span class="label">Toolbox</span>' +
+      '<button type="button" class="cobrowse-btn"></button>' +
+      '<span class="live-mark" hidden>Live session</span>' +
+      '<span class="reason" aria-live="polite"></span></div>';
+    li.querySelector(".cobrowse-btn").addEventListener("click", function () { onCobrowse(id); });
+    return li;
+  }
+  function fillRow(li, v) {
+    li.querySelector(".title").textContent = v.title || "(untitled page)";
+    li.querySelector(".url").textContent = v.url || "";
+    li.querySelector(".bw").textContent = "Bandwidth: " + formatKbps(v.bandwidth_kbps);
+    var vp = v.viewport;
+    li.querySelector(".vp").textContent = vp && vp.width ? "Viewport: " + vp.width + "x" + vp.height : "";
+    li.querySelector(".vid").textContent = "Visitor " + String(visitorId(v)).slice(0, 8);
+    li.querySelector(".toolbox").setAttribute("aria-label", "Toolbox for " + (v.title || "visitor"));
+    var btn = li.querySelector(".cobrowse-btn");
+    var reason = li.querySelector(".reason");
+    var mark = li.querySelector(".live-mark");
+    var av = availability(v);
+    li.classList.toggle("live", isLive(v));
+    mark.hidden = !isLive(v);
+    btn.removeAttribute("aria-busy");
+    if (isLive(v)) {
+      btn.dataset.state = "live";
+      btn.disabled = false;
+      btn.textContent = "Open virtual browser";
+      reason.textContent = "";
+    } else if (isPending(v)) {
+      btn.dataset.state = "busy";
+      btn.disabled = true;
+      btn.setAttribute("aria-busy", "true");
+      btn.textContent = "Waiting for the visitor...";
+      reason.textContent = v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
+    } else if (av.available) {
+      btn.dataset.state = "available";
+      btn.disabled = false;
+      btn.textContent = "Co-browse";
+      reason.textContent = v._message || "";
+    } else {
+      btn.dataset.state = "unavailable";
+      btn.disabled = true;
+      btn.textContent = "Co-browse";
+      reason.textContent = reasonText(av.reason);
+    }
+  }
+
+  function flash(text, bad) {
+    var f = $("flash");
+    f.textContent = text;
+    f.hidden = !text;
+    f.classList.toggle("bad", !!bad);
+  }
+
+  // ---- co-browse ------------------------------------------------------------------------------
+  function agentInterface() {
+    return (me && me.policy && me.policy.agent_interface) || "popin";
+  }
+  function openWindow(iface) {
+    // Opened synchronously inside the click, so no pop-up blocker fires; navigated later.
+    var win = iface === "tab"
+      ? window.open("about:blank", "_blank")
+      : window.open("about:blank", "_blank", "popup=yes,width=1280,height=860,left=80,top=60");
+    if (win) {
+      try {
+        win.document.title = "cobrowse - waiting for the visitor";
+        win.document.body.innerHTML =
+          '<p style="font:16px system-ui,sans-serif;padding:24px">Waiting for the visitor to accept...</p>';
+      } catch (e) { /* not ours to write */ }
+    }
+    return win;
+  }
+  function vbUrl(sessionId) { return location.origin + "/vb#session=" + encodeURIComponent(sessionId); }
+
+  function onCobrowse(id) {
+    var v = visitors.get(id);
+    if (!v) return;
+    if (isLive(v)) {
+      var w = window.open(vbUrl(sessionOf(v).id || sessionOf(v).session_id), "_blank");
+      if (w) w.focus();
+      return;
+    }
+    flash("");
+    var win = openWindow(agentInterface());
+    v._requesting = true;
+    v._message = "";
+    render();
+    api("POST", "/sessions", { visitor_id: id }).then(function (data) {
+      var s = normSession(data);
+      v._requesting = false;
+      v._consent = s.consent;
+      v.session = s;
+      pending.set(s.id, { visitorId: id, win: win });
+      if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
+      onSessionState(s);
+    }).catch(function (err) {
+      v._requesting = false;
+      if (win) win.close();
+      var text = reasonText(err.code) || err.message;
+      v._message = "Could not start: " + text;
+      flash("Could not start co-browsing: " + text, true);
+      if (err.code && REASONS[err.code]) v.availability = { available: false, reason: err.code };
+      render();
+    });
+  }
+  function normSession(data) {
+    var s = (data && (data.session || data)) || {};
+    return {
+      id: s.session_id || s.id,
+      state: s.state,
+      visitor_id: s.visitor_id,
+      consent: s.consent,
+      agent_interface: s.agent_interface,
+      reason: s.reason
+    };
+  }
+  function visitorForSession(s) {
+    if (s.visitor_id && visitors.has(s.visitor_id)) return visitors.get(s.visitor_id);
+    var p = pending.get(s.id);
+    if (p && visitors.has(p.visitorId)) return visitors.get(p.visitorId);
+    var found = null;
+    visitors.forEach(function (v) { var vs = sessionOf(v); if (vs && vs.id === s.id) found = v; });
+    return found;
+  }
+  var MESSAGES = {
+    refused: "The visitor refused the co-browsing request.",
+    expired: "The visitor did not answer in time: the request expired.",
+    ended: "The co-browsing session ended."
+  };
+  function onSessionState(s) {
+    if (!s.id) return;
+    var v = visitorForSession(s);
+    var p = pending.get(s.id);
+    if (v) v.session = s;
+    if (s.state === "active") {
+      if (p) {
+        if (p.win && !p.win.closed) p.win.location.href = vbUrl(s.id);
+        else window.open(vbUrl(s.id), "_blank");
+        pending.delete(s.id);
+      }
+      if (v) v._message = "";
+    } else if (s.state === "refused" || s.state === "expired" || s.state === "ended") {
+      if (p) {
+        if (p.win && !p.win.closed) p.win.close();
+        pending.delete(s.id);
+      }
+      if (v) { v.session = null; v._message = MESSAGES[s.state]; }
+      flash(MESSAGES[s.state], s.state !== "ended");
+    }
+    render();
+  }
+
+  // ---- live updates ---------------------------------------------------------------------------
+  function connect() {
+    if (!signedIn) return;
+    var sock = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/v1/agent/ws");
+    ws = sock;
+    sock.onopen = function () { sock.send(JSON.stringify({ type: "auth", token: token() })); };
+    sock.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      handle(msg);
+    };
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
+      ws = null;
+      setConn(false);
+      if (ev.code === 4401 || ev.code === 4403) { sessionStorage.removeItem(TOKEN_KEY); showSignedOut("Signed out: the token is no longer valid."); return; }
+      if (!signedIn) return;
+      retry = Math.min(retry + 1, 5);
+      setTimeout(function () { loadVisitors().then(connect, connect); }, 300 * Math.pow(2, retry));
+    };
+  }
+  function setConn(up) {
+    var c = $("conn");
+    c.hidden = false;
+    c.textContent = up ? "Live" : "Reconnecting...";
+    c.classList.toggle("down", !up);
+  }
+  function handle(msg) {
+    switch (msg.type) {
+      case "auth_ok": case "hello": case "ready":
+        retry = 0; setConn(true);
+        if (msg.policy && me) me.policy = msg.policy;
+        if (msg.visitors) { visitors.clear(); msg.visitors.forEach(upsert); render(); }
+        break;
+      case "visitors":
+        visitors.clear(); (msg.visitors || []).forEach(upsert); render();
+        break;
+      case "visitor": case "visitor_joined": case "visitor_updated": case "visitor_update":
+        upsert(msg.visitor || msg); render();
+        break;
+      case "visitor_left": case "visitor_gone": {
+        var id = msg.visitor_id || (msg.visitor && visitorId(msg.visitor));
+        visitors.delete(id); render();
+        break;
+      }
+      case "policy":
+        if (me) me.policy = msg.policy || msg;
+        render();
+        break;
+      case "session": case "session_state": case "session_update": case "session_ended":
+        onSessionState(normSession(msg));
+        break;
+      default:
+        break;
+    }
+  }
+
+  window.addEventListener("message", function (ev) {
+    // The virtual browser asks its opener for the token when its sessionStorage has none.
+    if (ev.origin !== location.origin || !ev.data || ev.data.cobrowseConsole !== "token?") return;
+    if (ev.source) ev.source.postMessage({ cobrowseConsole: "token", token: token() }, location.origin);
+  });
+
+  if (token()) signIn(); else showSignedOut("");
+})();

@@ -1,0 +1,351 @@
+/* cobrowse virtual browser: the visitor's page through the proxy, following the visitor.
+ *
+ * vb.html#session=SID, opened by the console. Talks to the control API (agent token from
+ * sessionStorage, or from the opener console) and to the client runtime inside the proxied iframe
+ * (postMessage, docs/PROTOCOL.md "Runtime bridge").
+ */
+(function () {
+  "use strict";
+  var TOKEN_KEY = "cobrowse.agentToken";
+  var API = location.origin + "/api/v1";
+  var $ = function (id) { return document.getElementById(id); };
+  var frame = $("view");
+
+  var sid = new URLSearchParams(location.hash.slice(1)).get("session") || "";
+  var session = null;          // GET /sessions/{sid}
+  var ended = false;
+  var ws = null, retry = 0;
+  var follow = true, mode = "none", drawing = false;
+  var visitor = { url: "", title: "", scroll: null, fields: {} }; // what the visitor has now
+  var frameInfo = { origin: null, url: "", ready: false };       // what the iframe shows now
+  var loadingUrl = "";                                          // upstream URL being loaded
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  function api(method, path, body) {
+    return fetch(API + path, {
+      method: method,
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + token() },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var data = null;
+        try { data = t ? JSON.parse(t) : null; } catch (e) { data = null; }
+        if (!r.ok) {
+          var err = new Error((data && (data.detail || data.error)) || ("HTTP " + r.status));
+          err.status = r.status; err.code = data && data.error;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  function status(text) {
+    var s = $("vb-status");
+    s.textContent = text || "";
+    s.hidden = !text;
+  }
+
+  // ---- token: our sessionStorage (copied from the console by window.open) or the opener ------
+  function obtainToken() {
+    if (token()) return Promise.resolve(token());
+    if (!window.opener) return Promise.reject(new Error("Sign in to the agent console first."));
+    return new Promise(function (resolve, reject) {
+      var done = false;
+      function onMsg(ev) {
+        if (ev.origin !== location.origin || !ev.data || ev.data.cobrowseConsole !== "token") return;
+        window.removeEventListener("message", onMsg);
+        done = true;
+        if (ev.data.token) { sessionStorage.setItem(TOKEN_KEY, ev.data.token); resolve(ev.data.token); }
+        else reject(new Error("Sign in to the agent console first."));
+      }
+      window.addEventListener("message", onMsg);
+      try { window.opener.postMessage({ cobrowseConsole: "token?" }, location.origin); } catch (e) { /* gone */ }
+      setTimeout(function () { if (!done) reject(new Error("Sign in to the agent console first.")); }, 3000);
+    });
+  }
+
+  // ---- the proxied iframe -------------------------------------------------------------------
+  function toRuntime(msg) {
+    if (!frameInfo.ready || !frameInfo.origin || !frame.contentWindow) return false;
+    msg.cobrowse = 1;
+    frame.contentWindow.postMessage(msg, frameInfo.origin);
+    return true;
+  }
+  function load(upstreamUrl) {
+    if (ended) return;
+    loadingUrl = upstreamUrl || "";
+    frameInfo.ready = false;
+    var body = upstreamUrl ? { url: upstreamUrl } : {};
+    return api("POST", "/sessions/" + encodeURIComponent(sid) + "/proxy-ticket", body).then(function (t) {
+      if (ended) return;
+      frame.src = t.enter_url;
+    }).catch(function (err) {
+      if (err.status === 409 || err.status === 410 || err.status === 403) checkSession();
+      else status("Could not open the visitor's page: " + err.message);
+    });
+  }
+  function sameUrl(a, b) {
+    try {
+      var x = new URL(a), y = new URL(b);
+      x.hash = ""; y.hash = "";
+      return x.href === y.href;
+    } catch (e) { return a === b; }
+  }
+  function followVisitor() {
+    if (!follow || ended || !visitor.url) return;
+    if (sameUrl(visitor.url, frameInfo.url) || sameUrl(visitor.url, loadingUrl)) { syncView(); return; }
+    load(visitor.url);
+  }
+  function syncView() {
+    // Bring a freshly loaded (or re-followed) page to the visitor's scroll and field values.
+    if (!frameInfo.ready || !sameUrl(visitor.url, frameInfo.url)) return;
+    if (follow && visitor.scroll) toRuntime(scrollMessage(visitor.scroll));
+    Object.keys(visitor.fields).forEach(function (sel) { toRuntime(Object.assign({}, visitor.fields[sel])); });
+  }
+  function scrollMessage(s) {
+    var msg = { type: "scroll", x: s.x || 0, y: s.y || 0 };
+    if (s.anchor && s.anchor.selector) msg.anchor = { selector: s.anchor.selector, offset: s.anchor.offset || 0 };
+    return msg;
+  }
+
+  window.addEventListener("message", function (ev) {
+    if (ev.source !== frame.contentWindow || !ev.data || ev.data.cobrowse !== 1) return;
+    var msg = ev.data;
+    switch (msg.type) {
+      case "ready":
+        frameInfo.origin = ev.origin;
+        frameInfo.url = msg.url || "";
+        frameInfo.ready = true;
+        loadingUrl = "";
+        toRuntime({ type: "follow", on: follow });
+        toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
+        showLocation();
+        syncView();
+        break;
+      case "navigated":
+        frameInfo.url = msg.url || frameInfo.url;
+        showLocation();
+        if (follow && !sameUrl(visitor.url, frameInfo.url)) followVisitor();
+        else syncView();
+        break;
+      case "agent-pointer":
+        sendWs({ type: "pointer", x: msg.x, y: msg.y });
+        break;
+      case "agent-click-highlight":
+        sendWs({ type: "highlight", selector: msg.selector });
+        break;
+      default:
+        break;
+    }
+  });
+
+  function showLocation() {
+    $("vb-title").textContent = visitor.title || "(untitled page)";
+    $("vb-url").textContent = visitor.url;
+    $("vb-url").title = visitor.url;
+    document.title = (visitor.title ? visitor.title + " - " : "") + "cobrowse virtual browser";
+  }
+
+  // ---- the control API's live channel -------------------------------------------------------
+  function sendWs(msg) {
+    if (!ws || ws.readyState !== 1 || ended) return;
+    msg.session_id = sid;
+    ws.send(JSON.stringify(msg));
+  }
+  function connect() {
+    if (ended) return;
+    var sock = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/v1/agent/ws");
+    ws = sock;
+    sock.onopen = function () {
+      sock.send(JSON.stringify({ type: "auth", token: token() }));
+    };
+    sock.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      handle(msg);
+    };
+    sock.onclose = function () {
+      if (ws !== sock || ended) return;
+      ws = null;
+      retry = Math.min(retry + 1, 5);
+      setTimeout(function () { checkSession().then(function () { if (!ended) connect(); }); }, 300 * Math.pow(2, retry));
+    };
+  }
+  function forThisSession(msg) {
+    var id = msg.session_id || (msg.session && (msg.session.session_id || msg.session.id));
+    return !id || id === sid;
+  }
+  function handle(msg) {
+    switch (msg.type) {
+      case "auth_ok": case "hello": case "ready":
+        retry = 0;
+        sock_subscribe();
+        break;
+      case "visitor_state": case "visitor": case "visitor_updated": case "visitor_update": {
+        var v = msg.visitor || msg;
+        if (session && (v.visitor_id || v.id) !== session.visitor_id) break;
+        if (v.url && v.url !== visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; visitor.fields = {}; showLocation(); followVisitor(); }
+        else if (v.title) { visitor.title = v.title; showLocation(); }
+        if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
+        break;
+      }
+      case "page":
+        if (!forThisSession(msg)) break;
+        if (!sameUrl(msg.url, visitor.url)) visitor.fields = {};
+        visitor.url = msg.url; visitor.title = msg.title || "";
+        showLocation();
+        followVisitor();
+        break;
+      case "scroll":
+        if (!forThisSession(msg)) break;
+        visitor.scroll = { x: msg.x, y: msg.y, anchor: msg.anchor };
+        if (follow) toRuntime(scrollMessage(visitor.scroll));
+        break;
+      case "field": {
+        if (!forThisSession(msg) || !msg.selector) break;
+        var f = { type: "field", selector: msg.selector };
+        if (msg.masked) f.masked = true;
+        else if (typeof msg.checked === "boolean") f.checked = msg.checked;
+        else f.value = msg.value;
+        visitor.fields[msg.selector] = f;
+        toRuntime(Object.assign({}, f));
+        break;
+      }
+      case "session": case "session_state": case "session_update": case "session_ended": {
+        var s = msg.session || msg;
+        if ((s.session_id || s.id) !== sid) break;
+        if (s.state && s.state !== "active" && s.state !== "pending") stop(s.state, s.reason || msg.reason);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  function sock_subscribe() {
+    // Ask for this session's live events (page, scroll, field) on the agent channel.
+    sendWs({ type: "subscribe" });
+  }
+
+  // ---- session ------------------------------------------------------------------------------
+  var REASONS = {
+    visitor: "The visitor ended the session.",
+    agent: "You ended the session.",
+    admin: "An administrator ended the session.",
+    timeout: "The session timed out.",
+    idle_timeout: "The session timed out (no activity).",
+    max_duration: "The session reached its maximum duration.",
+    session_max: "The session reached its maximum duration.",
+    visitor_gone: "The visitor left the site."
+  };
+  function stop(state, reason) {
+    if (ended) return;
+    ended = true;
+    document.body.classList.remove("active");
+    var text = REASONS[reason] || (reason ? "Reason: " + String(reason).replace(/_/g, " ") + "." : "");
+    if (state && state !== "ended") text = "The session is " + state + ". " + text;
+    $("ended-reason").textContent = text || "The co-browsing session is over.";
+    $("ended").hidden = false;
+    $("close-window").focus();
+    frame.src = "about:blank";
+    Array.prototype.forEach.call(document.querySelectorAll(".toolbar button, .toolbar input"), function (b) { b.disabled = true; });
+    status("");
+    if (ws) { try { ws.close(); } catch (e) { /* closed */ } }
+  }
+  function checkSession() {
+    return api("GET", "/sessions/" + encodeURIComponent(sid)).then(function (data) {
+      session = (data && (data.session || data)) || {};
+      if (session.state !== "active") { stop(session.state, session.end_reason || session.reason); return; }
+      var p = session.policy || {};
+      $("navigate-form").hidden = !p.agent_can_navigate;
+      var v = session.visitor || {};
+      if (v.url && !visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; }
+      if (v.scroll && !visitor.scroll) visitor.scroll = v.scroll;
+      showLocation();
+    }).catch(function (err) {
+      if (err.status === 404 || err.status === 403) stop("ended", "");
+      else status("Could not reach the server: " + err.message);
+    });
+  }
+
+  // ---- tools --------------------------------------------------------------------------------
+  function setMode(next) {
+    mode = mode === next ? "none" : next;
+    ["pointer", "highlight", "draw"].forEach(function (m) {
+      $("tool-" + m).setAttribute("aria-pressed", String(mode === m));
+    });
+    $("draw-layer").hidden = mode !== "draw";
+    toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
+    if (mode !== "pointer") sendWs({ type: "pointer", hidden: true });
+  }
+  $("tool-pointer").addEventListener("click", function () { setMode("pointer"); });
+  $("tool-highlight").addEventListener("click", function () { setMode("highlight"); });
+  $("tool-draw").addEventListener("click", function () { setMode("draw"); });
+  $("clear").addEventListener("click", function () {
+    toRuntime({ type: "clear" });
+    clearInk();
+    sendWs({ type: "clear" });
+  });
+  $("follow").addEventListener("change", function () {
+    follow = $("follow").checked;
+    toRuntime({ type: "follow", on: follow });
+    if (follow) followVisitor();
+  });
+  $("reload").addEventListener("click", function () { load(visitor.url || frameInfo.url); });
+  $("end").addEventListener("click", function () {
+    api("POST", "/sessions/" + encodeURIComponent(sid) + "/end", {}).then(function () { stop("ended", "agent"); },
+      function (err) { status("Could not end the session: " + err.message); });
+  });
+  $("close-window").addEventListener("click", function () { window.close(); });
+  $("navigate-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var url = $("navigate-url").value.trim();
+    if (!url) return;
+    try { url = new URL(url, visitor.url || undefined).href; } catch (e) { status("Not a URL: " + url); return; }
+    sendWs({ type: "navigate", url: url });
+    $("navigate-url").value = "";
+  });
+
+  // Drawing: an ink layer above the iframe; strokes go to the visitor in viewport coordinates.
+  var svgNS = "http://www.w3.org/2000/svg";
+  var ink = document.createElementNS(svgNS, "svg");
+  ink.setAttribute("width", "100%"); ink.setAttribute("height", "100%");
+  ink.style.cssText = "position:absolute;inset:0;pointer-events:none";
+  $("draw-layer").appendChild(ink);
+  var stroke = null, line = null;
+  function clearInk() { while (ink.firstChild) ink.removeChild(ink.firstChild); }
+  $("draw-layer").addEventListener("pointerdown", function (ev) {
+    drawing = true;
+    stroke = [[ev.offsetX, ev.offsetY]];
+    line = document.createElementNS(svgNS, "polyline");
+    line.setAttribute("fill", "none"); line.setAttribute("stroke", "#e63946");
+    line.setAttribute("stroke-width", "4"); line.setAttribute("stroke-linecap", "round");
+    ink.appendChild(line);
+    $("draw-layer").setPointerCapture(ev.pointerId);
+  });
+  $("draw-layer").addEventListener("pointermove", function (ev) {
+    if (!drawing) return;
+    stroke.push([ev.offsetX, ev.offsetY]);
+    line.setAttribute("points", stroke.map(function (p) { return p.join(","); }).join(" "));
+  });
+  $("draw-layer").addEventListener("pointerup", function () {
+    if (!drawing) return;
+    drawing = false;
+    if (stroke.length > 1) sendWs({ type: "draw", points: stroke.slice(0, 500), space: "viewport" });
+    stroke = null;
+  });
+
+  // ---- start --------------------------------------------------------------------------------
+  if (!sid) { status("No session given."); return; }
+  obtainToken().then(function () {
+    return checkSession();
+  }).then(function () {
+    if (ended) return;
+    document.body.classList.add("active");
+    connect();
+    return load(visitor.url);
+  }).catch(function (err) {
+    status(err.message);
+  });
+})();
