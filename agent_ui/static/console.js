@@ -100,7 +100,16 @@
       visitors.clear();
       list.forEach(upsert);
       render();
+      // A live session of ours survives a console reload: ask for each one we may see.
+      list.forEach(function (v) { if (v.live_session) adoptSession(v.live_session); });
     });
+  }
+  function adoptSession(id) {
+    return api("GET", "/sessions/" + encodeURIComponent(id)).then(function (data) {
+      var s = normSession(data);
+      var v = visitorForSession(s);
+      if (v && (s.state === "active" || s.state === "pending")) { v.session = s; render(); }
+    }).catch(function () { /* another agent's session: not ours to show */ });
   }
 
   function sessionOf(v) { return v.session || null; }
@@ -108,17 +117,12 @@
   function isPending(v) { var s = sessionOf(v); return !!(s && s.state === "pending") || !!v._requesting; }
 
   var REASONS = {
-    feature_off: "Co-browsing is off for this account",
-    cobrowse_disabled: "Co-browsing is off for this account",
     feature_disabled: "Co-browsing is off for this account",
     low_bandwidth: "Visitor's bandwidth is too low",
-    bandwidth_unknown: "Measuring the visitor's bandwidth...",
-    offline: "Visitor is offline",
     visitor_offline: "Visitor is offline",
-    gone: "Visitor has left",
-    busy: "Another agent is co-browsing with this visitor",
-    live_session: "Another agent is co-browsing with this visitor",
-    no_allowed_origins: "No origin is allowed for co-browsing"
+    visitor_left: "Visitor has left",
+    session_live: "Already in a co-browsing session",
+    not_allowed_origin: "This page's origin is not allowed for co-browsing"
   };
   function availability(v) {
     // The API says whether a visitor can be co-browsed and why not; the console only shows it.

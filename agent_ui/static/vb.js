@@ -73,13 +73,44 @@
     frame.contentWindow.postMessage(msg, frameInfo.origin);
     return true;
   }
+  // The proxy URL of an upstream URL (docs/ARCHITECTURE.md "URL codec"), for the direct label
+  // kinds h/s; anything else (IPv6, long or non-LDH hosts) goes through a new ticket instead.
+  var proxyBase = null; // {scheme, domain, port} learnt from the first enter_url
+  function directProxyUrl(upstream) {
+    if (!proxyBase) return null;
+    var u;
+    try { u = new URL(upstream); } catch (e) { return null; }
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    var host = u.hostname.toLowerCase().replace(/\.$/, "");
+    if (!/^[a-z0-9.-]+$/.test(host) || host.indexOf("..") >= 0) return null;
+    var label = sid + (u.protocol === "https:" ? "s" : "h") + (u.port || "") + "-" +
+      host.replace(/-/g, "--").replace(/\./g, "-");
+    if (label.length > 63) return null;
+    var port = proxyBase.port ? ":" + proxyBase.port : "";
+    return proxyBase.scheme + "//" + label + "." + proxyBase.domain + port + u.pathname + u.search + u.hash;
+  }
+  function learnProxyBase(enterUrl) {
+    try {
+      var u = new URL(enterUrl);
+      var dot = u.hostname.indexOf(".");
+      if (dot > 0 && u.hostname.slice(0, sid.length) === sid) {
+        proxyBase = { scheme: u.protocol, domain: u.hostname.slice(dot + 1), port: u.port };
+      }
+    } catch (e) { proxyBase = null; }
+  }
   function load(upstreamUrl) {
     if (ended) return;
     loadingUrl = upstreamUrl || "";
     frameInfo.ready = false;
+    var direct = upstreamUrl && directProxyUrl(upstreamUrl);
+    if (direct) {
+      frame.src = direct; // the credential cookie already covers every proxy origin of the session
+      return Promise.resolve();
+    }
     var body = upstreamUrl ? { url: upstreamUrl } : {};
     return api("POST", "/sessions/" + encodeURIComponent(sid) + "/proxy-ticket", body).then(function (t) {
       if (ended) return;
+      learnProxyBase(t.enter_url);
       frame.src = t.enter_url;
     }).catch(function (err) {
       if (err.status === 409 || err.status === 410 || err.status === 403) checkSession();
@@ -230,14 +261,14 @@
 
   // ---- session ------------------------------------------------------------------------------
   var REASONS = {
-    visitor: "The visitor ended the session.",
-    agent: "You ended the session.",
-    admin: "An administrator ended the session.",
-    timeout: "The session timed out.",
+    visitor_ended: "The visitor ended the session.",
+    agent_ended: "You ended the session.",
+    admin_ended: "An administrator ended the session.",
     idle_timeout: "The session timed out (no activity).",
-    max_duration: "The session reached its maximum duration.",
     session_max: "The session reached its maximum duration.",
-    visitor_gone: "The visitor left the site."
+    visitor_left: "The visitor left the site.",
+    account_disabled: "Co-browsing was switched off for this account.",
+    agent_revoked: "Your access was revoked."
   };
   function stop(state, reason) {
     if (ended) return;
@@ -294,7 +325,7 @@
   });
   $("reload").addEventListener("click", function () { load(visitor.url || frameInfo.url); });
   $("end").addEventListener("click", function () {
-    api("POST", "/sessions/" + encodeURIComponent(sid) + "/end", {}).then(function () { stop("ended", "agent"); },
+    api("POST", "/sessions/" + encodeURIComponent(sid) + "/end", {}).then(function () { stop("ended", "agent_ended"); },
       function (err) { status("Could not end the session: " + err.message); });
   });
   $("close-window").addEventListener("click", function () { window.close(); });

@@ -1,0 +1,240 @@
+"""Real servers for the browser tests: the demo shop (uvicorn in a thread) and `cobrowse serve`.
+
+Everything starts on free loopback ports and is waited for by a readiness signal (uvicorn's
+``started`` flag, an HTTP 200 from ``/readyz``), never after a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from cobrowse.demo_shop import ShopConfig, create_shop_app
+
+ROOT = Path(__file__).resolve().parents[2]
+PROXY_DOMAIN = "cobrowse.localhost"
+
+
+def bound_socket() -> socket.socket:
+    """A listening-ready loopback socket on a free port, kept open so nobody else takes the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _wait(predicate: Any, what: str, timeout_s: float = 20.0) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not ready within {timeout_s}s")
+
+
+class ShopServer:
+    """The demo shop on its own loopback origin, in a background thread."""
+
+    def __init__(self, sock: socket.socket, config: ShopConfig) -> None:
+        self.sock = sock
+        self.port = int(sock.getsockname()[1])
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_shop_app(config), log_level="warning", lifespan="off", ws="none")
+        )
+        self.thread = threading.Thread(target=self._run, name="demo-shop", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> ShopServer:
+        self.thread.start()
+        _wait(lambda: self.server.started or not self.thread.is_alive(), "demo shop")
+        if not self.server.started:
+            raise AssertionError("demo shop did not start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@contextmanager
+def shop_server(config: ShopConfig, sock: socket.socket | None = None) -> Iterator[ShopServer]:
+    server = ShopServer(sock or bound_socket(), config).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Serve:
+    """A running `cobrowse serve` subprocess."""
+
+    proc: subprocess.Popen[bytes]
+    api_port: int
+    proxy_port: int
+    admin_token: str
+    log_path: Path
+
+    @property
+    def public_api_url(self) -> str:
+        return f"http://{PROXY_DOMAIN}:{self.api_port}"
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An HTTP client to the API (connects to 127.0.0.1, Host header of the public name)."""
+        headers = {"Host": f"{PROXY_DOMAIN}:{self.api_port}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}/api/v1", headers=headers, timeout=10)
+
+    def admin(self) -> httpx.Client:
+        return self.client(self.admin_token)
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")
+
+
+@contextmanager
+def serve_process(
+    redis_url: str, tmp_path: Path, dev_allow_origins: tuple[str, ...], admin_token: str, namespace: str = ""
+) -> Iterator[Serve]:
+    api_port, proxy_port = free_port(), free_port()
+    log_path = tmp_path / "serve.log"
+    env = dict(os.environ)
+    env["COBROWSE_ADMIN_TOKEN"] = admin_token
+    if namespace:
+        env["COBROWSE_REDIS_NAMESPACE"] = namespace
+    args = [
+        sys.executable, "-m", "cobrowse", "serve",
+        "--host", "127.0.0.1",
+        "--api-port", str(api_port),
+        "--proxy-port", str(proxy_port),
+        "--proxy-domain", PROXY_DOMAIN,
+        "--redis-url", redis_url,
+        "--dev-allow-origins", ",".join(dev_allow_origins),
+        "--log-level", "debug",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    serve = Serve(proc, api_port, proxy_port, admin_token, log_path)
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                return True
+            try:
+                with serve.client() as c:
+                    api_ok = c.get(f"http://127.0.0.1:{api_port}/readyz").status_code == 200
+                with socket.create_connection(("127.0.0.1", proxy_port), timeout=0.5):
+                    return api_ok
+            except (httpx.HTTPError, OSError):
+                return False
+
+        _wait(ready, "cobrowse serve", timeout_s=30)
+        if proc.poll() is not None:
+            raise AssertionError(f"cobrowse serve exited with {proc.returncode}:\n{serve.log()[-4000:]}")
+        yield serve
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class Demo:
+    """A running `cobrowse demo` subprocess and what it printed."""
+
+    proc: subprocess.Popen[str]
+    output: str
+    shop_url: str
+    console_url: str
+    agent_token: str
+    admin_token: str
+    site_key: str
+
+
+def _field(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    if not found:
+        raise AssertionError(f"`cobrowse demo` printed no {pattern!r}:\n{text}")
+    return found.group(1)
+
+
+@contextmanager
+def demo_process(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[Demo]:
+    """`cobrowse demo` on free ports; ready once it has printed its URLs and tokens."""
+    args = [
+        sys.executable, "-m", "cobrowse", "demo",
+        "--api-port", str(free_port()), "--proxy-port", str(free_port()), "--shop-port", "0",
+        *extra_args,
+    ]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("COBROWSE_")}
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, name="demo-stdout", daemon=True).start()
+    seen: list[str] = []
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("`cobrowse demo` was silent for 60s:\n" + "".join(seen)) from None
+            if line is None:
+                raise AssertionError("`cobrowse demo` exited:\n" + "".join(seen))
+            seen.append(line)
+            if line.startswith("Press Ctrl+C"):
+                break
+        text = "".join(seen)
+        yield Demo(
+            proc=proc,
+            output=text,
+            shop_url=_field(r"Visitor .*?(http://\S+)", text),
+            console_url=_field(r"Agent .*?(http://\S+/console)", text),
+            agent_token=_field(r"Agent token \([^)]*\): (\S+)", text),
+            admin_token=_field(r"Admin token:\s+(\S+)", text),
+            site_key=_field(r"site key (\S+)", text),
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
