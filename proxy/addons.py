@@ -1,0 +1,268 @@
+"""cobrowse's mitmproxy addons, one small class each, listed in order in ``make_addons``.
+
+Request path (``request`` hook, in this order; the first that sets ``flow.response`` wins and
+nothing is fetched upstream): Routing -> Gate -> ReservedPaths -> Egress -> RequestFixup ->
+CookieJar. Response path: CookieJar.responseheaders (Set-Cookie into the jar, never to the
+browser) -> Rewriting (headers, stream or buffer, rewrite bodies off the event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+from mitmproxy.tls import TlsData
+
+from proxy import cookie_sync, request_fixup, rewriting
+from proxy.context import ProxyContext
+from proxy.exceptions import Refused
+from proxy.responses import redirect, respond_error
+from proxy.routing import Route, mapper_for, route_of_host, upstream_origin
+from proxy.session_gate import credential_cookie, credential_cookie_name
+from rewriter.exceptions import RewriteError
+
+logger = logging.getLogger(__name__)
+
+RESERVED_PREFIX = "/__cobrowse/"
+ENTER_PATH = "/__cobrowse/enter"
+
+# metadata keys carried on a flow between addons
+ROUTE = "cobrowse.route"
+SESSION = "cobrowse.session"
+ORIGIN = "cobrowse.origin"
+MAPPER = "cobrowse.mapper"
+
+
+def _done(flow: http.HTTPFlow) -> bool:
+    return flow.response is not None
+
+
+class Routing:
+    """Host label -> session id (the origin is decoded once the session's scope is known)."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if _done(flow):
+            return
+        try:
+            flow.metadata[ROUTE] = route_of_host(flow.request.host_header, self.ctx.settings.proxy_domain)
+        except Refused as exc:
+            respond_error(flow, exc.page)
+
+
+class Gate:
+    """Active session + the agent's credential cookie, or 403; ``/__cobrowse/enter`` redeems tickets."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if _done(flow):
+            return
+        route: Route = flow.metadata[ROUTE]
+        try:
+            if flow.request.path.split("?", 1)[0] == ENTER_PATH:
+                await self._enter(flow, route)
+                return
+            credential = flow.request.cookies.get(credential_cookie_name(route.sid))
+            session = await self.ctx.gate.check(route.sid, credential)
+        except Refused as exc:
+            respond_error(flow, exc.page)
+            return
+        flow.metadata[SESSION] = session
+        flow.metadata[MAPPER] = mapper_for(route.sid, self.ctx.public, session.allowed_origins)
+        self.ctx.connections.add(route.sid, flow.client_conn.id)
+
+    async def _enter(self, flow: http.HTTPFlow, route: Route) -> None:
+        if flow.request.method not in ("GET", "HEAD"):
+            raise Refused("bad_request")
+        ticket = flow.request.query.get("ticket", "")
+        credential = await self.ctx.gate.enter(route.sid, ticket)
+        session = await self.ctx.gate.active_session(route.sid)
+        mapper = mapper_for(route.sid, self.ctx.public, session.allowed_origins)
+        target = flow.request.query.get("url") or ""
+        if target.startswith("/") and not target.startswith("//"):
+            location = target
+        elif target:
+            try:
+                location = mapper.to_proxy(target)
+                self.ctx.egress.check_scope(mapper.upstream_origin(location), session.allowed_origins)
+            except RewriteError as exc:
+                raise Refused("outside_scope") from exc
+        else:
+            location = "/"
+        cookie = credential_cookie(
+            route.sid, credential, self.ctx.public.domain, self.ctx.public.scheme == "https"
+        )
+        self.ctx.connections.add(route.sid, flow.client_conn.id)
+        flow.response = redirect(location, 303, [cookie])
+
+
+class ReservedPaths:
+    """``/__cobrowse/runtime.js`` and ``POST /__cobrowse/cookies``; anything else there is 404."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if _done(flow) or not flow.request.path.startswith(RESERVED_PREFIX):
+            return
+        path = flow.request.path.split("?", 1)[0]
+        if path == "/__cobrowse/runtime.js" and flow.request.method in ("GET", "HEAD"):
+            flow.response = rewriting.runtime_response()
+        elif path == "/__cobrowse/cookies" and flow.request.method == "POST":
+            try:
+                await cookie_sync.post_cookies(self.ctx, flow, flow.metadata[SESSION])
+            except Refused as exc:
+                respond_error(flow, exc.page)
+        else:
+            respond_error(flow, "not_found")
+
+
+class Egress:
+    """Decode the upstream origin, check it is in scope and resolvable to a permitted address, pin it."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "cobrowse_upstream_timeout", float, 30.0, "seconds before an upstream that does not answer"
+        )
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if _done(flow):
+            return
+        session = flow.metadata[SESSION]
+        try:
+            origin = upstream_origin(flow.metadata[ROUTE], session.allowed_origins)
+            self.ctx.egress.check_scope(origin, session.allowed_origins)
+            target = await self.ctx.egress.resolve(origin)
+        except Refused as exc:
+            respond_error(flow, exc.page)
+            return
+        flow.metadata[ORIGIN] = origin
+        flow.request.scheme = origin.scheme
+        flow.request.host = target.address
+        flow.request.port = origin.port
+        flow.request.host_header = origin.netloc
+        if origin.scheme == "https":
+            key = (flow.client_conn.id, target.address, origin.port)
+            known = self.ctx.sni.get(key)
+            if known is not None and known != origin.host:
+                # this client connection already talks TLS to that address for another name
+                respond_error(flow, "misdirected")
+                return
+            self.ctx.sni[key] = origin.host
+
+    def tls_start_server(self, data: TlsData) -> None:
+        server = data.context.server
+        if server.address is None:
+            return
+        name = self.ctx.sni.get((data.context.client.id, str(server.address[0]), int(server.address[1])))
+        if name is not None:
+            server.sni = name
+
+    def client_disconnected(self, client: Any) -> None:
+        for key in [k for k in self.ctx.sni if k[0] == client.id]:
+            del self.ctx.sni[key]
+
+    def server_connect(self, data: ServerConnectionHookData) -> None:
+        # Only addresses the Egress hook pinned may be connected to.
+        if data.server.address is None or data.server.address == ("127.0.0.1", 1):
+            data.server.error = "no upstream"
+
+
+class RequestFixup:
+    """Host/Origin/Referer back to upstream form, hop-by-hop headers and proxy cookies dropped."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if _done(flow):
+            return
+        request_fixup.fix_request(flow, flow.metadata[MAPPER], flow.metadata[ORIGIN])
+
+
+class CookieJar:
+    """The session's server-side cookie jar: fills ``Cookie``, takes ``Set-Cookie``, merges ``__cbjs``."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if _done(flow):
+            return
+        try:
+            await cookie_sync.on_request(self.ctx, flow, flow.metadata[SESSION])
+        except Refused as exc:
+            respond_error(flow, exc.page)
+
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if SESSION in flow.metadata and ORIGIN in flow.metadata and "cobrowse.refused" not in flow.metadata:
+            await cookie_sync.on_response(self.ctx, flow, flow.metadata[SESSION])
+        elif flow.response is not None:
+            flow.response.headers.pop("set-cookie", None)
+
+
+class Rewriting:
+    """Response headers and bodies through the rewriter; everything else streams."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option("cobrowse_max_rewrite_bytes", int, 16 * 1024 * 1024, "largest rewritten body")
+        loader.add_option(
+            "cobrowse_max_decompressed_bytes", int, 64 * 1024 * 1024, "largest decompressed body"
+        )
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if MAPPER not in flow.metadata or ORIGIN not in flow.metadata or "cobrowse.refused" in flow.metadata:
+            return
+        rewriting.on_response_headers(self.ctx, flow, flow.metadata[SESSION], flow.metadata[MAPPER])
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        if "cobrowse.refused" in flow.metadata:
+            rewriting.finish_refused(flow)
+            return
+        if MAPPER not in flow.metadata or ORIGIN not in flow.metadata:
+            return
+        await rewriting.on_response(self.ctx, flow, flow.metadata[SESSION], flow.metadata[MAPPER])
+
+
+class Connections:
+    """Remembers each session's client connections; closes them all when the session ends."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    def running(self) -> None:
+        self.ctx.gate.on_ended(self.ctx.connections.close_session)
+
+    def client_disconnected(self, client: Any) -> None:
+        self.ctx.connections.discard_client(client.id)
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        if SESSION in flow.metadata:
+            self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
+
+
+def make_addons(ctx: ProxyContext) -> list[Any]:
+    """Every cobrowse addon, in hook order. They run before mitmproxy's own (TLS needs our SNI)."""
+    return [
+        Routing(ctx),
+        Gate(ctx),
+        ReservedPaths(ctx),
+        Egress(ctx),
+        RequestFixup(ctx),
+        CookieJar(ctx),
+        Rewriting(ctx),
+        Connections(ctx),
+    ]

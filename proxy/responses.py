@@ -1,0 +1,53 @@
+"""Building the proxy's own responses on mitmproxy flows (error pages, redirects, static assets)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mitmproxy import http
+
+from proxy.error_pages import render, wants_json
+
+
+def error_response(flow: http.HTTPFlow, page: str) -> http.Response:
+    """The error page ``page`` for ``flow``'s request (HTML for navigations, JSON for fetch/XHR)."""
+    status, headers, body = render(page, wants_json(flow.request.headers))
+    return http.Response.make(status, body, headers)
+
+
+def respond_error(flow: http.HTTPFlow, page: str) -> None:
+    """Short-circuit ``flow`` with an error page: nothing is fetched upstream."""
+    flow.metadata["cobrowse.refused"] = page
+    flow.response = error_response(flow, page)
+
+
+def redirect(location: str, status: int = 303, set_cookies: Iterable[str] = ()) -> http.Response:
+    headers = http.Headers(location=location, cache_control="no-store", content_length="0")
+    for cookie in set_cookies:
+        headers.add("set-cookie", cookie)
+    return http.Response.make(status, b"", headers)
+
+
+def replace_while_streaming(flow: http.HTTPFlow, page: str) -> None:
+    """In ``responseheaders``: answer with an error page instead of the upstream body.
+
+    The upstream body is drained and dropped; the browser receives only the page.
+    """
+    assert flow.response is not None
+    page_response = error_response(flow, page)
+    body = page_response.content or b""
+    flow.response.status_code = page_response.status_code
+    flow.response.reason = page_response.reason
+    flow.response.headers = page_response.headers
+    flow.response.headers["content-length"] = str(len(body))
+    flow.metadata["cobrowse.refused"] = page
+    sent = False
+
+    def drop(chunk: bytes) -> bytes:
+        nonlocal sent
+        if chunk == b"" and not sent:
+            sent = True
+            return body
+        return b""
+
+    flow.response.stream = drop

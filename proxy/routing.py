@@ -1,0 +1,76 @@
+"""Routing: the request's Host names a session and an upstream origin (docs/ARCHITECTURE.md).
+
+``http://{label}.{proxy_domain}:{port}{path}?{query}`` -> session id + upstream origin, with the
+path and query unchanged. A host that is not ``{label}.{proxy_domain}`` or whose label does not
+decode is unknown (404); an ``x`` label of an origin outside the session's scope is refused (403).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from proxy.exceptions import Refused
+from rewriter.exceptions import BadLabel, RewriteError, UnknownOrigin
+from rewriter.urls import Origin, ProxyConfig, UrlMapper, decode_label
+
+_SID_RE = re.compile(r"[a-z][a-z0-9]{9}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a proxy request goes: its session, its label and (once known) its upstream origin."""
+
+    sid: str
+    label: str
+
+
+def label_of_host(host: str, proxy_domain: str) -> str | None:
+    """The single label in front of ``proxy_domain`` in a Host header value, else None."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        return None
+    name = name.rpartition(":")[0] if ":" in name else name
+    name = name.rstrip(".")
+    suffix = "." + proxy_domain.lower()
+    if not name.endswith(suffix):
+        return None
+    label = name[: -len(suffix)]
+    return label if label and "." not in label else None
+
+
+def route_of_host(host: str | None, proxy_domain: str) -> Route:
+    """The session of a Host header; raises ``Refused('unknown_host')``."""
+    label = label_of_host(host or "", proxy_domain)
+    if label is None or len(label) < 12 or not _SID_RE.fullmatch(label[:10]):
+        raise Refused("unknown_host")
+    return Route(label[:10], label)
+
+
+def upstream_origin(route: Route, allowed_origins: tuple[str, ...]) -> Origin:
+    """Decode the label's origin; ``x`` labels only among ``allowed_origins``."""
+    known = []
+    for text in allowed_origins:
+        try:
+            known.append(Origin.parse(text))
+        except RewriteError:
+            continue
+    try:
+        sid, origin = decode_label(route.label, known)
+    except UnknownOrigin as exc:
+        raise Refused("outside_scope") from exc
+    except BadLabel as exc:
+        raise Refused("unknown_host") from exc
+    if sid != route.sid:  # pragma: no cover - decode_label returns the label's own sid
+        raise Refused("unknown_host")
+    return origin
+
+
+def mapper_for(sid: str, proxy: ProxyConfig, allowed_origins: tuple[str, ...]) -> UrlMapper:
+    known = []
+    for text in allowed_origins:
+        try:
+            known.append(Origin.parse(text))
+        except RewriteError:
+            continue
+    return UrlMapper(sid, proxy, known)

@@ -1,0 +1,176 @@
+"""mitmproxy embedded as a library: one ``Master`` on the caller's event loop, our addons first.
+
+mitmproxy runs in reverse-proxy mode towards a dummy target with ``connection_strategy=lazy``: the
+``request`` hooks route every request to its real upstream before any connection is opened.
+Its options are updated only after the addons that declare them are added, and its confdir is a
+private temporary directory, so nothing lands in the user's home.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import ssl
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+with warnings.catch_warnings():
+    # mitmproxy.addons imports ldap3, which uses deprecated pyasn1 names at import time
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from mitmproxy import options as mitm_options
+    from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+    from mitmproxy.master import Master
+    from mitmproxy.proxy.layers.http import _http1
+
+from cobrowse.settings import Settings
+from control_api.store import Store
+from proxy.addons import make_addons
+from proxy.context import ProxyContext
+from proxy.error_pages import STATUS_PAGES, render
+from proxy.exceptions import ProxyError
+from rewriter.urls import ProxyConfig
+
+logger = logging.getLogger(__name__)
+
+# every request is routed by our addons; this target is never connected to (see Egress.server_connect)
+DUMMY_TARGET = "reverse:http://127.0.0.1:1"
+TESTED_MITMPROXY = ((11, 0), (13, 0))
+
+
+def _error_response(status_code: int, message: str = "") -> bytes:
+    """Replaces mitmproxy's own error page, which names hosts and exceptions, with ours."""
+    from mitmproxy import http
+    from mitmproxy.net.http import http1
+
+    status, headers, body = render(STATUS_PAGES.get(status_code, "internal"))
+    response = http.Response.make(status_code if status_code >= 400 else status, body, headers)
+    response.headers["connection"] = "close"
+    return http1.assemble_response(response)
+
+
+def install_error_pages() -> None:
+    """mitmproxy's HTTP/1 layer answers failed exchanges (upstream unreachable...) with our pages."""
+    _http1.make_error_response = _error_response
+
+
+def check_mitmproxy_version() -> None:
+    from mitmproxy import version
+
+    parts = tuple(int(p) for p in version.VERSION.split(".")[:2])
+    low, high = TESTED_MITMPROXY
+    if not low <= parts < high:
+        raise ProxyError(f"mitmproxy {version.VERSION} is outside the tested range {low}..{high}")
+
+
+def upstream_ca_bundle(settings: Settings, confdir: Path) -> str | None:
+    """The CA file for upstream TLS: the system store, plus ``settings.upstream_ca_file`` if set."""
+    if not settings.upstream_ca_file:
+        return None
+    system = ssl.get_default_verify_paths().cafile
+    bundle = confdir / "upstream-ca.pem"
+    parts = []
+    if system and Path(system).is_file():
+        parts.append(Path(system).read_bytes())
+    parts.append(Path(settings.upstream_ca_file).read_bytes())
+    bundle.write_bytes(b"\n".join(parts))
+    return str(bundle)
+
+
+class Ready:
+    """Sets an event once mitmproxy's servers listen (the ``running`` hook)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def running(self) -> None:
+        self.event.set()
+
+
+class ProxyServer:
+    """The rewriting proxy of one process. ``await start()`` returns once it listens."""
+
+    def __init__(self, settings: Settings, store: Store, *, with_cobrowse: bool = True) -> None:
+        self.settings = settings
+        self.store = store
+        self.with_cobrowse = with_cobrowse
+        self.ctx = ProxyContext.create(settings, store)
+        self.master: Master | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._confdir: Path | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        check_mitmproxy_version()
+        install_error_pages()
+        self._confdir = Path(tempfile.mkdtemp(prefix="cobrowse-mitmproxy-"))
+        opts = mitm_options.Options(
+            listen_host=self.settings.host,
+            listen_port=self.settings.proxy_port,
+            mode=[DUMMY_TARGET],
+            confdir=str(self._confdir),
+        )
+        master = Master(opts, event_loop=asyncio.get_running_loop())
+        ready = Ready()
+        ours: list[Any] = make_addons(self.ctx) if self.with_cobrowse else []
+        master.addons.add(
+            *ours,
+            ready,
+            core.Core(),
+            proxyserver.Proxyserver(),
+            next_layer.NextLayer(),
+            tlsconfig.TlsConfig(),
+            disable_h2c.DisableH2C(),
+        )
+        # options declared by addons exist only now
+        updates: dict[str, Any] = {
+            "connection_strategy": "lazy",
+            "keep_host_header": True,
+            "websocket": True,
+            "ssl_insecure": self.settings.insecure_upstream,
+            "http2": False,
+        }
+        ca = upstream_ca_bundle(self.settings, self._confdir)
+        if ca:
+            updates["ssl_verify_upstream_trusted_ca"] = ca
+        if self.with_cobrowse:
+            updates.update(
+                cobrowse_max_rewrite_bytes=self.settings.max_rewrite_bytes,
+                cobrowse_max_decompressed_bytes=self.settings.max_decompressed_bytes,
+                cobrowse_upstream_timeout=self.settings.upstream_timeout_s,
+            )
+        opts.update(**updates)
+        self.master = master
+        ps = master.addons.get("proxyserver")
+        self.ctx.connections.proxyserver = ps
+        if self.with_cobrowse:
+            await self.ctx.gate.start()
+        self._task = asyncio.create_task(master.run(), name="cobrowse-proxy")
+        ready_wait = asyncio.create_task(ready.event.wait())
+        await asyncio.wait([ready_wait, self._task], return_when=asyncio.FIRST_COMPLETED)
+        if not ps.listen_addrs():
+            ready_wait.cancel()
+            await self.stop()
+            raise ProxyError(f"the proxy could not listen on {self.settings.host}:{self.settings.proxy_port}")
+        self.port = int(ps.listen_addrs()[0][1])
+        if self.settings.proxy_public_port == 0:
+            self.ctx.public = ProxyConfig(self.ctx.public.domain, self.port, self.ctx.public.scheme)
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    async def stop(self) -> None:
+        if self.master is not None and self._task is not None:
+            self.master.shutdown()
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None
+        await self.ctx.gate.stop()
+        if self._confdir is not None:
+            shutil.rmtree(self._confdir, ignore_errors=True)
+            self._confdir = None

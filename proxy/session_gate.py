@@ -1,0 +1,191 @@
+"""The session gate: a request is served only for an active session and the agent's credential.
+
+Session state and credential checks are cached for at most ``CACHE_TTL_S`` and dropped at once
+when ``session_ended_channel`` announces the end of a session, so an ended session is refused by
+every proxy process within a second even if a pub/sub message is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from control_api import proxy_access
+from control_api.exceptions import StoreUnavailable
+from control_api.proxy_access import ProxySession
+from control_api.store import Store
+from proxy.exceptions import Refused
+
+logger = logging.getLogger(__name__)
+
+CACHE_TTL_S = 0.5
+COOKIE_PREFIX = "__cb_"
+
+
+def credential_cookie_name(sid: str) -> str:
+    return f"{COOKIE_PREFIX}{sid}"
+
+
+def credential_cookie(sid: str, credential: str, domain: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value of the proxy credential (docs/ARCHITECTURE.md, reserved paths)."""
+    parts = [f"{credential_cookie_name(sid)}={credential}", f"Domain={domain}", "Path=/", "HttpOnly",
+             "SameSite=Lax"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    value: object
+    at: float
+
+
+class SessionGate:
+    """Answers "may this request be served?" for one proxy process; caches briefly."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self._clock = clock
+        self._sessions: dict[str, _Cached] = {}
+        self._credentials: dict[tuple[str, str], _Cached] = {}
+        self._ended_listeners: list[Callable[[str], object]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    # -- cache
+
+    def _fresh(self, entry: _Cached | None) -> bool:
+        return entry is not None and self._clock() - entry.at < CACHE_TTL_S
+
+    def invalidate(self, sid: str) -> None:
+        self._sessions.pop(sid, None)
+        for key in [k for k in self._credentials if k[0] == sid]:
+            del self._credentials[key]
+
+    async def session(self, sid: str) -> ProxySession | None:
+        entry = self._sessions.get(sid)
+        if entry is not None and self._fresh(entry):
+            return entry.value  # type: ignore[return-value]
+        try:
+            found = await proxy_access.get_proxy_session(self.store, sid)
+        except StoreUnavailable as exc:
+            raise Refused("store_unavailable") from exc
+        self._sessions[sid] = _Cached(found, self._clock())
+        if len(self._sessions) > 10_000:
+            self._sessions.clear()
+        return found
+
+    async def active_session(self, sid: str) -> ProxySession:
+        """The session if it is active and not past its deadline; else ``Refused('not_active')``."""
+        found = await self.session(sid)
+        if found is None or found.state != "active":
+            raise Refused("not_active")
+        if found.expires_at and found.expires_at < time.time():
+            raise Refused("not_active", "past deadline")
+        return found
+
+    async def check(self, sid: str, credential: str | None) -> ProxySession:
+        """Refuse unless ``sid`` is active and ``credential`` is one issued for it."""
+        found = await self.active_session(sid)
+        if not credential:
+            raise Refused("no_credential")
+        key = (sid, credential)
+        entry = self._credentials.get(key)
+        if entry is None or not self._fresh(entry):
+            try:
+                ok = await proxy_access.check_credential(self.store, sid, credential)
+            except StoreUnavailable as exc:
+                raise Refused("store_unavailable") from exc
+            entry = self._credentials[key] = _Cached(ok, self._clock())
+            if len(self._credentials) > 10_000:
+                self._credentials.clear()
+        if not entry.value:
+            raise Refused("no_credential")
+        return found
+
+    async def enter(self, sid: str, ticket: str) -> str:
+        """Redeem ``ticket`` for session ``sid``; returns a new credential or refuses."""
+        try:
+            grant = await proxy_access.redeem_ticket(self.store, ticket)
+        except StoreUnavailable as exc:
+            raise Refused("store_unavailable") from exc
+        if grant is None or grant.session_id != sid:
+            raise Refused("bad_ticket")
+        self.invalidate(sid)
+        session = await self.active_session(sid)
+        if session.agent_id and grant.agent_id != session.agent_id:
+            raise Refused("bad_ticket")
+        try:
+            return await proxy_access.issue_credential(self.store, sid, grant.agent_id)
+        except StoreUnavailable as exc:
+            raise Refused("store_unavailable") from exc
+
+    # -- session end notifications
+
+    def on_ended(self, listener: Callable[[str], object]) -> None:
+        self._ended_listeners.append(listener)
+
+    async def _ended(self, sid: str) -> None:
+        self.invalidate(sid)
+        for listener in self._ended_listeners:
+            try:
+                result = listener(sid)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a failing listener must not stop the others
+                logger.exception("session-ended listener failed for %s", sid)
+
+    async def start(self) -> None:
+        """Subscribe to ``session_ended_channel``; returns once subscribed."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(), name="cobrowse-session-ended")
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _listen(self) -> None:
+        channel = proxy_access.session_ended_channel(self.store)
+        backoff = 0.1
+        while True:
+            pubsub = self.store.redis.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                self._subscribed.set()
+                # anything may have ended while we were not subscribed
+                self._sessions.clear()
+                self._credentials.clear()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
+                        continue
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        data = data.decode("utf-8", "replace")
+                    if isinstance(data, str):
+                        await self._ended(data)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                logger.warning("session-ended subscription lost (%s); retrying", exc)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except (RedisError, OSError):  # closing a broken connection may fail again
+                    logger.debug("closing pubsub failed", exc_info=True)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)

@@ -1,0 +1,275 @@
+"""Fixture sites served on loopback for the proxy tests: a shop-like app and a CDN origin.
+
+Each app counts the requests it receives (``hits``) so tests can assert that nothing reached
+upstream. Pages cover the link kinds a rewriting proxy must handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+# A 4x4 red PNG
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000004000000040802000000269309290000001849444154789c63f8cf"
+    "c0f09f819181e13f03830a0c0c0c00590f03fd0b34d3a30000000049454e44ae426082"
+)
+VIDEO = bytes(range(256)) * 4096  # 1 MiB of "video"
+
+
+@dataclass
+class Site:
+    """A running fixture app: its origin and the requests it has received."""
+
+    name: str
+    hits: Counter[str] = field(default_factory=Counter)
+    port: int = 0
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def total(self) -> int:
+        return sum(self.hits.values())
+
+
+def _page(title: str, body: str, head: str = "") -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
+        f"<body>{body}</body></html>"
+    )
+
+
+def shop_app(site: Site, cdn: Site) -> Starlette:
+    sessions: dict[str, str] = {}
+
+    async def home(request: Request) -> Response:
+        cdn_o = cdn.origin
+        own = site.origin
+        return _page(
+            "Fixture shop",
+            f"""
+<h1 id="title">Fixture shop</h1>
+<p><a id="abs" href="{own}/about">about (absolute)</a>
+<a id="rel" href="about">about (relative)</a> <a id="root" href="/about">about (root)</a>
+<a id="proto" href="//127.0.0.1:{site.port}/about">about (protocol-relative)</a></p>
+<img id="logo" src="{cdn_o}/img/logo.png" width="40" height="40" alt="logo">
+<img id="srcset" src="/img/a.png" srcset="{cdn_o}/img/a.png 1x, {cdn_o}/img/b.png 2x" width="40" height="40">
+<form id="search" action="{own}/search" method="get"><input name="q" value="mug"></form>
+<iframe id="frame" src="{cdn_o}/frame" width="200" height="60"></iframe>
+<div id="styled" class="bg">styled</div>
+<script src="{cdn_o}/static/app.js"></script>
+""",
+            head=f'<link rel="stylesheet" href="{cdn_o}/static/site.css">',
+        )
+
+    async def about(request: Request) -> Response:
+        return _page("About", "<h1 id='title'>About</h1><a href='/'>home</a>")
+
+    async def search(request: Request) -> Response:
+        return _page("Search", f"<h1 id='title'>Search: {request.query_params.get('q', '')}</h1>")
+
+    async def api_items(request: Request) -> Response:
+        return JSONResponse({"items": ["mug", "tee"], "cookie": request.headers.get("cookie", "")})
+
+    async def set_cookie(request: Request) -> Response:
+        response = PlainTextResponse("ok")
+        response.set_cookie("server_c", "s1", path="/", httponly=True)
+        response.set_cookie("visible_c", "v1", path="/")
+        return response
+
+    async def echo_headers(request: Request) -> Response:
+        return JSONResponse({k: v for k, v in request.headers.items()})
+
+    async def redirect_in(request: Request) -> Response:
+        return RedirectResponse(f"{site.origin}/about", status_code=302)
+
+    async def redirect_out(request: Request) -> Response:
+        return RedirectResponse("http://example.invalid/elsewhere", status_code=302)
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            token = secrets.token_hex(8)
+            response = _page(
+                "Login",
+                f"""<form id="login" method="post" action="/login">
+<input type="hidden" name="csrf" value="{token}"><input name="user" id="user">
+<input type="password" name="password" id="password"><button id="go">Sign in</button></form>""",
+            )
+            response.set_cookie("csrf", token, httponly=True)
+            return response
+        form = await request.form()
+        if form.get("csrf") != request.cookies.get("csrf") or form.get("password") != "secret":
+            return _page("Denied", "<h1 id='title'>Denied</h1>")
+        sid = secrets.token_hex(8)
+        sessions[sid] = str(form.get("user"))
+        response = RedirectResponse("/account", status_code=303)
+        response.set_cookie("login", sid, httponly=True)
+        return response
+
+    async def account(request: Request) -> Response:
+        user = sessions.get(request.cookies.get("login", ""))
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        return _page("Account", f"<h1 id='title'>Hello {user}</h1>")
+
+    async def big(request: Request) -> Response:
+        size = int(request.query_params.get("kb", "64")) * 1024
+        chunked = request.query_params.get("chunked") == "1"
+        body = b"<!doctype html><html><body>" + b"x" * size + b"</body></html>"
+        if chunked:
+            async def gen() -> Any:
+                for start in range(0, len(body), 65536):
+                    yield body[start : start + 65536]
+
+            return StreamingResponse(gen(), media_type="text/html")
+        return Response(body, media_type="text/html")
+
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(float(request.query_params.get("s", "5")))
+        return PlainTextResponse("late")
+
+    async def video(request: Request) -> Response:
+        range_header = request.headers.get("range")
+        if range_header and range_header.startswith("bytes="):
+            start_text, _, end_text = range_header[6:].partition("-")
+            start = int(start_text or 0)
+            end = int(end_text) if end_text else len(VIDEO) - 1
+            chunk = VIDEO[start : end + 1]
+            return Response(
+                chunk,
+                status_code=206,
+                media_type="video/mp4",
+                headers={"content-range": f"bytes {start}-{end}/{len(VIDEO)}", "accept-ranges": "bytes"},
+            )
+        return Response(VIDEO, media_type="video/mp4", headers={"accept-ranges": "bytes"})
+
+    async def download(request: Request) -> Response:
+        return Response(
+            b"report,1\n" * 1000,
+            media_type="text/csv",
+            headers={"content-disposition": 'attachment; filename="report.csv"'},
+        )
+
+    async def ws_echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                message = await websocket.receive_text()
+                await websocket.send_text(message)
+        except Exception:  # noqa: BLE001 - the client went away
+            return
+
+    routes = [
+        Route("/", home),
+        Route("/about", about),
+        Route("/search", search),
+        Route("/api/items", api_items),
+        Route("/set-cookie", set_cookie),
+        Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
+        Route("/redirect-in", redirect_in),
+        Route("/redirect-out", redirect_out),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/account", account),
+        Route("/big", big),
+        Route("/slow", slow),
+        Route("/video.mp4", video),
+        Route("/download", download),
+        WebSocketRoute("/ws", ws_echo),
+    ]
+    return _counting(Starlette(routes=routes), site)
+
+
+def cdn_app(site: Site, shop: Site) -> Starlette:
+    async def image(request: Request) -> Response:
+        return Response(PNG, media_type="image/png", headers={"cache-control": "no-store"})
+
+    async def css(request: Request) -> Response:
+        return Response(
+            "@import url('" + site.origin + "/static/extra.css');\n"
+            "@font-face{font-family:Fx;src:url('" + site.origin + "/static/font.woff2') format('woff2')}\n"
+            ".bg{background:url(" + site.origin + "/img/logo.png);color:rgb(0,0,128)}\n",
+            media_type="text/css",
+        )
+
+    async def extra_css(request: Request) -> Response:
+        return Response("#title{color:rgb(200,0,0)}", media_type="text/css")
+
+    async def font(request: Request) -> Response:
+        return Response(b"wOF2-not-really", media_type="font/woff2")
+
+    async def app_js(request: Request) -> Response:
+        return Response(
+            "window.__fixtureScriptRan = true;"
+            "fetch('" + shop.origin + "/api/items').then(r => r.json()).then(d => {"
+            "document.body.dataset.items = d.items.join(',');});",
+            media_type="application/javascript",
+        )
+
+    async def frame(request: Request) -> Response:
+        return _page("Frame", "<p id='in-frame'>inside the frame</p>")
+
+    routes = [
+        Route("/img/{name}", image),
+        Route("/static/site.css", css),
+        Route("/static/extra.css", extra_css),
+        Route("/static/font.woff2", font),
+        Route("/static/app.js", app_js),
+        Route("/frame", frame),
+    ]
+    return _counting(Starlette(routes=routes), site)
+
+
+def _counting(app: Starlette, site: Site) -> Any:
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            site.hits[scope["path"]] += 1
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+class SiteServer:
+    """Serves an ASGI app on a pre-bound loopback socket in a thread of its own."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)  # connections queue from now on: the server is "ready" at once
+        self.port = int(self.sock.getsockname()[1])
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> SiteServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
