@@ -39,7 +39,7 @@
     try { sessionStorage.setItem(STORE_KEY, JSON.stringify(state)); } catch (e) { /* storage off */ }
   }
   var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}}
-  var policy = { masked_selectors: [], seed_cookies: true, agent_can_navigate: false };
+  var policy = { masked_selectors: [], seed_cookies: true };
 
   // ---- the shared selector algorithm (docs/PROTOCOL.md "cssPath") ----------------------------
   function cssEscape(s) {
@@ -117,11 +117,14 @@
     }, "ws open");
     sock.onmessage = guard(function (ev) {
       var msg = JSON.parse(ev.data);
-      if (msg.type === "auth_ok" || msg.type === "hello" || msg.type === "ready") {
+      if (msg.type === "hello") {
         wsOpen = true; retry = 0;
         if (msg.policy) applyPolicy(msg.policy);
-        reportAll();
+        if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
+        restoreSession(msg.session);
         while (queue.length) send(queue.shift());
+        reportAll();
+        return;
       }
       handle(msg);
     }, "ws message");
@@ -147,7 +150,6 @@
     if (!p) return;
     if (p.masked_selectors) policy.masked_selectors = p.masked_selectors.slice();
     if (typeof p.seed_cookies === "boolean") policy.seed_cookies = p.seed_cookies;
-    if (typeof p.agent_can_navigate === "boolean") policy.agent_can_navigate = p.agent_can_navigate;
   }
 
   // ---- reports --------------------------------------------------------------------------------
@@ -167,11 +169,16 @@
     send({ type: "scroll", x: Math.round(scrollX), y: Math.round(scrollY), anchor: scrollAnchor() });
   }
   function fieldMessage(el) {
-    var msg = { type: "field", selector: cssPath(el) };
-    if (isMasked(el)) { msg.masked = true; return msg; }
-    var t = (el.type || "").toLowerCase();
+    // Never called for a masked element: its value stays in this browser.
+    var t = (el.type || el.localName || "").toLowerCase();
+    var attrs = {};
+    ["id", "class", "name", "type", "autocomplete"].forEach(function (a) {
+      var v = el.getAttribute(a);
+      if (v != null && v.length <= 500) attrs[a] = v;
+    });
+    var msg = { type: "field", selector: cssPath(el), input_type: t, tag: el.localName, attrs: attrs };
     if (t === "checkbox" || t === "radio") msg.checked = !!el.checked;
-    else msg.value = String(el.value == null ? "" : el.value);
+    else msg.value = String(el.value == null ? "" : el.value).slice(0, 10000);
     return msg;
   }
   function isField(el) {
@@ -190,7 +197,7 @@
       var t = (el.type || "").toLowerCase();
       var changed = (t === "checkbox" || t === "radio") ? el.checked !== el.defaultChecked
         : el.localName === "select" ? true : el.value !== el.defaultValue;
-      if (changed || isMasked(el)) send(fieldMessage(el));
+      if (changed && !isMasked(el)) send(fieldMessage(el));
     }
   }
   function reportAll() {
@@ -230,7 +237,7 @@
   function onField(ev) {
     if (!state.session || state.session.state !== "active") return;
     var el = ev.target;
-    if (isField(el)) send(fieldMessage(el));
+    if (isField(el) && !isMasked(el)) send(fieldMessage(el));
   }
 
   // ---- UI: shadow root with the prompt, the live bar and the overlay --------------------------
@@ -289,6 +296,7 @@
   root.appendChild(overlay);
 
   var annotations = { pointer: null, highlights: [], strokes: [] };
+  var pointerTimer = null;
 
   function anchorPoint(a) {
     // A point given as {selector, rx, ry} (fractions of the element's box) or document {x, y}.
@@ -448,6 +456,7 @@
     });
   }
   function startSession(sessionId, agentName) {
+    if (state.session && state.session.id === sessionId && state.session.state === "active" && bar) return;
     state.session = { id: sessionId, state: "active", agent_name: agentName };
     saveState();
     hidePrompt();
@@ -471,7 +480,14 @@
   }
   NS.end = endSession;
 
-  function sid(msg) { return msg.session_id || (msg.session && msg.session.id) || msg.sid; }
+  function restoreSession(live) {
+    // The server says which session is live for this visitor (after a navigation or reconnect).
+    if (live && live.state === "active") startSession(live.id, live.agent_name);
+    else if (live && live.state === "pending") {
+      if (!dialog) { state.session = { id: live.id, state: "pending", agent_name: live.agent_name }; saveState(); showPrompt(live.id, live.agent_name); }
+    } else if (state.session) { state.session = null; saveState(); hideAll(); }
+  }
+  function sid(msg) { return msg.session_id || (msg.session && msg.session.id); }
   function agentName(msg) {
     return msg.agent_name || (msg.agent && (msg.agent.name || msg.agent.display_name)) || (msg.session && msg.session.agent_name);
   }
@@ -499,8 +515,11 @@
         break;
       case "pointer":
         if (!s || s.state !== "active") break;
-        annotations.pointer = msg.hidden ? null : msg;
+        annotations.pointer = msg;
         redrawOverlay();
+        // The agent's pointer fades out when the agent stops moving it.
+        clearTimeout(pointerTimer);
+        pointerTimer = setTimeout(guard(function () { annotations.pointer = null; redrawOverlay(); }, "pointer"), 5000);
         break;
       case "highlight":
         if (!s || s.state !== "active" || !msg.selector) break;
@@ -509,10 +528,7 @@
         break;
       case "draw":
         if (!s || s.state !== "active" || !msg.points) break;
-        // Points in "viewport" space are the agent's view of the same scroll position: pin them
-        // to the document where the visitor is now, so the drawing scrolls with the page.
-        var pts = msg.space === "viewport" ? msg.points.map(function (pt) { return [pt[0] + scrollX, pt[1] + scrollY]; }) : msg.points;
-        annotations.strokes.push({ points: pts, color: msg.color, width: msg.width });
+        annotations.strokes.push({ points: msg.points, color: msg.color, width: msg.width });
         if (annotations.strokes.length > 200) annotations.strokes.shift();
         redrawOverlay();
         break;
@@ -520,10 +536,11 @@
         clearAnnotations();
         break;
       case "navigate":
-        if (!s || s.state !== "active" || !policy.agent_can_navigate && msg.allowed !== true) break;
+        // The API relays "navigate" only when the policy lets agents navigate, to an allowed origin.
+        if (!s || s.state !== "active") break;
         try {
           var target = new URL(msg.url, location.href);
-          if (target.origin === location.origin && (target.protocol === "http:" || target.protocol === "https:")) {
+          if (target.protocol === "http:" || target.protocol === "https:") {
             location.assign(target.href);
           }
         } catch (e) { warn("navigate", e); }

@@ -346,10 +346,14 @@
   }
   function handle(msg) {
     switch (msg.type) {
-      case "auth_ok": case "hello": case "ready":
+      case "hello":
         retry = 0; setConn(true);
-        if (msg.policy && me) me.policy = msg.policy;
-        if (msg.visitors) { visitors.clear(); msg.visitors.forEach(upsert); render(); }
+        if (msg.visitors) { visitors.clear(); msg.visitors.forEach(upsert); }
+        (msg.sessions || []).forEach(function (s) { onSessionState(normSession(s)); });
+        render();
+        break;
+      case "error":
+        flash(msg.detail || msg.error, true);
         break;
       case "visitors":
         visitors.clear(); (msg.visitors || []).forEach(upsert); render();

@@ -18,7 +18,8 @@
   var follow = true, mode = "none", drawing = false;
   var visitor = { url: "", title: "", scroll: null, fields: {} }; // what the visitor has now
   var frameInfo = { origin: null, url: "", ready: false };       // what the iframe shows now
-  var loadingUrl = "";                                          // upstream URL being loaded
+  var loadingUrl = "";
+  var frameScroll = { x: 0, y: 0 };                              // the agent's own scroll (follow off)                                          // upstream URL being loaded
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
@@ -161,6 +162,9 @@
         if (follow && !sameUrl(visitor.url, frameInfo.url)) followVisitor();
         else syncView();
         break;
+      case "scrolled":
+        frameScroll = { x: msg.x || 0, y: msg.y || 0 };
+        break;
       case "agent-pointer":
         sendWs({ type: "pointer", x: msg.x, y: msg.y });
         break;
@@ -210,9 +214,12 @@
   }
   function handle(msg) {
     switch (msg.type) {
-      case "auth_ok": case "hello": case "ready":
+      case "hello":
         retry = 0;
-        sock_subscribe();
+        (msg.visitors || []).forEach(function (v) { if (session && v.id === session.visitor_id) handle({ type: "visitor", visitor: v }); });
+        break;
+      case "error":
+        status(msg.detail || msg.error);
         break;
       case "visitor_state": case "visitor": case "visitor_updated": case "visitor_update": {
         var v = msg.visitor || msg;
@@ -254,11 +261,6 @@
         break;
     }
   }
-  function sock_subscribe() {
-    // Ask for this session's live events (page, scroll, field) on the agent channel.
-    sendWs({ type: "subscribe" });
-  }
-
   // ---- session ------------------------------------------------------------------------------
   var REASONS = {
     visitor_ended: "The visitor ended the session.",
@@ -288,11 +290,7 @@
     return api("GET", "/sessions/" + encodeURIComponent(sid)).then(function (data) {
       session = (data && (data.session || data)) || {};
       if (session.state !== "active") { stop(session.state, session.end_reason || session.reason); return; }
-      var p = session.policy || {};
-      $("navigate-form").hidden = !p.agent_can_navigate;
-      var v = session.visitor || {};
-      if (v.url && !visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; }
-      if (v.scroll && !visitor.scroll) visitor.scroll = v.scroll;
+      $("navigate-form").hidden = !session.agent_can_navigate;
       showLocation();
     }).catch(function (err) {
       if (err.status === 404 || err.status === 403) stop("ended", "");
@@ -308,7 +306,6 @@
     });
     $("draw-layer").hidden = mode !== "draw";
     toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
-    if (mode !== "pointer") sendWs({ type: "pointer", hidden: true });
   }
   $("tool-pointer").addEventListener("click", function () { setMode("pointer"); });
   $("tool-highlight").addEventListener("click", function () { setMode("highlight"); });
@@ -363,7 +360,10 @@
   $("draw-layer").addEventListener("pointerup", function () {
     if (!drawing) return;
     drawing = false;
-    if (stroke.length > 1) sendWs({ type: "draw", points: stroke.slice(0, 500), space: "viewport" });
+    // The visitor draws in document coordinates: add the scroll position the agent's view has.
+    var sc = follow && visitor.scroll ? visitor.scroll : frameScroll;
+    var pts = stroke.slice(0, 1000).map(function (p) { return [Math.round(p[0] + (sc.x || 0)), Math.round(p[1] + (sc.y || 0))]; });
+    if (pts.length > 1) sendWs({ type: "draw", points: pts, color: "#e63946", width: 4 });
     stroke = null;
   });
 
@@ -371,6 +371,15 @@
   if (!sid) { status("No session given."); return; }
   obtainToken().then(function () {
     return checkSession();
+  }).then(function () {
+    if (ended) return;
+    return api("GET", "/visitors").then(function (data) {
+      var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
+      list.forEach(function (v) {
+        if ((v.id || v.visitor_id) === session.visitor_id && v.url) { visitor.url = v.url; visitor.title = v.title || ""; }
+      });
+      showLocation();
+    }, function () { /* the ticket's default URL is the visitor's page anyway */ });
   }).then(function () {
     if (ended) return;
     document.body.classList.add("active");

@@ -238,3 +238,72 @@ def demo_process(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    """serve + shop + an account (with the shop allowed) + an agent."""
+
+    serve: Serve
+    shop: ShopServer
+    account: dict[str, Any]
+    agent_token: str
+    agent_name: str
+
+    @property
+    def console_url(self) -> str:
+        return self.serve.public_api_url + "/console"
+
+    def set_policy(self, **changes: Any) -> dict[str, Any]:
+        with self.serve.admin() as c:
+            answer = c.patch(f"/accounts/{self.account['id']}/policy", json=changes)
+            answer.raise_for_status()
+            return dict(answer.json())
+
+    def agent(self) -> httpx.Client:
+        return self.serve.client(self.agent_token)
+
+
+def create_account(serve: Serve, origin: str, policy: dict[str, Any], enabled: bool) -> dict[str, Any]:
+    body = {
+        "name": "E2E shop",
+        "cobrowse_enabled": enabled,
+        "policy": {"allowed_origins": [origin], "min_bandwidth_kbps": 1, **policy},
+    }
+    with serve.admin() as c:
+        answer = c.post("/accounts", json=body)
+        assert answer.status_code in (200, 201), answer.text
+        data = answer.json()
+    return dict(data.get("account", data))
+
+
+def create_agent(serve: Serve, account_id: str, name: str) -> str:
+    with serve.admin() as c:
+        answer = c.post(f"/accounts/{account_id}/agents", json={"display_name": name})
+        assert answer.status_code in (200, 201), answer.text
+        data = answer.json()
+    return str(data.get("token") or data["agent_token"])
+
+
+@contextmanager
+def start_stack(
+    redis_url: str,
+    tmp_path: Path,
+    *,
+    namespace: str,
+    admin_token: str,
+    policy: dict[str, Any],
+    cobrowse_enabled: bool = True,
+    agent_name: str = "Alex",
+) -> Iterator[Stack]:
+    sock = bound_socket()
+    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with serve_process(redis_url, tmp_path, (origin,), admin_token, namespace) as serve:
+            account = create_account(serve, origin, policy, cobrowse_enabled)
+            token = create_agent(serve, account["id"], agent_name)
+            config = ShopConfig(banner_src=serve.public_api_url + "/banner.js", site_key=account["site_key"])
+            with shop_server(config, sock) as shop:
+                yield Stack(serve, shop, account, token, agent_name)
+    finally:
+        sock.close()

@@ -1,0 +1,105 @@
+"""Page helpers for the end-to-end tests: the visitor on the shop, the agent in the console."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Frame, Page, expect
+
+from tests.e2e.harness import Stack
+
+TIMEOUT_MS = 15000
+
+
+@dataclass
+class Frames:
+    """Every WebSocket frame a page sent or received (text only)."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        def on_ws(ws: Any) -> None:
+            ws.on("framesent", lambda payload: self.texts.append(str(payload)))
+            ws.on("framereceived", lambda payload: self.texts.append(str(payload)))
+
+        page.on("websocket", on_ws)
+
+    def messages(self) -> list[dict[str, Any]]:
+        out = []
+        for text in self.texts:
+            try:
+                out.append(json.loads(text))
+            except ValueError:
+                continue
+        return out
+
+
+@dataclass
+class Visitor:
+    context: BrowserContext
+    page: Page
+    frames: Frames
+
+    def dialog(self) -> Any:
+        return self.page.get_by_role("dialog")
+
+    def accept(self) -> None:
+        dialog = self.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        dialog.get_by_role("button", name="Accept").click()
+
+    def end_button(self) -> Any:
+        return self.page.get_by_role("button", name="End co-browsing")
+
+
+@dataclass
+class Agent:
+    context: BrowserContext
+    page: Page
+    frames: Frames
+
+    def row(self) -> Any:
+        return self.page.locator("li.visitor").first
+
+    def button(self) -> Any:
+        return self.row().locator(".cobrowse-btn")
+
+    def request(self) -> Page:
+        """Press co-browse; returns the window the console opened inside the click."""
+        expect(self.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        with self.page.expect_popup() as popup:
+            self.button().click()
+        return popup.value
+
+
+def open_visitor(browser: Any, stack: Stack, path: str = "/") -> Visitor:
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    page = context.new_page()
+    frames = Frames()
+    frames.attach(page)
+    page.goto(stack.shop.origin + path)
+    expect(page.locator("[data-cobrowse=banner]")).to_be_attached(timeout=TIMEOUT_MS)
+    return Visitor(context, page, frames)
+
+
+def open_console(browser: Any, stack: Stack) -> Agent:
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    page = context.new_page()
+    frames = Frames()
+    frames.attach(page)
+    context.on("page", frames.attach)
+    page.goto(stack.console_url)
+    page.fill("#token", stack.agent_token)
+    page.click("#signin-form button[type=submit]")
+    expect(page.locator("#visitors-panel")).to_be_visible(timeout=TIMEOUT_MS)
+    return Agent(context, page, frames)
+
+
+def view_frame(vb: Page) -> Frame:
+    """The proxied page inside the virtual browser."""
+    handle = vb.locator("#view").element_handle(timeout=TIMEOUT_MS)
+    frame = handle.content_frame()
+    assert frame is not None
+    return frame
