@@ -1,0 +1,197 @@
+"""Which encoding a document is in, as browsers decide it, and decoding it safely.
+
+Order for HTML: BOM > Content-Type charset > ``<meta charset>`` in the first 1024 bytes > sniffing
+(UTF-8 if it decodes, else windows-1252). For CSS: BOM > Content-Type charset > ``@charset`` >
+UTF-8. Only the encodings of the WHATWG Encoding standard are accepted: a label that Python knows
+but browsers do not (``base64``, ``rot13``, ``utf-7``, ...) is ignored like an unknown one.
+Rewritten documents are always written in UTF-8.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from lxml import etree
+
+OUTPUT_CHARSET = "utf-8"
+META_PRESCAN_BYTES = 1024
+
+BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+# WHATWG label -> Python codec where Python's own lookup would pick a different table
+LABEL_OVERRIDES = {
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "l1": "cp1252",
+    "ascii": "cp1252",
+    "us-ascii": "cp1252",
+    "iso-8859-9": "cp1254",
+    "latin5": "cp1254",
+    "iso-8859-11": "cp874",
+    "tis-620": "cp874",
+    "windows-874": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "big5": "big5hkscs",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "windows-31j": "cp932",
+    "euc-kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "x-mac-cyrillic": "mac-cyrillic",
+    "macintosh": "mac-roman",
+    "utf-16": "utf-16-le",
+    "unicode": "utf-16-le",
+}
+# Python codec names (codecs.lookup(...).name) of the WHATWG encodings
+WEB_CODECS = frozenset(
+    {
+        "utf-8", "utf-16-le", "utf-16-be", "cp866", "iso8859-2", "iso8859-3", "iso8859-4",
+        "iso8859-5", "iso8859-6", "iso8859-7", "iso8859-8", "iso8859-10", "iso8859-13",
+        "iso8859-14", "iso8859-15", "iso8859-16", "koi8-r", "koi8-u", "mac-roman", "mac-cyrillic",
+        "cp874", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257",
+        "cp1258", "gb18030", "big5hkscs", "euc_jp", "iso2022_jp", "cp932", "cp949",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A document's text and where its encoding came from (``bom``, ``header``, ``meta``, ...)."""
+
+    text: str
+    encoding: str
+    source: str
+
+
+def codec_for_label(label: str | None) -> str | None:
+    """The Python codec of a WHATWG encoding label, or None for an unknown or non-web label."""
+    if not label:
+        return None
+    name = label.strip().strip("\"'").lower()
+    name = LABEL_OVERRIDES.get(name, name)
+    try:
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError):
+        return None
+    return codec if codec in WEB_CODECS else None
+
+
+def charset_param(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type value, unquoted, or None."""
+    if not content_type:
+        return None
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+def mime_type(content_type: str | None) -> str:
+    """The lower-case ``type/subtype`` of a Content-Type value ('' when absent)."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def bom_codec(body: bytes) -> tuple[str, int] | None:
+    for bom, codec in BOMS:
+        if body.startswith(bom):
+            return codec, len(bom)
+    return None
+
+
+def _meta_charset(body: bytes) -> str | None:
+    """The charset declared by a ``<meta>`` in the first 1024 bytes (parsed, not pattern-matched)."""
+    head = body[:META_PRESCAN_BYTES]
+    if b"<meta" not in head.lower():
+        return None
+    parser = etree.HTMLParser(encoding="iso-8859-1", no_network=True)
+    try:
+        root = etree.fromstring(head, parser)
+    except etree.LxmlError:
+        return None
+    if root is None:
+        return None
+    for meta in root.iter("meta"):
+        codec = codec_for_label(meta.get("charset"))
+        if codec is None and (meta.get("http-equiv") or "").strip().lower() == "content-type":
+            codec = codec_for_label(charset_param(meta.get("content")))
+        if codec is not None:
+            # a <meta> cannot declare UTF-16: the bytes it was read from were ASCII-compatible
+            return "utf-8" if codec.startswith("utf-16") else codec
+    return None
+
+
+def _decode(body: bytes, codec: str) -> str:
+    return body.decode(codec, errors="replace")
+
+
+def _valid_utf8(body: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether ``body`` is valid UTF-8, checked in chunks (no full-size copy)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        for start in range(0, len(body), chunk):
+            decoder.decode(view[start : start + chunk])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _to_utf8(body: bytes, codec: str) -> bytes:
+    if codec == "utf-8" and _valid_utf8(body):
+        return body
+    return _decode(body, codec).encode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    """A document re-encoded as UTF-8, and which encoding it was read in and why."""
+
+    data: bytes
+    encoding: str
+    source: str  # bom, header, meta, sniffed
+
+
+def html_to_utf8(body: bytes, content_type: str | None = None) -> Transcoded:
+    """An HTML document in UTF-8, its encoding picked the way a browser picks it; never raises."""
+    bom = bom_codec(body)
+    if bom is not None:
+        return Transcoded(_to_utf8(body[bom[1] :], bom[0]), bom[0], "bom")
+    codec = codec_for_label(charset_param(content_type))
+    if codec is not None:
+        return Transcoded(_to_utf8(body, codec), codec, "header")
+    codec = _meta_charset(body)
+    if codec is not None:
+        return Transcoded(_to_utf8(body, codec), codec, "meta")
+    if _valid_utf8(body):
+        return Transcoded(body, "utf-8", "sniffed")
+    return Transcoded(_to_utf8(body, "cp1252"), "cp1252", "sniffed")
+
+
+def _css_charset_rule(body: bytes) -> str | None:
+    prefix = b'@charset "'
+    if not body.startswith(prefix):
+        return None
+    end = body.find(b'";', len(prefix), 200)
+    return None if end == -1 else body[len(prefix) : end].decode("ascii", errors="replace")
+
+
+def decode_css(body: bytes, content_type: str | None = None, fallback: str | None = None) -> Decoded:
+    """Decode a style sheet: BOM > Content-Type charset > ``@charset`` > fallback > UTF-8."""
+    bom = bom_codec(body)
+    if bom is not None:
+        return Decoded(_decode(body[bom[1] :], bom[0]), bom[0], "bom")
+    for source, label in (("header", charset_param(content_type)), ("rule", _css_charset_rule(body))):
+        codec = codec_for_label(label)
+        if codec is not None:
+            if source == "rule" and codec.startswith("utf-16"):
+                codec = "utf-8"
+            return Decoded(_decode(body, codec), codec, source)
+    codec = codec_for_label(fallback) or "utf-8"
+    return Decoded(_decode(body, codec), codec, "default")

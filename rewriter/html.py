@@ -1,0 +1,250 @@
+"""HTML rewriting with lxml: map absolute URLs to the proxy, inject the runtime, mask, re-encode.
+
+Only attributes that can hold an absolute URL are visited from Python: one XPath selects the
+attributes whose value contains ``//`` (or a backslash) plus the few handled by name; relative
+URLs need no work. Inline scripts are never touched (the client runtime handles JavaScript);
+comments, conditional comments and the doctype are kept. The output is UTF-8 and says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from collections.abc import Sequence
+
+from lxml import etree
+
+from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, map_url, rewrite_value
+from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
+from rewriter.css import might_hold_absolute_url, rewrite_css_text
+from rewriter.exceptions import RewriteError, UnrewritableDocument
+from rewriter.masking import apply_masks, compile_selectors
+from rewriter.urls import UrlMapper
+
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+XML_TYPES = frozenset({"application/xhtml+xml"})
+MAX_SRCDOC_DEPTH = 4
+
+# attributes worth a look from Python: may hold an absolute URL, or handled whatever their value
+_CANDIDATES = etree.XPath(
+    "//@*[contains(., '//') or contains(., '\\') or name()='srcdoc' or name()='integrity' "
+    "or name()='http-equiv' or name()='charset']"
+)
+_STYLE_TAGS = ("style", f"{{{XHTML_NS}}}style", "{http://www.w3.org/2000/svg}style")
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+
+
+def _doctype_prefix(text: str) -> str | None:
+    """The document's own ``<!DOCTYPE ...>`` text, read past leading whitespace and comments."""
+    pos, n = 0, min(len(text), 65536)
+    while pos < n:
+        if text[pos] in " \t\n\r\f":
+            pos += 1
+        elif text.startswith("<!--", pos):
+            end = text.find("-->", pos + 4)
+            if end == -1:
+                return None
+            pos = end + 3
+        elif text[pos : pos + 9].lower() == "<!doctype":
+            end = text.find(">", pos)
+            return None if end == -1 else text[pos : end + 1]
+        else:
+            return None
+    return None
+
+
+def _remove(element: etree._Element) -> None:
+    """Remove ``element`` but keep its tail text in place."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+
+
+class _Rewrite:
+    """One document's rewrite: parse, mask, map URLs, inject, serialise."""
+
+    def __init__(
+        self,
+        data: bytes,
+        url: str,
+        mapper: UrlMapper,
+        inject: str,
+        selectors: tuple[etree.XPath, ...],
+        xml: bool,
+        depth: int,
+    ) -> None:
+        self.data = data
+        self.url = url
+        self.mapper = mapper
+        self.inject = inject
+        self.selectors = selectors
+        self.xml = xml
+        self.depth = depth
+        self.base = url
+
+    def parse(self) -> etree._ElementTree:
+        data = self.data
+        if self.xml:
+            xml_parser = etree.XMLParser(
+                encoding="utf-8", huge_tree=True, resolve_entities=False, no_network=True, recover=False
+            )
+            try:
+                return etree.fromstring(data, xml_parser).getroottree()
+            except etree.XMLSyntaxError:
+                self.xml = False  # browsers would show an error page; an HTML parse is kinder
+        parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, no_network=True)
+        try:
+            root = etree.fromstring(data or b"<html></html>", parser)
+        except (etree.LxmlError, ValueError) as exc:
+            raise UnrewritableDocument(f"cannot parse document: {exc}") from exc
+        if root is None:
+            root = etree.fromstring(b"<html></html>", parser)
+        return root.getroottree()
+
+    def run(self) -> bytes:
+        tree = self.parse()
+        root = tree.getroot()
+        if self.selectors:
+            apply_masks(root, self.selectors)
+        self._find_base(root)
+        for attr in _CANDIDATES(root):
+            self._attribute(attr)
+        for style in root.iter(*_STYLE_TAGS):
+            if style.text and might_hold_absolute_url(style.text):
+                style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
+        placeholder = self._inject(root)
+        return self._serialize(tree, placeholder)
+
+    def _find_base(self, root: etree._Element) -> None:
+        for element in root.iter("base", f"{{{XHTML_NS}}}base"):
+            href = element.get("href")
+            if href is not None:
+                try:
+                    self.base = urllib.parse.urljoin(self.url, href.strip())
+                except ValueError:
+                    pass
+                return
+
+    def _attribute(self, attr: etree._ElementUnicodeResult) -> None:
+        element = attr.getparent()
+        if element is None:
+            return
+        name = str(attr.attrname)
+        key = name.lower() if not name.startswith("{") else name
+        tag = _local(element.tag)
+        if key == "http-equiv":
+            self._meta(element, str(attr).strip().lower())
+            return
+        if key == "charset":
+            if tag == "meta":
+                _remove(element)
+            return
+        rule = ATTRIBUTE_RULES.get(key)
+        if rule is None or (rule.tags is not None and tag not in rule.tags):
+            return
+        value = str(attr)
+        if rule.kind is Kind.DROP:
+            del element.attrib[name]
+        elif rule.kind is Kind.DOCUMENT:
+            element.set(name, self._srcdoc(value))
+        else:
+            new = rewrite_value(rule.kind, value, self.mapper, self.base)
+            if new != value:
+                element.set(name, new)
+
+    def _meta(self, element: etree._Element, equiv: str) -> None:
+        if _local(element.tag) != "meta":
+            return
+        if equiv in DROPPED_HTTP_EQUIV:
+            _remove(element)
+        elif equiv == "refresh":
+            content = element.get("content")
+            if content is not None:
+                new = rewrite_value(Kind.REFRESH, content, self.mapper, self.base)
+                if new != content:
+                    element.set("content", new)
+
+    def _srcdoc(self, value: str) -> str:
+        if self.depth >= MAX_SRCDOC_DEPTH:
+            return ""  # nested beyond reason: an empty frame rather than an unrewritten one
+        data = value.encode(OUTPUT_CHARSET, errors="replace")
+        inner = _Rewrite(data, self.url, self.mapper, self.inject, self.selectors, False, self.depth + 1)
+        return inner.run().decode(OUTPUT_CHARSET)
+
+    def _head(self, root: etree._Element) -> etree._Element:
+        ns = f"{{{XHTML_NS}}}" if self.xml and root.tag.startswith(f"{{{XHTML_NS}}}") else ""
+        for child in root:
+            if _local(child.tag) == "head":
+                return child
+        head = etree.Element(f"{ns}head")
+        root.insert(0, head)
+        return head
+
+    def _inject(self, root: etree._Element) -> str | None:
+        if _local(root.tag) != "html":
+            return None
+        head = self._head(root)
+        ns = head.tag[: -len("head")]
+        meta = etree.Element(f"{ns}meta")
+        meta.set("charset", OUTPUT_CHARSET)
+        head.insert(0, meta)
+        if not self.inject:
+            return None
+        placeholder = f"cobrowse-inject-{secrets.token_hex(8)}"
+        meta.addnext(etree.Comment(placeholder))
+        return f"<!--{placeholder}-->"
+
+    def _serialize(self, tree: etree._ElementTree, placeholder: str | None) -> bytes:
+        method = "xml" if self.xml else "html"
+        doctype = _doctype_prefix(self.data[:65536].decode(OUTPUT_CHARSET, errors="replace"))
+        if self.xml:
+            out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, xml_declaration=True)
+        else:
+            out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, doctype=doctype or "")
+            if doctype is None and out.startswith(b"\n"):
+                out = out[1:]
+        if placeholder is not None:
+            out = out.replace(placeholder.encode(), self.inject.encode(OUTPUT_CHARSET, errors="replace"), 1)
+        return out
+
+
+def rewrite_html(
+    body: bytes,
+    *,
+    url: str,
+    mapper: UrlMapper,
+    content_type: str | None = None,
+    inject: str = "",
+    mask_selectors: Sequence[str] = (),
+) -> bytes:
+    """Rewrite an HTML (or XHTML) document fetched from ``url`` for the proxy; UTF-8 out.
+
+    Absolute and protocol-relative URLs in URL-bearing attributes, ``<style>`` and ``style=``
+    become proxy URLs (``<base href>`` included); ``integrity`` and CSP ``<meta>`` are removed;
+    ``inject`` (the runtime's ``<script>`` markup) goes first in ``<head>`` after
+    ``<meta charset="utf-8">``; elements matching ``mask_selectors`` and password inputs are
+    masked. Raises ``InvalidSelector`` for a bad selector, ``UnrewritableDocument`` only when
+    nothing sensible can be produced.
+    """
+    selectors = compile_selectors(mask_selectors)
+    transcoded = html_to_utf8(body, content_type)
+    xml = mime_type(content_type) in XML_TYPES
+    try:
+        return _Rewrite(transcoded.data, url, mapper, inject, selectors, xml, 0).run()
+    except RewriteError:
+        raise
+    except (etree.LxmlError, ValueError, RecursionError) as exc:
+        raise UnrewritableDocument(f"cannot rewrite document: {exc}") from exc
+
+
+__all__ = ["map_url", "rewrite_html"]

@@ -1,0 +1,76 @@
+"""Masking: what the account marks private never reaches the agent's view.
+
+Elements matching a masked selector, and every password input, lose their content: children and
+text are replaced by a visible mask, and every attribute except a few structural ones is removed
+or masked, so no masked text, value or URL is left anywhere in the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cssselect import SelectorError
+from lxml import etree
+from lxml.cssselect import CSSSelector
+
+from rewriter.exceptions import InvalidSelector
+
+MASK = "\u2022" * 6
+MASKED_ATTRIBUTE = "data-cobrowse-masked"
+# password inputs, whatever the case of their type (XPath: CSS attribute values are case-sensitive)
+PASSWORD_INPUTS = etree.XPath(
+    "//*[local-name()='input'][translate(@type, 'PASSWORD', 'password')='password']"
+)
+# attributes kept on a masked element (layout and identity; nothing a person typed or a URL)
+KEPT_ATTRIBUTES = frozenset(
+    {"id", "class", "name", "type", "role", "hidden", "disabled", "width", "height", "size", "cols",
+     "rows", "colspan", "rowspan", "for", "tabindex", "dir", "lang", "maxlength", "minlength"}
+)  # fmt: skip
+# attributes whose text is shown to the user: replaced by the mask rather than removed
+VALUE_ATTRIBUTES = frozenset({"value", "placeholder", "title", "alt", "aria-label", "label"})
+
+
+def compile_selectors(selectors: Sequence[str]) -> tuple[etree.XPath, ...]:
+    """Compile the masked selectors (password inputs always included). Raises ``InvalidSelector``."""
+    compiled: list[etree.XPath] = [PASSWORD_INPUTS]
+    for selector in selectors:
+        try:
+            compiled.append(CSSSelector(selector, translator="html"))
+        except (SelectorError, etree.XPathError, TypeError) as exc:
+            raise InvalidSelector(f"invalid masked selector {selector!r}: {exc}") from exc
+    return tuple(compiled)
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1].lower()
+
+
+def mask_element(element: etree._Element) -> None:
+    """Replace ``element``'s content and revealing attributes by the mask (its tail is kept)."""
+    for child in list(element):
+        element.remove(child)  # with its tail: text inside the element is content too
+    for name in list(element.attrib):
+        local = _local(str(name))
+        if local in VALUE_ATTRIBUTES:
+            element.set(name, MASK)
+        elif local not in KEPT_ATTRIBUTES:
+            del element.attrib[name]
+    tag = _local(element.tag) if isinstance(element.tag, str) else ""
+    if tag == "input":
+        element.set("value", MASK)
+        element.text = None
+    elif tag not in {"img", "br", "hr", "wbr", "source", "track", "embed", "area", "col", "meta"}:
+        element.text = MASK
+    element.set(MASKED_ATTRIBUTE, "")
+
+
+def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
+    """Mask every element any selector matches; the number of elements masked."""
+    matched: dict[etree._Element, None] = {}
+    for selector in selectors:
+        for element in selector(root):
+            if isinstance(element, etree._Element):
+                matched[element] = None
+    for element in matched:
+        mask_element(element)
+    return len(matched)

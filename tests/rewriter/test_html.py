@@ -1,0 +1,385 @@
+"""HTML rewriting: every URL-bearing place, injection, encodings, masking, survival of odd input."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+from rewrite_helpers import make_mapper, proxy
+
+from rewriter.exceptions import InvalidSelector
+from rewriter.html import rewrite_html
+from rewriter.masking import MASK
+from rewriter.urls import UrlMapper
+
+URL = "https://shop.example/dir/page.html"
+SHOP = proxy("s-shop-example", "/x")
+CDN = proxy("s-cdn-example", "/a.png")
+INJECT = '<script src="/__cobrowse/runtime.js"></script><script>__cobrowse_config={"a":"</x>"}</script>'
+
+
+def rewrite(html: str | bytes, **kwargs: object) -> bytes:
+    body = html.encode("utf-8") if isinstance(html, str) else html
+    return rewrite_html(body, url=kwargs.pop("url", URL), mapper=make_mapper(), **kwargs)  # type: ignore[arg-type]
+
+
+def parse(out: bytes) -> etree._Element:
+    return etree.fromstring(out, etree.HTMLParser(encoding="utf-8", huge_tree=True))
+
+
+# (fragment, XPath of the value in the output, expected value)
+PLACES = [
+    ('<a href="https://shop.example/x">a</a>', "//a/@href", SHOP),
+    ('<a href="//shop.example/x">a</a>', "//a/@href", SHOP),
+    ('<a href=" https://shop.example/x ">a</a>', "//a/@href", SHOP),
+    ('<a href="HTTPS://SHOP.EXAMPLE/x">a</a>', "//a/@href", SHOP),
+    ('<a href="/x">a</a>', "//a/@href", "/x"),
+    ('<a href="x?y=https://shop.example/">a</a>', "//a/@href", "x?y=https://shop.example/"),
+    ('<a href="#https://shop.example/">a</a>', "//a/@href", "#https://shop.example/"),
+    (
+        "<a href=\"javascript:go('https://shop.example/x')\">a</a>",
+        "//a/@href",
+        "javascript:go('https://shop.example/x')",
+    ),
+    ('<a href="mailto:a@shop.example">a</a>', "//a/@href", "mailto:a@shop.example"),
+    ('<a href="data:text/html,https://x">a</a>', "//a/@href", "data:text/html,https://x"),
+    ('<map><area href="https://shop.example/x"></map>', "//area/@href", SHOP),
+    ('<link rel="stylesheet" href="https://shop.example/x">', "//link/@href", SHOP),
+    ('<link rel="preload" as="image" href="https://shop.example/x">', "//link/@href", SHOP),
+    ('<link rel="modulepreload" href="https://shop.example/x">', "//link/@href", SHOP),
+    ('<link rel="manifest" href="https://shop.example/x">', "//link/@href", SHOP),
+    ('<link rel="icon" href="https://shop.example/x">', "//link/@href", SHOP),
+    ('<base href="https://shop.example/x">', "//base/@href", SHOP),
+    ('<img src="https://cdn.example/a.png">', "//img/@src", CDN),
+    ('<script src="https://cdn.example/a.png"></script>', "//script/@src", CDN),
+    ('<iframe src="https://cdn.example/a.png"></iframe>', "//iframe/@src", CDN),
+    ('<frameset><frame src="https://cdn.example/a.png"></frameset>', "//frame/@src", CDN),
+    ('<embed src="https://cdn.example/a.png">', "//embed/@src", CDN),
+    ('<video><source src="https://cdn.example/a.png"></video>', "//source/@src", CDN),
+    ('<video><track src="https://cdn.example/a.png"></video>', "//track/@src", CDN),
+    ('<audio src="https://cdn.example/a.png"></audio>', "//audio/@src", CDN),
+    (
+        '<video src="https://cdn.example/a.png" poster="https://cdn.example/a.png"></video>',
+        "//video/@poster",
+        CDN,
+    ),
+    ('<input type="image" src="https://cdn.example/a.png">', "//input/@src", CDN),
+    ('<form action="https://shop.example/x"></form>', "//form/@action", SHOP),
+    ('<form><button formaction="https://shop.example/x">b</button></form>', "//button/@formaction", SHOP),
+    ('<form><input type="submit" formaction="https://shop.example/x"></form>', "//input/@formaction", SHOP),
+    ('<object data="https://cdn.example/a.png"></object>', "//object/@data", CDN),
+    ('<body background="https://cdn.example/a.png"></body>', "//body/@background", CDN),
+    ('<table background="https://cdn.example/a.png"><tr><td>x</td></tr></table>', "//table/@background", CDN),
+    ('<blockquote cite="https://shop.example/x">q</blockquote>', "//blockquote/@cite", SHOP),
+    ('<a ping="https://shop.example/x /rel">a</a>', "//a/@ping", f"{SHOP} /rel"),
+    ('<div data-href="https://shop.example/x"></div>', "//div/@data-href", "https://shop.example/x"),
+    ('<p title="see https://shop.example/x">t</p>', "//p/@title", "see https://shop.example/x"),
+    (
+        '<meta property="og:url" content="https://shop.example/x">',
+        "//meta/@content",
+        "https://shop.example/x",
+    ),
+    # srcset and imagesrcset, split as the HTML standard does
+    ('<img srcset="https://cdn.example/a.png 1x">', "//img/@srcset", f"{CDN} 1x"),
+    ('<img srcset="https://cdn.example/a.png">', "//img/@srcset", CDN),
+    (
+        '<img srcset="https://cdn.example/a,b.png 1x,https://cdn.example/a.png 2x">',
+        "//img/@srcset",
+        f"{proxy('s-cdn-example', '/a,b.png')} 1x,{CDN} 2x",
+    ),
+    (
+        '<img srcset="https://cdn.example/a.png,https://cdn.example/a.png 2x">',
+        "//img/@srcset",
+        f"{proxy('s-cdn-example', '/a.png,https://cdn.example/a.png')} 2x",  # one URL: no space
+    ),
+    ('<img srcset="a.png 1x, //cdn.example/a.png 2x">', "//img/@srcset", f"a.png 1x, {CDN} 2x"),
+    (
+        '<picture><source srcset="https://cdn.example/a.png 100w (foo, bar), b.png"></picture>',
+        "//source/@srcset",
+        f"{CDN} 100w (foo, bar), b.png",
+    ),
+    (
+        '<link rel="preload" as="image" imagesrcset="https://cdn.example/a.png 2x">',
+        "//link/@imagesrcset",
+        f"{CDN} 2x",
+    ),
+    # style attribute and <style>
+    (
+        '<div style="background:url(https://cdn.example/a.png)"></div>',
+        "//div/@style",
+        f"background:url({CDN})",
+    ),
+    (
+        "<div style=\"background:image-set('//cdn.example/a.png' 1x)\"></div>",
+        "//div/@style",
+        f"background:image-set('{CDN}' 1x)",
+    ),
+    ("<style>a{b:url(https://cdn.example/a.png)}</style>", "//style/text()", f"a{{b:url({CDN})}}"),
+    ('<style>@import "https://cdn.example/a.png";</style>', "//style/text()", f'@import "{CDN}";'),
+    (
+        '<style>a{content:"https://cdn.example/a.png"}</style>',
+        "//style/text()",
+        'a{content:"https://cdn.example/a.png"}',
+    ),
+    # meta refresh
+    (
+        '<meta http-equiv="refresh" content="5; url=https://shop.example/x">',
+        "//meta/@content",
+        f"5; url={SHOP}",
+    ),
+    (
+        '<meta http-equiv="Refresh" content="0;URL=\'https://shop.example/x\'">',
+        "//meta/@content",
+        f"0;URL='{SHOP}'",
+    ),
+    ('<meta http-equiv="refresh" content="0; https://shop.example/x">', "//meta/@content", f"0; {SHOP}"),
+    ('<meta http-equiv="refresh" content="3">', "//meta/@content", "3"),
+    ('<meta http-equiv="refresh" content="1; url=next.html">', "//meta/@content", "1; url=next.html"),
+    # SVG
+    ('<svg><image href="https://cdn.example/a.png"/></svg>', "//image/@href", CDN),
+    ('<svg><image xlink:href="https://cdn.example/a.png"/></svg>', "//image/@*[name()='xlink:href']", CDN),
+    ('<svg><use href="#icon"/></svg>', "//use/@href", "#icon"),
+    ('<svg><use xlink:href="#icon"/></svg>', "//use/@*[name()='xlink:href']", "#icon"),
+    ('<svg><a href="https://shop.example/x"><text>t</text></a></svg>', "//svg//a/@href", SHOP),
+    ("<svg><style>a{b:url(//cdn.example/a.png)}</style></svg>", "//svg/style/text()", f"a{{b:url({CDN})}}"),
+    # template and noscript content
+    ('<template><img src="https://cdn.example/a.png"></template>', "//template//img/@src", CDN),
+    ('<noscript><img src="https://cdn.example/a.png"></noscript>', "//noscript//img/@src", CDN),
+    # ws and invalid
+    (
+        '<a href="wss://cdn.example/s">w</a>',
+        "//a/@href",
+        proxy("s-cdn-example", "/s").replace("http:", "ws:"),
+    ),
+    ('<a href="https://shop.example:99999/x">bad</a>', "//a/@href", "https://shop.example:99999/x"),
+]
+
+
+@pytest.mark.parametrize(("fragment", "xpath", "expected"), PLACES)
+def test_url_bearing_places(fragment: str, xpath: str, expected: str) -> None:
+    values = parse(rewrite(fragment)).xpath(xpath)
+    assert [str(v) for v in values] == [expected]
+
+
+def test_base_href_is_mapped_and_resolves_protocol_relative_urls() -> None:
+    out = parse(
+        rewrite('<base href="http://cdn.example/b/"><img src="//img.example/a.png"><a href="rel">r</a>')
+    )
+    assert out.xpath("//base/@href") == [proxy("h-cdn-example", "/b/")]
+    assert out.xpath("//img/@src") == [proxy("h-img-example", "/a.png")]
+    assert out.xpath("//a/@href") == ["rel"]  # resolved by the browser against the mapped base
+
+
+def test_integrity_and_csp_meta_are_removed_nonce_kept() -> None:
+    out = rewrite(
+        '<head><meta http-equiv="Content-Security-Policy" content="script-src \'nonce-r4nd\'">'
+        '<meta http-equiv="content-security-policy-report-only" content="default-src \'none\'">'
+        '<script nonce="r4nd" src="https://cdn.example/a.png" integrity="sha384-abc"></script>'
+        '<link rel="stylesheet" href="/s.css" integrity="sha384-def"></head>'
+    )
+    root = parse(out)
+    assert root.xpath("//@integrity") == []
+    assert root.xpath("//meta[@http-equiv]") == []
+    assert root.xpath("//script[@nonce='r4nd']/@src") == [CDN]
+    assert b"nonce-r4nd" not in out
+
+
+def test_iframe_srcdoc_is_rewritten_as_a_document() -> None:
+    out = parse(
+        rewrite(
+            "<iframe srcdoc=\"<img src='https://cdn.example/a.png'><a href='/rel'>r</a>\"></iframe>",
+            inject=INJECT,
+        )
+    )
+    inner = parse(out.xpath("//iframe/@srcdoc")[0].encode("utf-8"))
+    assert inner.xpath("//img/@src") == [CDN]
+    assert inner.xpath("//a/@href") == ["/rel"]
+    assert inner.xpath("//head/script[1]/@src") == ["/__cobrowse/runtime.js"]
+
+
+def test_deeply_nested_srcdoc_stops() -> None:
+    doc = "<p>x</p>"
+    for _ in range(8):
+        doc = f'<iframe srcdoc="{doc.replace("&", "&amp;").replace(chr(34), "&quot;")}"></iframe>'
+    assert b"<iframe" in rewrite(doc)
+
+
+# --- injection ---------------------------------------------------------------------------
+
+
+def test_injection_goes_first_in_head_after_meta_charset() -> None:
+    out = rewrite(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="stylesheet" href="a.css">'
+        "<script>var first = 1;</script></head><body></body></html>",
+        inject=INJECT,
+    )
+    assert INJECT.encode() in out  # byte for byte
+    head = parse(out).find("head")
+    assert [child.tag for child in head][:4] == ["meta", "script", "script", "link"]
+    assert head[0].get("charset") == "utf-8"
+    assert out.index(INJECT.encode()) < out.index(b"var first")
+
+
+def test_head_is_created_when_missing() -> None:
+    out = rewrite("<p>hello <script>x()</script></p>", inject=INJECT)
+    root = parse(out)
+    assert root.xpath("/html/head/script[1]/@src") == ["/__cobrowse/runtime.js"]
+    assert out.index(INJECT.encode()) < out.index(b"x()")
+
+
+def test_scripts_before_head_come_after_the_injection() -> None:
+    out = rewrite("<!DOCTYPE html><script>early()</script><html><head></head></html>", inject=INJECT)
+    assert out.index(INJECT.encode()) < out.index(b"early()")
+
+
+def test_no_injection_without_markup() -> None:
+    out = rewrite("<p>x</p>")
+    assert b"<script" not in out
+
+
+# --- what must survive byte for byte ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "<!DOCTYPE html>",
+        "<!doctype html>",
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">',
+        "<!-- a comment with https://shop.example/x -->",
+        '<!--[if lt IE 9]><script src="https://cdn.example/html5shiv.js"></script><![endif]-->',
+        "<script>if (a < b && c > d) { document.write(\"</div><a href='https://shop.example/x'>\"); }"
+        "</script>",
+        "<script>var s = 'https://shop.example/x'; /* </p> */ x = \"<!--\";</script>",
+        '<script type="module">import x from "https://cdn.example/m.js";</script>',
+        '<script type="application/ld+json">{"url": "https://shop.example/x"}</script>',
+    ],
+)
+def test_kept_byte_for_byte(piece: str) -> None:
+    out = rewrite(f"{piece}<p>x</p>" if "DOCTYPE" in piece.upper() else f"<p>x</p>{piece}")
+    assert piece.encode() in out
+
+
+def test_no_doctype_stays_without_one() -> None:
+    out = rewrite("<html><body>quirks</body></html>")
+    assert b"DOCTYPE" not in out.upper()
+
+
+def test_xhtml_served_as_xml_survives() -> None:
+    doc = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+        '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:xlink="http://www.w3.org/1999/xlink"><head><title>t</title></head>'
+        '<body><p><a href="https://shop.example/x">x</a><br/></p>'
+        '<svg xmlns="http://www.w3.org/2000/svg"><image xlink:href="https://cdn.example/a.png"/></svg>'
+        "</body></html>"
+    )
+    out = rewrite(
+        doc, content_type="application/xhtml+xml", inject='<script src="/__cobrowse/runtime.js"></script>'
+    )
+    root = etree.fromstring(out)  # well-formed XML
+    ns = {"h": "http://www.w3.org/1999/xhtml", "x": "http://www.w3.org/1999/xlink"}
+    assert root.xpath("//h:a/@href", namespaces=ns) == [SHOP]
+    assert root.xpath("//@x:href", namespaces=ns) == [CDN]
+    assert root.xpath("//h:head/h:script/@src", namespaces=ns) == ["/__cobrowse/runtime.js"]
+    assert b"XHTML 1.0 Strict" in out
+
+
+def test_malformed_xhtml_falls_back_to_html() -> None:
+    out = rewrite(
+        '<html><body><a href="https://shop.example/x">x<p></body>', content_type="application/xhtml+xml"
+    )
+    assert parse(out).xpath("//a/@href") == [SHOP]
+
+
+def test_svg_and_mathml_survive() -> None:
+    out = parse(rewrite('<svg viewBox="0 0 1 1"><circle r="1"/></svg><math><mi>x</mi><mo>=</mo></math>'))
+    assert out.xpath("//svg/circle/@r") == ["1"]
+    assert out.xpath("//math/mi/text()") == ["x"]
+
+
+# --- encodings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("<p>é€</p>".encode(), None),  # sniffed UTF-8
+        ("\ufeff<p>é€</p>".encode("utf-8"), "text/html; charset=windows-1252"),  # BOM wins
+        ("\ufeff<p>é€</p>".encode("utf-16-le"), None),
+        ("\ufeff<p>é€</p>".encode("utf-16-be"), None),
+        ("<p>é€</p>".encode("cp1252"), "text/html; charset=windows-1252"),
+        ("<p>é€</p>".encode("cp1252"), 'text/html; charset="ISO-8859-1"'),  # latin1 means windows-1252
+        ('<meta charset="windows-1252"><p>é€</p>'.encode("cp1252"), None),
+        (
+            '<meta http-equiv="Content-Type" content="text/html; charset=windows-1252"><p>é€</p>'.encode(
+                "cp1252"
+            ),
+            None,
+        ),
+        ('<meta charset="utf-8"><p>é€</p>'.encode("cp1252"), "text/html; charset=cp1252"),  # header wins
+        ("<p>é€</p>".encode("cp1252"), None),  # not UTF-8: windows-1252
+        ("<p>é€</p>".encode("cp1252"), "text/html; charset=x-unknown-thing"),
+        ("<p>é€</p>".encode(), "text/html; charset=rot13"),  # not a web encoding: ignored
+    ],
+)
+def test_encodings(body: bytes, content_type: str | None) -> None:
+    out = rewrite(body, content_type=content_type)
+    root = parse(out)
+    assert root.xpath("//p/text()") == ["é€"]
+    assert root.xpath("//meta/@charset") == ["utf-8"]
+    assert root.xpath("//meta[@http-equiv]") == []
+
+
+def test_shift_jis_document() -> None:
+    body = '<meta charset="shift_jis"><p>日本語</p>'.encode("cp932")
+    assert parse(rewrite(body)).xpath("//p/text()") == ["日本語"]
+
+
+def test_invalid_utf8_is_replaced_not_fatal() -> None:
+    out = rewrite(b"<p>ok \xff\xfe bad</p>", content_type="text/html; charset=utf-8")
+    assert parse(out).xpath("//p/text()") == ["ok \ufffd\ufffd bad"]
+
+
+# --- masking -----------------------------------------------------------------------------
+
+
+def test_password_inputs_are_always_masked() -> None:
+    out = rewrite('<form><input type="PASSWORD" name="pw" value="hunter2" placeholder="s3cr3t-hint"></form>')
+    assert b"hunter2" not in out and b"s3cr3t-hint" not in out
+    inp = parse(out).xpath("//input")[0]
+    assert inp.get("value") == MASK and inp.get("data-cobrowse-masked") == "" and inp.get("name") == "pw"
+
+
+def test_masked_selectors_hide_text_values_and_urls() -> None:
+    secret = "4111-1111-1111-1111"
+    doc = (
+        f'<div class="card"><span>{secret}</span> tail-{secret}<img src="https://cdn.example/{secret}.png"'
+        f' alt="{secret}"><a href="https://shop.example/{secret}" data-x="{secret}">l</a></div>'
+        f'<p id="ssn" style="background:url(https://cdn.example/{secret})">{secret}</p>'
+        f'<textarea class="notes">{secret}</textarea><input id="cc" value="{secret}">'
+        f'<select class="card"><option>{secret}</option></select><p>public</p>'
+    )
+    out = rewrite(doc, mask_selectors=[".card", "#ssn", "textarea", "input#cc"])
+    assert secret.encode() not in out
+    root = parse(out)
+    assert len(root.xpath("//*[@data-cobrowse-masked]")) == 5
+    assert root.xpath("//div[@class='card']/text()") == [MASK]
+    assert root.xpath("//input[@id='cc']/@value") == [MASK]
+    assert root.xpath("//p[not(@id)]/text()") == ["public"]
+
+
+def test_masking_applies_inside_srcdoc() -> None:
+    out = rewrite('<iframe srcdoc="<input type=password value=topsecret>"></iframe>')
+    assert b"topsecret" not in out
+
+
+@pytest.mark.parametrize("selector", ["div[", "::nope(", "a >> b", ""])
+def test_invalid_selector_is_a_typed_error(selector: str) -> None:
+    with pytest.raises(InvalidSelector):
+        rewrite("<p>x</p>", mask_selectors=[selector])
+
+
+def test_mapper_of_another_session_never_leaks(mapper: UrlMapper) -> None:
+    out = rewrite_html(b'<a href="https://shop.example/x">x</a>', url=URL, mapper=mapper)
+    assert b"https://shop.example" not in out
