@@ -8,8 +8,11 @@ browser) -> Rewriting (headers, stream or buffer, rewrite bodies off the event l
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mitmproxy import http
 from mitmproxy.addonmanager import Loader
@@ -19,7 +22,7 @@ from mitmproxy.tls import TlsData
 from proxy import cookie_sync, request_fixup, rewriting
 from proxy.context import ProxyContext
 from proxy.exceptions import Refused
-from proxy.responses import redirect, respond_error
+from proxy.responses import OWN, error_response, redirect, replace_while_streaming, respond, respond_error
 from proxy.routing import Route, mapper_for, route_of_host, upstream_origin
 from proxy.session_gate import credential_cookie, credential_cookie_name
 from rewriter.exceptions import RewriteError
@@ -40,12 +43,51 @@ def _done(flow: http.HTTPFlow) -> bool:
     return flow.response is not None
 
 
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+
+
+def _fail(hook_name: str, flow: http.HTTPFlow) -> None:
+    logger.exception("cobrowse addon hook %s failed; refusing the request", hook_name)
+    if hook_name == "request" or flow.response is None:
+        flow.response = None
+        respond_error(flow, "internal")
+    elif hook_name == "responseheaders":
+        replace_while_streaming(flow, "internal")
+    else:
+        flow.metadata["cobrowse.refused"] = "internal"
+        flow.response = error_response(flow, "internal")
+
+
+def fail_closed(hook: Hook) -> Hook:
+    """An unexpected error in a hook answers with an error page; never lets the flow go on as if
+    the hook had passed (mitmproxy would otherwise log the error and forward the request)."""
+    if inspect.iscoroutinefunction(hook):
+        @functools.wraps(hook)
+        async def run_async(self: Any, flow: http.HTTPFlow) -> None:
+            try:
+                await hook(self, flow)
+            except Exception:
+                _fail(hook.__name__, flow)
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(hook)
+    def run(self: Any, flow: http.HTTPFlow) -> None:
+        try:
+            hook(self, flow)
+        except Exception:
+            _fail(hook.__name__, flow)
+
+    return run  # type: ignore[return-value]
+
+
 class Routing:
     """Host label -> session id (the origin is decoded once the session's scope is known)."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
 
+    @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
@@ -61,6 +103,7 @@ class Gate:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
 
+    @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
@@ -100,7 +143,7 @@ class Gate:
             route.sid, credential, self.ctx.public.domain, self.ctx.public.scheme == "https"
         )
         self.ctx.connections.add(route.sid, flow.client_conn.id)
-        flow.response = redirect(location, 303, [cookie])
+        respond(flow, redirect(location, 303, [cookie]))
 
 
 class ReservedPaths:
@@ -109,12 +152,13 @@ class ReservedPaths:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
 
+    @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow) or not flow.request.path.startswith(RESERVED_PREFIX):
             return
         path = flow.request.path.split("?", 1)[0]
         if path == "/__cobrowse/runtime.js" and flow.request.method in ("GET", "HEAD"):
-            flow.response = rewriting.runtime_response()
+            respond(flow, rewriting.runtime_response())
         elif path == "/__cobrowse/cookies" and flow.request.method == "POST":
             try:
                 await cookie_sync.post_cookies(self.ctx, flow, flow.metadata[SESSION])
@@ -135,6 +179,7 @@ class Egress:
             "cobrowse_upstream_timeout", float, 30.0, "seconds before an upstream that does not answer"
         )
 
+    @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
@@ -184,6 +229,7 @@ class RequestFixup:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
 
+    @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
@@ -196,6 +242,7 @@ class CookieJar:
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
 
+    @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
@@ -204,7 +251,10 @@ class CookieJar:
         except Refused as exc:
             respond_error(flow, exc.page)
 
+    @fail_closed
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if OWN in flow.metadata:
+            return
         if SESSION in flow.metadata and ORIGIN in flow.metadata and "cobrowse.refused" not in flow.metadata:
             await cookie_sync.on_response(self.ctx, flow, flow.metadata[SESSION])
         elif flow.response is not None:
@@ -223,12 +273,18 @@ class Rewriting:
             "cobrowse_max_decompressed_bytes", int, 64 * 1024 * 1024, "largest decompressed body"
         )
 
+    @fail_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if OWN in flow.metadata:
+            return
         if MAPPER not in flow.metadata or ORIGIN not in flow.metadata or "cobrowse.refused" in flow.metadata:
             return
         rewriting.on_response_headers(self.ctx, flow, flow.metadata[SESSION], flow.metadata[MAPPER])
 
+    @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:
+        if OWN in flow.metadata:
+            return
         if "cobrowse.refused" in flow.metadata:
             rewriting.finish_refused(flow)
             return

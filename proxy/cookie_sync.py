@@ -7,6 +7,7 @@ from mitmproxy import http
 from control_api.proxy_access import ProxySession
 from proxy.context import ProxyContext
 from proxy.request_fixup import is_proxy_cookie
+from proxy.responses import respond
 
 # flow metadata: the non-HttpOnly jar cookies the runtime shows to document.cookie
 SCRIPT_COOKIES = "cobrowse.script_cookies"
@@ -27,4 +28,4 @@ async def on_response(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySess
 
 
 async def post_cookies(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
-    flow.response = http.Response.make(204)
+    respond(flow, http.Response.make(204))

@@ -15,10 +15,20 @@ def error_response(flow: http.HTTPFlow, page: str) -> http.Response:
     return http.Response.make(status, body, headers)
 
 
+OWN = "cobrowse.own"
+
+
+def respond(flow: http.HTTPFlow, response: http.Response) -> None:
+    """Answer ``flow`` from the proxy itself (in a ``request`` hook): nothing is fetched upstream,
+    and the response hooks leave the response alone."""
+    flow.metadata[OWN] = True
+    flow.response = response
+
+
 def respond_error(flow: http.HTTPFlow, page: str) -> None:
     """Short-circuit ``flow`` with an error page: nothing is fetched upstream."""
     flow.metadata["cobrowse.refused"] = page
-    flow.response = error_response(flow, page)
+    respond(flow, error_response(flow, page))
 
 
 def redirect(location: str, status: int = 303, set_cookies: Iterable[str] = ()) -> http.Response:
