@@ -1,0 +1,1735 @@
+/*
+ * cobrowse client runtime (docs/PROTOCOL.md "Runtime bridge", docs/ARCHITECTURE.md "URL codec").
+ *
+ * Injected first in every proxied document as
+ *   <script src="/__cobrowse/runtime.js" data-cobrowse-config="{...}"></script>
+ * it keeps every dynamic URL inside the proxy, shows the session jar's cookies to document.cookie,
+ * masks sensitive elements that scripts add later, and talks to the agent's virtual browser.
+ *
+ * Rules this file keeps:
+ *  - it never throws into the page: every patch maps inside try/catch and then calls the native
+ *    function outside it, so native errors (a malformed URL, a SecurityError) stay what they were;
+ *  - the network is never reached outside the proxy: an absolute http(s)/ws(s) URL that cannot be
+ *    mapped goes to the proxy origin of a blocked upstream (cobrowse-blocked.invalid), never out;
+ *  - natives are captured before any page script runs, so a page that overrides
+ *    Array.prototype.map or String.prototype.replace does not break it;
+ *  - one global only: window.__cobrowse, frozen.
+ * Readable ES2017, no build step.
+ */
+(function (global) {
+  'use strict';
+
+  if (global.__cobrowse) return; // injected twice (document.write of a whole page, etc.)
+
+  // ------------------------------------------------------------------------------------------
+  // natives, captured before any page script runs
+
+  var Reflect_ = global.Reflect;
+  var apply = Reflect_.apply;
+  var construct = Reflect_.construct;
+  var ObjectCtor = Object;
+  var defineProperty = ObjectCtor.defineProperty;
+  var getOwnPropertyDescriptor = ObjectCtor.getOwnPropertyDescriptor;
+  var getPrototypeOf = ObjectCtor.getPrototypeOf;
+  var freeze = ObjectCtor.freeze;
+  var ProxyCtor = global.Proxy;
+  var WeakMapCtor = global.WeakMap;
+  var WeakSetCtor = global.WeakSet;
+  var ArrayCtor = Array;
+  var isArray = ArrayCtor.isArray;
+  var StringCtor = String;
+  var NumberCtor = Number;
+  var DateCtor = Date;
+  var dateNow = DateCtor.now;
+  var dateParse = DateCtor.parse;
+  var JSONparse = JSON.parse;
+  var JSONstringify = JSON.stringify;
+  var mathFloor = Math.floor;
+  var encodeURIComponent_ = global.encodeURIComponent;
+  var decodeURIComponent_ = global.decodeURIComponent;
+  var setTimeout_ = global.setTimeout;
+  var NativeURL = global.URL;
+  var TextEncoderCtor = global.TextEncoder;
+
+  function uncurry(fn) {
+    return function (thisArg) {
+      var args = [];
+      for (var i = 1; i < arguments.length; i++) args[i - 1] = arguments[i];
+      return apply(fn, thisArg, args);
+    };
+  }
+  function getter(proto, name) {
+    var desc = getOwnPropertyDescriptor(proto, name);
+    return desc && desc.get ? uncurry(desc.get) : null;
+  }
+
+  var hasOwn = uncurry(ObjectCtor.prototype.hasOwnProperty);
+  var strSlice = uncurry(StringCtor.prototype.slice);
+  var strIndexOf = uncurry(StringCtor.prototype.indexOf);
+  var strLastIndexOf = uncurry(StringCtor.prototype.lastIndexOf);
+  var strLower = uncurry(StringCtor.prototype.toLowerCase);
+  var strTrim = uncurry(StringCtor.prototype.trim);
+  var strCharCodeAt = uncurry(StringCtor.prototype.charCodeAt);
+  var arrJoin = uncurry(ArrayCtor.prototype.join);
+  var arrSplice = uncurry(ArrayCtor.prototype.splice);
+  var weakMapGet = uncurry(WeakMapCtor.prototype.get);
+  var weakMapSet = uncurry(WeakMapCtor.prototype.set);
+  var weakSetHas = uncurry(WeakSetCtor.prototype.has);
+  var weakSetAdd = uncurry(WeakSetCtor.prototype.add);
+  var funcToString = uncurry(Function.prototype.toString);
+  var urlHref = getter(NativeURL.prototype, 'href');
+  var urlProtocol = getter(NativeURL.prototype, 'protocol');
+  var urlHostname = getter(NativeURL.prototype, 'hostname');
+  var urlPort = getter(NativeURL.prototype, 'port');
+  var urlHost = getter(NativeURL.prototype, 'host');
+  var urlUsername = getter(NativeURL.prototype, 'username');
+  var urlPassword = getter(NativeURL.prototype, 'password');
+  var textEncode = TextEncoderCtor ? uncurry(TextEncoderCtor.prototype.encode) : null;
+  var textEncoder = TextEncoderCtor ? new TextEncoderCtor() : null;
+
+  function push(list, item) { list[list.length] = item; return list; }
+  function noop() {}
+  function guard(fn) { try { fn(); } catch (e) { /* a patch that cannot apply is left out */ } }
+  function startsWith(s, prefix) { return strSlice(s, 0, prefix.length) === prefix; }
+  function endsWith(s, suffix) { return s.length >= suffix.length && strSlice(s, s.length - suffix.length) === suffix; }
+  function replaceAll(s, from, to) {
+    var out = '';
+    var i = 0;
+    for (;;) {
+      var j = strIndexOf(s, from, i);
+      if (j < 0) return out + strSlice(s, i);
+      out += strSlice(s, i, j) + to;
+      i = j + from.length;
+    }
+  }
+  function isWhite(c) { return c === 32 || c === 9 || c === 10 || c === 12 || c === 13; }
+
+  // ------------------------------------------------------------------------------------------
+  // SHA-256 (synchronous: label mapping must happen inside setters) and base32
+
+  var SHA_K = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
+  ];
+
+  function utf8(s) {
+    if (textEncode) return textEncode(textEncoder, s);
+    var out = [];
+    var enc = encodeURIComponent_(s);
+    for (var i = 0; i < enc.length; i++) {
+      if (enc[i] === '%') { push(out, NumberCtor.parseInt(strSlice(enc, i + 1, i + 3), 16)); i += 2; }
+      else push(out, strCharCodeAt(enc, i));
+    }
+    return out;
+  }
+
+  function sha256(bytes) {
+    var m = [];
+    var n = bytes.length;
+    for (var i = 0; i < n; i++) m[i] = bytes[i];
+    m[n] = 0x80;
+    while (m.length % 64 !== 56) m[m.length] = 0;
+    var hi = mathFloor(n / 0x20000000);
+    var lo = (n * 8) >>> 0;
+    var tail = [hi >>> 24, hi >>> 16, hi >>> 8, hi, lo >>> 24, lo >>> 16, lo >>> 8, lo];
+    for (i = 0; i < 8; i++) m[m.length] = tail[i] & 0xff;
+    var H = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    var W = [];
+    function ror(x, k) { return (x >>> k) | (x << (32 - k)); }
+    for (var off = 0; off < m.length; off += 64) {
+      for (var t = 0; t < 16; t++) {
+        var p = off + 4 * t;
+        W[t] = (m[p] << 24) | (m[p + 1] << 16) | (m[p + 2] << 8) | m[p + 3];
+      }
+      for (t = 16; t < 64; t++) {
+        var w15 = W[t - 15];
+        var w2 = W[t - 2];
+        var s0 = ror(w15, 7) ^ ror(w15, 18) ^ (w15 >>> 3);
+        var s1 = ror(w2, 17) ^ ror(w2, 19) ^ (w2 >>> 10);
+        W[t] = (W[t - 16] + s0 + W[t - 7] + s1) | 0;
+      }
+      var a = H[0], b = H[1], c = H[2], d = H[3], e = H[4], f = H[5], g = H[6], h = H[7];
+      for (t = 0; t < 64; t++) {
+        var S1 = ror(e, 6) ^ ror(e, 11) ^ ror(e, 25);
+        var ch = (e & f) ^ (~e & g);
+        var t1 = (h + S1 + ch + SHA_K[t] + W[t]) | 0;
+        var S0 = ror(a, 2) ^ ror(a, 13) ^ ror(a, 22);
+        var maj = (a & b) ^ (a & c) ^ (b & c);
+        var t2 = (S0 + maj) | 0;
+        h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+      }
+      H[0] = (H[0] + a) | 0; H[1] = (H[1] + b) | 0; H[2] = (H[2] + c) | 0; H[3] = (H[3] + d) | 0;
+      H[4] = (H[4] + e) | 0; H[5] = (H[5] + f) | 0; H[6] = (H[6] + g) | 0; H[7] = (H[7] + h) | 0;
+    }
+    var out = [];
+    for (i = 0; i < 8; i++) {
+      push(out, (H[i] >>> 24) & 0xff); push(out, (H[i] >>> 16) & 0xff);
+      push(out, (H[i] >>> 8) & 0xff); push(out, H[i] & 0xff);
+    }
+    return out;
+  }
+
+  var BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+  function base32(bytes) { // RFC 4648, lower-case, no padding
+    var out = '';
+    var buffer = 0;
+    var bits = 0;
+    for (var i = 0; i < bytes.length; i++) {
+      buffer = ((buffer << 8) | bytes[i]) & 0xffff;
+      bits += 8;
+      while (bits >= 5) { out += BASE32[(buffer >>> (bits - 5)) & 31]; bits -= 5; }
+    }
+    if (bits > 0) out += BASE32[(buffer << (5 - bits)) & 31];
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the URL codec (docs/ARCHITECTURE.md "URL codec"; rewriter/urls.py is the server twin)
+
+  var DEFAULT_PORTS = { http: 80, https: 443, ws: 80, wss: 443 };
+  var ORIGIN_SCHEME = { http: 'http', https: 'https', ws: 'http', wss: 'https' };
+  var MAX_LABEL = 63;
+  var BLOCKED_HOST = 'cobrowse-blocked.invalid';
+
+  function isLDH(host) { // every dot-separated label matches [a-z0-9]([a-z0-9-]*[a-z0-9])?
+    var start = 0;
+    for (var i = 0; i <= host.length; i++) {
+      var c = i < host.length ? strCharCodeAt(host, i) : 46;
+      if (c === 46) {
+        if (i === start) return false;
+        if (strCharCodeAt(host, start) === 45 || strCharCodeAt(host, i - 1) === 45) return false;
+        start = i + 1;
+      } else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // origin of a parsed URL: {scheme: http|https, host (IPv6 unbracketed), port: int, v6: bool}, or null
+  function originOf(u) {
+    var proto = strSlice(urlProtocol(u), 0, -1);
+    var scheme = ORIGIN_SCHEME[proto];
+    if (!scheme || !hasOwn(ORIGIN_SCHEME, proto)) return null;
+    var host = urlHostname(u);
+    var v6 = false;
+    if (host[0] === '[') { host = strSlice(host, 1, -1); v6 = true; }
+    else if (endsWith(host, '.')) host = strSlice(host, 0, -1);
+    if (!host) return null;
+    var port = urlPort(u);
+    return { scheme: scheme, host: host, port: port === '' ? DEFAULT_PORTS[proto] : NumberCtor(port), v6: v6 };
+  }
+
+  function canonicalOrigin(o) {
+    return o.scheme + '://' + (o.v6 ? '[' + o.host + ']' : o.host) + ':' + o.port;
+  }
+
+  function encodeLabel(sid, o) {
+    var port = o.port === DEFAULT_PORTS[o.scheme] ? '' : StringCtor(o.port);
+    var direct = '';
+    if (o.v6) direct = sid + (o.scheme === 'http' ? 'i' : 'j') + port + '-' + replaceAll(o.host, ':', 'x');
+    else if (isLDH(o.host)) {
+      direct = sid + (o.scheme === 'http' ? 'h' : 's') + port + '-' + replaceAll(replaceAll(o.host, '-', '--'), '.', '-');
+    }
+    if (direct && direct.length <= MAX_LABEL) return direct;
+    return sid + 'x' + base32(arrSplice(sha256(utf8(canonicalOrigin(o))), 0, 8));
+  }
+
+  // A session's codec. cfg is the runtime config (docs/PROTOCOL.md).
+  function makeCodec(cfg) {
+    var sid = StringCtor(cfg.sid);
+    var domain = strLower(StringCtor(cfg.proxyDomain));
+    if (endsWith(domain, '.')) domain = strSlice(domain, 0, -1);
+    var scheme = cfg.proxyScheme === 'https' ? 'https' : 'http';
+    var port = NumberCtor(cfg.proxyPort);
+    var portPart = port === DEFAULT_PORTS[scheme] ? '' : ':' + port;
+    var suffix = '.' + domain;
+    var hashed = {}; // x label -> origin, for the known origins
+    var labels = {}; // canonical origin -> label (cache)
+
+    function labelFor(o) {
+      var key = canonicalOrigin(o);
+      if (!hasOwn(labels, key)) labels[key] = encodeLabel(sid, o);
+      return labels[key];
+    }
+    function parseOrigin(text) {
+      try { return originOf(new NativeURL(StringCtor(text))); } catch (e) { return null; }
+    }
+    var known = isArray(cfg.knownOrigins) ? cfg.knownOrigins : [];
+    var candidates = [];
+    for (var i = 0; i < known.length; i++) push(candidates, known[i]);
+    push(candidates, cfg.origin);
+    for (i = 0; i < candidates.length; i++) {
+      var o = parseOrigin(candidates[i]);
+      if (o) hashed[labelFor(o)] = o;
+    }
+
+    // the label of a proxy host name (lower-case, no port), or null when it is not one
+    function labelOfHostname(hostname) {
+      if (!endsWith(hostname, suffix)) return null;
+      var label = strSlice(hostname, 0, hostname.length - suffix.length);
+      return label && strIndexOf(label, '.') < 0 ? label : null;
+    }
+
+    function decodeLabel(label) { // -> origin of this session, or null
+      if (label.length > MAX_LABEL || label.length < 12 || strSlice(label, 0, 10) !== sid) return null;
+      if (hasOwn(hashed, label)) return hashed[label];
+      var kind = label[10];
+      var body = strSlice(label, 11);
+      var isV6 = kind === 'i' || kind === 'j';
+      if (!isV6 && kind !== 'h' && kind !== 's') return null;
+      var dash = strIndexOf(body, '-');
+      if (dash < 0 || dash > 5) return null;
+      var portText = strSlice(body, 0, dash);
+      var hostBody = strSlice(body, dash + 1);
+      var originScheme = kind === 'h' || kind === 'i' ? 'http' : 'https';
+      var host;
+      if (isV6) host = replaceAll(hostBody, 'x', ':');
+      else { // runs of 2k hyphens are k hyphens, a single hyphen is a dot
+        host = '';
+        for (var j = 0; j < hostBody.length;) {
+          if (hostBody[j] !== '-') { host += hostBody[j]; j++; continue; }
+          var k = j;
+          while (k < hostBody.length && hostBody[k] === '-') k++;
+          var run = k - j;
+          if (run === 1) host += '.';
+          else if (run % 2) return null;
+          else for (var r = 0; r < run / 2; r++) host += '-';
+          j = k;
+        }
+      }
+      var o;
+      try {
+        var u = new NativeURL(originScheme + '://' + (isV6 ? '[' + host + ']' : host) + (portText ? ':' + portText : '') + '/');
+        o = originOf(u);
+      } catch (e) { return null; }
+      if (!o || labelFor(o) !== label) return null; // not canonical
+      return o;
+    }
+
+    function proxyBase(o, ws) {
+      var s = ws ? (scheme === 'https' ? 'wss' : 'ws') : scheme;
+      return s + '://' + labelFor(o) + suffix + portPart;
+    }
+    function originString(o) {
+      var host = o.v6 ? '[' + o.host + ']' : o.host;
+      return o.scheme + '://' + host + (o.port === DEFAULT_PORTS[o.scheme] ? '' : ':' + o.port);
+    }
+    // path + query + fragment of a parsed URL, as the URL serialised it
+    function restOf(u) {
+      var user = urlUsername(u);
+      var pass = urlPassword(u);
+      var prefix = urlProtocol(u) + '//' + (user || pass ? user + (pass ? ':' + pass : '') + '@' : '') + urlHost(u);
+      return strSlice(urlHref(u), prefix.length);
+    }
+    function isProxyURL(u) {
+      return labelOfHostname(urlHostname(u)) !== null;
+    }
+    var blockedOrigin = { scheme: 'http', host: BLOCKED_HOST, port: 80, v6: false };
+
+    return {
+      sid: sid,
+      scheme: scheme,
+      labelFor: labelFor,
+      blockedURL: function (ws) { return proxyBase(blockedOrigin, ws) + '/'; },
+      // upstream origin served at a parsed proxy URL, or null
+      upstreamOriginOf: function (u) {
+        var label = labelOfHostname(urlHostname(u));
+        return label === null ? null : decodeLabel(label);
+      },
+      // a parsed absolute URL -> its proxy URL string (unchanged when it is a proxy URL already)
+      mapParsed: function (u, ws) {
+        var proto = strSlice(urlProtocol(u), 0, -1);
+        if (!hasOwn(ORIGIN_SCHEME, proto)) return urlHref(u);
+        if (isProxyURL(u)) return urlHref(u);
+        var o = originOf(u);
+        if (!o) return proxyBase(blockedOrigin, ws) + '/';
+        return proxyBase(o, ws || proto === 'ws' || proto === 'wss') + restOf(u);
+      },
+      // a parsed proxy URL -> the upstream URL string, or null
+      unmapParsed: function (u) {
+        var label = labelOfHostname(urlHostname(u));
+        var o = label === null ? null : decodeLabel(label);
+        if (!o) return null;
+        var proto = strSlice(urlProtocol(u), 0, -1);
+        var ws = proto === 'ws' || proto === 'wss';
+        var up = originString(o);
+        if (ws) up = (o.scheme === 'https' ? 'wss' : 'ws') + strSlice(up, o.scheme.length);
+        return up + restOf(u);
+      },
+      originString: originString
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // URL mapping for a context (a window or a worker)
+
+  var SCHEME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.';
+
+  // strip what the URL parser strips: leading/trailing C0 and space, and every tab/newline
+  function cleanURL(s) {
+    var start = 0;
+    var end = s.length;
+    while (start < end && strCharCodeAt(s, start) <= 32) start++;
+    while (end > start && strCharCodeAt(s, end - 1) <= 32) end--;
+    var out = '';
+    for (var i = start; i < end; i++) {
+      var c = strCharCodeAt(s, i);
+      if (c !== 9 && c !== 10 && c !== 13) out += s[i];
+    }
+    return out;
+  }
+  // 'abs' (has a scheme), 'net' (protocol-relative) or 'rel'
+  function urlForm(s) {
+    if (s.length >= 2 && (s[0] === '/' || s[0] === '\\') && (s[1] === '/' || s[1] === '\\')) return 'net';
+    var c = strCharCodeAt(s, 0);
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122))) return 'rel';
+    for (var i = 1; i < s.length; i++) {
+      if (s[i] === ':') return 'abs';
+      if (strIndexOf(SCHEME_CHARS, s[i]) < 0) return 'rel';
+    }
+    return 'rel';
+  }
+  function schemeOf(s) { return strLower(strSlice(s, 0, strIndexOf(s, ':'))); }
+
+  function makeMapper(codec, baseFn) {
+    // baseFn() -> the upstream base URL string for relative references
+    function toProxy(input, opts) {
+      var s;
+      try { s = StringCtor(input); } catch (e) { return input; }
+      var ws = !!(opts && opts.ws);
+      var absolute = !!(opts && opts.absolute);
+      var clean = cleanURL(s);
+      var form = urlForm(clean);
+      if (form === 'abs' && !hasOwn(ORIGIN_SCHEME, schemeOf(clean))) return s; // data:, blob:, mailto:...
+      if (form === 'rel' && !absolute && !ws) return s; // resolves on the proxy origin already
+      try {
+        var u = new NativeURL(clean, baseFn());
+        if (ws) {
+          var proto = strSlice(urlProtocol(u), 0, -1);
+          if (proto === 'http' || proto === 'https') return codec.mapParsed(u, true);
+        }
+        return codec.mapParsed(u, ws);
+      } catch (e) {
+        if (form === 'rel' && !absolute && !ws) return s;
+        return codec.blockedURL(ws);
+      }
+    }
+    function toUpstream(input) {
+      try { return codec.unmapParsed(new NativeURL(StringCtor(input))); } catch (e) { return null; }
+    }
+    return { toProxy: toProxy, toUpstream: toUpstream };
+  }
+
+  // srcset: the HTML spec's candidate parsing (URLs may contain commas)
+  function mapSrcset(value, mapOne) {
+    var s = StringCtor(value);
+    var out = [];
+    var i = 0;
+    var n = s.length;
+    while (i < n) {
+      while (i < n && (isWhite(strCharCodeAt(s, i)) || s[i] === ',')) i++;
+      if (i >= n) break;
+      var start = i;
+      while (i < n && !isWhite(strCharCodeAt(s, i))) i++;
+      var url = strSlice(s, start, i);
+      var descriptors = '';
+      var trailingCommas = 0;
+      while (url.length && url[url.length - 1] === ',') { url = strSlice(url, 0, -1); trailingCommas++; }
+      if (!trailingCommas) {
+        var dStart = i;
+        var inParens = false;
+        while (i < n) {
+          var ch = s[i];
+          if (ch === '(') inParens = true;
+          else if (ch === ')') inParens = false;
+          else if (ch === ',' && !inParens) break;
+          i++;
+        }
+        descriptors = strTrim(strSlice(s, dStart, i));
+        if (i < n) i++; // the comma
+      }
+      if (url) push(out, mapOne(url) + (descriptors ? ' ' + descriptors : ''));
+    }
+    return arrJoin(out, ', ');
+  }
+
+  // CSS: map url(...) and @import "..." references
+  function mapCss(text, mapOne) {
+    var s = StringCtor(text);
+    if (strIndexOf(s, '//') < 0 && strIndexOf(s, ':') < 0 && strIndexOf(s, '\\') < 0) return s;
+    var out = '';
+    var i = 0;
+    var lower = strLower(s);
+    for (;;) {
+      var u = strIndexOf(lower, 'url(', i);
+      var imp = strIndexOf(lower, '@import', i);
+      if (u < 0 && imp < 0) return out + strSlice(s, i);
+      if (imp >= 0 && (u < 0 || imp < u)) { // @import "x" (url(...) is handled by the other branch)
+        var q = imp + 7;
+        while (q < s.length && isWhite(strCharCodeAt(s, q))) q++;
+        if (s[q] === '"' || s[q] === "'") {
+          var close = strIndexOf(s, s[q], q + 1);
+          if (close < 0) return out + strSlice(s, i);
+          out += strSlice(s, i, q + 1) + mapOne(strSlice(s, q + 1, close)) + s[q];
+          i = close + 1;
+        } else {
+          out += strSlice(s, i, q);
+          i = q;
+        }
+        continue;
+      }
+      var p = u + 4;
+      while (p < s.length && isWhite(strCharCodeAt(s, p))) p++;
+      if (s[p] === '"' || s[p] === "'") {
+        var endQuote = strIndexOf(s, s[p], p + 1);
+        if (endQuote < 0) return out + strSlice(s, i);
+        out += strSlice(s, i, p + 1) + mapOne(strSlice(s, p + 1, endQuote));
+        i = endQuote;
+      } else {
+        var closeParen = strIndexOf(s, ')', p);
+        if (closeParen < 0) return out + strSlice(s, i);
+        var valueEnd = closeParen;
+        while (valueEnd > p && isWhite(strCharCodeAt(s, valueEnd - 1))) valueEnd--;
+        out += strSlice(s, i, p) + (valueEnd > p ? mapOne(strSlice(s, p, valueEnd)) : '');
+        i = valueEnd;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the context: one per config (shared by a document and its same-origin about:blank children)
+
+  function makeContext(cfg) {
+    var codec = makeCodec(cfg);
+    var ctx = {
+      cfg: cfg,
+      codec: codec,
+      mask: typeof cfg.mask === 'string' && cfg.mask ? cfg.mask : '\u2022\u2022\u2022\u2022\u2022\u2022',
+      masked: [],
+      cookies: [],
+      consoleOrigin: typeof cfg.consoleOrigin === 'string' ? cfg.consoleOrigin : null
+    };
+    var sel = isArray(cfg.masked) ? cfg.masked : [];
+    for (var i = 0; i < sel.length; i++) if (typeof sel[i] === 'string' && sel[i]) push(ctx.masked, sel[i]);
+    var jar = cfg.cookies;
+    if (typeof jar === 'string') jar = parseCookieHeader(jar);
+    if (isArray(jar)) {
+      for (i = 0; i < jar.length; i++) {
+        var c = jar[i];
+        if (c && typeof c.name === 'string' && typeof c.value === 'string') push(ctx.cookies, { name: c.name, value: c.value });
+      }
+    }
+    return ctx;
+  }
+
+  function parseCookieHeader(text) {
+    var out = [];
+    var parts = StringCtor(text);
+    var i = 0;
+    while (i <= parts.length) {
+      var j = strIndexOf(parts, ';', i);
+      if (j < 0) j = parts.length;
+      var pair = strTrim(strSlice(parts, i, j));
+      if (pair) {
+        var eq = strIndexOf(pair, '=');
+        push(out, eq < 0 ? { name: '', value: pair } : { name: strTrim(strSlice(pair, 0, eq)), value: strTrim(strSlice(pair, eq + 1)) });
+      }
+      i = j + 1;
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // patching helpers (a wrapped function reports the native's source through toString)
+
+  var nativeOf = new WeakMapCtor();
+  var installed = new WeakSetCtor();
+
+  function disguise(wrapper, native) {
+    try { weakMapSet(nativeOf, wrapper, native); } catch (e) { /* ignore */ }
+    try { defineProperty(wrapper, 'name', { value: native.name, configurable: true }); } catch (e) { /* ignore */ }
+    try { defineProperty(wrapper, 'length', { value: native.length, configurable: true }); } catch (e) { /* ignore */ }
+    return wrapper;
+  }
+
+  function patchToString(win) {
+    var proto = win.Function.prototype;
+    var native = proto.toString;
+    var wrapper = function toString() {
+      var target = weakMapGet(nativeOf, this);
+      return apply(native, target || this, arguments);
+    };
+    disguise(wrapper, native);
+    defineProperty(proto, 'toString', { value: wrapper, writable: true, configurable: true, enumerable: false });
+  }
+
+  // replace proto[name] (a method) by makeWrapper(native)
+  function wrapMethod(proto, name, makeWrapper) {
+    if (!proto) return;
+    var desc = getOwnPropertyDescriptor(proto, name);
+    if (!desc || typeof desc.value !== 'function') return;
+    var wrapper = disguise(makeWrapper(desc.value), desc.value);
+    defineProperty(proto, name, { value: wrapper, writable: desc.writable, enumerable: desc.enumerable, configurable: desc.configurable });
+  }
+
+  // map the argument at index i through fn before calling the native method
+  function mapArgument(proto, name, index, fn) {
+    wrapMethod(proto, name, function (native) {
+      return function () {
+        var args = [];
+        for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+        if (args.length > index && args[index] !== undefined && args[index] !== null) {
+          try { args[index] = fn(args[index], this); } catch (e) { /* keep */ }
+        }
+        return apply(native, this, args);
+      };
+    });
+  }
+
+  // replace an accessor's setter by one that maps the value first
+  function wrapSetter(proto, prop, fn) {
+    if (!proto) return;
+    var desc = getOwnPropertyDescriptor(proto, prop);
+    if (!desc || !desc.set) return;
+    var nativeSet = desc.set;
+    var setter = function (value) {
+      var mapped = value;
+      try { mapped = fn(value, this); } catch (e) { /* keep */ }
+      return apply(nativeSet, this, [mapped]);
+    };
+    disguise(setter, nativeSet);
+    defineProperty(proto, prop, { get: desc.get, set: setter, enumerable: desc.enumerable, configurable: desc.configurable });
+  }
+
+  // replace a constructor on win by a Proxy that maps argument 0
+  function wrapConstructor(win, name, fn) {
+    var Native = win[name];
+    if (typeof Native !== 'function') return;
+    var handler = {
+      construct: function (target, args, newTarget) {
+        var copy = [];
+        for (var k = 0; k < args.length; k++) copy[k] = args[k];
+        if (copy.length > 0 && copy[0] !== undefined && copy[0] !== null) {
+          try { copy = fn(copy) || copy; } catch (e) { /* keep */ }
+        }
+        return construct(target, copy, newTarget === proxy ? target : newTarget);
+      }
+    };
+    var proxy = new ProxyCtor(Native, handler);
+    var desc = getOwnPropertyDescriptor(win, name);
+    defineProperty(win, name, { value: proxy, writable: desc ? desc.writable : true, enumerable: false, configurable: true });
+    guard(function () {
+      defineProperty(Native.prototype, 'constructor', { value: proxy, writable: true, enumerable: false, configurable: true });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // network APIs shared by windows and workers
+
+  function installNetwork(win, ctx, mapper) {
+    var map = function (v) { return mapper.toProxy(v); };
+    var mapAbs = function (v) { return mapper.toProxy(v, { absolute: true }); };
+    var isWorker = !win.document;
+    var mapURLArg = isWorker ? mapAbs : map;
+
+    var NativeRequest = win.Request;
+    var requestURL = NativeRequest ? getter(NativeRequest.prototype, 'url') : null;
+    guard(function () {
+      wrapConstructor(win, 'Request', function (args) {
+        if (!(args[0] instanceof NativeRequest)) args[0] = mapURLArg(args[0]);
+        return args;
+      });
+    });
+    guard(function () {
+      wrapMethod(win, 'fetch', function (native) {
+        return function fetch(input, init) {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+          if (args.length > 0 && args[0] !== undefined && args[0] !== null) {
+            try {
+              if (NativeRequest && args[0] instanceof NativeRequest) {
+                var url = requestURL(args[0]);
+                var mapped = mapAbs(url);
+                if (mapped !== url) {
+                  try { args[0] = new NativeRequest(mapped, args[0]); } catch (e) { args[0] = ctx.codec.blockedURL(false); }
+                }
+              } else {
+                args[0] = mapURLArg(args[0]);
+              }
+            } catch (e) { /* keep */ }
+          }
+          return apply(native, this, args);
+        };
+      });
+    });
+    guard(function () { mapArgument(win.XMLHttpRequest && win.XMLHttpRequest.prototype, 'open', 1, mapURLArg); });
+    guard(function () {
+      wrapConstructor(win, 'WebSocket', function (args) { args[0] = mapper.toProxy(args[0], { ws: true }); return args; });
+    });
+    guard(function () {
+      wrapConstructor(win, 'EventSource', function (args) { args[0] = mapURLArg(args[0]); return args; });
+    });
+    guard(function () { mapArgument(win.Cache && win.Cache.prototype, 'add', 0, mapURLArg); });
+    guard(function () {
+      mapArgument(win.Cache && win.Cache.prototype, 'addAll', 0, function (list) {
+        var out = [];
+        for (var k = 0; k < list.length; k++) out[k] = list[k] instanceof NativeRequest ? list[k] : mapURLArg(list[k]);
+        return out;
+      });
+    });
+    if (isWorker) {
+      guard(function () {
+        wrapMethod(win, 'importScripts', function (native) {
+          return function importScripts() {
+            var args = [];
+            for (var k = 0; k < arguments.length; k++) {
+              args[k] = arguments[k];
+              try { args[k] = mapAbs(arguments[k]); } catch (e) { /* keep */ }
+            }
+            return apply(native, this, args);
+          };
+        });
+      });
+    }
+    installWorkers(win, ctx, mapper);
+  }
+
+  // Worker: a blob bootstrap imports the runtime with this session's config, then the mapped script
+  function installWorkers(win, ctx, mapper) {
+    var isWorker = !win.document;
+    var runtimeURL = function () {
+      return isWorker ? ctx.runtimeURL : new NativeURL('/__cobrowse/runtime.js', win.location.href).href;
+    };
+    var BlobCtor = win.Blob;
+    var createObjectURL = win.URL && win.URL.createObjectURL;
+    guard(function () {
+      wrapConstructor(win, 'Worker', function (args) {
+        var scriptURL = mapper.toProxy(args[0], { absolute: true });
+        var upstream = mapper.toUpstream(scriptURL);
+        var type = args[1] && args[1].type === 'module' ? 'module' : 'classic';
+        if (!upstream || !BlobCtor || !createObjectURL) { args[0] = scriptURL; return args; }
+        var cfg = {};
+        for (var key in ctx.cfg) if (hasOwn(ctx.cfg, key)) cfg[key] = ctx.cfg[key];
+        cfg.base = upstream;
+        cfg.runtimeURL = runtimeURL();
+        cfg.consoleOrigin = null;
+        var json = JSONstringify(cfg);
+        var source = type === 'module'
+          ? 'import ' + JSONstringify(cfg.runtimeURL) + ';\nself.__cobrowse.init(' + json + ');\nawait import(' + JSONstringify(scriptURL) + ');\n'
+          : 'importScripts(' + JSONstringify(cfg.runtimeURL) + ');\nself.__cobrowse.init(' + json + ');\nimportScripts(' + JSONstringify(scriptURL) + ');\n';
+        var blob = new BlobCtor([source], { type: 'text/javascript' });
+        args[0] = apply(createObjectURL, win.URL, [blob]);
+        return args;
+      });
+    });
+    guard(function () {
+      wrapConstructor(win, 'SharedWorker', function (args) { args[0] = mapper.toProxy(args[0], { absolute: true }); return args; });
+    });
+    guard(function () {
+      mapArgument(win.Worklet && win.Worklet.prototype, 'addModule', 0, function (v) { return mapper.toProxy(v); });
+    });
+    guard(function () {
+      var container = win.ServiceWorkerContainer && win.ServiceWorkerContainer.prototype;
+      var PromiseCtor = win.Promise;
+      var DOMExceptionCtor = win.DOMException;
+      wrapMethod(container, 'register', function () {
+        return function register() {
+          return PromiseCtor.reject(new DOMExceptionCtor(
+            'cobrowse: service workers cannot be registered while co-browsing', 'SecurityError'));
+        };
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // documents: attributes, setters, markup, forms, navigation
+
+  // attribute (lower-case) -> how its value holds URLs
+  var URL_ATTRS = {
+    href: 'url', src: 'url', action: 'url', formaction: 'url', poster: 'url', data: 'url',
+    background: 'url', manifest: 'url', 'xlink:href': 'url', srcset: 'srcset', imagesrcset: 'srcset',
+    ping: 'list', style: 'css'
+  };
+  // elements whose attribute of that name is not a URL
+  var URL_ONLY_ON = { data: { object: true } }; // `data` is a URL only on <object>
+  var PROP_SETTERS = [
+    ['HTMLAnchorElement', 'href', 'url'], ['HTMLAreaElement', 'href', 'url'], ['HTMLLinkElement', 'href', 'url'],
+    ['HTMLBaseElement', 'href', 'url'], ['HTMLImageElement', 'src', 'url'], ['HTMLImageElement', 'srcset', 'srcset'],
+    ['HTMLSourceElement', 'src', 'url'], ['HTMLSourceElement', 'srcset', 'srcset'], ['HTMLScriptElement', 'src', 'url'],
+    ['HTMLIFrameElement', 'src', 'url'], ['HTMLFrameElement', 'src', 'url'], ['HTMLEmbedElement', 'src', 'url'],
+    ['HTMLMediaElement', 'src', 'url'], ['HTMLTrackElement', 'src', 'url'], ['HTMLInputElement', 'src', 'url'],
+    ['HTMLVideoElement', 'poster', 'url'], ['HTMLObjectElement', 'data', 'url'], ['HTMLFormElement', 'action', 'url'],
+    ['HTMLInputElement', 'formAction', 'url'], ['HTMLButtonElement', 'formAction', 'url'],
+    ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset']
+  ];
+  var MASK_URL_ATTRS = ['src', 'srcset', 'href', 'poster', 'data', 'action', 'formaction', 'xlink:href', 'background'];
+
+  function installDocument(win, ctx, mapper) {
+    var doc = win.document;
+    var ElementProto = win.Element.prototype;
+    var nativeSetAttribute = uncurry(ElementProto.setAttribute);
+    var nativeGetAttribute = uncurry(ElementProto.getAttribute);
+    var nativeRemoveAttribute = uncurry(ElementProto.removeAttribute);
+    var nativeHasAttribute = uncurry(ElementProto.hasAttribute);
+    var nativeMatches = uncurry(ElementProto.matches);
+    var nativeClosest = uncurry(ElementProto.closest);
+    var nativeQSA = uncurry(win.Document.prototype.querySelectorAll);
+    var elementQSA = uncurry(ElementProto.querySelectorAll);
+    var fragmentQSA = uncurry(win.DocumentFragment.prototype.querySelectorAll);
+    var localNameOf = getter(ElementProto, 'localName');
+    var innerHTMLDesc = getOwnPropertyDescriptor(ElementProto, 'innerHTML');
+    var nativeCreateElement = uncurry(win.Document.prototype.createElement);
+    var templateContent = getter(win.HTMLTemplateElement.prototype, 'content');
+    var nodeType = getter(win.Node.prototype, 'nodeType');
+    var parentNodeOf = getter(win.Node.prototype, 'parentNode');
+    var textData = getter(win.CharacterData.prototype, 'data');
+    var setTextData = uncurry(getOwnPropertyDescriptor(win.CharacterData.prototype, 'data').set);
+    var inputValueDesc = getOwnPropertyDescriptor(win.HTMLInputElement.prototype, 'value');
+    var textareaValueDesc = getOwnPropertyDescriptor(win.HTMLTextAreaElement.prototype, 'value');
+    var inputType = getter(win.HTMLInputElement.prototype, 'type');
+    var createTreeWalker = uncurry(win.Document.prototype.createTreeWalker);
+    var walkerNext = uncurry(win.TreeWalker.prototype.nextNode);
+    var SHOW_TEXT = 4;
+
+    var map = function (v) { return mapper.toProxy(v); };
+    function mapValue(kind, value) {
+      if (kind === 'url') return map(value);
+      if (kind === 'srcset') return mapSrcset(value, map);
+      if (kind === 'css') return mapCss(value, map);
+      if (kind === 'list') { // space-separated URLs (ping)
+        var parts = [];
+        var s = StringCtor(value);
+        var i = 0;
+        while (i < s.length) {
+          while (i < s.length && isWhite(strCharCodeAt(s, i))) i++;
+          var st = i;
+          while (i < s.length && !isWhite(strCharCodeAt(s, i))) i++;
+          if (i > st) push(parts, map(strSlice(s, st, i)));
+        }
+        return arrJoin(parts, ' ');
+      }
+      return value;
+    }
+    function attrKind(el, name) {
+      var lname = strLower(StringCtor(name));
+      if (!hasOwn(URL_ATTRS, lname)) return null;
+      if (hasOwn(URL_ONLY_ON, lname)) {
+        var tag = '';
+        try { tag = localNameOf(el); } catch (e) { return null; }
+        if (!hasOwn(URL_ONLY_ON[lname], tag)) return null;
+      }
+      return URL_ATTRS[lname];
+    }
+
+    // ---- masking
+    var passwordSelector = 'input[type="password" i]';
+    var maskSelector = passwordSelector;
+    for (var s = 0; s < ctx.masked.length; s++) maskSelector += ', ' + ctx.masked[s];
+    function validSelector(sel) {
+      try { nativeQSA(doc, sel); return true; } catch (e) { return false; }
+    }
+    if (!validSelector(maskSelector)) { // one bad selector must not disable the others
+      maskSelector = passwordSelector;
+      for (s = 0; s < ctx.masked.length; s++) if (validSelector(ctx.masked[s])) maskSelector += ', ' + ctx.masked[s];
+    }
+    function isMasked(el) {
+      try { return nativeClosest(el, maskSelector) !== null; } catch (e) { return false; }
+    }
+    var masking = false;
+    function maskElement(el) {
+      if (masking) return;
+      masking = true;
+      try {
+        if (nativeGetAttribute(el, 'data-cobrowse-masked') !== '1') nativeSetAttribute(el, 'data-cobrowse-masked', '1');
+        for (var i = 0; i < MASK_URL_ATTRS.length; i++) {
+          if (nativeHasAttribute(el, MASK_URL_ATTRS[i])) nativeRemoveAttribute(el, MASK_URL_ATTRS[i]);
+        }
+        var tag = localNameOf(el);
+        if (tag === 'input') {
+          var type = strLower(inputType(el));
+          if (type !== 'checkbox' && type !== 'radio' && type !== 'file' && type !== 'hidden') {
+            if (apply(inputValueDesc.get, el, []) !== ctx.mask) apply(inputValueDesc.set, el, [ctx.mask]);
+          }
+          if (nativeHasAttribute(el, 'value') && nativeGetAttribute(el, 'value') !== ctx.mask) nativeSetAttribute(el, 'value', ctx.mask);
+        } else if (tag === 'textarea') {
+          if (apply(textareaValueDesc.get, el, []) !== ctx.mask) apply(textareaValueDesc.set, el, [ctx.mask]);
+        } else if (tag === 'select') {
+          var opts = elementQSA(el, 'option');
+          for (var o = 0; o < opts.length; o++) {
+            if (nativeGetAttribute(opts[o], 'value') !== ctx.mask) nativeSetAttribute(opts[o], 'value', ctx.mask);
+          }
+        }
+        var walker = createTreeWalker(doc, el, SHOW_TEXT);
+        var node;
+        while ((node = walkerNext(walker))) {
+          var text = textData(node);
+          if (text !== ctx.mask && strTrim(text) !== '') setTextData(node, ctx.mask);
+        }
+      } catch (e) { /* best effort */ }
+      masking = false;
+    }
+    function maskTree(root) {
+      if (!root) return;
+      var type = nodeType(root);
+      if (type === 3) { // text
+        var parent = parentNodeOf(root);
+        if (parent && nodeType(parent) === 1 && isMasked(parent)) maskElement(nativeClosest(parent, maskSelector));
+        return;
+      }
+      if (type === 1) {
+        if (isMasked(root)) { maskElement(nativeClosest(root, maskSelector)); }
+        var found = elementQSA(root, maskSelector);
+        for (var i = 0; i < found.length; i++) maskElement(found[i]);
+      } else if (type === 11 || type === 9) {
+        var all = type === 11 ? fragmentQSA(root, maskSelector) : nativeQSA(root, maskSelector);
+        for (var j = 0; j < all.length; j++) maskElement(all[j]);
+      }
+    }
+
+    // ---- URL attributes of a subtree (markup parsed in an inert template, MutationObserver fallback)
+    function fixElement(el) {
+      var changed = false;
+      for (var name in URL_ATTRS) {
+        if (!hasOwn(URL_ATTRS, name)) continue;
+        if (!nativeHasAttribute(el, name)) continue;
+        var kind = attrKind(el, name);
+        if (!kind) continue;
+        var value = nativeGetAttribute(el, name);
+        var mapped = value;
+        try { mapped = mapValue(kind, value); } catch (e) { mapped = value; }
+        if (mapped !== value) { nativeSetAttribute(el, name, mapped); changed = true; }
+      }
+      var tag = localNameOf(el);
+      if (tag === 'style') {
+        var text = el.textContent;
+        var css = mapCss(text, map);
+        if (css !== text) { el.textContent = css; changed = true; }
+      } else if (tag === 'iframe' && nativeHasAttribute(el, 'srcdoc')) {
+        var srcdoc = nativeGetAttribute(el, 'srcdoc');
+        var withRuntime = injectSrcdoc(srcdoc);
+        if (withRuntime !== srcdoc) { nativeSetAttribute(el, 'srcdoc', withRuntime); changed = true; }
+      }
+      return changed;
+    }
+    function fixTree(root) {
+      var changed = false;
+      var type = nodeType(root);
+      if (type === 1 && fixElement(root)) changed = true;
+      var list = type === 11 ? fragmentQSA(root, '*') : elementQSA(root, '*');
+      for (var i = 0; i < list.length; i++) if (fixElement(list[i])) changed = true;
+      return changed;
+    }
+    function markupMayHoldURLs(html) {
+      return strIndexOf(html, ':') >= 0 || strIndexOf(html, '//') >= 0 || strIndexOf(html, '\\') >= 0 ||
+        strIndexOf(html, 'srcdoc') >= 0;
+    }
+    function rewriteMarkup(html) {
+      var s = StringCtor(html);
+      if (!markupMayHoldURLs(s)) return s;
+      var tpl = nativeCreateElement(doc, 'template');
+      apply(innerHTMLDesc.set, tpl, [s]);
+      var changed = fixTree(templateContent(tpl));
+      return changed ? apply(innerHTMLDesc.get, tpl, []) : s;
+    }
+    function injectSrcdoc(html) {
+      var s = StringCtor(html);
+      if (strIndexOf(s, 'data-cobrowse-config') >= 0) return s;
+      var cfg = {};
+      for (var key in ctx.cfg) if (hasOwn(ctx.cfg, key)) cfg[key] = ctx.cfg[key];
+      cfg.consoleOrigin = null;
+      var attr = replaceAll(replaceAll(replaceAll(JSONstringify(cfg), '&', '&amp;'), '"', '&quot;'), '<', '&lt;');
+      return '<script src="/__cobrowse/runtime.js" data-cobrowse-config="' + attr + '"></script>' + rewriteMarkup(s);
+    }
+
+    // setters of URL properties
+    for (var p = 0; p < PROP_SETTERS.length; p++) {
+      (function (entry) {
+        guard(function () {
+          var ctor = win[entry[0]];
+          wrapSetter(ctor && ctor.prototype, entry[1], function (v) { return mapValue(entry[2], v); });
+        });
+      })(PROP_SETTERS[p]);
+    }
+    guard(function () {
+      wrapSetter(win.HTMLIFrameElement.prototype, 'srcdoc', function (v) { return injectSrcdoc(v); });
+    });
+
+    // attributes
+    guard(function () {
+      wrapMethod(ElementProto, 'setAttribute', function (native) {
+        return function setAttribute(name, value) {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+          try {
+            if (args.length >= 2) {
+              var lname = strLower(StringCtor(name));
+              var kind = attrKind(this, name);
+              if (kind) args[1] = mapValue(kind, value);
+              else if (lname === 'srcdoc') args[1] = injectSrcdoc(value);
+            }
+          } catch (e) { /* keep */ }
+          return apply(native, this, args);
+        };
+      });
+    });
+    guard(function () {
+      wrapMethod(ElementProto, 'setAttributeNS', function (native) {
+        return function setAttributeNS(ns, qname, value) {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+          try {
+            if (args.length >= 3) {
+              var q = strLower(StringCtor(qname));
+              var local = strSlice(q, strIndexOf(q, ':') + 1);
+              var kind = attrKind(this, local === 'href' ? 'href' : q);
+              if (kind) args[2] = mapValue(kind, value);
+            }
+          } catch (e) { /* keep */ }
+          return apply(native, this, args);
+        };
+      });
+    });
+    guard(function () {
+      var attrName = getter(win.Attr.prototype, 'name');
+      var attrOwner = getter(win.Attr.prototype, 'ownerElement');
+      wrapSetter(win.Attr.prototype, 'value', function (v, attr) {
+        var owner = attrOwner(attr);
+        var kind = owner ? attrKind(owner, attrName(attr)) : null;
+        return kind ? mapValue(kind, v) : v;
+      });
+    });
+
+    // markup
+    guard(function () { wrapSetter(ElementProto, 'innerHTML', function (v) { return rewriteMarkup(v); }); });
+    guard(function () { wrapSetter(ElementProto, 'outerHTML', function (v) { return rewriteMarkup(v); }); });
+    guard(function () { wrapSetter(win.ShadowRoot && win.ShadowRoot.prototype, 'innerHTML', function (v) { return rewriteMarkup(v); }); });
+    guard(function () { mapArgument(ElementProto, 'insertAdjacentHTML', 1, function (v) { return rewriteMarkup(v); }); });
+    guard(function () { mapArgument(ElementProto, 'setHTMLUnsafe', 0, function (v) { return rewriteMarkup(v); }); });
+    guard(function () { mapArgument(win.Range.prototype, 'createContextualFragment', 0, function (v) { return rewriteMarkup(v); }); });
+    guard(function () {
+      wrapMethod(win.DOMParser.prototype, 'parseFromString', function (native) {
+        return function parseFromString() {
+          var result = apply(native, this, arguments);
+          try { if (result && result.documentElement) fixTree(result.documentElement); } catch (e) { /* keep */ }
+          return result;
+        };
+      });
+    });
+    function wrapWrite(name) {
+      wrapMethod(win.Document.prototype, name, function (native) {
+        return function () {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) {
+            args[k] = arguments[k];
+            try { args[k] = rewriteWritten(StringCtor(arguments[k])); } catch (e) { /* keep */ }
+          }
+          return apply(native, this, args);
+        };
+      });
+    }
+    // document.write may get half a tag: find the URL attributes by parsing a copy, then replace
+    // exactly those attribute values in the original text
+    function rewriteWritten(html) {
+      if (!markupMayHoldURLs(html)) return html;
+      var tpl = nativeCreateElement(doc, 'template');
+      apply(innerHTMLDesc.set, tpl, [html]);
+      var list = fragmentQSA(templateContent(tpl), '*');
+      var out = html;
+      for (var i = 0; i < list.length; i++) {
+        for (var name in URL_ATTRS) {
+          if (!hasOwn(URL_ATTRS, name) || !nativeHasAttribute(list[i], name)) continue;
+          var kind = attrKind(list[i], name);
+          if (!kind) continue;
+          var value = nativeGetAttribute(list[i], name);
+          var mapped = mapValue(kind, value);
+          if (mapped === value) continue;
+          var escaped = replaceAll(replaceAll(mapped, '&', '&amp;'), '"', '&quot;');
+          var forms = [value, replaceAll(value, '&', '&amp;')];
+          for (var f = 0; f < forms.length; f++) {
+            out = replaceAll(out, '="' + forms[f] + '"', '="' + escaped + '"');
+            out = replaceAll(out, "='" + forms[f] + "'", '="' + escaped + '"');
+            out = replaceAll(out, '=' + forms[f] + '>', '="' + escaped + '">');
+            out = replaceAll(out, '=' + forms[f] + ' ', '="' + escaped + '" ');
+          }
+        }
+      }
+      return out;
+    }
+    guard(function () { wrapWrite('write'); });
+    guard(function () { wrapWrite('writeln'); });
+
+    // CSS
+    guard(function () { mapArgument(win.CSSStyleDeclaration.prototype, 'setProperty', 1, function (v) { return mapCss(v, map); }); });
+    guard(function () { wrapSetter(win.CSSStyleDeclaration.prototype, 'cssText', function (v) { return mapCss(v, map); }); });
+    guard(function () {
+      var styleProto = win.CSSStyleDeclaration.prototype;
+      var props = ['background', 'backgroundImage', 'borderImage', 'borderImageSource', 'listStyle', 'listStyleImage',
+        'content', 'cursor', 'mask', 'maskImage', 'webkitMaskImage', 'shapeOutside', 'filter', 'src'];
+      for (var i = 0; i < props.length; i++) {
+        (function (prop) {
+          guard(function () {
+            var proto = styleProto;
+            while (proto && !getOwnPropertyDescriptor(proto, prop)) proto = getPrototypeOf(proto);
+            wrapSetter(proto, prop, function (v) { return mapCss(v, map); });
+          });
+        })(props[i]);
+      }
+    });
+    guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'insertRule', 0, function (v) { return mapCss(v, map); }); });
+    guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'replace', 0, function (v) { return mapCss(v, map); }); });
+    guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'replaceSync', 0, function (v) { return mapCss(v, map); }); });
+
+    // masked values: a page script that sets a masked field's value sets the mask
+    guard(function () {
+      wrapSetter(win.HTMLInputElement.prototype, 'value', function (v, el) {
+        if (isMasked(el)) {
+          var t = strLower(inputType(el));
+          if (t !== 'checkbox' && t !== 'radio' && t !== 'hidden') return ctx.mask;
+        }
+        return v;
+      });
+    });
+    guard(function () {
+      wrapSetter(win.HTMLTextAreaElement.prototype, 'value', function (v, el) { return isMasked(el) ? ctx.mask : v; });
+    });
+
+    // forms: submit() fires no submit event
+    function fixForm(form, submitter) {
+      try {
+        fixElement(form);
+        if (submitter && nodeType(submitter) === 1) fixElement(submitter);
+      } catch (e) { /* keep */ }
+    }
+    guard(function () {
+      wrapMethod(win.HTMLFormElement.prototype, 'submit', function (native) {
+        return function submit() { fixForm(this, null); return apply(native, this, arguments); };
+      });
+    });
+    guard(function () {
+      wrapMethod(win.HTMLFormElement.prototype, 'requestSubmit', function (native) {
+        return function requestSubmit(submitter) { fixForm(this, submitter); return apply(native, this, arguments); };
+      });
+    });
+    var addEventListener = uncurry(win.EventTarget.prototype.addEventListener);
+    addEventListener(win, 'submit', function (event) {
+      try { fixForm(event.target, event.submitter); } catch (e) { /* keep */ }
+    }, true);
+    addEventListener(win, 'click', function (event) {
+      try {
+        var t = event.target;
+        var link = t && nodeType(t) === 1 ? nativeClosest(t, 'a[href], area[href]') : null;
+        if (link) fixElement(link);
+      } catch (e) { /* keep */ }
+    }, true);
+
+    // history
+    var postNavigated = noop;
+    ctx.setNavigatedHook = function (fn) { postNavigated = fn; };
+    var historyMethods = ['pushState', 'replaceState'];
+    for (var hm = 0; hm < historyMethods.length; hm++) (function (name) {
+      guard(function () {
+        wrapMethod(win.History.prototype, name, function (native) {
+          return function () {
+            var args = [];
+            for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+            if (args.length > 2 && args[2] !== undefined && args[2] !== null) {
+              try { args[2] = map(args[2]); } catch (e) { /* keep */ }
+            }
+            var result = apply(native, this, args);
+            try { postNavigated(); } catch (e) { /* keep */ }
+            return result;
+          };
+        });
+      });
+    })(historyMethods[hm]);
+
+    // window.open: map the URL; a same-origin window it returns gets the runtime too
+    guard(function () {
+      wrapMethod(win, 'open', function (native) {
+        return function open(url) {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+          if (args.length > 0 && args[0] !== undefined && args[0] !== null && args[0] !== '') {
+            try { args[0] = map(args[0]); } catch (e) { /* keep */ }
+          }
+          var child = apply(native, this, args);
+          if (child) adoptWindow(child, ctx);
+          return child;
+        };
+      });
+    });
+    // same-origin frames (about:blank, srcdoc) get the runtime when a script reaches into them
+    var frameTypes = ['HTMLIFrameElement', 'HTMLFrameElement', 'HTMLObjectElement'];
+    var frameProps = ['contentWindow', 'contentDocument'];
+    for (var ft = 0; ft < frameTypes.length; ft++) (function (name) {
+      guard(function () {
+        var proto = win[name].prototype;
+        for (var fp = 0; fp < frameProps.length; fp++) (function (prop) {
+          var desc = getOwnPropertyDescriptor(proto, prop);
+          if (!desc || !desc.get) return;
+          var nativeGet = desc.get;
+          var get = function () {
+            var value = apply(nativeGet, this, []);
+            try {
+              if (value) adoptWindow(prop === 'contentWindow' ? value : value.defaultView, ctx);
+            } catch (e) { /* cross-origin */ }
+            return value;
+          };
+          disguise(get, nativeGet);
+          defineProperty(proto, prop, { get: get, set: desc.set, enumerable: desc.enumerable, configurable: desc.configurable });
+        })(frameProps[fp]);
+      });
+    })(frameTypes[ft]);
+
+    // location cannot be redefined: the Navigation API catches any navigation of this window to an
+    // upstream URL (location.href=, assign, replace, links, forms) and re-issues it mapped
+    guard(function () {
+      var navigation = win.navigation;
+      if (!navigation) return;
+      var destURL = getter(win.NavigationDestination.prototype, 'url');
+      addEventListener(navigation, 'navigate', function (event) {
+        try {
+          var url = destURL(event.destination);
+          var mapped = mapper.toProxy(url, { absolute: true });
+          if (mapped === url || !event.cancelable) return;
+          event.preventDefault();
+          var replace = event.navigationType === 'replace';
+          var formData = event.formData;
+          var download = event.downloadRequest;
+          setTimeout_(function () {
+            try { renavigate(mapped, replace, formData, download); } catch (e) { /* nothing more to do */ }
+          }, 0);
+        } catch (e) { /* keep */ }
+      });
+    });
+    function renavigate(url, replace, formData, download) {
+      if (download !== null && download !== undefined) {
+        var a = nativeCreateElement(doc, 'a');
+        nativeSetAttribute(a, 'href', url);
+        nativeSetAttribute(a, 'download', StringCtor(download));
+        a.click();
+        return;
+      }
+      if (formData) { // POST navigation: submit an equivalent form (files cannot be carried over)
+        var form = nativeCreateElement(doc, 'form');
+        nativeSetAttribute(form, 'method', 'post');
+        nativeSetAttribute(form, 'action', url);
+        nativeSetAttribute(form, 'style', 'display:none');
+        formData.forEach(function (value, key) {
+          if (typeof value !== 'string') return;
+          var input = nativeCreateElement(doc, 'input');
+          nativeSetAttribute(input, 'type', 'hidden');
+          nativeSetAttribute(input, 'name', key);
+          apply(inputValueDesc.set, input, [value]);
+          form.appendChild(input);
+        });
+        (doc.body || doc.documentElement).appendChild(form);
+        apply(win.HTMLFormElement.prototype.submit, form, []);
+        return;
+      }
+      if (replace) win.location.replace(url); else win.location.assign(url);
+    }
+
+    // postMessage receivers see upstream origins (sites compare event.origin to their own)
+    var nativeMessageOrigin = getter(win.MessageEvent.prototype, 'origin');
+    guard(function () {
+      var desc = getOwnPropertyDescriptor(win.MessageEvent.prototype, 'origin');
+      var get = function () {
+        var origin = apply(desc.get, this, []);
+        try {
+          var up = mapper.toUpstream(origin + '/');
+          if (up) return strSlice(up, 0, up.length - 1);
+        } catch (e) { /* keep */ }
+        return origin;
+      };
+      disguise(get, desc.get);
+      defineProperty(win.MessageEvent.prototype, 'origin', { get: get, enumerable: desc.enumerable, configurable: desc.configurable });
+    });
+
+    // the MutationObserver fallback: URLs and masking for whatever got past the patches
+    var MutationObserverCtor = win.MutationObserver;
+    var observer = new MutationObserverCtor(function (records) {
+      for (var i = 0; i < records.length; i++) {
+        try {
+          var r = records[i];
+          if (r.type === 'childList') {
+            for (var j = 0; j < r.addedNodes.length; j++) {
+              var node = r.addedNodes[j];
+              var t = nodeType(node);
+              if (t === 1) { if (!isUI(node)) { fixTree(node); maskTree(node); } }
+              else if (t === 3 && nodeType(r.target) === 1) maskTree(node);
+            }
+          } else if (r.type === 'attributes') {
+            if (nodeType(r.target) === 1 && !isUI(r.target)) {
+              if (r.attributeName !== 'value' && r.attributeName !== 'type' && r.attributeName !== 'class' && r.attributeName !== 'id') fixElement(r.target);
+              maskTree(r.target);
+            }
+          } else if (r.type === 'characterData') {
+            maskTree(r.target);
+          }
+        } catch (e) { /* next record */ }
+      }
+    });
+    function isUI(el) {
+      try { return nativeHasAttribute(el, 'data-cobrowse-ui'); } catch (e) { return false; }
+    }
+    var attributeFilter = ['value', 'type', 'class', 'id'];
+    for (var name in URL_ATTRS) if (hasOwn(URL_ATTRS, name) && name !== 'xlink:href') push(attributeFilter, name);
+    push(attributeFilter, 'srcdoc');
+    observer.observe(doc, { childList: true, subtree: true, attributes: true, attributeFilter: attributeFilter, characterData: true });
+    if (doc.documentElement) { guard(function () { fixTree(doc.documentElement); maskTree(doc.documentElement); }); }
+
+    return { maskSelector: maskSelector, isMasked: isMasked, maskElement: maskElement, nativeQSA: nativeQSA };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // document.cookie: the session jar's view (docs/ARCHITECTURE.md "document.cookie")
+
+  function installCookies(win, ctx, mapper) {
+    var doc = win.document;
+    var proto = win.Document.prototype;
+    var desc = getOwnPropertyDescriptor(proto, 'cookie');
+    if (!desc || !desc.get) return;
+    var nativeGet = desc.get;
+    var nativeSet = desc.set;
+    var nativeFetch = win.fetch && weakMapGet(nativeOf, win.fetch) || win.fetch;
+
+    function upstreamURL() {
+      return mapper.toUpstream(win.location.href) || ctx.cfg.origin + '/';
+    }
+    function pathMatches(path, cookiePath) {
+      if (path === cookiePath) return true;
+      if (!startsWith(path, cookiePath)) return false;
+      return endsWith(cookiePath, '/') || path[cookiePath.length] === '/';
+    }
+    function view() {
+      var parts = [];
+      for (var i = 0; i < ctx.cookies.length; i++) {
+        var c = ctx.cookies[i];
+        push(parts, c.name === '' ? c.value : c.name + '=' + c.value);
+      }
+      return arrJoin(parts, '; ');
+    }
+    function write(raw) {
+      var semi = strIndexOf(raw, ';');
+      var pair = semi < 0 ? raw : strSlice(raw, 0, semi);
+      var eq = strIndexOf(pair, '=');
+      var name = eq < 0 ? '' : strTrim(strSlice(pair, 0, eq));
+      var value = eq < 0 ? strTrim(pair) : strTrim(strSlice(pair, eq + 1));
+      if (startsWith(name, '__cb')) return; // the proxy's own cookie names are not the page's
+      var upstream = new NativeURL(upstreamURL());
+      var host = urlHostname(upstream);
+      var path = new NativeURL(upstreamURL()).pathname;
+      var expired = false;
+      var visible = true;
+      var attrs = semi < 0 ? '' : strSlice(raw, semi + 1);
+      var i = 0;
+      var maxAgeSeen = false;
+      while (i < attrs.length) {
+        var j = strIndexOf(attrs, ';', i);
+        if (j < 0) j = attrs.length;
+        var av = strSlice(attrs, i, j);
+        var aeq = strIndexOf(av, '=');
+        var key = strLower(strTrim(aeq < 0 ? av : strSlice(av, 0, aeq)));
+        var val = aeq < 0 ? '' : strTrim(strSlice(av, aeq + 1));
+        if (key === 'httponly') return; // a script cannot set an HttpOnly cookie
+        if (key === 'secure' && urlProtocol(upstream) !== 'https:') return;
+        if (key === 'max-age' && val !== '') {
+          var seconds = NumberCtor(val);
+          if (seconds === seconds) { maxAgeSeen = true; expired = seconds <= 0; }
+        } else if (key === 'expires' && !maxAgeSeen) {
+          var when = dateParse(val);
+          if (when === when) expired = when <= dateNow();
+        } else if (key === 'domain' && val !== '') {
+          var d = strLower(val);
+          if (d[0] === '.') d = strSlice(d, 1);
+          if (host !== d && !endsWith(host, '.' + d)) return; // the jar would reject it
+        } else if (key === 'path' && val[0] === '/') {
+          visible = pathMatches(path, val);
+        }
+        i = j + 1;
+      }
+      var index = -1;
+      for (var k = 0; k < ctx.cookies.length; k++) if (ctx.cookies[k].name === name) { index = k; break; }
+      if (expired) { if (index >= 0) arrSplice(ctx.cookies, index, 1); }
+      else if (visible) {
+        if (index >= 0) ctx.cookies[index] = { name: name, value: value };
+        else push(ctx.cookies, { name: name, value: value });
+      }
+      persist(raw);
+    }
+    function persist(raw) {
+      // 1. __cbjs: travels with the very next request, even if the page navigates away at once
+      guard(function () {
+        var current = apply(nativeGet, doc, []);
+        var list = [];
+        var at = strIndexOf('; ' + current, '; __cbjs=');
+        if (at >= 0) {
+          var start = at + 7;
+          var end = strIndexOf(current, ';', start);
+          try { list = JSONparse(decodeURIComponent_(strSlice(current, start, end < 0 ? current.length : end))); } catch (e) { list = []; }
+          if (!isArray(list)) list = [];
+        }
+        push(list, raw);
+        var encoded = encodeURIComponent_(JSONstringify(list));
+        while (encoded.length > 3800 && list.length > 1) { // the POST below still carries the dropped ones
+          arrSplice(list, 0, 1);
+          encoded = encodeURIComponent_(JSONstringify(list));
+        }
+        var secure = ctx.codec.scheme === 'https' ? '; Secure' : '';
+        apply(nativeSet, doc, ['__cbjs=' + encoded + '; Path=/; SameSite=Lax' + secure]);
+      });
+      // 2. the POST, for requests that carry no cookies
+      guard(function () {
+        var body = JSONstringify({ url: upstreamURL(), cookies: [raw] });
+        var p = apply(nativeFetch, win, ['/__cobrowse/cookies', {
+          method: 'POST', keepalive: true, credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json' }, body: body
+        }]);
+        if (p && p.catch) p.catch(noop);
+      });
+    }
+    var get = function () { try { return view(); } catch (e) { return ''; } };
+    var set = function (value) { try { write(StringCtor(value)); } catch (e) { /* never throws */ } };
+    disguise(get, nativeGet);
+    disguise(set, nativeSet);
+    defineProperty(proto, 'cookie', { get: get, set: set, enumerable: desc.enumerable, configurable: desc.configurable });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // cssPath: the selector scheme shared with the visitor banner (docs/PROTOCOL.md)
+
+  function makeCssPath(win) {
+    var doc = win.document;
+    var qsa = uncurry(win.Document.prototype.querySelectorAll);
+    var escape = win.CSS && win.CSS.escape;
+    var localNameOf = getter(win.Element.prototype, 'localName');
+    var idOf = getter(win.Element.prototype, 'id');
+    var parentOf = getter(win.Node.prototype, 'parentElement');
+    var prevOf = getter(win.Element.prototype, 'previousElementSibling');
+    var isConnected = getter(win.Node.prototype, 'isConnected');
+    var ElementCtor = win.Element;
+    return function cssPath(element) {
+      try {
+        if (!(element instanceof ElementCtor) || !isConnected(element) || element.ownerDocument !== doc) return null;
+        var steps = [];
+        var node = element;
+        while (node) {
+          var id = idOf(node);
+          if (id !== '') {
+            var selector = '#' + apply(escape, win.CSS, [id]);
+            if (qsa(doc, selector).length === 1) { push(steps, selector); break; }
+          }
+          if (node === doc.documentElement) { push(steps, 'html'); break; }
+          var tag = localNameOf(node);
+          var k = 1;
+          for (var sib = prevOf(node); sib; sib = prevOf(sib)) if (localNameOf(sib) === tag) k++;
+          push(steps, tag + ':nth-of-type(' + k + ')');
+          node = parentOf(node);
+        }
+        if (!node) return null; // not under the document element
+        var ordered = [];
+        for (var i = steps.length - 1; i >= 0; i--) push(ordered, steps[i]);
+        return arrJoin(ordered, ' > ');
+      } catch (e) {
+        return null;
+      }
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the bridge with the agent's virtual browser (docs/PROTOCOL.md)
+
+  function installBridge(win, ctx, mapper, dom, cssPath) {
+    var doc = win.document;
+    var parent = win.parent;
+    var framed = parent && parent !== win;
+    var consoleOrigin = ctx.consoleOrigin;
+    var addEventListener = uncurry(win.EventTarget.prototype.addEventListener);
+    var postMessage = win.postMessage; // the parent's own postMessage is used below
+    var messageOrigin = getOwnPropertyDescriptor(win.MessageEvent.prototype, 'origin');
+    var nativeOriginGet = weakMapGet(nativeOf, messageOrigin.get) || messageOrigin.get;
+    var messageSource = getter(win.MessageEvent.prototype, 'source');
+    var messageData = getter(win.MessageEvent.prototype, 'data');
+    var stopImmediate = uncurry(win.Event.prototype.stopImmediatePropagation);
+    var preventDefault = uncurry(win.Event.prototype.preventDefault);
+    var scrollTo = win.scrollTo;
+    var state = { mode: 'none', follow: false, lastPointer: 0, pointerTimer: null, expected: null, lastScroll: 0, scrollTimer: null };
+
+    function post(message) {
+      if (!framed || !consoleOrigin) return;
+      try {
+        message.cobrowse = 1;
+        parent.postMessage(message, consoleOrigin);
+      } catch (e) { /* parent gone */ }
+    }
+    void postMessage;
+    function upstreamURL() { return mapper.toUpstream(win.location.href) || win.location.href; }
+    function title() { try { return StringCtor(doc.title || ''); } catch (e) { return ''; } }
+
+    var lastNavigated = null;
+    function navigated() {
+      var url = upstreamURL();
+      var t = title();
+      var key = url + '\n' + t;
+      if (key === lastNavigated) return;
+      lastNavigated = key;
+      post({ type: 'navigated', url: url, title: t });
+    }
+    ctx.setNavigatedHook(navigated);
+    addEventListener(win, 'popstate', function () { navigated(); }, true);
+    addEventListener(win, 'hashchange', function () { navigated(); }, true);
+    function ready() {
+      lastNavigated = upstreamURL() + '\n' + title();
+      post({ type: 'ready', url: upstreamURL(), title: title() });
+    }
+    if (doc.readyState === 'loading') addEventListener(doc, 'DOMContentLoaded', function () { ready(); }, true);
+    else setTimeout_(ready, 0);
+
+    // ---- overlay (highlight box, visitor pointer), in a closed shadow root
+    var overlay = null;
+    function layer() {
+      if (overlay && overlay.host.isConnected) return overlay;
+      var host = doc.createElement('cobrowse-overlay');
+      host.setAttribute('data-cobrowse-ui', '1');
+      host.setAttribute('style', 'position:absolute;left:0;top:0;width:0;height:0;overflow:visible;z-index:2147483647;pointer-events:none;');
+      var root = host.attachShadow({ mode: 'closed' });
+      var box = doc.createElement('div');
+      box.setAttribute('style', 'position:absolute;display:none;box-sizing:border-box;border:3px solid #ff6a00;border-radius:3px;background:rgba(255,106,0,.12);pointer-events:none;');
+      var dot = doc.createElement('div');
+      dot.setAttribute('style', 'position:absolute;display:none;width:14px;height:14px;margin:-7px 0 0 -7px;border-radius:50%;background:#1a73e8;border:2px solid #fff;box-shadow:0 0 4px rgba(0,0,0,.5);pointer-events:none;');
+      root.appendChild(box);
+      root.appendChild(dot);
+      doc.documentElement.appendChild(host);
+      overlay = { host: host, box: box, dot: dot };
+      return overlay;
+    }
+    var highlighted = null;
+    function drawHighlight() {
+      if (!highlighted) return;
+      var l = layer();
+      var r = highlighted.getBoundingClientRect();
+      l.box.style.left = (r.left + win.scrollX) + 'px';
+      l.box.style.top = (r.top + win.scrollY) + 'px';
+      l.box.style.width = r.width + 'px';
+      l.box.style.height = r.height + 'px';
+      l.box.style.display = 'block';
+    }
+    function highlight(selector) {
+      var el = null;
+      try { el = doc.querySelector(StringCtor(selector)); } catch (e) { el = null; }
+      highlighted = el;
+      if (el) drawHighlight(); else if (overlay) overlay.box.style.display = 'none';
+    }
+    function clear() {
+      highlighted = null;
+      if (overlay) { overlay.box.style.display = 'none'; overlay.dot.style.display = 'none'; }
+    }
+    addEventListener(win, 'resize', function () { try { drawHighlight(); } catch (e) { /* keep */ } }, true);
+
+    function find(selector) {
+      try { return doc.querySelector(StringCtor(selector)); } catch (e) { return null; }
+    }
+    function applyScroll(msg) {
+      var x = NumberCtor(msg.x) || 0;
+      var y = NumberCtor(msg.y) || 0;
+      var anchor = msg.anchor;
+      if (anchor && typeof anchor.selector === 'string') {
+        var el = find(anchor.selector);
+        if (el) {
+          y = el.getBoundingClientRect().top + win.scrollY - (NumberCtor(anchor.offset) || 0);
+        }
+      }
+      apply(scrollTo, win, [{ left: x, top: y, behavior: 'instant' }]);
+      state.expected = { x: win.scrollX, y: win.scrollY };
+    }
+    function applyField(msg) {
+      var el = find(msg.selector);
+      if (!el) return;
+      var masked = msg.masked === true || dom.isMasked(el);
+      var tag = el.localName;
+      if (masked) {
+        dom.maskElement(el);
+      } else if (tag === 'input' && (el.type === 'checkbox' || el.type === 'radio')) {
+        el.checked = msg.checked === true || msg.value === true;
+      } else if (tag === 'input' || tag === 'textarea' || tag === 'select') {
+        el.value = msg.value === undefined || msg.value === null ? '' : StringCtor(msg.value);
+      } else if (el.isContentEditable) {
+        el.textContent = msg.value === undefined || msg.value === null ? '' : StringCtor(msg.value);
+      } else {
+        return;
+      }
+      el.dispatchEvent(new win.Event('input', { bubbles: true }));
+    }
+    function visitorPointer(msg) {
+      var l = layer();
+      l.dot.style.left = (NumberCtor(msg.x) || 0) + 'px';
+      l.dot.style.top = (NumberCtor(msg.y) || 0) + 'px';
+      l.dot.style.display = 'block';
+    }
+    var MODES = { none: true, pointer: true, highlight: true };
+    var handlers = {
+      scroll: applyScroll,
+      field: applyField,
+      highlight: function (msg) { highlight(msg.selector); },
+      clear: function () { clear(); },
+      mode: function (msg) { if (typeof msg.mode === 'string' && hasOwn(MODES, msg.mode)) state.mode = msg.mode; },
+      follow: function (msg) { state.follow = msg.on === true; },
+      'visitor-pointer': visitorPointer
+    };
+
+    addEventListener(win, 'message', function (event) {
+      try {
+        if (!framed || !consoleOrigin) return;
+        if (messageSource(event) !== parent) return;
+        if (apply(nativeOriginGet, event, []) !== consoleOrigin) return;
+        var msg = messageData(event);
+        if (!msg || typeof msg !== 'object' || msg.cobrowse !== 1 || typeof msg.type !== 'string') return;
+        stopImmediate(event); // the page's own listeners never see the bridge
+        if (hasOwn(handlers, msg.type)) handlers[msg.type](msg);
+      } catch (e) { /* never throws */ }
+    }, true);
+
+    // ---- the agent's mouse and scrolling
+    addEventListener(win, 'mousemove', function (event) {
+      try {
+        if (state.mode !== 'pointer') return;
+        state.x = event.pageX;
+        state.y = event.pageY;
+        var now = dateNow();
+        var send = function () {
+          state.lastPointer = dateNow();
+          state.pointerTimer = null;
+          if (state.mode === 'pointer') post({ type: 'agent-pointer', x: state.x, y: state.y });
+        };
+        if (now - state.lastPointer >= 33) send();
+        else if (!state.pointerTimer) {
+          state.pointerTimer = setTimeout_(function () { try { send(); } catch (e) { /* keep */ } }, 33 - (now - state.lastPointer));
+        }
+      } catch (e) { /* keep */ }
+    }, { capture: true, passive: true });
+    addEventListener(win, 'click', function (event) {
+      try {
+        if (state.mode !== 'highlight' || !event.isTrusted) return;
+        preventDefault(event);
+        stopImmediate(event);
+        var selector = cssPath(event.target);
+        if (selector) { highlight(selector); post({ type: 'agent-click-highlight', selector: selector }); }
+      } catch (e) { /* keep */ }
+    }, true);
+    addEventListener(win, 'scroll', function () {
+      try {
+        var x = win.scrollX;
+        var y = win.scrollY;
+        if (state.expected && state.expected.x === x && state.expected.y === y) { state.expected = null; return; }
+        state.expected = null;
+        if (state.follow) return;
+        if (state.scrollTimer) return;
+        state.scrollTimer = setTimeout_(function () {
+          state.scrollTimer = null;
+          if (!state.follow) post({ type: 'scrolled', x: win.scrollX, y: win.scrollY });
+        }, 50);
+      } catch (e) { /* keep */ }
+    }, { capture: true, passive: true });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // install
+
+  function publicAPI(win, ctx, mapper, cssPath, init) {
+    var api = freeze({
+      version: 1,
+      cssPath: cssPath || function () { return null; },
+      toProxy: function (url) { return mapper ? mapper.toProxy(url) : url; },
+      toUpstream: function (url) { return mapper ? mapper.toUpstream(url) : null; },
+      init: init || function () { return false; }
+    });
+    defineProperty(win, '__cobrowse', { value: api, writable: false, enumerable: false, configurable: false });
+  }
+
+  function documentMapper(win, ctx) {
+    var cache = { baseURI: null, base: null };
+    return makeMapper(ctx.codec, function () {
+      var baseURI = win.document.baseURI;
+      if (baseURI !== cache.baseURI) {
+        var up = null;
+        try { up = ctx.codec.unmapParsed(new NativeURL(baseURI)); } catch (e) { up = null; }
+        cache.baseURI = baseURI;
+        cache.base = up || ctx.cfg.origin + '/';
+      }
+      return cache.base;
+    });
+  }
+
+  function installWindow(win, ctx) {
+    if (weakSetHas(installed, win)) return;
+    weakSetAdd(installed, win);
+    var mapper = documentMapper(win, ctx);
+    guard(function () { patchToString(win); });
+    guard(function () { installNetwork(win, ctx, mapper); });
+    var dom = null;
+    guard(function () { dom = installDocument(win, ctx, mapper); });
+    guard(function () { installCookies(win, ctx, mapper); });
+    var cssPath = null;
+    guard(function () { cssPath = makeCssPath(win); });
+    if (!ctx.setNavigatedHook) ctx.setNavigatedHook = noop;
+    if (dom && cssPath && win === global) guard(function () { installBridge(win, ctx, mapper, dom, cssPath); });
+    guard(function () { publicAPI(win, ctx, mapper, cssPath, null); });
+  }
+
+  // a same-origin window (about:blank iframe, popup) reached by a script: give it the runtime
+  function adoptWindow(child, ctx) {
+    try {
+      if (!child || weakSetHas(installed, child)) return;
+      if (child.__cobrowse) { weakSetAdd(installed, child); return; } // its own copy (a proxied page)
+      var href = child.location.href; // throws when cross-origin
+      if (href !== 'about:blank' && href !== 'about:srcdoc') return;
+      installWindow(child, ctx);
+    } catch (e) { /* cross-origin: it has its own runtime */ }
+  }
+
+  function installWorker(cfg) {
+    var ctx = makeContext(cfg);
+    ctx.runtimeURL = cfg.runtimeURL;
+    var base = typeof cfg.base === 'string' ? cfg.base : cfg.origin + '/';
+    var mapper = makeMapper(ctx.codec, function () { return base; });
+    guard(function () { patchToString(global); });
+    guard(function () { installNetwork(global, ctx, mapper); });
+    return mapper;
+  }
+
+  guard(function () {
+    var doc = global.document;
+    if (doc) {
+      var script = doc.currentScript;
+      var text = script && script.getAttribute('data-cobrowse-config');
+      if (!text) return;
+      var cfg = JSONparse(text);
+      var ctx = makeContext(cfg);
+      if (script.parentNode) script.parentNode.removeChild(script);
+      installWindow(global, ctx);
+    } else {
+      // a worker: the bootstrap calls __cobrowse.init(config) before importing the real script
+      var done = false;
+      var api = {};
+      var init = function (cfg) {
+        if (done) return false;
+        done = true;
+        var mapper = installWorker(cfg);
+        api.mapper = mapper;
+        return true;
+      };
+      publicAPI(global, null, {
+        toProxy: function (u) { return api.mapper ? api.mapper.toProxy(u, { absolute: true }) : u; },
+        toUpstream: function (u) { return api.mapper ? api.mapper.toUpstream(u) : null; }
+      }, null, init);
+    }
+  });
+})(typeof globalThis !== 'undefined' ? globalThis : self);

@@ -1,0 +1,102 @@
+"""The client runtime: the JavaScript asset and the markup that injects it (docs/PROTOCOL.md).
+
+The HTML rewriter inserts ``injection_markup(config)`` first in ``<head>``; the proxy serves
+``runtime_js()`` at ``/__cobrowse/runtime.js``. The markup is one classic, parser-blocking,
+same-origin ``<script src>`` whose config travels in a ``data-cobrowse-config`` attribute: it runs
+before any page script, the asset is cacheable, and no inline script is needed (a page's
+``script-src 'self'`` does not stop it). Attribute escaping also makes ``</script>``, ``<!--`` and
+U+2028/U+2029 in the config harmless, which an inline ``<script>`` would need care for.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from rewriter.exceptions import RewriteError
+
+__all__ = ["RUNTIME_PATH", "RuntimeConfigError", "injection_markup", "runtime_js"]
+
+RUNTIME_PATH = "/__cobrowse/runtime.js"
+
+_SID_RE = re.compile(r"[a-z][a-z0-9]{9}")
+_ORIGIN_RE = re.compile(r"(https?)://[^/?#\s]+")
+
+# key -> (accepted types, required)
+_CONFIG_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "sid": ((str,), True),
+    "proxyDomain": ((str,), True),
+    "proxyPort": ((int,), True),
+    "proxyScheme": ((str,), True),
+    "origin": ((str,), True),
+    "knownOrigins": ((list, tuple), False),
+    "cookies": ((list, tuple), False),
+    "masked": ((list, tuple), False),
+    "consoleOrigin": ((str, type(None)), False),
+    "mask": ((str,), False),
+}
+
+
+class RuntimeConfigError(RewriteError):
+    """The runtime config is missing a key or has a value of the wrong shape."""
+
+
+@functools.cache
+def runtime_js() -> bytes:
+    """The runtime asset (read once), served as ``application/javascript`` at ``RUNTIME_PATH``."""
+    return resources.files("rewriter").joinpath("assets/runtime.js").read_bytes()
+
+
+def _check(config: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(config) - set(_CONFIG_KEYS))
+    if unknown:
+        raise RuntimeConfigError(f"unknown runtime config keys: {', '.join(unknown)}")
+    for key, (types, required) in _CONFIG_KEYS.items():
+        if key not in config:
+            if required:
+                raise RuntimeConfigError(f"runtime config needs {key!r}")
+            continue
+        value = config[key]
+        if not isinstance(value, types) or (int in types and isinstance(value, bool)):
+            raise RuntimeConfigError(f"runtime config {key!r} has the wrong type: {type(value).__name__}")
+    if not _SID_RE.fullmatch(config["sid"]):
+        raise RuntimeConfigError("runtime config 'sid' is not a session id")
+    if config["proxyScheme"] not in ("http", "https"):
+        raise RuntimeConfigError("runtime config 'proxyScheme' must be http or https")
+    if not 0 < config["proxyPort"] <= 65535:
+        raise RuntimeConfigError("runtime config 'proxyPort' is out of range")
+    for key in ("origin",):
+        if not _ORIGIN_RE.fullmatch(config[key]):
+            raise RuntimeConfigError(f"runtime config {key!r} is not an http(s) origin")
+    for origin in config.get("knownOrigins", ()):
+        if not isinstance(origin, str) or not _ORIGIN_RE.fullmatch(origin):
+            raise RuntimeConfigError(f"runtime config 'knownOrigins' holds a non-origin: {origin!r}")
+    for cookie in config.get("cookies", ()):
+        if not (
+            isinstance(cookie, Mapping)
+            and isinstance(cookie.get("name"), str)
+            and isinstance(cookie.get("value"), str)
+        ):
+            raise RuntimeConfigError("runtime config 'cookies' entries must be {name, value} strings")
+    for selector in config.get("masked", ()):
+        if not isinstance(selector, str):
+            raise RuntimeConfigError("runtime config 'masked' entries must be strings")
+    return {key: (list(value) if isinstance(value, tuple) else value) for key, value in config.items()}
+
+
+def injection_markup(config: Mapping[str, Any]) -> str:
+    """The markup to insert first in a proxied document's ``<head>``.
+
+    Raises ``RuntimeConfigError`` for a config that does not follow docs/PROTOCOL.md.
+    """
+    checked = _check(config)
+    try:
+        payload = json.dumps(checked, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RuntimeConfigError(f"runtime config is not JSON-serialisable: {exc}") from exc
+    return f'<script src="{RUNTIME_PATH}" data-cobrowse-config="{html.escape(payload, quote=True)}"></script>'
