@@ -95,10 +95,7 @@
   }
 
   function register() {
-    return api("POST", "/visitors", {
-      site_key: SITE_KEY, url: location.href, title: document.title,
-      viewport: { width: innerWidth, height: innerHeight }
-    }).then(function (data) {
+    return api("POST", "/visitors", { site_key: SITE_KEY }).then(function (data) {
       state.visitor_id = data.visitor_id;
       state.token = data.token || data.visitor_token;
       if (data.policy) applyPolicy(data.policy);
@@ -208,9 +205,12 @@
 
   function measureBandwidth() {
     var t0 = performance.now();
-    return fetch(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES + "&_=" + Date.now(), {
-      cache: "no-store", credentials: "omit"
-    }).then(function (r) { return r.arrayBuffer(); }).then(function (buf) {
+    return fetch(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES, {
+      cache: "no-store", credentials: "omit", headers: { Authorization: "Bearer " + state.token }
+    }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.arrayBuffer();
+    }).then(function (buf) {
       var ms = Math.max(1, performance.now() - t0);
       var kbps = Math.round((buf.byteLength * 8) / ms); // bits per millisecond = kilobits per second
       NS.bandwidthKbps = kbps;
@@ -433,7 +433,7 @@
     (document.cookie || "").split(";").forEach(function (part) {
       var i = part.indexOf("=");
       var name = (i < 0 ? part : part.slice(0, i)).trim();
-      if (name) out.push({ name: name, value: i < 0 ? "" : part.slice(i + 1).trim() });
+      if (name) out.push({ name: name, value: i < 0 ? "" : part.slice(i + 1).trim(), url: location.href });
     });
     return out;
   }
@@ -445,7 +445,7 @@
       return;
     }
     var body = {};
-    if (policy.seed_cookies) body = { url: location.href, cookies: pageCookies() };
+    if (policy.seed_cookies) body = { cookies: pageCookies().slice(0, 200) };
     api("POST", "/sessions/" + encodeURIComponent(sessionId) + "/accept", body, true).then(function (data) {
       var agent = (data && (data.agent_name || (data.agent && data.agent.name))) || (state.session && state.session.agent_name);
       startSession(sessionId, agent);

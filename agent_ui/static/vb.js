@@ -108,8 +108,8 @@
       frame.src = direct; // the credential cookie already covers every proxy origin of the session
       return Promise.resolve();
     }
-    var body = upstreamUrl ? { url: upstreamUrl } : {};
-    return api("POST", "/sessions/" + encodeURIComponent(sid) + "/proxy-ticket", body).then(function (t) {
+    // The ticket's enter_url targets the visitor's current page (the API knows it).
+    return api("POST", "/sessions/" + encodeURIComponent(sid) + "/proxy-ticket").then(function (t) {
       if (ended) return;
       learnProxyBase(t.enter_url);
       frame.src = t.enter_url;

@@ -7,21 +7,24 @@ Everything starts on free loopback ports and is waited for by a readiness signal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import re
+import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from cobrowse.demo_shop import ShopConfig, create_shop_app
@@ -38,7 +41,7 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def _wait(predicate: Any, what: str, timeout_s: float = 20.0) -> None:
+def wait_until(predicate: Any, what: str, timeout_s: float = 20.0) -> None:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():
@@ -64,7 +67,7 @@ class ShopServer:
 
     def start(self) -> ShopServer:
         self.thread.start()
-        _wait(lambda: self.server.started or not self.thread.is_alive(), "demo shop")
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), "demo shop")
         if not self.server.started:
             raise AssertionError("demo shop did not start")
         return self
@@ -120,7 +123,13 @@ class Serve:
 
 @contextmanager
 def serve_process(
-    redis_url: str, tmp_path: Path, dev_allow_origins: tuple[str, ...], admin_token: str, namespace: str = ""
+    redis_url: str,
+    tmp_path: Path,
+    dev_allow_origins: tuple[str, ...],
+    admin_token: str,
+    namespace: str = "",
+    role: str = "all",
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Serve]:
     api_port, proxy_port = free_port(), free_port()
     log_path = tmp_path / "serve.log"
@@ -137,6 +146,8 @@ def serve_process(
         "--redis-url", redis_url,
         "--dev-allow-origins", ",".join(dev_allow_origins),
         "--log-level", "debug",
+        "--role", role,
+        *extra,
     ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -148,12 +159,14 @@ def serve_process(
             try:
                 with serve.client() as c:
                     api_ok = c.get(f"http://127.0.0.1:{api_port}/readyz").status_code == 200
+                if role == "api":
+                    return api_ok
                 with socket.create_connection(("127.0.0.1", proxy_port), timeout=0.5):
                     return api_ok
             except (httpx.HTTPError, OSError):
                 return False
 
-        _wait(ready, "cobrowse serve", timeout_s=30)
+        wait_until(ready, "cobrowse serve", timeout_s=30)
         if proc.poll() is not None:
             raise AssertionError(f"cobrowse serve exited with {proc.returncode}:\n{serve.log()[-4000:]}")
         yield serve
@@ -295,11 +308,13 @@ def start_stack(
     policy: dict[str, Any],
     cobrowse_enabled: bool = True,
     agent_name: str = "Alex",
+    role: str = "all",
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Stack]:
     sock = bound_socket()
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        with serve_process(redis_url, tmp_path, (origin,), admin_token, namespace) as serve:
+        with serve_process(redis_url, tmp_path, (origin,), admin_token, namespace, role, extra) as serve:
             account = create_account(serve, origin, policy, cobrowse_enabled)
             token = create_agent(serve, account["id"], agent_name)
             config = ShopConfig(banner_src=serve.public_api_url + "/banner.js", site_key=account["site_key"])
@@ -307,3 +322,30 @@ def start_stack(
                 yield Stack(serve, shop, account, token, agent_name)
     finally:
         sock.close()
+
+
+@pytest.fixture
+def make_stack(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Start a full stack: make_stack(policy={...}, cobrowse_enabled=True) -> Stack."""
+    with contextlib.ExitStack() as exits:
+
+        def make(
+            policy: dict[str, Any] | None = None,
+            cobrowse_enabled: bool = True,
+            role: str = "all",
+            extra: tuple[str, ...] = (),
+        ) -> Stack:
+            return exits.enter_context(
+                start_stack(
+                    redis_url,
+                    tmp_path,
+                    namespace=namespace,
+                    admin_token=secrets.token_urlsafe(16),
+                    policy=policy or {},
+                    cobrowse_enabled=cobrowse_enabled,
+                    role=role,
+                    extra=extra,
+                )
+            )
+
+        yield make

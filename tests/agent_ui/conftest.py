@@ -1,0 +1,5 @@
+"""Fixtures of the agent UI tests: `cobrowse serve` (subprocess, real Redis) and the demo shop."""
+
+from tests.e2e.harness import make_stack
+
+__all__ = ["make_stack"]

@@ -1,0 +1,191 @@
+"""The visitor banner in Chromium against the real control API (`cobrowse serve --role api`, Redis).
+
+What a visitor sees (prompt, bar, overlay), what it reports (page, pushState, bandwidth, fields),
+and what it must never do (leak masked values, take clicks, add globals, break the page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.harness import Stack, wait_until
+from tests.e2e.pages import TIMEOUT_MS, Visitor, open_visitor
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+
+def visitors_of(stack: Stack) -> list[dict[str, Any]]:
+    with stack.agent() as c:
+        answer = c.get("/visitors")
+        answer.raise_for_status()
+        return list(answer.json()["visitors"])
+
+
+def the_visitor(stack: Stack, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def check() -> bool:
+        found[:] = [v for v in visitors_of(stack) if predicate(v)]
+        return bool(found)
+
+    wait_until(check, "a visitor as expected")
+    return found[0]
+
+
+def request_session(stack: Stack, visitor_id: str) -> dict[str, Any]:
+    with stack.agent() as c:
+        answer = c.post("/sessions", json={"visitor_id": visitor_id})
+        assert answer.status_code in (200, 201), answer.text
+        data = answer.json()
+    return dict(data.get("session", data))
+
+
+def session_state(stack: Stack, sid: str) -> str:
+    with stack.agent() as c:
+        return str(c.get(f"/sessions/{sid}").json()["state"])
+
+
+def stored_visitor_id(v: Visitor) -> str:
+    return str(
+        v.page.evaluate(
+            "() => { for (let i = 0; i < sessionStorage.length; i++) { const k = sessionStorage.key(i);"
+            " if (k.startsWith('__cobrowse:')) return JSON.parse(sessionStorage.getItem(k)).visitor_id; } }"
+        )
+    )
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack(policy={"masked_selectors": [".card-number"]}, role="api")
+
+
+def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack)
+    try:
+        seen = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/")
+                           and x["bandwidth_kbps"] is not None)
+        assert seen["title"] == "Products - Demo Shop"
+        assert seen["bandwidth_kbps"] > 0
+        assert seen["cobrowse"] == {"available": True, "reason": "available"}
+        assert seen["viewport"] == {"width": 1100, "height": 700}
+        added = v.page.evaluate(
+            "() => { const f = document.createElement('iframe'); document.body.appendChild(f);"
+            " const base = new Set(Object.getOwnPropertyNames(f.contentWindow)); f.remove();"
+            " return Object.getOwnPropertyNames(window).filter(k => !base.has(k)); }"
+        )
+        # The page's own globals are none; the banner adds exactly one.
+        assert [k for k in added if "obrowse" in k] == ["__cobrowseBanner"]
+        assert v.page.locator("[data-cobrowse=banner]").evaluate("h => h.shadowRoot !== null")
+    finally:
+        v.context.close()
+
+
+def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack, "/tour")
+    try:
+        first = the_visitor(stack, lambda x: (x["url"] or "").endswith("/tour"))
+        assert stored_visitor_id(v) == first["id"]
+        v.page.click("text=Step 2")
+        the_visitor(stack, lambda x: x["id"] == first["id"] and (x["url"] or "").endswith("/tour/2"))
+        v.page.go_back()
+        the_visitor(stack, lambda x: x["id"] == first["id"] and (x["url"] or "").endswith("/tour"))
+        v.page.click("header >> text=Search")
+        the_visitor(stack, lambda x: x["id"] == first["id"] and (x["url"] or "").endswith("/search"))
+        assert stored_visitor_id(v) == first["id"]
+        assert [x["id"] for x in visitors_of(stack)] == [first["id"]]
+    finally:
+        v.context.close()
+
+
+def test_consent_prompt_is_an_accessible_modal_and_escape_refuses(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack, "/search")
+    try:
+        me = the_visitor(stack, lambda x: x["online"])
+        v.page.focus("#q")
+        session = request_session(stack, me["id"])
+        dialog = v.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        expect(dialog).to_have_attribute("aria-modal", "true")
+        expect(dialog).to_contain_text(f"{stack.agent_name} would like to see your screen")
+        accept = dialog.get_by_role("button", name="Accept")
+        refuse = dialog.get_by_role("button", name="Refuse")
+        expect(accept).to_be_focused()
+        v.page.keyboard.press("Tab")
+        expect(refuse).to_be_focused()
+        v.page.keyboard.press("Tab")
+        expect(accept).to_be_focused()
+        v.page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(v.page.locator("#q")).to_be_focused()
+        wait_until(lambda: session_state(stack, session["id"]) == "refused", "refused session")
+    finally:
+        v.context.close()
+
+
+def test_accept_shows_the_bar_across_navigations_and_end_ends(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack)
+    try:
+        me = the_visitor(stack, lambda x: x["online"])
+        session = request_session(stack, me["id"])
+        v.accept()
+        expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+        assert session_state(stack, session["id"]) == "active"
+        v.page.click("#p-red-mug h2 a")
+        expect(v.page.locator("h1")).to_have_text("Red mug")
+        expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+        v.end_button().click()
+        expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+        wait_until(lambda: session_state(stack, session["id"]) == "ended", "ended session")
+    finally:
+        v.context.close()
+
+
+def test_host_styles_do_not_leak_in_and_the_overlay_takes_no_clicks(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack)
+    try:
+        me = the_visitor(stack, lambda x: x["online"])
+        request_session(stack, me["id"])
+        accept = v.dialog().get_by_role("button", name="Accept")
+        expect(accept).to_be_visible(timeout=TIMEOUT_MS)
+        # shop.css paints every button navy; the banner's buttons keep their own colours.
+        assert accept.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(27, 122, 62)"
+        v.accept()
+        overlay = v.page.locator("[data-cobrowse-overlay]")
+        expect(overlay).to_be_attached()
+        assert overlay.evaluate("o => getComputedStyle(o).pointerEvents") == "none"
+        box = v.page.locator("#p-blue-notebook h2 a").bounding_box()
+        assert box is not None
+        hit = v.page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('a') !== null",
+            [box["x"] + 5, box["y"] + 5],
+        )
+        assert hit
+        v.page.mouse.click(box["x"] + 5, box["y"] + 5)
+        expect(v.page.locator("h1")).to_have_text("Blue notebook")
+    finally:
+        v.context.close()
+
+
+def test_masked_and_password_values_never_leave_the_browser(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack, "/checkout")
+    try:
+        me = the_visitor(stack, lambda x: x["online"])
+        request_session(stack, me["id"])
+        v.accept()
+        v.page.fill("#name", "Ana Visible")
+        v.page.fill("#card", "4111 2222 3333 4444")
+        v.page.goto(stack.shop.origin + "/login")
+        v.page.fill("#email", "ana@example.com")
+        v.page.fill("#password", "hunter2-secret")
+        wait_until(lambda: any("ana@example.com" in t for t in v.frames.texts), "the email field message")
+        assert any("Ana Visible" in t for t in v.frames.texts)
+        for secret in ("4111", "hunter2"):
+            assert not [t for t in v.frames.texts if secret in t]
+        assert "4111" not in stack.serve.log() and "hunter2" not in stack.serve.log()
+    finally:
+        v.context.close()
+
