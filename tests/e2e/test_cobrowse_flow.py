@@ -1,0 +1,246 @@
+"""End to end: a visitor on the demo shop, an agent in the console, `cobrowse serve` with Redis.
+
+Two browser contexts (agent, visitor) in one headless Chromium; every wait is Playwright's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.harness import Stack
+from tests.e2e.pages import TIMEOUT_MS, Agent, open_console, open_visitor, view_frame
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+
+def accept_and_open(agent: Agent, visitor: Any) -> Page:
+    vb = agent.request()
+    expect(agent.button()).to_have_attribute("data-state", "busy")
+    expect(agent.row().locator(".reason")).to_have_text("Waiting for the visitor to accept")
+    visitor.accept()
+    expect(vb).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
+    return vb
+
+
+@pytest.mark.parametrize("interface", ["popin", "tab"])
+def test_full_scenario(browser: Any, make_stack: Callable[..., Stack], interface: str) -> None:
+    stack = make_stack(policy={"agent_interface": interface})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        expect(agent.row().locator(".url")).to_have_text(stack.shop.origin + "/")
+        vb = accept_and_open(agent, visitor)
+        # pop-in: a popup window without toolbars; tab: a normal browsing window
+        assert vb.evaluate("window.toolbar.visible") is (interface == "tab")
+        expect(agent.row().locator(".live-mark")).to_be_visible()
+        expect(agent.button()).to_have_attribute("data-state", "live")
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-title")).to_have_text("Products - Demo Shop")
+        # the page comes through the proxy: a session label under the proxy domain, the proxy's port
+        proxied = re.match(r"http://([a-z0-9-]+)\.cobrowse\.localhost:(\d+)/$", view_frame(vb).url)
+        assert proxied and int(proxied.group(2)) == stack.serve.proxy_port
+
+        # the visitor navigates: the agent's view follows
+        visitor.page.click("#p-blue-notebook h2 a")
+        expect(frame.locator("h1")).to_have_text("Blue notebook", timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/product/blue-notebook")
+
+        # the visitor types: the agent sees the value
+        visitor.page.fill("#question", "Where is my parcel?")
+        expect(frame.locator("#question")).to_have_value("Where is my parcel?", timeout=TIMEOUT_MS)
+
+        # pushState navigation is followed too
+        visitor.page.click("header >> text=Tour")
+        expect(frame.locator("#step-title")).to_have_text("Step 1: pick a product", timeout=TIMEOUT_MS)
+        visitor.page.click("text=Step 3")
+        expect(frame.locator("#step-title")).to_have_text("Step 3: check out", timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/tour/3")
+
+        # the visitor scrolls: the agent's view is anchored to the same element
+        visitor.page.click("a.brand")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.locator("#footer-info").scroll_into_view_if_needed()
+        top = visitor.page.locator("#footer-info").evaluate("e => Math.round(e.getBoundingClientRect().top)")
+        assert visitor.page.evaluate("scrollY") > 0
+        view_frame(vb).wait_for_function(
+            "top => Math.abs(document.getElementById('footer-info').getBoundingClientRect().top - top) <= 2",
+            arg=top,
+            timeout=TIMEOUT_MS,
+        )
+
+        # the agent's pointer appears on the visitor's page
+        vb.click("#tool-pointer")
+        box = vb.locator("#view").bounding_box()
+        assert box is not None
+        pointer = visitor.page.locator("[data-cobrowse-pointer]")
+        for step in range(5):
+            vb.mouse.move(box["x"] + 200 + 10 * step, box["y"] + 150 + 5 * step)
+        expect(pointer).to_be_visible(timeout=TIMEOUT_MS)
+
+        # the visitor ends: the agent is told and the proxy stops serving
+        proxied_url = view_frame(vb).url
+        visitor.end_button().click()
+        expect(vb.locator("#ended")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(vb.locator("#ended-reason")).to_have_text("The visitor ended the session.")
+        expect(agent.page.locator("#flash")).to_contain_text("ended", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        expect(pointer).to_be_hidden()
+        answer = agent.context.request.get(proxied_url)
+        assert answer.status == 403
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_refusal_then_a_new_request_works(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        dialog = visitor.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        dialog.get_by_role("button", name="Refuse").click()
+        expect(agent.page.locator("#flash")).to_have_text("The visitor refused the co-browsing request.")
+        expect(agent.button()).to_have_attribute("data-state", "available")
+        expect(agent.button()).to_be_enabled()
+        if not vb.is_closed():  # the console closed the window it had opened for the session
+            vb.wait_for_event("close", timeout=TIMEOUT_MS)
+
+        vb2 = accept_and_open(agent, visitor)
+        expect(vb2.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_consent_none_starts_at_once(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb).to_have_url(re.compile(r"/vb#session="), timeout=TIMEOUT_MS)
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+        expect(visitor.dialog()).to_have_count(0)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_consent_timeout(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(policy={"consent_timeout_s": 5})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(agent.page.locator("#flash")).to_have_text(
+            "The visitor did not answer in time: the request expired.", timeout=20000
+        )
+        expect(agent.button()).to_have_attribute("data-state", "available")
+        expect(visitor.dialog()).to_be_hidden()
+        if not vb.is_closed():
+            vb.wait_for_event("close", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_low_bandwidth_greys_the_button_and_the_api_refuses(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(policy={"min_bandwidth_kbps": 10_000_000})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        expect(agent.row().locator(".bw")).to_contain_text("bit/s", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "unavailable")
+        expect(agent.button()).to_be_disabled()
+        expect(agent.row().locator(".reason")).to_have_text("Visitor's bandwidth is too low")
+        vid = agent.row().get_attribute("data-visitor-id")
+        with stack.agent() as c:
+            answer = c.post("/sessions", json={"visitor_id": vid})
+        assert answer.status_code == 409 and answer.json()["error"] == "low_bandwidth"
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_feature_off(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(cobrowse_enabled=False)
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        expect(agent.button()).to_have_attribute("data-state", "unavailable", timeout=TIMEOUT_MS)
+        expect(agent.row().locator(".reason")).to_have_text("Co-browsing is off for this account")
+        vid = agent.row().get_attribute("data-visitor-id")
+        with stack.agent() as c:
+            answer = c.post("/sessions", json={"visitor_id": vid})
+        assert answer.status_code == 403 and answer.json()["error"] == "feature_disabled"
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_agent_ends(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = accept_and_open(agent, visitor)
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        proxied = view_frame(vb).url
+        vb.click("#end")
+        expect(vb.locator("#ended-reason")).to_have_text("You ended the session.")
+        bar = visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")
+        expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(visitor.page.get_by_role("status")).to_have_text("Co-browsing has ended.")
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        assert agent.context.request.get(proxied).status == 403
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_masked_field_never_reaches_the_agent(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(policy={"masked_selectors": [".card-number"]})
+    visitor = open_visitor(browser, stack, "/checkout")
+    agent = open_console(browser, stack)
+    secret, password = "4111222233334444", "hunter2-pass"
+    try:
+        vb = accept_and_open(agent, visitor)
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+        visitor.page.fill("#card", secret)
+        visitor.page.fill("#name", "Ana Visible")
+        expect(frame.locator("#name")).to_have_value("Ana Visible", timeout=TIMEOUT_MS)
+        expect(frame.locator("#card")).to_have_attribute("data-cobrowse-masked", "1")
+        visitor.page.click("text=Sign in")
+        expect(frame.locator("h1")).to_have_text("Sign in", timeout=TIMEOUT_MS)
+        visitor.page.fill("#password", password)
+        visitor.page.fill("#email", "ana@example.com")
+        expect(frame.locator("#email")).to_have_value("ana@example.com", timeout=TIMEOUT_MS)
+
+        for text in visitor.frames.texts + agent.frames.texts:
+            assert secret not in text and password not in text
+        assert any("Ana Visible" in t for t in agent.frames.texts)
+        html = view_frame(vb).content() + vb.content()
+        assert secret not in html and password not in html
+        assert secret not in stack.serve.log() and password not in stack.serve.log()
+        with stack.serve.admin() as c:
+            audit = c.get(f"/accounts/{stack.account['id']}/audit").text
+        assert secret not in audit and password not in audit
+    finally:
+        agent.context.close()
+        visitor.context.close()
