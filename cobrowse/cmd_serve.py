@@ -1,0 +1,187 @@
+"""``cobrowse serve``: run the control API and/or the proxy until Ctrl-C or SIGTERM.
+
+``serve(settings)`` builds the parts of the chosen role and runs them together on one event loop.
+A part has ``start()`` (returns once it listens), ``wait()`` (returns if it stops on its own) and
+``stop()``. With ``--role all`` both parts share one store object (the embedded store when no
+``--redis-url`` is given). Once every part listens, one line ``cobrowse: ready ...`` is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any, Protocol
+
+from cobrowse.settings import Settings
+
+log = logging.getLogger("cobrowse.serve")
+
+
+class Part(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ApiPart:
+    """The control API on uvicorn (signals are handled by ``serve``, not by uvicorn)."""
+
+    name = "api"
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        import uvicorn
+
+        from control_api import create_app
+
+        class Server(uvicorn.Server):
+            def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+                return contextlib.nullcontext()
+
+        config = uvicorn.Config(
+            create_app(settings, store=store),
+            host=settings.host,
+            port=settings.api_port,
+            log_level=settings.log_level,
+            ws_max_size=settings.ws_max_message_bytes + 1024,
+            lifespan="on",
+            access_log=settings.log_level == "debug",  # access lines carry paths only, never tokens
+            proxy_headers=False,
+        )
+        self.settings = settings
+        self.server = Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve(), name="cobrowse-api")
+        while not self.server.started:
+            if self._task.done():
+                break
+            await asyncio.sleep(0.02)
+        if not self.server.started:
+            raise RuntimeError(f"the API could not listen on {self.settings.host}:{self.settings.api_port}")
+
+    @property
+    def port(self) -> int:
+        for server in self.server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return self.settings.api_port
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class ProxyPart:
+    """The rewriting proxy (``proxy.server.ProxyServer``)."""
+
+    name = "proxy"
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        from proxy.server import ProxyServer
+
+        self.server = ProxyServer(settings, store)
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port)
+
+    async def wait(self) -> None:
+        await self.server.wait()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+def build_parts(settings: Settings, store: Any) -> list[Part]:
+    parts: list[Part] = []
+    if settings.role in ("all", "api"):
+        parts.append(ApiPart(settings, store))
+    if settings.role in ("all", "proxy"):
+        parts.append(ProxyPart(settings, store))
+    return parts
+
+
+async def serve(settings: Settings, *, stop_event: asyncio.Event | None = None) -> None:
+    """Run every part of ``settings.role`` until SIGINT/SIGTERM (or ``stop_event``), then stop them."""
+    from control_api.store import Store
+
+    store = Store.connect(settings.redis_url or None)
+    stop_event = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stop_event.set)
+    parts = build_parts(settings, store)
+    started: list[Part] = []
+    try:
+        for part in parts:
+            await part.start()
+            started.append(part)
+        ports = ", ".join(f"{p.name} port {getattr(p, 'port', '?')}" for p in started)
+        print(f"cobrowse: ready ({ports})", flush=True)
+        waiters = [asyncio.create_task(p.wait()) for p in started]
+        stopper = asyncio.create_task(stop_event.wait())
+        await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+    finally:
+        for part in reversed(started):
+            await part.stop()
+        await store.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def check(settings: Settings) -> str | None:
+    """A reason not to start, for the user, or None."""
+    if settings.role in ("all", "api") and not settings.admin_token:
+        return (
+            "cobrowse: no admin token: set COBROWSE_ADMIN_TOKEN (or --admin-token) to serve the API; "
+            "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.resolve(args)
+    problem = check(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    level = settings.log_level.upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    store = "redis" if settings.redis_url else "embedded store"
+    print(
+        f"cobrowse: serving role {settings.role} with the {store}; "
+        f"console at {settings.public_api_url}/console",
+        flush=True,
+    )
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, OSError) as exc:
+        print(f"cobrowse: {exc}", file=sys.stderr)
+        return 1
+    print("cobrowse: stopped", flush=True)
+    return 0

@@ -1,0 +1,301 @@
+"""Administrator routes: accounts, policy, agents, site keys, audit."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from control_api import accounts, agents, audit, sessions
+from control_api.endpoint import Call, Endpoint, QueryParam, json_response, no_content
+from control_api.exceptions import ApiError, invalid, not_found
+from control_api.policy import validate_policy
+from control_api.request_parsing import boolean, json_body, no_unknown, query_float, query_int, string
+
+ADMIN = ("admin",)
+CURSOR_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+async def create_account(request: Request, call: Call) -> Response:
+    data = await json_body(request)
+    no_unknown(data, ("name", "cobrowse_enabled", "policy"))
+    name = string(data, "name", required=True)
+    enabled = boolean(data, "cobrowse_enabled") or False
+    policy = data.get("policy")
+    if policy is not None and not isinstance(policy, dict):
+        raise invalid("policy", "must be an object")
+    account = await accounts.create(call.api.store, name or "", enabled, policy)
+    return json_response(account.public(), 201)
+
+
+async def list_accounts(request: Request, call: Call) -> Response:
+    return json_response({"accounts": [a.public() for a in await accounts.list_all(call.api.store)]})
+
+
+async def get_account(request: Request, call: Call) -> Response:
+    return json_response((await accounts.get(call.api.store, request.path_params["aid"])).public())
+
+
+async def _end_all(call: Call, sids: list[str], reason: str) -> None:
+    for sid in sids:
+        try:
+            await sessions.end(call.api.store, sid, sessions.Actor("admin", "admin"), reason)
+        except ApiError as exc:  # already over, or gone: nothing to end
+            if exc.status >= 500:
+                raise
+
+
+async def patch_account(request: Request, call: Call) -> Response:
+    data = await json_body(request)
+    no_unknown(data, ("name", "cobrowse_enabled"))
+    name = string(data, "name", required=False)
+    enabled = boolean(data, "cobrowse_enabled")
+    aid = request.path_params["aid"]
+    account = await accounts.update(call.api.store, aid, name=name, cobrowse_enabled=enabled)
+    if enabled is False:
+        await _end_all(call, await sessions.live_of_account(call.api.store, aid), "feature_disabled")
+    return json_response(account.public())
+
+
+async def delete_account(request: Request, call: Call) -> Response:
+    aid = request.path_params["aid"]
+    await accounts.get(call.api.store, aid)
+    await _end_all(call, await sessions.live_of_account(call.api.store, aid), "account_deleted")
+    await agents.delete_all_for(call.api.store, aid)
+    await accounts.delete(call.api.store, aid)
+    return no_content()
+
+
+async def get_policy(request: Request, call: Call) -> Response:
+    return json_response((await accounts.get(call.api.store, request.path_params["aid"])).policy)
+
+
+async def put_policy(request: Request, call: Call) -> Response:
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    policy = validate_policy(await json_body(request))
+    return json_response((await accounts.set_policy(call.api.store, account.id, policy)).policy)
+
+
+async def patch_policy(request: Request, call: Call) -> Response:
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    policy = validate_policy(await json_body(request), base=account.policy)
+    return json_response((await accounts.set_policy(call.api.store, account.id, policy)).policy)
+
+
+async def create_agent(request: Request, call: Call) -> Response:
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    data = await json_body(request)
+    no_unknown(data, ("display_name",))
+    name = string(data, "display_name", required=True)
+    agent, token = await agents.create(call.api.store, account.id, name or "")
+    return json_response({**agent.public(), "token": token}, 201)
+
+
+async def list_agents(request: Request, call: Call) -> Response:
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    return json_response({"agents": [a.public() for a in await agents.list_for(call.api.store, account.id)]})
+
+
+async def revoke_agent(request: Request, call: Call) -> Response:
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    agent = await agents.revoke(call.api.store, account.id, request.path_params["agent_id"])
+    await _end_all(call, await sessions.live_of_agent(call.api.store, agent.id), "agent_revoked")
+    return no_content()
+
+
+async def rotate_site_key(request: Request, call: Call) -> Response:
+    account = await accounts.rotate_site_key(call.api.store, request.path_params["aid"])
+    return json_response({"site_key": account.site_key})
+
+
+def _audit_query(request: Request) -> audit.AuditQuery:
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and not CURSOR_RE.match(cursor):
+        raise invalid("cursor", "must be a next_cursor value from a previous page")
+    since, until = query_float(request, "since"), query_float(request, "until")
+    if since is not None and until is not None and since > until:
+        raise invalid("since", "must not be after until")
+    return audit.AuditQuery(since, until, cursor, query_int(request, "limit", 100, 1, 1000))
+
+
+async def account_audit(request: Request, call: Call) -> Response:
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    page = await audit.query(
+        call.api.store, audit.account_stream(call.api.store, account.id), _audit_query(request)
+    )
+    return json_response(page)
+
+
+async def session_audit(request: Request, call: Call) -> Response:
+    sid = request.path_params["sid"]
+    query = _audit_query(request)
+    if not sessions.valid_session_id(sid):
+        raise not_found("session", sid)
+    page = await audit.query(call.api.store, audit.session_stream(call.api.store, sid), query)
+    if not page["entries"] and await sessions.get_record(call.api.store, sid) is None:
+        raise not_found("session", sid)
+    return json_response(page)
+
+
+AUDIT_QUERY = (
+    QueryParam("since", {"type": "number", "minimum": 0}, "entries at or after this unix time (seconds)"),
+    QueryParam("until", {"type": "number", "minimum": 0}, "entries at or before this unix time (seconds)"),
+    QueryParam(
+        "cursor", {"type": "string", "pattern": CURSOR_RE.pattern}, "next_cursor of the previous page"
+    ),
+    QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "entries per page (default 100)"),
+)
+
+E = (401, 403)
+ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/accounts",
+        create_account,
+        "Create an account",
+        ADMIN,
+        201,
+        "AccountCreate",
+        response="Account",
+        errors=(*E, 422),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/accounts",
+        list_accounts,
+        "List accounts",
+        ADMIN,
+        response="AccountList",
+        errors=E,
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/accounts/{aid}",
+        get_account,
+        "Read an account",
+        ADMIN,
+        response="Account",
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "PATCH",
+        "/accounts/{aid}",
+        patch_account,
+        "Rename an account or switch co-browse on/off",
+        ADMIN,
+        request="AccountPatch",
+        response="Account",
+        errors=(*E, 404, 422),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "DELETE",
+        "/accounts/{aid}",
+        delete_account,
+        "Delete an account (ends its sessions)",
+        ADMIN,
+        204,
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/accounts/{aid}/policy",
+        get_policy,
+        "Read the policy",
+        ADMIN,
+        response="Policy",
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "PUT",
+        "/accounts/{aid}/policy",
+        put_policy,
+        "Replace the policy (missing keys: defaults)",
+        ADMIN,
+        request="PolicyPatch",
+        response="Policy",
+        errors=(*E, 404, 422),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "PATCH",
+        "/accounts/{aid}/policy",
+        patch_policy,
+        "Change some policy keys",
+        ADMIN,
+        request="PolicyPatch",
+        response="Policy",
+        errors=(*E, 404, 422),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "POST",
+        "/accounts/{aid}/agents",
+        create_agent,
+        "Create an agent (token shown once)",
+        ADMIN,
+        201,
+        "AgentCreate",
+        response="AgentCreated",
+        errors=(*E, 404, 422),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/accounts/{aid}/agents",
+        list_agents,
+        "List agents",
+        ADMIN,
+        response="AgentList",
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "DELETE",
+        "/accounts/{aid}/agents/{agent_id}",
+        revoke_agent,
+        "Revoke an agent (ends its sessions)",
+        ADMIN,
+        204,
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "POST",
+        "/accounts/{aid}/site-key/rotate",
+        rotate_site_key,
+        "Rotate the public site key",
+        ADMIN,
+        response="SiteKey",
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/accounts/{aid}/audit",
+        account_audit,
+        "Audit entries of an account",
+        ADMIN,
+        response="AuditPage",
+        errors=(*E, 404, 422),
+        query=AUDIT_QUERY,
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/sessions/{sid}/audit",
+        session_audit,
+        "Audit entries of a session",
+        ADMIN,
+        response="AuditPage",
+        errors=(*E, 404, 422),
+        query=AUDIT_QUERY,
+        tags=("admin",),
+    ),
+)

@@ -1,0 +1,128 @@
+"""``create_app(settings)``: the control API as a Starlette application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from cobrowse.settings import Settings
+from control_api import admin_api, agent_api, openapi, static, sweeper, system_api, visitor_api, ws
+from control_api.auth import AuthMiddleware
+from control_api.context import Api
+from control_api.endpoint import Endpoint
+from control_api.hub import EventHub
+from control_api.metrics import Metrics
+from control_api.middleware import ErrorMiddleware, RequestMetricsMiddleware, VisitorCorsMiddleware
+from control_api.store import Store
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    system_api.ENDPOINTS + admin_api.ENDPOINTS + visitor_api.ENDPOINTS + agent_api.ENDPOINTS
+)
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
+
+
+def _cors_patterns() -> list[str]:
+    patterns = []
+    for endpoint in ENDPOINTS:
+        if endpoint.visitor_cors:
+            patterns.append(openapi.PATH_PARAM.sub("[^/]+", endpoint.full_path))
+    return patterns
+
+
+def _static_paths() -> dict[str, Any]:
+    def page(summary: str, media: str) -> dict[str, Any]:
+        return {
+            "get": {
+                "summary": summary,
+                "operationId": "static_" + summary.split()[0].lower(),
+                "tags": ["ui"],
+                "responses": {
+                    "200": {"description": "the file", "content": {media: {"schema": {"type": "string"}}}},
+                    "404": {
+                        "description": "not there",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            }
+        }
+
+    paths = {
+        "/console": page("Console: the agent console (HTML)", "text/html"),
+        "/vb": page("Virtual browser page (HTML)", "text/html"),
+        "/banner.js": page("Banner script embedded by customer sites", "text/javascript"),
+        "/static/{path}": page("Static files of the agent UI", "application/octet-stream"),
+    }
+    paths["/static/{path}"]["get"]["parameters"] = [
+        {
+            "name": "path",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
+        }
+    ]
+    return paths
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    detail = {404: "no such route", 405: "method not allowed on this route"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Settings, *, store: Store | None = None, sweep: bool = True) -> Starlette:
+    """The API app. ``store`` defaults to ``Store.connect(settings.redis_url)``; ``sweep=False`` leaves
+    deadline sweeping to other processes (tests of the sweeper call it directly)."""
+    store = store or Store.connect(settings.redis_url)
+    metrics = Metrics()
+    hub = EventHub(store)
+    api = Api(settings, store, hub, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        task = asyncio.create_task(sweeper.run(store, settings.visitor_grace_s)) if sweep else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await hub.stop()
+
+    routes: list[BaseRoute] = [
+        Route(e.full_path, e.starlette_endpoint(), methods=[e.method], name=e.handler.__name__)
+        for e in ENDPOINTS
+    ]
+    routes += [
+        WebSocketRoute("/api/v1/visitor/ws", ws.visitor_ws),
+        WebSocketRoute("/api/v1/agent/ws", ws.agent_ws),
+    ]
+    routes += static.routes()
+    middleware = [  # outermost first: metrics and CORS see the responses the error layer renders
+        Middleware(RequestMetricsMiddleware, metrics=metrics),
+        Middleware(VisitorCorsMiddleware, store=store, prefixes=_cors_patterns()),
+        Middleware(ErrorMiddleware),
+        Middleware(AuthMiddleware, store=store, admin_token=settings.admin_token),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_exception},
+        lifespan=lifespan,
+    )
+    app.state.api = api
+    app.state.openapi = openapi.document(ENDPOINTS, _static_paths(), settings.public_api_url)
+    return app

@@ -1,0 +1,18 @@
+"""What every handler of one app shares: settings, store, event hub and metrics (no module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cobrowse.settings import Settings
+from control_api.hub import EventHub
+from control_api.metrics import Metrics
+from control_api.store import Store
+
+
+@dataclass(frozen=True)
+class Api:
+    settings: Settings
+    store: Store
+    hub: EventHub
+    metrics: Metrics

@@ -1,0 +1,131 @@
+"""One pub/sub connection per API process, fanned out to local WebSocket connections.
+
+``subscribe(channel, sink)`` returns once Redis has confirmed the subscription, so a message
+published after it returns is delivered. Sinks are plain callables taking the message text; they
+must not block (WebSocket connections put the text on their own bounded queue). When the store goes
+away the hub reconnects on its own and subscribes again to every channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from control_api.store import UNAVAILABLE_ERRORS, Store
+
+log = logging.getLogger("cobrowse.api.hub")
+
+Sink = Callable[[str], None]
+CONFIRM_TIMEOUT_S = 5.0
+
+
+class EventHub:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._sinks: dict[str, set[Sink]] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._pubsub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._pubsub = self.store.redis.pubsub()
+        self._task = asyncio.create_task(self._run(), name="cobrowse-event-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except UNAVAILABLE_ERRORS:
+                pass
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._sinks)
+
+    async def subscribe(self, channel: str, sink: Sink) -> None:
+        async with self._lock:
+            sinks = self._sinks.setdefault(channel, set())
+            sinks.add(sink)
+            if len(sinks) > 1:
+                confirmed = self._confirmed.get(channel)
+            else:
+                confirmed = asyncio.get_running_loop().create_future()
+                self._confirmed[channel] = confirmed
+                try:
+                    await self._pubsub.subscribe(channel)
+                except UNAVAILABLE_ERRORS:
+                    log.warning("store unavailable while subscribing; the hub will retry")
+                self._wake.set()
+        if confirmed is not None and not confirmed.done():
+            await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_TIMEOUT_S)
+
+    async def unsubscribe(self, channel: str, sink: Sink) -> None:
+        async with self._lock:
+            sinks = self._sinks.get(channel)
+            if not sinks or sink not in sinks:
+                return
+            sinks.discard(sink)
+            if sinks:
+                return
+            del self._sinks[channel]
+            future = self._confirmed.pop(channel, None)
+            if future is not None and not future.done():
+                future.cancel()
+            try:
+                await self._pubsub.unsubscribe(channel)
+            except UNAVAILABLE_ERRORS:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            if not self._sinks:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except UNAVAILABLE_ERRORS:
+                log.warning("event hub lost the store; reconnecting")
+                await self._reconnect()
+                continue
+            except RuntimeError:
+                # redis-py: "pubsub connection not set" between the last unsubscribe and a subscribe
+                await asyncio.sleep(0.05)
+                continue
+            if message is None:
+                continue
+            kind = message.get("type")
+            channel = message.get("channel")
+            if kind == "subscribe":
+                future = self._confirmed.get(channel)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            elif kind == "message":
+                for sink in tuple(self._sinks.get(channel, ())):
+                    sink(message["data"])
+
+    async def _reconnect(self) -> None:
+        await asyncio.sleep(0.5)
+        async with self._lock:
+            try:
+                await self._pubsub.aclose()
+            except UNAVAILABLE_ERRORS:
+                pass
+            self._pubsub = self.store.redis.pubsub()
+            channels = list(self._sinks)
+            if channels:
+                try:
+                    await self._pubsub.subscribe(*channels)
+                except UNAVAILABLE_ERRORS:
+                    return

@@ -1,0 +1,26 @@
+"""Presence updates for the agent consoles of an account (published on the account channel)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from control_api import accounts, keys, visitors
+from control_api.store import Store, translate_errors
+
+
+async def publish_visitor(store: Store, account_id: str, vid: str) -> None:
+    """Publish the visitor's current view (with availability) to the account's agents."""
+    account = await accounts.find(store, account_id)
+    visitor = await visitors.find(store, vid)
+    if visitor is None:
+        return
+    message = {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": time.time()}
+    with translate_errors():
+        await store.redis.publish(keys.account_channel(store, account_id), json.dumps(message))
+
+
+async def publish_left(store: Store, account_id: str, vid: str) -> None:
+    message = {"type": "visitor_left", "visitor_id": vid, "ts": time.time()}
+    with translate_errors():
+        await store.redis.publish(keys.account_channel(store, account_id), json.dumps(message))

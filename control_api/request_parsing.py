@@ -1,0 +1,89 @@
+"""Reading HTTP requests: bounded JSON bodies and query parameters, with 4xx errors naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from starlette.requests import Request
+
+from control_api.exceptions import ApiError, invalid
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks.extend(chunk)
+        if len(chunks) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+    if not chunks.strip():
+        if required:
+            raise ApiError(422, "invalid_json", "a JSON object body is required")
+        return {}
+    try:
+        data = json.loads(bytes(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(422, "invalid_json", "the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def no_unknown(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for name in data:
+        if name not in allowed:
+            raise invalid(str(name), "unknown field")
+
+
+def string(
+    data: dict[str, Any], name: str, *, required: bool, max_len: int = 200, min_len: int = 1
+) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise invalid(name, "is required")
+        return None
+    if not isinstance(value, str) or not min_len <= len(value.strip()) <= max_len:
+        raise invalid(name, f"must be a string of {min_len} to {max_len} characters")
+    return value.strip()
+
+
+def boolean(data: dict[str, Any], name: str) -> bool | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(name, "must be a boolean")
+    return value
+
+
+def query_float(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise invalid(name, "must be a number (unix time in seconds)") from exc
+    if not math.isfinite(value) or not 0 <= value <= 1e11:
+        raise invalid(name, "must be a unix time in seconds")
+    return value
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise invalid(name, "must be an integer") from exc
+    if not low <= value <= high:
+        raise invalid(name, f"must be between {low} and {high}")
+    return value

@@ -1,0 +1,89 @@
+"""Seed cookies handed over by the banner at consent, turned into jar records.
+
+The record format belongs to ``rewriter/cookies.py``; when that module offers
+``record_from_seed(name, value, url) -> (key, json)`` it is used. Until then the same shape is built
+here: key ``{domain};{path};{name}``, value a JSON object of the cookie's attributes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from control_api.exceptions import invalid
+from control_api.policy import normalize_origin
+
+MAX_COOKIES = 200
+
+
+@dataclass(frozen=True)
+class SeedCookie:
+    name: str
+    value: str
+    url: str
+
+
+def parse_seed_cookies(raw: Any, allowed_origins: Iterable[str]) -> list[SeedCookie]:
+    """Validate the ``cookies`` of an accept; cookies for URLs outside the allowed origins are refused."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_COOKIES:
+        raise invalid("cookies", f"must be a list of at most {MAX_COOKIES} cookies")
+    allowed = set(allowed_origins)
+    result = []
+    for index, item in enumerate(raw):
+        field = f"cookies[{index}]"
+        if not isinstance(item, dict) or set(item) - {"name", "value", "url"}:
+            raise invalid(field, "must be an object {name, value, url}")
+        name, value, url = item.get("name"), item.get("value"), item.get("url")
+        if not isinstance(name, str) or not name or len(name) > 256 or any(c in name for c in "=;, \t\r\n"):
+            raise invalid(f"{field}.name", "must be a cookie name")
+        if not isinstance(value, str) or len(value) > 4096 or any(c in value for c in ";\r\n"):
+            raise invalid(f"{field}.value", "must be a cookie value")
+        if not isinstance(url, str) or len(url) > 4096:
+            raise invalid(f"{field}.url", "must be an http(s) URL")
+        parts = urllib.parse.urlsplit(url)
+        try:
+            origin = normalize_origin(f"{parts.scheme}://{parts.netloc}")
+        except ValueError as exc:
+            raise invalid(f"{field}.url", "must be an http(s) URL") from exc
+        if origin not in allowed:
+            raise invalid(f"{field}.url", "is outside the account's allowed origins")
+        result.append(SeedCookie(name, value, url))
+    return result
+
+
+def _fallback_record(cookie: SeedCookie) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(cookie.url)
+    host = (parts.hostname or "").lower()
+    record = {
+        "name": cookie.name,
+        "value": cookie.value,
+        "domain": host,
+        "host_only": True,
+        "path": "/",
+        "secure": parts.scheme == "https",
+        "http_only": False,
+        "same_site": "lax",
+        "expires": None,
+        "created": time.time(),
+    }
+    return f"{host};/;{cookie.name}", json.dumps(record)
+
+
+def jar_records(cookies: Iterable[SeedCookie]) -> dict[str, str]:
+    try:
+        jar_model: Any = importlib.import_module("rewriter.cookies")  # owned by the rewriter
+    except ImportError:
+        jar_model = None
+    convert = getattr(jar_model, "record_from_seed", None)
+    records: dict[str, str] = {}
+    for cookie in cookies:
+        key, value = convert(cookie.name, cookie.value, cookie.url) if convert else _fallback_record(cookie)
+        records[key] = value
+    return records

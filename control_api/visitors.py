@@ -1,0 +1,227 @@
+"""Web users: registration with a site key, presence (with a grace period), page state, availability.
+
+Presence: every open visitor WebSocket keeps a member in ``visitor:{vid}:conns`` whose score is the
+time it stops counting (refreshed while open). A visitor is *online* while one member is in the
+future, and *gone* once offline for longer than ``visitor_grace_s`` (the sweeper then ends its live
+session with reason ``visitor_left``). Deadlines live in the store, so any API process sweeps them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from control_api import keys
+from control_api.accounts import Account
+from control_api.store import Store, translate_errors
+from control_api.tokens import digest, new_id, new_token
+
+VISITOR_TTL_S = 24 * 3600
+STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_y", "bandwidth_kbps")
+
+AVAILABLE = "available"
+REASONS = ("available", "feature_disabled", "low_bandwidth", "visitor_offline", "session_live")
+
+
+@dataclass(frozen=True)
+class Visitor:
+    id: str
+    account_id: str
+    origin: str
+    created_at: float
+    last_seen: float
+    online: bool
+    live_session: str | None
+    state: dict[str, Any]
+
+    @property
+    def bandwidth_kbps(self) -> float | None:
+        value = self.state.get("bandwidth_kbps")
+        return float(value) if value is not None else None
+
+
+async def register(store: Store, account: Account, origin: str, grace_s: float) -> tuple[Visitor, str]:
+    vid = new_id("vis")
+    token = new_token()
+    now = time.time()
+    with translate_errors():
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                keys.visitor(store, vid),
+                mapping={
+                    "id": vid,
+                    "account_id": account.id,
+                    "origin": origin,
+                    "created_at": repr(now),
+                    "last_seen": repr(now),
+                },
+            )
+            pipe.expire(keys.visitor(store, vid), VISITOR_TTL_S)
+            pipe.hset(
+                keys.token(store, digest(token)),
+                mapping={"kind": "visitor", "id": vid, "account_id": account.id},
+            )
+            pipe.expire(keys.token(store, digest(token)), VISITOR_TTL_S)
+            pipe.zadd(keys.account_visitors(store, account.id), {vid: now})
+            pipe.zadd(keys.visitor_deadlines(store), {vid: now + grace_s})
+            await pipe.execute()
+    visitor = Visitor(vid, account.id, origin, now, now, False, None, {})
+    return visitor, token
+
+
+def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visitor:
+    state: dict[str, Any] = {}
+    for name in STATE_FIELDS:
+        raw = record.get(name)
+        if raw is None:
+            continue
+        if name in ("url", "title"):
+            state[name] = raw
+        else:
+            try:
+                state[name] = float(raw)
+            except ValueError:
+                continue
+    return Visitor(
+        id=record["id"],
+        account_id=record.get("account_id", ""),
+        origin=record.get("origin", ""),
+        created_at=float(record.get("created_at") or 0),
+        last_seen=float(record.get("last_seen") or 0),
+        online=conns_online > 0,
+        live_session=live or None,
+        state=state,
+    )
+
+
+async def find_many(store: Store, vids: list[str]) -> list[Visitor]:
+    now = time.time()
+    with translate_errors():
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for vid in vids:
+                pipe.hgetall(keys.visitor(store, vid))
+                pipe.zcount(keys.visitor_conns(store, vid), f"({now}", "+inf")
+                pipe.get(keys.visitor_live(store, vid))
+            replies = await pipe.execute()
+    result = []
+    for i in range(0, len(replies), 3):
+        record, online, live = replies[i : i + 3]
+        if record.get("id"):
+            result.append(_parse(record, int(online), live))
+    return result
+
+
+async def find(store: Store, vid: str) -> Visitor | None:
+    if not vid or len(vid) > 64:
+        return None
+    found = await find_many(store, [vid])
+    return found[0] if found else None
+
+
+async def present(store: Store, account_id: str) -> list[Visitor]:
+    """Visitors of the account not yet gone (online, or offline within the grace period)."""
+    with translate_errors():
+        vids = await store.redis.zrange(keys.account_visitors(store, account_id), 0, 499)
+    return await find_many(store, list(vids))
+
+
+async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> None:
+    values = {
+        k: (v if isinstance(v, str) else repr(float(v))) for k, v in fields.items() if k in STATE_FIELDS
+    }
+    if values:
+        with translate_errors():
+            await store.redis.hset(keys.visitor(store, vid), mapping=values)
+
+
+async def touch_connection(
+    store: Store, visitor: Visitor, conn_id: str, hold_s: float, grace_s: float
+) -> None:
+    """Mark one WebSocket of the visitor as open for ``hold_s`` more seconds."""
+    now = time.time()
+    with translate_errors():
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.visitor_conns(store, visitor.id), {conn_id: now + hold_s})
+            pipe.zremrangebyscore(keys.visitor_conns(store, visitor.id), "-inf", now)
+            pipe.expire(keys.visitor_conns(store, visitor.id), int(hold_s + grace_s) + 60)
+            pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
+            pipe.expire(keys.visitor(store, visitor.id), VISITOR_TTL_S)
+            pipe.zadd(keys.account_visitors(store, visitor.account_id), {visitor.id: now})
+            pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + hold_s + grace_s})
+            await pipe.execute()
+
+
+async def drop_connection(store: Store, visitor: Visitor, conn_id: str, grace_s: float) -> None:
+    now = time.time()
+    with translate_errors():
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.visitor_conns(store, visitor.id), conn_id)
+            pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
+            pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + grace_s})
+            await pipe.execute()
+
+
+def availability(account: Account | None, visitor: Visitor) -> str:
+    """Why the visitor can (``available``) or cannot be co-browsed now, in order of precedence."""
+    if account is None or not account.cobrowse_enabled:
+        return "feature_disabled"
+    if not visitor.online:
+        return "visitor_offline"
+    if visitor.live_session:
+        return "session_live"
+    minimum = float(account.policy.get("min_bandwidth_kbps", 0))
+    bandwidth = visitor.bandwidth_kbps
+    if minimum > 0 and (bandwidth is None or bandwidth < minimum):
+        return "low_bandwidth"
+    return AVAILABLE
+
+
+def view(account: Account | None, visitor: Visitor) -> dict[str, Any]:
+    """What an agent sees of a visitor."""
+    reason = availability(account, visitor)
+    return {
+        "id": visitor.id,
+        "online": visitor.online,
+        "last_seen": visitor.last_seen,
+        "url": visitor.state.get("url"),
+        "title": visitor.state.get("title"),
+        "bandwidth_kbps": visitor.bandwidth_kbps,
+        "viewport": (
+            {"width": visitor.state["viewport_w"], "height": visitor.state["viewport_h"]}
+            if "viewport_w" in visitor.state and "viewport_h" in visitor.state
+            else None
+        ),
+        "live_session": visitor.live_session,
+        "cobrowse": {"available": reason == AVAILABLE, "reason": reason},
+    }
+
+
+async def due_for_sweep(store: Store, now: float, limit: int = 100) -> list[str]:
+    with translate_errors():
+        return list(
+            await store.redis.zrangebyscore(keys.visitor_deadlines(store), "-inf", now, start=0, num=limit)
+        )
+
+
+async def settle(store: Store, vid: str, grace_s: float) -> Visitor | None:
+    """For a due visitor: reschedule when still present; return the Visitor when it is gone now."""
+    now = time.time()
+    visitor = await find(store, vid)
+    with translate_errors():
+        if visitor is None:
+            await store.redis.zrem(keys.visitor_deadlines(store), vid)
+            return None
+        if visitor.online:
+            latest = await store.redis.zrange(keys.visitor_conns(store, vid), -1, -1, withscores=True)
+            until = float(latest[0][1]) if latest else now
+            await store.redis.zadd(keys.visitor_deadlines(store), {vid: until + grace_s})
+            return None
+        if now < visitor.last_seen + grace_s:
+            await store.redis.zadd(keys.visitor_deadlines(store), {vid: visitor.last_seen + grace_s})
+            return None
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.visitor_deadlines(store), vid)
+            pipe.zrem(keys.account_visitors(store, visitor.account_id), vid)
+            removed = (await pipe.execute())[0]
+    return visitor if removed else None

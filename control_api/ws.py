@@ -1,0 +1,446 @@
+"""The two WebSocket endpoints: ``/api/v1/visitor/ws`` and ``/api/v1/agent/ws`` (docs/PROTOCOL.md).
+
+Each connection authenticates (``Authorization`` header, or a first message ``{"type": "auth",
+"token": ...}`` within ``AUTH_TIMEOUT_S``), subscribes through the process's ``EventHub`` to the
+channels of its side, and relays validated sync messages of *active* sessions it belongs to through
+Redis pub/sub, so the two sides may sit on different API processes. Every client message is
+size-checked, rate-limited and validated; violations close the connection with a code of
+``control_api.messages``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from control_api import accounts, keys, masking, presence, sessions, visitors
+from control_api.accounts import Account
+from control_api.auth import Principal, resolve
+from control_api.context import Api
+from control_api.exceptions import StoreUnavailable
+from control_api.messages import (
+    CLOSE_AUTH_TIMEOUT,
+    CLOSE_FORBIDDEN,
+    CLOSE_RATE_LIMITED,
+    CLOSE_SERVER_ERROR,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
+    ClientMessage,
+    ProtocolViolation,
+    decode,
+    parse,
+)
+from control_api.store import translate_errors
+
+log = logging.getLogger("cobrowse.api.ws")
+
+AUTH_TIMEOUT_S = 10.0
+QUEUE_SIZE = 1000
+ACTIVITY_EVERY_S = 1.0
+SCROLL_STORE_EVERY_S = 1.0
+
+
+class RateLimiter:
+    """Token bucket: ``rate`` messages per second, bursts of up to ``rate``."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = float(max(rate, 1))
+        self.tokens = self.rate
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Connection:
+    side = ""
+
+    def __init__(self, api: Api, websocket: WebSocket) -> None:
+        self.api = api
+        self.ws = websocket
+        self.store = api.store
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self.limiter = RateLimiter(api.settings.ws_rate_per_s)
+        self.principal: Principal | None = None
+        self.subscriptions: set[str] = set()
+        self.sessions: dict[str, dict[str, str]] = {}  # live sessions of this side, by id
+        self.overflow = False
+        self.last_activity: dict[str, float] = {}
+
+    # -- plumbing
+
+    def sink(self, text: str) -> None:
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.overflow = True
+
+    async def subscribe(self, channel: str) -> None:
+        if channel not in self.subscriptions:
+            self.subscriptions.add(channel)
+            await self.api.hub.subscribe(channel, self.sink)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if channel in self.subscriptions:
+            self.subscriptions.discard(channel)
+            await self.api.hub.unsubscribe(channel, self.sink)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_text(json.dumps(message))
+
+    async def error(self, code: str, detail: str) -> None:
+        await self.send({"type": "error", "error": code, "detail": detail})
+
+    async def authenticate(self) -> Principal:
+        principal = getattr(self.ws.state, "principal", None)
+        if principal is not None and principal.kind == self.side:
+            return principal
+        if getattr(self.ws.state, "token_given", False):
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "invalid token")
+        try:
+            first = await asyncio.wait_for(self.ws.receive(), AUTH_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise ProtocolViolation(CLOSE_AUTH_TIMEOUT, "no auth message") from exc
+        if first["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(first.get("code", 1000))
+        data = decode(first.get("text") or first.get("bytes") or b"", self.api.settings.ws_max_message_bytes)
+        if data.get("type") != "auth" or not isinstance(data.get("token"), str):
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "the first message must be {type: auth, token}")
+        principal = await resolve(self.store, self.api.settings.admin_token, data["token"])
+        if principal is None or principal.kind != self.side:
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "invalid token")
+        return principal
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        self.api.metrics.ws_opened(self.side)
+        code = 1000
+        try:
+            code = await self._run()
+        finally:
+            self.api.metrics.ws_finished(self.side, code)
+
+    async def _run(self) -> int:
+        code, reason = 1000, ""
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            self.principal = await self.authenticate()
+            await self.setup()
+            tasks = [
+                asyncio.create_task(self.read_loop()),
+                asyncio.create_task(self.write_loop()),
+                asyncio.create_task(self.background()),
+            ]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+        except WebSocketDisconnect:
+            pass
+        except ProtocolViolation as exc:
+            code, reason = exc.code, exc.reason
+        except StoreUnavailable:
+            code, reason = CLOSE_TRY_AGAIN, "store unavailable"
+        except Exception:
+            log.exception("%s websocket failed", self.side)
+            code, reason = CLOSE_SERVER_ERROR, "internal error"
+        finally:
+            # Shielded: a cancelled handler (server shutdown) still releases its subscriptions.
+            await asyncio.shield(self._cleanup(tasks, code, reason))
+        return code
+
+    async def _cleanup(self, tasks: list[asyncio.Task[None]], code: int, reason: str) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for channel in list(self.subscriptions):
+            await self.unsubscribe(channel)
+        try:
+            await self.teardown()
+        except StoreUnavailable:
+            pass
+        connected = WebSocketState.CONNECTED
+        if self.ws.application_state == connected and self.ws.client_state == connected:
+            try:
+                await self.ws.close(code, reason)
+            except (RuntimeError, OSError):
+                pass
+
+    async def read_loop(self) -> None:
+        limit = self.api.settings.ws_max_message_bytes
+        while True:
+            raw = await self.ws.receive()
+            if raw["type"] == "websocket.disconnect":
+                return
+            if not self.limiter.allow():
+                raise ProtocolViolation(CLOSE_RATE_LIMITED, "rate limit exceeded")
+            message = parse(self.side, raw.get("text") or raw.get("bytes") or b"", limit)
+            self.api.metrics.ws_message(self.side, message.type)
+            if message.type == "ping":
+                await self.send({"type": "pong", "ts": time.time()})
+                continue
+            await self.handle(message)
+
+    async def write_loop(self) -> None:
+        while True:
+            text = await self.queue.get()
+            if self.overflow:
+                raise ProtocolViolation(CLOSE_TRY_AGAIN, "too slow: events were dropped; reconnect")
+            try:
+                event = json.loads(text)
+            except ValueError:
+                continue
+            await self.deliver(event)
+
+    async def relay(self, sid: str, message: ClientMessage, to_side: str) -> None:
+        now = time.time()
+        event = {**message.data, "type": message.type, "session_id": sid, "from": self.side, "ts": now}
+        with translate_errors():
+            await self.store.redis.publish(keys.sync_channel(self.store, sid, to_side), json.dumps(event))
+        if now - self.last_activity.get(sid, 0.0) >= ACTIVITY_EVERY_S:
+            self.last_activity[sid] = now
+            await sessions.touch(self.store, sid, now)
+
+    async def deliver_sync(self, event: dict[str, Any]) -> None:
+        ts = event.get("ts")
+        if isinstance(ts, int | float):
+            self.api.metrics.observe_latency(time.time() - ts)
+        if self.sessions.get(event.get("session_id", ""), {}).get("state") == "active":
+            await self.send(event)
+
+    async def track_session(self, record: dict[str, str]) -> None:
+        sid = record["id"]
+        channel = keys.sync_channel(self.store, sid, self.side)
+        if record["state"] in sessions.LIVE:
+            self.sessions[sid] = record
+            await self.subscribe(channel)
+        else:
+            self.sessions.pop(sid, None)
+            await self.unsubscribe(channel)
+
+    async def refresh_session(self, sid: str) -> None:
+        """Re-read a session after a lifecycle event (the stored record is the truth)."""
+        record = await sessions.get_record(self.store, sid)
+        if record is None:
+            self.sessions.pop(sid, None)
+            await self.unsubscribe(keys.sync_channel(self.store, sid, self.side))
+        else:
+            await self.track_session(record)
+
+    # -- per side
+    async def setup(self) -> None:
+        raise NotImplementedError
+
+    async def teardown(self) -> None:
+        return None
+
+    async def background(self) -> None:
+        await asyncio.Event().wait()
+
+    async def handle(self, message: ClientMessage) -> None:
+        raise NotImplementedError
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class VisitorConnection(Connection):
+    side = "visitor"
+
+    def __init__(self, api: Api, websocket: WebSocket) -> None:
+        super().__init__(api, websocket)
+        self.conn_id = uuid.uuid4().hex
+        self.visitor: visitors.Visitor | None = None
+        self.account: Account | None = None
+        self.hold_s = max(3.0, min(15.0, api.settings.visitor_grace_s))
+        self.last_scroll_store = 0.0
+
+    async def setup(self) -> None:
+        assert self.principal is not None
+        self.visitor = await visitors.find(self.store, self.principal.id)
+        self.account = await accounts.find(self.store, self.principal.account_id or "")
+        if self.visitor is None or self.account is None:
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "unknown visitor")
+        origin = self.ws.headers.get("origin")
+        if origin is not None and origin not in self.account.allowed_origins:
+            raise ProtocolViolation(CLOSE_FORBIDDEN, "origin not allowed for this account")
+        await self.subscribe(keys.visitor_channel(self.store, self.visitor.id))
+        sid = await sessions.live_of_visitor(self.store, self.visitor.id)
+        record = await sessions.get_record(self.store, sid) if sid else None
+        if record is not None:
+            await self.track_session(record)
+        await visitors.touch_connection(
+            self.store, self.visitor, self.conn_id, self.hold_s, self.api.settings.visitor_grace_s
+        )
+        await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
+        await self.send(
+            {
+                "type": "hello",
+                "visitor_id": self.visitor.id,
+                "session": sessions.public(record) if record and record["state"] in sessions.LIVE else None,
+                "policy": {
+                    "seed_cookies": bool(self.account.policy["seed_cookies"]),
+                    "masked_selectors": list(self.account.policy["masked_selectors"]),
+                },
+                "heartbeat_s": self.hold_s / 3,
+            }
+        )
+
+    async def background(self) -> None:
+        assert self.visitor is not None
+        while True:
+            await asyncio.sleep(self.hold_s / 3)
+            await visitors.touch_connection(
+                self.store, self.visitor, self.conn_id, self.hold_s, self.api.settings.visitor_grace_s
+            )
+
+    async def teardown(self) -> None:
+        if self.visitor is not None and self.account is not None:
+            await visitors.drop_connection(
+                self.store, self.visitor, self.conn_id, self.api.settings.visitor_grace_s
+            )
+            await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
+
+    def active_session(self) -> str | None:
+        for sid, record in self.sessions.items():
+            if record.get("state") == "active":
+                return sid
+        return None
+
+    async def handle(self, message: ClientMessage) -> None:
+        assert self.visitor is not None and self.account is not None
+        data = message.data
+        claimed = data.get("session_id")
+        if claimed is not None and claimed not in self.sessions:
+            raise ProtocolViolation(CLOSE_FORBIDDEN, "not your session")
+        if message.type == "bandwidth":
+            await visitors.update_state(self.store, self.visitor.id, {"bandwidth_kbps": data["kbps"]})
+            await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
+            return
+        if message.type == "page":
+            await visitors.update_state(
+                self.store, self.visitor.id, {"url": data["url"], "title": data.get("title", "")}
+            )
+            await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
+        elif message.type == "viewport":
+            await visitors.update_state(
+                self.store, self.visitor.id, {"viewport_w": data["width"], "viewport_h": data["height"]}
+            )
+        elif message.type == "scroll":
+            now = time.time()
+            if now - self.last_scroll_store >= SCROLL_STORE_EVERY_S:
+                self.last_scroll_store = now
+                await visitors.update_state(
+                    self.store, self.visitor.id, {"scroll_x": data["x"], "scroll_y": data["y"]}
+                )
+        sid = self.active_session()
+        if sid is None:
+            return
+        if message.type == "field":
+            record = self.sessions[sid]
+            masked = json.loads(record.get("masked_selectors") or "[]")
+            if masking.is_masked(
+                data["selector"], data["input_type"], masked, data.get("tag", ""), data.get("attrs")
+            ):
+                self.api.metrics.fields_dropped += 1
+                return
+        await self.relay(sid, message, "agent")
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "session":
+            await self.refresh_session(str(event.get("session_id", "")))
+            await self.send(event)
+        elif event.get("from") == "agent":
+            await self.deliver_sync(event)
+
+
+class AgentConnection(Connection):
+    side = "agent"
+
+    async def setup(self) -> None:
+        assert self.principal is not None
+        account = await accounts.find(self.store, self.principal.account_id or "")
+        if account is None:
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "unknown account")
+        await self.subscribe(keys.agent_channel(self.store, self.principal.id))
+        await self.subscribe(keys.account_channel(self.store, account.id))
+        live = []
+        for sid in await sessions.live_of_agent(self.store, self.principal.id):
+            record = await sessions.get_record(self.store, sid)
+            if record is not None and record["state"] in sessions.LIVE:
+                await self.track_session(record)
+                live.append(sessions.public(record))
+        present = await visitors.present(self.store, account.id)
+        await self.send(
+            {
+                "type": "hello",
+                "agent_id": self.principal.id,
+                "account": {"id": account.id, "cobrowse_enabled": account.cobrowse_enabled},
+                "visitors": [visitors.view(account, v) for v in present],
+                "sessions": live,
+            }
+        )
+
+    async def handle(self, message: ClientMessage) -> None:
+        sid = str(message.data["session_id"])
+        record = self.sessions.get(sid)
+        if record is None:
+            raise ProtocolViolation(CLOSE_FORBIDDEN, "not your session")
+        if record.get("state") != "active":
+            await self.error("session_not_active", f"session {sid} is {record.get('state')}")
+            return
+        if message.type == "navigate":
+            if record.get("agent_can_navigate") != "1":
+                await self.error("navigate_forbidden", "the policy does not let agents navigate the visitor")
+                return
+            from control_api.policy import normalize_origin
+
+            allowed = json.loads(record.get("allowed_origins") or "[]")
+            try:
+                origin = normalize_origin("/".join(str(message.data["url"]).split("/")[:3]))
+            except ValueError:
+                origin = ""
+            if origin not in allowed:
+                await self.error("navigate_forbidden", "the URL is outside the account's allowed origins")
+                return
+        await self.relay(sid, message, "visitor")
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        assert self.principal is not None
+        if kind == "session":
+            await self.refresh_session(str(event.get("session_id", "")))
+            await self.send(event)
+        elif kind == "presence":
+            account = await accounts.find(self.store, self.principal.account_id or "")
+            visitor = await visitors.find(self.store, str(event.get("visitor_id", "")))
+            if visitor is not None:
+                await self.send(
+                    {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": event.get("ts")}
+                )
+        elif kind in ("visitor", "visitor_left"):
+            await self.send(event)
+        elif event.get("from") == "visitor":
+            await self.deliver_sync(event)
+
+
+async def visitor_ws(websocket: WebSocket) -> None:
+    await VisitorConnection(websocket.app.state.api, websocket).run()
+
+
+async def agent_ws(websocket: WebSocket) -> None:
+    await AgentConnection(websocket.app.state.api, websocket).run()
