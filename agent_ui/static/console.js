@@ -90,15 +90,20 @@
     if (!v) return;
     var id = visitorId(v);
     if (!id) return;
-    var old = visitors.get(id) || {};
-    var merged = Object.assign({}, old, v);
-    visitors.set(id, merged);
+    var old = visitors.get(id);
+    // Merge in place: pending requests hold on to this object.
+    if (old) Object.assign(old, v);
+    else visitors.set(id, Object.assign({}, v));
+  }
+  function replaceAll(list) {
+    var keep = {};
+    list.forEach(function (v) { keep[visitorId(v)] = true; upsert(v); });
+    Array.from(visitors.keys()).forEach(function (id) { if (!keep[id]) visitors.delete(id); });
   }
   function loadVisitors() {
     return api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
-      visitors.clear();
-      list.forEach(upsert);
+      replaceAll(list);
       render();
       // A live session of ours survives a console reload: ask for each one we may see.
       list.forEach(function (v) { if (v.live_session) adoptSession(v.live_session); });
@@ -256,10 +261,11 @@
       var s = normSession(data);
       v._requesting = false;
       v._consent = s.consent;
-      v.session = s;
-      pending.set(s.id, { visitorId: id, win: win });
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
-      onSessionState(s);
+      pending.set(s.id, { visitorId: id, win: win });
+      // The session's events may have overtaken this answer (a quick refusal): the latest state wins.
+      var known = latest.get(s.id);
+      onSessionState(known || s);
     }).catch(function (err) {
       v._requesting = false;
       if (win) win.close();
@@ -294,8 +300,13 @@
     expired: "The visitor did not answer in time: the request expired.",
     ended: "The co-browsing session ended."
   };
+  var ORDER = { pending: 1, active: 2, refused: 3, expired: 3, ended: 3 };
+  var latest = new Map(); // session id -> the most advanced state seen (events can cross answers)
   function onSessionState(s) {
     if (!s.id) return;
+    var seen = latest.get(s.id);
+    if (seen && (ORDER[seen.state] || 0) > (ORDER[s.state] || 0)) return;
+    latest.set(s.id, s);
     var v = visitorForSession(s);
     var p = pending.get(s.id);
     if (v) v.session = s;
@@ -348,7 +359,7 @@
     switch (msg.type) {
       case "hello":
         retry = 0; setConn(true);
-        if (msg.visitors) { visitors.clear(); msg.visitors.forEach(upsert); }
+        if (msg.visitors) replaceAll(msg.visitors);
         (msg.sessions || []).forEach(function (s) { onSessionState(normSession(s)); });
         render();
         break;
@@ -356,7 +367,7 @@
         flash(msg.detail || msg.error, true);
         break;
       case "visitors":
-        visitors.clear(); (msg.visitors || []).forEach(upsert); render();
+        replaceAll(msg.visitors || []); render();
         break;
       case "visitor": case "visitor_joined": case "visitor_updated": case "visitor_update":
         upsert(msg.visitor || msg); render();

