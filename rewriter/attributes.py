@@ -8,11 +8,10 @@ HTML standard's "parse a srcset attribute" does, so commas inside URLs survive.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from rewriter.css import rewrite_css_text
-from rewriter.exceptions import RewriteError
+from rewriter.url_values import map_url, refresh_url_span, replace_spans, srcset_url_spans
 from rewriter.urls import UrlMapper
 
 
@@ -77,109 +76,17 @@ DROPPED_HTTP_EQUIV = {
 }
 
 
-def _whitespace(ch: str) -> bool:
-    return ch in " \t\n\r\f"
-
-
-def srcset_url_spans(value: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of every candidate URL in a srcset value (HTML standard algorithm)."""
-    spans: list[tuple[int, int]] = []
-    pos, n = 0, len(value)
-    while True:
-        while pos < n and (_whitespace(value[pos]) or value[pos] == ","):
-            pos += 1
-        if pos >= n:
-            return spans
-        start = pos
-        while pos < n and not _whitespace(value[pos]):
-            pos += 1
-        end = pos
-        if value[end - 1] == ",":
-            while end > start and value[end - 1] == ",":
-                end -= 1
-            spans.append((start, end))
-            continue
-        spans.append((start, end))
-        depth = 0  # descriptors: a comma outside parentheses ends the candidate
-        while pos < n:
-            ch = value[pos]
-            if ch == "(":
-                depth += 1
-            elif ch == ")" and depth:
-                depth -= 1
-            elif ch == "," and not depth:
-                pos += 1
-                break
-            pos += 1
-
-
-def refresh_url_span(value: str) -> tuple[int, int] | None:
-    """``(start, end)`` of the URL in a meta refresh ``content`` (HTML "declarative refresh")."""
-    pos, n = 0, len(value)
-    while pos < n and _whitespace(value[pos]):
-        pos += 1
-    while pos < n and (value[pos].isdigit() or value[pos] == "."):
-        pos += 1
-    while pos < n and _whitespace(value[pos]):
-        pos += 1
-    if pos < n and value[pos] in ";,":
-        pos += 1
-    while pos < n and _whitespace(value[pos]):
-        pos += 1
-    if pos >= n:
-        return None
-    if value[pos : pos + 3].lower() == "url":
-        probe = pos + 3
-        while probe < n and _whitespace(value[probe]):
-            probe += 1
-        if probe < n and value[probe] == "=":
-            probe += 1
-            while probe < n and _whitespace(value[probe]):
-                probe += 1
-            pos = probe
-    end = n
-    if pos < n and value[pos] in "'\"":
-        quote = value[pos]
-        pos += 1
-        close = value.find(quote, pos)
-        end = n if close == -1 else close
-    return (pos, end) if pos < end else None
-
-
-def map_url(mapper: UrlMapper, value: str, base: str | None) -> str:
-    """``value`` mapped to the proxy, or unchanged when it is relative or cannot be parsed."""
-    try:
-        return mapper.to_proxy(value, base)
-    except RewriteError:
-        return value
-
-
-def _replace_spans(value: str, spans: list[tuple[int, int]], fn: Callable[[str], str]) -> str:
-    out: list[str] = []
-    pos = 0
-    for start, end in spans:
-        new = fn(value[start:end])
-        if new != value[start:end]:
-            out.append(value[pos:start])
-            out.append(new)
-            pos = end
-    if not out:
-        return value
-    out.append(value[pos:])
-    return "".join(out)
-
-
 def rewrite_value(kind: Kind, value: str, mapper: UrlMapper, base: str | None) -> str:
     """The rewritten text of one attribute value of ``kind`` (not DOCUMENT or DROP)."""
     if kind is Kind.URL:
         return map_url(mapper, value, base)
     if kind is Kind.SRCSET:
-        return _replace_spans(value, srcset_url_spans(value), lambda u: map_url(mapper, u, base))
+        return replace_spans(value, srcset_url_spans(value), lambda u: map_url(mapper, u, base))
     if kind is Kind.STYLE:
         return rewrite_css_text(value, mapper=mapper, base=base)
     if kind is Kind.URL_LIST:
         return " ".join(map_url(mapper, part, base) for part in value.split())
     if kind is Kind.REFRESH:
         span = refresh_url_span(value)
-        return value if span is None else _replace_spans(value, [span], lambda u: map_url(mapper, u, base))
+        return value if span is None else replace_spans(value, [span], lambda u: map_url(mapper, u, base))
     raise ValueError(f"{kind} is not a value kind")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from lxml import etree
-
 OUTPUT_CHARSET = "utf-8"
 META_PRESCAN_BYTES = 1024
 
@@ -109,6 +107,8 @@ def _meta_charset(body: bytes) -> str | None:
     head = body[:META_PRESCAN_BYTES]
     if b"<meta" not in head.lower():
         return None
+    from lxml import etree  # only documents that need the prescan pay for lxml here
+
     parser = etree.HTMLParser(encoding="iso-8859-1", no_network=True)
     try:
         root = etree.fromstring(head, parser)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from lxml import etree
 
-from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, map_url, rewrite_value
+from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
 from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
@@ -247,4 +247,4 @@ def rewrite_html(
         raise UnrewritableDocument(f"cannot rewrite document: {exc}") from exc
 
 
-__all__ = ["map_url", "rewrite_html"]
+__all__ = ["rewrite_html"]

@@ -1,0 +1,105 @@
+"""From a response's Content-Type (sniffed when missing or vague) to the rewriter that handles it.
+
+HTML and CSS are rewritten; JavaScript (the client runtime's job), JSON, images, fonts, media and
+everything else pass through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rewriter.charset import OUTPUT_CHARSET, bom_codec, mime_type
+from rewriter.css import rewrite_css
+from rewriter.html import rewrite_html
+from rewriter.urls import UrlMapper
+
+Kind = Literal["html", "css", "passthrough"]
+SNIFF_BYTES = 512
+
+# MIME type -> kind (anything absent passes through)
+MIME_KINDS: dict[str, Kind] = {
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "text/css": "css",
+}
+# types that say nothing about the body: sniffed as browsers do (WHATWG MIME Sniffing 7.1)
+UNKNOWN_TYPES = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
+# HTML signatures (WHATWG MIME Sniffing 7.1), matched case-insensitively after leading whitespace,
+# each followed by a space or ">"
+HTML_SIGNATURES = (
+    b"<!doctype html", b"<html", b"<head", b"<script", b"<iframe", b"<h1", b"<div", b"<font",
+    b"<table", b"<a", b"<style", b"<title", b"<b", b"<body", b"<br", b"<p", b"<!--",
+)  # fmt: skip
+# bodies labelled text/html that are plainly something else: rewriting would corrupt them
+BINARY_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"\xff\xd8\xff", b"%PDF-", b"PK\x03\x04",
+    b"\x1f\x8b\x08", b"RIFF", b"\x00\x00\x01\x00", b"wOFF", b"wOF2", b"\x00asm", b"OggS",
+)  # fmt: skip
+
+
+def sniff_html(prefix: bytes) -> bool:
+    """Whether a body without a useful type starts like HTML."""
+    bom = bom_codec(prefix)
+    head = prefix[bom[1] :] if bom else prefix
+    head = head[:SNIFF_BYTES].lstrip(b" \t\n\r\f").lower()
+    for signature in HTML_SIGNATURES:
+        if head.startswith(signature) and head[len(signature) : len(signature) + 1] in (b" ", b">"):
+            return True
+    return False
+
+
+def is_binary(prefix: bytes) -> bool:
+    return prefix.startswith(BINARY_SIGNATURES)
+
+
+def kind_of(content_type: str | None, body_prefix: bytes = b"") -> Kind:
+    """Which rewriter a response needs: ``html``, ``css`` or ``passthrough``."""
+    mime = mime_type(content_type)
+    if mime in UNKNOWN_TYPES:
+        return "html" if sniff_html(body_prefix) else "passthrough"
+    kind = MIME_KINDS.get(mime, "passthrough")
+    if kind != "passthrough" and is_binary(body_prefix):
+        return "passthrough"
+    return kind
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """A rewritten body and the Content-Type to send with it."""
+
+    body: bytes
+    content_type: str | None
+    kind: Kind
+
+
+def rewrite_body(
+    body: bytes,
+    *,
+    url: str,
+    mapper: UrlMapper,
+    content_type: str | None,
+    inject: str = "",
+    mask_selectors: Sequence[str] = (),
+    kind: Kind | None = None,
+) -> Rewritten:
+    """Rewrite ``body`` with the rewriter its type (or ``kind``) calls for; others unchanged."""
+    kind = kind or kind_of(content_type, body[:SNIFF_BYTES])
+    if kind == "passthrough":
+        return Rewritten(body, content_type, kind)
+    mime = mime_type(content_type)
+    if kind == "html":
+        out = rewrite_html(
+            body,
+            url=url,
+            mapper=mapper,
+            content_type=content_type,
+            inject=inject,
+            mask_selectors=mask_selectors,
+        )
+        mime = mime if MIME_KINDS.get(mime) == "html" else "text/html"
+    else:
+        out = rewrite_css(body, url=url, mapper=mapper, content_type=content_type)
+        mime = "text/css"
+    return Rewritten(out, f"{mime}; charset={OUTPUT_CHARSET}", kind)

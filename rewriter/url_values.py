@@ -1,0 +1,103 @@
+"""Where the URLs are inside attribute and header values: srcset lists and refresh directives.
+
+Pure string scanners (no lxml), shared by the HTML rewriter and the header rewriter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rewriter.exceptions import RewriteError
+from rewriter.urls import UrlMapper
+
+
+def _whitespace(ch: str) -> bool:
+    return ch in " \t\n\r\f"
+
+
+def srcset_url_spans(value: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every candidate URL in a srcset value (HTML standard algorithm)."""
+    spans: list[tuple[int, int]] = []
+    pos, n = 0, len(value)
+    while True:
+        while pos < n and (_whitespace(value[pos]) or value[pos] == ","):
+            pos += 1
+        if pos >= n:
+            return spans
+        start = pos
+        while pos < n and not _whitespace(value[pos]):
+            pos += 1
+        end = pos
+        if value[end - 1] == ",":
+            while end > start and value[end - 1] == ",":
+                end -= 1
+            spans.append((start, end))
+            continue
+        spans.append((start, end))
+        depth = 0  # descriptors: a comma outside parentheses ends the candidate
+        while pos < n:
+            ch = value[pos]
+            if ch == "(":
+                depth += 1
+            elif ch == ")" and depth:
+                depth -= 1
+            elif ch == "," and not depth:
+                pos += 1
+                break
+            pos += 1
+
+
+def refresh_url_span(value: str) -> tuple[int, int] | None:
+    """``(start, end)`` of the URL in a meta refresh ``content`` (HTML "declarative refresh")."""
+    pos, n = 0, len(value)
+    while pos < n and _whitespace(value[pos]):
+        pos += 1
+    while pos < n and (value[pos].isdigit() or value[pos] == "."):
+        pos += 1
+    while pos < n and _whitespace(value[pos]):
+        pos += 1
+    if pos < n and value[pos] in ";,":
+        pos += 1
+    while pos < n and _whitespace(value[pos]):
+        pos += 1
+    if pos >= n:
+        return None
+    if value[pos : pos + 3].lower() == "url":
+        probe = pos + 3
+        while probe < n and _whitespace(value[probe]):
+            probe += 1
+        if probe < n and value[probe] == "=":
+            probe += 1
+            while probe < n and _whitespace(value[probe]):
+                probe += 1
+            pos = probe
+    end = n
+    if pos < n and value[pos] in "'\"":
+        quote = value[pos]
+        pos += 1
+        close = value.find(quote, pos)
+        end = n if close == -1 else close
+    return (pos, end) if pos < end else None
+
+
+def map_url(mapper: UrlMapper, value: str, base: str | None) -> str:
+    """``value`` mapped to the proxy, or unchanged when it is relative or cannot be parsed."""
+    try:
+        return mapper.to_proxy(value, base)
+    except RewriteError:
+        return value
+
+
+def replace_spans(value: str, spans: list[tuple[int, int]], fn: Callable[[str], str]) -> str:
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        new = fn(value[start:end])
+        if new != value[start:end]:
+            out.append(value[pos:start])
+            out.append(new)
+            pos = end
+    if not out:
+        return value
+    out.append(value[pos:])
+    return "".join(out)

@@ -1,0 +1,70 @@
+"""The dispatcher: Content-Type (sniffed when missing or vague) -> rewriter."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewriter.dispatch import MIME_KINDS, kind_of, rewrite_body
+from rewriter.urls import UrlMapper
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+# (Content-Type, body prefix, kind)
+CASES = [
+    ("text/html", b"<p>x", "html"),
+    ("text/html; charset=utf-8", b"", "html"),
+    ("TEXT/HTML ; charset=utf-8", b"<p>", "html"),
+    ("application/xhtml+xml", b"<?xml version='1.0'?><html/>", "html"),
+    ("text/css", b"a{}", "css"),
+    ("text/css;charset=iso-8859-1", b"a{}", "css"),
+    ("text/javascript", b"<html>", "passthrough"),
+    ("application/javascript", b"var a", "passthrough"),
+    ("application/json", b'{"a": "<html>"}', "passthrough"),
+    ("image/png", PNG, "passthrough"),
+    ("image/svg+xml", b"<svg/>", "passthrough"),
+    ("font/woff2", b"wOF2", "passthrough"),
+    ("text/plain", b"<html>", "passthrough"),
+    ("application/octet-stream", b"<html>", "passthrough"),
+    (None, b"<!DOCTYPE html><html>", "html"),
+    (None, b"  \n<HTML>", "html"),
+    (None, b"\xef\xbb\xbf<html>", "html"),
+    ("", b"<p>hello", "html"),
+    ("unknown/unknown", b"<!-- c --><div>", "html"),
+    ("*/*", b"<body>", "html"),
+    (None, b"<a href=x>", "html"),
+    (None, b"<abbr>", "passthrough"),
+    (None, b"a{color:red}", "passthrough"),
+    (None, PNG, "passthrough"),
+    (None, b"", "passthrough"),
+    ("text/html", PNG, "passthrough"),  # mislabelled image: rewriting would corrupt it
+    ("text/html", b"GIF89a\x01\x00", "passthrough"),
+    ("text/css", b"\x1f\x8b\x08\x00", "passthrough"),  # gzip labelled CSS
+]
+
+
+@pytest.mark.parametrize(("content_type", "prefix", "kind"), CASES)
+def test_kind_of(content_type: str | None, prefix: bytes, kind: str) -> None:
+    assert kind_of(content_type, prefix) == kind
+
+
+def test_table_is_only_html_and_css() -> None:
+    assert set(MIME_KINDS.values()) == {"html", "css"}
+
+
+def test_rewrite_body(mapper: UrlMapper) -> None:
+    html = rewrite_body(
+        b'<a href="https://a.example/">a</a>', url="https://a.example/", mapper=mapper, content_type=None
+    )
+    assert html.kind == "html" and html.content_type == "text/html; charset=utf-8"
+    assert b"https://a.example" not in html.body
+    css = rewrite_body(
+        b"a{b:url(//a.example/x)}",
+        url="https://a.example/",
+        mapper=mapper,
+        content_type="text/css; charset=latin1",
+    )
+    assert css.kind == "css" and css.content_type == "text/css; charset=utf-8"
+    assert b"//a.example" not in css.body
+    js = b"location.href = 'https://a.example/'"
+    same = rewrite_body(js, url="https://a.example/", mapper=mapper, content_type="text/javascript")
+    assert same.body is js and same.content_type == "text/javascript"

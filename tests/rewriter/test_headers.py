@@ -1,0 +1,128 @@
+"""Header rewriting: the response and request tables, Set-Cookie to the jar, hop-by-hop."""
+
+from __future__ import annotations
+
+import pytest
+from rewrite_helpers import proxy
+
+from rewriter.headers import (
+    HOP_BY_HOP,
+    REQUEST_RULES,
+    RESPONSE_RULES,
+    Action,
+    rewrite_request_headers,
+    rewrite_response_headers,
+)
+from rewriter.urls import Origin, UrlMapper
+
+URL = "https://shop.example/cart"
+SHOP = proxy("s-shop-example", "/x")
+SHOP_ORIGIN = proxy("s-shop-example", "")
+
+# (header, value, expected value or None when dropped)
+RESPONSE = [
+    ("Location", "https://shop.example/x", SHOP),
+    ("Location", "//shop.example/x", SHOP),
+    ("Location", "/x", "/x"),
+    ("Location", "https://shop.example:99999/", "https://shop.example:99999/"),
+    ("Content-Location", "https://shop.example/x", SHOP),
+    ("Refresh", "5; url=https://shop.example/x", f"5; url={SHOP}"),
+    ("Refresh", "5", "5"),
+    ("Link", "<https://shop.example/x>; rel=preload; as=style", f"<{SHOP}>; rel=preload; as=style"),
+    (
+        "Link",
+        '</a.css>; rel=preload, <https://shop.example/x>; rel="preconnect", <//shop.example/x>; rel=next',
+        f'</a.css>; rel=preload, <{SHOP}>; rel="preconnect", <{SHOP}>; rel=next',
+    ),
+    ("SourceMap", "https://shop.example/x", SHOP),
+    ("Access-Control-Allow-Origin", "https://shop.example", SHOP_ORIGIN),
+    ("Access-Control-Allow-Origin", "*", "*"),
+    ("Access-Control-Allow-Origin", "null", "null"),
+    ("Access-Control-Allow-Origin", "not an origin", None),
+    ("Content-Security-Policy", "default-src 'self'", None),
+    ("content-security-policy-report-only", "default-src 'self'", None),
+    ("X-Frame-Options", "DENY", None),
+    ("Strict-Transport-Security", "max-age=31536000", None),
+    ("Report-To", '{"group":"x"}', None),
+    ("NEL", '{"report_to":"x"}', None),
+    ("Cross-Origin-Embedder-Policy", "require-corp", None),
+    ("Cross-Origin-Opener-Policy", "same-origin", None),
+    ("Clear-Site-Data", '"cookies"', None),
+    ("Alt-Svc", 'h3=":443"', None),
+    ("Connection", "close", None),
+    ("Keep-Alive", "timeout=5", None),
+    ("Transfer-Encoding", "chunked", None),
+    ("Upgrade", "h2c", None),
+    ("Content-Type", "text/html; charset=utf-8", "text/html; charset=utf-8"),
+    ("Cache-Control", "no-store", "no-store"),
+    ("X-Custom", "https://shop.example/x", "https://shop.example/x"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), RESPONSE)
+def test_response_headers(name: str, value: str, expected: str | None, mapper: UrlMapper) -> None:
+    result = rewrite_response_headers([(name, value)], url=URL, mapper=mapper)
+    assert result.headers == (() if expected is None else ((name, expected),))
+    assert result.set_cookies == ()
+    assert (name.lower() in result.dropped) == (expected is None)
+
+
+def test_set_cookie_goes_to_the_jar_never_to_the_browser(mapper: UrlMapper) -> None:
+    result = rewrite_response_headers(
+        [("Set-Cookie", "a=1; Path=/"), ("Content-Type", "text/html"), ("set-cookie", "b=2; HttpOnly")],
+        url=URL,
+        mapper=mapper,
+    )
+    assert result.set_cookies == ("a=1; Path=/", "b=2; HttpOnly")
+    assert result.headers == (("Content-Type", "text/html"),)
+
+
+def test_headers_named_by_connection_are_dropped(mapper: UrlMapper) -> None:
+    result = rewrite_response_headers(
+        [("Connection", "X-Private, close"), ("X-Private", "1"), ("X-Public", "2")], url=URL, mapper=mapper
+    )
+    assert result.headers == (("X-Public", "2"),)
+
+
+def test_order_and_duplicates_are_kept(mapper: UrlMapper) -> None:
+    headers = [("Vary", "Accept"), ("Link", "</a>; rel=x"), ("Vary", "Origin")]
+    assert rewrite_response_headers(headers, url=URL, mapper=mapper).headers == tuple(headers)
+
+
+def test_every_rule_says_why() -> None:
+    for table in (RESPONSE_RULES, REQUEST_RULES):
+        for name, rule in table.items():
+            assert name == name.lower() and rule.why, name
+    assert "set-cookie" in RESPONSE_RULES and RESPONSE_RULES["set-cookie"].action is Action.TO_JAR
+    assert {"connection", "transfer-encoding", "upgrade"} <= HOP_BY_HOP
+
+
+ORIGIN = Origin.parse("https://shop.example")
+REQUEST = [
+    ("Host", "k3j9x2ab7qs-shop-example.cobrowse.localhost:8001", "shop.example"),
+    ("Origin", SHOP_ORIGIN, "https://shop.example"),
+    ("Origin", "null", "null"),
+    ("Origin", "http://cobrowse.localhost:8000", None),
+    ("Origin", proxy("s-other-example", "").replace("k3j9x2ab7q", "abcdefghij"), None),
+    ("Referer", proxy("s-shop-example", "/a?b=1"), "https://shop.example/a?b=1"),
+    ("Referer", "http://cobrowse.localhost:8000/console", None),
+    ("Cookie", "__cb_k3j9x2ab7q=secret; a=1", None),
+    ("Connection", "keep-alive", None),
+    ("Proxy-Authorization", "Basic x", None),
+    ("X-Forwarded-For", "10.0.0.1", None),
+    ("Accept", "text/html", "text/html"),
+    ("User-Agent", "Mozilla/5.0", "Mozilla/5.0"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), REQUEST)
+def test_request_headers(name: str, value: str, expected: str | None, mapper: UrlMapper) -> None:
+    result = rewrite_request_headers([(name, value)], mapper=mapper, origin=ORIGIN)
+    assert result == (() if expected is None else ((name, expected),))
+
+
+def test_host_keeps_a_non_default_port(mapper: UrlMapper) -> None:
+    origin = Origin.parse("http://127.0.0.1:8002")
+    assert rewrite_request_headers([("Host", "x")], mapper=mapper, origin=origin) == (
+        ("Host", "127.0.0.1:8002"),
+    )
