@@ -100,7 +100,9 @@ def create_app(settings: Settings, *, store: Store | None = None, sweep: bool = 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.gather(*api.cleanups, return_exceptions=True)
             await hub.stop()
+            await store.close()  # its connections belong to this event loop
 
     routes: list[BaseRoute] = [
         Route(e.full_path, e.starlette_endpoint(), methods=[e.method], name=e.handler.__name__)

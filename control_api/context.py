@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from cobrowse.settings import Settings
 from control_api.hub import EventHub
@@ -16,3 +17,5 @@ class Api:
     store: Store
     hub: EventHub
     metrics: Metrics
+    # cleanups still running after their WebSocket went away; awaited before the store closes
+    cleanups: set[asyncio.Task[None]] = field(default_factory=set)

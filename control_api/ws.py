@@ -159,7 +159,10 @@ class Connection:
             code, reason = CLOSE_SERVER_ERROR, "internal error"
         finally:
             # Shielded: a cancelled handler (server shutdown) still releases its subscriptions.
-            await asyncio.shield(self._cleanup(tasks, code, reason))
+            cleanup = asyncio.ensure_future(self._cleanup(tasks, code, reason))
+            self.api.cleanups.add(cleanup)
+            cleanup.add_done_callback(self.api.cleanups.discard)
+            await asyncio.shield(cleanup)
         return code
 
     async def _cleanup(self, tasks: list[asyncio.Task[None]], code: int, reason: str) -> None:

@@ -1,0 +1,308 @@
+"""HTTP routes in process (TestClient) on a real Redis: accounts, policy, agents, visitors, sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import ORIGIN, World
+
+from control_api import proxy_access
+from rewriter.urls import Origin, encode_label
+
+
+def _connect_visitor(world: World, visitor: dict[str, Any]) -> Any:
+    ws = world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"])
+    return ws
+
+
+def test_errors_are_json_everywhere(world: World) -> None:
+    r = world.client.get("/no/such/route")
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    r = world.client.delete("/healthz")
+    assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+    r = world.client.post("/api/v1/accounts", content=b"{nope", headers=world.admin)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+    r = world.client.post("/api/v1/accounts", json=[1], headers=world.admin)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+    r = world.client.post("/api/v1/accounts", json={"name": "x", "extra": 1}, headers=world.admin)
+    assert (r.status_code, r.json()["field"]) == (422, "extra")
+    r = world.client.post("/api/v1/accounts", content=b"x" * 300_000, headers=world.admin)
+    assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+    assert world.client.get("/healthz").json() == {"status": "ok"}
+    assert world.client.get("/readyz").json()["store"] == "redis"
+    assert r.headers["x-request-id"]
+
+
+def test_account_crud_and_activation_flag(world: World) -> None:
+    r = world.client.post("/api/v1/accounts", json={"name": "Shop"}, headers=world.admin)
+    assert r.status_code == 201
+    account = r.json()
+    assert account["cobrowse_enabled"] is False  # a paid feature: off by default
+    assert account["policy"]["consent"] == "request"
+    assert account["site_key"].startswith("sk_")
+    aid = account["id"]
+    assert world.client.get(f"/api/v1/accounts/{aid}", headers=world.admin).json() == account
+    assert [
+        a["id"] for a in world.client.get("/api/v1/accounts", headers=world.admin).json()["accounts"]
+    ] == [aid]
+    r = world.client.patch(
+        f"/api/v1/accounts/{aid}", json={"cobrowse_enabled": True, "name": "S2"}, headers=world.admin
+    )
+    assert r.json()["cobrowse_enabled"] is True and r.json()["name"] == "S2"
+    r = world.client.patch(f"/api/v1/accounts/{aid}", json={"cobrowse_enabled": "yes"}, headers=world.admin)
+    assert (r.status_code, r.json()["field"]) == (422, "cobrowse_enabled")
+    assert world.client.delete(f"/api/v1/accounts/{aid}", headers=world.admin).status_code == 204
+    assert world.client.get(f"/api/v1/accounts/{aid}", headers=world.admin).status_code == 404
+    assert world.client.delete(f"/api/v1/accounts/{aid}", headers=world.admin).status_code == 404
+
+
+def test_policy_get_put_patch(world: World) -> None:
+    account = world.account(consent="none")
+    url = f"/api/v1/accounts/{account['id']}/policy"
+    assert world.client.get(url, headers=world.admin).json()["consent"] == "none"
+    r = world.client.patch(url, json={"masked_selectors": ["#card"]}, headers=world.admin)
+    assert (
+        r.status_code == 200 and r.json()["masked_selectors"] == ["#card"] and r.json()["consent"] == "none"
+    )
+    r = world.client.put(url, json={"allowed_origins": ["https://shop.example"]}, headers=world.admin)
+    assert r.json()["consent"] == "request"  # PUT replaces: missing keys take their defaults
+    assert r.json()["masked_selectors"] == []
+    for body, field in (
+        ({"masked_selectors": ["a[["]}, "masked_selectors[0]"),
+        ({"nope": 1}, "nope"),
+        ({"allowed_origins": ["not an origin"]}, "allowed_origins[0]"),
+        ({"idle_timeout_s": "10"}, "idle_timeout_s"),
+    ):
+        r = world.client.patch(url, json=body, headers=world.admin)
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert world.client.get("/api/v1/accounts/acc_missing/policy", headers=world.admin).status_code == 404
+
+
+def test_agents_token_once_hashed_and_revocable(world: World) -> None:
+    account = world.account()
+    agent = world.agent(account)
+    assert len(agent["token"]) >= 40
+    listed = world.client.get(f"/api/v1/accounts/{account['id']}/agents", headers=world.admin).json()[
+        "agents"
+    ]
+    assert [a["id"] for a in listed] == [agent["id"]] and "token" not in listed[0]
+    assert world.client.get("/api/v1/me", headers=agent["headers"]).json()["agent"]["display_name"] == "Alice"
+    r = world.client.delete(f"/api/v1/accounts/{account['id']}/agents/{agent['id']}", headers=world.admin)
+    assert r.status_code == 204
+    r = world.client.get("/api/v1/me", headers=agent["headers"])
+    assert (r.status_code, r.json()["error"]) == (401, "invalid_token")
+
+
+def test_visitor_registration_checks_site_key_and_origin_with_exact_cors(world: World) -> None:
+    account = world.account()
+    body = {"site_key": account["site_key"]}
+    r = world.client.post("/api/v1/visitors", json=body, headers={"Origin": ORIGIN})
+    assert r.status_code == 201 and r.headers["access-control-allow-origin"] == ORIGIN
+    assert r.json()["visitor_id"].startswith("vis_") and r.json()["token"]
+    r = world.client.post("/api/v1/visitors", json=body, headers={"Origin": "https://evil.example"})
+    assert (r.status_code, r.json()["error"]) == (403, "origin_not_allowed")
+    assert "access-control-allow-origin" not in r.headers
+    r = world.client.post("/api/v1/visitors", json=body)
+    assert r.status_code == 403
+    r = world.client.post("/api/v1/visitors", json={"site_key": "sk_wrong"}, headers={"Origin": ORIGIN})
+    assert (r.status_code, r.json()["error"]) == (403, "invalid_site_key")
+    # preflight: allowed for an origin some account allows, silent for others
+    pre = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    r = world.client.options("/api/v1/visitors", headers=pre)
+    assert r.status_code == 204 and r.headers["access-control-allow-origin"] == ORIGIN
+    r = world.client.options("/api/v1/visitors", headers={**pre, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    # rotation: the old key stops working
+    new_key = world.client.post(
+        f"/api/v1/accounts/{account['id']}/site-key/rotate", headers=world.admin
+    ).json()
+    assert new_key["site_key"] != account["site_key"]
+    r = world.client.post("/api/v1/visitors", json=body, headers={"Origin": ORIGIN})
+    assert r.status_code == 403
+    r = world.client.post(
+        "/api/v1/visitors", json={"site_key": new_key["site_key"]}, headers={"Origin": ORIGIN}
+    )
+    assert r.status_code == 201
+
+
+def test_bandwidth_is_bounded(world: World) -> None:
+    visitor = world.visitor(world.account())
+    r = world.client.get("/api/v1/bandwidth?bytes=1000", headers={**visitor["headers"], "Origin": ORIGIN})
+    assert r.status_code == 200 and len(r.content) == 1000
+    assert r.headers["access-control-allow-origin"] == ORIGIN
+    assert (
+        world.client.get("/api/v1/bandwidth?bytes=999999999", headers=visitor["headers"]).status_code == 422
+    )
+    assert world.client.get("/api/v1/bandwidth?bytes=-1", headers=visitor["headers"]).status_code == 422
+    assert world.client.get("/api/v1/bandwidth?bytes=1").status_code == 401
+
+
+def test_availability_reasons_and_session_lifecycle(world: World) -> None:
+    account = world.account(min_bandwidth_kbps=500)
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+
+    def reason() -> str:
+        listed = world.client.get("/api/v1/visitors", headers=agent["headers"]).json()["visitors"]
+        return [v for v in listed if v["id"] == visitor["visitor_id"]][0]["cobrowse"]["reason"]
+
+    create = {"visitor_id": visitor["visitor_id"]}
+    assert reason() == "visitor_offline"
+    r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+    assert (r.status_code, r.json()["error"]) == (409, "visitor_offline")
+    with _connect_visitor(world, visitor) as ws:
+        assert ws.receive_json()["type"] == "hello"
+        assert reason() == "low_bandwidth"
+        ws.send_json({"type": "bandwidth", "kbps": 100})
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json()["type"] == "pong"
+        assert reason() == "low_bandwidth"
+        ws.send_json({"type": "bandwidth", "kbps": 5000})
+        ws.send_json({"type": "page", "url": ORIGIN + "/cart?x=1", "title": "Cart"})
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json()["type"] == "pong"
+        assert reason() == "available"
+        listed = world.client.get("/api/v1/visitors", headers=agent["headers"]).json()["visitors"][0]
+        assert listed["url"] == ORIGIN + "/cart?x=1" and listed["bandwidth_kbps"] == 5000
+        r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert r.status_code == 201
+        session = r.json()
+        assert (session["state"], session["agent_name"], session["agent_interface"]) == (
+            "pending",
+            "Alice",
+            "popin",
+        )
+        assert session["agent_can_navigate"] is False
+        assert reason() == "session_live"
+        r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "session_live")
+        event = ws.receive_json()
+        assert (event["type"], event["to"], event["session"]["agent_name"]) == ("session", "pending", "Alice")
+        sid = session["id"]
+        r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "session_not_active")
+        cookies = [{"name": "cart", "value": "42", "url": ORIGIN + "/"}]
+        r = world.client.post(
+            f"/api/v1/sessions/{sid}/accept", json={"cookies": cookies}, headers=visitor["headers"]
+        )
+        assert r.status_code == 200 and r.json()["state"] == "active"
+        assert ws.receive_json()["to"] == "active"
+        r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
+        assert r.status_code == 200
+        ticket = r.json()
+        assert 0 < ticket["expires_in"] <= 60
+        label = encode_label(sid, Origin.parse(ORIGIN))
+        assert ticket["enter_url"].startswith(
+            f"http://{label}.cobrowse.localhost:8001/__cobrowse/enter?ticket="
+        )
+        assert "url=http%3A%2F%2F127.0.0.1%3A8002%2Fcart%3Fx%3D1" in ticket["enter_url"]
+        r = world.client.post(f"/api/v1/sessions/{sid}/end", headers=visitor["headers"])
+        assert r.json()["state"] == "ended" and r.json()["reason"] == "visitor_ended"
+        assert ws.receive_json()["to"] == "ended"
+    r = world.client.post(f"/api/v1/sessions/{sid}/end", headers=agent["headers"])
+    assert (r.status_code, r.json()["error"]) == (409, "invalid_transition")
+    audit = world.client.get(f"/api/v1/sessions/{sid}/audit", headers=world.admin).json()["entries"]
+    assert [(e["from"], e["to"]) for e in audit] == [
+        ("none", "pending"),
+        ("pending", "active"),
+        ("active", "ended"),
+    ]
+    page = world.client.get(f"/api/v1/accounts/{account['id']}/audit?limit=2", headers=world.admin).json()
+    assert len(page["entries"]) == 2 and page["next_cursor"]
+    rest = world.client.get(
+        f"/api/v1/accounts/{account['id']}/audit?limit=2&cursor={page['next_cursor']}", headers=world.admin
+    ).json()
+    assert [e["to"] for e in rest["entries"]] == ["ended"]
+    assert world.client.get(f"/api/v1/accounts/{account['id']}/audit?cursor=zz", headers=world.admin).status_code == 422
+
+
+def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
+    for allowed in (True, False):
+        account = world.account(seed_cookies=allowed)
+        agent = world.agent(account)
+        visitor = world.visitor(account)
+        with _connect_visitor(world, visitor) as ws:
+            ws.receive_json()
+            sid = world.session(agent, visitor)["id"]
+            bad = [{"name": "a", "value": "1", "url": "https://elsewhere.example/"}]
+            r = world.client.post(
+                f"/api/v1/sessions/{sid}/accept", json={"cookies": bad}, headers=visitor["headers"]
+            )
+            assert (r.status_code, r.json()["field"]) == (422, "cookies[0].url")
+            good = [{"name": "cart", "value": "42", "url": ORIGIN + "/shop"}]
+            r = world.client.post(
+                f"/api/v1/sessions/{sid}/accept", json={"cookies": good}, headers=visitor["headers"]
+            )
+            assert r.status_code == 200
+            jar = world.client.portal.call(proxy_access.jar_load, sync_store, sid)  # type: ignore[union-attr]
+            assert bool(jar) is allowed
+            if allowed:
+                assert any("cart" in key for key in jar)
+
+
+def test_feature_disabled(world: World) -> None:
+    account = world.account(enabled=False)
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        r = world.client.post(
+            "/api/v1/sessions", json={"visitor_id": visitor["visitor_id"]}, headers=agent["headers"]
+        )
+        assert (r.status_code, r.json()["error"]) == (403, "feature_disabled")
+        listed = world.client.get("/api/v1/visitors", headers=agent["headers"]).json()["visitors"]
+        assert listed[0]["cobrowse"] == {"available": False, "reason": "feature_disabled"}
+
+
+def test_disabling_the_account_ends_live_sessions(world: World) -> None:
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        sid = world.session(agent, visitor)["id"]
+        assert ws.receive_json()["to"] == "active"
+        world.client.patch(
+            f"/api/v1/accounts/{account['id']}", json={"cobrowse_enabled": False}, headers=world.admin
+        )
+        event = ws.receive_json()
+        assert (event["to"], event["reason"]) == ("ended", "feature_disabled")
+    assert world.client.get(f"/api/v1/sessions/{sid}", headers=world.admin).json()["state"] == "ended"
+
+
+def test_metrics_exposition(world: World) -> None:
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        world.session(agent, visitor)
+        text = world.client.get("/metrics").text
+    assert 'cobrowse_sessions{state="active"} 1' in text
+    assert 'cobrowse_http_requests_total{method="POST",route="/api/v1/sessions",status="201"} 1' in text
+    assert 'cobrowse_websockets_open{side="visitor"} 1' in text
+    assert "cobrowse_event_latency_seconds_bucket" in text
+    assert world.client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: Any) -> None:
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        sid = world.session(agent, visitor)["id"]
+        ticket = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"]).json()[
+            "ticket"
+        ]
+        portal = world.client.portal  # type: ignore[union-attr]
+        grant = portal.call(proxy_access.redeem_ticket, sync_store, ticket)
+        assert grant == proxy_access.TicketGrant(sid, agent["id"])
+        assert portal.call(proxy_access.redeem_ticket, sync_store, ticket) is None
+        other = world.agent(account, "Bob")
+        r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=other["headers"])
+        assert r.status_code == 404

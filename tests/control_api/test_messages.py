@@ -1,0 +1,77 @@
+"""The WebSocket message table and the server-side masking of field values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from control_api import messages
+from control_api.masking import is_masked
+from control_api.messages import ProtocolViolation, parse
+
+
+def test_valid_messages_keep_only_known_fields() -> None:
+    msg = parse("visitor", json.dumps({"type": "scroll", "x": 1, "y": 2.5, "evil": "<script>"}), 65536)
+    assert msg.type == "scroll"
+    assert dict(msg.data) == {"x": 1, "y": 2.5}
+    msg = parse(
+        "agent", json.dumps({"type": "highlight", "session_id": "k3j9x2ab7q", "selector": "#a"}), 65536
+    )
+    assert dict(msg.data) == {"session_id": "k3j9x2ab7q", "selector": "#a"}
+
+
+@pytest.mark.parametrize(
+    ("side", "payload", "code"),
+    [
+        ("visitor", "not json", messages.CLOSE_INVALID),
+        ("visitor", "[1]", messages.CLOSE_INVALID),
+        ("visitor", '{"type": "teleport"}', messages.CLOSE_INVALID),
+        ("visitor", '{"type": "navigate", "url": "https://a.example/"}', messages.CLOSE_INVALID),
+        ("agent", '{"type": "page", "url": "https://a.example/"}', messages.CLOSE_INVALID),
+        ("agent", '{"type": "pointer", "x": 1, "y": 2}', messages.CLOSE_INVALID),
+        ("agent", '{"type": "pointer", "session_id": "BAD", "x": 1, "y": 2}', messages.CLOSE_INVALID),
+        ("visitor", '{"type": "scroll", "x": "1", "y": 2}', messages.CLOSE_INVALID),
+        ("visitor", '{"type": "scroll", "x": 1e308, "y": 2}', messages.CLOSE_INVALID),
+        ("visitor", '{"type": "page", "url": "javascript:alert(1)"}', messages.CLOSE_INVALID),
+        ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": []}', messages.CLOSE_INVALID),
+        (
+            "visitor",
+            json.dumps({"type": "page", "url": "https://a.example/" + "x" * 70000}),
+            messages.CLOSE_TOO_BIG,
+        ),
+    ],
+)
+def test_invalid_messages_carry_their_close_code(side: str, payload: str, code: int) -> None:
+    with pytest.raises(ProtocolViolation) as info:
+        parse(side, payload, 65536)
+    assert info.value.code == code
+
+
+def test_every_documented_type_is_in_protocol_md() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    for side, table in messages.MESSAGES.items():
+        for name in table:
+            assert f"`{name}`" in text, f"{side} message {name} missing from docs/PROTOCOL.md"
+
+
+@pytest.mark.parametrize(
+    ("selector", "input_type", "masked", "tag", "attrs", "expected"),
+    [
+        ("#pw", "password", [], "input", {}, True),
+        ("#pw", "text", [], "input", {"type": "password"}, True),
+        ("#card", "text", ["#card"], "input", {}, True),
+        ("#x", "text", ["#card"], "input", {"id": "x"}, False),
+        ("#x", "text", ["input[name=cc]"], "input", {"name": "cc"}, True),
+        ("#x", "text", ["[autocomplete^=cc-]"], "input", {"autocomplete": "cc-number"}, True),
+        ("#x", "text", [".secret"], "input", {"class": "a secret b"}, True),
+        ("#x", "text", [".secret"], "input", {"class": "a b"}, False),
+        ("#x", "text", ["textarea"], "input", {}, False),
+    ],
+)
+def test_masking(
+    selector: str, input_type: str, masked: list[str], tag: str, attrs: dict[str, str], expected: bool
+) -> None:
+    assert is_masked(selector, input_type, masked, tag, attrs) is expected

@@ -1,0 +1,94 @@
+"""The policy table: every key of DESIGN.md with its default, and 422s that name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from control_api.exceptions import ApiError
+from control_api.policy import POLICY_KEYS, default_policy, normalize_origin, validate_policy
+
+DESIGN_DEFAULTS = {
+    "consent": "request",
+    "agent_interface": "popin",
+    "allowed_origins": [],
+    "masked_selectors": [],
+    "seed_cookies": True,
+    "agent_can_navigate": False,
+    "consent_timeout_s": 60,
+    "session_max_s": 3600,
+    "idle_timeout_s": 600,
+    "min_bandwidth_kbps": 256,
+}
+
+
+def test_defaults_are_design_md() -> None:
+    assert default_policy() == DESIGN_DEFAULTS
+    assert {k.name for k in POLICY_KEYS} == set(DESIGN_DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"colour": "red"}, "colour"),
+        ({"consent": "maybe"}, "consent"),
+        ({"agent_interface": "window"}, "agent_interface"),
+        ({"seed_cookies": 1}, "seed_cookies"),
+        ({"agent_can_navigate": "yes"}, "agent_can_navigate"),
+        ({"consent_timeout_s": 1.5}, "consent_timeout_s"),
+        ({"consent_timeout_s": True}, "consent_timeout_s"),
+        ({"session_max_s": 10}, "session_max_s"),
+        ({"idle_timeout_s": "600"}, "idle_timeout_s"),
+        ({"min_bandwidth_kbps": -1}, "min_bandwidth_kbps"),
+        ({"allowed_origins": "https://a.example"}, "allowed_origins"),
+        ({"allowed_origins": ["https://a.example", "https://a.example/path"]}, "allowed_origins[1]"),
+        ({"allowed_origins": ["ftp://a.example"]}, "allowed_origins[0]"),
+        ({"allowed_origins": ["https://user@a.example"]}, "allowed_origins[0]"),
+        ({"masked_selectors": ["#ok", "[[["]}, "masked_selectors[1]"),
+        ({"masked_selectors": ["input:nth-child(x)"]}, "masked_selectors[0]"),
+        ({"masked_selectors": [""]}, "masked_selectors[0]"),
+        ({"masked_selectors": [3]}, "masked_selectors[0]"),
+    ],
+)
+def test_invalid_values_name_the_field(patch: dict[str, Any], field: str) -> None:
+    with pytest.raises(ApiError) as info:
+        validate_policy(patch)
+    assert info.value.status == 422
+    assert info.value.field == field
+    assert field in info.value.detail
+
+
+def test_patch_merges_over_base_and_normalises() -> None:
+    base = validate_policy({"consent": "none"})
+    merged = validate_policy(
+        {
+            "allowed_origins": ["HTTPS://Shop.Example:443/", "http://127.0.0.1:8002"],
+            "masked_selectors": [" #card "],
+        },
+        base=base,
+    )
+    assert merged["consent"] == "none"
+    assert merged["allowed_origins"] == ["https://shop.example", "http://127.0.0.1:8002"]
+    assert merged["masked_selectors"] == ["#card"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://shop.example", "https://shop.example"),
+        ("http://Shop.Example:80", "http://shop.example"),
+        ("http://127.0.0.1:8002", "http://127.0.0.1:8002"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_normalize_origin(text: str, expected: str) -> None:
+    assert normalize_origin(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "shop.example", "https://", "https://a.example/x", "https://a.example?q", "javascript:x"]
+)
+def test_normalize_origin_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        normalize_origin(text)

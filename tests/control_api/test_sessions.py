@@ -1,0 +1,235 @@
+"""The session state machine on a real Redis: transitions, audit, events, deadlines and races."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from control_api import accounts, agents, audit, keys, proxy_access, sessions, sweeper, visitors
+from control_api.exceptions import ApiError, InvalidTransition
+from control_api.store import Store
+
+VISITOR = sessions.Actor("visitor", "v")
+
+
+async def _setup(store: Store, **policy: Any) -> tuple[accounts.Account, agents.Agent, visitors.Visitor]:
+    policy.setdefault("allowed_origins", ["http://127.0.0.1:8002"])
+    account = await accounts.create(store, "Shop", True, policy)
+    agent, _ = await agents.create(store, account.id, "Alice")
+    visitor, _ = await visitors.register(store, account, "http://127.0.0.1:8002", grace_s=30)
+    return account, agent, visitor
+
+
+async def test_request_then_accept_then_end(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    record = await sessions.create(redis_store, account, agent, visitor.id)
+    assert re.fullmatch(r"[a-z][a-z0-9]{9}", record["id"])
+    assert record["state"] == "pending"
+    sid = record["id"]
+    assert (await sessions.accept(redis_store, sid, VISITOR))["state"] == "active"
+    proxy = await proxy_access.get_proxy_session(redis_store, sid)
+    assert (
+        proxy is not None and proxy.state == "active" and proxy.allowed_origins == ("http://127.0.0.1:8002",)
+    )
+    cred = await proxy_access.issue_credential(redis_store, sid, agent.id)
+    assert await proxy_access.check_credential(redis_store, sid, cred)
+    ended = await sessions.end(redis_store, sid, sessions.Actor("agent", agent.id))
+    assert ended["state"] == "ended" and ended["reason"] == "agent_ended"
+    assert not await proxy_access.check_credential(redis_store, sid, cred)
+    assert await redis_store.redis.exists(keys.session_cred(redis_store, sid)) == 0
+    assert await sessions.live_of_visitor(redis_store, visitor.id) is None
+    page = await audit.query(
+        redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)
+    )
+    steps = [(e["from"], e["to"], e["actor_kind"]) for e in page["entries"]]
+    assert steps == [
+        ("none", "pending", "agent"),
+        ("pending", "active", "visitor"),
+        ("active", "ended", "agent"),
+    ]
+    with pytest.raises(InvalidTransition):
+        await sessions.accept(redis_store, sid, VISITOR)
+
+
+async def test_consent_none_starts_active_at_once(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    record = await sessions.create(redis_store, account, agent, visitor.id)
+    assert record["state"] == "active"
+
+
+async def test_one_live_session_per_visitor(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    first = await sessions.create(redis_store, account, agent, visitor.id)
+    with pytest.raises(ApiError) as info:
+        await sessions.create(redis_store, account, agent, visitor.id)
+    assert info.value.code == "session_live"
+    await sessions.refuse(redis_store, first["id"], VISITOR)
+    second = await sessions.create(redis_store, account, agent, visitor.id)
+    assert second["id"] != first["id"]
+
+
+async def test_racing_creates_make_one_session(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    results = await asyncio.gather(
+        *(sessions.create(redis_store, account, agent, visitor.id) for _ in range(8)), return_exceptions=True
+    )
+    made = [r for r in results if isinstance(r, dict)]
+    assert len(made) == 1
+    assert all(
+        isinstance(r, ApiError) and r.code == "session_live" for r in results if not isinstance(r, dict)
+    )
+
+
+async def test_two_accepts_make_exactly_one_transition(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    results = await asyncio.gather(
+        *(sessions.accept(redis_store, sid, VISITOR) for _ in range(6)), return_exceptions=True
+    )
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert all(isinstance(r, InvalidTransition) for r in results if not isinstance(r, dict))
+    page = await audit.query(
+        redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)
+    )
+    assert [e["to"] for e in page["entries"]] == ["pending", "active"]
+
+
+async def test_end_racing_accept(redis_store: Store) -> None:
+    for _ in range(5):
+        account, agent, visitor = await _setup(redis_store)
+        sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+        results = await asyncio.gather(
+            sessions.accept(redis_store, sid, VISITOR),
+            sessions.end(redis_store, sid, sessions.Actor("agent", agent.id)),
+            return_exceptions=True,
+        )
+        final = await sessions.get(redis_store, sid)
+        page = await audit.query(
+            redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)
+        )
+        path = [e["to"] for e in page["entries"]]
+        # either the withdrawal won (accept refused) or the accept won and the end ended it
+        assert path in (["pending", "expired"], ["pending", "active", "ended"]), path
+        assert final["state"] == path[-1]
+        if path[-1] == "expired":
+            assert isinstance(results[0], InvalidTransition)
+
+
+async def test_accept_racing_consent_timeout(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store, consent_timeout_s=5)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    deadline = float((await sessions.get(redis_store, sid))["consent_deadline"])
+    results = await asyncio.gather(
+        sessions.accept(redis_store, sid, VISITOR),
+        sessions.enforce_deadline(redis_store, sid, deadline + 0.01),
+        return_exceptions=True,
+    )
+    final = (await sessions.get(redis_store, sid))["state"]
+    assert final in ("active", "expired")
+    if final == "active":
+        assert results[1] is None
+    else:
+        assert isinstance(results[0], InvalidTransition) and results[1] == "expired"
+    page = await audit.query(
+        redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)
+    )
+    assert len(page["entries"]) == 2
+
+
+async def test_deadlines_are_swept_from_the_store(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store, consent_timeout_s=5)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    score = await redis_store.redis.zscore(keys.session_deadlines(redis_store), sid)
+    assert score == pytest.approx(time.time() + 5, abs=2)
+    # a deadline already past, as if this process had been down: any sweeper applies it
+    await redis_store.redis.hset(keys.session(redis_store, sid), "consent_deadline", repr(time.time() - 1))
+    await redis_store.redis.zadd(keys.session_deadlines(redis_store), {sid: time.time() - 1})
+    assert await sweeper.sweep_once(redis_store, grace_s=30) >= 1
+    record = await sessions.get(redis_store, sid)
+    assert (record["state"], record["reason"]) == ("expired", "consent_timeout")
+    assert await redis_store.redis.zscore(keys.session_deadlines(redis_store), sid) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "reason"), [("expires_at", "session_max"), ("activated_at", "idle_timeout")]
+)
+async def test_active_deadlines(redis_store: Store, field: str, reason: str) -> None:
+    account, agent, visitor = await _setup(redis_store, consent="none", idle_timeout_s=30, session_max_s=60)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    assert await sessions.enforce_deadline(redis_store, sid, time.time()) is None  # nothing due: rescheduled
+    past = time.time() - 3600
+    await redis_store.redis.hset(keys.session(redis_store, sid), field, repr(past))
+    await redis_store.redis.delete(keys.session_activity(redis_store, sid))
+    assert await sessions.enforce_deadline(redis_store, sid, time.time()) == "ended"
+    assert (await sessions.get(redis_store, sid))["reason"] == reason
+
+
+async def test_activity_postpones_idle_timeout() -> None:
+    record = {"state": "active", "activated_at": "0", "idle_timeout_s": "30", "expires_at": "1000"}
+    assert sessions.due(record, None, 31) == ("ended", "idle_timeout")
+    assert sessions.due(record, 20.0, 31) is None
+    assert sessions.next_deadline(record, 20.0) == 50
+    assert sessions.due(record, 20.0, 1000) == ("ended", "session_max")
+
+
+async def test_transition_publishes_to_both_sides_and_the_proxy(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    pubsub = redis_store.redis.pubsub()
+    await pubsub.subscribe(
+        keys.agent_channel(redis_store, agent.id),
+        keys.visitor_channel(redis_store, visitor.id),
+        proxy_access.session_ended_channel(redis_store),
+    )
+    for _ in range(3):
+        await pubsub.get_message(timeout=1)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    await sessions.end(redis_store, sid, sessions.Actor("admin", "admin"))
+    got: list[tuple[str, str]] = []
+    while len(got) < 5:
+        message = await pubsub.get_message(timeout=2, ignore_subscribe_messages=True)
+        assert message is not None, got
+        got.append((message["channel"], message["data"]))
+    await pubsub.aclose()
+    ended = [data for channel, data in got if channel == proxy_access.session_ended_channel(redis_store)]
+    assert ended == [sid]
+    agent_events = [json.loads(d)["to"] for c, d in got if c == keys.agent_channel(redis_store, agent.id)]
+    visitor_events = [
+        json.loads(d)["to"] for c, d in got if c == keys.visitor_channel(redis_store, visitor.id)
+    ]
+    assert agent_events == visitor_events == ["active", "ended"]
+
+
+async def test_visitor_gone_ends_live_session(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    await visitors.touch_connection(redis_store, visitor, "c1", hold_s=3, grace_s=0.2)
+    await visitors.drop_connection(redis_store, visitor, "c1", grace_s=0.2)
+    assert await sweeper.sweep_once(redis_store, grace_s=0.2) == 0  # within the grace period
+    await asyncio.sleep(0.4)
+    assert await sweeper.sweep_once(redis_store, grace_s=0.2) >= 1
+    record = await sessions.get(redis_store, sid)
+    assert (record["state"], record["reason"]) == ("ended", "visitor_left")
+    assert [v.id for v in await visitors.present(redis_store, account.id)] == []
+
+
+async def test_audit_is_paged_and_filtered_by_time(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    for _ in range(3):
+        sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+        await sessions.refuse(redis_store, sid, VISITOR)
+    stream = audit.account_stream(redis_store, account.id)
+    first = await audit.query(redis_store, stream, audit.AuditQuery(None, None, None, 4))
+    assert len(first["entries"]) == 4 and first["next_cursor"]
+    rest = await audit.query(redis_store, stream, audit.AuditQuery(None, None, first["next_cursor"], 4))
+    assert len(rest["entries"]) == 2 and rest["next_cursor"] is None
+    ids = [e["id"] for e in first["entries"] + rest["entries"]]
+    assert len(set(ids)) == 6
+    future = await audit.query(redis_store, stream, audit.AuditQuery(time.time() + 60, None, None, 10))
+    assert future["entries"] == []
+    past = await audit.query(redis_store, stream, audit.AuditQuery(None, time.time() - 3600, None, 10))
+    assert past["entries"] == []
