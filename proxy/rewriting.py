@@ -143,6 +143,8 @@ def runtime_config(ctx: ProxyContext, session: ProxySession, mapper: UrlMapper, 
         "knownOrigins": [o.serialize() for o in mapper.known_origins],
         "cookies": cookies,
         "masked": list(session.masked_selectors),
+        # the virtual browser (served by the API) is the only frame parent the runtime bridge talks to
+        "consoleOrigin": ctx.settings.public_api_url,
     }
 
 
