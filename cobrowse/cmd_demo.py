@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import logging
 import secrets
 import socket
 import sys
@@ -114,7 +115,7 @@ class AdminClient:
             },
         )
         account = account.get("account", account)
-        agent_name = "Alex (support)"
+        agent_name = "Alex from Support"
         created = self._call("POST", f"/api/v1/accounts/{account['id']}/agents", {"display_name": agent_name})
         token = created.get("token") or created.get("agent_token")
         if not token:
@@ -209,6 +210,11 @@ async def run_demo(settings: Settings, shop_port: int, out: TextIO = sys.stdout)
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.resolve(args)
+    level = settings.log_level.upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return asyncio.run(run_demo(settings, int(args.shop_port)))
     except DemoError as exc:

@@ -400,6 +400,7 @@
 
   var bar = null;
   function showBar(agentName) {
+    pointerLabel.textContent = agentName || "Agent";
     if (bar) { bar.querySelector(".who").textContent = "Co-browsing with " + (agentName || "an agent"); return; }
     bar = document.createElement("div");
     bar.className = "bar";
