@@ -217,7 +217,10 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
         f"/api/v1/accounts/{account['id']}/audit?limit=2&cursor={page['next_cursor']}", headers=world.admin
     ).json()
     assert [e["to"] for e in rest["entries"]] == ["ended"]
-    assert world.client.get(f"/api/v1/accounts/{account['id']}/audit?cursor=zz", headers=world.admin).status_code == 422
+    assert (
+        world.client.get(f"/api/v1/accounts/{account['id']}/audit?cursor=zz", headers=world.admin).status_code
+        == 422
+    )
 
 
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:

@@ -1,0 +1,211 @@
+"""WebSockets in process on a real Redis: relay between the two sides, isolation, and abuse."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from conftest import ORIGIN, World
+from starlette.websockets import WebSocketDisconnect
+
+from control_api import messages
+
+
+@contextmanager
+def live_session(world: World, **policy: Any) -> Iterator[tuple[Any, Any, dict[str, Any], dict[str, Any]]]:
+    """An active session with both sockets open: (visitor_ws, agent_ws, session, agent)."""
+    policy.setdefault("consent", "none")
+    account = world.account(**policy)
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with (
+        world.client.websocket_connect("/api/v1/visitor/ws") as vws,
+        world.client.websocket_connect("/api/v1/agent/ws") as aws,
+    ):
+        vws.send_json({"type": "auth", "token": visitor["token"]})
+        assert vws.receive_json()["type"] == "hello"
+        aws.send_json({"type": "auth", "token": agent["token"]})
+        assert aws.receive_json()["type"] == "hello"
+        session = world.session(agent, visitor)
+        assert vws.receive_json()["to"] == "active"
+        assert _next(aws, "session")["to"] == "active"
+        yield vws, aws, session, agent
+
+
+def _next(ws: Any, kind: str) -> dict[str, Any]:
+    """The next message of a type, skipping presence updates."""
+    for _ in range(20):
+        message = ws.receive_json()
+        if message["type"] == kind:
+            return message
+        assert message["type"] in ("visitor", "visitor_left"), message
+    raise AssertionError(f"no {kind} message")
+
+
+def _closed_with(ws: Any) -> int:
+    with pytest.raises(WebSocketDisconnect) as info:
+        for _ in range(500):
+            ws.receive_json()
+    return info.value.code
+
+
+def test_sync_relays_both_ways_with_only_validated_fields(world: World) -> None:
+    with live_session(world) as (vws, aws, session, _):
+        sid = session["id"]
+        vws.send_json(
+            {"type": "scroll", "x": 0, "y": 120, "anchor": {"selector": "#a", "offset": 4}, "junk": 1}
+        )
+        got = _next(aws, "scroll")
+        assert (got["session_id"], got["from"], got["y"], got["anchor"]) == (
+            sid,
+            "visitor",
+            120,
+            {"selector": "#a", "offset": 4},
+        )
+        assert "junk" not in got and isinstance(got["ts"], float)
+        vws.send_json({"type": "page", "url": ORIGIN + "/p2", "title": "P2"})
+        assert _next(aws, "page")["url"] == ORIGIN + "/p2"
+        for message in (
+            {"type": "pointer", "session_id": sid, "x": 3, "y": 4},
+            {"type": "highlight", "session_id": sid, "selector": "#buy"},
+            {"type": "draw", "session_id": sid, "points": [[1, 2], [3, 4]], "color": "#f00"},
+            {"type": "clear", "session_id": sid},
+        ):
+            aws.send_json(message)
+            got = _next(vws, message["type"])
+            assert got["from"] == "agent" and got["session_id"] == sid
+
+
+def test_masked_and_password_fields_are_dropped_and_counted(world: World) -> None:
+    with live_session(world, masked_selectors=["#card", "input[name=cvv]"]) as (vws, aws, _, _agent):
+        vws.send_json({"type": "field", "selector": "#pw", "input_type": "password", "value": "hunter2"})
+        vws.send_json({"type": "field", "selector": "#card", "input_type": "text", "value": "4111"})
+        vws.send_json(
+            {
+                "type": "field",
+                "selector": "form > input:nth-of-type(3)",
+                "input_type": "text",
+                "value": "123",
+                "tag": "input",
+                "attrs": {"name": "cvv"},
+            }
+        )
+        vws.send_json({"type": "field", "selector": "#name", "input_type": "text", "value": "Ada"})
+        got = _next(aws, "field")
+        assert (got["selector"], got["value"]) == (
+            "#name",
+            "Ada",
+        )  # the first field to arrive is the clear one
+        metrics = world.client.get("/metrics").text
+        assert "cobrowse_masked_fields_dropped_total 3" in metrics
+
+
+def test_navigate_needs_the_policy(world: World) -> None:
+    with live_session(world) as (vws, aws, session, _):
+        aws.send_json({"type": "navigate", "session_id": session["id"], "url": ORIGIN + "/x"})
+        assert _next(aws, "error")["error"] == "navigate_forbidden"
+    with live_session(world, agent_can_navigate=True) as (vws, aws, session, _):
+        aws.send_json({"type": "navigate", "session_id": session["id"], "url": "https://elsewhere.example/"})
+        assert _next(aws, "error")["error"] == "navigate_forbidden"
+        aws.send_json({"type": "navigate", "session_id": session["id"], "url": ORIGIN + "/x"})
+        assert _next(vws, "navigate")["url"] == ORIGIN + "/x"
+
+
+def test_sessions_do_not_leak_into_each_other(world: World) -> None:
+    with live_session(world) as (vws1, aws1, s1, _), live_session(world) as (vws2, aws2, s2, _):
+        vws1.send_json({"type": "scroll", "x": 0, "y": 1})
+        vws2.send_json({"type": "scroll", "x": 0, "y": 2})
+        assert _next(aws1, "scroll")["session_id"] == s1["id"]
+        assert _next(aws2, "scroll")["session_id"] == s2["id"]
+        aws1.send_json({"type": "pointer", "session_id": s2["id"], "x": 1, "y": 1})  # someone else's session
+        assert _closed_with(aws1) == messages.CLOSE_FORBIDDEN
+
+
+def test_sync_waits_for_consent(world: World) -> None:
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with (
+        world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
+        world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
+    ):
+        vws.receive_json()
+        aws.receive_json()
+        session = world.session(agent, visitor)
+        assert _next(aws, "session")["to"] == "pending"
+        aws.send_json({"type": "pointer", "session_id": session["id"], "x": 1, "y": 1})
+        assert _next(aws, "error")["error"] == "session_not_active"
+        vws.send_json({"type": "scroll", "x": 0, "y": 9})  # not relayed while pending
+        world.client.post(f"/api/v1/sessions/{session['id']}/accept", headers=visitor["headers"])
+        assert _next(aws, "session")["to"] == "active"
+        vws.send_json({"type": "scroll", "x": 0, "y": 10})
+        assert _next(aws, "scroll")["y"] == 10
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (json.dumps({"type": "page", "url": ORIGIN + "/" + "a" * 70_000}), messages.CLOSE_TOO_BIG),
+        (json.dumps({"type": "teleport"}), messages.CLOSE_INVALID),
+        ("{not json", messages.CLOSE_INVALID),
+        (json.dumps({"type": "scroll", "x": "far", "y": 0}), messages.CLOSE_INVALID),
+    ],
+)
+def test_abusive_messages_close_the_socket(world: World, payload: str, code: int) -> None:
+    visitor = world.visitor(world.account())
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
+        ws.receive_json()
+        ws.send_text(payload)
+        assert _closed_with(ws) == code
+
+
+def test_flood_is_rate_limited(world: World) -> None:
+    visitor = world.visitor(world.account())
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
+        ws.receive_json()
+        for _ in range(200):
+            ws.send_json({"type": "pointer", "x": 1, "y": 1})
+        assert _closed_with(ws) == messages.CLOSE_RATE_LIMITED
+    assert 'code="4429"' in world.client.get("/metrics").text
+
+
+@pytest.mark.parametrize("who", ["nobody", "visitor-on-agent", "agent-on-visitor", "first-not-auth"])
+def test_authentication_failures(world: World, who: str) -> None:
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    path, first = {
+        "nobody": ("/api/v1/agent/ws", {"type": "auth", "token": "wrong"}),
+        "visitor-on-agent": ("/api/v1/agent/ws", {"type": "auth", "token": visitor["token"]}),
+        "agent-on-visitor": ("/api/v1/visitor/ws", {"type": "auth", "token": agent["token"]}),
+        "first-not-auth": ("/api/v1/agent/ws", {"type": "ping"}),
+    }[who]
+    with world.client.websocket_connect(path) as ws:
+        ws.send_json(first)
+        assert _closed_with(ws) == messages.CLOSE_UNAUTHORIZED
+
+
+def test_visitor_socket_from_a_foreign_origin_is_refused(world: World) -> None:
+    visitor = world.visitor(world.account())
+    headers = {**visitor["headers"], "Origin": "https://evil.example"}
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=headers) as ws:
+        assert _closed_with(ws) == messages.CLOSE_FORBIDDEN
+
+
+def test_agent_console_sees_presence(world: World) -> None:
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws:
+        hello = aws.receive_json()
+        assert [v["id"] for v in hello["visitors"]] == [visitor["visitor_id"]]
+        assert hello["visitors"][0]["cobrowse"]["reason"] == "visitor_offline"
+        with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws:
+            vws.receive_json()
+            update = _next(aws, "visitor")
+            assert update["visitor"]["online"] is True and update["visitor"]["cobrowse"]["available"] is True
+        update = _next(aws, "visitor")
+        assert update["visitor"]["online"] is False
