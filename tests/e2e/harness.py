@@ -220,7 +220,8 @@ def demo_process(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = 
             lines.put(line)
         lines.put(None)
 
-    threading.Thread(target=pump, name="demo-stdout", daemon=True).start()
+    pumper = threading.Thread(target=pump, name="demo-stdout", daemon=True)
+    pumper.start()
     seen: list[str] = []
     try:
         end = time.monotonic() + 60
@@ -251,6 +252,9 @@ def demo_process(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        pumper.join(timeout=10)  # EOF once the process is gone
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 class ApiServer:
