@@ -176,6 +176,31 @@
     }
   });
 
+  // Show the page at the visitor's viewport size, scaled down to fit the window when needed.
+  var visitorViewport = null;
+  function fit() {
+    var stage = $("stage"), box = $("viewport");
+    var sw = stage.clientWidth, sh = stage.clientHeight;
+    if (!visitorViewport || !visitorViewport.width || !visitorViewport.height) {
+      box.style.width = sw + "px"; box.style.height = sh + "px"; box.style.transform = "";
+      $("vb-size").textContent = "";
+      return;
+    }
+    var w = visitorViewport.width, h = visitorViewport.height;
+    var scale = Math.min(1, sw / w, sh / h);
+    box.style.width = w + "px"; box.style.height = h + "px";
+    box.style.transform = "scale(" + scale + ")";
+    box.style.left = Math.max(0, (sw - w * scale) / 2) + "px";
+    $("vb-size").textContent = Math.round(w) + "\u00d7" + Math.round(h) + (scale < 1 ? " at " + Math.round(scale * 100) + "%" : "");
+  }
+  window.addEventListener("resize", fit);
+  function setViewport(vp) {
+    if (!vp || !vp.width || !vp.height) return;
+    if (visitorViewport && visitorViewport.width === vp.width && visitorViewport.height === vp.height) return;
+    visitorViewport = { width: vp.width, height: vp.height };
+    fit();
+  }
+
   function showLocation() {
     $("vb-title").textContent = visitor.title || "(untitled page)";
     $("vb-url").textContent = visitor.url;
@@ -223,12 +248,16 @@
         break;
       case "visitor_state": case "visitor": case "visitor_updated": case "visitor_update": {
         var v = msg.visitor || msg;
-        if (session && (v.visitor_id || v.id) !== session.visitor_id) break;
+        if (!session || (v.visitor_id || v.id) !== session.visitor_id) break;
         if (v.url && v.url !== visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; visitor.fields = {}; showLocation(); followVisitor(); }
         else if (v.title) { visitor.title = v.title; showLocation(); }
         if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
+        if (v.viewport) setViewport(v.viewport);
         break;
       }
+      case "viewport":
+        if (forThisSession(msg)) setViewport(msg);
+        break;
       case "page":
         if (!forThisSession(msg)) break;
         if (!sameUrl(msg.url, visitor.url)) visitor.fields = {};
@@ -368,6 +397,7 @@
   });
 
   // ---- start --------------------------------------------------------------------------------
+  fit();
   if (!sid) { status("No session given."); return; }
   obtainToken().then(function () {
     return checkSession();
@@ -376,7 +406,9 @@
     return api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
       list.forEach(function (v) {
-        if ((v.id || v.visitor_id) === session.visitor_id && v.url) { visitor.url = v.url; visitor.title = v.title || ""; }
+        if ((v.id || v.visitor_id) !== session.visitor_id) return;
+        if (v.url) { visitor.url = v.url; visitor.title = v.title || ""; }
+        setViewport(v.viewport);
       });
       showLocation();
     }, function () { /* the ticket's default URL is the visitor's page anyway */ });

@@ -1,0 +1,117 @@
+"""The virtual browser's tools, end to end: highlight, draw, clear, navigate the visitor, follow
+off/on, the visitor's viewport, and an administrator ending the session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.harness import Stack
+from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+
+def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(policy={"consent": "none", "agent_can_navigate": True})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        # the proxied page is laid out at the visitor's viewport size
+        expect(vb.locator("#vb-size")).to_contain_text("1100\u00d7700")
+        assert view_frame(vb).evaluate("[innerWidth, innerHeight]") == [1100, 700]
+
+        # highlight: the agent clicks an element; the visitor sees it outlined, nothing navigates
+        vb.click("#tool-highlight")
+        expect(vb.locator("#tool-highlight")).to_have_attribute("aria-pressed", "true")
+        frame.locator("#p-green-plant .price").click()
+        expected = view_frame(vb).evaluate(
+            "window.__cobrowse.cssPath(document.querySelector('#p-green-plant .price'))"
+        )
+        box = visitor.page.locator("[data-cobrowse-highlight]")
+        expect(box).to_have_attribute("data-cobrowse-highlight", expected, timeout=TIMEOUT_MS)
+        price = visitor.page.locator("#p-green-plant .price")
+        assert price.evaluate("(e, sel) => document.querySelector(sel) === e", expected)
+        expect(frame.locator("h1")).to_have_text("Products")
+
+        # draw: a stroke over the page appears on the visitor's overlay
+        vb.click("#tool-draw")
+        layer = vb.locator("#draw-layer").bounding_box()
+        assert layer is not None
+        vb.mouse.move(layer["x"] + 100, layer["y"] + 100)
+        vb.mouse.down()
+        for step in range(1, 8):
+            vb.mouse.move(layer["x"] + 100 + 20 * step, layer["y"] + 100 + 10 * step)
+        vb.mouse.up()
+        expect(visitor.page.locator("[data-cobrowse-overlay] polyline")).to_have_count(1, timeout=TIMEOUT_MS)
+
+        # clear removes both
+        vb.click("#clear")
+        expect(visitor.page.locator("[data-cobrowse-overlay] polyline")).to_have_count(0, timeout=TIMEOUT_MS)
+        expect(box).to_have_count(0)
+
+        # navigate the visitor (the policy allows it); the view follows
+        vb.fill("#navigate-url", stack.shop.origin + "/cart")
+        vb.click("#navigate-form button[type=submit]")
+        expect(visitor.page).to_have_url(stack.shop.origin + "/cart", timeout=TIMEOUT_MS)
+        expect(frame.locator("h1")).to_have_text("Cart", timeout=TIMEOUT_MS)
+
+        # follow off: the agent's view stays while the visitor moves on; on again: it catches up
+        vb.uncheck("#follow")
+        visitor.page.click("header >> text=Search")
+        expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
+        expect(frame.locator("h1")).to_have_text("Cart")
+        vb.check("#follow")
+        expect(frame.locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
+
+        # an administrator ends the session: both sides are told
+        sid = vb.url.rsplit("=", 1)[1]
+        with stack.serve.admin() as c:
+            c.post(f"/sessions/{sid}/end").raise_for_status()
+        expect(vb.locator("#ended-reason")).to_have_text(
+            "An administrator ended the session.", timeout=TIMEOUT_MS
+        )
+        expect(vb.locator("#end")).to_be_disabled()
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_navigate_is_hidden_and_refused_without_the_policy(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        expect(vb.locator("#navigate-form")).to_be_hidden()
+        # even a hand-made message is refused by the API and never reaches the visitor
+        sid = vb.url.rsplit("=", 1)[1]
+        error = vb.evaluate(
+            """([sid, url]) => new Promise((resolve) => {
+                const ws = new WebSocket(location.origin.replace('http', 'ws') + '/api/v1/agent/ws');
+                const token = sessionStorage.getItem('cobrowse.agentToken');
+                ws.onopen = () => ws.send(JSON.stringify({type: 'auth', token}));
+                ws.onmessage = (e) => {
+                    const m = JSON.parse(e.data);
+                    if (m.type === 'hello') ws.send(JSON.stringify({type: 'navigate', session_id: sid, url}));
+                    if (m.type === 'error') { resolve(m.error); ws.close(); }
+                };
+            })""",
+            [sid, stack.shop.origin + "/cart"],
+        )
+        assert error == "navigate_forbidden"
+        expect(visitor.page).to_have_url(stack.shop.origin + "/")
+        assert not [t for t in visitor.frames.texts if '"navigate"' in t]
+    finally:
+        agent.context.close()
+        visitor.context.close()
