@@ -100,9 +100,14 @@ def chromium_executable() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str) -> Iterator[Any]:
-    """One headless Chromium for the test session (sync Playwright API)."""
+    """One headless Chromium per test module (sync Playwright API).
+
+    Module scope, not session scope: while sync Playwright runs, its event loop counts as running
+    in this thread, so every asyncio test after it would fail. ``scripts/test`` distributes tests
+    by file (``--dist loadfile``), so the fixture is gone before another module's tests start.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
