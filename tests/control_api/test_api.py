@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ORIGIN, World
+from cb_api_helpers import ORIGIN, World
 
 from control_api import proxy_access
 from rewriter.urls import Origin, encode_label

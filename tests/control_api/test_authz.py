@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import World
+from cb_api_helpers import World
 
 from control_api.app import ENDPOINTS
 

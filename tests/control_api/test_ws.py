@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import ORIGIN, World
+from cb_api_helpers import ORIGIN, World
 from starlette.websockets import WebSocketDisconnect
 
 from control_api import messages

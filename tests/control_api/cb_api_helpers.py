@@ -1,0 +1,152 @@
+"""Helpers shared by the control API tests (a uniquely named module: conftests are not importable)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+with warnings.catch_warnings():
+    # starlette.testclient warns at import that it prefers httpx2; httpx is what we have.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from cobrowse.settings import Settings
+from control_api import create_app
+from control_api.store import Store
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ADMIN_TOKEN = "admin-test-token"
+ORIGIN = "http://127.0.0.1:8002"
+
+
+def make_settings(**changes: Any) -> Settings:
+    base = Settings(admin_token=ADMIN_TOKEN, visitor_grace_s=30.0, proxy_port=8001)
+    return base.replace(**changes)
+
+
+@dataclass
+class World:
+    """A TestClient plus shortcuts that create accounts, agents and visitors through the API."""
+
+    client: TestClient
+    store: Store
+
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def account(self, enabled: bool = True, **policy: Any) -> dict[str, Any]:
+        policy.setdefault("allowed_origins", [ORIGIN])
+        policy.setdefault("min_bandwidth_kbps", 0)
+        r = self.client.post(
+            "/api/v1/accounts",
+            json={"name": "Shop", "cobrowse_enabled": enabled, "policy": policy},
+            headers=self.admin,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def agent(self, account: dict[str, Any], name: str = "Alice") -> dict[str, Any]:
+        r = self.client.post(
+            f"/api/v1/accounts/{account['id']}/agents", json={"display_name": name}, headers=self.admin
+        )
+        assert r.status_code == 201, r.text
+        agent = r.json()
+        agent["headers"] = {"Authorization": f"Bearer {agent['token']}"}
+        return agent
+
+    def visitor(self, account: dict[str, Any], origin: str = ORIGIN) -> dict[str, Any]:
+        r = self.client.post(
+            "/api/v1/visitors", json={"site_key": account["site_key"]}, headers={"Origin": origin}
+        )
+        assert r.status_code == 201, r.text
+        visitor = r.json()
+        visitor["headers"] = {"Authorization": f"Bearer {visitor['token']}"}
+        return visitor
+
+    def session(self, agent: dict[str, Any], visitor: dict[str, Any]) -> dict[str, Any]:
+        r = self.client.post(
+            "/api/v1/sessions", json={"visitor_id": visitor["visitor_id"]}, headers=agent["headers"]
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+def open_world(store: Store, **settings: Any) -> Iterator[World]:
+    app = create_app(make_settings(**settings), store=store)
+    with TestClient(app, base_url="http://cobrowse.localhost:8000") as client:
+        yield World(client, store)
+
+
+class ApiProcess:
+    """A real ``cobrowse serve --role api`` subprocess on a free port; its output is drained by a thread."""
+
+    def __init__(self, redis_url: str, port: int | None = None, log_level: str = "warning") -> None:
+        self.port = port or free_port()
+        env = {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
+        env.pop("COBROWSE_REDIS_URL", None)
+        args = [
+            sys.executable,
+            "-m",
+            "cobrowse",
+            "serve",
+            "--role",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--api-port",
+            str(self.port),
+            "--redis-url",
+            redis_url,
+            "--log-level",
+            log_level,
+        ]
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if line.startswith("cobrowse: ready"):
+                self.ready.set()
+
+    def wait_ready(self, deadline_s: float = 30) -> ApiProcess:
+        """Wait for the process's ``cobrowse: ready`` line (its readiness signal)."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and self.proc.poll() is None:
+            if self.ready.wait(0.1):
+                return self
+        self.stop()
+        pytest.fail(f"API process not ready: {''.join(self.output)}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return int(self.proc.returncode)
