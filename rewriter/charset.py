@@ -130,7 +130,7 @@ def _decode(body: bytes, codec: str) -> str:
     return body.decode(codec, errors="replace")
 
 
-def _valid_utf8(body: bytes, chunk: int = 1 << 20) -> bool:
+def _valid_utf8(body: bytes, chunk: int = 1 << 14) -> bool:
     """Whether ``body`` is valid UTF-8, checked in chunks (no full-size copy)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(body)

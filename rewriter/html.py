@@ -18,18 +18,30 @@ from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewri
 from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
+from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
 from rewriter.urls import UrlMapper
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XML_TYPES = frozenset({"application/xhtml+xml"})
 MAX_SRCDOC_DEPTH = 4
+DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comments
 
-# attributes worth a look from Python: may hold an absolute URL, or handled whatever their value
-_CANDIDATES = etree.XPath(
-    "//@*[contains(., '//') or contains(., '\\') or name()='srcdoc' or name()='integrity' "
-    "or name()='http-equiv' or name()='charset']"
+# attributes worth a look from Python: only those that may hold an absolute or protocol-relative
+# URL (relative URLs need no work); one pass in C, no Python per attribute
+_CANDIDATES = etree.XPath("//@*[contains(., '//')]")
+# elements handled whatever their attribute values: <meta> (CSP, charset, refresh), integrity
+# holders, srcdoc frames
+_SPECIAL_TAGS = tuple(
+    name for tag in ("meta", "script", "link", "iframe") for name in (tag, f"{{{XHTML_NS}}}{tag}")
 )
+_SPECIAL_ATTRIBUTES = ("http-equiv", "charset", "integrity", "srcdoc")
+
+
+class _TooDeep(Exception):
+    """libxml2 gave up on the nesting depth: the tree lacks the rest of the document."""
+
+
 _STYLE_TAGS = ("style", f"{{{XHTML_NS}}}style", "{http://www.w3.org/2000/svg}style")
 
 
@@ -39,7 +51,7 @@ def _local(tag: object) -> str:
 
 def _doctype_prefix(text: str) -> str | None:
     """The document's own ``<!DOCTYPE ...>`` text, read past leading whitespace and comments."""
-    pos, n = 0, min(len(text), 65536)
+    pos, n = 0, len(text)
     while pos < n:
         if text[pos] in " \t\n\r\f":
             pos += 1
@@ -107,18 +119,28 @@ class _Rewrite:
             root = etree.fromstring(data or b"<html></html>", parser)
         except (etree.LxmlError, ValueError) as exc:
             raise UnrewritableDocument(f"cannot parse document: {exc}") from exc
+        if any(e.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for e in parser.error_log):
+            raise _TooDeep()
         if root is None:
             root = etree.fromstring(b"<html></html>", parser)
         return root.getroottree()
 
     def run(self) -> bytes:
-        tree = self.parse()
+        try:
+            tree = self.parse()
+        except _TooDeep:
+            return self._stream()
         root = tree.getroot()
-        if self.selectors:
-            apply_masks(root, self.selectors)
+        apply_masks(root, self.selectors)
         self._find_base(root)
+        special = list(root.iter(*_SPECIAL_TAGS))
         for attr in _CANDIDATES(root):
             self._attribute(attr)
+        for element in special:
+            for name in _SPECIAL_ATTRIBUTES:
+                value = element.get(name)
+                if value is not None:
+                    self._special(element, name, value)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
@@ -136,31 +158,28 @@ class _Rewrite:
                 return
 
     def _attribute(self, attr: etree._ElementUnicodeResult) -> None:
+        name = attr.attrname
+        rule = ATTRIBUTE_RULES.get(name if name.startswith("{") else name.lower())
+        if rule is None or rule.kind in (Kind.DROP, Kind.DOCUMENT):
+            return  # not URL-bearing, or handled with the special elements
         element = attr.getparent()
-        if element is None:
-            return
-        name = str(attr.attrname)
-        key = name.lower() if not name.startswith("{") else name
-        tag = _local(element.tag)
-        if key == "http-equiv":
-            self._meta(element, str(attr).strip().lower())
-            return
-        if key == "charset":
-            if tag == "meta":
-                _remove(element)
-            return
-        rule = ATTRIBUTE_RULES.get(key)
-        if rule is None or (rule.tags is not None and tag not in rule.tags):
+        if element is None or (rule.tags is not None and _local(element.tag) not in rule.tags):
             return
         value = str(attr)
-        if rule.kind is Kind.DROP:
+        new = rewrite_value(rule.kind, value, self.mapper, self.base)
+        if new != value:
+            element.set(name, new)
+
+    def _special(self, element: etree._Element, name: str, value: str) -> None:
+        tag = _local(element.tag)
+        if name == "http-equiv":
+            self._meta(element, value.strip().lower())
+        elif name == "charset" and tag == "meta":
+            _remove(element)
+        elif name == "integrity" and tag in ("script", "link"):
             del element.attrib[name]
-        elif rule.kind is Kind.DOCUMENT:
+        elif name == "srcdoc" and tag == "iframe":
             element.set(name, self._srcdoc(value))
-        else:
-            new = rewrite_value(rule.kind, value, self.mapper, self.base)
-            if new != value:
-                element.set(name, new)
 
     def _meta(self, element: etree._Element, equiv: str) -> None:
         if _local(element.tag) != "meta":
@@ -181,6 +200,14 @@ class _Rewrite:
         inner = _Rewrite(data, self.url, self.mapper, self.inject, self.selectors, False, self.depth + 1)
         return inner.run().decode(OUTPUT_CHARSET)
 
+    def _stream(self) -> bytes:
+        if self.selectors:  # CSS selectors need a tree (password inputs do not)
+            raise UnrewritableDocument("document nested too deeply to apply the masked selectors")
+        text = self.data.decode(OUTPUT_CHARSET, errors="replace")
+        return rewrite_html_stream(
+            text, url=self.url, mapper=self.mapper, inject=self.inject, srcdoc=self._srcdoc
+        )
+
     def _head(self, root: etree._Element) -> etree._Element:
         ns = f"{{{XHTML_NS}}}" if self.xml and root.tag.startswith(f"{{{XHTML_NS}}}") else ""
         for child in root:
@@ -200,13 +227,25 @@ class _Rewrite:
         head.insert(0, meta)
         if not self.inject:
             return None
-        placeholder = f"cobrowse-inject-{secrets.token_hex(8)}"
+        if not self.xml:
+            # parsed into the tree: one serialisation, no copy of the output to splice it in
+            holder = etree.fromstring(
+                f"<html><head>{self.inject}</head></html>".encode(OUTPUT_CHARSET, errors="replace"),
+                etree.HTMLParser(encoding=OUTPUT_CHARSET, no_network=True),
+            )
+            anchor = meta
+            for node in list(holder.find("head") if holder.find("head") is not None else ()):
+                node.tail = None
+                anchor.addnext(node)
+                anchor = node
+            return None
+        placeholder = f"cobrowse-inject-{secrets.token_hex(8)}"  # XML: the markup need not be XML
         meta.addnext(etree.Comment(placeholder))
         return f"<!--{placeholder}-->"
 
     def _serialize(self, tree: etree._ElementTree, placeholder: str | None) -> bytes:
         method = "xml" if self.xml else "html"
-        doctype = _doctype_prefix(self.data[:65536].decode(OUTPUT_CHARSET, errors="replace"))
+        doctype = _doctype_prefix(self.data[:DOCTYPE_SCAN_BYTES].decode(OUTPUT_CHARSET, errors="replace"))
         if self.xml:
             out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, xml_declaration=True)
         else:

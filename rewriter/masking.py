@@ -17,10 +17,7 @@ from rewriter.exceptions import InvalidSelector
 
 MASK = "\u2022" * 6
 MASKED_ATTRIBUTE = "data-cobrowse-masked"
-# password inputs, whatever the case of their type (XPath: CSS attribute values are case-sensitive)
-PASSWORD_INPUTS = etree.XPath(
-    "//*[local-name()='input'][translate(@type, 'PASSWORD', 'password')='password']"
-)
+INPUT_TAGS = ("input", "{http://www.w3.org/1999/xhtml}input")
 # attributes kept on a masked element (layout and identity; nothing a person typed or a URL)
 KEPT_ATTRIBUTES = frozenset(
     {"id", "class", "name", "type", "role", "hidden", "disabled", "width", "height", "size", "cols",
@@ -31,8 +28,8 @@ VALUE_ATTRIBUTES = frozenset({"value", "placeholder", "title", "alt", "aria-labe
 
 
 def compile_selectors(selectors: Sequence[str]) -> tuple[etree.XPath, ...]:
-    """Compile the masked selectors (password inputs always included). Raises ``InvalidSelector``."""
-    compiled: list[etree.XPath] = [PASSWORD_INPUTS]
+    """Compile the masked selectors (password inputs need none). Raises ``InvalidSelector``."""
+    compiled: list[etree.XPath] = []
     for selector in selectors:
         try:
             compiled.append(CSSSelector(selector, translator="html"))
@@ -65,8 +62,11 @@ def mask_element(element: etree._Element) -> None:
 
 
 def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
-    """Mask every element any selector matches; the number of elements masked."""
+    """Mask every password input and every element a selector matches; the number masked."""
     matched: dict[etree._Element, None] = {}
+    for element in root.iter(*INPUT_TAGS):  # the type's case does not matter, unlike in CSS
+        if (element.get("type") or "").strip().lower() == "password":
+            matched[element] = None
     for selector in selectors:
         for element in selector(root):
             if isinstance(element, etree._Element):

@@ -11,6 +11,7 @@ IPv4 numbers in any form normalised to dotted decimal, IPv6 compressed; a traili
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import re
@@ -45,12 +46,18 @@ KIND_SCHEME = {"h": ("http", False), "s": ("https", False), "i": ("http", True),
 HASH_KIND = "x"
 HASH_LEN = 13
 
+# an absolute URL whose origin part is plain (ASCII name or IPv4, optional port): the fast path
+_SIMPLE_ABSOLUTE_RE = re.compile(
+    r"(?:https?|wss?)://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?=[/?#]|\Z)", re.IGNORECASE
+)
+_PREFIX_CACHE_SIZE = 4096
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _LDH_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _DIRECT_BODY_RE = re.compile(r"(0|[1-9][0-9]{0,4})?-([a-z0-9-]+)")
 _HYPHEN_RUN_RE = re.compile(r"-+")
 # WHATWG "forbidden domain code points" (C0 controls and DEL are checked separately)
 _FORBIDDEN_HOST_CHARS = frozenset(" #%/:<>?@[\\]^|")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _STRIP = "".join(chr(c) for c in range(0x21))  # C0 controls and space, stripped at both ends
 _TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
 
@@ -121,6 +128,7 @@ def _idna_host(host: str) -> str:
     return ".".join(labels)
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str:
     """A URL's host as a browser normalises it; IPv6 without brackets. Raises ``InvalidUrl``."""
     if host.startswith("["):
@@ -142,7 +150,7 @@ def normalize_host(host: str) -> str:
     result = decoded.lower() if plain else _idna_host(decoded)
     if result == "" or result == ".":
         raise InvalidUrl("empty host")
-    if any(ch in _FORBIDDEN_HOST_CHARS or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in result):
+    if not _FORBIDDEN_HOST_CHARS.isdisjoint(result) or _CONTROL_RE.search(result):
         raise InvalidUrl(f"forbidden character in host {host!r}")
     if _ends_in_number(result):
         return _parse_ipv4(result)
@@ -225,7 +233,10 @@ class ParsedUrl:
 
 
 def _clean(url: str) -> str:
-    return url.strip(_STRIP).translate(_TAB_NEWLINE)
+    url = url.strip(_STRIP)
+    if "\t" in url or "\n" in url or "\r" in url:
+        url = url.translate(_TAB_NEWLINE)
+    return url
 
 
 def _parse_port(text: str, scheme: str) -> int:
@@ -400,7 +411,7 @@ def _is_protocol_relative(text: str) -> bool:
 class UrlMapper:
     """Maps URLs of one session between upstream and proxy form. Immutable once built."""
 
-    __slots__ = ("session_id", "proxy", "known_origins", "_labels")
+    __slots__ = ("session_id", "proxy", "known_origins", "_labels", "_prefixes")
 
     def __init__(
         self, session_id: str, proxy: ProxyConfig, known_origins: Iterable[Origin | str] = ()
@@ -412,6 +423,7 @@ class UrlMapper:
             o if isinstance(o, Origin) else Origin.parse(o) for o in known_origins
         )
         self._labels: dict[Origin, str] = {}
+        self._prefixes: dict[str, str] = {}  # "scheme://authority" -> its proxy "scheme://netloc"
 
     # -- hosts and origins
 
@@ -462,6 +474,9 @@ class UrlMapper:
         gives protocol-relative URLs their scheme (https without one). Raises ``InvalidUrl``.
         """
         text = _clean(url)
+        simple = _SIMPLE_ABSOLUTE_RE.match(text)
+        if simple is not None:
+            return self._map_simple(simple.group(0), text[simple.end() :])
         if _is_protocol_relative(text):
             scheme = "https"
             if base is not None:
@@ -482,6 +497,15 @@ class UrlMapper:
             if base_match and base_match.group(1).lower() == scheme:
                 return self._map(parse_url(urllib.parse.urljoin(_clean(base), rest)))
         return self._map(parse_url(text))
+
+    def _map_simple(self, prefix: str, rest: str) -> str:
+        mapped = self._prefixes.get(prefix)
+        if mapped is None:
+            mapped = self._map(parse_url(prefix))[:-1]  # the codec adds the empty path's "/"
+            if len(self._prefixes) >= _PREFIX_CACHE_SIZE:
+                self._prefixes.clear()
+            self._prefixes[prefix] = mapped
+        return f"{mapped}{rest}" if rest.startswith("/") else f"{mapped}/{rest}"
 
     def _map(self, parsed: ParsedUrl) -> str:
         ws = parsed.scheme in ("ws", "wss")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from rewrite_helpers import make_mapper, proxy
 
-from rewriter.exceptions import InvalidSelector
+from rewriter.exceptions import InvalidSelector, UnrewritableDocument
 from rewriter.html import rewrite_html
 from rewriter.masking import MASK
 from rewriter.urls import UrlMapper
@@ -382,4 +384,106 @@ def test_invalid_selector_is_a_typed_error(selector: str) -> None:
 
 def test_mapper_of_another_session_never_leaks(mapper: UrlMapper) -> None:
     out = rewrite_html(b'<a href="https://shop.example/x">x</a>', url=URL, mapper=mapper)
+    assert b"https://shop.example" not in out
+
+
+# --- bad input: never a crash, never a hang ----------------------------------------------
+
+FRAGMENTS = [
+    "<a href='https://shop.example/x'>", "<img srcset='https://cdn.example/a.png 1x, b 2x'>", "</a>", "<div>",
+    "</div>", "<p>", "<script>", "</script>", "<style>", "</style>", "url(//cdn.example/a)", "<!--", "-->",
+    "<!DOCTYPE html>", "<![CDATA[", "]]>", "<svg>", "<math>", "<template>", "<iframe srcdoc='<p>x'>",
+    "<base href='//cdn.example/'>", "<meta http-equiv=refresh content='0;url=https://x.example'>",
+    "<meta charset=shift_jis>", "<input type=password value=pw>", "&amp;", "&#0;", "&#x110000;", "\x00",
+    "\ufffd", "é", "<", ">", "'", '"', "=", " ", "\n", "<table><tr><td>", "<select><option>",
+    "<form action=//x>",
+    "<?xml version='1.0'?>", "<html>", "<head>", "<body>", "</html>", "<noscript>", "<frameset>",
+]  # fmt: skip
+
+
+def _check_output(out: bytes) -> None:
+    assert isinstance(out, bytes)
+    out.decode("utf-8")  # valid UTF-8, as declared
+    root = parse(out)
+    assert root is not None
+    assert root.xpath("//meta/@charset") in (["utf-8"], [])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
+def test_fuzz_html_fragments(doc: str) -> None:
+    out = rewrite(doc, inject=INJECT)
+    _check_output(out)
+    root = parse(out)
+    assert {str(v) for v in root.xpath("//input[@type='password']/@value")} <= {MASK}
+    assert len(root.xpath("//meta[@charset]")) <= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=2000),
+    st.sampled_from([None, "text/html", "text/html; charset=utf-16", "text/html; charset=bogus"]),
+)
+def test_fuzz_binary_garbage(body: bytes, content_type: str | None) -> None:
+    _check_output(rewrite(body, content_type=content_type))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=500))
+def test_fuzz_text_as_xhtml(doc: str) -> None:
+    out = rewrite(doc, content_type="application/xhtml+xml")
+    assert isinstance(out, bytes)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\x00" * 100,
+        b"<html",
+        b"<a href='https://shop.example/x",
+        b"<!--",
+        b"<script>never closed https://shop.example/",
+        b"<style>a{b:url(https://cdn.example/a.png)",
+        b"\xff\xfe\x00\x00garbage",
+        b"<div>" * 3000 + b"<a href='https://shop.example/x'>deep</a>",
+        b"</p>" * 10000,
+        b"<table>" * 5000,
+        bytes(range(256)) * 50,
+    ],
+)
+def test_bad_input_survives(body: bytes) -> None:
+    _check_output(rewrite(body))
+
+
+def test_100k_nested_tags_keep_everything() -> None:
+    depth = 100_000
+    body = (
+        b"<!DOCTYPE html><title>t</title>"
+        + b"<div>" * depth
+        + b"<a href='https://shop.example/x'>deep</a><input type=password value=topsecret>"
+        + b"</div>" * depth
+        + b"<p>after <img srcset='https://cdn.example/a.png 2x'></p>"
+    )
+    out = rewrite(body, inject=INJECT)
+    assert out.count(b"<div>") == depth  # nothing lost past libxml2's 2048 levels
+    assert f'href="{SHOP}"'.encode() in out
+    assert f'srcset="{CDN} 2x"'.encode() in out
+    assert b"topsecret" not in out
+    assert out.index(INJECT.encode()) < out.index(b"<div>")
+    assert out.startswith(b"<!DOCTYPE html>")
+
+
+def test_deep_document_with_masked_selectors_is_refused() -> None:
+    with pytest.raises(UnrewritableDocument):
+        rewrite(b"<div>" * 5000 + b"<p class=secret>x</p>", mask_selectors=[".secret"])
+
+
+def test_50_mb_document() -> None:
+    row = b'<li><a href="/p/1">item</a> <img src="/rel.png" alt="r"> text text text text text</li>\n' * 4
+    row += b'<li><a href="https://shop.example/x">item</a> <img src="/rel.png" alt="r"> text</li>\n'
+    body = b"<!DOCTYPE html><ul>" + row * (50 * 2**20 // len(row)) + b"</ul>"
+    assert len(body) > 49 * 2**20
+    out = rewrite(body)
+    assert out.count(f'href="{SHOP}"'.encode()) == body.count(b'href="https://shop.example/x"')
     assert b"https://shop.example" not in out

@@ -1,0 +1,160 @@
+"""A token-stream HTML rewriter, for documents lxml cannot hold as a tree.
+
+libxml2 stops building a tree at 2048 levels of nesting (even with ``huge_tree``) and drops the
+rest of the document; a browser keeps every element (Chromium reparents past depth 512). For
+such documents this rewriter walks the standard library's HTML tokenizer instead: start tags
+whose attributes need rewriting are written anew, every other token is copied. It applies the
+same attribute table as ``rewriter/html.py``. Masking needs a tree for CSS selectors: password
+inputs are masked here, any other masked selector makes the document ``UnrewritableDocument``.
+"""
+
+from __future__ import annotations
+
+import html
+import html.parser
+import urllib.parse
+from collections.abc import Callable
+
+from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
+from rewriter.charset import OUTPUT_CHARSET
+from rewriter.css import might_hold_absolute_url, rewrite_css_text
+from rewriter.masking import MASK, MASKED_ATTRIBUTE
+from rewriter.urls import UrlMapper
+
+# start tags that may come before the injection point (it goes after <head>, or before the first
+# other tag)
+_BEFORE_INJECTION = frozenset({"html"})
+
+SrcdocRewriter = Callable[[str], str]
+
+
+def _attr_text(name: str, value: str | None) -> str:
+    return name if value is None else f'{name}="{html.escape(value, quote=True)}"'
+
+
+class _StreamRewriter(html.parser.HTMLParser):
+    def __init__(self, url: str, mapper: UrlMapper, inject: str, srcdoc: SrcdocRewriter) -> None:
+        super().__init__(convert_charrefs=False)
+        self.mapper = mapper
+        self.base: str = url
+        self.inject = inject
+        self.srcdoc = srcdoc
+        self.out: list[str] = []
+        self.injected = False
+        self.in_style = False
+
+    # -- injection
+
+    def _injection(self) -> str:
+        self.injected = True
+        return f'<meta charset="{OUTPUT_CHARSET}">{self.inject}'
+
+    def _before_content(self) -> None:
+        if not self.injected:
+            self.out.append(self._injection())
+
+    # -- tags
+
+    def _attrs(self, tag: str, attrs: list[tuple[str, str | None]]) -> list[tuple[str, str | None]] | None:
+        """The new attribute list, None to drop the whole tag; the same list when nothing changes."""
+        if tag == "meta":
+            names = {name: value for name, value in attrs}
+            equiv = (names.get("http-equiv") or "").strip().lower()
+            if "charset" in names or equiv in DROPPED_HTTP_EQUIV:
+                return None
+        if tag == "input" and any(n == "type" and (v or "").lower() == "password" for n, v in attrs):
+            kept = [
+                (n, MASK if n == "value" else v) for n, v in attrs if n in ("id", "class", "name", "type")
+            ]
+            return [*kept, ("value", MASK), (MASKED_ATTRIBUTE, "")]
+        if tag == "base":
+            href = dict(attrs).get("href")
+            if href:
+                self.base = urllib.parse.urljoin(self.base, href.strip())
+        new: list[tuple[str, str | None]] = []
+        is_refresh = tag == "meta" and any(
+            n == "http-equiv" and (v or "").strip().lower() == "refresh" for n, v in attrs
+        )
+        for name, value in attrs:
+            rule = ATTRIBUTE_RULES.get(name)
+            if value is None:
+                new.append((name, value))
+            elif is_refresh and name == "content":
+                new.append((name, rewrite_value(Kind.REFRESH, value, self.mapper, self.base)))
+            elif rule is None or (rule.tags is not None and tag not in rule.tags):
+                new.append((name, value))
+            elif rule.kind is Kind.DROP:
+                continue
+            elif rule.kind is Kind.DOCUMENT:
+                new.append((name, self.srcdoc(value)))
+            else:
+                new.append((name, rewrite_value(rule.kind, value, self.mapper, self.base)))
+        return new
+
+    def _tag(self, tag: str, attrs: list[tuple[str, str | None]], closing: str) -> None:
+        if tag == "head" and not self.injected:
+            self.out.append(self.get_starttag_text() or f"<{tag}>")
+            self.out.append(self._injection())
+            return
+        if tag not in _BEFORE_INJECTION:
+            self._before_content()
+        new = self._attrs(tag, attrs)
+        if new is None:
+            return
+        if new == attrs:
+            self.out.append(self.get_starttag_text() or f"<{tag}{closing}>")
+        else:
+            parts = " ".join(_attr_text(n, v) for n, v in new)
+            self.out.append(f"<{tag}{' ' if parts else ''}{parts}{closing}>")
+        self.in_style = tag == "style" and not closing
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._tag(tag, attrs, "")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._tag(tag, attrs, " /")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_style = False
+        self.out.append(f"</{tag}>")
+
+    # -- everything else is copied
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self._before_content()
+        if self.in_style and might_hold_absolute_url(data):
+            data = rewrite_css_text(data, mapper=self.mapper, base=self.base)
+        self.out.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        self._before_content()
+        self.out.append(f"&{name};")
+
+    def handle_charref(self, name: str) -> None:
+        self._before_content()
+        self.out.append(f"&#{name};")
+
+    def handle_comment(self, data: str) -> None:
+        self.out.append(f"<!--{data}-->")
+
+    def handle_decl(self, decl: str) -> None:
+        self.out.append(f"<!{decl}>")
+
+    def handle_pi(self, data: str) -> None:
+        self.out.append(f"<?{data}>")
+
+    def unknown_decl(self, data: str) -> None:
+        self.out.append(f"<![{data}]>")
+
+
+def rewrite_html_stream(
+    text: str, *, url: str, mapper: UrlMapper, inject: str, srcdoc: SrcdocRewriter
+) -> bytes:
+    """Rewrite ``text`` token by token (no tree, no depth limit); UTF-8 out."""
+    rewriter = _StreamRewriter(url, mapper, inject, srcdoc)
+    rewriter.feed(text)
+    rewriter.close()
+    if not rewriter.injected:
+        rewriter.out.insert(0, rewriter._injection())
+    return "".join(rewriter.out).encode(OUTPUT_CHARSET, errors="replace")
