@@ -162,8 +162,23 @@ class ProxyServer:
         if self._task is not None:
             await self._task
 
+    async def _close_connections(self) -> None:
+        """Stop listening and close every client connection (mitmproxy leaves both to process exit)."""
+        assert self.master is not None
+        ps = self.master.addons.get("proxyserver")
+        await ps.servers.update([])
+        for handler in list(ps.connections.values()):
+            try:
+                handler.close_connection(handler.client)
+            except (KeyError, AssertionError, OSError):
+                logger.debug("connection already closed")
+        deadline = asyncio.get_running_loop().time() + 5
+        while ps.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
     async def stop(self) -> None:
         if self.master is not None and self._task is not None:
+            await self._close_connections()
             self.master.shutdown()
             try:
                 await asyncio.wait_for(self._task, 10)

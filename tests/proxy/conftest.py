@@ -75,9 +75,18 @@ class Harness:
     def close(self) -> None:
         self.call(self.proxy.stop())
         self.call(self.store.close())
+        self.call(self._cancel_leftovers())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+    @staticmethod
+    async def _cancel_leftovers() -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- sessions, as the API makes them
 

@@ -221,7 +221,7 @@ def cdn_app(site: Site, shop: Site) -> Starlette:
     async def app_js(request: Request) -> Response:
         return Response(
             "window.__fixtureScriptRan = true;"
-            "fetch('" + shop.origin + "/api/items').then(r => r.json()).then(d => {"
+            "fetch('/api/items').then(r => r.json()).then(d => {"
             "document.body.dataset.items = d.items.join(',');});",
             media_type="application/javascript",
         )
