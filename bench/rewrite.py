@@ -47,7 +47,7 @@ def generated_page(target_bytes: int = 2 * 2**20) -> bytes:
         "<script>window.dataLayer=[];</script></head><body><ul class=products>"
     )
     rows = []
-    for i in range(100):
+    for i in range(target_bytes // 600 + 1):  # every URL distinct: no cache helps
         rows.append(
             f'<li class="product" data-sku="{i}"><a href="https://www.shop.example/p/{i}" class="card">'
             f'<img src="https://img.shop.example/p/{i}.jpg"'
@@ -58,8 +58,7 @@ def generated_page(target_bytes: int = 2 * 2**20) -> bytes:
             f'<span class="price" style="color:#c00">€{50 + i}</span><button type="button" '
             f'onclick="cart.add({i})">Add to cart</button></li>\n'
         )
-    block = "".join(rows)
-    body = head + block * max(1, target_bytes // len(block.encode())) + "</ul></body></html>"
+    body = head + "".join(rows) + "</ul></body></html>"
     return body.encode("utf-8")
 
 

@@ -166,7 +166,13 @@ class _Rewrite:
         if element is None or (rule.tags is not None and _local(element.tag) not in rule.tags):
             return
         value = str(attr)
-        new = rewrite_value(rule.kind, value, self.mapper, self.base)
+        if rule.kind is Kind.URL:
+            try:
+                new = self.mapper.to_proxy(value, self.base)
+            except RewriteError:
+                return  # not a URL a browser would load either
+        else:
+            new = rewrite_value(rule.kind, value, self.mapper, self.base)
         if new != value:
             element.set(name, new)
 

@@ -473,10 +473,13 @@ class UrlMapper:
         schemes are returned unchanged. ``base`` (the upstream document or ``<base href>`` URL)
         gives protocol-relative URLs their scheme (https without one). Raises ``InvalidUrl``.
         """
+        simple = _SIMPLE_ABSOLUTE_RE.match(url)
+        if simple is not None and url[-1] > " " and "\t" not in url and "\n" not in url and "\r" not in url:
+            prefix = simple.group(0)
+            mapped = self._prefixes.get(prefix) or self._map_prefix(prefix)
+            rest = url[simple.end() :]
+            return mapped + rest if rest[:1] == "/" else f"{mapped}/{rest}"
         text = _clean(url)
-        simple = _SIMPLE_ABSOLUTE_RE.match(text)
-        if simple is not None:
-            return self._map_simple(simple.group(0), text[simple.end() :])
         if _is_protocol_relative(text):
             scheme = "https"
             if base is not None:
@@ -498,14 +501,13 @@ class UrlMapper:
                 return self._map(parse_url(urllib.parse.urljoin(_clean(base), rest)))
         return self._map(parse_url(text))
 
-    def _map_simple(self, prefix: str, rest: str) -> str:
-        mapped = self._prefixes.get(prefix)
-        if mapped is None:
-            mapped = self._map(parse_url(prefix))[:-1]  # the codec adds the empty path's "/"
-            if len(self._prefixes) >= _PREFIX_CACHE_SIZE:
-                self._prefixes.clear()
-            self._prefixes[prefix] = mapped
-        return f"{mapped}{rest}" if rest.startswith("/") else f"{mapped}/{rest}"
+    def _map_prefix(self, prefix: str) -> str:
+        """The proxy ``scheme://netloc`` of a plain ``scheme://authority`` (cached)."""
+        mapped = self._map(parse_url(prefix))[:-1]  # the codec adds the empty path's "/"
+        if len(self._prefixes) >= _PREFIX_CACHE_SIZE:
+            self._prefixes.clear()
+        self._prefixes[prefix] = mapped
+        return mapped
 
     def _map(self, parsed: ParsedUrl) -> str:
         ws = parsed.scheme in ("ws", "wss")
