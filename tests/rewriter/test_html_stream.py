@@ -1,0 +1,50 @@
+"""The token-stream fallback applies the same policy as the tree rewriter (same conformance table)."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+from rewrite_helpers import make_mapper
+from test_html import INJECT, PLACES, URL
+
+from rewriter.html_stream import rewrite_html_stream
+from rewriter.masking import MASK
+
+
+def stream(doc: str, inject: str = "") -> bytes:
+    return rewrite_html_stream(doc, url=URL, mapper=make_mapper(), inject=inject, srcdoc=lambda v: f"[{v}]")
+
+
+def parse(out: bytes) -> etree._Element:
+    return etree.fromstring(out, etree.HTMLParser(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("fragment", "xpath", "expected"), PLACES)
+def test_same_places_as_the_tree_rewriter(fragment: str, xpath: str, expected: str) -> None:
+    assert [str(v) for v in parse(stream(fragment)).xpath(xpath)] == [expected]
+
+
+def test_injection_meta_csp_integrity_password() -> None:
+    out = stream(
+        '<!DOCTYPE html><html><head><meta charset="latin1"><meta http-equiv="content-security-policy" '
+        'content="x"><script src="/a.js" integrity="sha384-x"></script></head>'
+        '<body><input type="password" name="p" value="hunter2"><iframe srcdoc="<p>"></iframe></body></html>',
+        inject=INJECT,
+    )
+    assert out.startswith(b'<!DOCTYPE html><html><head><meta charset="utf-8">' + INJECT.encode())
+    assert b"latin1" not in out and b"content-security-policy" not in out and b"integrity" not in out
+    assert b"hunter2" not in out and MASK.encode() in out
+    assert b'srcdoc="[&lt;p&gt;]"' in out  # handed to the srcdoc rewriter
+
+
+def test_injection_without_head_goes_before_the_first_content() -> None:
+    out = stream("<p>text</p><script>x()</script>", inject=INJECT)
+    assert out.index(INJECT.encode()) < out.index(b"<p>")
+
+
+def test_untouched_tokens_are_copied() -> None:
+    doc = "<!-- c --><p class=a data-x='1'>t &amp; u &#169;</p><script>if (a<b) {}</script><![CDATA[x]]>"
+    out = stream(doc).decode()
+    assert "<!-- c -->" in out
+    assert "<p class=a data-x='1'>t &amp; u &#169;</p>" in out
+    assert "<script>if (a<b) {}</script>" in out
