@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -81,9 +82,12 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(settings: Settings, *, store: Store | None = None, sweep: bool = True) -> Starlette:
+def create_app(
+    settings: Settings, *, store: Store | None = None, sweep: bool = True, ui_dir: Path | None = None
+) -> Starlette:
     """The API app. ``store`` defaults to ``Store.connect(settings.redis_url)``; ``sweep=False`` leaves
-    deadline sweeping to other processes (tests of the sweeper call it directly)."""
+    deadline sweeping to other processes (tests of the sweeper call it directly); ``ui_dir`` replaces
+    agent_ui/static/ (tests)."""
     store = store or Store.connect(settings.redis_url)
     metrics = Metrics()
     hub = EventHub(store)
@@ -112,7 +116,7 @@ def create_app(settings: Settings, *, store: Store | None = None, sweep: bool = 
         WebSocketRoute("/api/v1/visitor/ws", ws.visitor_ws),
         WebSocketRoute("/api/v1/agent/ws", ws.agent_ws),
     ]
-    routes += static.routes()
+    routes += static.routes(ui_dir or static.STATIC_DIR)
     middleware = [  # outermost first: metrics and CORS see the responses the error layer renders
         Middleware(RequestMetricsMiddleware, metrics=metrics),
         Middleware(VisitorCorsMiddleware, store=store, prefixes=_cors_patterns()),
