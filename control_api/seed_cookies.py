@@ -1,15 +1,11 @@
 """Seed cookies handed over by the banner at consent, turned into jar records.
 
-The record format belongs to ``rewriter/cookies.py``; when that module offers
-``record_from_seed(name, value, url) -> (key, json)`` it is used. Until then the same shape is built
-here: key ``{domain};{path};{name}``, value a JSON object of the cookie's attributes.
+The record format belongs to ``rewriter/cookies.py`` (``record_from_seed``): host-only, path ``/``,
+not HttpOnly, a session cookie, on the host of the page's URL.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +13,7 @@ from typing import Any
 
 from control_api.exceptions import invalid
 from control_api.policy import normalize_origin
+from rewriter.cookies import record_from_seed
 
 MAX_COOKIES = 200
 
@@ -58,32 +55,6 @@ def parse_seed_cookies(raw: Any, allowed_origins: Iterable[str]) -> list[SeedCoo
     return result
 
 
-def _fallback_record(cookie: SeedCookie) -> tuple[str, str]:
-    parts = urllib.parse.urlsplit(cookie.url)
-    host = (parts.hostname or "").lower()
-    record = {
-        "name": cookie.name,
-        "value": cookie.value,
-        "domain": host,
-        "host_only": True,
-        "path": "/",
-        "secure": parts.scheme == "https",
-        "http_only": False,
-        "same_site": "lax",
-        "expires": None,
-        "created": time.time(),
-    }
-    return f"{host};/;{cookie.name}", json.dumps(record)
-
-
 def jar_records(cookies: Iterable[SeedCookie]) -> dict[str, str]:
-    try:
-        jar_model: Any = importlib.import_module("rewriter.cookies")  # owned by the rewriter
-    except ImportError:
-        jar_model = None
-    convert = getattr(jar_model, "record_from_seed", None)
-    records: dict[str, str] = {}
-    for cookie in cookies:
-        key, value = convert(cookie.name, cookie.value, cookie.url) if convert else _fallback_record(cookie)
-        records[key] = value
-    return records
+    """Jar records (key -> JSON, the format of ``rewriter.cookies``) for the seed cookies."""
+    return dict(record_from_seed(c.name, c.value, c.url) for c in cookies)

@@ -7,6 +7,7 @@ from typing import Any
 from cb_api_helpers import ORIGIN, World
 
 from control_api import proxy_access
+from rewriter.cookies import load_records
 from rewriter.urls import Origin, encode_label
 
 
@@ -244,7 +245,13 @@ def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_s
             jar = world.client.portal.call(proxy_access.jar_load, sync_store, sid)  # type: ignore[union-attr]
             assert bool(jar) is allowed
             if allowed:
-                assert any("cart" in key for key in jar)
+                (record,) = load_records(jar)
+                assert (record.name, record.value, record.domain, record.http_only) == (
+                    "cart",
+                    "42",
+                    "127.0.0.1",
+                    False,
+                )
 
 
 def test_feature_disabled(world: World) -> None:
