@@ -8,6 +8,7 @@ comments, conditional comments and the doctype are kept. The output is UTF-8 and
 
 from __future__ import annotations
 
+import json
 import secrets
 import urllib.parse
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
+from rewriter.url_values import map_import_map, map_url
 from rewriter.urls import UrlMapper
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -106,6 +108,8 @@ class _Rewrite:
 
     def parse(self) -> etree._ElementTree:
         data = self.data
+        if self.xml and self.selectors:
+            self.xml = False  # CSS selectors match the HTML parser's un-namespaced tree
         if self.xml:
             xml_parser = etree.XMLParser(
                 encoding="utf-8", huge_tree=True, resolve_entities=False, no_network=True, recover=False
@@ -141,6 +145,9 @@ class _Rewrite:
                 value = element.get(name)
                 if value is not None:
                     self._special(element, name, value)
+        for element in special:
+            if _local(element.tag) == "script" and (element.get("type") or "").strip().lower() == "importmap":
+                self._import_map(element)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
@@ -187,6 +194,21 @@ class _Rewrite:
         elif name == "srcdoc" and tag == "iframe":
             element.set(name, self._srcdoc(value))
 
+    def _import_map(self, element: etree._Element) -> None:
+        """Map the URLs of an import map (JSON, not JavaScript): module specifiers resolve to them."""
+        text = element.text or ""
+        if not might_hold_absolute_url(text):
+            return
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return  # the browser ignores an invalid import map too
+        if not isinstance(data, dict):
+            return
+        mapped = map_import_map(data, lambda url: map_url(self.mapper, url, self.base))
+        if mapped != data:
+            element.text = json.dumps(mapped, ensure_ascii=False).replace("</", "<\\/")
+
     def _meta(self, element: etree._Element, equiv: str) -> None:
         if _local(element.tag) != "meta":
             return
@@ -203,7 +225,8 @@ class _Rewrite:
         if self.depth >= MAX_SRCDOC_DEPTH:
             return ""  # nested beyond reason: an empty frame rather than an unrewritten one
         data = value.encode(OUTPUT_CHARSET, errors="replace")
-        inner = _Rewrite(data, self.url, self.mapper, self.inject, self.selectors, False, self.depth + 1)
+        # an about:srcdoc document's base URL is its parent's
+        inner = _Rewrite(data, self.base, self.mapper, self.inject, self.selectors, False, self.depth + 1)
         return inner.run().decode(OUTPUT_CHARSET)
 
     def _stream(self) -> bytes:

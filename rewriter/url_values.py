@@ -6,6 +6,7 @@ Pure string scanners (no lxml), shared by the HTML rewriter and the header rewri
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rewriter.exceptions import RewriteError
 from rewriter.urls import UrlMapper
@@ -101,3 +102,23 @@ def replace_spans(value: str, spans: list[tuple[int, int]], fn: Callable[[str], 
         return value
     out.append(value[pos:])
     return "".join(out)
+
+
+def map_import_map(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """An import map with its addresses mapped: ``imports`` values, ``scopes`` keys and values.
+
+    Specifier keys of ``imports`` stay: they are matched against what scripts write.
+    """
+    out = dict(data)
+    imports = data.get("imports")
+    if isinstance(imports, dict):
+        out["imports"] = {k: fn(v) if isinstance(v, str) else v for k, v in imports.items()}
+    scopes = data.get("scopes")
+    if isinstance(scopes, dict):
+        out["scopes"] = {
+            fn(scope): {k: fn(v) if isinstance(v, str) else v for k, v in table.items()}
+            if isinstance(table, dict)
+            else table
+            for scope, table in scopes.items()
+        }
+    return out

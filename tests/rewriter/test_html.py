@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -487,3 +489,40 @@ def test_50_mb_document() -> None:
     out = rewrite(body)
     assert out.count(f'href="{SHOP}"'.encode()) == body.count(b'href="https://shop.example/x"')
     assert b"https://shop.example" not in out
+
+
+def test_import_map_addresses_are_mapped_specifiers_kept() -> None:
+    doc = (
+        '<script type="importmap">{"imports": {"vue": "https://cdn.example/a.png", '
+        '"https://cdn.example/x.js": "/x.js"}, '
+        '"scopes": {"https://cdn.example/": {"b": "//cdn.example/a.png"}}}'
+        "</script>"
+    )
+    root = parse(rewrite(doc))
+    data = json.loads(root.xpath("//script/text()")[0])
+    assert data["imports"] == {"vue": CDN, "https://cdn.example/x.js": "/x.js"}
+    assert data["scopes"] == {proxy("s-cdn-example", "/"): {"b": CDN}}
+
+
+@pytest.mark.parametrize(
+    "text", ["not json", '["https://cdn.example/a.png"]', '{"imports": {"a": "rel.js"}}']
+)
+def test_import_maps_left_alone(text: str) -> None:
+    out = rewrite(f'<script type="importmap">{text}</script>')
+    assert f">{text}</script>".encode() in out
+
+
+def test_srcdoc_resolves_against_the_parents_base() -> None:
+    out = parse(
+        rewrite(
+            "<base href='http://cdn.example/'><iframe srcdoc=\"<img src='//img.example/a.png'>\"></iframe>"
+        )
+    )
+    inner = parse(out.xpath("//iframe/@srcdoc")[0].encode("utf-8"))
+    assert inner.xpath("//img/@src") == [proxy("h-img-example", "/a.png")]
+
+
+def test_xhtml_with_masked_selectors_is_masked() -> None:
+    doc = '<html xmlns="http://www.w3.org/1999/xhtml"><body><p class="secret">4111</p></body></html>'
+    out = rewrite(doc, content_type="application/xhtml+xml", mask_selectors=[".secret"])
+    assert b"4111" not in out
