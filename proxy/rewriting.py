@@ -113,8 +113,9 @@ def on_response_headers(
 
 
 def finish_refused(flow: http.HTTPFlow) -> None:
-    """A refused response whose body was consumed rather than streamed gets its page body back."""
-    if flow.response is not None and not flow.response.stream:
+    """A refused upstream response whose (empty) body was consumed rather than streamed gets its
+    page body back; after streaming, replacing the response changes nothing on the wire."""
+    if flow.response is not None:
         flow.response = error_response(flow, flow.metadata["cobrowse.refused"])
 
 

@@ -44,6 +44,12 @@ def route_of_host(host: str | None, proxy_domain: str) -> Route:
     label = label_of_host(host or "", proxy_domain)
     if label is None or len(label) < 12 or not _SID_RE.fullmatch(label[:10]):
         raise Refused("unknown_host")
+    try:
+        decode_label(label, ())
+    except UnknownOrigin:
+        pass  # a hashed label: decodable only against the session's origins, checked later
+    except BadLabel as exc:
+        raise Refused("unknown_host") from exc
     return Route(label[:10], label)
 
 

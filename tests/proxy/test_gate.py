@@ -1,0 +1,177 @@
+"""The session gate: every state but active, and every request without the session's own
+credential, gets a 403 page and nothing is fetched upstream."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from rewriter.urls import Origin, encode_label
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites
+
+
+def _enter(harness: Harness, s: OpenSession, ticket: str, url: str) -> tuple[int, str, str]:
+    query = urllib.parse.urlencode({"ticket": ticket, "url": url})
+    r = harness.get(s, harness.host(s, s.origins[0]), f"/__cobrowse/enter?{query}")
+    return r.status_code, r.headers.get("location", ""), r.headers.get("set-cookie", "")
+
+
+def _assert_refused(harness: Harness, sites: Sites, s: OpenSession, credential: str | None,
+                    page: str = "not_active", status: int = 403) -> None:
+    r = harness.get(s, harness.host(s, sites.shop.origin), "/api/items", credential=credential,
+                    headers={"sec-fetch-mode": "cors"})
+    assert r.status_code == status
+    assert r.json()["error"] == page
+    nav = harness.get(s, harness.host(s, sites.shop.origin), "/", credential=credential,
+                      headers={"sec-fetch-mode": "navigate", "accept": "text/html"})
+    assert nav.status_code == status and nav.headers["content-type"].startswith("text/html")
+    assert sites.shop.total == 0 and sites.cdn.total == 0
+
+
+def test_active_session_with_its_credential_is_served(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    r = harness.get(s, harness.host(s, sites.shop.origin), "/api/items", credential=harness.credential(s))
+    assert r.status_code == 200 and r.json()["items"] == ["mug", "tee"]
+    assert sites.shop.hits["/api/items"] == 1
+
+
+def test_ticket_is_redeemed_once_for_a_cookie_on_the_proxy_domain(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    ticket = harness.ticket(s)
+    status, location, cookie = _enter(harness, s, ticket, sites.shop.origin + "/about?x=1")
+    assert status == 303
+    assert location == harness.url(s, sites.shop.origin + "/about?x=1")
+    name_value, *attrs = [p.strip() for p in cookie.split(";")]
+    assert name_value.startswith(f"__cb_{s.sid}=")
+    assert {a.lower() for a in attrs} >= {f"domain={DOMAIN}", "path=/", "httponly", "samesite=lax"}
+    credential = name_value.split("=", 1)[1]
+    ok = harness.get(s, harness.host(s, sites.shop.origin), "/about", credential=credential)
+    assert ok.status_code == 200
+    # the same ticket again: refused
+    again = _enter(harness, s, ticket, sites.shop.origin + "/")
+    assert again[0] == 403 and again[2] == ""
+
+
+def test_ticket_of_another_session_or_unknown_is_refused(harness: Harness, sites: Sites) -> None:
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    assert _enter(harness, a, harness.ticket(b), sites.shop.origin + "/")[0] == 403
+    assert _enter(harness, a, "nonsense", sites.shop.origin + "/")[0] == 403
+    assert _enter(harness, a, harness.ticket(a), "http://example.invalid/")[0] == 403
+    assert sites.shop.total == 0
+
+
+def test_pending_session_is_refused(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,), consent="request")
+    _assert_refused(harness, sites, s, "whatever")
+    status, _, cookie = _enter(harness, s, harness.ticket(s), sites.shop.origin + "/")
+    assert status == 403 and cookie == ""
+
+
+def test_refused_session_is_refused(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,), consent="request")
+    harness.refuse(s)
+    _assert_refused(harness, sites, s, "whatever")
+
+
+def test_expired_session_is_refused(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,), consent="request")
+    harness.end(s)  # a pending request withdrawn by the agent expires
+    _assert_refused(harness, sites, s, "whatever")
+
+
+def test_ended_session_is_refused_even_with_its_credential(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    harness.end(s)
+    _assert_refused(harness, sites, s, credential)
+
+
+def test_unknown_session_is_refused(harness: Harness, sites: Sites) -> None:
+    s = OpenSession("zzzzzzzzz9", "agt", "acc", (sites.shop.origin,))
+    _assert_refused(harness, sites, s, "whatever")
+
+
+def test_missing_or_foreign_credential_is_refused(harness: Harness, sites: Sites) -> None:
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    cred_b = harness.credential(b)
+    _assert_refused(harness, sites, a, None, page="no_credential")
+    _assert_refused(harness, sites, a, cred_b, page="no_credential")  # b's credential named as a's
+    r = harness.get(a, harness.host(a, sites.shop.origin), "/", headers={"cookie": f"__cb_{b.sid}={cred_b}"})
+    assert r.status_code == 403
+    assert sites.shop.total == 0
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["cobrowse.localhost", "nonsense.cobrowse.localhost", "a.b.cobrowse.localhost", "example.com",
+     "k3j9x2ab7qq-what.cobrowse.localhost", "k3j9x2ab7qs443-shop-example-com.cobrowse.localhost",
+     "k3j9x2ab7qxshort.cobrowse.localhost"],
+)
+def test_unknown_or_undecodable_host_is_404(harness: Harness, sites: Sites, host: str) -> None:
+    r = harness.get(None, f"{host}:{harness.port}", "/")
+    assert r.status_code == 404
+    assert "Unknown address" in r.text
+    assert sites.shop.total == 0
+
+
+def test_reserved_paths_other_than_ours_are_404(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    host = harness.host(s, sites.shop.origin)
+    r = harness.get(s, host, "/__cobrowse/whatever", credential=harness.credential(s))
+    assert r.status_code == 404
+    assert sites.shop.total == 0
+
+
+def _raw_request(port: int, host: str, path: str, cookie: str) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n").encode()
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_session_end_closes_open_connections_and_refuses_within_a_second(
+    harness: Harness, sites: Sites
+) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    host = harness.host(s, sites.shop.origin)
+    cookie = f"__cb_{s.sid}={credential}"
+    with socket.create_connection(("127.0.0.1", harness.port)) as sock:
+        sock.sendall(_raw_request(harness.port, host, "/api/items", cookie))
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        ended_at = time.monotonic()
+        harness.end(s)
+        sock.settimeout(1.0)
+        assert sock.recv(1024) == b""  # closed by the proxy
+        assert time.monotonic() - ended_at < 1.0
+    r = harness.get(s, host, "/api/items", credential=credential)
+    assert r.status_code == 403
+    assert sites.shop.hits["/api/items"] == 1
+
+
+def test_label_of_an_origin_outside_the_scope_is_refused(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    host = f"{encode_label(s.sid, Origin.parse(sites.cdn.origin))}.{DOMAIN}:{harness.port}"
+    r = harness.get(s, host, "/img/logo.png", credential=credential)
+    assert r.status_code == 403 and "Outside co-browse scope" in r.text
+    assert sites.cdn.total == 0
