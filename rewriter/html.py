@@ -161,7 +161,7 @@ class _Rewrite:
                 try:
                     self.base = urllib.parse.urljoin(self.url, href.strip())
                 except ValueError:
-                    pass
+                    self.base = self.url  # an unparsable <base href> is ignored, as browsers do
                 return
 
     def _attribute(self, attr: etree._ElementUnicodeResult) -> None:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from rewrite_helpers import make_mapper, proxy
+from test_fixtures import upstream_urls_left
 
 from rewriter.exceptions import InvalidSelector, UnrewritableDocument
 from rewriter.html import rewrite_html
@@ -418,6 +419,7 @@ def test_fuzz_html_fragments(doc: str) -> None:
     _check_output(out)
     root = parse(out)
     assert {str(v) for v in root.xpath("//input[@type='password']/@value")} <= {MASK}
+    assert upstream_urls_left(out) == []
     assert len(root.xpath("//meta[@charset]")) <= 1
 
 
