@@ -20,6 +20,7 @@ from typing import Any
 
 SAME_SITE_VALUES = frozenset({"strict", "lax", "none"})
 SECURE_SCHEMES = frozenset({"https", "wss"})
+MAX_NAME_VALUE = 4096  # RFC 6265bis: a longer name+value is ignored
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,12 @@ def _record(cookie: http.cookiejar.Cookie, host: str, now: float) -> CookieRecor
 
 
 def _acceptable(record: CookieRecord, secure_origin: bool) -> bool:
+    if len(record.name) + len(record.value) > MAX_NAME_VALUE:
+        return False
     if record.secure and not secure_origin:
         return False  # browsers refuse Secure cookies from insecure origins
+    if record.same_site == "none" and not record.secure:
+        return False  # SameSite=None requires Secure (Chromium, Firefox)
     if record.name.startswith("__Secure-") and not record.secure:
         return False
     if record.name.startswith("__Host-") and not (record.secure and record.host_only and record.path == "/"):

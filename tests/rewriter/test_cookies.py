@@ -71,6 +71,8 @@ def test_parse(header: str, fields: dict[str, object]) -> None:
         ("__Host-id=1; Secure; Path=/; Domain=shop.example", URL),  # __Host- with Domain
         ("__Host-id=1; Secure; Path=/account", URL),  # __Host- not at /
         ("novalue", URL),
+        ("sid=abc; SameSite=None", URL),  # SameSite=None without Secure
+        ("sid=" + "x" * 4094, URL),  # name and value over 4096 bytes
         ("sid=abc; Max-Age=abc", URL),
     ],
 )
