@@ -1,8 +1,8 @@
 """cobrowse's mitmproxy addons, one small class each, listed in order in ``make_addons``.
 
 Request path (``request`` hook, in this order; the first that sets ``flow.response`` wins and
-nothing is fetched upstream): Routing -> Gate -> ReservedPaths -> Egress -> RequestFixup ->
-CookieJar. Response path: CookieJar.responseheaders (Set-Cookie into the jar, never to the
+nothing is fetched upstream): Routing -> Gate -> ReservedPaths -> Egress -> CookieJar ->
+RequestFixup. Response path: CookieJar.responseheaders (Set-Cookie into the jar, never to the
 browser) -> Rewriting (headers, stream or buffer, rewrite bodies off the event loop).
 """
 
@@ -233,7 +233,8 @@ class RequestFixup:
     def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
-        request_fixup.fix_request(flow, flow.metadata[MAPPER], flow.metadata[ORIGIN])
+        cookie = flow.metadata.get(cookie_sync.UPSTREAM_COOKIE, "")
+        request_fixup.fix_request(flow, flow.metadata[MAPPER], flow.metadata[ORIGIN], cookie)
 
 
 class CookieJar:
@@ -253,12 +254,12 @@ class CookieJar:
 
     @fail_closed
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if OWN in flow.metadata:
+        if OWN in flow.metadata or flow.response is None:
             return
+        set_cookies = tuple(flow.response.headers.get_all("set-cookie"))
+        flow.response.headers.pop("set-cookie", None)
         if SESSION in flow.metadata and ORIGIN in flow.metadata and "cobrowse.refused" not in flow.metadata:
-            await cookie_sync.on_response(self.ctx, flow, flow.metadata[SESSION])
-        elif flow.response is not None:
-            flow.response.headers.pop("set-cookie", None)
+            await cookie_sync.on_set_cookies(self.ctx, flow, flow.metadata[SESSION], set_cookies)
 
 
 class Rewriting:
@@ -317,8 +318,8 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         Gate(ctx),
         ReservedPaths(ctx),
         Egress(ctx),
-        RequestFixup(ctx),
         CookieJar(ctx),
+        RequestFixup(ctx),
         Rewriting(ctx),
         Connections(ctx),
     ]

@@ -1,31 +1,203 @@
-"""The session's cookie jar on the server (interim: upstream cookies never reach the browser)."""
+"""The session's cookie jar on the server, shared by every proxy process through the store.
+
+The browser holds only proxy cookies: the credential (``__cb_{sid}``) and ``__cbjs``, the
+runtime's note of ``document.cookie`` writes not yet merged. On every request the proxy merges
+``__cbjs`` into the jar (and expires it), then sends upstream the jar's ``Cookie`` header; every
+upstream ``Set-Cookie`` goes into the jar and never to the browser. The cookie model (RFC 6265 on
+``http.cookiejar``) is ``rewriter.cookies``; the store keeps JSON records (``proxy_access.jar_*``).
+"""
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+from typing import Any
+
 from mitmproxy import http
 
+from control_api import proxy_access
+from control_api.exceptions import StoreUnavailable
 from control_api.proxy_access import ProxySession
 from proxy.context import ProxyContext
-from proxy.request_fixup import is_proxy_cookie
+from proxy.exceptions import Refused
 from proxy.responses import respond
+from rewriter import cookies as jar_model
+from rewriter.cookies import CookieChange, CookieRecord
+from rewriter.exceptions import RewriteError
+from rewriter.urls import Origin, UrlMapper
 
-# flow metadata: the non-HttpOnly jar cookies the runtime shows to document.cookie
+SCRIPT_COOKIE = "__cbjs"
+# flow metadata
+RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
+UPSTREAM_COOKIE = "cobrowse.upstream_cookie"  # the Cookie header the jar gives this request
 SCRIPT_COOKIES = "cobrowse.script_cookies"
+EXPIRE_SCRIPT_COOKIE = "cobrowse.expire_cbjs"
+MAX_SCRIPT_WRITES = 50
+MAX_POST_BYTES = 64 * 1024
+
+
+def _upstream_url(flow: http.HTTPFlow, origin: Origin) -> str:
+    return origin.serialize() + flow.request.path
+
+
+def _page_url(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> str:
+    """The upstream URL of the document that made a script write: the Referer when it is a page
+    of the same upstream origin, else the request's own URL."""
+    referer = flow.request.headers.get("referer")
+    if referer:
+        try:
+            upstream = mapper.to_upstream(referer)
+            if Origin.parse(upstream) == origin:
+                return upstream
+        except RewriteError:
+            pass
+    return _upstream_url(flow, origin)
+
+
+def _registrable(host: str) -> str:
+    parts = host.split(".")
+    return ".".join(parts[-2:]) if len(parts) >= 2 and not host.replace(".", "").isdigit() else host
+
+
+def _same_site(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> bool:
+    """Whether the request is same-site in upstream terms (for SameSite cookies)."""
+    site = (flow.request.headers.get("sec-fetch-site") or "").lower()
+    if site in ("", "none", "same-origin"):
+        return True
+    initiator = flow.request.headers.get("origin") or flow.request.headers.get("referer")
+    if not initiator or initiator == "null":
+        return False
+    try:
+        initiator_origin = mapper.upstream_origin(initiator)
+    except RewriteError:
+        return False
+    return initiator_origin.scheme == origin.scheme and _registrable(initiator_origin.host) == _registrable(
+        origin.host
+    )
+
+
+def _apply(records: dict[str, CookieRecord], change: CookieChange) -> None:
+    for key in change.deletes:
+        records.pop(key, None)
+    for record in change.upserts:
+        records[record.key] = record
+
+
+async def _load(ctx: ProxyContext, sid: str) -> dict[str, CookieRecord]:
+    try:
+        stored = await proxy_access.jar_load(ctx.store, sid)
+    except StoreUnavailable as exc:
+        raise Refused("store_unavailable") from exc
+    return {r.key: r for r in jar_model.load_records(stored)}
+
+
+async def _save(ctx: ProxyContext, sid: str, change: CookieChange) -> None:
+    if not change.upserts and not change.deletes:
+        return
+    upserts, deletes = change.as_store_update()
+    try:
+        await proxy_access.jar_update(ctx.store, sid, upserts, deletes)
+    except StoreUnavailable as exc:
+        raise Refused("store_unavailable") from exc
+
+
+def _script_writes(raw: str) -> list[str]:
+    try:
+        value = json.loads(urllib.parse.unquote(raw))
+    except ValueError:
+        return []
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, str)][:MAX_SCRIPT_WRITES]
+
+
+def _merge_writes(records: dict[str, CookieRecord], writes: list[str], page_url: str) -> CookieChange:
+    upserts: dict[str, CookieRecord] = {}
+    deletes: dict[str, None] = {}
+    for write in writes:
+        change = jar_model.parse_script_write(write, page_url, records)
+        _apply(records, change)
+        for key in change.deletes:
+            upserts.pop(key, None)
+            deletes[key] = None
+        for record in change.upserts:
+            deletes.pop(record.key, None)
+            upserts[record.key] = record
+    return CookieChange(tuple(upserts.values()), tuple(deletes))
 
 
 async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
-    cookies = flow.request.cookies
-    for name in list(cookies.keys()):
-        if is_proxy_cookie(name):
-            del cookies[name]
-    if not cookies:
-        flow.request.headers.pop("cookie", None)
+    """Merge ``__cbjs``; the jar's Cookie header for upstream goes to ``UPSTREAM_COOKIE`` (the
+    browser's Cookie header, proxy cookies only, is dropped by ``request_fixup``)."""
+    mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
+    origin: Origin = flow.metadata["cobrowse.origin"]
+    records = await _load(ctx, session.session_id)
+    script_raw = flow.request.cookies.get(SCRIPT_COOKIE)
+    if script_raw is not None:
+        flow.metadata[EXPIRE_SCRIPT_COOKIE] = True
+        change = _merge_writes(records, _script_writes(script_raw), _page_url(flow, mapper, origin))
+        await _save(ctx, session.session_id, change)
+    expired = jar_model.expired_keys(records.values())
+    if expired:
+        for key in expired:
+            records.pop(key, None)
+        await _save(ctx, session.session_id, CookieChange((), expired))
+    flow.metadata[RECORDS] = records
+    url = _upstream_url(flow, origin)
+    navigation = (flow.request.headers.get("sec-fetch-mode") or "").lower() == "navigate"
+    header = jar_model.cookie_header(
+        records.values(), url, same_site=_same_site(flow, mapper, origin), top_level_navigation=navigation
+    )
+    flow.metadata[UPSTREAM_COOKIE] = header
 
 
-async def on_response(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
+async def on_set_cookies(
+    ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, set_cookies: tuple[str, ...]
+) -> None:
+    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs`` expire."""
+    origin: Origin = flow.metadata["cobrowse.origin"]
+    records: dict[str, CookieRecord] = flow.metadata.setdefault(RECORDS, {})
+    if set_cookies:
+        change = jar_model.parse_set_cookies(set_cookies, _upstream_url(flow, origin))
+        _apply(records, change)
+        await _save(ctx, session.session_id, change)
     assert flow.response is not None
     flow.response.headers.pop("set-cookie", None)
+    if flow.metadata.get(EXPIRE_SCRIPT_COOKIE):
+        flow.response.headers.add("set-cookie", f"{SCRIPT_COOKIE}=; Max-Age=0; Path=/; SameSite=Lax")
+
+
+def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str]]:
+    """The jar's non-HttpOnly cookies for this document, for the runtime's ``document.cookie``."""
+    origin: Origin = flow.metadata["cobrowse.origin"]
+    records: dict[str, CookieRecord] = flow.metadata.get(RECORDS, {})
+    return jar_model.script_view(records.values(), _upstream_url(flow, origin))
 
 
 async def post_cookies(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
-    respond(flow, http.Response.make(204))
+    """``POST /__cobrowse/cookies`` with JSON ``{"url": page proxy URL, "cookies": [raw strings]}``;
+    answers ``{"cookies": [...]}``, the page's script view after the merge."""
+    mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
+    body = flow.request.raw_content or b""
+    try:
+        if len(body) > MAX_POST_BYTES:
+            raise ValueError("too large")
+        data: Any = json.loads(body)
+        writes = [w for w in data["cookies"] if isinstance(w, str)][:MAX_SCRIPT_WRITES]
+        page_url = mapper.to_upstream(str(data["url"]))
+        page_origin = Origin.parse(page_url)
+    except (ValueError, KeyError, TypeError, RewriteError) as exc:
+        raise Refused("bad_request") from exc
+    if page_origin.serialize() not in {Origin.parse(o).serialize() for o in session.allowed_origins}:
+        raise Refused("outside_scope")
+    records = await _load(ctx, session.session_id)
+    change = _merge_writes(records, writes, page_url)
+    await _save(ctx, session.session_id, change)
+    view = jar_model.script_view(records.values(), page_url)
+    respond(
+        flow,
+        http.Response.make(
+            200, json.dumps({"cookies": view}).encode(),
+            {"content-type": "application/json", "cache-control": "no-store"},
+        ),
+    )

@@ -1,8 +1,9 @@
-"""Request headers on their way upstream: the browser's view of the proxy mapped back to the site's.
+"""Request headers on their way upstream, through ``rewriter.headers`` (policy as a table there).
 
-Host is set by the Egress addon; here Origin and Referer are mapped back to upstream URLs (or
-dropped when they are not of this session), hop-by-hop headers are dropped, the proxy's own
-cookies (``__cb_*``, ``__cbjs*``) never leave, and only encodings the proxy can decode are offered.
+Host, Origin and Referer become the upstream's; hop-by-hop, forwarding and Cookie headers are
+dropped (the jar supplies Cookie, so the proxy's own ``__cb_*``/``__cbjs`` cookies never leave);
+a WebSocket handshake keeps its Upgrade/Connection pair; only encodings the proxy can decode are
+offered.
 """
 
 from __future__ import annotations
@@ -10,17 +11,9 @@ from __future__ import annotations
 from mitmproxy import http
 
 from proxy.compression import ACCEPT_ENCODING
-from rewriter.exceptions import RewriteError
+from rewriter.headers import rewrite_request_headers
 from rewriter.urls import Origin, UrlMapper
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "transfer-encoding", "upgrade",
-    }
-)
-# headers only the proxy or the browser's view of it should see
-DROP = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"})
 PROXY_COOKIE_PREFIXES = ("__cb_", "__cbjs")
 
 
@@ -28,33 +21,20 @@ def is_proxy_cookie(name: str) -> bool:
     return name.startswith(PROXY_COOKIE_PREFIXES)
 
 
-def _map_back(mapper: UrlMapper, value: str, origin_only: bool) -> str | None:
-    try:
-        if origin_only:
-            return mapper.upstream_origin(value).serialize()
-        return mapper.to_upstream(value)
-    except RewriteError:
-        return None
+def _enc(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
-def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> None:
-    headers = flow.request.headers
-    is_websocket = headers.get("upgrade", "").lower() == "websocket"
-    connection_tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-    for name in list(headers.keys()):
-        lower = name.lower()
-        if lower in DROP or (lower in connection_tokens and lower not in ("upgrade",)):
-            del headers[name]
-        elif lower in HOP_BY_HOP and not (is_websocket and lower in ("connection", "upgrade")):
-            del headers[name]
-    for name, origin_only in (("origin", True), ("referer", False)):
-        value = headers.get(name)
-        if value is None or value == "null":
-            continue
-        mapped = _map_back(mapper, value, origin_only)
-        if mapped is None:
-            del headers[name]
-        else:
-            headers[name] = mapped
-    if "accept-encoding" in headers:
-        headers["accept-encoding"] = ACCEPT_ENCODING
+def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin, cookie: str = "") -> None:
+    """Rewrite ``flow``'s request headers for ``origin``; ``cookie`` is the jar's Cookie header."""
+    request = flow.request
+    is_websocket = request.headers.get("upgrade", "").lower() == "websocket"
+    rewritten = rewrite_request_headers(request.headers.items(multi=True), mapper=mapper, origin=origin)
+    fields = [(_enc(name), _enc(value)) for name, value in rewritten]
+    if is_websocket:
+        fields += [(b"connection", b"Upgrade"), (b"upgrade", b"websocket")]
+    if cookie:
+        fields.append((b"cookie", _enc(cookie)))
+    request.headers = http.Headers(fields)
+    if "accept-encoding" in request.headers:
+        request.headers["accept-encoding"] = ACCEPT_ENCODING

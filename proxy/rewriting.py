@@ -9,49 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import urllib.parse
 from typing import Any
 
 from mitmproxy import http
 
 from control_api.proxy_access import ProxySession
-from proxy import compression
+from proxy import compression, cookie_sync
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
 from proxy.responses import error_response, replace_while_streaming
+from rewriter.dispatch import SNIFF_BYTES, Kind, Rewritten, kind_of, rewrite_body
 from rewriter.exceptions import RewriteError
+from rewriter.headers import rewrite_response_headers
+from rewriter.runtime import injection_markup, runtime_js
 from rewriter.urls import Origin, UrlMapper
 
 logger = logging.getLogger(__name__)
 
 KIND = "cobrowse.kind"
 
-# MIME type -> rewriter kind
-REWRITTEN_TYPES: dict[str, str] = {
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "text/css": "css",
-}
-# response headers the browser must not get from upstream
-DROP_RESPONSE_HEADERS = frozenset(
-    {
-        "strict-transport-security", "public-key-pins", "public-key-pins-report-only", "alt-svc",
-        "expect-ct", "report-to", "nel", "clear-site-data", "set-cookie", "set-cookie2",
-        "content-security-policy", "content-security-policy-report-only",
-        "cross-origin-embedder-policy", "cross-origin-opener-policy",
-    }
-)
-URL_RESPONSE_HEADERS = ("location", "content-location", "refresh")
-
-
-def rewrite_kind(content_type: str | None) -> str | None:
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    return REWRITTEN_TYPES.get(mime)
-
-
 def runtime_response() -> http.Response:
-    from rewriter.runtime import runtime_js
-
     return http.Response.make(
         200,
         runtime_js(),
@@ -67,49 +44,62 @@ def _upstream_url(flow: http.HTTPFlow, origin: Origin) -> str:
     return origin.serialize() + flow.request.path
 
 
-def _map_location(mapper: UrlMapper, base: str, value: str) -> tuple[str, Origin] | None:
-    absolute = urllib.parse.urljoin(base, value.strip())
+def _in_scope(mapper: UrlMapper, location: str, allowed: frozenset[Origin]) -> bool:
+    if not location.lower().startswith(("http:", "https:", "//")):
+        return True  # relative: the same origin
     try:
-        mapped = mapper.to_proxy(absolute)
-        return mapped, mapper.upstream_origin(mapped)
+        return mapper.upstream_origin(location) in allowed
     except RewriteError:
-        return None
+        return False
+
+
+def _allowed(session: ProxySession) -> frozenset[Origin]:
+    out = set()
+    for text in session.allowed_origins:
+        try:
+            out.add(Origin.parse(text))
+        except RewriteError:
+            continue
+    return frozenset(out)
 
 
 def on_response_headers(
     ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, mapper: UrlMapper
 ) -> None:
+    """Headers through ``rewriter.headers``; redirects out of scope refused; stream or buffer."""
     response = flow.response
     assert response is not None
     origin: Origin = flow.metadata["cobrowse.origin"]
-    base = _upstream_url(flow, origin)
-    for name in list(response.headers.keys()):
-        if name.lower() in DROP_RESPONSE_HEADERS:
-            del response.headers[name]
+    rewritten = rewrite_response_headers(
+        response.headers.items(multi=True), url=_upstream_url(flow, origin), mapper=mapper
+    )
+    own_cookies = response.headers.get_all("set-cookie")  # only the proxy's own by now
+    response.headers = http.Headers(
+        [(_enc(n), _enc(v)) for n, v in rewritten.headers] + [(b"set-cookie", _enc(c)) for c in own_cookies]
+    )
     location = response.headers.get("location")
-    if location is not None:
-        mapped = _map_location(mapper, base, location)
-        if mapped is None or mapped[1].serialize() not in {
-            Origin.parse(o).serialize() for o in session.allowed_origins
-        }:
-            replace_while_streaming(flow, "outside_scope")
-            return
-        response.headers["location"] = mapped[0]
-    acao = response.headers.get("access-control-allow-origin")
-    if acao and acao not in ("*", "null"):
-        try:
-            response.headers["access-control-allow-origin"] = mapper.proxy_origin(Origin.parse(acao))
-        except RewriteError:
-            del response.headers["access-control-allow-origin"]
-    kind = rewrite_kind(response.headers.get("content-type"))
-    if kind is None or flow.request.method == "HEAD" or response.status_code in (204, 304):
+    if location is not None and not _in_scope(mapper, location, _allowed(session)):
+        replace_while_streaming(flow, "outside_scope")
+        return
+    if flow.request.method == "HEAD" or response.status_code in (204, 304) or response.status_code < 200:
         response.stream = True
         return
+    kind = kind_of(response.headers.get("content-type"))
+    if kind == "passthrough" and response.headers.get("content-type"):
+        response.stream = True
+        return
+    # html, css, or no type at all (sniffed once the body is here)
     flow.metadata[KIND] = kind
     length = response.headers.get("content-length", "")
-    limit = ctx.settings.max_rewrite_bytes
-    if length.isdigit() and int(length) > limit:
-        replace_while_streaming(flow, "too_large")
+    if length.isdigit() and int(length) > ctx.settings.max_rewrite_bytes:
+        if kind == "passthrough":
+            response.stream = True
+        else:
+            replace_while_streaming(flow, "too_large")
+
+
+def _enc(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def finish_refused(flow: http.HTTPFlow) -> None:
@@ -119,18 +109,14 @@ def finish_refused(flow: http.HTTPFlow) -> None:
         flow.response = error_response(flow, flow.metadata["cobrowse.refused"])
 
 
-def _rewrite(kind: str, body: bytes, *, url: str, mapper: UrlMapper, content_type: str,
-             inject: str, masked: tuple[str, ...]) -> bytes:
-    if kind == "css":
-        from rewriter.css import rewrite_css
-
-        return rewrite_css(body, url=url, mapper=mapper, content_type=content_type)
-    from rewriter.html import rewrite_html
-
-    result: Any = rewrite_html(
-        body, url=url, mapper=mapper, content_type=content_type, inject=inject, mask_selectors=masked
+def _rewrite(kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_type: str | None,
+             inject: str, masked: tuple[str, ...]) -> Rewritten:
+    if kind == "passthrough":
+        kind = kind_of(content_type, body[:SNIFF_BYTES])
+    return rewrite_body(
+        body, url=url, mapper=mapper, content_type=content_type, inject=inject if kind == "html" else "",
+        mask_selectors=masked, kind=kind,
     )
-    return bytes(result)
 
 
 def runtime_config(ctx: ProxyContext, session: ProxySession, mapper: UrlMapper, origin: Origin,
@@ -171,14 +157,10 @@ async def on_response(
     except ContentDecodingError:
         flow.response = error_response(flow, "bad_content")
         return
-    content_type = response.headers.get("content-type", "")
-    inject = ""
-    if kind == "html":
-        from proxy import cookie_sync
-        from rewriter.runtime import injection_markup
-
-        cookies = flow.metadata.get(cookie_sync.SCRIPT_COOKIES, [])
-        inject = injection_markup(runtime_config(ctx, session, mapper, origin, cookies))
+    content_type = response.headers.get("content-type")
+    inject = injection_markup(
+        runtime_config(ctx, session, mapper, origin, cookie_sync.script_cookies(flow))
+    )
     try:
         out = await asyncio.to_thread(
             _rewrite, kind, body, url=_upstream_url(flow, origin), mapper=mapper,
@@ -190,7 +172,10 @@ async def on_response(
         return
     response.headers.pop("content-encoding", None)
     response.headers.pop("transfer-encoding", None)
-    mime = content_type.split(";", 1)[0].strip() or ("text/html" if kind == "html" else "text/css")
-    response.headers["content-type"] = f"{mime}; charset=utf-8"
-    response.raw_content = out
-    response.headers["content-length"] = str(len(out))
+    if out.kind == "passthrough":
+        response.raw_content = body
+    else:
+        response.raw_content = out.body
+        if out.content_type:
+            response.headers["content-type"] = out.content_type
+    response.headers["content-length"] = str(len(response.raw_content or b""))

@@ -1,0 +1,106 @@
+"""The server-side cookie jar and the request/response header fix-ups, over HTTP."""
+
+from __future__ import annotations
+
+import html
+import json
+import urllib.parse
+
+from tests.proxy.conftest import Harness, OpenSession, Sites
+
+
+def _echo(
+    harness: Harness, s: OpenSession, sites: Sites, credential: str, **kwargs: object
+) -> dict[str, str]:
+    r = harness.get(s, harness.host(s, sites.shop.origin), "/echo-headers", credential=credential, **kwargs)
+    assert r.status_code == 200
+    return dict(r.json())
+
+
+def _cookies(header: str) -> dict[str, str]:
+    return dict(p.strip().split("=", 1) for p in header.split(";") if "=" in p)
+
+
+def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    host = harness.host(s, sites.shop.origin)
+    r = harness.get(s, host, "/set-cookie", credential=credential)
+    assert r.status_code == 200
+    assert "set-cookie" not in r.headers
+    sent = _cookies(_echo(harness, s, sites, credential).get("cookie", ""))
+    assert sent == {"server_c": "s1", "visible_c": "v1"}  # and no __cb_* credential
+
+
+def test_proxy_cookies_never_go_upstream(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    echoed = _echo(harness, s, sites, credential, headers={"cookie": "__cb_other=x; __cbjs_x=y; mine=1"})
+    assert "cookie" not in echoed
+
+
+def test_script_writes_in_cbjs_are_merged_at_once_and_expired(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    writes = urllib.parse.quote(json.dumps(["js_c=hello; path=/", "bad=1; HttpOnly"]))
+    r = harness.get(s, harness.host(s, sites.shop.origin), "/echo-headers", credential=credential,
+                    headers={"cookie": f"__cbjs={writes}"})
+    assert _cookies(r.json()["cookie"]) == {"js_c": "hello"}  # a script cannot set HttpOnly
+    assert r.headers["set-cookie"].startswith("__cbjs=; Max-Age=0")
+    assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"js_c": "hello"}
+
+
+def test_cookie_post_from_the_runtime(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    host = harness.host(s, sites.shop.origin)
+    body = {"url": harness.url(s, sites.shop.origin + "/cart"), "cookies": ["cart=3; path=/"]}
+    r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=body)
+    assert r.status_code == 200
+    assert {"name": "cart", "value": "3"} in r.json()["cookies"]
+    assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"cart": "3"}
+    bad = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", content=b"{")
+    assert bad.status_code == 400
+    assert sites.shop.hits["/__cobrowse/cookies"] == 0
+
+
+def test_two_sessions_on_one_site_keep_separate_jars(harness: Harness, sites: Sites) -> None:
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    cred_a, cred_b = harness.credential(a), harness.credential(b)
+    harness.get(a, harness.host(a, sites.shop.origin), "/set-cookie", credential=cred_a)
+    assert "cookie" not in _echo(harness, b, sites, cred_b)
+    assert "server_c" in _echo(harness, a, sites, cred_a)["cookie"]
+
+
+def test_runtime_config_shows_only_non_httponly_cookies(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    host = harness.host(s, sites.shop.origin)
+    harness.get(s, host, "/set-cookie", credential=credential)
+    page = harness.get(s, host, "/about", credential=credential).text
+    start = page.index("data-cobrowse-config=") + len("data-cobrowse-config=")
+    quote = page[start]
+    config = json.loads(html.unescape(page[start + 1 : page.index(quote, start + 1)]))
+    assert config["sid"] == s.sid and config["origin"] == sites.shop.origin
+    assert config["cookies"] == [{"name": "visible_c", "value": "v1"}]
+
+
+def test_request_headers_are_mapped_back_to_upstream(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    credential = harness.credential(s)
+    cdn_proxy = harness.url(s, sites.cdn.origin + "/page?q=1")
+    echoed = _echo(harness, s, sites, credential, headers={
+        "origin": harness.url(s, sites.cdn.origin + "/").rstrip("/"),
+        "referer": cdn_proxy,
+        "x-forwarded-for": "10.0.0.1",
+        "keep-alive": "timeout=5",
+        "accept-encoding": "gzip, br, zstd, sdch",
+    })
+    assert echoed["host"] == f"127.0.0.1:{sites.shop.port}"
+    assert echoed["origin"] == sites.cdn.origin
+    assert echoed["referer"] == sites.cdn.origin + "/page?q=1"
+    assert "x-forwarded-for" not in echoed and "keep-alive" not in echoed
+    assert echoed["accept-encoding"] == "gzip, deflate, br, zstd"
+    foreign = _echo(harness, s, sites, credential, headers={"referer": "http://elsewhere.example/x"})
+    assert "referer" not in foreign
