@@ -112,6 +112,8 @@
     return api("POST", "/sessions/" + encodeURIComponent(sid) + "/proxy-ticket").then(function (t) {
       if (ended) return;
       learnProxyBase(t.enter_url);
+      // The ticket targets the visitor's page as the API knows it: remember which one is loading.
+      try { loadingUrl = new URL(t.enter_url).searchParams.get("url") || loadingUrl; } catch (e) { /* keep */ }
       frame.src = t.enter_url;
     }).catch(function (err) {
       if (err.status === 409 || err.status === 410 || err.status === 403) checkSession();

@@ -28,6 +28,8 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         assert view_frame(vb).evaluate("[innerWidth, innerHeight]") == [1100, 700]
 
         # highlight: the agent clicks an element; the visitor sees it outlined, nothing navigates
+        # (follow off meanwhile, so that no scroll from the visitor moves the page under the click)
+        vb.uncheck("#follow")
         vb.click("#tool-highlight")
         expect(vb.locator("#tool-highlight")).to_have_attribute("aria-pressed", "true")
         frame.locator("#p-green-plant .price").click()
@@ -39,6 +41,7 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         price = visitor.page.locator("#p-green-plant .price")
         assert price.evaluate("(e, sel) => document.querySelector(sel) === e", expected)
         expect(frame.locator("h1")).to_have_text("Products")
+        vb.check("#follow")
 
         # draw: a stroke over the page appears on the visitor's overlay
         vb.click("#tool-draw")
