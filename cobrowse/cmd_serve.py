@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import Any, Protocol
@@ -93,10 +94,22 @@ class ProxyPart:
     def __init__(self, settings: Settings, store: Any) -> None:
         from proxy.server import ProxyServer
 
+        self.settings = settings
         self.server = ProxyServer(settings, store)
 
     async def start(self) -> None:
-        await self.server.start()
+        from proxy.exceptions import ProxyError
+
+        try:
+            await self.server.start()
+        except ProxyError as exc:
+            raise RuntimeError(str(exc)) from exc
+        public = self.server.ctx.public
+        print(
+            f"cobrowse: proxy ready on {self.settings.host}:{self.port} "
+            f"(proxied origins at {public.scheme}://*.{public.domain}:{public.port})",
+            flush=True,
+        )
 
     @property
     def port(self) -> int:
@@ -120,9 +133,11 @@ def build_parts(settings: Settings, store: Any) -> list[Part]:
 
 async def serve(settings: Settings, *, stop_event: asyncio.Event | None = None) -> None:
     """Run every part of ``settings.role`` until SIGINT/SIGTERM (or ``stop_event``), then stop them."""
-    from control_api.store import Store
+    from control_api.store import DEFAULT_NAMESPACE, Store
 
-    store = Store.connect(settings.redis_url or None)
+    # one Redis may hold several deployments (and tests): COBROWSE_REDIS_NAMESPACE separates them
+    namespace = os.environ.get("COBROWSE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE
+    store = Store.connect(settings.redis_url or None, namespace=namespace)
     stop_event = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,130 @@
+"""``cobrowse serve`` runs the proxy: with the API in one process (--role all) or alone against
+Redis (--role proxy); both print a readiness line and stop cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import httpx
+import pytest
+
+from control_api import accounts, agents, proxy_access, sessions, visitors
+from control_api.store import Store
+from rewriter.urls import Origin, encode_label
+from tests.conftest import free_port
+from tests.proxy.conftest import DOMAIN, Sites
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = "test-admin-token-0123456789"
+
+
+class Serve:
+    """A ``cobrowse serve`` subprocess; ready once it prints ``cobrowse: ready``."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cobrowse", "serve", *args],
+            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if line.startswith("cobrowse: ready"):
+                self.ready.set()
+
+    def wait_ready(self, deadline_s: float = 30) -> Serve:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and self.proc.poll() is None:
+            if self.ready.wait(0.1):
+                return self
+        self.stop()
+        pytest.fail("serve not ready:\n" + "".join(self.output))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return int(self.proc.returncode)
+
+
+def test_role_all_runs_api_and_proxy_in_one_process() -> None:
+    api_port, proxy_port = free_port(), free_port()
+    serve = Serve("--host", "127.0.0.1", "--api-port", str(api_port), "--proxy-port", str(proxy_port),
+                  env={"COBROWSE_REDIS_URL": ""}).wait_ready()
+    try:
+        assert any(line.startswith("cobrowse: proxy ready") for line in serve.output)
+        assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        r = httpx.get(f"http://127.0.0.1:{proxy_port}/", headers={"host": f"nothing.{DOMAIN}"})
+        assert r.status_code == 404 and "Unknown address" in r.text
+    finally:
+        code = serve.stop()
+    assert code == 0
+    assert "cobrowse: stopped\n" in serve.output
+
+
+async def _make_session(redis_url: str, namespace: str, origin: str) -> tuple[str, str]:
+    store = Store.connect(redis_url, namespace)
+    try:
+        policy = {"allowed_origins": [origin], "consent": "none"}
+        account = await accounts.create(store, "Fixture", True, policy)
+        agent, _ = await agents.create(store, account.id, "Agent")
+        visitor, _ = await visitors.register(store, account, origin, 30)
+        record = await sessions.create(store, account, agent, visitor.id)
+        ticket = await proxy_access.store_ticket(store, record["id"], agent.id, 60)
+        return record["id"], ticket
+    finally:
+        await store.close()
+
+
+def test_role_proxy_alone_serves_sessions_from_redis(redis_url: str, namespace: str, sites: Sites) -> None:
+    proxy_port = free_port()
+    serve = Serve(
+        "--role", "proxy", "--host", "127.0.0.1", "--proxy-port", str(proxy_port), "--redis-url", redis_url,
+        env={"COBROWSE_REDIS_NAMESPACE": namespace, "COBROWSE_DEV_ALLOW_ORIGINS": sites.shop.origin},
+    ).wait_ready()
+    try:
+        sid, ticket = asyncio.run(_make_session(redis_url, namespace, sites.shop.origin))
+        host = f"{encode_label(sid, Origin.parse(sites.shop.origin))}.{DOMAIN}:{proxy_port}"
+        query = urllib.parse.urlencode({"ticket": ticket, "url": sites.shop.origin + "/about"})
+        with httpx.Client(base_url=f"http://127.0.0.1:{proxy_port}") as client:
+            enter = client.get(f"/__cobrowse/enter?{query}", headers={"host": host})
+            assert enter.status_code == 303
+            cookie = enter.headers["set-cookie"].split(";")[0]
+            page = client.get("/about", headers={"host": host, "cookie": cookie})
+        assert page.status_code == 200 and "<h1 id=\"title\">About</h1>" in page.text
+        assert sites.shop.hits["/about"] == 1
+    finally:
+        code = serve.stop()
+    assert code == 0
+
+
+def test_role_proxy_without_redis_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cobrowse", "serve", "--role", "proxy"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "COBROWSE_REDIS_URL": ""},
+    )
+    assert result.returncode == 2
+    assert "redis-url" in result.stderr
