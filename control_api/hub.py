@@ -19,6 +19,7 @@ log = logging.getLogger("cobrowse.api.hub")
 
 Sink = Callable[[str], None]
 CONFIRM_TIMEOUT_S = 5.0
+RECONNECT_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, RuntimeError)
 
 
 class EventHub:
@@ -95,13 +96,11 @@ class EventHub:
                 continue
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
-            except UNAVAILABLE_ERRORS:
-                log.warning("event hub lost the store; reconnecting")
+            except RECONNECT_ERRORS:
+                # the store went away (or redis-py has no connection yet): start over with a fresh
+                # pub/sub connection and subscribe again to every channel
+                log.warning("event hub lost its pub/sub connection; reconnecting")
                 await self._reconnect()
-                continue
-            except RuntimeError:
-                # redis-py: "pubsub connection not set" between the last unsubscribe and a subscribe
-                await asyncio.sleep(0.05)
                 continue
             if message is None:
                 continue

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 import redis as sync_redis
 from cb_api_helpers import ADMIN_TOKEN, ApiProcess
 from websockets.asyncio.client import connect
+from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import free_port
 
@@ -155,7 +157,22 @@ def test_store_outage_is_503_and_recovers(tmp_path: Path) -> None:
 
     def start_redis() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+            # append-only file: the restarted server has the same data, as a restarted Redis would
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(tmp_path),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -173,20 +190,62 @@ def test_store_outage_is_503_and_recovers(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=api.url, timeout=10) as c:
             assert c.get("/readyz").status_code == 200
-            redis_proc.terminate()
-            redis_proc.wait()
-            r = c.get("/readyz")
-            assert (r.status_code, r.json()["error"]) == (503, "store_unavailable")
-            r = c.post("/api/v1/accounts", json={"name": "x"}, headers=H_ADMIN)
-            assert (r.status_code, r.json()["error"]) == (503, "store_unavailable")
-            assert "Traceback" not in r.text
-            assert c.get("/healthz").status_code == 200
-            redis_proc = start_redis()
-            end = time.monotonic() + 15
-            while time.monotonic() < end and c.get("/readyz").status_code != 200:
-                time.sleep(0.1)
-            assert c.get("/readyz").status_code == 200
-            assert c.post("/api/v1/accounts", json={"name": "x"}, headers=H_ADMIN).status_code == 201
+            policy = {"consent": "none", "allowed_origins": [ORIGIN], "min_bandwidth_kbps": 0}
+            body = {"name": "S", "cobrowse_enabled": True, "policy": policy}
+            account = c.post("/api/v1/accounts", json=body, headers=H_ADMIN).json()
+            agent = c.post(
+                f"/api/v1/accounts/{account['id']}/agents", json={"display_name": "A"}, headers=H_ADMIN
+            )
+            agent_token = agent.json()["token"]
+            visitor = c.post(
+                "/api/v1/visitors", json={"site_key": account["site_key"]}, headers={"Origin": ORIGIN}
+            )
+            # an agent console connected across the outage: its events must flow again afterwards
+            with ws_connect(api.ws_url + "/api/v1/agent/ws") as aws:
+                aws.send(json.dumps({"type": "auth", "token": agent_token}))
+                assert json.loads(aws.recv(timeout=10))["type"] == "hello"
+                redis_proc.terminate()
+                redis_proc.wait()
+                r = c.get("/readyz")
+                assert (r.status_code, r.json()["error"]) == (503, "store_unavailable")
+                r = c.post("/api/v1/accounts", json={"name": "x"}, headers=H_ADMIN)
+                assert (r.status_code, r.json()["error"]) == (503, "store_unavailable")
+                assert "Traceback" not in r.text
+                assert c.get("/healthz").status_code == 200
+                redis_proc = start_redis()
+                end = time.monotonic() + 15
+                while time.monotonic() < end and c.get("/readyz").status_code != 200:
+                    time.sleep(0.1)
+                assert c.get("/readyz").status_code == 200
+                assert c.post("/api/v1/accounts", json={"name": "x"}, headers=H_ADMIN).status_code == 201
+                v = visitor.json()
+
+                @contextmanager
+                def open_visitor() -> Iterator[Any]:
+                    with ws_connect(api.ws_url + "/api/v1/visitor/ws") as vws:
+                        vws.send(json.dumps({"type": "auth", "token": v["token"]}))
+                        assert json.loads(vws.recv(timeout=10))["type"] == "hello"
+                        yield vws
+
+                # the hub subscribes again on its own: wait until a presence event reaches the console
+                end, seen = time.monotonic() + 20, False
+                while not seen and time.monotonic() < end:
+                    with open_visitor():
+                        try:
+                            seen = json.loads(aws.recv(timeout=1))["type"] == "visitor"
+                        except TimeoutError:
+                            continue
+                assert seen, "the agent console got no event after the store came back"
+                with open_visitor():
+                    r = c.post(
+                        "/api/v1/sessions",
+                        json={"visitor_id": v["visitor_id"]},
+                        headers={"Authorization": f"Bearer {agent_token}"},
+                    )
+                    assert r.status_code == 201, r.text
+                    kinds = []
+                    while "session" not in kinds:
+                        kinds.append(json.loads(aws.recv(timeout=10))["type"])
     finally:
         assert api.stop() == 0
         redis_proc.terminate()
