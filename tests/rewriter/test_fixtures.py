@@ -48,9 +48,15 @@ def is_upstream(url: str) -> bool:
     return not host.endswith(PROXY_SUFFIX)
 
 
-def upstream_urls_left(out: bytes) -> list[str]:
+def upstream_urls_left(out: bytes, *, css: bool = True) -> list[str]:
+    """Upstream URLs left in URL-bearing places; ``css=False`` skips style texts and attributes,
+    whose pattern-based check here cannot tell a URL from a string that merely contains one."""
     root = lxml.html.document_fromstring(out, parser=lxml.html.HTMLParser(encoding="utf-8", huge_tree=True))
-    left = [link for _el, _attr, link, _pos in root.iterlinks() if is_upstream(link)]
+    left = [
+        link
+        for el, attr, link, _pos in root.iterlinks()
+        if is_upstream(link) and (css or not (attr == "style" or (attr is None and el.tag == "style")))
+    ]
     for element in root.iter():
         if not isinstance(element.tag, str):
             continue
@@ -68,8 +74,8 @@ def upstream_urls_left(out: bytes) -> list[str]:
             if is_upstream(url):
                 left.append(url)
         if element.get("srcdoc"):
-            left.extend(upstream_urls_left(element.get("srcdoc").encode("utf-8")))
-        if element.tag == "style" and element.text:
+            left.extend(upstream_urls_left(element.get("srcdoc").encode("utf-8"), css=css))
+        if css and element.tag == "style" and element.text:
             left.extend(f"style:{u}" for u in _css_urls(element.text) if is_upstream(u))
     return left
 

@@ -419,7 +419,7 @@ def test_fuzz_html_fragments(doc: str) -> None:
     _check_output(out)
     root = parse(out)
     assert {str(v) for v in root.xpath("//input[@type='password']/@value")} <= {MASK}
-    assert upstream_urls_left(out) == []
+    assert upstream_urls_left(out, css=False) == []  # CSS is fuzzed in test_css.py
     assert len(root.xpath("//meta[@charset]")) <= 1
 
 
