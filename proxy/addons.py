@@ -25,6 +25,7 @@ from proxy.exceptions import Refused
 from proxy.responses import OWN, error_response, redirect, replace_while_streaming, respond, respond_error
 from proxy.routing import Route, mapper_for, route_of_host, upstream_origin
 from proxy.session_gate import credential_cookie, credential_cookie_name
+from proxy.timeouts import UpstreamTimer
 from rewriter.exceptions import RewriteError
 
 logger = logging.getLogger(__name__)
@@ -294,6 +295,23 @@ class Rewriting:
         await rewriting.on_response(self.ctx, flow, flow.metadata[SESSION], flow.metadata[MAPPER])
 
 
+class UpstreamTimeout:
+    """504 when upstream does not answer (headers) within ``upstream_timeout_s``."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.timer = UpstreamTimer(ctx)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if not _done(flow):
+            self.timer.start(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self.timer.cancel(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.timer.cancel(flow)
+
+
 class Connections:
     """Remembers each session's client connections; closes them all when the session ends."""
 
@@ -320,6 +338,7 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         Egress(ctx),
         CookieJar(ctx),
         RequestFixup(ctx),
+        UpstreamTimeout(ctx),
         Rewriting(ctx),
         Connections(ctx),
     ]

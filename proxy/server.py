@@ -24,6 +24,7 @@ with warnings.catch_warnings():
     from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
     from mitmproxy.master import Master
     from mitmproxy.proxy.layers.http import _http1
+    from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
 from cobrowse.settings import Settings
 from control_api.store import Store
@@ -31,6 +32,7 @@ from proxy.addons import make_addons
 from proxy.context import ProxyContext
 from proxy.error_pages import STATUS_PAGES, render
 from proxy.exceptions import ProxyError
+from proxy.timeouts import take_timeout_mark
 from rewriter.urls import ProxyConfig
 
 logger = logging.getLogger(__name__)
@@ -51,9 +53,20 @@ def _error_response(status_code: int, message: str = "") -> bytes:
     return http1.assemble_response(response)
 
 
+_original_send = _http1.Http1Server.send
+
+
+def _send(self: Any, event: Any) -> Any:
+    if isinstance(event, ResponseProtocolError) and take_timeout_mark(self.conn):
+        event = ResponseProtocolError(event.stream_id, "upstream timeout", 504)
+    return _original_send(self, event)
+
+
 def install_error_pages() -> None:
-    """mitmproxy's HTTP/1 layer answers failed exchanges (upstream unreachable...) with our pages."""
+    """mitmproxy's HTTP/1 layer answers failed exchanges (upstream unreachable, timed out) with
+    our pages, which name no host, address or exception."""
     _http1.make_error_response = _error_response
+    _http1.Http1Server.send = _send  # type: ignore[method-assign]
 
 
 def check_mitmproxy_version() -> None:

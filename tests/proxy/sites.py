@@ -7,14 +7,20 @@ upstream. Pages cover the link kinds a rewriting proxy must handle.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import secrets
 import socket
 import threading
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import brotli
 import uvicorn
+import zstandard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
@@ -35,6 +41,21 @@ PNG = bytes.fromhex(
 )
 VIDEO = bytes(range(256)) * 4096  # 1 MiB of "video"
 
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """A small gzip body that decompresses to 100 MB."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b"\0" * (1 << 20)
+    return b"".join(compressor.compress(block) for _ in range(100)) + compressor.flush()
+
 
 @dataclass
 class Site:
@@ -43,6 +64,8 @@ class Site:
     name: str
     hits: Counter[str] = field(default_factory=Counter)
     port: int = 0
+    # /drip sends its first chunk, then waits for this before the rest
+    release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def origin(self) -> str:
@@ -164,6 +187,23 @@ def shop_app(site: Site, cdn: Site) -> Starlette:
             )
         return Response(VIDEO, media_type="video/mp4", headers={"accept-ranges": "bytes"})
 
+    async def drip(request: Request) -> Response:
+        async def gen() -> Any:
+            yield b"first-chunk;"
+            released = await asyncio.to_thread(site.release.wait, 20)
+            yield b"rest" if released else b"never-released"
+
+        return StreamingResponse(gen(), media_type="application/octet-stream")
+
+    async def encoded(request: Request) -> Response:
+        coding = request.query_params["enc"]
+        page = (f"<!doctype html><html><body><a id='abs' href='{site.origin}/about'>about</a>"
+                "</body></html>").encode()
+        return Response(ENCODERS[coding](page), media_type="text/html", headers={"content-encoding": coding})
+
+    async def bomb(request: Request) -> Response:
+        return Response(_bomb(), media_type="text/html", headers={"content-encoding": "gzip"})
+
     async def download(request: Request) -> Response:
         return Response(
             b"report,1\n" * 1000,
@@ -195,6 +235,9 @@ def shop_app(site: Site, cdn: Site) -> Starlette:
         Route("/slow", slow),
         Route("/video.mp4", video),
         Route("/download", download),
+        Route("/drip", drip),
+        Route("/encoded", encoded),
+        Route("/bomb", bomb),
         WebSocketRoute("/ws", ws_echo),
     ]
     return _counting(Starlette(routes=routes), site)

@@ -1,0 +1,63 @@
+"""Upstream timeout: a request whose response headers do not arrive within
+``settings.upstream_timeout_s`` gets the 504 page, and its upstream connection is closed.
+
+mitmproxy has no such timeout of its own. The timer marks the client connection and closes the
+server connection; the HTTP/1 layer then reports the failure, and ``mark_send`` turns that one
+report into a 504 (``server.install_error_pages`` wraps mitmproxy's ``Http1Server.send``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mitmproxy import http
+
+from proxy.context import ProxyContext
+
+logger = logging.getLogger(__name__)
+
+MARK = "_cobrowse_upstream_timeout"
+
+
+def take_timeout_mark(connection: Any) -> bool:
+    """True once if ``connection`` (a client) had an upstream time out; clears the mark."""
+    if getattr(connection, MARK, False):
+        setattr(connection, MARK, False)
+        return True
+    return False
+
+
+class UpstreamTimer:
+    """Per-flow timers from the moment a request goes upstream until its response headers."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def start(self, flow: http.HTTPFlow) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[flow.id] = loop.call_later(self.ctx.settings.upstream_timeout_s, self._expire, flow)
+
+    def cancel(self, flow: http.HTTPFlow) -> None:
+        handle = self._timers.pop(flow.id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _expire(self, flow: http.HTTPFlow) -> None:
+        self._timers.pop(flow.id, None)
+        if flow.response is not None or not flow.live:
+            return
+        ps = self.ctx.connections.proxyserver
+        handler = ps.connections.get(flow.client_conn.id) if ps is not None else None
+        if handler is None:
+            return
+        setattr(flow.client_conn, MARK, True)
+        try:
+            if flow.server_conn in handler.transports:
+                handler.close_connection(flow.server_conn)
+            else:  # still connecting: give up on the whole client connection
+                handler.close_connection(handler.client)
+        except (KeyError, AssertionError, OSError):
+            logger.debug("upstream connection already closed")

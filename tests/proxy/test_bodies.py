@@ -1,0 +1,96 @@
+"""Bodies: rewritten ones decoded with limits, others streamed untouched (Range, downloads),
+size limits give the "too large" page, slow upstreams the 504 page."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
+from tests.proxy.sites import VIDEO
+
+
+def _session(harness: Harness, sites: Sites) -> tuple[OpenSession, str, str]:
+    s = harness.open_session((sites.shop.origin,))
+    return s, harness.credential(s), harness.host(s, sites.shop.origin)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_compressed_html_is_decoded_and_rewritten(harness: Harness, sites: Sites, coding: str) -> None:
+    s, credential, host = _session(harness, sites)
+    r = harness.get(s, host, f"/encoded?enc={coding}", credential=credential)
+    assert r.status_code == 200
+    assert "content-encoding" not in r.headers
+    assert f'href="{harness.url(s, sites.shop.origin + "/about")}"' in r.text
+
+
+def test_decompression_bomb_is_refused_as_too_large(harness: Harness, sites: Sites) -> None:
+    s, credential, host = _session(harness, sites)
+    r = harness.get(s, host, "/bomb", credential=credential)
+    assert r.status_code == 502 and "Page too large" in r.text
+
+
+def test_video_range_requests_stream_untouched(harness: Harness, sites: Sites) -> None:
+    s, credential, host = _session(harness, sites)
+    r = harness.get(s, host, "/video.mp4", credential=credential, headers={"range": "bytes=1000-1999"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 1000-1999/{len(VIDEO)}"
+    assert r.content == VIDEO[1000:2000]
+    full = harness.get(s, host, "/video.mp4", credential=credential)
+    assert full.content == VIDEO
+
+
+def test_download_keeps_its_disposition(harness: Harness, sites: Sites) -> None:
+    s, credential, host = _session(harness, sites)
+    r = harness.get(s, host, "/download", credential=credential)
+    assert r.headers["content-disposition"] == 'attachment; filename="report.csv"'
+    assert r.content == b"report,1\n" * 1000
+
+
+def test_non_rewritten_bodies_stream_without_waiting_for_the_end(harness: Harness, sites: Sites) -> None:
+    s, credential, host = _session(harness, sites)
+    cookie = f"__cb_{s.sid}={credential}"
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(f"GET /drip HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n".encode())
+        received = b""
+        while b"first-chunk;" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the first chunk"
+            received += chunk
+        assert b"rest" not in received  # upstream has not finished: the proxy did not buffer
+        sites.shop.release.set()
+        while b"rest" not in received:
+            chunk = sock.recv(65536)
+            assert chunk
+            received += chunk
+
+
+def test_html_over_the_rewrite_limit_gets_the_too_large_page(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    harness = Harness(make_settings(sites, max_rewrite_bytes=32 * 1024), redis_url, namespace)
+    try:
+        s, credential, host = _session(harness, sites)
+        for query in ("kb=64", "kb=64&chunked=1"):
+            r = harness.get(s, host, f"/big?{query}", credential=credential)
+            assert r.status_code == 502, query
+            assert "Page too large" in r.text and "xxxx" not in r.text
+        ok = harness.get(s, host, "/big?kb=16", credential=credential)
+        assert ok.status_code == 200 and "x" * 1000 in ok.text
+    finally:
+        harness.close()
+
+
+def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace: str) -> None:
+    harness = Harness(make_settings(sites, upstream_timeout_s=0.5), redis_url, namespace)
+    try:
+        s, credential, host = _session(harness, sites)
+        started = time.monotonic()
+        r = harness.get(s, host, "/slow?s=5", credential=credential)
+        assert r.status_code == 504 and "Site too slow" in r.text
+        assert time.monotonic() - started < 4
+        assert harness.get(s, host, "/about", credential=credential).status_code == 200
+    finally:
+        harness.close()
