@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", required=True, help="the upstream URL the file was fetched from"
     )
     rewrite.add_argument("--session", required=True, help="the session id")
-    rewrite.add_argument("--proxy-domain", default="localhost", help="proxy domain (localhost)")
+    rewrite.add_argument(
+        "--proxy-domain", default="cobrowse.localhost", help="proxy domain (cobrowse.localhost)"
+    )
     rewrite.add_argument("--proxy-port", type=int, default=8001, help="proxy port (8001)")
     rewrite.add_argument(
         "--proxy-scheme", default="http", choices=("http", "https"), help="proxy scheme (http)"
