@@ -570,8 +570,15 @@
     defineProperty(proto, 'toString', { value: wrapper, writable: true, configurable: true, enumerable: false });
   }
 
+  // the object on proto's chain that owns name (worker globals keep fetch on WorkerGlobalScope.prototype)
+  function owner(proto, name) {
+    while (proto && !getOwnPropertyDescriptor(proto, name)) proto = getPrototypeOf(proto);
+    return proto;
+  }
+
   // replace proto[name] (a method) by makeWrapper(native)
   function wrapMethod(proto, name, makeWrapper) {
+    proto = owner(proto, name);
     if (!proto) return;
     var desc = getOwnPropertyDescriptor(proto, name);
     if (!desc || typeof desc.value !== 'function') return;
@@ -595,6 +602,7 @@
 
   // replace an accessor's setter by one that maps the value first
   function wrapSetter(proto, prop, fn) {
+    proto = owner(proto, prop);
     if (!proto) return;
     var desc = getOwnPropertyDescriptor(proto, prop);
     if (!desc || !desc.set) return;
@@ -676,6 +684,7 @@
     guard(function () {
       wrapConstructor(win, 'EventSource', function (args) { args[0] = mapURLArg(args[0]); return args; });
     });
+    guard(function () { mapArgument(win.Navigator && win.Navigator.prototype, 'sendBeacon', 0, mapURLArg); });
     guard(function () { mapArgument(win.Cache && win.Cache.prototype, 'add', 0, mapURLArg); });
     guard(function () {
       mapArgument(win.Cache && win.Cache.prototype, 'addAll', 0, function (list) {
@@ -848,24 +857,9 @@
       masking = true;
       try {
         if (nativeGetAttribute(el, 'data-cobrowse-masked') !== '1') nativeSetAttribute(el, 'data-cobrowse-masked', '1');
-        for (var i = 0; i < MASK_URL_ATTRS.length; i++) {
-          if (nativeHasAttribute(el, MASK_URL_ATTRS[i])) nativeRemoveAttribute(el, MASK_URL_ATTRS[i]);
-        }
-        var tag = localNameOf(el);
-        if (tag === 'input') {
-          var type = strLower(inputType(el));
-          if (type !== 'checkbox' && type !== 'radio' && type !== 'file' && type !== 'hidden') {
-            if (apply(inputValueDesc.get, el, []) !== ctx.mask) apply(inputValueDesc.set, el, [ctx.mask]);
-          }
-          if (nativeHasAttribute(el, 'value') && nativeGetAttribute(el, 'value') !== ctx.mask) nativeSetAttribute(el, 'value', ctx.mask);
-        } else if (tag === 'textarea') {
-          if (apply(textareaValueDesc.get, el, []) !== ctx.mask) apply(textareaValueDesc.set, el, [ctx.mask]);
-        } else if (tag === 'select') {
-          var opts = elementQSA(el, 'option');
-          for (var o = 0; o < opts.length; o++) {
-            if (nativeGetAttribute(opts[o], 'value') !== ctx.mask) nativeSetAttribute(opts[o], 'value', ctx.mask);
-          }
-        }
+        var inside = elementQSA(el, '*');
+        maskOne(el);
+        for (var d = 0; d < inside.length; d++) maskOne(inside[d]);
         var walker = createTreeWalker(doc, el, SHOW_TEXT);
         var node;
         while ((node = walkerNext(walker))) {
@@ -874,6 +868,27 @@
         }
       } catch (e) { /* best effort */ }
       masking = false;
+    }
+    // one element of a masked subtree: URL attributes gone, values replaced
+    function maskOne(el) {
+      for (var i = 0; i < MASK_URL_ATTRS.length; i++) {
+        if (nativeHasAttribute(el, MASK_URL_ATTRS[i])) nativeRemoveAttribute(el, MASK_URL_ATTRS[i]);
+      }
+      var tag = localNameOf(el);
+      if (tag === 'input') {
+        var type = strLower(inputType(el));
+        if (type !== 'checkbox' && type !== 'radio' && type !== 'file' && type !== 'hidden') {
+          if (apply(inputValueDesc.get, el, []) !== ctx.mask) apply(inputValueDesc.set, el, [ctx.mask]);
+        }
+        if (nativeHasAttribute(el, 'value') && nativeGetAttribute(el, 'value') !== ctx.mask) nativeSetAttribute(el, 'value', ctx.mask);
+      } else if (tag === 'textarea') {
+        if (apply(textareaValueDesc.get, el, []) !== ctx.mask) apply(textareaValueDesc.set, el, [ctx.mask]);
+      } else if (tag === 'select') {
+        var opts = elementQSA(el, 'option');
+        for (var o = 0; o < opts.length; o++) {
+          if (nativeGetAttribute(opts[o], 'value') !== ctx.mask) nativeSetAttribute(opts[o], 'value', ctx.mask);
+        }
+      }
     }
     function maskTree(root) {
       if (!root) return;
@@ -1264,7 +1279,7 @@
               var node = r.addedNodes[j];
               var t = nodeType(node);
               if (t === 1) { if (!isUI(node)) { fixTree(node); maskTree(node); } }
-              else if (t === 3 && nodeType(r.target) === 1) maskTree(node);
+              else if (t === 3 && nodeType(r.target) === 1) { fixStyleText(node); maskTree(node); }
             }
           } else if (r.type === 'attributes') {
             if (nodeType(r.target) === 1 && !isUI(r.target)) {
@@ -1272,11 +1287,16 @@
               maskTree(r.target);
             }
           } else if (r.type === 'characterData') {
+            fixStyleText(r.target);
             maskTree(r.target);
           }
         } catch (e) { /* next record */ }
       }
     });
+    function fixStyleText(textNode) { // <style> text set by a script: map its url()s before style recalc
+      var parent = parentNodeOf(textNode);
+      if (parent && nodeType(parent) === 1 && localNameOf(parent) === 'style') fixElement(parent);
+    }
     function isUI(el) {
       try { return nativeHasAttribute(el, 'data-cobrowse-ui'); } catch (e) { return false; }
     }

@@ -1,0 +1,683 @@
+"""The client runtime in headless Chromium: every dynamic URL stays on proxy hosts.
+
+Pages are served by a fake proxy (runtime_fixtures/fake_proxy.py) with the runtime injected first
+in ``<head>``. Each test asserts that the right proxy host got the request and that nothing left
+the proxy: zero requests (Playwright request and WebSocket events) to upstream hosts, and zero
+requests reaching the server under its bare ``127.0.0.1`` address.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from runtime_fixtures.fake_proxy import (
+    CDN,
+    UPSTREAM,
+    BrowserSession,
+    FakeProxy,
+    browser_session,
+    json_body,
+    serve_fake_proxy,
+)
+
+pytestmark = pytest.mark.browser
+
+MASK = "\u2022" * 6
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProxy]:
+    with serve_fake_proxy() as server:
+        yield server
+
+
+@pytest.fixture
+def session(browser: Any, fake: FakeProxy) -> Iterator[BrowserSession]:
+    with browser_session(browser, fake) as s:
+        yield s
+
+
+def page_with(script: str, head: str = "", body: str = "", finish: bool = True) -> str:
+    end = "window.done = true;" if finish else ""
+    return (
+        f"<!doctype html><html><head><title>test page</title>{head}</head><body>{body}"
+        f"<script>window.done = false;\n{script}\n{end}</script></body></html>"
+    )
+
+
+def load(session: BrowserSession, fake: FakeProxy, html: str, path: str = "/t.html") -> Any:
+    fake.add(UPSTREAM, path, html)
+    session.page.goto(fake.proxy_url(UPSTREAM + path))
+    session.page.wait_for_function("window.done === true")
+    return session.page
+
+
+def assert_contained(session: BrowserSession, fake: FakeProxy) -> None:
+    assert session.escapes() == []
+    assert fake.escaped() == []
+    assert session.errors == []
+
+
+# --------------------------------------------------------------------------------------------
+# network APIs
+
+NETWORK_CASES = {
+    "fetch string": ("fetch('http://upstream.example/n/fetch')", UPSTREAM, "/n/fetch"),
+    "fetch URL object": (
+        "fetch(new URL('http://upstream.example/n/fetch-url?q=1'))",
+        UPSTREAM,
+        "/n/fetch-url?q=1",
+    ),
+    "fetch Request": (
+        "fetch(new Request('https://cdn.example/n/request', {method: 'POST', body: 'x'})).catch(Boolean)",
+        CDN,
+        "/n/request",
+    ),
+    "fetch protocol-relative": ("fetch('//upstream.example/n/pr')", UPSTREAM, "/n/pr"),
+    "fetch other origin": ("fetch('https://cdn.example/n/cdn-fetch').catch(Boolean)", CDN, "/n/cdn-fetch"),
+    "xhr": (
+        "var x = new XMLHttpRequest(); x.open('GET', 'http://upstream.example/n/xhr'); x.send()",
+        UPSTREAM,
+        "/n/xhr",
+    ),
+    "event source": ("new EventSource('https://cdn.example/n/events')", CDN, "/n/events"),
+    "send beacon": (
+        "navigator.sendBeacon('http://upstream.example/n/beacon', 'data')",
+        UPSTREAM,
+        "/n/beacon",
+    ),
+    "websocket": ("window.sock = new WebSocket('wss://cdn.example/n/socket')", CDN, "/n/socket"),
+    "websocket subclass": (
+        "class S extends WebSocket {}; window.sock = new S('ws://upstream.example/n/sub')",
+        UPSTREAM,
+        "/n/sub",
+    ),
+    "cache add": (
+        "caches.open('c').then(function (c) { return c.add('http://upstream.example/n/cache'); })",
+        UPSTREAM,
+        "/n/cache",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NETWORK_CASES))
+def test_network_api_is_mapped_to_the_proxy(session: BrowserSession, fake: FakeProxy, case: str) -> None:
+    script, origin, path = NETWORK_CASES[case]
+    load(session, fake, page_with(script))
+    fake.wait_for_path(path, host=fake.proxy_host(origin))
+    assert_contained(session, fake)
+
+
+def test_direct_loopback_url_goes_through_the_proxy(session: BrowserSession, fake: FakeProxy) -> None:
+    direct = f"http://127.0.0.1:{fake.port}"
+    fake.known_origins.append(direct)
+    load(
+        session,
+        fake,
+        page_with(f"fetch('{direct}/n/direct').catch(Boolean); new Image().src = '{direct}/n/direct.png';"),
+    )
+    fake.wait_for_path("/n/direct", host=fake.proxy_host(direct))
+    fake.wait_for_path("/n/direct.png", host=fake.proxy_host(direct))
+    assert_contained(session, fake)
+
+
+def test_websocket_url_reads_back_as_the_proxy_url(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(session, fake, page_with("window.sock = new WebSocket('ws://upstream.example/n/ws?x=1');"))
+    expected = "ws://" + fake.proxy_host() + "/n/ws?x=1"
+    assert page.evaluate("window.sock.url") == expected
+    hit = fake.wait_for_path("/n/ws?x=1")
+    assert hit.headers.get("upgrade", "").lower() == "websocket"
+    assert page.evaluate("window.sock instanceof WebSocket && WebSocket.OPEN === 1")
+    assert_contained(session, fake)
+
+
+def test_unmappable_absolute_url_goes_to_the_blocked_origin(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(session, fake, page_with("window.mapped = window.__cobrowse.toProxy('http://[bad/');"))
+    mapped = page.evaluate("window.mapped")
+    assert urllib.parse.urlsplit(mapped).netloc == fake.proxy_host("http://cobrowse-blocked.invalid")
+
+
+def test_relative_and_non_http_urls_are_left_alone(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(session, fake, page_with(""))
+    values = [
+        "/root",
+        "rel/x?y",
+        "#frag",
+        "data:text/plain,hi",
+        "blob:x",
+        "mailto:a@b.example",
+        "javascript:void 0",
+    ]
+    absolute = "http://upstream.example/abs"
+    mapped = page.evaluate("(v) => v.map((u) => window.__cobrowse.toProxy(u))", [*values, absolute])
+    assert mapped == [*values, fake.proxy_url(absolute)]
+
+
+# --------------------------------------------------------------------------------------------
+# history, location, window.open
+
+
+def test_push_state_with_an_absolute_upstream_url(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "history.pushState({a: 1}, '', 'http://upstream.example/spa/route?x=1#h');"
+            "history.replaceState(null, '', 'http://upstream.example/spa/replaced');"
+        ),
+    )
+    assert page.evaluate("location.href") == fake.proxy_url(UPSTREAM + "/spa/replaced")
+    assert page.evaluate("history.state") is None
+    assert_contained(session, fake)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "location.href = U",
+        "location.assign(U)",
+        "location.replace(U)",
+        "location = U",
+        "window.location.href = U",
+    ],
+)
+def test_location_assignment_stays_in_the_proxy(session: BrowserSession, fake: FakeProxy, how: str) -> None:
+    fake.add(UPSTREAM, "/landing.html", page_with("", body="<p>landed</p>"))
+    page = load(
+        session,
+        fake,
+        page_with(
+            "setTimeout(function () { var U = 'http://upstream.example/landing.html?via=1'; "
+            + how
+            + "; }, 0);"
+        ),
+    )
+    page.wait_for_url(fake.proxy_url(UPSTREAM + "/landing.html?via=1"))
+    assert page.locator("p").inner_text() == "landed"
+    assert_contained(session, fake)
+
+
+def test_link_to_upstream_made_by_script_stays_in_the_proxy(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/clicked.html", page_with("", body="<p>clicked</p>"))
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var a = document.createElement('a'); a.id = 'go'; a.textContent = 'go';"
+            "a.href = 'http://upstream.example/clicked.html'; document.body.appendChild(a);"
+        ),
+    )
+    assert page.get_attribute("#go", "href") == fake.proxy_url(UPSTREAM + "/clicked.html")
+    page.click("#go")
+    page.wait_for_url(fake.proxy_url(UPSTREAM + "/clicked.html"))
+    assert_contained(session, fake)
+
+
+def test_window_open_maps_the_url(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/popup.html", page_with("", body="<p>popup</p>"))
+    page = load(
+        session,
+        fake,
+        page_with(
+            "",
+            body='<button id=b onclick="window.open('
+            "'http://upstream.example/popup.html', '_blank')\">open</button>",
+        ),
+    )
+    with session.context.expect_page() as popup_info:
+        page.click("#b")
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    assert popup.url == fake.proxy_url(UPSTREAM + "/popup.html")
+    assert_contained(session, fake)
+
+
+def test_about_blank_iframe_gets_the_runtime(session: BrowserSession, fake: FakeProxy) -> None:
+    load(
+        session,
+        fake,
+        page_with(
+            "var f = document.createElement('iframe'); document.body.appendChild(f);"
+            "f.contentWindow.fetch('http://upstream.example/n/from-blank-frame');"
+        ),
+    )
+    fake.wait_for_path("/n/from-blank-frame")
+    assert_contained(session, fake)
+
+
+# --------------------------------------------------------------------------------------------
+# elements
+
+SETTER_CASES = {
+    "img.src": ("var e = new Image(); e.src = U; document.body.appendChild(e)", "/e/img.src"),
+    "script.src": (
+        "var e = document.createElement('script'); e.src = U; document.head.appendChild(e)",
+        "/e/script.src",
+    ),
+    "iframe.src": (
+        "var e = document.createElement('iframe'); e.src = U; document.body.appendChild(e)",
+        "/e/iframe.src",
+    ),
+    "link.href": (
+        "var e = document.createElement('link'); e.rel = 'stylesheet'; e.href = U;"
+        "document.head.appendChild(e)",
+        "/e/link.href",
+    ),
+    "video.poster": (
+        "var e = document.createElement('video'); e.poster = U; document.body.appendChild(e)",
+        "/e/video.poster",
+    ),
+    "audio.src": (
+        "var e = document.createElement('audio'); e.preload = 'auto'; e.src = U;document.body.appendChild(e)",
+        "/e/audio.src",
+    ),
+    "embed.src": (
+        "var e = document.createElement('embed'); e.type = 'text/plain'; e.src = U;"
+        "document.body.appendChild(e)",
+        "/e/embed.src",
+    ),
+    "object.data": (
+        "var e = document.createElement('object'); e.type = 'text/plain'; e.data = U;"
+        "document.body.appendChild(e)",
+        "/e/object.data",
+    ),
+    "input image src": (
+        "var e = document.createElement('input'); e.type = 'image'; e.src = U;document.body.appendChild(e)",
+        "/e/input.src",
+    ),
+    "setAttribute src": (
+        "var e = document.createElement('img'); e.setAttribute('SRC', U);document.body.appendChild(e)",
+        "/e/setattr",
+    ),
+    "setAttributeNS xlink:href": (
+        "var s = document.createElementNS('http://www.w3.org/2000/svg', 'svg');"
+        "var i = document.createElementNS('http://www.w3.org/2000/svg', 'image');"
+        "i.setAttributeNS('http://www.w3.org/1999/xlink', 'xlink:href', U); s.appendChild(i);"
+        "document.body.appendChild(s)",
+        "/e/xlink",
+    ),
+    "Attr.value": (
+        "var e = document.createElement('img'); e.setAttribute('src', '/x.png');"
+        "e.attributes.getNamedItem('src').value = U; document.body.appendChild(e)",
+        "/e/attr",
+    ),
+    "style property": (
+        "var e = document.createElement('div'); e.textContent = 'x';"
+        "e.style.backgroundImage = 'url(' + U + ')'; document.body.appendChild(e)",
+        "/e/style",
+    ),
+    "style element text": (
+        "var e = document.createElement('style'); document.head.appendChild(e);"
+        "e.textContent = 'body { background: url(\"' + U + '\") }';",
+        "/e/style-text",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SETTER_CASES))
+def test_element_url_setters_are_mapped(session: BrowserSession, fake: FakeProxy, case: str) -> None:
+    script, path = SETTER_CASES[case]
+    load(session, fake, page_with(f"var U = 'http://upstream.example{path}'; {script};"))
+    fake.wait_for_path(path)
+    assert_contained(session, fake)
+
+
+def test_url_attributes_read_back_as_proxy_urls(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var a = document.createElement('a'); a.href = 'https://cdn.example/doc?x=1#y';"
+            "var f = document.createElement('form'); f.action = 'http://upstream.example/post';"
+            "var b = document.createElement('button'); b.formAction = 'http://upstream.example/other';"
+            "a.ping = 'http://upstream.example/p1 https://cdn.example/p2';"
+            "window.values = [a.href, a.getAttribute('href'), f.action, b.formAction, a.ping];"
+        ),
+    )
+    cdn, up = fake.proxy_url(CDN + "/"), fake.proxy_url(UPSTREAM + "/")
+    assert page.evaluate("window.values") == [
+        cdn + "doc?x=1#y",
+        cdn + "doc?x=1#y",
+        up + "post",
+        up + "other",
+        f"{up}p1 {cdn}p2",
+    ]
+
+
+def test_srcset_with_commas_in_urls(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var i = new Image();"
+            "i.srcset = 'http://upstream.example/s/a,1.png 1x, https://cdn.example/s/b.png 2x';"
+            "document.body.appendChild(i); window.value = i.getAttribute('srcset');"
+        ),
+    )
+    fake.wait_for_path("/s/a,1.png")
+    assert page.evaluate("window.value") == (
+        fake.proxy_url(UPSTREAM + "/s/a,1.png") + " 1x, " + fake.proxy_url(CDN + "/s/b.png") + " 2x"
+    )
+    assert_contained(session, fake)
+
+
+MARKUP_CASES = {
+    "innerHTML": "document.body.innerHTML += '<img src=\"http://upstream.example/m/inner.png\">'",
+    "outerHTML": "var d = document.createElement('div'); document.body.appendChild(d);"
+    "d.outerHTML = '<p><img src=\"http://upstream.example/m/outer.png\"></p>'",
+    "insertAdjacentHTML": "document.body.insertAdjacentHTML('beforeend',"
+    '\'<picture><source srcset="http://upstream.example/m/adjacent.png">'
+    '<img src="/fallback.png"></picture>\')',
+    "createContextualFragment": "document.body.appendChild(document.createRange()"
+    ".createContextualFragment('<img src=\"//upstream.example/m/fragment.png\">'))",
+    "DOMParser": "var d = new DOMParser().parseFromString('<img src=\"http://upstream.example/m/parsed.png\">',"
+    "'text/html'); document.body.appendChild(document.adoptNode(d.body.firstChild))",
+    "document.write": "document.write('<img src=\"http://upstream.example/m/written.png\" alt=x>')",
+}
+MARKUP_PATHS = {
+    "innerHTML": "/m/inner.png",
+    "outerHTML": "/m/outer.png",
+    "insertAdjacentHTML": "/m/adjacent.png",
+    "createContextualFragment": "/m/fragment.png",
+    "DOMParser": "/m/parsed.png",
+    "document.write": "/m/written.png",
+}
+
+
+@pytest.mark.parametrize("case", list(MARKUP_CASES))
+def test_markup_with_urls_is_rewritten(session: BrowserSession, fake: FakeProxy, case: str) -> None:
+    load(session, fake, page_with(MARKUP_CASES[case]))
+    fake.wait_for_path(MARKUP_PATHS[case])
+    assert_contained(session, fake)
+
+
+def test_iframe_srcdoc_gets_the_runtime(session: BrowserSession, fake: FakeProxy) -> None:
+    load(
+        session,
+        fake,
+        page_with(
+            "var f = document.createElement('iframe');"
+            "f.srcdoc = '<script>fetch(\"http://upstream.example/n/srcdoc\")<\\/script>';"
+            "document.body.appendChild(f);"
+        ),
+    )
+    fake.wait_for_path("/n/srcdoc")
+    assert_contained(session, fake)
+
+
+# --------------------------------------------------------------------------------------------
+# forms
+
+
+def test_form_submit_posts_to_the_proxy(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/f/done", page_with("", body="<p>posted</p>"))
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var f = document.createElement('form'); f.method = 'post'; f.action = 'http://upstream.example/f/done';"
+            "var i = document.createElement('input'); i.name = 'q'; i.value = 'hello'; f.appendChild(i);"
+            "document.body.appendChild(f); setTimeout(function () { f.submit(); }, 0);"
+        ),
+    )
+    page.wait_for_url(fake.proxy_url(UPSTREAM + "/f/done"))
+    hit = fake.wait_for_path("/f/done")
+    assert hit.method == "POST" and hit.body == b"q=hello"
+    assert_contained(session, fake)
+
+
+def test_submitter_formaction_is_mapped(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/f/button", page_with("", body="<p>button</p>"))
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var f = document.querySelector('form');"
+            "var b = document.createElement('button'); b.id = 'b'; b.textContent = 'go';"
+            "b.setAttribute('formaction', 'http://upstream.example/f/button'); f.appendChild(b);",
+            body="<form method=get action=/f/default><input name=a value=1></form>",
+        ),
+    )
+    page.click("#b")
+    page.wait_for_url(fake.proxy_url(UPSTREAM + "/f/button?a=1"))
+    assert_contained(session, fake)
+
+
+# --------------------------------------------------------------------------------------------
+# workers
+
+WORKER_JS = (
+    "fetch('http://upstream.example/w/absolute').catch(Boolean);"
+    "fetch('relative-from-worker');"
+    "var x = new XMLHttpRequest(); x.open('GET', 'https://cdn.example/w/xhr'); x.send();"
+    "postMessage('started');"
+)
+MODULE_WORKER_JS = (
+    "import { tag } from './dep.js';"
+    "await fetch('https://cdn.example/w/module-' + tag).catch(Boolean);"
+    "await fetch('module-relative');"
+    "postMessage('started');"
+)
+
+
+def test_worker_urls_and_requests_inside_workers_are_mapped(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/w/worker.js", WORKER_JS, "application/javascript")
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.started = null; var w = new Worker('http://upstream.example/w/worker.js');"
+            "w.onmessage = function (e) { window.started = e.data; };"
+        ),
+    )
+    page.wait_for_function("window.started === 'started'")
+    fake.wait_for_path("/w/worker.js")
+    fake.wait_for_path("/w/absolute")
+    fake.wait_for_path("/w/relative-from-worker")
+    fake.wait_for_path("/w/xhr", host=fake.proxy_host(CDN))
+    assert_contained(session, fake)
+
+
+def test_module_worker(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/w/module.js", MODULE_WORKER_JS, "application/javascript")
+    fake.add(UPSTREAM, "/w/dep.js", "export const tag = 'dep';", "application/javascript")
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.started = null; var w = new Worker('/w/module.js', {type: 'module'});"
+            "w.onmessage = function (e) { window.started = e.data; };"
+        ),
+    )
+    page.wait_for_function("window.started === 'started'")
+    fake.wait_for_path("/w/module-dep", host=fake.proxy_host(CDN))
+    fake.wait_for_path("/w/module-relative")
+    assert_contained(session, fake)
+
+
+def test_shared_worker_url_is_mapped(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(
+        UPSTREAM,
+        "/w/shared.js",
+        "onconnect = function (e) { e.ports[0].postMessage('hi'); };",
+        "application/javascript",
+    )
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.got = null; var s = new SharedWorker('http://upstream.example/w/shared.js');"
+            "s.port.onmessage = function (e) { window.got = e.data; };"
+        ),
+    )
+    page.wait_for_function("window.got === 'hi'")
+    fake.wait_for_path("/w/shared.js")
+    assert_contained(session, fake)
+
+
+def test_service_worker_registration_is_rejected(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/sw.js", "self.addEventListener('fetch', function () {});", "application/javascript")
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.result = null; navigator.serviceWorker.register('/sw.js').then("
+            "function () { window.result = 'registered'; },"
+            "function (e) { window.result = e.name + ': ' + e.message; });"
+        ),
+    )
+    page.wait_for_function("window.result !== null")
+    result = page.evaluate("window.result")
+    assert result.startswith("SecurityError: cobrowse:")
+    assert "/sw.js" not in fake.paths_on(fake.proxy_host())
+
+
+# --------------------------------------------------------------------------------------------
+# document.cookie
+
+
+def test_document_cookie_shows_the_jar_and_writes_back(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.cookies = [{"name": "sess", "value": "abc"}, {"name": "pref", "value": "dark"}]
+    fake.add(UPSTREAM, "/next.html", page_with("", body="<p>next</p>"))
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.before = document.cookie;"
+            "document.cookie = 'added=1; Path=/; Max-Age=3600';"
+            "document.cookie = 'pref=; expires=Thu, 01 Jan 1970 00:00:00 GMT';"
+            "document.cookie = 'other=2; path=/elsewhere';"
+            "document.cookie = 'evil=1; domain=attacker.example';"
+            "window.after = document.cookie;"
+        ),
+    )
+    assert page.evaluate("window.before") == "sess=abc; pref=dark"
+    assert page.evaluate("window.after") == "sess=abc; added=1"
+    post = fake.wait_for_path("/__cobrowse/cookies")
+    assert post.method == "POST"
+    body = json_body(post)
+    assert body["url"] == UPSTREAM + "/t.html"
+    assert body["cookies"] == ["added=1; Path=/; Max-Age=3600"]
+    jar = {c["name"]: c for c in session.context.cookies()}
+    assert set(jar) == {"__cbjs"}
+    written = json.loads(urllib.parse.unquote(jar["__cbjs"]["value"]))
+    assert written == [
+        "added=1; Path=/; Max-Age=3600",
+        "pref=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        "other=2; path=/elsewhere",
+    ]
+    assert jar["__cbjs"]["domain"] == fake.proxy_host().split(":")[0]  # host-only
+    page.goto(fake.proxy_url(UPSTREAM + "/next.html"))
+    assert "__cbjs=" in fake.wait_for_path("/next.html").headers.get("cookie", "")
+
+
+# --------------------------------------------------------------------------------------------
+# a page that breaks things
+
+
+def test_hostile_page_does_not_make_the_runtime_throw(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var r = window.results = [];"
+            "Array.prototype.map = function () { throw new Error('map broken'); };"
+            "Array.prototype.forEach = function () { throw new Error('forEach broken'); };"
+            "Array.prototype.push = function () { throw new Error('push broken'); };"
+            "Array.prototype.join = function () { throw new Error('join broken'); };"
+            "String.prototype.indexOf = function () { throw new Error('indexOf broken'); };"
+            "String.prototype.slice = function () { throw new Error('slice broken'); };"
+            "String.prototype.toLowerCase = function () { throw new Error('lower broken'); };"
+            "JSON.stringify = function () { throw new Error('stringify broken'); };"
+            "Function.prototype.call = function () { throw new Error('call broken'); };"
+            "Function.prototype.apply = function () { throw new Error('apply broken'); };"
+            "Object.freeze(Object.prototype); Object.freeze(Element.prototype); Object.freeze(document);"
+            "Object.freeze(window.fetch); Object.freeze(HTMLImageElement.prototype);"
+            "fetch('http://upstream.example/h/fetch');"
+            "var i = new Image(); i.src = 'http://upstream.example/h/img.png'; document.body.appendChild(i);"
+            "document.body.insertAdjacentHTML('beforeend',"
+            "'<img srcset=\"http://upstream.example/h/a,b.png 1x\">');"
+            "document.cookie = 'k=v';"
+            "r[0] = document.cookie;"
+            "r[1] = window.__cobrowse.cssPath(document.body);"
+            # give Playwright its own helpers back once the runtime has run under the broken ones
+            "setTimeout(function () { var s = window.saved;"
+            "  Array.prototype.map = s[0]; Array.prototype.forEach = s[1]; Array.prototype.push = s[2];"
+            "  Array.prototype.join = s[3]; String.prototype.indexOf = s[4]; String.prototype.slice = s[5];"
+            "  String.prototype.toLowerCase = s[6]; JSON.stringify = s[7]; Function.prototype.call = s[8];"
+            "  Function.prototype.apply = s[9]; window.done = true; }, 0);",
+            finish=False,
+            head="<script>window.saved = [Array.prototype.map, Array.prototype.forEach, Array.prototype.push,"
+            "Array.prototype.join, String.prototype.indexOf, String.prototype.slice,"
+            "String.prototype.toLowerCase,"
+            "JSON.stringify, Function.prototype.call, Function.prototype.apply];</script>",
+        ),
+    )
+    fake.wait_for_path("/h/fetch")
+    fake.wait_for_path("/h/img.png")
+    fake.wait_for_path("/h/a,b.png")
+    fake.wait_for_path("/__cobrowse/cookies")
+    assert page.evaluate("window.results[0]") == "k=v"
+    assert page.evaluate("window.results[1]") == "html > body:nth-of-type(1)"
+    assert_contained(session, fake)
+
+
+def test_native_errors_stay_native(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.errs = [];"
+            "try { new WebSocket('ftp://upstream.example/'); } catch (e) { errs.push(e.name); }"
+            "try { history.pushState(null, '', 'http://[bad'); } catch (e) { errs.push(e.name); }"
+            "fetch().catch(function (e) { errs.push('async ' + e.name); });"
+            "window.sockURL = new WebSocket('ws://upstream.example/n/native').url;"
+        ),
+    )
+    assert page.evaluate("window.sockURL") == "ws://" + fake.proxy_host() + "/n/native"
+    page.wait_for_function("window.errs.length === 3")
+    assert page.evaluate("window.errs") == ["SyntaxError", "SecurityError", "async TypeError"]
+    assert page.evaluate("fetch.toString()") == "function fetch() { [native code] }"
+
+
+# --------------------------------------------------------------------------------------------
+# masking of what scripts add later (the server masks the document it rewrites)
+
+
+def test_dynamically_added_password_and_masked_elements_are_masked(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    fake.masked = [".secret"]
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var p = document.createElement('input'); p.type = 'password'; p.id = 'pw'; p.value = 'hunter2';"
+            "document.body.appendChild(p);"
+            "var d = document.createElement('div'); d.className = 'secret'; d.id = 'card';"
+            "d.innerHTML = '<span>4111 1111 1111 1111</span><img src=\"/card.png\">';"
+            "document.body.appendChild(d);"
+            "var t = document.createElement('input'); t.id = 'later'; t.value = 'visible';"
+            "document.body.appendChild(t);"
+            "setTimeout(function () { t.type = 'password'; p.value = 'again-secret';"
+            "window.changed = true; }, 0);"
+        ),
+    )
+    page.wait_for_function("window.changed === true")
+    page.wait_for_function("document.getElementById('later').value !== 'visible'")
+    assert page.evaluate("document.getElementById('pw').value") == MASK
+    assert page.evaluate("document.getElementById('later').value") == MASK
+    assert page.get_attribute("#pw", "data-cobrowse-masked") == "1"
+    assert page.get_attribute("#card", "data-cobrowse-masked") == "1"
+    assert page.inner_text("#card") == MASK
+    assert page.evaluate("document.querySelector('#card img').hasAttribute('src')") is False
+    content = page.evaluate(
+        "[...document.body.children].filter((e) => e.localName !== 'script').map((e) => e.outerHTML).join('')"
+    )
+    for secret in ("hunter2", "again-secret", "4111", "visible"):
+        assert secret not in content
+    assert page.evaluate("[...document.querySelectorAll('input')].map((i) => i.value)") == [MASK, MASK]
