@@ -30,11 +30,11 @@ def test_rewrites_css_by_suffix_and_by_type(
     sheet = tmp_path / "site.css"
     sheet.write_bytes(b"a{b:url(https://shop.example/x.png)}")
     assert main(["rewrite", str(sheet), *ARGS, "--proxy-port", "9000"]) == 0
-    assert capfdbinary.readouterr().out == b"a{b:url(http://k3j9x2ab7qs-shop-example.localhost:9000/x.png)}"
+    assert capfdbinary.readouterr().out == b"a{b:url(http://k3j9x2ab7qs-shop-example.cobrowse.localhost:9000/x.png)}"
     other = tmp_path / "sheet.txt"
     other.write_bytes(b"a{b:url(https://shop.example/x.png)}")
     assert main(["rewrite", str(other), *ARGS, "--type", "css", "--proxy-scheme", "https"]) == 0
-    assert b"https://k3j9x2ab7qs-shop-example.localhost:8001/x.png" in capfdbinary.readouterr().out
+    assert b"https://k3j9x2ab7qs-shop-example.cobrowse.localhost:8001/x.png" in capfdbinary.readouterr().out
 
 
 @pytest.mark.parametrize(
