@@ -74,9 +74,12 @@ def on_response_headers(
         response.headers.items(multi=True), url=_upstream_url(flow, origin), mapper=mapper
     )
     own_cookies = response.headers.get_all("set-cookie")  # only the proxy's own by now
-    response.headers = http.Headers(
-        [(_enc(n), _enc(v)) for n, v in rewritten.headers] + [(b"set-cookie", _enc(c)) for c in own_cookies]
-    )
+    fields = [(_enc(n), _enc(v)) for n, v in rewritten.headers]
+    fields += [(b"set-cookie", _enc(c)) for c in own_cookies]
+    if response.status_code == 101:  # the WebSocket handshake keeps its hop-by-hop pair
+        upgrade = response.headers.get("upgrade", "websocket")
+        fields += [(b"connection", b"Upgrade"), (b"upgrade", _enc(upgrade))]
+    response.headers = http.Headers(fields)
     location = response.headers.get("location")
     if location is not None and not _in_scope(mapper, location, _allowed(session)):
         replace_while_streaming(flow, "outside_scope")
