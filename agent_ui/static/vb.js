@@ -169,6 +169,7 @@
         break;
       case "agent-pointer":
         sendWs({ type: "pointer", x: msg.x, y: msg.y });
+        echoPointer(msg.x, msg.y);
         break;
       case "agent-click-highlight":
         sendWs({ type: "highlight", selector: msg.selector });
@@ -201,6 +202,19 @@
     if (visitorViewport && visitorViewport.width === vp.width && visitorViewport.height === vp.height) return;
     visitorViewport = { width: vp.width, height: vp.height };
     fit();
+  }
+
+  // Echo the pointer where the visitor's banner draws it: document coordinates minus the scroll
+  // position of the view being followed (the cursor itself is not visible in the iframe to others).
+  var echoTimer = null;
+  function echoPointer(x, y) {
+    var sc = follow && visitor.scroll ? visitor.scroll : frameScroll;
+    var echo = $("pointer-echo");
+    echo.style.left = (x - (sc.x || 0)) + "px";
+    echo.style.top = (y - (sc.y || 0)) + "px";
+    echo.hidden = mode !== "pointer";
+    clearTimeout(echoTimer);
+    echoTimer = setTimeout(function () { echo.hidden = true; }, 5000);
   }
 
   function showLocation() {
@@ -336,6 +350,7 @@
       $("tool-" + m).setAttribute("aria-pressed", String(mode === m));
     });
     $("draw-layer").hidden = mode !== "draw";
+    if (mode !== "pointer") $("pointer-echo").hidden = true;
     toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
   }
   $("tool-pointer").addEventListener("click", function () { setMode("pointer"); });
