@@ -118,3 +118,24 @@ def test_navigate_is_hidden_and_refused_without_the_policy(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+@pytest.mark.parametrize("seed", [True, False])
+def test_seed_cookies_hand_the_visitors_cart_to_the_session(
+    browser: Any, make_stack: Callable[..., Stack], seed: bool
+) -> None:
+    stack = make_stack(policy={"seed_cookies": seed})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        visitor.page.click("#p-red-mug button")
+        expect(visitor.page.locator("#total")).to_have_text("$12.00")
+        vb = agent.request()
+        visitor.accept()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Cart", timeout=TIMEOUT_MS)
+        # the cart cookie (not HttpOnly) reached the session's jar only when the policy says so
+        expect(frame.locator("#total")).to_have_text("$12.00" if seed else "$0.00")
+    finally:
+        agent.context.close()
+        visitor.context.close()
