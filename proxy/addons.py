@@ -14,8 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from mitmproxy import ctx as mitm_ctx
 from mitmproxy import http
 from mitmproxy.addonmanager import Loader
+from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
@@ -180,6 +182,10 @@ class Egress:
             "cobrowse_upstream_timeout", float, 30.0, "seconds before an upstream that does not answer"
         )
 
+    def configure(self, updated: set[str]) -> None:
+        if "cobrowse_upstream_timeout" in updated and mitm_ctx.options.cobrowse_upstream_timeout <= 0:
+            raise OptionsError("cobrowse_upstream_timeout must be positive")
+
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
@@ -274,6 +280,11 @@ class Rewriting:
         loader.add_option(
             "cobrowse_max_decompressed_bytes", int, 64 * 1024 * 1024, "largest decompressed body"
         )
+
+    def configure(self, updated: set[str]) -> None:
+        for name in ("cobrowse_max_rewrite_bytes", "cobrowse_max_decompressed_bytes"):
+            if name in updated and getattr(mitm_ctx.options, name) <= 0:
+                raise OptionsError(f"{name} must be positive")
 
     @fail_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
