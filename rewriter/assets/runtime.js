@@ -1576,7 +1576,8 @@
       var masked = msg.masked === true || dom.isMasked(el);
       var tag = el.localName;
       if (masked) {
-        dom.maskElement(el);
+        dom.maskElement(el); // the mask is shown, and the page is told nothing
+        return;
       } else if (tag === 'input' && (el.type === 'checkbox' || el.type === 'radio')) {
         el.checked = msg.checked === true || msg.value === true;
       } else if (tag === 'input' || tag === 'textarea' || tag === 'select') {
