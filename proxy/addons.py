@@ -25,7 +25,7 @@ from proxy import cookie_sync, request_fixup, rewriting
 from proxy.context import ProxyContext
 from proxy.exceptions import Refused
 from proxy.responses import OWN, error_response, redirect, replace_while_streaming, respond, respond_error
-from proxy.routing import Route, mapper_for, route_of_host, upstream_origin
+from proxy.routing import Route, label_of_host, mapper_for, route_of_host, upstream_origin
 from proxy.session_gate import credential_cookie, credential_cookie_name
 from proxy.timeouts import UpstreamTimer
 from rewriter.exceptions import RewriteError
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "/__cobrowse/"
 ENTER_PATH = "/__cobrowse/enter"
+HEALTH_PATH = "/healthz"  # on any host that is not a proxied origin (load balancers, Docker)
 
 # metadata keys carried on a flow between addons
 ROUTE = "cobrowse.route"
@@ -94,8 +95,12 @@ class Routing:
     def request(self, flow: http.HTTPFlow) -> None:
         if _done(flow):
             return
+        host = flow.request.host_header or ""
+        if flow.request.path == HEALTH_PATH and label_of_host(host, self.ctx.settings.proxy_domain) is None:
+            respond(flow, http.Response.make(200, b'{"status":"ok"}', {"content-type": "application/json"}))
+            return
         try:
-            flow.metadata[ROUTE] = route_of_host(flow.request.host_header, self.ctx.settings.proxy_domain)
+            flow.metadata[ROUTE] = route_of_host(host, self.ctx.settings.proxy_domain)
         except Refused as exc:
             respond_error(flow, exc.page)
 

@@ -78,6 +78,7 @@ def test_role_all_runs_api_and_proxy_in_one_process() -> None:
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
         r = httpx.get(f"http://127.0.0.1:{proxy_port}/", headers={"host": f"nothing.{DOMAIN}"})
         assert r.status_code == 404 and "Unknown address" in r.text
+        assert httpx.get(f"http://127.0.0.1:{proxy_port}/healthz").json() == {"status": "ok"}
     finally:
         code = serve.stop()
     assert code == 0
