@@ -556,8 +556,9 @@
   NS._handle = guard(handle, "handle");
 
   // ---- start ---------------------------------------------------------------------------------
-  var start = guard(function () {
-    (document.body || document.documentElement).appendChild(host);
+  // Boot at once (the WebSocket need not wait for the document: the agent's view follows sooner);
+  // mount the UI once the body exists.
+  var boot = guard(function () {
     wrapHistory("pushState");
     wrapHistory("replaceState");
     window.addEventListener("popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
@@ -566,10 +567,6 @@
     window.addEventListener("resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
     document.addEventListener("input", guard(onField, "input"), true);
     document.addEventListener("change", guard(onField, "change"), true);
-    var titleEl = document.querySelector("title");
-    if (titleEl && window.MutationObserver) {
-      new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });
-    }
     if (state.session && state.session.state === "active") showBar(state.session.agent_name);
     var ready = state.token ? Promise.resolve() : register();
     ready.then(function () {
@@ -577,8 +574,20 @@
       measureBandwidth();
       setInterval(guard(measureBandwidth, "bandwidth"), BANDWIDTH_EVERY_MS);
     }, function (e) { warn("register", e); });
-  }, "start");
+  }, "boot");
+  var mount = guard(function () {
+    (document.body || document.documentElement).appendChild(host);
+    var titleEl = document.querySelector("title");
+    if (titleEl && window.MutationObserver) {
+      new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });
+    }
+    if (wsOpen) { // connected before the document was complete: report what is now there
+      reportPage(); reportScroll();
+      if (state.session && state.session.state === "active") reportFields();
+    }
+  }, "mount");
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  boot();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount);
+  else mount();
 })();

@@ -181,7 +181,8 @@ def test_masked_and_password_values_never_leave_the_browser(browser: Any, stack:
         v.page.goto(stack.shop.origin + "/login")
         v.page.fill("#email", "ana@example.com")
         v.page.fill("#password", "hunter2-secret")
-        wait_until(lambda: any("ana@example.com" in t for t in v.frames.texts), "the email field message")
+        wait_until(lambda: any("ana@example.com" in t for t in v.frames.texts),
+                   lambda: f"the email field message (last frames: {v.frames.texts[-12:]})")
         assert any("Ana Visible" in t for t in v.frames.texts)
         for secret in ("4111", "hunter2"):
             assert not [t for t in v.frames.texts if secret in t]

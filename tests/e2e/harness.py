@@ -41,13 +41,14 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def wait_until(predicate: Any, what: str, timeout_s: float = 20.0) -> None:
+def wait_until(predicate: Any, what: str | Callable[[], str], timeout_s: float = 20.0) -> None:
+    """Poll ``predicate`` (a readiness check, never a fixed sleep) until true or fail naming ``what``."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():
             return
         time.sleep(0.02)
-    raise AssertionError(f"{what} not ready within {timeout_s}s")
+    raise AssertionError(f"{what() if callable(what) else what} not ready within {timeout_s}s")
 
 
 class ShopServer:
