@@ -139,3 +139,29 @@ def test_seed_cookies_hand_the_visitors_cart_to_the_session(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_banner_and_runtime_compute_the_same_css_paths(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """docs/PROTOCOL.md "cssPath": the visitor's banner and the agent's runtime must agree, or scroll
+    anchors, highlights and field values land on the wrong element."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack, "/checkout")
+    agent = open_console(browser, stack)
+    collect = """(fn) => Array.from(document.querySelectorAll('body *'))
+        .filter((e) => !e.closest('[data-cobrowse], [data-cobrowse-ui]'))
+        .map((e) => window[fn].cssPath(e))"""
+    try:
+        vb = agent.request()
+        for path, heading in (("/checkout", "Checkout"), ("/", "Products"), ("/tour", "Tour")):
+            if path != "/checkout":
+                visitor.page.goto(stack.shop.origin + path)
+            expect(vb.frame_locator("#view").locator("h1")).to_have_text(heading, timeout=TIMEOUT_MS)
+            visitor_paths = visitor.page.evaluate(collect, "__cobrowseBanner")
+            agent_paths = view_frame(vb).evaluate(collect, "__cobrowse")
+            assert len(visitor_paths) > 10
+            assert visitor_paths == agent_paths
+    finally:
+        agent.context.close()
+        visitor.context.close()
