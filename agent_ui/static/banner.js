@@ -118,6 +118,7 @@
         wsOpen = true; retry = 0;
         if (msg.policy) applyPolicy(msg.policy);
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
+        startPings(sock, msg.heartbeat_s);
         restoreSession(msg.session);
         while (queue.length) send(queue.shift());
         reportAll();
@@ -136,6 +137,13 @@
       }
       scheduleReconnect();
     }, "ws close");
+  }
+  function startPings(sock, everyS) {
+    var ms = Math.max(1000, (Number(everyS) || 10) * 1000);
+    var timer = setInterval(guard(function () {
+      if (ws !== sock || sock.readyState !== 1) { clearInterval(timer); return; }
+      sock.send('{"type":"ping"}');
+    }, "ping"), ms);
   }
   function scheduleReconnect() {
     if (stopped) return;
