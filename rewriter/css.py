@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from rewriter.charset import OUTPUT_CHARSET, decode_css
-from rewriter.exceptions import RewriteError
+from rewriter.url_values import map_url
 from rewriter.urls import UrlMapper
 
 # functions whose string arguments are URLs (``url("...")`` is a function when quoted)
@@ -24,7 +24,7 @@ _TOKEN_RE = re.compile(
   | (?P<string>"(?:[^"\\\n]|\\.)*(?:"|(?=\n)|\Z)|'(?:[^'\\\n]|\\.)*(?:'|(?=\n)|\Z))
   | (?P<url>url\(\s*(?P<raw>(?:[^"'()\\\s]|\\[0-9A-Fa-f]{1,6}[ \t\n]?|\\.)+)\s*\))
   | (?P<func>-?[A-Za-z_][A-Za-z0-9_-]*\()
-  | (?P<import>@import\b)
+  | (?P<at>@(?:import|namespace)\b)
   | (?P<open>\()
   | (?P<close>\))
   | (?P<end>[;{}])
@@ -34,9 +34,15 @@ _TOKEN_RE = re.compile(
 _ESCAPE_RE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})[ \t\n]?|(\n)|(.))", re.DOTALL)
 
 
+# what any absolute or protocol-relative URL in CSS text contains: two slashes, a scheme (``https:x``
+# is absolute on an http proxy page), or a backslash or tab hiding them (CSS escapes, and a browser
+# drops tabs from URLs: "/<TAB>/host")
+_MIGHT_ESCAPE_RE = re.compile(r"//|\\|\t|(?:https?|wss?):", re.IGNORECASE)
+
+
 def might_hold_absolute_url(text: str) -> bool:
-    """Cheap test: without ``//`` (or a backslash) no URL in ``text`` can be absolute."""
-    return "//" in text or "\\" in text
+    """Cheap test: False when no URL in ``text`` can be absolute or protocol-relative."""
+    return _MIGHT_ESCAPE_RE.search(text) is not None
 
 
 def _unescape(value: str) -> str:
@@ -55,11 +61,8 @@ def _quote(value: str, quote: str) -> str:
 
 
 def _map(mapper: UrlMapper, value: str, base: str | None) -> str | None:
-    """The proxy URL of ``value``, or None when it stays as it is (relative, other scheme, invalid)."""
-    try:
-        mapped = mapper.to_proxy(value, base)
-    except RewriteError:
-        return None
+    """The proxy URL of ``value``, or None when it stays as it is (relative, other scheme)."""
+    mapped = map_url(mapper, value, base)
     return None if mapped == value else mapped
 
 
@@ -86,13 +89,15 @@ def rewrite_css_text(text: str, *, mapper: UrlMapper, base: str | None) -> str:
     out: list[str] = []
     pos = 0
     stack: list[str] = []  # lower-case names of the open functions ("" for a bare parenthesis)
-    importing = False  # after @import, until ; or {
+    prelude = ""  # "@import" or "@namespace" until ; or {: @namespace URLs are names, never fetched
     for match in _TOKEN_RE.finditer(text):
         kind = match.lastgroup
         replacement: str | None = None
-        if kind == "string":
+        if prelude == "@namespace" and kind in ("string", "url"):
+            pass
+        elif kind == "string":
             top = stack[-1] if stack else None
-            if top in URL_FUNCTIONS or top in IMAGE_SET_FUNCTIONS or (importing and not stack):
+            if top in URL_FUNCTIONS or top in IMAGE_SET_FUNCTIONS or (prelude and not stack):
                 replacement = _rewrite_string(match.group(0), mapper, base)
         elif kind == "url":
             replacement = _rewrite_url_token(match.group("raw"), mapper, base)
@@ -103,10 +108,10 @@ def rewrite_css_text(text: str, *, mapper: UrlMapper, base: str | None) -> str:
         elif kind == "close":
             if stack:
                 stack.pop()
-        elif kind == "import":
-            importing = True
+        elif kind == "at":
+            prelude = match.group(0).lower()
         elif kind == "end":
-            importing = False
+            prelude = ""
             if match.group(0) in "{}":
                 stack.clear()
         if replacement is not None and replacement != match.group(0):

@@ -1,16 +1,16 @@
 """HTML rewriting with lxml: map absolute URLs to the proxy, inject the runtime, mask, re-encode.
 
 Only attributes that can hold an absolute URL are visited from Python: one XPath selects the
-attributes whose value contains ``//`` (or a backslash) plus the few handled by name; relative
-URLs need no work. Inline scripts are never touched (the client runtime handles JavaScript);
-comments, conditional comments and the doctype are kept. The output is UTF-8 and says so.
+attributes whose value has a colon, two slashes, a backslash, a tab or a newline, plus the few
+handled by name; relative URLs need no work. Inline scripts are never touched (the client runtime
+handles JavaScript); comments, conditional comments and the doctype are kept. The output is
+UTF-8 and says so.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import urllib.parse
 from collections.abc import Sequence
 
 from lxml import etree
@@ -22,7 +22,7 @@ from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
 from rewriter.url_values import map_import_map, map_url
-from rewriter.urls import UrlMapper
+from rewriter.urls import UrlMapper, join_url
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XML_TYPES = frozenset({"application/xhtml+xml"})
@@ -30,8 +30,13 @@ MAX_SRCDOC_DEPTH = 4
 DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comments
 
 # attributes worth a look from Python: only those that may hold an absolute or protocol-relative
-# URL (relative URLs need no work); one pass in C, no Python per attribute
-_CANDIDATES = etree.XPath("//@*[contains(., '//')]")
+# URL (relative URLs need no work); one pass in C, no Python per attribute. A browser reads a
+# scheme (``https:x``, ``https:\\x``: any ``:``), two slashes or backslashes (``//``, ``/\``,
+# ``\/``) and removes tabs and newlines first (``/<TAB>/x``); CSS escapes start with ``\``.
+_CANDIDATES = etree.XPath(
+    "//@*[contains(., '//') or contains(., ':') or contains(., '\\')"
+    " or contains(., '\t') or contains(., '\n') or contains(., '\r')]"
+)
 # elements handled whatever their attribute values: <meta> (CSP, charset, refresh), integrity
 # holders, srcdoc frames
 _SPECIAL_TAGS = tuple(
@@ -159,7 +164,7 @@ class _Rewrite:
             href = element.get("href")
             if href is not None:
                 try:
-                    self.base = urllib.parse.urljoin(self.url, href.strip())
+                    self.base = join_url(self.url, href)
                 except ValueError:
                     self.base = self.url  # an unparsable <base href> is ignored, as browsers do
                 return
@@ -173,13 +178,7 @@ class _Rewrite:
         if element is None or (rule.tags is not None and _local(element.tag) not in rule.tags):
             return
         value = str(attr)
-        if rule.kind is Kind.URL:
-            try:
-                new = self.mapper.to_proxy(value, self.base)
-            except RewriteError:
-                return  # not a URL a browser would load either
-        else:
-            new = rewrite_value(rule.kind, value, self.mapper, self.base)
+        new = rewrite_value(rule.kind, value, self.mapper, self.base)
         if new != value:
             element.set(name, new)
 

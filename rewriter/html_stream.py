@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import html
 import html.parser
-import urllib.parse
 from collections.abc import Callable
 
 from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
 from rewriter.charset import OUTPUT_CHARSET
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.masking import MASK, MASKED_ATTRIBUTE
-from rewriter.urls import UrlMapper
+from rewriter.urls import UrlMapper, join_url
 
 # start tags that may come before the injection point (it goes after <head>, or before the first
 # other tag)
@@ -42,6 +41,7 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.out: list[str] = []
         self.injected = False
         self.in_style = False
+        self.base_seen = False
 
     # -- injection
 
@@ -69,8 +69,12 @@ class _StreamRewriter(html.parser.HTMLParser):
             return [*kept, ("value", MASK), (MASKED_ATTRIBUTE, "")]
         if tag == "base":
             href = dict(attrs).get("href")
-            if href:
-                self.base = urllib.parse.urljoin(self.base, href.strip())
+            if href and not self.base_seen:  # only the first <base href> counts
+                self.base_seen = True
+                try:
+                    self.base = join_url(self.base, href)
+                except ValueError:
+                    pass  # an unparsable <base href> is ignored, as browsers do
         new: list[tuple[str, str | None]] = []
         is_refresh = tag == "meta" and any(
             n == "http-equiv" and (v or "").strip().lower() == "refresh" for n, v in attrs

@@ -82,11 +82,13 @@ def refresh_url_span(value: str) -> tuple[int, int] | None:
 
 
 def map_url(mapper: UrlMapper, value: str, base: str | None) -> str:
-    """``value`` mapped to the proxy, or unchanged when it is relative or cannot be parsed."""
+    """``value`` mapped to the proxy: relative and non-http(s) URLs unchanged, and an absolute or
+    protocol-relative URL that cannot be parsed sent to the blocked origin, never left as it is
+    (a browser may parse what the codec refuses)."""
     try:
         return mapper.to_proxy(value, base)
     except RewriteError:
-        return value
+        return mapper.blocked_url()
 
 
 def replace_spans(value: str, spans: list[tuple[int, int]], fn: Callable[[str], str]) -> str:

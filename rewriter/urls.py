@@ -11,7 +11,6 @@ IPv4 numbers in any form normalised to dotted decimal, IPv6 compressed; a traili
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import ipaddress
 import re
@@ -19,9 +18,8 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import idna
-
 from rewriter.exceptions import BadLabel, InvalidUrl, UnknownOrigin, UnsupportedScheme
+from rewriter.hosts import is_ldh, normalize_host
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -45,6 +43,8 @@ LABEL_KINDS = {"http": ("h", "i"), "https": ("s", "j")}
 KIND_SCHEME = {"h": ("http", False), "s": ("https", False), "i": ("http", True), "j": ("https", True)}
 HASH_KIND = "x"
 HASH_LEN = 13
+# where unmappable absolute URLs go (rewriter/assets/runtime.js has the same)
+BLOCKED_HOST = "cobrowse-blocked.invalid"
 
 # an absolute URL whose origin part is plain (ASCII name or IPv4, optional port): the fast path
 _SIMPLE_ABSOLUTE_RE = re.compile(
@@ -52,125 +52,10 @@ _SIMPLE_ABSOLUTE_RE = re.compile(
 )
 _PREFIX_CACHE_SIZE = 4096
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-_LDH_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _DIRECT_BODY_RE = re.compile(r"(0|[1-9][0-9]{0,4})?-([a-z0-9-]+)")
 _HYPHEN_RUN_RE = re.compile(r"-+")
-# WHATWG "forbidden domain code points" (C0 controls and DEL are checked separately)
-_FORBIDDEN_HOST_CHARS = frozenset(" #%/:<>?@[\\]^|")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _STRIP = "".join(chr(c) for c in range(0x21))  # C0 controls and space, stripped at both ends
 _TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
-
-
-# ---------------------------------------------------------------------------------------------
-# hosts
-
-
-def _parse_ipv4_number(part: str) -> int | None:
-    """One part of a WHATWG IPv4 address (decimal, 0x hex, 0 octal); None if not a number."""
-    if part == "":
-        return None
-    base = 10
-    if part[:2].lower() == "0x":
-        part, base = part[2:], 16
-    elif len(part) > 1 and part[0] == "0":
-        part, base = part[1:], 8
-    if part == "":
-        return 0
-    digits = {10: "0123456789", 16: "0123456789abcdefABCDEF", 8: "01234567"}[base]
-    if any(ch not in digits for ch in part):
-        return None
-    return int(part, base)
-
-
-def _ends_in_number(host: str) -> bool:
-    parts = host.split(".")
-    if parts[-1] == "" and len(parts) > 1:
-        parts.pop()
-    last = parts[-1]
-    if last.isascii() and last.isdigit():
-        return True
-    return last[:2].lower() == "0x" and all(ch in "0123456789abcdefABCDEF" for ch in last[2:])
-
-
-def _parse_ipv4(host: str) -> str:
-    parts = host.split(".")
-    if parts[-1] == "" and len(parts) > 1:
-        parts.pop()
-    if len(parts) > 4:
-        raise InvalidUrl(f"invalid IPv4 address {host!r}")
-    numbers = [_parse_ipv4_number(p) for p in parts]
-    if any(n is None for n in numbers):
-        raise InvalidUrl(f"invalid IPv4 address {host!r}")
-    nums = [n for n in numbers if n is not None]
-    if any(n > 255 for n in nums[:-1]) or nums[-1] >= 256 ** (5 - len(nums)):
-        raise InvalidUrl(f"invalid IPv4 address {host!r}")
-    value = nums[-1]
-    for index, n in enumerate(nums[:-1]):
-        value += n * 256 ** (3 - index)
-    return str(ipaddress.IPv4Address(value))
-
-
-def _idna_host(host: str) -> str:
-    try:
-        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
-        labels = []
-        for label in mapped.split("."):
-            if label.isascii():
-                label = label.lower()
-                if label.startswith("xn--"):
-                    idna.ulabel(label)  # refuse broken punycode, as browsers do
-                labels.append(label)
-            else:
-                labels.append(idna.alabel(label).decode("ascii"))
-    except (idna.IDNAError, UnicodeError, ValueError) as exc:
-        raise InvalidUrl(f"invalid internationalised host {host!r}: {exc}") from exc
-    return ".".join(labels)
-
-
-@functools.lru_cache(maxsize=4096)
-def normalize_host(host: str) -> str:
-    """A URL's host as a browser normalises it; IPv6 without brackets. Raises ``InvalidUrl``."""
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise InvalidUrl(f"unterminated IPv6 address {host!r}")
-        if "%" in host:
-            raise InvalidUrl(f"IPv6 zone ids cannot be in URLs: {host!r}")
-        try:
-            return ipaddress.IPv6Address(host[1:-1]).compressed
-        except ValueError as exc:
-            raise InvalidUrl(f"invalid IPv6 address {host!r}") from exc
-    if ":" in host and "." not in host.split(":")[0] and _looks_ipv6(host):
-        return normalize_host(f"[{host}]")
-    try:
-        decoded = urllib.parse.unquote(host, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise InvalidUrl(f"host {host!r} is not UTF-8 once percent-decoded") from exc
-    plain = decoded.isascii() and "xn--" not in decoded.lower()
-    result = decoded.lower() if plain else _idna_host(decoded)
-    if result == "" or result == ".":
-        raise InvalidUrl("empty host")
-    if not _FORBIDDEN_HOST_CHARS.isdisjoint(result) or _CONTROL_RE.search(result):
-        raise InvalidUrl(f"forbidden character in host {host!r}")
-    if _ends_in_number(result):
-        return _parse_ipv4(result)
-    if result.endswith("."):
-        result = result[:-1]
-    if result == "" or "" in result.split("."):
-        raise InvalidUrl(f"empty label in host {host!r}")
-    return result
-
-
-def _looks_ipv6(host: str) -> bool:
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_ldh(host: str) -> bool:
-    return all(_LDH_LABEL_RE.fullmatch(label) for label in host.split("."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,6 +96,9 @@ class Origin:
 
     def __str__(self) -> str:
         return self.serialize()
+
+
+BLOCKED_ORIGIN = Origin("http", BLOCKED_HOST, 80)
 
 
 @dataclass(frozen=True)
@@ -260,9 +148,11 @@ def _split_authority(rest: str) -> tuple[str, str]:
     return rest[:end], rest[end:]
 
 
-def parse_url(url: str) -> ParsedUrl:
-    """Parse an absolute http, https, ws or wss URL. Raises ``UnsupportedScheme`` or ``InvalidUrl``."""
-    text = _clean(url)
+def _split_absolute(text: str, url: str) -> tuple[str, str, str]:
+    """A cleaned absolute http(s)/ws(s) URL -> (lower-case scheme, authority, path+query+fragment).
+
+    Raises ``InvalidUrl`` without a scheme, ``UnsupportedScheme`` for any other scheme.
+    """
     match = _SCHEME_RE.match(text)
     if match is None:
         raise InvalidUrl(f"not an absolute URL: {url[:200]!r}")
@@ -271,6 +161,21 @@ def parse_url(url: str) -> ParsedUrl:
         raise UnsupportedScheme(f"scheme {scheme!r} cannot be proxied")
     rest = text[match.end() :].lstrip("/\\")  # special schemes ignore any number of slashes
     authority, tail = _split_authority(rest)
+    return scheme, authority, tail
+
+
+def _split_tail(tail: str) -> tuple[str, str]:
+    """path+query+fragment -> (path+query starting with a slash, fragment with its ``#``)."""
+    hash_pos = tail.find("#")
+    path_query, fragment = (tail, "") if hash_pos == -1 else (tail[:hash_pos], tail[hash_pos:])
+    if not path_query.startswith(("/", "\\")):
+        path_query = "/" + path_query
+    return path_query, fragment
+
+
+def parse_url(url: str) -> ParsedUrl:
+    """Parse an absolute http, https, ws or wss URL. Raises ``UnsupportedScheme`` or ``InvalidUrl``."""
+    scheme, authority, tail = _split_absolute(_clean(url), url)
     hostport = authority.rpartition("@")[2]  # userinfo is dropped
     if hostport.startswith("["):
         close = hostport.find("]")
@@ -285,11 +190,38 @@ def parse_url(url: str) -> ParsedUrl:
     if host_text == "":
         raise InvalidUrl(f"no host in {url[:200]!r}")
     origin = Origin(ORIGIN_SCHEME[scheme], normalize_host(host_text), _parse_port(port_text, scheme))
-    hash_pos = tail.find("#")
-    path_query, fragment = (tail, "") if hash_pos == -1 else (tail[:hash_pos], tail[hash_pos:])
-    if not path_query.startswith(("/", "\\")):
-        path_query = "/" + path_query
-    return ParsedUrl(scheme, origin, path_query, fragment)
+    return ParsedUrl(scheme, origin, *_split_tail(tail))
+
+
+def is_protocol_relative(text: str) -> bool:
+    """Whether a cleaned URL starts with two slashes or backslashes (``//``, ``\\\\``, ``/\\``, ``\\/``):
+    a browser reads the next part as a host in an http(s) document."""
+    return len(text) >= 2 and text[0] in "/\\" and text[1] in "/\\"
+
+
+def join_url(base: str, ref: str) -> str:
+    """``ref`` resolved against the absolute http(s) URL ``base`` the way a browser resolves it.
+
+    Unlike ``urllib.parse.urljoin``: C0/space trimmed and tabs/newlines removed, backslashes are
+    slashes (``/\\host`` is protocol-relative), ``https:x`` is relative only to an https base. An
+    absolute http(s) reference is returned as it is (``parse_url`` reads it as a browser does).
+    """
+    text = _clean(ref)
+    base = _clean(base)
+    base_match = _SCHEME_RE.match(base)
+    base_scheme = base_match.group(1).lower() if base_match else ""
+    match = _SCHEME_RE.match(text)
+    if match is not None:
+        scheme = match.group(1).lower()
+        rest = text[match.end() :]
+        if scheme != base_scheme or scheme not in DEFAULT_PORTS or is_protocol_relative(rest):
+            return text
+        text = rest  # "https:x" against an https base: relative
+    if is_protocol_relative(text):
+        scheme = base_scheme if base_scheme in DEFAULT_PORTS else "https"
+        return f"{scheme}://{text.lstrip(chr(47) + chr(92))}"
+    cut = min((i for i in (text.find("?"), text.find("#")) if i != -1), default=len(text))
+    return urllib.parse.urljoin(base, text[:cut].replace("\\", "/") + text[cut:])
 
 
 def normalize_url(url: str) -> str:
@@ -318,7 +250,7 @@ def encode_label(sid: str, origin: Origin) -> str:
     kind_dns, kind_v6 = LABEL_KINDS[origin.scheme]
     if origin.is_ipv6:
         direct = f"{sid}{kind_v6}{port}-{origin.host.replace(':', 'x')}"
-    elif _is_ldh(origin.host):
+    elif is_ldh(origin.host):
         direct = f"{sid}{kind_dns}{port}-{origin.host.replace('-', '--').replace('.', '-')}"
     else:
         direct = ""
@@ -393,7 +325,7 @@ class ProxyConfig:
         if self.scheme not in ("http", "https"):
             raise UnsupportedScheme(f"proxy scheme must be http or https, not {self.scheme!r}")
         domain = self.domain.lower().rstrip(".")
-        if not domain or not _is_ldh(domain):
+        if not domain or not is_ldh(domain):
             raise InvalidUrl(f"invalid proxy domain {self.domain!r}")
         object.__setattr__(self, "domain", domain)
         if not 0 < self.port <= 65535:
@@ -402,10 +334,6 @@ class ProxyConfig:
     def netloc(self, label: str) -> str:
         host = f"{label}.{self.domain}"
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
-
-
-def _is_protocol_relative(text: str) -> bool:
-    return len(text) >= 2 and text[0] in "/\\" and text[1] in "/\\"
 
 
 class UrlMapper:
@@ -480,26 +408,18 @@ class UrlMapper:
             rest = url[simple.end() :]
             return mapped + rest if rest[:1] == "/" else f"{mapped}/{rest}"
         text = _clean(url)
-        if _is_protocol_relative(text):
-            scheme = "https"
-            if base is not None:
-                base_match = _SCHEME_RE.match(_clean(base))
-                if base_match and base_match.group(1).lower() in DEFAULT_PORTS:
-                    scheme = base_match.group(1).lower()
-            return self._map(parse_url(f"{scheme}:{text}"))
         match = _SCHEME_RE.match(text)
-        if match is None:
-            return url
-        scheme = match.group(1).lower()
-        if scheme not in DEFAULT_PORTS:
-            return url
-        rest = text[match.end() :]
-        if base is not None and not _is_protocol_relative(rest):
-            # "https:foo" is relative to a base of the same scheme (WHATWG special relative state)
-            base_match = _SCHEME_RE.match(_clean(base))
-            if base_match and base_match.group(1).lower() == scheme:
-                return self._map(parse_url(urllib.parse.urljoin(_clean(base), rest)))
-        return self._map(parse_url(text))
+        if match is None and not is_protocol_relative(text):
+            return url  # relative: resolves right on the proxy origin
+        if match is not None and match.group(1).lower() not in DEFAULT_PORTS:
+            return url  # data:, javascript:, mailto:, ...
+        absolute = join_url(base, text) if base is not None else text if match else f"https:{text}"
+        return self._map(parse_url(absolute))
+
+    def blocked_url(self, ws: bool = False) -> str:
+        """Where an absolute URL that cannot be mapped goes instead of upstream: the proxy origin of
+        ``cobrowse-blocked.invalid``, outside every session's scope (the client runtime's twin)."""
+        return self._map(ParsedUrl("ws" if ws else "http", BLOCKED_ORIGIN, "/"))
 
     def _map_prefix(self, prefix: str) -> str:
         """The proxy ``scheme://netloc`` of a plain ``scheme://authority`` (cached)."""
@@ -517,19 +437,9 @@ class UrlMapper:
 
     def to_upstream(self, proxy_url: str) -> str:
         """The upstream URL of a proxy URL of this session. Raises ``BadLabel``/``UnknownOrigin``."""
-        text = _clean(proxy_url)
-        match = _SCHEME_RE.match(text)
-        if match is None:
-            raise InvalidUrl(f"not an absolute URL: {proxy_url[:200]!r}")
-        scheme = match.group(1).lower()
-        if scheme not in DEFAULT_PORTS:
-            raise UnsupportedScheme(f"scheme {scheme!r} is not a proxy scheme")
-        authority, tail = _split_authority(text[match.end() :].lstrip("/\\"))
+        scheme, authority, tail = _split_absolute(_clean(proxy_url), proxy_url)
         origin = self.origin_of_host(authority.rpartition("@")[2])
-        hash_pos = tail.find("#")
-        path_query, fragment = (tail, "") if hash_pos == -1 else (tail[:hash_pos], tail[hash_pos:])
-        if not path_query.startswith(("/", "\\")):
-            path_query = "/" + path_query
+        path_query, fragment = _split_tail(tail)
         ws = scheme in ("ws", "wss")
         up_scheme = {"http": "ws", "https": "wss"}[origin.scheme] if ws else origin.scheme
         return ParsedUrl(up_scheme, origin, path_query, fragment).serialize()

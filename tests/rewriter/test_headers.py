@@ -18,13 +18,28 @@ from rewriter.urls import Origin, UrlMapper
 URL = "https://shop.example/cart"
 SHOP = proxy("s-shop-example", "/x")
 SHOP_ORIGIN = proxy("s-shop-example", "")
+EVIL = proxy("s-evil-example", "/x")
+BLOCKED = proxy("h-cobrowse--blocked-invalid", "/")
 
 # (header, value, expected value or None when dropped)
 RESPONSE = [
     ("Location", "https://shop.example/x", SHOP),
     ("Location", "//shop.example/x", SHOP),
     ("Location", "/x", "/x"),
-    ("Location", "https://shop.example:99999/", "https://shop.example:99999/"),
+    ("Location", "https://shop.example:99999/", BLOCKED),  # never out as it is
+    # forms a browser reads as another host (its base is the http proxy URL)
+    ("Location", "/\\evil.example/x", EVIL),
+    ("Location", "\\\\evil.example/x", EVIL),
+    ("Location", "\\/evil.example/x", EVIL),
+    ("Location", "https:\\\\evil.example/x", EVIL),
+    ("Location", "https:evil.example/x", proxy("s-shop-example", "/evil.example/x")),
+    ("Location", "http:evil.example/x", proxy("h-evil-example", "/x")),
+    ("Location", "/\t/evil.example/x", EVIL),
+    ("Location", "HTTPS://EVIL.EXAMPLE/x", EVIL),
+    ("Location", "/\\evil.example:99999/x", BLOCKED),
+    ("Refresh", "0;url=/\\evil.example/x", f"0;url={EVIL}"),
+    ("Link", "</\\evil.example/x>; rel=preload", f"<{EVIL}>; rel=preload"),
+    ("Content-Location", "\\\\evil.example/x", EVIL),
     ("Content-Location", "https://shop.example/x", SHOP),
     ("Refresh", "5; url=https://shop.example/x", f"5; url={SHOP}"),
     ("Refresh", "5", "5"),

@@ -19,6 +19,8 @@ from rewriter.urls import UrlMapper
 URL = "https://shop.example/dir/page.html"
 SHOP = proxy("s-shop-example", "/x")
 CDN = proxy("s-cdn-example", "/a.png")
+EVIL = proxy("s-evil-example", "/x")
+BLOCKED = proxy("h-cobrowse--blocked-invalid", "/")
 INJECT = '<script src="/__cobrowse/runtime.js"></script><script>__cobrowse_config={"a":"</x>"}</script>'
 
 
@@ -155,7 +157,109 @@ PLACES = [
         "//a/@href",
         proxy("s-cdn-example", "/s").replace("http:", "ws:"),
     ),
-    ('<a href="https://shop.example:99999/x">bad</a>', "//a/@href", "https://shop.example:99999/x"),
+    # an absolute URL the codec cannot parse goes to the blocked origin, never out as it is
+    ('<a href="https://shop.example:99999/x">bad</a>', "//a/@href", BLOCKED),
+    ('<img src="/\\evil.example:99999/x">', "//img/@src", BLOCKED),
+    ('<img src="https://\u2603.example/x">', "//img/@src", proxy("s-xn----n3h-example", "/x")),
+    # forms a browser reads as another host: backslashes, scheme-relative, tabs and newlines,
+    # upper case, CSS escapes (each would navigate or load off-site if left as it is)
+    ('<a href="/\\evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="\\\\evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="\\/evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="https:\\\\evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="https:/\\evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="http:evil.example/x">a</a>', "//a/@href", proxy("h-evil-example", "/x")),
+    ('<a href="https:evil.example/x">a</a>', "//a/@href", proxy("s-shop-example", "/dir/evil.example/x")),
+    ('<img src="/&#9;/evil.example/x">', "//img/@src", EVIL),
+    ('<img src="/\n/evil.example/x">', "//img/@src", EVIL),
+    ('<img src="/&#13;/evil.example/x">', "//img/@src", EVIL),
+    ('<a href="ht\ntps://evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="h&#9;ttps://evil.example/x">a</a>', "//a/@href", EVIL),
+    ('<a href="HTTPS://EVIL.EXAMPLE/x">a</a>', "//a/@href", EVIL),
+    ('<a href="HtTpS:EVIL.EXAMPLE/x">a</a>', "//a/@href", proxy("s-shop-example", "/dir/EVIL.EXAMPLE/x")),
+    (
+        '<div style="background:url(\\2f\\2f evil.example/x)"></div>',
+        "//div/@style",
+        f"background:url({EVIL})",
+    ),
+    (
+        "<div style=\"background:url('\\2f/evil.example/x')\"></div>",
+        "//div/@style",
+        f"background:url('{EVIL}')",
+    ),
+    (
+        '<div style="background:url(http:evil.example/x)"></div>',
+        "//div/@style",
+        f"background:url({proxy('h-evil-example', '/x')})",
+    ),
+    ('<div style="background:url(/\\\\evil.example/x)"></div>', "//div/@style", f"background:url({EVIL})"),
+    (
+        '<img srcset="https:\\\\evil.example/x 1x, /\\evil.example/x 2x">',
+        "//img/@srcset",
+        f"{EVIL} 1x, {EVIL} 2x",
+    ),
+    # the cases of issue #2's review, one row each
+    ('<meta http-equiv="refresh" content="0;url=//evil.example/x">', "//meta/@content", f"0;url={EVIL}"),
+    (
+        '<meta http-equiv="refresh" content="0; URL = \'/\\evil.example/x\'">',
+        "//meta/@content",
+        f"0; URL = '{EVIL}'",
+    ),
+    (
+        "<meta http-equiv=refresh content='0,url=\"https:\\\\evil.example/x\"'>",
+        "//meta/@content",
+        f'0,url="{EVIL}"',
+    ),
+    (
+        '<meta http-equiv="refresh" content=".5 ; url=https://evil.example/x">',
+        "//meta/@content",
+        f".5 ; url={EVIL}",
+    ),
+    (
+        '<meta http-equiv="refresh" content="0;https://evil.example:99999/">',
+        "//meta/@content",
+        f"0;{BLOCKED}",
+    ),
+    ('<a ping="https://evil.example/x //evil.example/x">a</a>', "//a/@ping", f"{EVIL} {EVIL}"),
+    (
+        '<link rel="preload" as="image" imagesrcset="//evil.example/x 1x, /\\evil.example/x 2x">',
+        "//link/@imagesrcset",
+        f"{EVIL} 1x, {EVIL} 2x",
+    ),
+    ('<video><source src="/\\evil.example/x"></video>', "//source/@src", EVIL),
+    ('<form><input type="image" formaction="https:\\\\evil.example/x"></form>', "//input/@formaction", EVIL),
+    ('<form><button formaction="//evil.example/x">b</button></form>', "//button/@formaction", EVIL),
+    ('<object codebase="https://evil.example/x" data="y.swf"></object>', "//object/@codebase", EVIL),
+    ('<applet codebase="//evil.example/x" code="A.class"></applet>', "//applet/@codebase", EVIL),
+    ('<svg><image href="/\\evil.example/x"/></svg>', "//image/@href", EVIL),
+    (
+        '<svg><use xlink:href="https://evil.example/x#icon"/></svg>',
+        "//use/@*[name()='xlink:href']",
+        f"{EVIL}#icon",
+    ),
+    ('<form action=""></form>', "//form/@action", ""),
+    ('<form action="?q=https://evil.example/x"></form>', "//form/@action", "?q=https://evil.example/x"),
+    (
+        '<a href="javascript://evil.example/%0aalert(1)">a</a>',
+        "//a/@href",
+        "javascript://evil.example/%0aalert(1)",
+    ),
+    (
+        '<img src="data:text/plain,https://evil.example/x">',
+        "//img/@src",
+        "data:text/plain,https://evil.example/x",
+    ),
+    (
+        '<base href="http://cdn.example/b/"><a href="http:x">a</a>',
+        "//a/@href",
+        proxy("h-cdn-example", "/b/x"),
+    ),
+    (
+        '<base href="/\\cdn.example/b/"><img src="//img.example/a.png">',
+        "//base/@href",
+        proxy("s-cdn-example", "/b/"),
+    ),
+    ('<base href="../up/"><a href="https:x">a</a>', "//a/@href", proxy("s-shop-example", "/up/x")),
 ]
 
 
