@@ -70,9 +70,11 @@ def _check(config: Mapping[str, Any]) -> dict[str, Any]:
         raise RuntimeConfigError("runtime config 'proxyScheme' must be http or https")
     if not 0 < config["proxyPort"] <= 65535:
         raise RuntimeConfigError("runtime config 'proxyPort' is out of range")
-    for key in ("origin",):
-        if not _ORIGIN_RE.fullmatch(config[key]):
-            raise RuntimeConfigError(f"runtime config {key!r} is not an http(s) origin")
+    if not _ORIGIN_RE.fullmatch(config["origin"]):
+        raise RuntimeConfigError("runtime config 'origin' is not an http(s) origin")
+    console = config.get("consoleOrigin")
+    if console is not None and not _ORIGIN_RE.fullmatch(console):
+        raise RuntimeConfigError("runtime config 'consoleOrigin' is not an http(s) origin")
     for origin in config.get("knownOrigins", ()):
         if not isinstance(origin, str) or not _ORIGIN_RE.fullmatch(origin):
             raise RuntimeConfigError(f"runtime config 'knownOrigins' holds a non-origin: {origin!r}")
@@ -86,7 +88,10 @@ def _check(config: Mapping[str, Any]) -> dict[str, Any]:
     for selector in config.get("masked", ()):
         if not isinstance(selector, str):
             raise RuntimeConfigError("runtime config 'masked' entries must be strings")
-    return {key: (list(value) if isinstance(value, tuple) else value) for key, value in config.items()}
+    checked = {key: (list(value) if isinstance(value, tuple) else value) for key, value in config.items()}
+    if "cookies" in checked:
+        checked["cookies"] = [{"name": c["name"], "value": c["value"]} for c in checked["cookies"]]
+    return checked
 
 
 def injection_markup(config: Mapping[str, Any]) -> str:

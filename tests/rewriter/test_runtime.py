@@ -135,6 +135,23 @@ def test_websocket_url_reads_back_as_the_proxy_url(session: BrowserSession, fake
     assert_contained(session, fake)
 
 
+def test_one_global_only(session: BrowserSession, fake: FakeProxy) -> None:
+    plain = page_with("")
+    fake.add("cobrowse.localhost", "/plain.html", plain)
+    page = session.page
+    page.goto(f"http://cobrowse.localhost:{fake.port}/plain.html")
+    without = set(page.evaluate("Object.getOwnPropertyNames(window)"))
+    load(session, fake, plain)
+    with_runtime = set(page.evaluate("Object.getOwnPropertyNames(window)"))
+    assert with_runtime - without == {"__cobrowse"}
+    assert (
+        page.evaluate(
+            "Object.isFrozen(window.__cobrowse) && document.querySelector('script[src*=__cobrowse]')"
+        )
+        is False
+    )
+
+
 def test_unmappable_absolute_url_goes_to_the_blocked_origin(session: BrowserSession, fake: FakeProxy) -> None:
     page = load(session, fake, page_with("window.mapped = window.__cobrowse.toProxy('http://[bad/');"))
     mapped = page.evaluate("window.mapped")
