@@ -150,7 +150,11 @@ def run(runs: int, chromium: str) -> int:
             browser.close()
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; Python {platform.python_version()}")
     print("| action | runs | p50 (ms) | p95 (ms) | min (ms) | max (ms) |")

@@ -190,7 +190,8 @@ async def run_demo(settings: Settings, shop_port: int, out: TextIO = sys.stdout)
         config = ShopConfig(banner_src=settings.public_api_url + "/banner.js", site_key=provisioned.site_key)
         shop = _ShopServer(
             uvicorn.Config(
-                create_shop_app(config), log_level=settings.log_level.lower(), lifespan="off", ws="none"
+                create_shop_app(config), log_level=settings.log_level.lower(), lifespan="off", ws="none",
+                timeout_graceful_shutdown=3,
             )
         )
         shop_task = asyncio.create_task(shop.serve(sockets=[sock]), name="demo-shop")

@@ -248,6 +248,22 @@
     if (isField(el) && !isMasked(el)) send(fieldMessage(el));
   }
 
+  // A link the visitor follows: tell the agent at click time, so the agent's view loads the next page
+  // while the visitor's does (the next page's own report confirms or corrects it).
+  function onLinkClick(ev) {
+    if (!state.session || state.session.state !== "active") return;
+    if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    var a = ev.target && ev.target.closest ? ev.target.closest("a[href]") : null;
+    if (!a || (a.target && a.target !== "_self") || a.hasAttribute("download")) return;
+    setTimeout(guard(function () {
+      if (ev.defaultPrevented) return; // the page routed it itself (pushState is reported anyway)
+      var url = new URL(a.href, location.href);
+      if (url.protocol !== "http:" && url.protocol !== "https:") return;
+      if (url.href.split("#")[0] === location.href.split("#")[0]) return;
+      send({ type: "page", url: url.href });
+    }, "link"), 0);
+  }
+
   // ---- UI: shadow root with the prompt, the live bar and the overlay --------------------------
   var host = document.createElement("div");
   host.setAttribute("data-cobrowse", "banner");
@@ -575,6 +591,7 @@
     window.addEventListener("resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
     document.addEventListener("input", guard(onField, "input"), true);
     document.addEventListener("change", guard(onField, "change"), true);
+    document.addEventListener("click", guard(onLinkClick, "click"), false);
     if (state.session && state.session.state === "active") showBar(state.session.agent_name);
     var ready = state.token ? Promise.resolve() : register();
     ready.then(function () {
