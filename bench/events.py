@@ -190,7 +190,9 @@ async def one_pair(
             sent[seq] = time.perf_counter()
             await vws.send(json.dumps({"type": "scroll", "x": 0, "y": seq}))
             await asyncio.sleep(1 / RATE_HZ)
-        await asyncio.sleep(0.5)
+        end = time.monotonic() + 5  # let the messages in flight arrive
+        while sent and time.monotonic() < end:
+            await asyncio.sleep(0.05)
         receiver.cancel()
         drain.cancel()
 

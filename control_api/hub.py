@@ -19,7 +19,6 @@ log = logging.getLogger("cobrowse.api.hub")
 
 Sink = Callable[[str], None]
 CONFIRM_TIMEOUT_S = 5.0
-RECONNECT_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, RuntimeError)
 
 
 class EventHub:
@@ -31,6 +30,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._broken = False  # the last reconnection could not subscribe again
 
     async def start(self) -> None:
         self._pubsub = self.store.redis.pubsub()
@@ -96,11 +96,17 @@ class EventHub:
                 continue
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
-            except RECONNECT_ERRORS:
-                # the store went away (or redis-py has no connection yet): start over with a fresh
-                # pub/sub connection and subscribe again to every channel
-                log.warning("event hub lost its pub/sub connection; reconnecting")
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("event hub lost the store (%s); reconnecting", type(exc).__name__)
                 await self._reconnect()
+                continue
+            except RuntimeError:
+                # redis-py has no pub/sub connection: a subscribe is under way (it sets one), or a
+                # reconnection could not subscribe again (then try again)
+                if self._broken:
+                    await self._reconnect()
+                else:
+                    await asyncio.sleep(0.01)
                 continue
             if message is None:
                 continue
@@ -123,8 +129,9 @@ class EventHub:
                 pass
             self._pubsub = self.store.redis.pubsub()
             channels = list(self._sinks)
+            self._broken = False
             if channels:
                 try:
                     await self._pubsub.subscribe(*channels)
                 except UNAVAILABLE_ERRORS:
-                    return
+                    self._broken = True

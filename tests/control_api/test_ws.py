@@ -209,3 +209,26 @@ def test_agent_console_sees_presence(world: World) -> None:
             assert update["visitor"]["online"] is True and update["visitor"]["cobrowse"]["available"] is True
         update = _next(aws, "visitor")
         assert update["visitor"]["online"] is False
+
+
+def test_everything_works_on_the_embedded_store(namespace: str) -> None:
+    """The default of `cobrowse serve` without --redis-url: same flow, fakeredis in process."""
+    from cb_api_helpers import open_world
+
+    from control_api.store import Store
+
+    for world in open_world(Store.connect(None, namespace=namespace)):
+        with live_session(world, masked_selectors=["#card"]) as (vws, aws, session, agent):
+            vws.send_json({"type": "scroll", "x": 0, "y": 5})
+            assert _next(aws, "scroll")["y"] == 5
+            vws.send_json({"type": "field", "selector": "#card", "input_type": "text", "value": "4111"})
+            vws.send_json({"type": "viewport", "width": 800, "height": 600})
+            assert _next(aws, "viewport")["width"] == 800
+            aws.send_json({"type": "clear", "session_id": session["id"]})
+            assert _next(vws, "clear")["from"] == "agent"
+            r = world.client.post(f"/api/v1/sessions/{session['id']}/proxy-ticket", headers=agent["headers"])
+            assert r.status_code == 200
+            r = world.client.post(f"/api/v1/sessions/{session['id']}/end", headers=agent["headers"])
+            assert r.json()["state"] == "ended"
+            assert _next(vws, "session")["to"] == "ended"
+        assert world.client.get("/readyz").json()["store"] == "embedded"
