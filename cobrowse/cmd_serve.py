@@ -52,6 +52,7 @@ class ApiPart:
             port=settings.api_port,
             log_level=settings.log_level,
             ws_max_size=settings.ws_max_message_bytes + 1024,
+            ws_per_message_deflate=False,  # small JSON messages: compression costs more CPU than it saves
             lifespan="on",
             access_log=settings.log_level == "debug",  # access lines carry paths only, never tokens
             proxy_headers=False,
