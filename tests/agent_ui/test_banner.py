@@ -189,3 +189,35 @@ def test_masked_and_password_values_never_leave_the_browser(browser: Any, stack:
     finally:
         v.context.close()
 
+
+
+@pytest.mark.parametrize("hostile", ["bad site key", "no WebSocket", "no sessionStorage"])
+def test_the_banner_contains_its_failures(browser: Any, stack: Stack, hostile: str) -> None:
+    if hostile == "bad site key":  # the shop still embeds the old key
+        with stack.serve.admin() as c:
+            c.post(f"/accounts/{stack.account['id']}/site-key/rotate").raise_for_status()
+    breaker = {
+        "bad site key": "",
+        "no WebSocket": "window.WebSocket = function () { throw new Error('blocked'); };",
+        "no sessionStorage": "Object.defineProperty(window, 'sessionStorage', "
+                             "{get() { throw new DOMException('denied', 'SecurityError'); }});",
+    }[hostile]
+    context = browser.new_context()
+    try:
+        context.add_init_script(breaker)
+        page = context.new_page()
+        errors: list[str] = []
+        warnings: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+        page.goto(stack.shop.origin + "/search")
+        expect(page.locator("[data-cobrowse=banner]")).to_be_attached()
+        page.fill("#q", "lamp")  # the host page keeps working
+        expect(page.locator("#results li")).to_have_text(["Yellow lamp - $42.00"])
+        if hostile != "no sessionStorage":
+            wait_until(lambda: any(w.startswith("[cobrowse]") for w in warnings), "a [cobrowse] warning")
+        else:  # without storage the banner still registers (the identity lasts one page)
+            the_visitor(stack, lambda x: x["online"])
+        assert errors == []
+    finally:
+        context.close()
