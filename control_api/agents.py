@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,8 @@ async def revoke(store: Store, account_id: str, agent_id: str) -> Agent:
             pipe.hset(keys.agent(store, agent_id), "revoked", "1")
             if record.get("token_hash"):
                 pipe.delete(keys.token(store, record["token_hash"]))
+            # open consoles of this agent close themselves (control_api.ws)
+            pipe.publish(keys.agent_channel(store, agent_id), json.dumps({"type": "revoked"}))
             await pipe.execute()
     return _from_record({**record, "revoked": "1"})
 

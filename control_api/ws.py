@@ -435,6 +435,8 @@ class AgentConnection(Connection):
                 await self.send(
                     {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": event.get("ts")}
                 )
+        elif kind == "revoked":
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "token revoked")
         elif kind in ("visitor", "visitor_left"):
             await self.send(event)
         elif event.get("from") == "visitor":

@@ -232,3 +232,14 @@ def test_everything_works_on_the_embedded_store(namespace: str) -> None:
             assert r.json()["state"] == "ended"
             assert _next(vws, "session")["to"] == "ended"
         assert world.client.get("/readyz").json()["store"] == "embedded"
+
+
+def test_revoking_an_agent_closes_its_console_and_ends_its_sessions(world: World) -> None:
+    with live_session(world) as (vws, aws, session, agent):
+        r = world.client.delete(
+            f"/api/v1/accounts/{session['account_id']}/agents/{agent['id']}", headers=world.admin
+        )
+        assert r.status_code == 204
+        event = _next(vws, "session")
+        assert (event["to"], event["reason"]) == ("ended", "agent_revoked")
+        assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
