@@ -37,12 +37,12 @@ _ESCAPE_RE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})[ \t\n]?|(\n)|(.))", re.DOTALL)
 # what any absolute or protocol-relative URL in CSS text contains: two slashes, a scheme (``https:x``
 # is absolute on an http proxy page), or a backslash or tab hiding them (CSS escapes, and a browser
 # drops tabs from URLs: "/<TAB>/host")
-_MIGHT_ESCAPE_RE = re.compile(r"//|\\|\t|(?:https?|wss?):", re.IGNORECASE)
+MIGHT_ESCAPE_RE = re.compile(r"//|\\|\t|(?:https?|wss?):", re.IGNORECASE)
 
 
 def might_hold_absolute_url(text: str) -> bool:
     """Cheap test: False when no URL in ``text`` can be absolute or protocol-relative."""
-    return _MIGHT_ESCAPE_RE.search(text) is not None
+    return MIGHT_ESCAPE_RE.search(text) is not None
 
 
 def _unescape(value: str) -> str:

@@ -1,8 +1,8 @@
 """HTML rewriting with lxml: map absolute URLs to the proxy, inject the runtime, mask, re-encode.
 
-Only attributes that can hold an absolute URL are visited from Python: one XPath selects the
-attributes whose value has a colon, two slashes, a backslash, a tab or a newline, plus the few
-handled by name; relative URLs need no work. Inline scripts are never touched (the client runtime
+One walk over the elements rewrites the URL-bearing attributes (by the table in
+``rewriter/attributes.py``) whose value has a colon, two slashes, a backslash, a tab or a newline:
+relative URLs need no work. Inline scripts are never touched (the client runtime
 handles JavaScript); comments, conditional comments and the doctype are kept. The output is
 UTF-8 and says so.
 """
@@ -10,6 +10,7 @@ UTF-8 and says so.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from lxml import etree
 
 from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
 from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
-from rewriter.css import might_hold_absolute_url, rewrite_css_text
+from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
@@ -29,14 +30,17 @@ XML_TYPES = frozenset({"application/xhtml+xml"})
 MAX_SRCDOC_DEPTH = 4
 DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comments
 
-# attributes worth a look from Python: only those that may hold an absolute or protocol-relative
-# URL (relative URLs need no work); one pass in C, no Python per attribute. A browser reads a
-# scheme (``https:x``, ``https:\\x``: any ``:``), two slashes or backslashes (``//``, ``/\``,
-# ``\/``) and removes tabs and newlines first (``/<TAB>/x``); CSS escapes start with ``\``.
-_CANDIDATES = etree.XPath(
-    "//@*[contains(., '//') or contains(., ':') or contains(., '\\')"
-    " or contains(., '\t') or contains(., '\n') or contains(., '\r')]"
-)
+# what any absolute or protocol-relative URL in an attribute value contains: a scheme's colon
+# (``https:x``, ``https:\\\\x``), two slashes, a backslash (``/\\x``, ``\\/x``, CSS escapes), or a
+# tab or newline, which a browser removes first (``/<TAB>/x``); values without any need no work
+_URL_MIGHT_ESCAPE_RE = re.compile(r"//|[:\\\t\n\r]")
+# attribute -> (rule, quick test that is None when the value cannot hold an absolute URL), for the
+# attributes whose values are rewritten (integrity and srcdoc are handled with the special elements)
+_VALUE_RULES = {
+    name: (rule, MIGHT_ESCAPE_RE.search if rule.kind is Kind.STYLE else _URL_MIGHT_ESCAPE_RE.search)
+    for name, rule in ATTRIBUTE_RULES.items()
+    if rule.kind not in (Kind.DROP, Kind.DOCUMENT)
+}
 # elements handled whatever their attribute values: <meta> (CSP, charset, refresh), integrity
 # holders, srcdoc frames
 _SPECIAL_TAGS = tuple(
@@ -143,8 +147,7 @@ class _Rewrite:
         apply_masks(root, self.selectors)
         self._find_base(root)
         special = list(root.iter(*_SPECIAL_TAGS))
-        for attr in _CANDIDATES(root):
-            self._attribute(attr)
+        self._attributes(root)
         for element in special:
             for name in _SPECIAL_ATTRIBUTES:
                 value = element.get(name)
@@ -169,18 +172,29 @@ class _Rewrite:
                     self.base = self.url  # an unparsable <base href> is ignored, as browsers do
                 return
 
-    def _attribute(self, attr: etree._ElementUnicodeResult) -> None:
-        name = attr.attrname
-        rule = ATTRIBUTE_RULES.get(name if name.startswith("{") else name.lower())
-        if rule is None or rule.kind in (Kind.DROP, Kind.DOCUMENT):
-            return  # not URL-bearing, or handled with the special elements
-        element = attr.getparent()
-        if element is None or (rule.tags is not None and _local(element.tag) not in rule.tags):
-            return
-        value = str(attr)
-        new = rewrite_value(rule.kind, value, self.mapper, self.base)
-        if new != value:
-            element.set(name, new)
+    def _attributes(self, root: etree._Element) -> None:
+        """Rewrite every URL-bearing attribute (by the table) whose value may hold an absolute URL."""
+        rules, xml, mapper, base = _VALUE_RULES, self.xml, self.mapper, self.base
+        for element in root.iter(etree.Element):
+            for name in element.keys():
+                entry = rules.get(name.lower() if xml else name)  # the HTML parser lower-cases names
+                if entry is None:
+                    continue
+                rule, may_hold_absolute = entry
+                value = element.get(name)
+                if value is None or may_hold_absolute(value) is None:
+                    continue  # relative: resolves right on the proxy origin
+                if rule.tags is not None and _local(element.tag) not in rule.tags:
+                    continue
+                if rule.kind is Kind.URL:
+                    try:
+                        new = mapper.to_proxy(value, base)
+                    except RewriteError:
+                        new = mapper.blocked_url()
+                else:
+                    new = rewrite_value(rule.kind, value, mapper, base)
+                if new != value:
+                    element.set(name, new)
 
     def _special(self, element: etree._Element, name: str, value: str) -> None:
         tag = _local(element.tag)
