@@ -70,6 +70,8 @@ def run_upstream(port: int, kb: int, conn: Connection) -> None:
 
     origin = f"http://127.0.0.1:{port}"
     pages = {f"/page/{i}": make_page(i, origin, kb) for i in range(PAGES)}
+    pages["/big"] = make_page(99, origin, 2048)
+    pages["/tiny"] = b"<!doctype html><title>t</title>"
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -185,9 +187,36 @@ async def measure(port: int, headers: dict[str, str], concurrency: int, duration
     }
 
 
+async def stall(port: int, headers: dict[str, str], duration: float) -> dict[str, float]:
+    """Latency of a tiny page, alone and while 4 clients fetch 2 MiB pages (rewritten by ours)."""
+    async def tiny_latencies(client: httpx.AsyncClient, until: float) -> list[float]:
+        out = []
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            await client.get("/tiny", headers=headers)
+            out.append(time.perf_counter() - start)
+        return sorted(out)
+
+    async def big_loop(client: httpx.AsyncClient, until: float) -> None:
+        while time.perf_counter() < until:
+            await client.get("/big", headers=headers)
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        idle = await tiny_latencies(client, time.perf_counter() + duration)
+        until = time.perf_counter() + duration
+        loads = [big_loop(client, until) for _ in range(4)]
+        loaded, *_ = await asyncio.gather(tiny_latencies(client, until), *loads)
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * q))] * 1000
+
+    return {"idle_p50": pct(idle, 0.5), "idle_p99": pct(idle, 0.99),
+            "loaded_p50": pct(loaded, 0.5), "loaded_p99": pct(loaded, 0.99)}
+
+
 def start(target: Any, *args: Any) -> tuple[multiprocessing.Process, Any]:
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=target, args=(*args, child), daemon=True)
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(*args, child))
     process.start()
     if not parent.poll(60):
         raise SystemExit(f"{target.__name__} did not start")
@@ -220,6 +249,10 @@ def main() -> int:
         for concurrency in (1, 8):
             for name, (port, headers) in targets.items():
                 results[(name, concurrency)] = asyncio.run(measure(port, headers, concurrency, args.duration))
+        stalls = {
+            name: asyncio.run(stall(port, headers, args.duration))
+            for name, (port, headers) in targets.items() if name != "direct"
+        }
     finally:
         for proc in processes:
             proc.terminate()
@@ -239,6 +272,12 @@ def main() -> int:
                   f"{added} | {r['errors']:.0f} |")
     ratio = results[("cobrowse", 8)]["rps"] / results[("passthrough", 8)]["rps"]
     print(f"\ncobrowse / passthrough req/s at concurrency 8: {ratio:.2f} (target >= 0.5)")
+    print("\nTiny page latency (ms) alone, then while 4 clients fetch 2 MiB HTML pages:")
+    print("| target | idle p50 | idle p99 | loaded p50 | loaded p99 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, st in stalls.items():
+        print(f"| {name} | {st['idle_p50']:.2f} | {st['idle_p99']:.2f} | {st['loaded_p50']:.2f} | "
+              f"{st['loaded_p99']:.2f} |")
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from cobrowse.settings import Settings
 from control_api.store import Store
 from proxy.egress import EgressPolicy
+from proxy.rewrite_pool import RewritePool
 from proxy.session_gate import SessionGate
 from rewriter.urls import ProxyConfig
 
@@ -58,6 +59,7 @@ class ProxyContext:
     egress: EgressPolicy
     public: ProxyConfig
     connections: ConnectionTracker = field(default_factory=ConnectionTracker)
+    rewrite_pool: RewritePool = field(default_factory=RewritePool)
     # (client connection id, address, port) -> TLS server name for pinned upstream connections
     sni: dict[tuple[str, str, int], str] = field(default_factory=dict)
 

@@ -7,7 +7,6 @@ not) gets the "too large" page, never a half-rewritten one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -18,7 +17,7 @@ from proxy import compression, cookie_sync
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
 from proxy.responses import error_response, replace_while_streaming
-from rewriter.dispatch import SNIFF_BYTES, Kind, Rewritten, kind_of, rewrite_body
+from rewriter.dispatch import kind_of
 from rewriter.exceptions import RewriteError
 from rewriter.headers import rewrite_response_headers
 from rewriter.runtime import injection_markup, runtime_js
@@ -112,16 +111,6 @@ def finish_refused(flow: http.HTTPFlow) -> None:
         flow.response = error_response(flow, flow.metadata["cobrowse.refused"])
 
 
-def _rewrite(kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_type: str | None,
-             inject: str, masked: tuple[str, ...]) -> Rewritten:
-    if kind == "passthrough":
-        kind = kind_of(content_type, body[:SNIFF_BYTES])
-    return rewrite_body(
-        body, url=url, mapper=mapper, content_type=content_type, inject=inject if kind == "html" else "",
-        mask_selectors=masked, kind=kind,
-    )
-
-
 def runtime_config(ctx: ProxyContext, session: ProxySession, mapper: UrlMapper, origin: Origin,
                    cookies: list[dict[str, Any]]) -> dict[str, Any]:
     return {
@@ -165,8 +154,8 @@ async def on_response(
         runtime_config(ctx, session, mapper, origin, cookie_sync.script_cookies(flow))
     )
     try:
-        out = await asyncio.to_thread(
-            _rewrite, kind, body, url=_upstream_url(flow, origin), mapper=mapper,
+        out = await ctx.rewrite_pool.run(
+            kind, body, url=_upstream_url(flow, origin), mapper=mapper,
             content_type=content_type, inject=inject, masked=session.masked_selectors,
         )
     except RewriteError:

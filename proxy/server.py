@@ -199,6 +199,7 @@ class ProxyServer:
                 self._task.cancel()
             self._task = None
         await self.ctx.gate.stop()
+        self.ctx.rewrite_pool.close()
         if self._confdir is not None:
             shutil.rmtree(self._confdir, ignore_errors=True)
             self._confdir = None
