@@ -178,6 +178,16 @@ def serve_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        if namespace:  # the test's namespace is its own: drop what the server left in Redis
+            import redis
+
+            client = redis.Redis.from_url(redis_url)
+            try:
+                keys = list(client.scan_iter(match=namespace + "*"))
+                if keys:
+                    client.delete(*keys)
+            finally:
+                client.close()
 
 
 @dataclass
