@@ -169,7 +169,9 @@ class ReservedPaths:
             respond(flow, rewriting.runtime_response())
         elif path == "/__cobrowse/cookies" and flow.request.method == "POST":
             try:
-                await cookie_sync.post_cookies(self.ctx, flow, flow.metadata[SESSION])
+                session = flow.metadata[SESSION]
+                origin = upstream_origin(flow.metadata[ROUTE], session.allowed_origins)
+                await cookie_sync.post_cookies(self.ctx, flow, session, origin)
             except Refused as exc:
                 respond_error(flow, exc.page)
         else:

@@ -174,9 +174,12 @@ def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str]]:
     return jar_model.script_view(records.values(), _upstream_url(flow, origin))
 
 
-async def post_cookies(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
-    """``POST /__cobrowse/cookies`` with JSON ``{"url": page proxy URL, "cookies": [raw strings]}``;
-    answers ``{"cookies": [...]}``, the page's script view after the merge."""
+async def post_cookies(
+    ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, origin: Origin
+) -> None:
+    """``POST /__cobrowse/cookies`` with JSON ``{"url": page URL, "cookies": [raw strings]}`` (the
+    page's upstream URL, as the runtime sends it; a proxy URL is accepted too), on the proxy origin
+    of that page. Answers ``{"cookies": [...]}``, the page's script view after the merge."""
     mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
     body = flow.request.raw_content or b""
     try:
@@ -184,12 +187,16 @@ async def post_cookies(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySes
             raise ValueError("too large")
         data: Any = json.loads(body)
         writes = [w for w in data["cookies"] if isinstance(w, str)][:MAX_SCRIPT_WRITES]
-        page_url = mapper.to_upstream(str(data["url"]))
+        page_url = str(data["url"])
+        try:
+            page_url = mapper.to_upstream(page_url)
+        except RewriteError:
+            pass  # already an upstream URL
         page_origin = Origin.parse(page_url)
     except (ValueError, KeyError, TypeError, RewriteError) as exc:
         raise Refused("bad_request") from exc
-    if page_origin.serialize() not in {Origin.parse(o).serialize() for o in session.allowed_origins}:
-        raise Refused("outside_scope")
+    if page_origin != origin:
+        raise Refused("outside_scope")  # a page writes only its own origin's cookies
     records = await _load(ctx, session.session_id)
     change = _merge_writes(records, writes, page_url)
     await _save(ctx, session.session_id, change)

@@ -54,11 +54,17 @@ def test_cookie_post_from_the_runtime(harness: Harness, sites: Sites) -> None:
     s = harness.open_session((sites.shop.origin,))
     credential = harness.credential(s)
     host = harness.host(s, sites.shop.origin)
-    body = {"url": harness.url(s, sites.shop.origin + "/cart"), "cookies": ["cart=3; path=/"]}
+    body = {"url": sites.shop.origin + "/cart", "cookies": ["cart=3; path=/"]}
     r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=body)
     assert r.status_code == 200
     assert {"name": "cart", "value": "3"} in r.json()["cookies"]
-    assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"cart": "3"}
+    as_proxy_url = {"url": harness.url(s, sites.shop.origin + "/"), "cookies": ["size=m"]}
+    r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=as_proxy_url)
+    assert r.status_code == 200
+    assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"cart": "3", "size": "m"}
+    other = {"url": sites.cdn.origin + "/", "cookies": ["x=1"]}
+    r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=other)
+    assert r.status_code == 403
     bad = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", content=b"{")
     assert bad.status_code == 400
     assert sites.shop.hits["/__cobrowse/cookies"] == 0
