@@ -205,7 +205,14 @@ async def run_size(api: str, n: int, duration: float) -> dict[str, Any]:
     ready: asyncio.Queue[None] = asyncio.Queue()
     tasks = [asyncio.create_task(one_pair(api, ws, c, start, stop, samples, ready)) for c in creds]
     for _ in range(n):
-        await ready.get()
+        getter = asyncio.ensure_future(ready.get())
+        await asyncio.wait([getter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in tasks if t.done() and t.exception() is not None]
+        if failed:
+            getter.cancel()
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise RuntimeError(f"a session could not be set up: {failed[0].exception()!r}")
     await asyncio.sleep(1.0)  # warm-up
     start.set()
     await asyncio.sleep(duration)

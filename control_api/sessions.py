@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
-from control_api import audit, keys
+from control_api import audit, keys, presence
 from control_api.accounts import Account
 from control_api.agents import Agent
 from control_api.exceptions import ApiError, InvalidTransition, not_found
@@ -183,10 +183,6 @@ def _queue_transition(
     )
     pipe.publish(keys.agent_channel(store, record["agent_id"]), event)
     pipe.publish(keys.visitor_channel(store, record["visitor_id"]), event)
-    pipe.publish(
-        keys.account_channel(store, record["account_id"]),
-        json.dumps({"type": "presence", "visitor_id": record["visitor_id"], "change": "session", "ts": now}),
-    )
     return new
 
 
@@ -233,6 +229,7 @@ async def create(store: Store, account: Account, agent: Agent, visitor_id: str) 
                         pipe, store, record, "none", to, Actor("agent", agent.id), "created", now
                     )
                     await pipe.execute()
+                    await presence.publish_visitor(store, account.id, visitor_id)
                     return new
                 except WatchError:
                     continue
@@ -273,6 +270,7 @@ async def transition(
                     pipe.multi()
                     new = _queue_transition(pipe, store, record, state, to, actor, reason, time.time())
                     await pipe.execute()
+                    await presence.publish_visitor(store, record["account_id"], record["visitor_id"])
                     return new
                 except WatchError:
                     continue

@@ -428,13 +428,6 @@ class AgentConnection(Connection):
         if kind == "session":
             await self.refresh_session(str(event.get("session_id", "")))
             await self.send(event)
-        elif kind == "presence":
-            account = await accounts.find(self.store, self.principal.account_id or "")
-            visitor = await visitors.find(self.store, str(event.get("visitor_id", "")))
-            if visitor is not None:
-                await self.send(
-                    {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": event.get("ts")}
-                )
         elif kind == "revoked":
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "token revoked")
         elif kind in ("visitor", "visitor_left"):
