@@ -6,9 +6,11 @@ Pages: a generated shop-like page (~2 MB, one absolute URL per ~300 bytes, srcse
 styles, scripts) and HTML files that ship with installed software: CPython's
 ``idlelib/help.html`` (Sphinx output) and, when present, Debian's python-policy and the Rust
 book's ``print.html`` (rustup docs). For each page the two timings are interleaved and the best
-of ``--repeat`` runs of process CPU time is kept (the machine is shared). Peak memory is
-``tracemalloc``'s peak over one rewrite, as a multiple of the page size; it counts Python
-allocations only (libxml2's tree is allocated outside Python).
+of ``--repeat`` runs of process CPU time is kept (the machine is shared). Peak memory is measured
+two ways, as multiples of the page size: ``tracemalloc``'s peak over one rewrite (Python
+allocations only), and the growth of the resident set's high-water mark (``VmHWM``) over one
+rewrite in a fresh child process, which also counts libxml2's tree and buffers; the same growth
+for bare lxml parse+serialize is given for comparison.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import subprocess
 import sys
 import sysconfig
 import time
@@ -31,6 +34,7 @@ from rewriter.html import rewrite_html  # noqa: E402
 from rewriter.urls import ProxyConfig, UrlMapper  # noqa: E402
 
 SESSION = "k3j9x2ab7q"
+GENERATED = "generated shop page"
 INJECT = '<script src="/__cobrowse/runtime.js"></script><script>window.__cobrowse_config={}</script>'
 SHIPPED = [
     Path(sysconfig.get_paths()["stdlib"]) / "idlelib" / "help.html",
@@ -93,6 +97,7 @@ def measure(name: str, body: bytes, repeat: int) -> dict[str, float | str]:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     mb = len(body) / 2**20
+    rss_ours, rss_lxml = (_rss_growth(name, what) / len(body) for what in ("ours", "lxml"))
     return {
         "page": name,
         "size_mb": mb,
@@ -100,27 +105,78 @@ def measure(name: str, body: bytes, repeat: int) -> dict[str, float | str]:
         "ours_mbps": mb / t_ours,
         "ratio": t_lxml / t_ours,
         "peak_x": peak / len(body),
+        "rss_x": rss_ours,
+        "rss_lxml_x": rss_lxml,
     }
+
+
+def _page_bytes(name: str) -> bytes:
+    return (
+        generated_page() if name == GENERATED else Path(name.replace("~", str(Path.home()), 1)).read_bytes()
+    )
+
+
+def _rss_growth(name: str, what: str) -> int:
+    """Bytes by which one rewrite (or lxml round trip) of page ``name`` raises a fresh process's peak RSS."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", what, name], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+def _rss_child(what: str, name: str) -> int:
+    body = _page_bytes(name)
+    mapper = UrlMapper(SESSION, ProxyConfig())
+    run: Callable[[bytes], object] = (
+        lxml_round_trip
+        if what == "lxml"
+        else (
+            lambda data: rewrite_html(
+                data, url="https://www.shop.example/c/running", mapper=mapper, inject=INJECT
+            )
+        )
+    )
+    run(b"<!DOCTYPE html><p><a href='https://a.example/'>warm</a></p>")  # imports, regexes, caches
+    gc.collect()
+    before = _peak_rss()
+    run(body)
+    print(_peak_rss() - before)
+    return 0
+
+
+def _peak_rss() -> int:
+    """This process's resident-set high-water mark in bytes (Linux ``VmHWM``: unlike ``ru_maxrss``,
+    it starts afresh at exec and does not carry the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path, help="more HTML files to measure")
     parser.add_argument("--repeat", type=int, default=7, help="runs per measurement (best kept)")
+    parser.add_argument("--rss-child", nargs=2, metavar=("WHAT", "PAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    pages: list[tuple[str, bytes]] = [("generated shop page", generated_page())]
+    if args.rss_child:
+        return _rss_child(*args.rss_child)
+    pages: list[tuple[str, bytes]] = [(GENERATED, generated_page())]
     for path in [*SHIPPED, *args.files]:
         if path.is_file():
             pages.append((str(path).replace(str(Path.home()), "~"), path.read_bytes()))
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"nproc={os.cpu_count()} load={os.getloadavg()[0]:.1f} date={date}")
-    print("| page | size (MB) | lxml parse+serialize (MB/s) | rewrite_html (MB/s) | ratio | peak (x page) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| page | size (MB) | lxml parse+serialize (MB/s) | rewrite_html (MB/s) | ratio "
+        "| Python peak (x page) | RSS growth (x page) | lxml RSS growth (x page) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, body in pages:
         r = measure(name, body, args.repeat)
         print(
             f"| {r['page']} | {r['size_mb']:.2f} | {r['lxml_mbps']:.1f} | {r['ours_mbps']:.1f} "
-            f"| {r['ratio']:.2f} | {r['peak_x']:.2f} |"
+            f"| {r['ratio']:.2f} | {r['peak_x']:.2f} | {r['rss_x']:.2f} | {r['rss_lxml_x']:.2f} |"
         )
     return 0
 
