@@ -115,11 +115,17 @@ def map_link_header(value: str, mapper: UrlMapper, base: str) -> str:
 
 
 def _map_origin(value: str, mapper: UrlMapper) -> str | None:
+    """An origin (or a comma-separated list of them, as Timing-Allow-Origin allows) mapped to the
+    proxy; None, to drop the header, when one of them is not an http(s) origin."""
     text = value.strip()
     if text in ("*", "null", ""):
         return value
     try:
-        return " ".join(mapper.proxy_origin(Origin.parse(part)) for part in text.split())
+        return ", ".join(
+            part if part == "*" else mapper.proxy_origin(Origin.parse(part))
+            for part in (p.strip() for p in text.split(","))
+            if part
+        )
     except RewriteError:
         return None
 

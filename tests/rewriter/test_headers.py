@@ -54,6 +54,13 @@ RESPONSE = [
     ("Access-Control-Allow-Origin", "*", "*"),
     ("Access-Control-Allow-Origin", "null", "null"),
     ("Access-Control-Allow-Origin", "not an origin", None),
+    ("Access-Control-Allow-Origin", "ftp://shop.example", None),
+    (
+        "Timing-Allow-Origin",
+        "https://shop.example, https://cdn.example:8443",
+        f"{SHOP_ORIGIN}, {proxy('s8443-cdn-example', '')}",
+    ),
+    ("Timing-Allow-Origin", "*", "*"),
     ("Content-Security-Policy", "default-src 'self'", None),
     ("content-security-policy-report-only", "default-src 'self'", None),
     ("X-Frame-Options", "DENY", None),
