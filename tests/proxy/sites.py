@@ -12,6 +12,7 @@ import gzip
 import secrets
 import socket
 import threading
+import urllib.parse
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -106,6 +107,37 @@ def shop_app(site: Site, cdn: Site) -> Starlette:
             head=f'<link rel="stylesheet" href="{cdn_o}/static/site.css">',
         )
 
+    async def app(request: Request) -> Response:
+        own = site.origin
+        ws = own.replace("http://", "ws://")
+        return _page(
+            "App",
+            '<h1 id="title">App</h1><ul id="out"></ul>'
+            '<nav><a id="step" href="/app/step2">step 2</a></nav>',
+            head=f"""<script>
+const out = (k, v) => {{ const li = document.createElement('li'); li.id = k; li.textContent = v;
+                         document.getElementById('out').append(li); }};
+addEventListener('DOMContentLoaded', async () => {{
+  document.cookie = 'js_c=' + (Number((document.cookie.match(/js_c=(\\d+)/) || [0, 0])[1]) + 1) + '; path=/';
+  out('cookies', document.cookie);
+  localStorage.setItem('visits', String(Number(localStorage.getItem('visits') || 0) + 1));
+  out('storage', localStorage.getItem('visits'));
+  const data = await (await fetch('{own}/api/items')).json();
+  out('fetch', data.items.join(','));
+  const xhr = new XMLHttpRequest(); xhr.open('GET', '{own}/api/items');
+  await new Promise(ok => {{ xhr.onload = ok; xhr.send(); }});
+  out('xhr', JSON.parse(xhr.responseText).cookie.includes('js_c=') ? 'jar' : 'no-jar');
+  const socket = new WebSocket('{ws}/ws');
+  await new Promise(ok => socket.onopen = ok);
+  socket.send('ping');
+  out('ws', await new Promise(ok => socket.onmessage = e => ok(e.data)));
+  document.getElementById('step').addEventListener('click', e => {{
+    e.preventDefault(); history.pushState({{}}, '', '/app/step2'); out('route', location.pathname); }});
+  out('done', 'yes');
+}});
+</script>""",
+        )
+
     async def about(request: Request) -> Response:
         return _page("About", "<h1 id='title'>About</h1><a href='/'>home</a>")
 
@@ -141,7 +173,7 @@ def shop_app(site: Site, cdn: Site) -> Starlette:
             )
             response.set_cookie("csrf", token, httponly=True)
             return response
-        form = await request.form()
+        form = {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode()).items()}
         if form.get("csrf") != request.cookies.get("csrf") or form.get("password") != "secret":
             return _page("Denied", "<h1 id='title'>Denied</h1>")
         sid = secrets.token_hex(8)
@@ -223,6 +255,8 @@ def shop_app(site: Site, cdn: Site) -> Starlette:
     routes = [
         Route("/", home),
         Route("/about", about),
+        Route("/app", app),
+        Route("/app/step2", app),
         Route("/search", search),
         Route("/api/items", api_items),
         Route("/set-cookie", set_cookie),

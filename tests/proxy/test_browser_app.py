@@ -1,0 +1,103 @@
+"""A small app through the proxy in Chromium: fetch/XHR/WebSocket to absolute URLs, document.cookie,
+localStorage, pushState, a login with a CSRF token; two sessions keep cookies and storage apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.proxy.browser_util import escaped
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites
+
+pytestmark = pytest.mark.browser
+
+
+def _open(
+    browser: Any, harness: Harness, s: OpenSession, url: str, context: Any = None
+) -> tuple[Any, Any, list[str]]:
+    context = context or browser.new_context()
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    page = context.new_page()
+    page.goto(harness.enter_url(s, url))
+    return context, page, seen
+
+
+def _text(page: Any, item: str) -> str:
+    return str(page.locator(f"#{item}").inner_text(timeout=15000))
+
+
+def test_dynamic_app_stays_inside_the_proxy(browser: Any, harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/app")
+    try:
+        assert _text(page, "done") == "yes"
+        assert _text(page, "fetch") == "mug,tee"
+        assert _text(page, "xhr") == "jar"  # the script's cookie reached upstream through the jar
+        assert _text(page, "ws") == "ping"
+        assert "js_c=1" in _text(page, "cookies")
+        page.click("#step")
+        assert _text(page, "route") == "/app/step2"
+        assert page.url == harness.url(s, sites.shop.origin + "/app/step2")
+        page.reload()
+        assert _text(page, "done") == "yes"
+        assert "js_c=2" in _text(page, "cookies")  # cookie written by script, kept by the jar
+        assert _text(page, "storage") == "2"
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+        assert sites.shop.hits["/ws"] >= 1
+    finally:
+        context.close()
+
+
+def test_server_cookies_show_in_document_cookie_unless_httponly(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    context, page, _ = _open(browser, harness, s, sites.shop.origin + "/set-cookie")
+    try:
+        page.goto(harness.url(s, sites.shop.origin + "/app"))
+        cookies = _text(page, "cookies")
+        assert "visible_c=v1" in cookies and "server_c" not in cookies
+        assert "__cb" not in cookies
+        assert [c["name"] for c in context.cookies()] == [f"__cb_{s.sid}"] or all(
+            c["name"].startswith("__cb") for c in context.cookies()
+        )
+    finally:
+        context.close()
+
+
+def test_login_with_csrf_token_works(browser: Any, harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/login")
+    try:
+        page.fill("#user", "agent")
+        page.fill("#password", "secret")
+        page.click("#go")
+        assert _text(page, "title") == "Hello agent"
+        assert page.url == harness.url(s, sites.shop.origin + "/account")
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
+def test_two_sessions_on_one_site_keep_cookies_and_storage_apart(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    context, page_a, _ = _open(browser, harness, a, sites.shop.origin + "/login")
+    try:
+        page_a.fill("#user", "alice")
+        page_a.fill("#password", "secret")
+        page_a.click("#go")
+        assert _text(page_a, "title") == "Hello alice"
+        page_a.goto(harness.url(a, sites.shop.origin + "/app"))
+        assert _text(page_a, "storage") == "1"
+        _, page_b, _ = _open(browser, harness, b, sites.shop.origin + "/account", context)
+        assert page_b.url == harness.url(b, sites.shop.origin + "/login")  # b is not logged in
+        page_b.goto(harness.url(b, sites.shop.origin + "/app"))
+        assert _text(page_b, "storage") == "1"
+        assert "js_c=1" in _text(page_b, "cookies")
+    finally:
+        context.close()
