@@ -53,6 +53,7 @@ class ApiPart:
             log_level=settings.log_level,
             ws_max_size=settings.ws_max_message_bytes + 1024,
             ws_per_message_deflate=False,  # small JSON messages: compression costs more CPU than it saves
+            timeout_graceful_shutdown=5,  # then open WebSocket handlers are cancelled: Ctrl-C always ends
             lifespan="on",
             access_log=settings.log_level == "debug",  # access lines carry paths only, never tokens
             proxy_headers=False,
