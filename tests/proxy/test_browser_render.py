@@ -52,3 +52,17 @@ def test_home_page_renders_like_direct_and_nothing_escapes(
     direct_context.close()
     context.close()
     assert screenshot_difference(browser, proxied, reference) <= SCREENSHOT_TOLERANCE
+
+
+@pytest.mark.parametrize("path", ["/about", "/login", "/search?q=mug"])
+def test_other_pages_render_like_direct(browser: Any, harness: Harness, sites: Sites, path: str) -> None:
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    shots = []
+    for url in (harness.enter_url(s, sites.shop.origin + path), sites.shop.origin + path):
+        context = browser.new_context(viewport={"width": 800, "height": 600})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        shots.append(page.screenshot())
+        context.close()
+    assert screenshot_difference(browser, shots[0], shots[1]) <= SCREENSHOT_TOLERANCE
