@@ -1,7 +1,7 @@
 """From a response's Content-Type (sniffed when missing or vague) to the rewriter that handles it.
 
-HTML and CSS are rewritten; JavaScript (the client runtime's job), JSON, images, fonts, media and
-everything else pass through untouched.
+HTML, SVG documents and CSS are rewritten; JavaScript (the client runtime's job), JSON, raster
+images, fonts, media and everything else pass through untouched.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from rewriter.css import rewrite_css
 from rewriter.html import rewrite_html
 from rewriter.urls import UrlMapper
 
-Kind = Literal["html", "css", "passthrough"]
+Kind = Literal["html", "svg", "css", "passthrough"]
 SNIFF_BYTES = 512
+SVG_TYPE = "image/svg+xml"
 
 # MIME type -> kind (anything absent passes through)
 MIME_KINDS: dict[str, Kind] = {
     "text/html": "html",
     "application/xhtml+xml": "html",
+    "image/svg+xml": "svg",  # as a document (iframe, object, a link) it loads its own links
     "text/css": "css",
 }
 # types that say nothing about the body: sniffed as browsers do (WHATWG MIME Sniffing 7.1)
@@ -55,7 +57,7 @@ def is_binary(prefix: bytes) -> bool:
 
 
 def kind_of(content_type: str | None, body_prefix: bytes = b"") -> Kind:
-    """Which rewriter a response needs: ``html``, ``css`` or ``passthrough``."""
+    """Which rewriter a response needs: ``html``, ``svg``, ``css`` or ``passthrough``."""
     mime = mime_type(content_type)
     if mime in UNKNOWN_TYPES:
         return "html" if sniff_html(body_prefix) else "passthrough"
@@ -89,16 +91,16 @@ def rewrite_body(
     if kind == "passthrough":
         return Rewritten(body, content_type, kind)
     mime = mime_type(content_type)
-    if kind == "html":
+    if kind in ("html", "svg"):
         out = rewrite_html(
             body,
             url=url,
             mapper=mapper,
-            content_type=content_type,
-            inject=inject,
+            content_type=content_type if kind == "html" or mime == SVG_TYPE else SVG_TYPE,
+            inject=inject if kind == "html" else "",  # no runtime in SVG documents (yet)
             mask_selectors=mask_selectors,
         )
-        mime = mime if MIME_KINDS.get(mime) == "html" else "text/html"
+        mime = mime if MIME_KINDS.get(mime) == kind else "text/html" if kind == "html" else SVG_TYPE
     else:
         out = rewrite_css(body, url=url, mapper=mapper, content_type=content_type)
         mime = "text/css"

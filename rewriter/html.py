@@ -26,7 +26,8 @@ from rewriter.url_values import map_import_map, map_url
 from rewriter.urls import UrlMapper, join_url
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
-XML_TYPES = frozenset({"application/xhtml+xml"})
+XML_TYPES = frozenset({"application/xhtml+xml", "image/svg+xml"})
+SVG_TYPE = "image/svg+xml"
 MAX_SRCDOC_DEPTH = 4
 DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comments
 
@@ -105,6 +106,7 @@ class _Rewrite:
         selectors: tuple[etree.XPath, ...],
         xml: bool,
         depth: int,
+        svg: bool = False,
     ) -> None:
         self.data = data
         self.url = url
@@ -112,12 +114,13 @@ class _Rewrite:
         self.inject = inject
         self.selectors = selectors
         self.xml = xml
+        self.svg = svg
         self.depth = depth
         self.base = url
 
     def parse(self) -> etree._ElementTree:
         data = self.data
-        if self.xml and self.selectors:
+        if self.xml and self.selectors and not self.svg:
             self.xml = False  # CSS selectors match the HTML parser's un-namespaced tree
         if self.xml:
             xml_parser = etree.XMLParser(
@@ -125,7 +128,9 @@ class _Rewrite:
             )
             try:
                 return etree.fromstring(data, xml_parser).getroottree()
-            except etree.XMLSyntaxError:
+            except etree.XMLSyntaxError as exc:
+                if self.svg:  # browsers render no broken SVG; an HTML parse would make HTML of it
+                    raise UnrewritableDocument(f"SVG document is not well-formed: {exc}") from exc
                 self.xml = False  # browsers would show an error page; an HTML parse is kinder
         parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, no_network=True)
         try:
@@ -308,7 +313,7 @@ def rewrite_html(
     inject: str = "",
     mask_selectors: Sequence[str] = (),
 ) -> bytes:
-    """Rewrite an HTML (or XHTML) document fetched from ``url`` for the proxy; UTF-8 out.
+    """Rewrite an HTML (or XHTML, or SVG) document fetched from ``url`` for the proxy; UTF-8 out.
 
     Absolute and protocol-relative URLs in URL-bearing attributes, ``<style>`` and ``style=``
     become proxy URLs (``<base href>`` included); ``integrity`` and CSP ``<meta>`` are removed;
@@ -319,9 +324,10 @@ def rewrite_html(
     """
     selectors = compile_selectors(mask_selectors)
     transcoded = html_to_utf8(body, content_type)
-    xml = mime_type(content_type) in XML_TYPES
+    mime = mime_type(content_type)
+    xml = mime in XML_TYPES
     try:
-        return _Rewrite(transcoded.data, url, mapper, inject, selectors, xml, 0).run()
+        return _Rewrite(transcoded.data, url, mapper, inject, selectors, xml, 0, svg=mime == SVG_TYPE).run()
     except RewriteError:
         raise
     except (etree.LxmlError, ValueError, RecursionError) as exc:

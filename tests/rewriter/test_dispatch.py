@@ -21,7 +21,9 @@ CASES = [
     ("application/javascript", b"var a", "passthrough"),
     ("application/json", b'{"a": "<html>"}', "passthrough"),
     ("image/png", PNG, "passthrough"),
-    ("image/svg+xml", b"<svg/>", "passthrough"),
+    ("image/svg+xml", b"<svg/>", "svg"),
+    ("image/svg+xml; charset=utf-8", b"<?xml version='1.0'?><svg/>", "svg"),
+    ("image/svg+xml", b"\x1f\x8b\x08\x00", "passthrough"),  # svgz
     ("font/woff2", b"wOF2", "passthrough"),
     ("text/plain", b"<html>", "passthrough"),
     ("application/octet-stream", b"<html>", "passthrough"),
@@ -47,8 +49,8 @@ def test_kind_of(content_type: str | None, prefix: bytes, kind: str) -> None:
     assert kind_of(content_type, prefix) == kind
 
 
-def test_table_is_only_html_and_css() -> None:
-    assert set(MIME_KINDS.values()) == {"html", "css"}
+def test_table_is_only_html_svg_and_css() -> None:
+    assert set(MIME_KINDS.values()) == {"html", "svg", "css"}
 
 
 def test_rewrite_body(mapper: UrlMapper) -> None:
@@ -65,6 +67,15 @@ def test_rewrite_body(mapper: UrlMapper) -> None:
     )
     assert css.kind == "css" and css.content_type == "text/css; charset=utf-8"
     assert b"//a.example" not in css.body
+    svg = rewrite_body(
+        b'<svg xmlns="http://www.w3.org/2000/svg"><a href="https://a.example/">a</a></svg>',
+        url="https://a.example/i.svg",
+        mapper=mapper,
+        content_type="image/svg+xml",
+        inject="<script>never in SVG</script>",
+    )
+    assert svg.kind == "svg" and svg.content_type == "image/svg+xml; charset=utf-8"
+    assert b"https://a.example" not in svg.body and b"never in SVG" not in svg.body
     js = b"location.href = 'https://a.example/'"
     same = rewrite_body(js, url="https://a.example/", mapper=mapper, content_type="text/javascript")
     assert same.body is js and same.content_type == "text/javascript"

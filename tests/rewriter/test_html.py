@@ -405,6 +405,35 @@ def test_malformed_xhtml_falls_back_to_html() -> None:
     assert parse(out).xpath("//a/@href") == [SHOP]
 
 
+def test_svg_document_is_rewritten_as_xml() -> None:
+    doc = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+        '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" class="logo">'
+        "<style>.a{fill:url(#g)} .b{background:url(//cdn.example/a.png)}</style>"
+        '<a href="https://shop.example/x"><image xlink:href="https://cdn.example/a.png"/></a>'
+        '<use href="#icon"/><text class="secret">4111</text></svg>'
+    )
+    out = rewrite(doc, content_type="image/svg+xml", inject=INJECT, mask_selectors=[".secret"])
+    root = etree.fromstring(out)  # still XML, still SVG
+    ns = {"s": "http://www.w3.org/2000/svg", "x": "http://www.w3.org/1999/xlink"}
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.xpath("//s:a/@href", namespaces=ns) == [SHOP]
+    assert root.xpath("//s:image/@x:href", namespaces=ns) == [CDN]
+    assert root.xpath("//s:use/@href", namespaces=ns) == ["#icon"]
+    assert f".b{{background:url({CDN})}}" in root.xpath("//s:style/text()", namespaces=ns)[0]
+    assert b"4111" not in out and b"<script" not in out and b"<meta" not in out and b"<html" not in out
+    assert b"SVG 1.1" in out
+
+
+def test_broken_svg_document_is_refused() -> None:
+    with pytest.raises(UnrewritableDocument):
+        rewrite(
+            '<svg xmlns="http://www.w3.org/2000/svg"><a href="https://shop.example/x">',
+            content_type="image/svg+xml",
+        )
+
+
 def test_svg_and_mathml_survive() -> None:
     out = parse(rewrite('<svg viewBox="0 0 1 1"><circle r="1"/></svg><math><mi>x</mi><mo>=</mo></math>'))
     assert out.xpath("//svg/circle/@r") == ["1"]
