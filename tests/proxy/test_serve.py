@@ -129,3 +129,44 @@ def test_role_proxy_without_redis_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "redis-url" in result.stderr
+
+
+def test_session_end_reaches_every_proxy_process(redis_url: str, namespace: str, sites: Sites) -> None:
+    """One proxy in this process, one ``--role proxy`` subprocess, one Redis: ending the session
+    closes the open connections of both and both refuse it within a second."""
+    import socket
+
+    from tests.proxy.conftest import Harness, make_settings
+
+    in_process = Harness(make_settings(sites), redis_url, namespace)
+    proxy_port = free_port()
+    serve = Serve(
+        "--role", "proxy", "--host", "127.0.0.1", "--proxy-port", str(proxy_port), "--redis-url", redis_url,
+        env={"COBROWSE_REDIS_NAMESPACE": namespace, "COBROWSE_DEV_ALLOW_ORIGINS": sites.shop.origin},
+    ).wait_ready()
+    try:
+        s = in_process.open_session((sites.shop.origin,))
+        cookie = f"__cb_{s.sid}={in_process.credential(s)}"
+        label_host = f"{encode_label(s.sid, Origin.parse(sites.shop.origin))}.{DOMAIN}"
+        socks = []
+        for port in (in_process.port, proxy_port):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            request = f"GET /about HTTP/1.1\r\nHost: {label_host}:{port}\r\nCookie: {cookie}\r\n\r\n"
+            sock.sendall(request.encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            socks.append(sock)
+        ended_at = time.monotonic()
+        in_process.end(s)
+        for sock in socks:
+            sock.settimeout(1.0)
+            while sock.recv(65536):  # drain what is left of the page, then see the close
+                pass
+            sock.close()
+        assert time.monotonic() - ended_at < 1.0
+        for port in (in_process.port, proxy_port):
+            headers = {"host": f"{label_host}:{port}", "cookie": cookie}
+            r = httpx.get(f"http://127.0.0.1:{port}/about", headers=headers)
+            assert r.status_code == 403
+    finally:
+        serve.stop()
+        in_process.close()
