@@ -66,3 +66,20 @@ def test_other_pages_render_like_direct(browser: Any, harness: Harness, sites: S
         shots.append(page.screenshot())
         context.close()
     assert screenshot_difference(browser, shots[0], shots[1]) <= SCREENSHOT_TOLERANCE
+
+
+@pytest.mark.parametrize("link", ["abs", "rel", "root", "proto"])
+def test_every_link_kind_navigates_inside_the_proxy(
+    browser: Any, harness: Harness, sites: Sites, link: str
+) -> None:
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    context = browser.new_context()
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    page = context.new_page()
+    page.goto(harness.enter_url(s, sites.shop.origin + "/"))
+    page.click(f"#{link}")
+    page.wait_for_url(harness.url(s, sites.shop.origin + "/about"))
+    assert page.locator("#title").inner_text() == "About"
+    assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    context.close()
