@@ -18,6 +18,7 @@ from rewriter.urls import UrlMapper
 class Kind(enum.Enum):
     URL = "url"  # one URL
     URL_LIST = "url-list"  # space-separated URLs (ping)
+    URL_VALUES = "url-values"  # semicolon-separated values, some of them URLs (SVG animation)
     SRCSET = "srcset"  # image candidate list
     STYLE = "style"  # CSS declarations
     REFRESH = "refresh"  # meta refresh content: "5; url=..."
@@ -61,6 +62,11 @@ ATTRIBUTE_RULES: dict[str, AttributeRule] = {
     "lowsrc": AttributeRule(Kind.URL, _tags("img"), "legacy low-resolution image"),
     "ping": AttributeRule(Kind.URL_LIST, _tags("a", "area"), "hyperlink auditing URLs"),
     "srcset": AttributeRule(Kind.SRCSET, _tags("img", "source"), "responsive image candidates"),
+    # SVG animation can set an href (<set attributeName="href" to="...">); other values never
+    # look absolute (numbers, colours, paths) and pass unchanged
+    "to": AttributeRule(Kind.URL, _tags("set", "animate"), "value an animated href takes"),
+    "from": AttributeRule(Kind.URL, _tags("animate"), "value an animated href starts from"),
+    "values": AttributeRule(Kind.URL_VALUES, _tags("animate"), "values an animated href takes"),
     "imagesrcset": AttributeRule(Kind.SRCSET, _tags("link"), "preloaded responsive images"),
     "style": AttributeRule(Kind.STYLE, ANY, "url(), image-set() in declarations"),
     "srcdoc": AttributeRule(Kind.DOCUMENT, _tags("iframe"), "inline document: rewritten as one"),
@@ -86,6 +92,8 @@ def rewrite_value(kind: Kind, value: str, mapper: UrlMapper, base: str | None) -
         return rewrite_css_text(value, mapper=mapper, base=base)
     if kind is Kind.URL_LIST:
         return " ".join(map_url(mapper, part, base) for part in value.split())
+    if kind is Kind.URL_VALUES:
+        return ";".join(map_url(mapper, part, base) for part in value.split(";"))
     if kind is Kind.REFRESH:
         span = refresh_url_span(value)
         return value if span is None else replace_spans(value, [span], lambda u: map_url(mapper, u, base))

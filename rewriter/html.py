@@ -22,7 +22,7 @@ from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_t
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
-from rewriter.url_values import map_import_map, map_url
+from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_url
 from rewriter.urls import UrlMapper, join_url
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -159,8 +159,10 @@ class _Rewrite:
                 if value is not None:
                     self._special(element, name, value)
         for element in special:
-            if _local(element.tag) == "script" and (element.get("type") or "").strip().lower() == "importmap":
-                self._import_map(element)
+            if _local(element.tag) == "script":
+                json_mapper = JSON_SCRIPT_MAPPERS.get((element.get("type") or "").strip().lower())
+                if json_mapper is not None:
+                    self._json_script(element, json_mapper)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
@@ -212,18 +214,18 @@ class _Rewrite:
         elif name == "srcdoc" and tag == "iframe":
             element.set(name, self._srcdoc(value))
 
-    def _import_map(self, element: etree._Element) -> None:
-        """Map the URLs of an import map (JSON, not JavaScript): module specifiers resolve to them."""
+    def _json_script(self, element: etree._Element, json_mapper: JsonMapper) -> None:
+        """Map the URLs of an import map or speculation rules (JSON the browser reads, not JavaScript)."""
         text = element.text or ""
         if not might_hold_absolute_url(text):
             return
         try:
             data = json.loads(text)
         except ValueError:
-            return  # the browser ignores an invalid import map too
+            return  # the browser ignores invalid JSON too
         if not isinstance(data, dict):
             return
-        mapped = map_import_map(data, lambda url: map_url(self.mapper, url, self.base))
+        mapped = json_mapper(data, lambda url: map_url(self.mapper, url, self.base))
         if mapped != data:
             element.text = json.dumps(mapped, ensure_ascii=False).replace("</", "<\\/")
 

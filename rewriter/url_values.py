@@ -124,3 +124,27 @@ def map_import_map(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, 
             for scope, table in scopes.items()
         }
     return out
+
+
+def map_speculation_rules(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """Speculation rules with the ``urls`` of their list rules mapped (Chromium prefetches and
+    prerenders them); ``where`` patterns are left as they are."""
+    out = dict(data)
+    for action in ("prefetch", "prerender"):
+        rules = data.get(action)
+        if isinstance(rules, list):
+            out[action] = [
+                {**rule, "urls": [fn(u) if isinstance(u, str) else u for u in rule["urls"]]}
+                if isinstance(rule, dict) and isinstance(rule.get("urls"), list)
+                else rule
+                for rule in rules
+            ]
+    return out
+
+
+JsonMapper = Callable[[dict[str, Any], Callable[[str], str]], dict[str, Any]]
+# <script type> -> the mapper of its JSON: the browser fetches the URLs these name
+JSON_SCRIPT_MAPPERS: dict[str, JsonMapper] = {
+    "importmap": map_import_map,
+    "speculationrules": map_speculation_rules,
+}

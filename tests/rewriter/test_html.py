@@ -260,6 +260,19 @@ PLACES = [
         proxy("s-cdn-example", "/b/"),
     ),
     ('<base href="../up/"><a href="https:x">a</a>', "//a/@href", proxy("s-shop-example", "/up/x")),
+    # SVG animation of an href
+    ('<svg><a><set attributeName="href" to="//evil.example/x"/></a></svg>', "//set/@to", EVIL),
+    (
+        '<svg><image><animate attributeName="href" from="https://evil.example/x"'
+        ' values="0;/\\evil.example/x"/></image></svg>',
+        "//animate/@values",
+        f"0;{EVIL}",
+    ),
+    (
+        '<svg><animate attributeName="x" from="0" to="10" values="0;5;10"/></svg>',
+        "//animate/@values",
+        "0;5;10",
+    ),
 ]
 
 
@@ -637,6 +650,17 @@ def test_50_mb_document() -> None:
     out = rewrite(body)
     assert out.count(f'href="{SHOP}"'.encode()) == body.count(b'href="https://shop.example/x"')
     assert b"https://shop.example" not in out
+
+
+def test_speculation_rules_list_urls_are_mapped() -> None:
+    rules = {
+        "prefetch": [{"source": "list", "urls": ["https://evil.example/x", "/rel"]}],
+        "prerender": [{"source": "document", "where": {"href_matches": "/*"}}],
+    }
+    root = parse(rewrite(f'<script type="speculationrules">{json.dumps(rules)}</script>'))
+    data = json.loads(root.xpath("//script/text()")[0])
+    assert data["prefetch"] == [{"source": "list", "urls": [EVIL, "/rel"]}]
+    assert data["prerender"] == rules["prerender"]
 
 
 def test_import_map_addresses_are_mapped_specifiers_kept() -> None:
