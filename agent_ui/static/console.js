@@ -10,6 +10,7 @@
   var me = null;               // GET /me
   var visitors = new Map();    // visitor_id -> visitor record
   var pending = new Map();     // session_id -> {visitorId, win}
+  var left = new Set();        // visitors the API said are gone
   var ws = null, retry = 0, signedIn = false;
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
@@ -369,11 +370,18 @@
       case "visitors":
         replaceAll(msg.visitors || []); render();
         break;
-      case "visitor": case "visitor_joined": case "visitor_updated": case "visitor_update":
-        upsert(msg.visitor || msg); render();
+      case "visitor": case "visitor_joined": case "visitor_updated": case "visitor_update": {
+        var vv = msg.visitor || msg;
+        // A late "offline" view can overtake "visitor_left": a visitor who left stays gone until
+        // it is online again (same tab, back within the token's life).
+        if (left.has(visitorId(vv)) && !vv.online) break;
+        left.delete(visitorId(vv));
+        upsert(vv); render();
         break;
+      }
       case "visitor_left": case "visitor_gone": {
         var id = msg.visitor_id || (msg.visitor && visitorId(msg.visitor));
+        left.add(id);
         visitors.delete(id); render();
         break;
       }
