@@ -778,7 +778,13 @@
     ['HTMLInputElement', 'formAction', 'url'], ['HTMLButtonElement', 'formAction', 'url'],
     ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset']
   ];
-  var MASK_URL_ATTRS = ['src', 'srcset', 'href', 'poster', 'data', 'action', 'formaction', 'xlink:href', 'background'];
+  // masking, as rewriter/masking.py: attributes kept (layout and identity), attributes masked
+  var MASK_KEPT_ATTRS = {};
+  var MASK_VALUE_ATTRS = { value: 1, placeholder: 1, title: 1, alt: 1, 'aria-label': 1, label: 1 };
+  var VOID_TAGS = { img: 1, br: 1, hr: 1, wbr: 1, source: 1, track: 1, embed: 1, area: 1, col: 1, meta: 1 };
+  (function (kept) { for (var i = 0; i < kept.length; i++) MASK_KEPT_ATTRS[kept[i]] = 1; })([
+    'id', 'class', 'name', 'type', 'role', 'hidden', 'disabled', 'width', 'height', 'size', 'cols', 'rows',
+    'colspan', 'rowspan', 'for', 'tabindex', 'dir', 'lang', 'maxlength', 'minlength']);
 
   function installDocument(win, ctx, mapper) {
     var doc = win.document;
@@ -852,43 +858,45 @@
       try { return nativeClosest(el, maskSelector) !== null; } catch (e) { return false; }
     }
     var masking = false;
+    // the same as the server's rewriter/masking.py: children gone, the mask as text (value for
+    // inputs), every attribute but a few structural ones removed, text-bearing ones masked
     function maskElement(el) {
       if (masking) return;
       masking = true;
       try {
-        if (nativeGetAttribute(el, 'data-cobrowse-masked') !== '1') nativeSetAttribute(el, 'data-cobrowse-masked', '1');
-        var inside = elementQSA(el, '*');
-        maskOne(el);
-        for (var d = 0; d < inside.length; d++) maskOne(inside[d]);
-        var walker = createTreeWalker(doc, el, SHOW_TEXT);
-        var node;
-        while ((node = walkerNext(walker))) {
-          var text = textData(node);
-          if (text !== ctx.mask && strTrim(text) !== '') setTextData(node, ctx.mask);
+        var names = [];
+        var attrs = el.attributes;
+        for (var i = 0; i < attrs.length; i++) push(names, strLower(attrs[i].name));
+        for (i = 0; i < names.length; i++) {
+          var local = strSlice(names[i], strIndexOf(names[i], ':') + 1);
+          if (local === 'data-cobrowse-masked' || hasOwn(MASK_KEPT_ATTRS, local)) continue;
+          if (hasOwn(MASK_VALUE_ATTRS, local)) {
+            if (nativeGetAttribute(el, names[i]) !== ctx.mask) nativeSetAttribute(el, names[i], ctx.mask);
+          } else {
+            nativeRemoveAttribute(el, names[i]);
+          }
         }
+        var tag = localNameOf(el);
+        if (tag === 'input') {
+          var type = strLower(inputType(el));
+          if (type !== 'checkbox' && type !== 'radio' && type !== 'file') {
+            if (nativeGetAttribute(el, 'value') !== ctx.mask) nativeSetAttribute(el, 'value', ctx.mask);
+            if (apply(inputValueDesc.get, el, []) !== ctx.mask) apply(inputValueDesc.set, el, [ctx.mask]);
+          }
+        } else if (!hasOwn(VOID_TAGS, tag)) {
+          var first = el.firstChild;
+          if (!first || first !== el.lastChild || nodeType(first) !== 3 || textData(first) !== ctx.mask) {
+            el.textContent = ctx.mask;
+          }
+          if (tag === 'textarea' && apply(textareaValueDesc.get, el, []) !== ctx.mask) {
+            apply(textareaValueDesc.set, el, [ctx.mask]);
+          }
+        } else {
+          while (el.firstChild) el.removeChild(el.firstChild);
+        }
+        if (!nativeHasAttribute(el, 'data-cobrowse-masked')) nativeSetAttribute(el, 'data-cobrowse-masked', '');
       } catch (e) { /* best effort */ }
       masking = false;
-    }
-    // one element of a masked subtree: URL attributes gone, values replaced
-    function maskOne(el) {
-      for (var i = 0; i < MASK_URL_ATTRS.length; i++) {
-        if (nativeHasAttribute(el, MASK_URL_ATTRS[i])) nativeRemoveAttribute(el, MASK_URL_ATTRS[i]);
-      }
-      var tag = localNameOf(el);
-      if (tag === 'input') {
-        var type = strLower(inputType(el));
-        if (type !== 'checkbox' && type !== 'radio' && type !== 'file' && type !== 'hidden') {
-          if (apply(inputValueDesc.get, el, []) !== ctx.mask) apply(inputValueDesc.set, el, [ctx.mask]);
-        }
-        if (nativeHasAttribute(el, 'value') && nativeGetAttribute(el, 'value') !== ctx.mask) nativeSetAttribute(el, 'value', ctx.mask);
-      } else if (tag === 'textarea') {
-        if (apply(textareaValueDesc.get, el, []) !== ctx.mask) apply(textareaValueDesc.set, el, [ctx.mask]);
-      } else if (tag === 'select') {
-        var opts = elementQSA(el, 'option');
-        for (var o = 0; o < opts.length; o++) {
-          if (nativeGetAttribute(opts[o], 'value') !== ctx.mask) nativeSetAttribute(opts[o], 'value', ctx.mask);
-        }
-      }
     }
     function maskTree(root) {
       if (!root) return;
@@ -1106,7 +1114,7 @@
       wrapSetter(win.HTMLInputElement.prototype, 'value', function (v, el) {
         if (isMasked(el)) {
           var t = strLower(inputType(el));
-          if (t !== 'checkbox' && t !== 'radio' && t !== 'hidden') return ctx.mask;
+          if (t !== 'checkbox' && t !== 'radio' && t !== 'file') return ctx.mask;
         }
         return v;
       });
