@@ -109,3 +109,15 @@ async def test_html_over_the_limit_is_replaced_before_its_body_arrives(ctx: Prox
     assert flow.response.stream(b"<html>upstream") == b""
     page = flow.response.stream(b"")
     assert b"Page too large" in page and flow.response.headers["content-length"] == str(len(page))
+
+
+def test_mitmproxy_outside_the_tested_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mitmproxy import version
+
+    from proxy.exceptions import ProxyError
+    from proxy.server import check_mitmproxy_version
+
+    check_mitmproxy_version()
+    monkeypatch.setattr(version, "VERSION", "9.0.1")
+    with pytest.raises(ProxyError):
+        check_mitmproxy_version()

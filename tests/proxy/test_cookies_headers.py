@@ -110,3 +110,14 @@ def test_request_headers_are_mapped_back_to_upstream(harness: Harness, sites: Si
     assert echoed["accept-encoding"] == "gzip, deflate, br, zstd"
     foreign = _echo(harness, s, sites, credential, headers={"referer": "http://elsewhere.example/x"})
     assert "referer" not in foreign
+
+
+def test_cookies_handed_over_at_consent_go_upstream(harness: Harness, sites: Sites) -> None:
+    from control_api import proxy_access
+    from control_api.seed_cookies import SeedCookie, jar_records
+
+    s = harness.open_session((sites.shop.origin,), consent="request")
+    records = jar_records([SeedCookie("cart", "2", sites.shop.origin + "/checkout")])
+    harness.call(proxy_access.jar_update(harness.store, s.sid, records, ()))
+    harness.accept(s)
+    assert _cookies(_echo(harness, s, sites, harness.credential(s))["cookie"]) == {"cart": "2"}
