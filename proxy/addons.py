@@ -132,13 +132,13 @@ class Gate:
     async def _enter(self, flow: http.HTTPFlow, route: Route) -> None:
         if flow.request.method not in ("GET", "HEAD"):
             raise Refused("bad_request")
-        ticket = flow.request.query.get("ticket", "")
-        credential = await self.ctx.gate.enter(route.sid, ticket)
         session = await self.ctx.gate.active_session(route.sid)
         mapper = mapper_for(route.sid, self.ctx.public, session.allowed_origins)
         target = flow.request.query.get("url") or ""
-        if target.startswith("/") and not target.startswith("//"):
-            location = target
+        if any(ord(ch) < 0x20 or ch == "\x7f" for ch in target):
+            raise Refused("bad_request")
+        if target.startswith("/") and target[1:2] not in ("/", "\\"):
+            location = target  # a path on this origin ("/\\host" would leave it, as "//host")
         elif target:
             try:
                 location = mapper.to_proxy(target)
@@ -147,6 +147,8 @@ class Gate:
                 raise Refused("outside_scope") from exc
         else:
             location = "/"
+        # the target is checked first: a refused target leaves the one-time ticket unused
+        credential = await self.ctx.gate.enter(route.sid, flow.request.query.get("ticket", ""))
         cookie = credential_cookie(
             route.sid, credential, self.ctx.public.domain, self.ctx.public.scheme == "https"
         )
@@ -210,6 +212,7 @@ class Egress:
         flow.request.host = target.address
         flow.request.port = origin.port
         flow.request.host_header = origin.netloc
+        flow.request.authority = ""  # origin-form upstream, whatever form the browser used
         if origin.scheme == "https":
             key = (flow.client_conn.id, target.address, origin.port)
             known = self.ctx.sni.get(key)

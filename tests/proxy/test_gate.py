@@ -175,3 +175,14 @@ def test_label_of_an_origin_outside_the_scope_is_refused(harness: Harness, sites
     r = harness.get(s, host, "/img/logo.png", credential=credential)
     assert r.status_code == 403 and "Outside co-browse scope" in r.text
     assert sites.cdn.total == 0
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/", "/\\evil.example/", "http://evil.example/", "/x\r\nSet-Cookie: a=b"]
+)
+def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites, target: str) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    ticket = harness.ticket(s)
+    status, location, cookie = _enter(harness, s, ticket, target)
+    assert status in (400, 403) and location == "" and cookie == ""
+    assert _enter(harness, s, ticket, "/")[0] == 303  # the refused target did not use the ticket up
