@@ -118,6 +118,8 @@ class ProxyServer:
     async def start(self) -> None:
         check_mitmproxy_version()
         install_error_pages()
+        if self.settings.insecure_upstream:
+            logger.warning("upstream TLS certificates are NOT verified (--insecure-upstream): dev only")
         self._confdir = Path(tempfile.mkdtemp(prefix="cobrowse-mitmproxy-"))
         opts = mitm_options.Options(
             listen_host=self.settings.host,
