@@ -18,19 +18,35 @@ URL_FUNCTIONS = frozenset({"url", "src"})
 # functions whose direct string arguments are image URLs
 IMAGE_SET_FUNCTIONS = frozenset({"image-set", "-webkit-image-set"})
 
+# an escape, a name character and an identifier, CSS Syntax 4.3 (escapes count: ``\\75 rl(`` is
+# ``url(``, ``@\\69mport`` is ``@import``)
+_ESC = r"\\(?:[0-9A-Fa-f]{1,6}(?:\r\n|[ \t\n\r\f])?|[^\n\r\f0-9A-Fa-f])"
+_NAME_CHAR = rf"(?:[A-Za-z0-9_\-]|[^\x00-\x7f]|{_ESC})"
+_IDENT = rf"(?:--|-?(?:[A-Za-z_]|[^\x00-\x7f]|{_ESC})){_NAME_CHAR}*"
+
+
+def _letter(ch: str) -> str:
+    """One letter of a name, plain or escaped (for letters that are not hex digits)."""
+    codes = f"{ord(ch.lower()):x}|{ord(ch.upper()):x}"
+    return rf"(?:{ch}|\\0{{0,4}}(?:{codes})(?:\r\n|[ \t\n\r\f])?|\\{ch})"
+
+
+_URL_NAME = _letter("u") + _letter("r") + _letter("l")
 _TOKEN_RE = re.compile(
-    r"""
+    rf"""
     (?P<comment>/\*.*?(?:\*/|\Z))
   | (?P<string>"(?:[^"\\\n]|\\.)*(?:"|(?=\n)|\Z)|'(?:[^'\\\n]|\\.)*(?:'|(?=\n)|\Z))
-  | (?P<url>url\(\s*(?P<raw>(?:[^"'()\\\s]|\\[0-9A-Fa-f]{1,6}[ \t\n]?|\\.)+)\s*\))
-  | (?P<func>-?[A-Za-z_][A-Za-z0-9_-]*\()
-  | (?P<at>@(?:import|namespace)\b)
+  | (?P<url>{_URL_NAME}\(\s*(?P<raw>(?:[^"'()\\\s]|{_ESC}|\\.)+)\s*\))
+  | (?P<func>{_IDENT}\()
+  | (?P<at>@{_IDENT})
   | (?P<open>\()
   | (?P<close>\))
-  | (?P<end>[;{}])
+  | (?P<end>[;{{}}])
     """,
     re.VERBOSE | re.DOTALL | re.IGNORECASE,
 )
+# at-rules whose prelude strings and url()s are URLs (@import) or names never fetched (@namespace)
+URL_AT_RULES = frozenset({"@import", "@namespace"})
 _ESCAPE_RE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})[ \t\n]?|(\n)|(.))", re.DOTALL)
 
 
@@ -102,14 +118,16 @@ def rewrite_css_text(text: str, *, mapper: UrlMapper, base: str | None) -> str:
         elif kind == "url":
             replacement = _rewrite_url_token(match.group("raw"), mapper, base)
         elif kind == "func":
-            stack.append(match.group(0)[:-1].lower())
+            stack.append(_unescape(match.group(0)[:-1]).lower())
         elif kind == "open":
             stack.append("")
         elif kind == "close":
             if stack:
                 stack.pop()
         elif kind == "at":
-            prelude = match.group(0).lower()
+            name = _unescape(match.group(0)).lower()
+            if name in URL_AT_RULES:
+                prelude = name
         elif kind == "end":
             prelude = ""
             if match.group(0) in "{}":

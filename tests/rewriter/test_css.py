@@ -74,6 +74,14 @@ CASES = [
     ("a{b:url(HTTPS://EVIL.EXAMPLE/x)}", f"a{{b:url({EVIL})}}"),
     ('@import "https:\\\\\\\\evil.example/x";', f'@import "{EVIL}";'),
     ("a{b:url(https://evil.example:99999/x)}", f"a{{b:url({BLOCKED})}}"),
+    # escapes in names: still url(), @import, image-set() to a browser
+    ("a{b:\\75 rl(https://evil.example/x)}", f"a{{b:url({EVIL})}}"),
+    ("a{b:\\000055\\52\\l(//evil.example/x)}", f"a{{b:url({EVIL})}}"),
+    ('a{b:\\75 rl("//evil.example/x")}', f'a{{b:\\75 rl("{EVIL}")}}'),
+    ('@\\69mport "//evil.example/x";', f'@\\69mport "{EVIL}";'),
+    ("a{b:image-s\\65t('//evil.example/x' 1x)}", f"a{{b:image-s\\65t('{EVIL}' 1x)}}"),
+    ('@import-x "//evil.example/x";', '@import-x "//evil.example/x";'),  # another at-rule
+    ('a{b:myurl("//evil.example/x")}', 'a{b:myurl("//evil.example/x")}'),  # not url(): a string
     # @namespace names are not fetched: left as they are
     (
         "@namespace url(http://www.w3.org/1999/xhtml); a{b:url(//cdn.example/a.png)}",

@@ -48,6 +48,8 @@ STYLE_FORMS = [
     'url("/\t/evil.example/s4")',
     "url(http:evil.example/s5)",
     "image-set('//evil.example/s6' 1x)",
+    "\\75 rl(//evil.example/s7)",
+    "image-s\\65t('https:evil.example/s8' 1x)",
 ]
 
 
