@@ -1345,7 +1345,7 @@
       }
       return arrJoin(parts, '; ');
     }
-    function write(raw) {
+    function write(raw, fromPeer) {
       var semi = strIndexOf(raw, ';');
       var pair = semi < 0 ? raw : strSlice(raw, 0, semi);
       var eq = strIndexOf(pair, '=');
@@ -1391,7 +1391,9 @@
         if (index >= 0) ctx.cookies[index] = { name: name, value: value };
         else push(ctx.cookies, { name: name, value: value });
       }
+      if (fromPeer) return;
       persist(raw);
+      guard(function () { if (channel) channel.postMessage(raw); });
     }
     function persist(raw) {
       // 1. __cbjs: travels with the very next request, even if the page navigates away at once
@@ -1425,10 +1427,69 @@
       });
     }
     var get = function () { try { return view(); } catch (e) { return ''; } };
-    var set = function (value) { try { write(StringCtor(value)); } catch (e) { /* never throws */ } };
+    var set = function (value) { try { write(StringCtor(value), false); } catch (e) { /* never throws */ } };
     disguise(get, nativeGet);
     disguise(set, nativeSet);
     defineProperty(proto, 'cookie', { get: get, set: set, enumerable: desc.enumerable, configurable: desc.configurable });
+
+    // other documents of this proxy origin (frames, tabs) see a write at once
+    var channel = null;
+    guard(function () {
+      // only the document the runtime script ran in: adopted about:blank frames share its copy
+      if (!win.BroadcastChannel || win !== global) return;
+      channel = new win.BroadcastChannel('__cobrowse_cookies');
+      channel.onmessage = function (event) {
+        try { if (typeof event.data === 'string') write(event.data, true); } catch (e) { /* keep */ }
+      };
+    });
+
+    // the async Cookie Store API shows the same jar
+    guard(function () {
+      var store = win.CookieStore && win.CookieStore.prototype;
+      var PromiseCtor = win.Promise;
+      if (!store) return;
+      function entry(c) { return { name: c.name, value: c.value, domain: null, path: '/', expires: null, secure: false, sameSite: 'lax', partitioned: false }; }
+      function nameOf(arg) { return arg && typeof arg === 'object' ? arg.name : arg; }
+      function replaceMethod(name, impl) {
+        wrapMethod(store, name, function () {
+          return function () {
+            try { return PromiseCtor.resolve(impl(arguments)); } catch (e) { return PromiseCtor.reject(e); }
+          };
+        });
+      }
+      replaceMethod('get', function (args) {
+        var name = nameOf(args[0]);
+        for (var i = 0; i < ctx.cookies.length; i++) {
+          if (name === undefined || ctx.cookies[i].name === StringCtor(name)) return entry(ctx.cookies[i]);
+        }
+        return null;
+      });
+      replaceMethod('getAll', function (args) {
+        var name = nameOf(args[0]);
+        var out = [];
+        for (var i = 0; i < ctx.cookies.length; i++) {
+          if (name === undefined || ctx.cookies[i].name === StringCtor(name)) push(out, entry(ctx.cookies[i]));
+        }
+        return out;
+      });
+      replaceMethod('set', function (args) {
+        var opts = args[0] && typeof args[0] === 'object' ? args[0] : { name: args[0], value: args[1] };
+        var raw = StringCtor(opts.name) + '=' + StringCtor(opts.value === undefined ? '' : opts.value);
+        if (opts.path) raw += '; Path=' + StringCtor(opts.path);
+        if (opts.domain) raw += '; Domain=' + StringCtor(opts.domain);
+        if (typeof opts.expires === 'number') raw += '; Expires=' + new DateCtor(opts.expires).toUTCString();
+        write(raw, false);
+        return undefined;
+      });
+      replaceMethod('delete', function (args) {
+        var opts = args[0] && typeof args[0] === 'object' ? args[0] : { name: args[0] };
+        var raw = StringCtor(opts.name) + '=; Max-Age=0';
+        if (opts.path) raw += '; Path=' + StringCtor(opts.path);
+        if (opts.domain) raw += '; Domain=' + StringCtor(opts.domain);
+        write(raw, false);
+        return undefined;
+      });
+    });
   }
 
   // ------------------------------------------------------------------------------------------

@@ -196,6 +196,8 @@ def test_push_state_with_an_absolute_upstream_url(session: BrowserSession, fake:
         "location.replace(U)",
         "location = U",
         "window.location.href = U",
+        "var m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = '0;url=' + U;"
+        "document.head.appendChild(m)",
     ],
 )
 def test_location_assignment_stays_in_the_proxy(session: BrowserSession, fake: FakeProxy, how: str) -> None:
@@ -696,3 +698,35 @@ def test_dynamically_added_password_and_masked_elements_are_masked(
     for secret in ("hunter2", "again-secret", "4111", "5500", "visible"):
         assert secret not in content
     assert page.evaluate("[...document.querySelectorAll('input')].map((i) => i.value)") == [MASK, MASK]
+
+
+def test_cookie_store_api_shows_the_same_jar(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.cookies = [{"name": "sess", "value": "abc"}]
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.out = null;"
+            "(async function () {"
+            "  var got = await cookieStore.get('sess');"
+            "  await cookieStore.set('theme', 'dark');"
+            "  await cookieStore.delete('sess');"
+            "  var all = await cookieStore.getAll();"
+            "  window.out = [got && got.value, all.map(function (c) { return c.name + '=' + c.value; }),"
+            "                document.cookie];"
+            "})();"
+        ),
+    )
+    page.wait_for_function("window.out !== null")
+    assert page.evaluate("window.out") == ["abc", ["theme=dark"], "theme=dark"]
+    fake.wait_for(lambda: len([h for h in fake.hits if h.path == "/__cobrowse/cookies"]) >= 2)
+    bodies = [json_body(h)["cookies"] for h in fake.hits if h.path == "/__cobrowse/cookies"]
+    assert ["theme=dark"] in bodies and ["sess=; Max-Age=0"] in bodies
+    assert [c["name"] for c in session.context.cookies()] == ["__cbjs"]  # no real cookie was set
+
+
+def test_cookie_written_in_a_frame_is_seen_by_its_parent(session: BrowserSession, fake: FakeProxy) -> None:
+    fake.add(UPSTREAM, "/frame.html", page_with("document.cookie = 'fromframe=1; path=/';"))
+    page = load(session, fake, page_with("", body="<iframe src='/frame.html'></iframe>"))
+    page.wait_for_function("document.cookie.indexOf('fromframe=1') >= 0")
+    assert page.evaluate("document.cookie") == "fromframe=1"

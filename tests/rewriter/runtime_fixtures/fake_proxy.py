@@ -178,7 +178,10 @@ def _handler(fake: FakeProxy) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the browser went away (a navigation, a closed socket)
 
         do_GET = do_POST = do_PUT = do_HEAD = _serve
 
