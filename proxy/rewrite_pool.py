@@ -22,7 +22,7 @@ from rewriter.urls import UrlMapper
 
 logger = logging.getLogger(__name__)
 
-PROCESS_THRESHOLD = 16 * 1024
+PROCESS_THRESHOLD = 128 * 1024
 
 
 def rewrite(kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_type: str | None,
@@ -64,6 +64,10 @@ class RewritePool:
             logger.warning("rewrite worker died; rewriting this body in a thread and restarting the pool")
             self.close()
             return await asyncio.to_thread(call)
+
+    @property
+    def processes_started(self) -> bool:
+        return self._pool is not None
 
     def close(self) -> None:
         if self._pool is not None:

@@ -94,3 +94,14 @@ def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace
         assert harness.get(s, host, "/about", credential=credential).status_code == 200
     finally:
         harness.close()
+
+
+def test_large_pages_are_rewritten_in_worker_processes(harness: Harness, sites: Sites) -> None:
+    s, credential, host = _session(harness, sites)
+    small = harness.get(s, host, "/big?kb=16", credential=credential)
+    assert "/__cobrowse/runtime.js" in small.text
+    assert not harness.proxy.ctx.rewrite_pool.processes_started
+    large = harness.get(s, host, "/big?kb=400", credential=credential)
+    assert large.status_code == 200
+    assert "/__cobrowse/runtime.js" in large.text and "x" * 400 * 1024 in large.text
+    assert harness.proxy.ctx.rewrite_pool.processes_started
