@@ -167,7 +167,7 @@ def serve_process(
             except (httpx.HTTPError, OSError):
                 return False
 
-        wait_until(ready, "cobrowse serve", timeout_s=30)
+        wait_until(ready, "cobrowse serve", timeout_s=60)
         if proc.poll() is not None:
             raise AssertionError(f"cobrowse serve exited with {proc.returncode}:\n{serve.log()[-4000:]}")
         yield serve
