@@ -23,7 +23,7 @@ from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
 from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_url
-from rewriter.urls import UrlMapper, join_url
+from rewriter.urls import UrlMapper, join_url, parse_url
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XML_TYPES = frozenset({"application/xhtml+xml", "image/svg+xml"})
@@ -174,9 +174,9 @@ class _Rewrite:
             href = element.get("href")
             if href is not None:
                 try:
-                    self.base = join_url(self.url, href)
-                except ValueError:
-                    self.base = self.url  # an unparsable <base href> is ignored, as browsers do
+                    self.base = parse_url(join_url(self.url, href)).serialize()
+                except RewriteError:
+                    self.base = self.url  # an unparsable (or non-http) <base href> is ignored
                 return
 
     def _attributes(self, root: etree._Element) -> None:

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
 from rewriter.charset import OUTPUT_CHARSET
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
+from rewriter.exceptions import RewriteError
 from rewriter.masking import MASK, MASKED_ATTRIBUTE
-from rewriter.urls import UrlMapper, join_url
+from rewriter.urls import UrlMapper, join_url, parse_url
 
 # start tags that may come before the injection point (it goes after <head>, or before the first
 # other tag)
@@ -72,9 +73,9 @@ class _StreamRewriter(html.parser.HTMLParser):
             if href and not self.base_seen:  # only the first <base href> counts
                 self.base_seen = True
                 try:
-                    self.base = join_url(self.base, href)
-                except ValueError:
-                    pass  # an unparsable <base href> is ignored, as browsers do
+                    self.base = parse_url(join_url(self.base, href)).serialize()
+                except RewriteError:
+                    pass  # an unparsable (or non-http) <base href> is ignored
         new: list[tuple[str, str | None]] = []
         is_refresh = tag == "meta" and any(
             n == "http-equiv" and (v or "").strip().lower() == "refresh" for n, v in attrs

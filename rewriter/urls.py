@@ -221,7 +221,10 @@ def join_url(base: str, ref: str) -> str:
         scheme = base_scheme if base_scheme in DEFAULT_PORTS else "https"
         return f"{scheme}://{text.lstrip(chr(47) + chr(92))}"
     cut = min((i for i in (text.find("?"), text.find("#")) if i != -1), default=len(text))
-    return urllib.parse.urljoin(base, text[:cut].replace("\\", "/") + text[cut:])
+    try:
+        return urllib.parse.urljoin(base, text[:cut].replace("\\", "/") + text[cut:])
+    except ValueError as exc:  # a base with a broken IPv6 host, say
+        raise InvalidUrl(f"cannot resolve {ref[:200]!r} against {base[:200]!r}") from exc
 
 
 def normalize_url(url: str) -> str:

@@ -39,12 +39,18 @@ PAGES = {
 
 
 def is_upstream(url: str) -> bool:
-    """An absolute (or protocol-relative) http(s)/ws(s) URL whose host is not a proxy host."""
-    text = url.strip()
+    """An absolute (or protocol-relative) http(s)/ws(s) URL whose host is not a proxy host, read as
+    a browser reads it: C0 and spaces trimmed, tabs and newlines removed, backslashes are slashes."""
+    text = url.strip("".join(map(chr, range(33)))).translate({9: None, 10: None, 13: None})
+    text = text.replace("\\", "/")
     lower = text.lower()
     if not lower.startswith(("http:", "https:", "ws:", "wss:", "//")):
         return False
-    host = urllib.parse.urlsplit(text if not lower.startswith("//") else "http:" + text).hostname or ""
+    rest = text.split(":", 1)[1] if not lower.startswith("//") else text
+    try:
+        host = urllib.parse.urlsplit("http://" + rest.lstrip("/")).hostname or ""
+    except ValueError:
+        return True  # not even parsable here: count it, the rewriter should have blocked it
     return not host.endswith(PROXY_SUFFIX)
 
 

@@ -260,6 +260,9 @@ PLACES = [
         proxy("s-cdn-example", "/b/"),
     ),
     ('<base href="../up/"><a href="https:x">a</a>', "//a/@href", proxy("s-shop-example", "/up/x")),
+    # an unparsable <base href> is ignored, as browsers ignore it (never an exception)
+    ('<base href="http://[oops/"><a href="http:x">a</a>', "//a/@href", proxy("h-x", "/")),
+    ('<base href="data:text/html,x"><a href="//x/y">a</a>', "//a/@href", proxy("s-x", "/y")),
     # SVG animation of an href
     ('<svg><a><set attributeName="href" to="//evil.example/x"/></a></svg>', "//set/@to", EVIL),
     (

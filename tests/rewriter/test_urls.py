@@ -283,6 +283,11 @@ JOINS = [
 ]
 
 
+def test_join_url_against_a_broken_base_is_a_typed_error() -> None:
+    with pytest.raises(InvalidUrl):
+        join_url("http://[oops/", "x")
+
+
 @pytest.mark.parametrize(("base", "ref", "expected"), JOINS)
 def test_join_url(base: str, ref: str, expected: str) -> None:
     assert join_url(base, ref) == expected
