@@ -10,6 +10,7 @@ Secure only from secure origins) is added here as browsers do. Matching a reques
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import json
 import time
 import urllib.parse
@@ -145,6 +146,20 @@ def _scheme(url: str) -> str:
     return urllib.parse.urlsplit(url).scheme.lower()
 
 
+def _secure(url: str) -> bool:
+    """Whether ``url`` is a secure context for cookies: https/wss, or a loopback host, which
+    browsers trust like https (Secure cookies from ``http://127.0.0.1:8002`` are kept and sent)."""
+    if _scheme(url) in SECURE_SCHEMES:
+        return True
+    host = _host(url)
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _attr(cookie: http.cookiejar.Cookie, name: str) -> tuple[bool, str | None]:
     rest: dict[str, str | None] = vars(cookie).get("_rest", {})  # non-standard attributes, case as sent
     for key, value in rest.items():
@@ -194,7 +209,7 @@ def parse_set_cookies(values: Iterable[str], url: str, *, now: float | None = No
     now = time.time() if now is None else now
     host = _host(url)
     request = urllib.request.Request(url)
-    secure_origin = _scheme(url) in SECURE_SCHEMES
+    secure_origin = _secure(url)
     upserts: dict[str, CookieRecord] = {}
     deletes: dict[str, None] = {}
     for value in values:
@@ -268,7 +283,7 @@ def matching(
     """The records a request to ``url`` carries, in ``Cookie`` header order (RFC 6265 5.4)."""
     now = time.time() if now is None else now
     host, path = _host(url), _path(url)
-    secure = _scheme(url) in SECURE_SCHEMES
+    secure = _secure(url)
     chosen = []
     for record in records:
         if record.expired(now) or not domain_match(host, record) or not path_match(path, record.path):

@@ -213,6 +213,14 @@ def test_record_from_seed() -> None:
     assert cookie_header([record], "https://www.shop.example/x", now=NOW) == "theme=dark"
 
 
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:8002", "http://localhost:8002", "http://[::1]:8002"])
+def test_loopback_is_a_secure_context_as_in_browsers(origin: str) -> None:
+    records = jar("s=1; Secure; Path=/", "__Secure-p=2; Secure; Path=/", url=f"{origin}/login")
+    assert [r.name for r in records] == ["s", "__Secure-p"]
+    assert cookie_header(records, f"{origin}/cart", now=NOW) == "s=1; __Secure-p=2"
+    assert cookie_header(records, "http://www.shop.example/cart", now=NOW) == ""
+
+
 def test_loopback_upstream() -> None:
     records = jar("a=1", url="http://127.0.0.1:8002/shop/cart")
     assert records[0].domain == "127.0.0.1" and records[0].path == "/shop"
