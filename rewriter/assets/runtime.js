@@ -1542,7 +1542,6 @@
     var framed = parent && parent !== win;
     var consoleOrigin = ctx.consoleOrigin;
     var addEventListener = uncurry(win.EventTarget.prototype.addEventListener);
-    var postMessage = win.postMessage; // the parent's own postMessage is used below
     var messageOrigin = getOwnPropertyDescriptor(win.MessageEvent.prototype, 'origin');
     var nativeOriginGet = weakMapGet(nativeOf, messageOrigin.get) || messageOrigin.get;
     var messageSource = getter(win.MessageEvent.prototype, 'source');
@@ -1559,7 +1558,6 @@
         parent.postMessage(message, consoleOrigin);
       } catch (e) { /* parent gone */ }
     }
-    void postMessage;
     function upstreamURL() { return mapper.toUpstream(win.location.href) || win.location.href; }
     function title() { try { return StringCtor(doc.title || ''); } catch (e) { return ''; } }
 
