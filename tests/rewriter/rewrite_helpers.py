@@ -15,3 +15,7 @@ def proxy(label_body: str, path: str = "/") -> str:
 
 def make_mapper() -> UrlMapper:
     return UrlMapper(SID, ProxyConfig("cobrowse.localhost", 8001, "http"))
+
+
+EVIL = proxy("s-evil-example", "/x")  # https://evil.example/x, mapped
+BLOCKED = proxy("h-cobrowse--blocked-invalid", "/")  # where unmappable absolute URLs go

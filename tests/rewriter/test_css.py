@@ -7,15 +7,13 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rewrite_helpers import proxy
+from rewrite_helpers import BLOCKED, EVIL, make_mapper, proxy
 
 from rewriter.css import might_hold_absolute_url, rewrite_css, rewrite_css_text
 from rewriter.urls import UrlMapper
 
 BASE = "https://shop.example/css/site.css"
 CDN = proxy("s-cdn-example", "/a.png")
-EVIL = proxy("s-evil-example", "/x")
-BLOCKED = proxy("h-cobrowse--blocked-invalid", "/")
 
 # (css, expected)
 CASES = [
@@ -129,8 +127,6 @@ def test_css_encodings(body: bytes, content_type: str | None, text: str, mapper:
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="url()'\"\\/:;{}@import-image-set htps.ex/a", max_size=120))
 def test_never_raises_and_is_identity_without_absolute_urls(css: str) -> None:
-    from rewrite_helpers import make_mapper
-
     out = rewrite_css_text(css, mapper=make_mapper(), base=BASE)
     if not might_hold_absolute_url(css):
         assert out == css
@@ -141,7 +137,5 @@ def test_never_raises_and_is_identity_without_absolute_urls(css: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_binary_garbage_passes(body: bytes) -> None:
-    from rewrite_helpers import make_mapper
-
     out = rewrite_css(body, url=BASE, mapper=make_mapper())
     out.decode("utf-8")  # UTF-8, as the dispatcher declares

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rewrite_helpers import proxy
+from rewrite_helpers import BLOCKED, EVIL, proxy
 
 from rewriter.headers import (
     HOP_BY_HOP,
@@ -18,8 +18,6 @@ from rewriter.urls import Origin, UrlMapper
 URL = "https://shop.example/cart"
 SHOP = proxy("s-shop-example", "/x")
 SHOP_ORIGIN = proxy("s-shop-example", "")
-EVIL = proxy("s-evil-example", "/x")
-BLOCKED = proxy("h-cobrowse--blocked-invalid", "/")
 
 # (header, value, expected value or None when dropped)
 RESPONSE = [

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from rewrite_helpers import make_mapper, proxy
+from rewrite_helpers import BLOCKED, EVIL, make_mapper, proxy
 from test_fixtures import upstream_urls_left
 
 from rewriter.exceptions import InvalidSelector, UnrewritableDocument
@@ -19,8 +19,6 @@ from rewriter.urls import UrlMapper
 URL = "https://shop.example/dir/page.html"
 SHOP = proxy("s-shop-example", "/x")
 CDN = proxy("s-cdn-example", "/a.png")
-EVIL = proxy("s-evil-example", "/x")
-BLOCKED = proxy("h-cobrowse--blocked-invalid", "/")
 INJECT = '<script src="/__cobrowse/runtime.js"></script><script>__cobrowse_config={"a":"</x>"}</script>'
 
 
