@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from rewrite_helpers import make_mapper, proxy
 
+from rewriter.exceptions import RewriteError
 from rewriter.html import rewrite_html
+from rewriter.urls import Origin, join_url, parse_url
 
 pytestmark = pytest.mark.browser
 
@@ -171,3 +173,41 @@ def test_meta_refresh_navigates_inside_the_proxy(page: Any, content: str, label:
     with page.expect_request(lambda request: request.url != PAGE) as refresh:
         page.goto(PAGE, wait_until="commit")
     assert refresh.value.url == proxy(label, "/r")
+
+
+# references whose host a browser and the codec must read alike (the base is the upstream page)
+REFERENCES = [
+    *(url.replace("&#9;", "\t").replace("&#10;", "\n") for url in TRICKY),
+    "x", "/x", "\\x", "./\\x", "?q", "#f", "", " ", "https:", "http:", "https:x", "https:/x", "https:\\x",
+    "https:?q", "HTTP://A.EXAMPLE:80/x", "https://a.example:443/", "https://a.example:8443/",
+    "https://user:pw@a.example/", "https://@a.example/", "https://a.example./", "https://A.ExAmPlE/",
+    "https://0x7f.1/", "https://2130706433/", "https://[::1]/", "https://[0:0::1]:8080/",
+    "https://b\u00fccher.example/", "https://\uff21.example/", "https://a%2Eexample/", "//a.example\\x",
+    "\\\\a.example", "/\\/a.example", "\t/\n/a.example/", "ws://a.example/", "wss:a.example/",
+    "https:///a.example/", "https:////a.example/", "https:\\\\\\a.example/",
+]  # fmt: skip
+BASES = ["https://shop.example/dir/page.html", "http://shop.example:8080/dir/"]
+
+
+def test_the_codec_resolves_hosts_as_chromium_does(page: Any) -> None:
+    """join_url + parse_url against Chromium's URL parser: the same origin, or both refuse."""
+    cases = [(base, ref) for base in BASES for ref in REFERENCES]
+    chromium = page.evaluate(
+        """(cases) => cases.map(([b, r]) => {
+             try { const u = new URL(r, b); return [u.protocol, u.hostname, u.port]; }
+             catch (e) { return null; }
+           })""",
+        cases,
+    )
+    disagree = []
+    for (base, ref), theirs in zip(cases, chromium, strict=True):
+        try:
+            ours: Origin | None = parse_url(join_url(base, ref)).origin
+        except RewriteError:
+            ours = None
+        if theirs is None or theirs[0] not in ("http:", "https:", "ws:", "wss:"):
+            continue  # Chromium refuses it or it is another scheme: nothing is fetched from a host
+        expected = Origin.parse(f"{theirs[0]}//{theirs[1]}{':' + theirs[2] if theirs[2] else ''}")
+        if ours != expected:
+            disagree.append((base, ref, ours, expected))
+    assert disagree == []
