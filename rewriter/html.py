@@ -9,7 +9,6 @@ UTF-8 and says so.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_t
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
-from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_url
+from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_json_text, map_url
 from rewriter.urls import UrlMapper, join_url, parse_url
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -217,17 +216,8 @@ class _Rewrite:
     def _json_script(self, element: etree._Element, json_mapper: JsonMapper) -> None:
         """Map the URLs of an import map or speculation rules (JSON the browser reads, not JavaScript)."""
         text = element.text or ""
-        if not might_hold_absolute_url(text):
-            return
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return  # the browser ignores invalid JSON too
-        if not isinstance(data, dict):
-            return
-        mapped = json_mapper(data, lambda url: map_url(self.mapper, url, self.base))
-        if mapped != data:
-            element.text = json.dumps(mapped, ensure_ascii=False).replace("</", "<\\/")
+        if might_hold_absolute_url(text):
+            element.text = map_json_text(text, json_mapper, lambda url: map_url(self.mapper, url, self.base))
 
     def _meta(self, element: etree._Element, equiv: str) -> None:
         if _local(element.tag) != "meta":

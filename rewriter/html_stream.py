@@ -19,6 +19,7 @@ from rewriter.charset import OUTPUT_CHARSET
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError
 from rewriter.masking import MASK, MASKED_ATTRIBUTE
+from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_json_text, map_url
 from rewriter.urls import UrlMapper, join_url, parse_url
 
 # start tags that may come before the injection point (it goes after <head>, or before the first
@@ -42,6 +43,7 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.out: list[str] = []
         self.injected = False
         self.in_style = False
+        self.json_mapper: JsonMapper | None = None  # inside an import map or speculation rules
         self.base_seen = False
 
     # -- injection
@@ -112,6 +114,8 @@ class _StreamRewriter(html.parser.HTMLParser):
             parts = " ".join(_attr_text(n, v) for n, v in new)
             self.out.append(f"<{tag}{' ' if parts else ''}{parts}{closing}>")
         self.in_style = tag == "style" and not closing
+        script_type = (dict(attrs).get("type") or "").strip().lower() if tag == "script" else ""
+        self.json_mapper = JSON_SCRIPT_MAPPERS.get(script_type) if not closing else None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._tag(tag, attrs, "")
@@ -121,6 +125,7 @@ class _StreamRewriter(html.parser.HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         self.in_style = False
+        self.json_mapper = None
         self.out.append(f"</{tag}>")
 
     # -- everything else is copied
@@ -130,6 +135,8 @@ class _StreamRewriter(html.parser.HTMLParser):
             self._before_content()
         if self.in_style and might_hold_absolute_url(data):
             data = rewrite_css_text(data, mapper=self.mapper, base=self.base)
+        elif self.json_mapper is not None and might_hold_absolute_url(data):
+            data = map_json_text(data, self.json_mapper, lambda url: map_url(self.mapper, url, self.base))
         self.out.append(data)
 
     def handle_entityref(self, name: str) -> None:

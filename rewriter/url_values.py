@@ -5,6 +5,7 @@ Pure string scanners (no lxml), shared by the HTML rewriter and the header rewri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -148,3 +149,16 @@ JSON_SCRIPT_MAPPERS: dict[str, JsonMapper] = {
     "importmap": map_import_map,
     "speculationrules": map_speculation_rules,
 }
+
+
+def map_json_text(text: str, json_mapper: JsonMapper, fn: Callable[[str], str]) -> str:
+    """The text of an import map or speculation rules with its URLs mapped; unchanged when it is
+    not a JSON object (the browser ignores it too) or nothing changes."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    mapped = json_mapper(data, fn)
+    return text if mapped == data else json.dumps(mapped, ensure_ascii=False).replace("</", "<\\/")

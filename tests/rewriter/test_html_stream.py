@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from lxml import etree
-from rewrite_helpers import make_mapper
+from rewrite_helpers import EVIL, make_mapper
 from test_html import INJECT, PLACES, URL
 
 from rewriter.html_stream import rewrite_html_stream
@@ -48,3 +50,24 @@ def test_untouched_tokens_are_copied() -> None:
     assert "<!-- c -->" in out
     assert "<p class=a data-x='1'>t &amp; u &#169;</p>" in out
     assert "<script>if (a<b) {}</script>" in out
+
+
+@pytest.mark.parametrize(
+    ("script_type", "text", "expected"),
+    [
+        ("importmap", '{"imports": {"a": "https://evil.example/x"}}', {"imports": {"a": EVIL}}),
+        (
+            "speculationrules",
+            '{"prefetch": [{"source": "list", "urls": ["//evil.example/x"]}]}',
+            {"prefetch": [{"source": "list", "urls": [EVIL]}]},
+        ),
+        (
+            "module",
+            '{"imports": {"a": "https://evil.example/x"}}',
+            {"imports": {"a": "https://evil.example/x"}},
+        ),
+    ],
+)
+def test_json_scripts_like_the_tree_rewriter(script_type: str, text: str, expected: object) -> None:
+    out = parse(stream(f'<script type="{script_type}">{text}</script>'))
+    assert json.loads(out.xpath("//script/text()")[0]) == expected
