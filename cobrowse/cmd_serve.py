@@ -70,6 +70,7 @@ class ApiPart:
             await asyncio.sleep(0.02)
         if not self.server.started:
             raise RuntimeError(f"the API could not listen on {self.settings.host}:{self.settings.api_port}")
+        print(f"cobrowse: api ready on {self.settings.host}:{self.port}", flush=True)
 
     @property
     def port(self) -> int:

@@ -75,6 +75,7 @@ def test_role_all_runs_api_and_proxy_in_one_process() -> None:
                   env={"COBROWSE_REDIS_URL": ""}).wait_ready()
     try:
         assert any(line.startswith("cobrowse: proxy ready") for line in serve.output)
+        assert any(line.startswith(f"cobrowse: api ready on 127.0.0.1:{api_port}") for line in serve.output)
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
         r = httpx.get(f"http://127.0.0.1:{proxy_port}/", headers={"host": f"nothing.{DOMAIN}"})
         assert r.status_code == 404 and "Unknown address" in r.text
