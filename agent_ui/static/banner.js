@@ -148,7 +148,8 @@
   function scheduleReconnect() {
     if (stopped) return;
     retry = Math.min(retry + 1, 6);
-    setTimeout(guard(connect, "reconnect"), 250 * Math.pow(2, retry));
+    // 250 ms, 0.5, 1, 2, 4, then every 5 s (plus a little jitter so many visitors do not align)
+    setTimeout(guard(connect, "reconnect"), Math.min(5000, 125 * Math.pow(2, retry)) + Math.random() * 100);
   }
 
   function applyPolicy(p) {

@@ -127,9 +127,14 @@
       return x.href === y.href;
     } catch (e) { return a === b; }
   }
-  function followVisitor() {
+  // The visitor's URL the view was last sent to: a page that redirects the agent elsewhere (other
+  // cookies, a client-side route) is not reloaded again and again, only when the visitor moves on.
+  var followedUrl = "";
+  function followVisitor(force) {
     if (!follow || ended || !visitor.url) return;
-    if (sameUrl(visitor.url, frameInfo.url) || sameUrl(visitor.url, loadingUrl)) { syncView(); return; }
+    var here = sameUrl(visitor.url, frameInfo.url) || sameUrl(visitor.url, loadingUrl);
+    if (here || (!force && sameUrl(visitor.url, followedUrl))) { syncView(); return; }
+    followedUrl = visitor.url;
     load(visitor.url);
   }
   function syncView() {
@@ -156,7 +161,11 @@
         toRuntime({ type: "follow", on: follow });
         toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
         showLocation();
-        syncView();
+        var elsewhere = follow && visitor.url && !sameUrl(visitor.url, frameInfo.url);
+        // Sent to the visitor's page but landed elsewhere (a redirect for the agent): say so.
+        status(elsewhere && sameUrl(visitor.url, followedUrl)
+          ? "Your view shows " + frameInfo.url + " (the visitor is on " + visitor.url + ")." : "");
+        if (elsewhere) followVisitor(); else syncView();
         break;
       case "navigated":
         frameInfo.url = msg.url || frameInfo.url;
@@ -364,7 +373,7 @@
   $("follow").addEventListener("change", function () {
     follow = $("follow").checked;
     toRuntime({ type: "follow", on: follow });
-    if (follow) followVisitor();
+    if (follow) followVisitor(true);
   });
   $("reload").addEventListener("click", function () { load(visitor.url || frameInfo.url); });
   $("end").addEventListener("click", function () {
