@@ -138,6 +138,13 @@ addEventListener('DOMContentLoaded', async () => {{
 </script>""",
         )
 
+    async def media(request: Request) -> Response:
+        return _page(
+            "Media",
+            f"<video id='v' src='{site.origin}/video.mp4' preload='auto' muted></video>"
+            f"<a id='dl' href='{site.origin}/download'>report</a>",
+        )
+
     async def about(request: Request) -> Response:
         return _page("About", "<h1 id='title'>About</h1><a href='/'>home</a>")
 
@@ -256,6 +263,7 @@ addEventListener('DOMContentLoaded', async () => {{
         Route("/", home),
         Route("/about", about),
         Route("/app", app),
+        Route("/media", media),
         Route("/app/step2", app),
         Route("/search", search),
         Route("/api/items", api_items),

@@ -3,6 +3,7 @@ localStorage, pushState, a login with a CSRF token; two sessions keep cookies an
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,5 +100,31 @@ def test_two_sessions_on_one_site_keep_cookies_and_storage_apart(
         page_b.goto(harness.url(b, sites.shop.origin + "/app"))
         assert _text(page_b, "storage") == "1"
         assert "js_c=1" in _text(page_b, "cookies")
+    finally:
+        context.close()
+
+
+def test_video_range_and_download_go_through_the_proxy(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    context = browser.new_context(accept_downloads=True)
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    page = context.new_page()
+    try:
+        with page.expect_response(lambda r: "/video.mp4" in r.url) as first:
+            page.goto(harness.enter_url(s, sites.shop.origin + "/media"))
+        video = first.value
+        assert video.url == harness.url(s, sites.shop.origin + "/video.mp4")
+        assert video.status in (200, 206)
+        if video.status == 206:
+            assert video.request.headers.get("range", "").startswith("bytes=")
+        with page.expect_download() as download_info:
+            page.click("#dl")
+        download = download_info.value
+        assert download.suggested_filename == "report.csv"
+        assert Path(download.path()).read_bytes() == b"report,1\n" * 1000
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
     finally:
         context.close()
