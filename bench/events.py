@@ -116,18 +116,17 @@ async def redis_round_trip(redis_url: str, count: int = 2000) -> list[float]:
     return samples
 
 
-async def provision(api: str, n: int) -> list[tuple[str, str, str]]:
-    """(agent token, visitor token, visitor id) for n visitors of one account, one agent each."""
+async def provision(api: str, n: int, per_account: int) -> list[tuple[str, str, str]]:
+    """(agent token, visitor token, visitor id) for n visitors, ``per_account`` per account."""
     headers = {"Authorization": f"Bearer {ADMIN}"}
     policy = {"consent": "none", "allowed_origins": [ORIGIN], "min_bandwidth_kbps": 0}
+    result = []
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as c:
-        account = (
-            await c.post(
-                "/api/v1/accounts", json={"name": "bench", "cobrowse_enabled": True, "policy": policy}
-            )
-        ).json()
-        result = []
+        account: dict[str, Any] = {}
         for i in range(n):
+            if i % per_account == 0:
+                body = {"name": f"bench{i}", "cobrowse_enabled": True, "policy": policy}
+                account = (await c.post("/api/v1/accounts", json=body)).json()
             agent = (
                 await c.post(f"/api/v1/accounts/{account['id']}/agents", json={"display_name": f"a{i}"})
             ).json()
@@ -137,7 +136,7 @@ async def provision(api: str, n: int) -> list[tuple[str, str, str]]:
                 )
             ).json()
             result.append((agent["token"], visitor["token"], visitor["visitor_id"]))
-        return result
+    return result
 
 
 async def one_pair(
@@ -197,14 +196,16 @@ async def one_pair(
         drain.cancel()
 
 
-async def run_size(api: str, n: int, duration: float) -> dict[str, Any]:
+async def run_size(api: str, n: int, duration: float, per_account: int) -> dict[str, Any]:
     ws = api.replace("http://", "ws://")
-    creds = await provision(api, n)
+    creds = await provision(api, n, per_account)
     start, stop = asyncio.Event(), asyncio.Event()
     samples: list[float] = []
     ready: asyncio.Queue[None] = asyncio.Queue()
     tasks = [asyncio.create_task(one_pair(api, ws, c, start, stop, samples, ready)) for c in creds]
-    for _ in range(n):
+    for count in range(n):
+        if count and count % 10 == 0:
+            print(f"  ({count}/{n} sessions ready)", file=sys.stderr, flush=True)
         getter = asyncio.ensure_future(ready.get())
         await asyncio.wait([getter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in tasks if t.done() and t.exception() is not None]
@@ -244,13 +245,14 @@ async def main_async(args: argparse.Namespace) -> int:
         rtt = await redis_round_trip(redis_url)
         print(
             f"raw Redis pub/sub round trip: p50 {percentile(rtt, 50):.2f} ms, "
-            f"p99 {percentile(rtt, 99):.2f} ms"
+            f"p99 {percentile(rtt, 99):.2f} ms",
+            flush=True,
         )
         print("| sessions | msgs/s | delivered | p50 (ms) | p95 (ms) | p99 (ms) |")
         print("| ---: | ---: | ---: | ---: | ---: | ---: |")
         best = 0
         for n in args.sizes:
-            result = await run_size(api, n, args.duration)
+            result = await run_size(api, n, args.duration, args.per_account)
             print(
                 f"| {n} | {n * RATE_HZ} | {result['delivered']:.1%} | {result['p50']:.1f} "
                 f"| {result['p95']:.1f} | {result['p99']:.1f} |",
@@ -276,6 +278,12 @@ def main() -> int:
     )
     parser.add_argument("--sizes", default="50,100,200,300", help="session counts to try (comma-separated)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of measurement per size")
+    parser.add_argument(
+        "--per-account",
+        type=int,
+        default=10,
+        help="sessions per account (agents see their account's visitors)",
+    )
     parser.add_argument("--redis-url", default="", help="use this Redis instead of starting one")
     parser.add_argument(
         "--api-url", default="", help="use this API (its admin token must be bench-admin-token)"

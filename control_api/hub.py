@@ -19,6 +19,7 @@ log = logging.getLogger("cobrowse.api.hub")
 
 Sink = Callable[[str], None]
 CONFIRM_TIMEOUT_S = 5.0
+UNSUBSCRIBE_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, TimeoutError)
 
 
 class EventHub:
@@ -55,38 +56,40 @@ class EventHub:
         return len(self._sinks)
 
     async def subscribe(self, channel: str, sink: Sink) -> None:
-        async with self._lock:
-            sinks = self._sinks.setdefault(channel, set())
-            sinks.add(sink)
-            if len(sinks) > 1:
-                confirmed = self._confirmed.get(channel)
-            else:
-                confirmed = asyncio.get_running_loop().create_future()
-                self._confirmed[channel] = confirmed
-                try:
-                    await self._pubsub.subscribe(channel)
-                except UNAVAILABLE_ERRORS:
-                    log.warning("store unavailable while subscribing; the hub will retry")
-                self._wake.set()
-        if confirmed is not None and not confirmed.done():
-            await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_TIMEOUT_S)
+        """Deliver the channel's messages to ``sink`` from now on; TimeoutError if the store stalls."""
+        async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+            async with self._lock:
+                sinks = self._sinks.setdefault(channel, set())
+                sinks.add(sink)
+                if len(sinks) > 1:
+                    confirmed = self._confirmed.get(channel)
+                else:
+                    confirmed = asyncio.get_running_loop().create_future()
+                    self._confirmed[channel] = confirmed
+                    try:
+                        await self._pubsub.subscribe(channel)
+                    except UNAVAILABLE_ERRORS:
+                        log.warning("store unavailable while subscribing; the hub will retry")
+                    self._wake.set()
+            if confirmed is not None and not confirmed.done():
+                await asyncio.shield(confirmed)
 
     async def unsubscribe(self, channel: str, sink: Sink) -> None:
-        async with self._lock:
-            sinks = self._sinks.get(channel)
-            if not sinks or sink not in sinks:
-                return
-            sinks.discard(sink)
-            if sinks:
-                return
-            del self._sinks[channel]
-            future = self._confirmed.pop(channel, None)
-            if future is not None and not future.done():
-                future.cancel()
-            try:
+        try:
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S), self._lock:
+                sinks = self._sinks.get(channel)
+                if not sinks or sink not in sinks:
+                    return
+                sinks.discard(sink)
+                if sinks:
+                    return
+                del self._sinks[channel]
+                future = self._confirmed.pop(channel, None)
+                if future is not None and not future.done():
+                    future.cancel()
                 await self._pubsub.unsubscribe(channel)
-            except UNAVAILABLE_ERRORS:
-                pass
+        except UNSUBSCRIBE_ERRORS:
+            log.warning("could not unsubscribe from a channel; its messages are dropped")
 
     async def _run(self) -> None:
         while True:
