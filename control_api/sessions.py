@@ -229,10 +229,11 @@ async def create(store: Store, account: Account, agent: Agent, visitor_id: str) 
                         pipe, store, record, "none", to, Actor("agent", agent.id), "created", now
                     )
                     await pipe.execute()
-                    await presence.publish_visitor(store, account.id, visitor_id)
-                    return new
                 except WatchError:
                     continue
+            # outside the transaction: its connection is back in the pool before this takes others
+            await presence.publish_visitor(store, account.id, visitor_id)
+            return new
     raise ApiError(409, "conflict", "the visitor's state kept changing; try again")
 
 
@@ -270,10 +271,10 @@ async def transition(
                     pipe.multi()
                     new = _queue_transition(pipe, store, record, state, to, actor, reason, time.time())
                     await pipe.execute()
-                    await presence.publish_visitor(store, record["account_id"], record["visitor_id"])
-                    return new
                 except WatchError:
                     continue
+            await presence.publish_visitor(store, record["account_id"], record["visitor_id"])
+            return new
     raise ApiError(409, "conflict", "the session kept changing; try again")
 
 
