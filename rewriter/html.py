@@ -34,13 +34,23 @@ DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comme
 # (``https:x``, ``https:\\\\x``), two slashes, a backslash (``/\\x``, ``\\/x``, CSS escapes), or a
 # tab or newline, which a browser removes first (``/<TAB>/x``); values without any need no work
 _URL_MIGHT_ESCAPE_RE = re.compile(r"//|[:\\\t\n\r]")
-# attribute -> (rule, quick test that is None when the value cannot hold an absolute URL), for the
-# attributes whose values are rewritten (integrity and srcdoc are handled with the special elements)
+# attribute -> (rule, quick test that is None when the value cannot hold an absolute URL, the
+# kind's name as a cheap memo key), for the attributes whose values are rewritten (integrity and
+# srcdoc are handled with the special elements)
 _VALUE_RULES = {
-    name: (rule, MIGHT_ESCAPE_RE.search if rule.kind is Kind.STYLE else _URL_MIGHT_ESCAPE_RE.search)
+    name: (
+        rule,
+        MIGHT_ESCAPE_RE.search if rule.kind is Kind.STYLE else _URL_MIGHT_ESCAPE_RE.search,
+        rule.kind.value,
+    )
     for name, rule in ATTRIBUTE_RULES.items()
     if rule.kind not in (Kind.DROP, Kind.DOCUMENT)
 }
+# the attributes worth a look: a superset of both quick tests above, evaluated inside libxml2
+_CANDIDATE_ATTRIBUTES = etree.XPath(
+    "descendant-or-self::*/@*[contains(., ':') or contains(., '//') or contains(., '\\')"
+    " or contains(., '\t') or contains(., '\n') or contains(., '\r')]"
+)
 # elements handled whatever their attribute values: <meta> (CSP, charset, refresh), integrity
 # holders, srcdoc frames
 _SPECIAL_TAGS = tuple(
@@ -179,28 +189,39 @@ class _Rewrite:
                 return
 
     def _attributes(self, root: etree._Element) -> None:
-        """Rewrite every URL-bearing attribute (by the table) whose value may hold an absolute URL."""
+        """Rewrite every URL-bearing attribute (by the table) whose value may hold an absolute URL.
+
+        libxml2 picks the candidate attributes (any value with ``:``, ``//``, a backslash, a tab or
+        a newline, a superset of both quick tests) so most attributes never reach Python, and
+        equal values are rewritten once per document (pages repeat links and inline styles).
+        """
         rules, xml, mapper, base = _VALUE_RULES, self.xml, self.mapper, self.base
-        for element in root.iter(etree.Element):
-            for name in element.keys():
-                entry = rules.get(name.lower() if xml else name)  # the HTML parser lower-cases names
-                if entry is None:
-                    continue
-                rule, may_hold_absolute = entry
-                value = element.get(name)
-                if value is None or may_hold_absolute(value) is None:
-                    continue  # relative: resolves right on the proxy origin
-                if rule.tags is not None and _local(element.tag) not in rule.tags:
-                    continue
+        done: dict[tuple[str, str], str] = {}
+        for value in _CANDIDATE_ATTRIBUTES(root):
+            name = value.attrname
+            entry = rules.get(name.lower() if xml else name)  # the HTML parser lower-cases names
+            if entry is None:
+                continue
+            rule, may_hold_absolute, kind_key = entry
+            if may_hold_absolute(value) is None:
+                continue  # relative: resolves right on the proxy origin
+            element = value.getparent()
+            if rule.tags is not None and _local(element.tag) not in rule.tags:
+                continue
+            text = str(value)
+            key = (kind_key, text)
+            new = done.get(key)
+            if new is None:
                 if rule.kind is Kind.URL:
                     try:
-                        new = mapper.to_proxy(value, base)
+                        new = mapper.to_proxy(text, base)
                     except RewriteError:
                         new = mapper.blocked_url()
                 else:
-                    new = rewrite_value(rule.kind, value, mapper, base)
-                if new != value:
-                    element.set(name, new)
+                    new = rewrite_value(rule.kind, text, mapper, base)
+                done[key] = new
+            if new != text:
+                element.set(name, new)
 
     def _special(self, element: etree._Element, name: str, value: str) -> None:
         tag = _local(element.tag)

@@ -6,6 +6,7 @@ Pure string scanners (no lxml), shared by the HTML rewriter and the header rewri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,26 +18,35 @@ def _whitespace(ch: str) -> bool:
     return ch in " \t\n\r\f"
 
 
+_SRCSET_SEPARATORS_RE = re.compile(r"[ \t\n\r\f,]*")
+_SRCSET_URL_RE = re.compile(r"[^ \t\n\r\f]*")
+
+
 def srcset_url_spans(value: str) -> list[tuple[int, int]]:
     """``(start, end)`` of every candidate URL in a srcset value (HTML standard algorithm)."""
     spans: list[tuple[int, int]] = []
     pos, n = 0, len(value)
+    skip, url = _SRCSET_SEPARATORS_RE.match, _SRCSET_URL_RE.match
     while True:
-        while pos < n and (_whitespace(value[pos]) or value[pos] == ","):
-            pos += 1
+        pos = skip(value, pos).end()  # type: ignore[union-attr]
         if pos >= n:
             return spans
         start = pos
-        while pos < n and not _whitespace(value[pos]):
-            pos += 1
-        end = pos
+        pos = end = url(value, pos).end()  # type: ignore[union-attr]
         if value[end - 1] == ",":
             while end > start and value[end - 1] == ",":
                 end -= 1
             spans.append((start, end))
             continue
         spans.append((start, end))
-        depth = 0  # descriptors: a comma outside parentheses ends the candidate
+        # descriptors: a comma outside parentheses ends the candidate
+        comma = value.find(",", pos)
+        if comma == -1:
+            return spans  # the descriptors run to the end
+        if "(" not in value[pos:comma]:
+            pos = comma + 1
+            continue
+        depth = 0
         while pos < n:
             ch = value[pos]
             if ch == "(":
