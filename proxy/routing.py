@@ -7,6 +7,7 @@ decode is unknown (404); an ``x`` label of an origin outside the session's scope
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -53,16 +54,22 @@ def route_of_host(host: str | None, proxy_domain: str) -> Route:
     return Route(label[:10], label)
 
 
-def upstream_origin(route: Route, allowed_origins: tuple[str, ...]) -> Origin:
-    """Decode the label's origin; ``x`` labels only among ``allowed_origins``."""
+@functools.lru_cache(maxsize=1024)
+def _origins(allowed_origins: tuple[str, ...]) -> tuple[Origin, ...]:
+    """The parsable origins of a session's scope (cached: every request of a session asks)."""
     known = []
     for text in allowed_origins:
         try:
             known.append(Origin.parse(text))
         except RewriteError:
             continue
+    return tuple(known)
+
+
+def upstream_origin(route: Route, allowed_origins: tuple[str, ...]) -> Origin:
+    """Decode the label's origin; ``x`` labels only among ``allowed_origins``."""
     try:
-        sid, origin = decode_label(route.label, known)
+        sid, origin = decode_label(route.label, _origins(tuple(allowed_origins)))
     except UnknownOrigin as exc:
         raise Refused("outside_scope") from exc
     except BadLabel as exc:
@@ -73,10 +80,10 @@ def upstream_origin(route: Route, allowed_origins: tuple[str, ...]) -> Origin:
 
 
 def mapper_for(sid: str, proxy: ProxyConfig, allowed_origins: tuple[str, ...]) -> UrlMapper:
-    known = []
-    for text in allowed_origins:
-        try:
-            known.append(Origin.parse(text))
-        except RewriteError:
-            continue
-    return UrlMapper(sid, proxy, known)
+    """The session's URL mapper; one per (session, proxy, scope), so its caches outlive a request."""
+    return _mapper(sid, proxy, tuple(allowed_origins))
+
+
+@functools.lru_cache(maxsize=1024)
+def _mapper(sid: str, proxy: ProxyConfig, allowed_origins: tuple[str, ...]) -> UrlMapper:
+    return UrlMapper(sid, proxy, _origins(allowed_origins))

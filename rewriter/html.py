@@ -46,11 +46,7 @@ _VALUE_RULES = {
     for name, rule in ATTRIBUTE_RULES.items()
     if rule.kind not in (Kind.DROP, Kind.DOCUMENT)
 }
-# the attributes worth a look: a superset of both quick tests above, evaluated inside libxml2
-_CANDIDATE_ATTRIBUTES = etree.XPath(
-    "descendant-or-self::*/@*[contains(., ':') or contains(., '//') or contains(., '\\')"
-    " or contains(., '\t') or contains(., '\n') or contains(., '\r')]"
-)
+_MEMO_SIZE = 256  # rewritten style/srcset/... values remembered per document
 # elements handled whatever their attribute values: <meta> (CSP, charset, refresh), integrity
 # holders, srcdoc frames
 _SPECIAL_TAGS = tuple(
@@ -191,37 +187,37 @@ class _Rewrite:
     def _attributes(self, root: etree._Element) -> None:
         """Rewrite every URL-bearing attribute (by the table) whose value may hold an absolute URL.
 
-        libxml2 picks the candidate attributes (any value with ``:``, ``//``, a backslash, a tab or
-        a newline, a superset of both quick tests) so most attributes never reach Python, and
-        equal values are rewritten once per document (pages repeat links and inline styles).
+        Equal ``style``/``srcset``/... values are rewritten once per document (pages repeat their
+        inline styles); single URLs need no memo (the mapper caches origins).
         """
         rules, xml, mapper, base = _VALUE_RULES, self.xml, self.mapper, self.base
         done: dict[tuple[str, str], str] = {}
-        for value in _CANDIDATE_ATTRIBUTES(root):
-            name = value.attrname
-            entry = rules.get(name.lower() if xml else name)  # the HTML parser lower-cases names
-            if entry is None:
-                continue
-            rule, may_hold_absolute, kind_key = entry
-            if may_hold_absolute(value) is None:
-                continue  # relative: resolves right on the proxy origin
-            element = value.getparent()
-            if rule.tags is not None and _local(element.tag) not in rule.tags:
-                continue
-            text = str(value)
-            key = (kind_key, text)
-            new = done.get(key)
-            if new is None:
+        for element in root.iter(etree.Element):
+            for name in element.keys():
+                entry = rules.get(name.lower() if xml else name)  # the HTML parser lower-cases names
+                if entry is None:
+                    continue
+                rule, may_hold_absolute, kind_key = entry
+                value = element.get(name)
+                if value is None or may_hold_absolute(value) is None:
+                    continue  # relative: resolves right on the proxy origin
+                if rule.tags is not None and _local(element.tag) not in rule.tags:
+                    continue
                 if rule.kind is Kind.URL:
                     try:
-                        new = mapper.to_proxy(text, base)
+                        new = mapper.to_proxy(value, base)
                     except RewriteError:
                         new = mapper.blocked_url()
                 else:
-                    new = rewrite_value(rule.kind, text, mapper, base)
-                done[key] = new
-            if new != text:
-                element.set(name, new)
+                    key = (kind_key, value)
+                    memo = done.get(key)
+                    if memo is None:
+                        if len(done) >= _MEMO_SIZE:
+                            done.clear()
+                        memo = done[key] = rewrite_value(rule.kind, value, mapper, base)
+                    new = memo
+                if new != value:
+                    element.set(name, new)
 
     def _special(self, element: etree._Element, name: str, value: str) -> None:
         tag = _local(element.tag)
