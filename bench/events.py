@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,16 @@ def start_api(redis_url: str) -> tuple[subprocess.Popen[str], str]:
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("cobrowse: ready"):
+            # keep draining its output: a full pipe would block the server on its next log line
+            threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
             return proc, f"http://127.0.0.1:{port}"
     sys.exit("bench/events.py: the API did not start")
+
+
+def _drain(stream: Any) -> None:
+    for line in stream:
+        if "WARNING" in line or "ERROR" in line:
+            sys.stderr.write("  [api] " + line)
 
 
 async def redis_round_trip(redis_url: str, count: int = 2000) -> list[float]:

@@ -179,8 +179,8 @@ class Connection:
         if self.ws.application_state == connected and self.ws.client_state == connected:
             try:
                 await self.ws.close(code, reason)
-            except (RuntimeError, OSError):
-                pass
+            except (RuntimeError, OSError, WebSocketDisconnect):
+                pass  # the client went away first
 
     async def read_loop(self) -> None:
         limit = self.api.settings.ws_max_message_bytes
