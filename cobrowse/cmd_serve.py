@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from typing import Any, Protocol
@@ -136,11 +135,9 @@ def build_parts(settings: Settings, store: Any) -> list[Part]:
 
 async def serve(settings: Settings, *, stop_event: asyncio.Event | None = None) -> None:
     """Run every part of ``settings.role`` until SIGINT/SIGTERM (or ``stop_event``), then stop them."""
-    from control_api.store import DEFAULT_NAMESPACE, Store
+    from control_api.store import Store
 
-    # one Redis may hold several deployments (and tests): COBROWSE_REDIS_NAMESPACE separates them
-    namespace = os.environ.get("COBROWSE_REDIS_NAMESPACE") or DEFAULT_NAMESPACE
-    store = Store.connect(settings.redis_url or None, namespace=namespace)
+    store = Store.connect(settings.redis_url or None, namespace=settings.redis_namespace)
     stop_event = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

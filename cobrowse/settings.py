@@ -65,6 +65,8 @@ class Settings:
     # Base URL the agent's and the visitor's browsers use to reach the API; "" derives it.
     api_public_url: str = ""
     redis_url: str = ""
+    # Prefix of every Redis key and channel: one Redis may hold several deployments (and tests).
+    redis_namespace: str = "cobrowse:"
     admin_token: str = field(default="", repr=False)
     insecure_upstream: bool = False
     upstream_ca_file: str = ""
@@ -147,6 +149,8 @@ class Settings:
             raise SettingsError(f"proxy_domain must be a bare domain name, not {self.proxy_domain!r}")
         if self.role == "proxy" and not self.redis_url:
             raise SettingsError("--role proxy needs --redis-url: the proxy shares state with the API")
+        if not self.redis_namespace:
+            raise SettingsError("redis_namespace must not be empty")
         if self.upstream_timeout_s <= 0:
             raise SettingsError("upstream_timeout_s must be positive")
 
@@ -163,6 +167,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("proxy_public_port", int, "port browsers use to reach the proxy (0: --proxy-port)"),
     Option("api_public_url", str, "base URL browsers use to reach the API (default: derived)"),
     Option("redis_url", str, "Redis URL for shared state; empty runs the embedded in-process store"),
+    Option("redis_namespace", str, "prefix of every Redis key and pub/sub channel of this deployment"),
     Option("admin_token", str, "bearer token of administrators", secret=True),
     Option("insecure_upstream", _bool, "do not verify upstream TLS certificates (development only)"),
     Option("upstream_ca_file", str, "extra CA bundle (PEM) trusted for upstream HTTPS"),

@@ -13,7 +13,7 @@ from cobrowse.cli import build_parser
 from cobrowse.settings import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN_ENV = {o.env for o in OPTIONS} | {"COBROWSE_REDIS_NAMESPACE"}
+KNOWN_ENV = {o.env for o in OPTIONS}
 
 
 def _instructions() -> list[tuple[str, str]]:
