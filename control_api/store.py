@@ -9,6 +9,7 @@ at the boundary: wrap store calls in ``with translate_errors():``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,11 @@ from redis import exceptions as redis_exceptions
 
 from control_api.exceptions import StoreUnavailable
 
+log = logging.getLogger("cobrowse.api.store")
+
 DEFAULT_NAMESPACE = "cobrowse:"
+POOL_MAX_CONNECTIONS = 512
+POOL_WAIT_S = 5.0
 
 # Errors that mean "the store is not there right now" (as opposed to a bug in a command).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -37,6 +42,7 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:
+        log.warning("store unavailable: %s: %s", type(exc).__name__, exc)
         raise StoreUnavailable() from exc
 
 
@@ -57,15 +63,20 @@ class Store:
         own ``FakeServer``; in one process, create the store once and hand it to every part.
         """
         if url:
-            client = aioredis.Redis.from_url(
+            # A blocking pool: a burst of requests waits for a free connection instead of failing
+            # at once with "Too many connections" (redis-py's default pool), which would be a 503
+            # while Redis is perfectly healthy.
+            pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 decode_responses=True,
+                max_connections=options.pop("max_connections", POOL_MAX_CONNECTIONS),
+                timeout=options.pop("pool_timeout", POOL_WAIT_S),
                 socket_connect_timeout=options.pop("socket_connect_timeout", 2.0),
                 socket_timeout=options.pop("socket_timeout", 5.0),
                 health_check_interval=options.pop("health_check_interval", 10),
                 **options,
             )
-            return cls(client, namespace)
+            return cls(aioredis.Redis.from_pool(pool), namespace)
         import fakeredis
 
         server = options.pop("server", None) or fakeredis.FakeServer()
