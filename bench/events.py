@@ -156,6 +156,7 @@ async def one_pair(
     stop: asyncio.Event,
     samples: list[float],
     ready: asyncio.Queue[None],
+    sent_total: list[int],
 ) -> None:
     agent_token, visitor_token, vid = creds
     sent: dict[int, float] = {}
@@ -196,6 +197,7 @@ async def one_pair(
         while not stop.is_set():
             seq += 1
             sent[seq] = time.perf_counter()
+            sent_total[0] += 1
             await vws.send(json.dumps({"type": "scroll", "x": 0, "y": seq}))
             await asyncio.sleep(1 / RATE_HZ)
         end = time.monotonic() + 5  # let the messages in flight arrive
@@ -211,7 +213,10 @@ async def run_size(api: str, n: int, duration: float, per_account: int) -> dict[
     start, stop = asyncio.Event(), asyncio.Event()
     samples: list[float] = []
     ready: asyncio.Queue[None] = asyncio.Queue()
-    tasks = [asyncio.create_task(one_pair(api, ws, c, start, stop, samples, ready)) for c in creds]
+    sent_total = [0]  # messages really sent: the senders' sleep loops drift below the nominal rate
+    tasks = [
+        asyncio.create_task(one_pair(api, ws, c, start, stop, samples, ready, sent_total)) for c in creds
+    ]
     for count in range(n):
         if count and count % 10 == 0:
             print(f"  ({count}/{n} sessions ready)", file=sys.stderr, flush=True)
@@ -228,7 +233,7 @@ async def run_size(api: str, n: int, duration: float, per_account: int) -> dict[
     await asyncio.sleep(duration)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    expected = n * RATE_HZ * duration
+    expected = sent_total[0]
     return {
         "n": n,
         "messages": len(samples),
