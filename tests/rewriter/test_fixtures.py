@@ -30,7 +30,8 @@ EXTRA_ATTRIBUTES = (
     "xlink:href",
     "href",
 )
-SRCSET_ATTRIBUTES = ("srcset", "imagesrcset")
+# Where a browser reads a srcset (elsewhere, e.g. on an element lxml made of "<url(", it is text).
+SRCSET_ATTRIBUTES = {"img": ("srcset",), "source": ("srcset",), "link": ("imagesrcset",)}
 PAGES = {
     "shop.html": "https://www.shop.example/c/running",
     "news.html": "https://news.example/front",
@@ -70,7 +71,7 @@ def upstream_urls_left(out: bytes, *, css: bool = True) -> list[str]:
             for part in (element.get(name) or "").split():
                 if is_upstream(part):
                     left.append(part)
-        for name in SRCSET_ATTRIBUTES:
+        for name in SRCSET_ATTRIBUTES.get(element.tag.lower(), ()):
             left.extend(
                 token for token in (element.get(name) or "").split() if is_upstream(token.rstrip(","))
             )
