@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 with warnings.catch_warnings():
     # starlette.testclient warns at import that it prefers httpx2; httpx is what we have.
@@ -25,8 +17,7 @@ from cobrowse.settings import Settings
 from control_api import create_app
 from control_api.store import Store
 from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.serve_process import ServeProcess
 
 ADMIN_TOKEN = "admin-test-token"
 ORIGIN = "http://127.0.0.1:8002"
@@ -89,18 +80,14 @@ def open_world(store: Store, **settings: Any) -> Iterator[World]:
         yield World(client, store)
 
 
-class ApiProcess:
+class ApiProcess(ServeProcess):
     """A real ``cobrowse serve --role api`` subprocess on a free port; its output is drained by a thread."""
 
     def __init__(self, redis_url: str, port: int | None = None, log_level: str = "warning") -> None:
         self.port = port or free_port()
-        env = {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN_TOKEN}
         env.pop("COBROWSE_REDIS_URL", None)
         args = [
-            sys.executable,
-            "-m",
-            "cobrowse",
-            "serve",
             "--role",
             "api",
             "--host",
@@ -112,41 +99,6 @@ class ApiProcess:
             "--log-level",
             log_level,
         ]
-        self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        super().__init__(args, env)
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if line.startswith("cobrowse: ready"):
-                self.ready.set()
-
-    def wait_ready(self, deadline_s: float = 30) -> ApiProcess:
-        """Wait for the process's ``cobrowse: ready`` line (its readiness signal)."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end and self.proc.poll() is None:
-            if self.ready.wait(0.1):
-                return self
-        self.stop()
-        pytest.fail(f"API process not ready: {''.join(self.output)}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.reader.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return int(self.proc.returncode)

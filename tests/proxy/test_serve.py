@@ -5,68 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
 
 import httpx
-import pytest
 
 from control_api import accounts, agents, proxy_access, sessions, visitors
 from control_api.store import Store
 from rewriter.urls import Origin, encode_label
 from tests.conftest import free_port
 from tests.proxy.conftest import DOMAIN, Sites
+from tests.serve_process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "test-admin-token-0123456789"
 
 
-class Serve:
-    """A ``cobrowse serve`` subprocess; ready once it prints ``cobrowse: ready``."""
+class Serve(ServeProcess):
+    """``cobrowse serve ARGS`` with the test admin token and ``env`` over this environment."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        full_env = {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cobrowse", "serve", *args],
-            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if line.startswith("cobrowse: ready"):
-                self.ready.set()
-
-    def wait_ready(self, deadline_s: float = 30) -> Serve:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end and self.proc.poll() is None:
-            if self.ready.wait(0.1):
-                return self
-        self.stop()
-        pytest.fail("serve not ready:\n" + "".join(self.output))
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.reader.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return int(self.proc.returncode)
+        super().__init__(args, {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN, **(env or {})})
 
 
 def test_role_all_runs_api_and_proxy_in_one_process() -> None:
