@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from cobrowse.settings import Settings
-from control_api import admin_api, agent_api, openapi, static, sweeper, system_api, visitor_api, ws
+from control_api import admin_api, agent_api, openapi, static, sweeper, system_api, tasks, visitor_api, ws
 from control_api.auth import AuthMiddleware
 from control_api.context import Api
 from control_api.endpoint import Endpoint
@@ -101,9 +101,7 @@ def create_app(
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await tasks.stop(task)
             await asyncio.gather(*api.cleanups, return_exceptions=True)
             await hub.stop()
             await store.close()  # its connections belong to this event loop

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from control_api.store import UNAVAILABLE_ERRORS, Store
+from control_api.tasks import check_cancelled, stop
 
 log = logging.getLogger("cobrowse.api.hub")
 
@@ -39,11 +40,7 @@ class EventHub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await stop(self._task)
             self._task = None
         if self._pubsub is not None:
             try:
@@ -93,6 +90,7 @@ class EventHub:
 
     async def _run(self) -> None:
         while True:
+            check_cancelled()
             if not self._sinks:
                 self._wake.clear()
                 await self._wake.wait()

@@ -37,6 +37,7 @@ from control_api.messages import (
     parse,
 )
 from control_api.store import translate_errors
+from control_api.tasks import check_cancelled, stop
 
 log = logging.getLogger("cobrowse.api.ws")
 
@@ -166,9 +167,7 @@ class Connection:
         return code
 
     async def _cleanup(self, tasks: list[asyncio.Task[None]], code: int, reason: str) -> None:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(*tasks)
         for channel in list(self.subscriptions):
             await self.unsubscribe(channel)
         try:
@@ -185,6 +184,7 @@ class Connection:
     async def read_loop(self) -> None:
         limit = self.api.settings.ws_max_message_bytes
         while True:
+            check_cancelled()
             raw = await self.ws.receive()
             if raw["type"] == "websocket.disconnect":
                 return
@@ -199,6 +199,7 @@ class Connection:
 
     async def write_loop(self) -> None:
         while True:
+            check_cancelled()
             text = await self.queue.get()
             if self.overflow:
                 raise ProtocolViolation(CLOSE_TRY_AGAIN, "too slow: events were dropped; reconnect")
@@ -305,6 +306,7 @@ class VisitorConnection(Connection):
     async def background(self) -> None:
         assert self.visitor is not None
         while True:
+            check_cancelled()
             await asyncio.sleep(self.hold_s / 3)
             await visitors.touch_connection(
                 self.store, self.visitor, self.conn_id, self.hold_s, self.api.settings.visitor_grace_s

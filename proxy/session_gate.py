@@ -20,6 +20,7 @@ from control_api import proxy_access
 from control_api.exceptions import StoreUnavailable
 from control_api.proxy_access import ProxySession
 from control_api.store import Store
+from control_api.tasks import check_cancelled, stop
 from proxy.exceptions import Refused
 
 logger = logging.getLogger(__name__)
@@ -150,11 +151,7 @@ class SessionGate:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await stop(self._task)
             self._task = None
 
     async def _listen(self) -> None:
@@ -170,6 +167,7 @@ class SessionGate:
                 self._credentials.clear()
                 backoff = 0.1
                 while True:
+                    check_cancelled()
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
                         continue
