@@ -13,6 +13,7 @@ import time
 from control_api import presence, sessions, visitors
 from control_api.exceptions import ApiError, StoreUnavailable
 from control_api.store import Store
+from control_api.tasks import check_cancelled
 
 log = logging.getLogger("cobrowse.api.sweeper")
 
@@ -28,7 +29,8 @@ async def sweep_once(store: Store, grace_s: float) -> int:
         gone = await visitors.settle(store, vid, grace_s)
         if gone is None:
             continue
-        changed += 1
+        # End the live session first: if that fails, the visitor stays due and the next sweep
+        # tries again (forgetting it first would leave the session live with nobody to end it).
         live = await sessions.live_of_visitor(store, vid)
         if live:
             try:
@@ -36,12 +38,15 @@ async def sweep_once(store: Store, grace_s: float) -> int:
             except ApiError as exc:
                 if exc.status >= 500:
                     raise
-        await presence.publish_left(store, gone.account_id, vid)
+        if await visitors.forget(store, gone):
+            changed += 1
+            await presence.publish_left(store, gone.account_id, vid)
     return changed
 
 
 async def run(store: Store, grace_s: float, interval_s: float = 0.25) -> None:
     while True:
+        check_cancelled()
         try:
             await sweep_once(store, grace_s)
         except StoreUnavailable:

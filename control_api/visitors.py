@@ -205,7 +205,10 @@ async def due_for_sweep(store: Store, now: float, limit: int = 100) -> list[str]
 
 
 async def settle(store: Store, vid: str, grace_s: float) -> Visitor | None:
-    """For a due visitor: reschedule when still present; return the Visitor when it is gone now."""
+    """For a due visitor: reschedule when still present; return the Visitor when it is gone now.
+
+    A gone visitor stays due until ``forget`` (so a sweep that fails half-way is done again).
+    """
     now = time.time()
     visitor = await find(store, vid)
     with translate_errors():
@@ -220,8 +223,14 @@ async def settle(store: Store, vid: str, grace_s: float) -> Visitor | None:
         if now < visitor.last_seen + grace_s:
             await store.redis.zadd(keys.visitor_deadlines(store), {vid: visitor.last_seen + grace_s})
             return None
+    return visitor
+
+
+async def forget(store: Store, visitor: Visitor) -> bool:
+    """Drop a gone visitor from its account's present list; False if another process did first."""
+    with translate_errors():
         async with store.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.visitor_deadlines(store), vid)
-            pipe.zrem(keys.account_visitors(store, visitor.account_id), vid)
+            pipe.zrem(keys.visitor_deadlines(store), visitor.id)
+            pipe.zrem(keys.account_visitors(store, visitor.account_id), visitor.id)
             removed = (await pipe.execute())[0]
-    return visitor if removed else None
+    return bool(removed)

@@ -217,6 +217,33 @@ async def test_visitor_gone_ends_live_session(redis_store: Store) -> None:
     assert [v.id for v in await visitors.present(redis_store, account.id)] == []
 
 
+async def test_a_sweep_that_fails_to_end_the_session_is_done_again(
+    redis_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The visitor is forgotten only once its session has ended: a store error in between loses nothing."""
+    from control_api.exceptions import StoreUnavailable
+
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    await visitors.touch_connection(redis_store, visitor, "c1", hold_s=3, grace_s=0.1)
+    await visitors.drop_connection(redis_store, visitor, "c1", grace_s=0.1)
+    await asyncio.sleep(0.2)
+    real_end = sessions.end
+
+    async def store_goes_away(*args: Any, **kwargs: Any) -> dict[str, str]:
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(sessions, "end", store_goes_away)
+    with pytest.raises(StoreUnavailable):
+        await sweeper.sweep_once(redis_store, grace_s=0.1)
+    assert (await sessions.get(redis_store, sid))["state"] == "active"
+    monkeypatch.setattr(sessions, "end", real_end)
+    assert await sweeper.sweep_once(redis_store, grace_s=0.1) == 1
+    record = await sessions.get(redis_store, sid)
+    assert (record["state"], record["reason"]) == ("ended", "visitor_left")
+    assert await visitors.present(redis_store, account.id) == []
+
+
 async def test_audit_is_paged_and_filtered_by_time(redis_store: Store) -> None:
     account, agent, visitor = await _setup(redis_store)
     for _ in range(3):
