@@ -266,6 +266,9 @@
     switch (msg.type) {
       case "hello":
         retry = 0;
+        // Events published while this socket was not yet subscribed are lost to it: if the
+        // session is no longer among the agent's live ones, ask the API how it ended.
+        if (Array.isArray(msg.sessions) && !msg.sessions.some(function (s) { return s && s.id === sid; })) checkSession();
         (msg.visitors || []).forEach(function (v) { if (session && v.id === session.visitor_id) handle({ type: "visitor", visitor: v }); });
         break;
       case "error":

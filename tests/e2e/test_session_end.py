@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,45 @@ def test_an_idle_session_times_out(browser: Any, make_stack: Callable[..., Stack
         )
         expect(bar).to_be_hidden()
         expect(agent.button()).to_have_attribute("data-state", "available")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_session_that_ends_while_the_view_connects(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    """The view checked the session, then it ended before the view's socket subscribed: the end
+    event went to nobody, so the view must learn it from its socket's hello."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    held: list[str] = []  # what the view sent (its auth message) while held back
+    routes: list[tuple[Any, Any]] = []  # (the view's socket, the server's)
+    released = False
+
+    def hold_until_released(ws: Any) -> None:
+        server = ws.connect_to_server()
+        routes.append((ws, server))
+        ws.on_message(lambda message: server.send(message) if released else held.append(message))
+
+    try:
+        # only sockets opened from now on (the view's) go through the route; the console's is open
+        agent.context.route_web_socket(re.compile(r"/api/v1/agent/ws$"), hold_until_released)
+        vb = agent.request()
+        for _ in range(TIMEOUT_MS // 20):  # the view has checked the session and sent its auth
+            if held:
+                break
+            vb.wait_for_timeout(20)
+        assert held, "the view never opened its socket"
+        sid = vb.url.split("session=")[1]
+        with stack.serve.admin() as c:
+            c.post(f"/sessions/{sid}/end", json={}).raise_for_status()
+        released = True
+        _, server = routes[0]
+        for message in held:
+            server.send(message)
+        expect(vb.locator("#ended-reason")).to_have_text(
+            "An administrator ended the session.", timeout=TIMEOUT_MS
+        )
     finally:
         agent.context.close()
         visitor.context.close()
