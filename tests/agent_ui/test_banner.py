@@ -181,8 +181,7 @@ def test_masked_and_password_values_never_leave_the_browser(browser: Any, stack:
         v.page.goto(stack.shop.origin + "/login")
         v.page.fill("#email", "ana@example.com")
         v.page.fill("#password", "hunter2-secret")
-        wait_until(lambda: any("ana@example.com" in t for t in v.frames.texts),
-                   lambda: f"the email field message (last frames: {v.frames.texts[-12:]})")
+        v.frames.wait_for(v.page, "ana@example.com")
         assert any("Ana Visible" in t for t in v.frames.texts)
         for secret in ("4111", "hunter2"):
             assert not [t for t in v.frames.texts if secret in t]
@@ -215,7 +214,8 @@ def test_the_banner_contains_its_failures(browser: Any, stack: Stack, hostile: s
         page.fill("#q", "lamp")  # the host page keeps working
         expect(page.locator("#results li")).to_have_text(["Yellow lamp - $42.00"])
         if hostile != "no sessionStorage":
-            wait_until(lambda: any(w.startswith("[cobrowse]") for w in warnings), "a [cobrowse] warning")
+            wait_until(lambda: any(w.startswith("[cobrowse]") for w in warnings), "a [cobrowse] warning",
+                       page=page)
         else:  # without storage the banner still registers (the identity lasts one page)
             the_visitor(stack, lambda x: x["online"])
         assert errors == []

@@ -41,13 +41,23 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def wait_until(predicate: Any, what: str | Callable[[], str], timeout_s: float = 20.0) -> None:
-    """Poll ``predicate`` (a readiness check, never a fixed sleep) until true or fail naming ``what``."""
+def wait_until(
+    predicate: Any, what: str | Callable[[], str], timeout_s: float = 20.0, *, page: Any = None
+) -> None:
+    """Poll ``predicate`` (a readiness check, never a fixed sleep) until true or fail naming ``what``.
+
+    Pass the ``page`` when the predicate reads what Playwright event handlers collect (console
+    messages, WebSocket frames): sync Playwright runs handlers only inside its own calls, so the
+    poll then ticks with ``page.wait_for_timeout`` instead of ``time.sleep``.
+    """
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():
             return
-        time.sleep(0.02)
+        if page is not None:
+            page.wait_for_timeout(20)
+        else:
+            time.sleep(0.02)
     raise AssertionError(f"{what() if callable(what) else what} not ready within {timeout_s}s")
 
 
@@ -418,9 +428,16 @@ def start_stack(
 
 
 @pytest.fixture
-def make_stack(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    """Start a full stack: make_stack(policy={...}, cobrowse_enabled=True) -> Stack."""
+def make_stack(
+    redis_url: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Stack]]:
+    """Start a full stack: make_stack(policy={...}, cobrowse_enabled=True) -> Stack.
+
+    When the test fails, the tail of each server's log is printed (pytest shows it with the failure).
+    """
+    started: list[Stack] = []
     with contextlib.ExitStack() as exits:
+        exits.callback(_print_logs_on_failure, request, started)
 
         def make(
             policy: dict[str, Any] | None = None,
@@ -428,7 +445,7 @@ def make_stack(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Calla
             role: str = "all",
             extra: tuple[str, ...] = (),
         ) -> Stack:
-            return exits.enter_context(
+            stack = exits.enter_context(
                 start_stack(
                     redis_url,
                     tmp_path,
@@ -440,5 +457,26 @@ def make_stack(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Calla
                     extra=extra,
                 )
             )
+            started.append(stack)
+            return stack
 
         yield make
+
+
+def _print_logs_on_failure(request: pytest.FixtureRequest, stacks: list[Stack]) -> None:
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return
+    for stack in stacks:
+        log = stack.serve.log()
+        if log:
+            print(f"---- cobrowse serve log (last 6000 characters) ----\n{log[-6000:]}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep the call phase's report on the item, for fixtures that report more on failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Frame, Page, expect
 
-from tests.e2e.harness import Stack
+from tests.e2e.harness import Stack, wait_until
 
 TIMEOUT_MS = 15000
 
@@ -25,6 +25,12 @@ class Frames:
             ws.on("framereceived", lambda payload: self.texts.append(str(payload)))
 
         page.on("websocket", on_ws)
+
+    def wait_for(self, page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -> None:
+        """Wait until a recorded frame contains ``text`` (pumping Playwright's events meanwhile)."""
+        wait_until(lambda: any(text in t for t in self.texts),
+                   lambda: f"a WebSocket frame with {text!r} (last frames: {self.texts[-12:]})",
+                   timeout_ms / 1000, page=page)
 
     def messages(self) -> list[dict[str, Any]]:
         out = []
