@@ -325,6 +325,13 @@ class VisitorConnection(Connection):
                 return sid
         return None
 
+    async def newly_active_session(self) -> str | None:
+        """Re-read pending sessions: the visitor may have accepted (over HTTP) before this socket
+        got the lifecycle event, and its next messages belong to the live session already."""
+        for sid in [s for s, r in self.sessions.items() if r.get("state") == "pending"]:
+            await self.refresh_session(sid)
+        return self.active_session()
+
     async def handle(self, message: ClientMessage) -> None:
         assert self.visitor is not None and self.account is not None
         data = message.data
@@ -351,7 +358,7 @@ class VisitorConnection(Connection):
                 await visitors.update_state(
                     self.store, self.visitor.id, {"scroll_x": data["x"], "scroll_y": data["y"]}
                 )
-        sid = self.active_session()
+        sid = self.active_session() or await self.newly_active_session()
         if sid is None:
             return
         if message.type == "field":

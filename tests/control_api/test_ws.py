@@ -243,3 +243,30 @@ def test_revoking_an_agent_closes_its_console_and_ends_its_sessions(world: World
         event = _next(vws, "session")
         assert (event["to"], event["reason"]) == ("ended", "agent_revoked")
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
+
+
+@pytest.mark.timeout(30)  # without the re-read the agent waits for the scroll forever
+def test_a_message_right_after_accept_is_relayed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The visitor accepted over HTTP, its socket has not yet seen the lifecycle event (here: never
+    will), and its next scroll still reaches the agent: the socket re-reads its pending session."""
+    from control_api import keys
+
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with (
+        world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
+        world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
+    ):
+        vws.receive_json()
+        aws.receive_json()
+        session = world.session(agent, visitor)
+        assert _next(vws, "session")["to"] == "pending"
+        assert _next(aws, "session")["to"] == "pending"
+        real_channel = keys.visitor_channel
+        monkeypatch.setattr(keys, "visitor_channel", lambda store, vid: real_channel(store, "elsewhere"))
+        world.client.post(f"/api/v1/sessions/{session['id']}/accept", headers=visitor["headers"])
+        monkeypatch.setattr(keys, "visitor_channel", real_channel)
+        assert _next(aws, "session")["to"] == "active"
+        vws.send_json({"type": "scroll", "x": 0, "y": 11})
+        assert _next(aws, "scroll")["y"] == 11
