@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_api import accounts
@@ -66,6 +67,9 @@ class ErrorMiddleware:
             if started:
                 raise
             await send_error(send, exc)
+        except ClientDisconnect:
+            # the client went away while sending its request: nobody to answer, nothing went wrong
+            log.info("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -75,9 +75,12 @@
   function api(method, path, body, auth) {
     var headers = { "Content-Type": "application/json" };
     if (auth && state.token) headers.Authorization = "Bearer " + state.token;
+    var text = body === undefined ? undefined : JSON.stringify(body);
+    // keepalive: an answer (accept, refuse, end) still reaches the API when the visitor follows a
+    // link right after clicking; browsers cap keepalive bodies at 64 KB, so only small ones
     return fetch(API_V1 + path, {
-      method: method, headers: headers, credentials: "omit", mode: "cors",
-      body: body === undefined ? undefined : JSON.stringify(body)
+      method: method, headers: headers, credentials: "omit", mode: "cors", body: text,
+      keepalive: method === "POST" && (text || "").length < 60000
     }).then(function (r) {
       return r.text().then(function (t) {
         var data = null;

@@ -316,3 +316,37 @@ def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: 
         other = world.agent(account, "Bob")
         r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=other["headers"])
         assert r.status_code == 404
+
+
+async def test_a_client_that_goes_away_mid_request_is_not_an_error(
+    namespace: str, caplog: Any
+) -> None:
+    """A browser that navigates away while posting (ClientDisconnect) gets no 500 and no error log."""
+    import logging
+
+    from cobrowse.settings import Settings
+    from control_api.app import create_app
+    from control_api.store import Store
+
+    store = Store.connect(None, namespace=namespace)
+    app = create_app(Settings(admin_token="a" * 32), store=store)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/api/v1/visitors", "raw_path": b"/api/v1/visitors", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "app": app,
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level(logging.INFO, logger="cobrowse"):
+        await app(scope, receive, send)
+    await store.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == []
+    assert any("client disconnected" in r.getMessage() for r in caplog.records)

@@ -55,6 +55,7 @@ class Visitor:
         dialog = self.dialog()
         expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
         dialog.get_by_role("button", name="Accept").click()
+        expect(self.page.get_by_text("Co-browsing with")).to_be_visible(timeout=TIMEOUT_MS)
 
     def end_button(self) -> Any:
         return self.page.get_by_role("button", name="End co-browsing")
