@@ -213,7 +213,8 @@ class Connection:
         now = time.time()
         event = {**message.data, "type": message.type, "session_id": sid, "from": self.side, "ts": now}
         with translate_errors():
-            await self.store.redis.publish(keys.sync_channel(self.store, sid, to_side), json.dumps(event))
+            channel = keys.sync_channel(self.store, sid, to_side)
+            await self.api.hub.publisher.publish(channel, json.dumps(event))
         if now - self.last_activity.get(sid, 0.0) >= ACTIVITY_EVERY_S:
             self.last_activity[sid] = now
             await sessions.touch(self.store, sid, now)
