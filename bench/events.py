@@ -175,6 +175,7 @@ async def one_pair(
                 headers={"Authorization": f"Bearer {agent_token}"},
             )
             r.raise_for_status()
+            sid = r.json()["id"]
 
         async def drain_visitor() -> None:
             async for _ in vws:
@@ -205,6 +206,10 @@ async def one_pair(
             await asyncio.sleep(0.05)
         receiver.cancel()
         drain.cancel()
+        # end the session now: left to the visitor grace period, the API would end them all
+        # during the next size's measurement
+        async with httpx.AsyncClient(base_url=api, timeout=30) as c:
+            await c.post(f"/api/v1/sessions/{sid}/end", headers={"Authorization": f"Bearer {agent_token}"})
 
 
 async def run_size(api: str, n: int, duration: float, per_account: int) -> dict[str, Any]:

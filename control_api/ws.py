@@ -343,6 +343,8 @@ class VisitorConnection(Connection):
             await visitors.update_state(self.store, self.visitor.id, {"bandwidth_kbps": data["kbps"]})
             await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
             return
+        # the agent first (latency), then the visitor's stored state (presence, late joiners)
+        await self.relay_to_agent(message)
         if message.type == "page":
             await visitors.update_state(
                 self.store, self.visitor.id, {"url": data["url"], "title": data.get("title", "")}
@@ -359,9 +361,12 @@ class VisitorConnection(Connection):
                 await visitors.update_state(
                     self.store, self.visitor.id, {"scroll_x": data["x"], "scroll_y": data["y"]}
                 )
+
+    async def relay_to_agent(self, message: ClientMessage) -> None:
         sid = self.active_session() or await self.newly_active_session()
         if sid is None:
             return
+        data = message.data
         if message.type == "field":
             record = self.sessions[sid]
             masked = json.loads(record.get("masked_selectors") or "[]")

@@ -270,3 +270,20 @@ def test_a_message_right_after_accept_is_relayed(world: World, monkeypatch: pyte
         assert _next(aws, "session")["to"] == "active"
         vws.send_json({"type": "scroll", "x": 0, "y": 11})
         assert _next(aws, "scroll")["y"] == 11
+
+
+@pytest.mark.timeout(30)  # with the store write first, the agent would wait for the scroll forever
+def test_the_relay_does_not_wait_for_the_visitor_state_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from control_api import visitors
+
+    with live_session(world) as (vws, aws, _, _):
+        async def stalled_store(*args: Any, **kwargs: Any) -> None:
+            await asyncio.Event().wait()  # a store write that never completes
+
+        monkeypatch.setattr(visitors, "update_state", stalled_store)
+        vws.send_json({"type": "scroll", "x": 0, "y": 31})
+        assert _next(aws, "scroll")["y"] == 31
