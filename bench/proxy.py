@@ -17,6 +17,7 @@ import asyncio
 import multiprocessing
 import os
 import platform
+import signal
 import socket
 import statistics
 import sys
@@ -148,7 +149,12 @@ def run_cobrowse(port: int, upstream_port: int, conn: Connection) -> None:
         await server.start()
         host = f"{encode_label(record['id'], Origin.parse(origin))}.{DOMAIN}:{port}"
         conn.send(("ready", host, f"__cb_{record['id']}={credential}"))
-        await server.wait()
+        # terminate() sends SIGTERM: stop the proxy (and its rewrite workers) as `cobrowse serve` does
+        stopping = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        waiter = asyncio.ensure_future(server.wait())
+        await asyncio.wait([waiter, asyncio.ensure_future(stopping.wait())], return_when="FIRST_COMPLETED")
+        await server.stop()
 
     asyncio.run(serve())
 

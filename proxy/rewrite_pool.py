@@ -13,6 +13,8 @@ import functools
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +37,22 @@ def rewrite(kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_typ
     )
 
 
+PARENT_CHECK_EVERY_S = 0.5
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: leave when the proxy process is gone, however it went (SIGKILL, a crash,
+    a test harness's terminate()): the executor's own shutdown never reaches the workers then, and
+    they would linger, holding the parent's stdout and their memory."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_EVERY_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="cobrowse-parent-watch", daemon=True).start()
+
+
 class RewritePool:
     """Runs ``rewrite`` off the event loop; the process pool is created on first use."""
 
@@ -45,7 +63,12 @@ class RewritePool:
 
     def _processes(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     async def run(self, kind: Kind, body: bytes, **options: object) -> Rewritten:
