@@ -4,7 +4,8 @@ One walk over the elements rewrites the URL-bearing attributes (by the table in
 ``rewriter/attributes.py``) whose value has a colon, two slashes, a backslash, a tab or a newline:
 relative URLs need no work. Inline scripts are never touched (the client runtime
 handles JavaScript); comments, conditional comments and the doctype are kept. The output is
-UTF-8 and says so.
+UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
+``.../banner.js``) is left out: the agent's copy must not run it.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class _Rewrite:
         root = tree.getroot()
         apply_masks(root, self.selectors)
         self._find_base(root)
-        special = list(root.iter(*_SPECIAL_TAGS))
+        special = [e for e in root.iter(*_SPECIAL_TAGS) if not _drop_if_banner(e)]
         self._attributes(root)
         for element in special:
             for name in _SPECIAL_ATTRIBUTES:
@@ -311,6 +312,32 @@ class _Rewrite:
         if placeholder is not None:
             out = out.replace(placeholder.encode(), self.inject.encode(OUTPUT_CHARSET, errors="replace"), 1)
         return out
+
+
+def _is_banner(element: etree._Element) -> bool:
+    """Our own visitor banner tag (``<script src=".../banner.js" data-site-key=...>``)."""
+    if _local(element.tag) != "script" or element.get("data-site-key") is None:
+        return False
+    src = (element.get("src") or "").split("#", 1)[0].split("?", 1)[0]
+    return src.endswith("/banner.js")
+
+
+def _drop_if_banner(element: etree._Element) -> bool:
+    """Remove the visitor banner from the agent's copy: there it would only fail (its API origin
+    is outside the session's scope) and, were it to load, register the agent as a visitor."""
+    if not _is_banner(element):
+        return False
+    parent = element.getparent()
+    if parent is None:
+        return False
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+    return True
 
 
 def rewrite_html(
