@@ -325,18 +325,9 @@ def _is_banner(element: etree._Element) -> bool:
 def _drop_if_banner(element: etree._Element) -> bool:
     """Remove the visitor banner from the agent's copy: there it would only fail (its API origin
     is outside the session's scope) and, were it to load, register the agent as a visitor."""
-    if not _is_banner(element):
+    if not _is_banner(element) or element.getparent() is None:
         return False
-    parent = element.getparent()
-    if parent is None:
-        return False
-    if element.tail:
-        previous = element.getprevious()
-        if previous is not None:
-            previous.tail = (previous.tail or "") + element.tail
-        else:
-            parent.text = (parent.text or "") + element.tail
-    parent.remove(element)
+    _remove(element)
     return True
 
 

@@ -9,34 +9,42 @@ from control_api import sweeper, tasks
 from control_api.store import Store
 
 
-async def _swallows_one_cancel(log: list[str]) -> None:
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def _swallows_one_cancel(log: list[str], started: asyncio.Event) -> None:
+    started.set()
     try:
-        await asyncio.sleep(30)
+        await _forever()
     except asyncio.CancelledError:
         log.append("swallowed")  # what asyncio.wait_for does on 3.11 when the inner call finishes
-    await asyncio.sleep(30)
+    await _forever()
 
 
 async def test_stop_cancels_again_a_task_that_swallowed_the_first_cancel() -> None:
     log: list[str] = []
-    task = asyncio.create_task(_swallows_one_cancel(log))
-    await asyncio.sleep(0)
+    started = asyncio.Event()
+    task = asyncio.create_task(_swallows_one_cancel(log, started))
+    await started.wait()
     await asyncio.wait_for(tasks.stop(task), 5)
     assert log == ["swallowed"] and task.cancelled()
 
 
 async def test_stop_gives_up_after_its_timeout_on_a_task_that_never_stops() -> None:
     stubborn_for = [True]
+    started = asyncio.Event()
 
     async def stubborn() -> None:
+        started.set()
         while stubborn_for[0]:
             try:
-                await asyncio.sleep(30)
+                await _forever()
             except asyncio.CancelledError:
                 continue
 
     task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)
+    await started.wait()
     await asyncio.wait_for(tasks.stop(task, timeout_s=0.3), 5)
     assert not task.done()
     stubborn_for[0] = False
@@ -46,18 +54,20 @@ async def test_stop_gives_up_after_its_timeout_on_a_task_that_never_stops() -> N
 
 async def test_check_cancelled_raises_after_a_swallowed_cancel() -> None:
     seen: list[str] = []
+    started = asyncio.Event()
 
     async def loop() -> None:
+        started.set()
         try:
-            await asyncio.sleep(30)
+            await _forever()
         except asyncio.CancelledError:
             seen.append("swallowed")
         while True:
             tasks.check_cancelled()
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a yield, as a real loop's await gives
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0)
+    await started.wait()
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=5)
     assert done and task.cancelled() and seen == ["swallowed"]

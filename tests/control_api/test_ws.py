@@ -35,6 +35,21 @@ def live_session(world: World, **policy: Any) -> Iterator[tuple[Any, Any, dict[s
         yield vws, aws, session, agent
 
 
+@contextmanager
+def both_sides(world: World) -> Iterator[tuple[Any, Any, dict[str, Any], dict[str, Any]]]:
+    """Both sockets open and greeted, no session yet: (visitor_ws, agent_ws, agent, visitor)."""
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with (
+        world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
+        world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
+    ):
+        vws.receive_json()
+        aws.receive_json()
+        yield vws, aws, agent, visitor
+
+
 def _next(ws: Any, kind: str) -> dict[str, Any]:
     """The next message of a type, skipping presence updates."""
     for _ in range(20):
@@ -125,15 +140,7 @@ def test_sessions_do_not_leak_into_each_other(world: World) -> None:
 
 
 def test_sync_waits_for_consent(world: World) -> None:
-    account = world.account()
-    agent = world.agent(account)
-    visitor = world.visitor(account)
-    with (
-        world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
-        world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
-    ):
-        vws.receive_json()
-        aws.receive_json()
+    with both_sides(world) as (vws, aws, agent, visitor):
         session = world.session(agent, visitor)
         assert _next(aws, "session")["to"] == "pending"
         aws.send_json({"type": "pointer", "session_id": session["id"], "x": 1, "y": 1})
@@ -251,15 +258,7 @@ def test_a_message_right_after_accept_is_relayed(world: World, monkeypatch: pyte
     will), and its next scroll still reaches the agent: the socket re-reads its pending session."""
     from control_api import keys
 
-    account = world.account()
-    agent = world.agent(account)
-    visitor = world.visitor(account)
-    with (
-        world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
-        world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
-    ):
-        vws.receive_json()
-        aws.receive_json()
+    with both_sides(world) as (vws, aws, agent, visitor):
         session = world.session(agent, visitor)
         assert _next(vws, "session")["to"] == "pending"
         assert _next(aws, "session")["to"] == "pending"
