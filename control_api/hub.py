@@ -70,7 +70,9 @@ class Publisher:
                     for channel, text, _ in batch:
                         pipe.publish(channel, text)
                     await pipe.execute()
-            except UNAVAILABLE_ERRORS as exc:
+            except Exception as exc:  # every caller of the batch learns it; the publisher goes on
+                if not isinstance(exc, UNAVAILABLE_ERRORS):
+                    log.exception("publishing a batch of %d messages failed", len(batch))
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)

@@ -60,3 +60,28 @@ async def test_a_store_failure_reaches_every_caller_and_the_publisher_goes_on(na
     finally:
         await publisher.stop()
         await store.close()
+
+
+async def test_an_unexpected_error_fails_its_batch_and_not_the_publisher(
+    redis_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a batch raises reaches its callers; nobody waits forever, later batches go out."""
+    real_pipeline = redis_store.redis.pipeline
+    calls = 0
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a bug in a command")
+        return real_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(redis_store.redis, "pipeline", failing_once)
+    publisher = Publisher(redis_store)
+    publisher.start()
+    try:
+        with pytest.raises(ValueError):
+            await asyncio.wait_for(publisher.publish(redis_store.channel("c"), "x"), 5)
+        await asyncio.wait_for(publisher.publish(redis_store.channel("c"), "y"), 5)
+    finally:
+        await publisher.stop()
