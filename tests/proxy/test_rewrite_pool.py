@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
 import time
 from pathlib import Path
@@ -22,15 +23,6 @@ def _children_of(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry.name))
     return found
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an exited process its new parent has not reaped yet)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _proxy_like_process(conn: Any) -> None:
@@ -60,14 +52,19 @@ def test_workers_exit_when_the_proxy_process_is_killed() -> None:
         workers = [pid for pid in _children_of(proxy.pid or 0)
                    if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
         assert workers, "no rewrite worker process was started"
-        os.kill(proxy.pid or 0, signal.SIGKILL)  # no clean-up code runs in the proxy
-        proxy.join(10)
-        deadline = time.monotonic() + 15
-        alive = workers
-        while alive and time.monotonic() < deadline:
-            alive = [pid for pid in workers if _running(pid)]
-            time.sleep(0.1)  # polling tick
-        assert not alive, f"rewrite workers {alive} outlived the killed proxy process"
+        exits = {os.pidfd_open(pid): pid for pid in workers}  # readable once that process exits
+        try:
+            os.kill(proxy.pid or 0, signal.SIGKILL)  # no clean-up code runs in the proxy
+            proxy.join(10)
+            deadline = time.monotonic() + 15
+            waiting = set(exits)
+            while waiting and time.monotonic() < deadline:
+                ready, _, _ = select.select(list(waiting), [], [], deadline - time.monotonic())
+                waiting -= set(ready)
+            assert not waiting, f"rewrite workers {[exits[fd] for fd in waiting]} outlived the proxy"
+        finally:
+            for fd in exits:
+                os.close(fd)
     finally:
         if proxy.is_alive():
             proxy.kill()
