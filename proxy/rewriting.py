@@ -75,6 +75,7 @@ def on_response_headers(
     own_cookies = response.headers.get_all("set-cookie")  # only the proxy's own by now
     fields = [(_enc(n), _enc(v)) for n, v in rewritten.headers]
     fields += [(b"set-cookie", _enc(c)) for c in own_cookies]
+    fields += _framing(response.headers)
     if response.status_code == 101:  # the WebSocket handshake keeps its hop-by-hop pair
         upgrade = response.headers.get("upgrade", "websocket")
         fields += [(b"connection", b"Upgrade"), (b"upgrade", _enc(upgrade))]
@@ -102,6 +103,23 @@ def on_response_headers(
 
 def _enc(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+def _framing(upstream: http.Headers) -> list[tuple[bytes, bytes]]:
+    """The upstream's hop-by-hop framing, kept on the response object although the header policy
+    drops it: mitmproxy decides from these headers, once the body is in, whether the upstream
+    connection can carry the next request, and how to frame a streamed body for the browser. With
+    ``Transfer-Encoding: chunked`` gone, both would read "until the connection closes", and every
+    chunked response would cost a new upstream connection (a TLS handshake) and the browser its
+    keep-alive connection. ``Connection: close`` is kept so a closing upstream is never reused.
+    A rewritten body replaces ``Transfer-Encoding`` with ``Content-Length`` (``on_response``)."""
+    out = []
+    coding = upstream.get("transfer-encoding", "")
+    if coding.strip():
+        out.append((b"transfer-encoding", _enc(coding)))
+    if "close" in (token.strip().lower() for token in upstream.get("connection", "").split(",")):
+        out.append((b"connection", b"close"))
+    return out
 
 
 def finish_refused(flow: http.HTTPFlow) -> None:

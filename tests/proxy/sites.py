@@ -67,6 +67,8 @@ class Site:
     port: int = 0
     # /drip sends its first chunk, then waits for this before the rest
     release: threading.Event = field(default_factory=threading.Event)
+    # (host, port) of every client connection that sent a request (connection reuse tests)
+    connections: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def origin(self) -> str:
@@ -226,6 +228,19 @@ addEventListener('DOMContentLoaded', async () => {{
             )
         return Response(VIDEO, media_type="video/mp4", headers={"accept-ranges": "bytes"})
 
+    async def chunks(request: Request) -> Response:
+        """A body in chunked transfer coding (no Content-Length), of the type asked for."""
+        body = PNG if request.query_params.get("type") == "image/png" else (
+            f"<!doctype html><html><body><a id='abs' href='{site.origin}/about'>about</a>"
+            "</body></html>"
+        ).encode()
+
+        async def gen() -> Any:
+            yield body[:10]
+            yield body[10:]
+
+        return StreamingResponse(gen(), media_type=request.query_params.get("type", "text/html"))
+
     async def drip(request: Request) -> Response:
         async def gen() -> Any:
             yield b"first-chunk;"
@@ -274,6 +289,7 @@ addEventListener('DOMContentLoaded', async () => {{
         Route("/login", login, methods=["GET", "POST"]),
         Route("/account", account),
         Route("/big", big),
+        Route("/chunks", chunks),
         Route("/slow", slow),
         Route("/video.mp4", video),
         Route("/download", download),
@@ -329,6 +345,8 @@ def _counting(app: Starlette, site: Site) -> Any:
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
             site.hits[scope["path"]] += 1
+            if scope.get("client"):
+                site.connections.add(tuple(scope["client"]))
         await app(scope, receive, send)
 
     return wrapped

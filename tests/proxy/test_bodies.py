@@ -3,6 +3,7 @@ size limits give the "too large" page, slow upstreams the 504 page."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 
@@ -65,6 +66,29 @@ def test_non_rewritten_bodies_stream_without_waiting_for_the_end(harness: Harnes
             chunk = sock.recv(65536)
             assert chunk
             received += chunk
+
+
+def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites) -> None:
+    """Chunked upstream bodies, rewritten or streamed, leave both connections reusable: one
+    client connection and one upstream connection carry every request."""
+    s, credential, host = _session(harness, sites)
+    conn = http.client.HTTPConnection("127.0.0.1", harness.port, timeout=10)
+    headers = {"Host": host, "Cookie": f"__cb_{s.sid}={credential}"}
+    try:
+        for path in ("/chunks", "/chunks?type=image/png", "/chunks", "/about", "/chunks?type=image/png"):
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == 200, path
+            assert not response.will_close, f"{path}: the proxy closed the client connection"
+            if "png" in path:
+                assert body.startswith(b"\x89PNG")
+            elif path == "/chunks":
+                assert harness.url(s, sites.shop.origin + "/about").encode() in body
+    finally:
+        conn.close()
+    assert sites.shop.hits["/chunks"] == 4
+    assert len(sites.shop.connections) == 1, "the proxy opened a new upstream connection per request"
 
 
 def test_html_over_the_rewrite_limit_gets_the_too_large_page(
