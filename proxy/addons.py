@@ -3,7 +3,8 @@
 Request path (``request`` hook, in this order; the first that sets ``flow.response`` wins and
 nothing is fetched upstream): Routing -> Gate -> ReservedPaths -> Egress -> CookieJar ->
 RequestFixup. Response path: CookieJar.responseheaders (Set-Cookie into the jar, never to the
-browser) -> Rewriting (headers, stream or buffer, rewrite bodies off the event loop).
+browser) -> Rewriting (headers, stream or buffer, rewrite bodies off the event loop) ->
+UpstreamTimeout (headers arrived; a buffered body gets an idle timeout).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
 from proxy import cookie_sync, request_fixup, rewriting
+from proxy.buffering import BODY_WATCH
 from proxy.context import ProxyContext
 from proxy.exceptions import Refused
 from proxy.responses import OWN, error_response, redirect, replace_while_streaming, respond, respond_error
@@ -317,7 +319,8 @@ class Rewriting:
 
 
 class UpstreamTimeout:
-    """504 when upstream does not answer (headers) within ``upstream_timeout_s``."""
+    """504 when upstream does not answer (headers) within ``upstream_timeout_s``, or a body
+    buffered for rewriting stops arriving for as long (after ``Rewriting``: it decides that)."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.timer = UpstreamTimer(ctx)
@@ -328,6 +331,9 @@ class UpstreamTimeout:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self.timer.cancel(flow)
+        watch = flow.metadata.get(BODY_WATCH)
+        if watch is not None and flow.response is not None and not flow.response.stream:
+            self.timer.watch_body(flow, watch)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self.timer.cancel(flow)
@@ -359,7 +365,7 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         Egress(ctx),
         CookieJar(ctx),
         RequestFixup(ctx),
-        UpstreamTimeout(ctx),
         Rewriting(ctx),
+        UpstreamTimeout(ctx),
         Connections(ctx),
     ]

@@ -14,6 +14,7 @@ from mitmproxy import http
 
 from control_api.proxy_access import ProxySession
 from proxy import compression, cookie_sync
+from proxy.buffering import BODY_WATCH, BodyWatch
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
 from proxy.responses import error_response, replace_while_streaming
@@ -99,6 +100,14 @@ def on_response_headers(
             response.stream = True
         else:
             replace_while_streaming(flow, "too_large")
+        return
+    # buffered: the limit holds while the body arrives (a chunked body has no length to check)
+    stream_if = None
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if kind == "passthrough" and coding in ("", "identity"):
+        content_type = response.headers.get("content-type")
+        stream_if = lambda prefix: kind_of(content_type, prefix) == "passthrough"  # noqa: E731
+    flow.metadata[BODY_WATCH] = BodyWatch(ctx.settings.max_rewrite_bytes, stream_if)
 
 
 def _enc(text: str) -> bytes:

@@ -28,6 +28,7 @@ with warnings.catch_warnings():
 
 from cobrowse.settings import Settings
 from control_api.store import Store
+from proxy import buffering
 from proxy.addons import make_addons
 from proxy.context import ProxyContext
 from proxy.error_pages import STATUS_PAGES, render
@@ -47,7 +48,9 @@ def _error_response(status_code: int, message: str = "") -> bytes:
     from mitmproxy import http
     from mitmproxy.net.http import http1
 
-    status, headers, body = render(STATUS_PAGES.get(status_code, "internal"))
+    too_large = message == buffering.TOO_LARGE_MESSAGE
+    page = "too_large" if too_large else STATUS_PAGES.get(status_code, "internal")
+    status, headers, body = render(page)
     response = http.Response.make(status_code if status_code >= 400 else status, body, headers)
     response.headers["connection"] = "close"
     return http1.assemble_response(response)
@@ -63,10 +66,11 @@ def _send(self: Any, event: Any) -> Any:
 
 
 def install_error_pages() -> None:
-    """mitmproxy's HTTP/1 layer answers failed exchanges (upstream unreachable, timed out) with
-    our pages, which name no host, address or exception."""
+    """mitmproxy's HTTP/1 layer answers failed exchanges (upstream unreachable, timed out, a
+    buffered body over the limit) with our pages, which name no host, address or exception."""
     _http1.make_error_response = _error_response
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
+    buffering.install()
 
 
 def check_mitmproxy_version() -> None:

@@ -1,5 +1,6 @@
 """Upstream timeout: a request whose response headers do not arrive within
-``settings.upstream_timeout_s`` gets the 504 page, and its upstream connection is closed.
+``settings.upstream_timeout_s`` gets the 504 page, and its upstream connection is closed. The
+same holds for a body buffered for rewriting that stops arriving: no new data for that long.
 
 mitmproxy has no such timeout of its own. The timer marks the client connection and closes the
 server connection; the HTTP/1 layer then reports the failure, and ``mark_send`` turns that one
@@ -14,6 +15,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from proxy.buffering import BodyWatch
 from proxy.context import ProxyContext
 
 logger = logging.getLogger(__name__)
@@ -40,14 +42,36 @@ class UpstreamTimer:
         loop = asyncio.get_running_loop()
         self._timers[flow.id] = loop.call_later(self.ctx.settings.upstream_timeout_s, self._expire, flow)
 
+    def watch_body(self, flow: http.HTTPFlow, watch: BodyWatch) -> None:
+        """Time out a buffered body after ``upstream_timeout_s`` without new data (not in total:
+        a large page on a slow link keeps arriving)."""
+        loop = asyncio.get_running_loop()
+        timeout = self.ctx.settings.upstream_timeout_s
+        last = [loop.time()]
+
+        def check() -> None:
+            idle = loop.time() - last[0]
+            if idle >= timeout:
+                self._expire(flow, body=True)
+            else:  # re-armed lazily: one timer per timeout period, not one per chunk
+                self._timers[flow.id] = loop.call_later(timeout - idle, check)
+
+        def on_data() -> None:
+            last[0] = loop.time()
+
+        watch.on_data = on_data
+        watch.on_end = lambda: self.cancel(flow)
+        self.cancel(flow)
+        self._timers[flow.id] = loop.call_later(timeout, check)
+
     def cancel(self, flow: http.HTTPFlow) -> None:
         handle = self._timers.pop(flow.id, None)
         if handle is not None:
             handle.cancel()
 
-    def _expire(self, flow: http.HTTPFlow) -> None:
+    def _expire(self, flow: http.HTTPFlow, body: bool = False) -> None:
         self._timers.pop(flow.id, None)
-        if flow.response is not None or not flow.live:
+        if (flow.response is not None and not body) or not flow.live:
             return
         ps = self.ctx.connections.proxyserver
         handler = ps.connections.get(flow.client_conn.id) if ps is not None else None

@@ -67,6 +67,8 @@ class Site:
     port: int = 0
     # /drip sends its first chunk, then waits for this before the rest
     release: threading.Event = field(default_factory=threading.Event)
+    # how long /stall?every=S keeps trickling
+    release_after_s: float = 1.5
     # (host, port) of every client connection that sent a request (connection reuse tests)
     connections: set[tuple[str, int]] = field(default_factory=set)
 
@@ -241,6 +243,31 @@ addEventListener('DOMContentLoaded', async () => {{
 
         return StreamingResponse(gen(), media_type=request.query_params.get("type", "text/html"))
 
+    async def stall(request: Request) -> Response:
+        """``kb`` KiB of a body in chunks, then nothing until ``site.release`` (at most 20 s).
+        ``type=none`` sends no Content-Type; ``every=S`` sends one more chunk every S seconds
+        while it waits (a slow but live upstream)."""
+        kind = request.query_params.get("type", "text/html")
+        size = int(request.query_params.get("kb", "1")) * 1024
+        every = float(request.query_params.get("every", "0"))
+        filler = b"x" if kind.startswith("text/") else b"\x00"
+        head = b"<!doctype html><html><body>" if kind == "text/html" else b"\x89PNG\r\n\x1a\n"
+
+        async def gen() -> Any:
+            body = head + filler * max(0, size - len(head))
+            for start in range(0, len(body), 16384):
+                yield body[start : start + 16384]
+            if every:
+                for _ in range(int(site.release_after_s / every)):
+                    await asyncio.sleep(every)
+                    yield filler
+            else:
+                released = await asyncio.to_thread(site.release.wait, 20)
+                yield b"released" if released else b"never-released"
+            yield b"</body></html>" if kind == "text/html" else b"end"
+
+        return StreamingResponse(gen(), media_type=None if kind == "none" else kind)
+
     async def drip(request: Request) -> Response:
         async def gen() -> Any:
             yield b"first-chunk;"
@@ -290,6 +317,7 @@ addEventListener('DOMContentLoaded', async () => {{
         Route("/account", account),
         Route("/big", big),
         Route("/chunks", chunks),
+        Route("/stall", stall),
         Route("/slow", slow),
         Route("/video.mp4", video),
         Route("/download", download),

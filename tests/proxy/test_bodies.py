@@ -107,6 +107,58 @@ def test_html_over_the_rewrite_limit_gets_the_too_large_page(
         harness.close()
 
 
+def test_a_chunked_page_over_the_limit_is_refused_as_it_arrives(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    """The limit holds while a body without Content-Length arrives: the proxy answers as soon as
+    64 KiB are in, while upstream still holds the rest back (it never buffers past the limit)."""
+    harness = Harness(make_settings(sites, max_rewrite_bytes=32 * 1024), redis_url, namespace)
+    try:
+        s, credential, host = _session(harness, sites)
+        r = harness.get(s, host, "/stall?kb=64", credential=credential)
+        assert not sites.shop.release.is_set()
+        assert r.status_code == 502 and "Page too large" in r.text and "xxxx" not in r.text
+        # the next request of the session is served as usual
+        assert harness.get(s, host, "/about", credential=credential).status_code == 200
+    finally:
+        sites.shop.release.set()
+        harness.close()
+
+
+def test_an_untyped_body_over_the_limit_streams_on_untouched(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    """A body with no Content-Type is buffered to be sniffed; past the limit, one that does not
+    start like HTML is streamed on as it is, not refused."""
+    harness = Harness(make_settings(sites, max_rewrite_bytes=32 * 1024), redis_url, namespace)
+    try:
+        s, credential, host = _session(harness, sites)
+        sites.shop.release.set()
+        r = harness.get(s, host, "/stall?kb=64&type=none", credential=credential)
+        assert r.status_code == 200
+        assert r.content.startswith(b"\x89PNG") and r.content.endswith(b"releasedend")
+        assert len(r.content) == 64 * 1024 + len(b"releasedend")
+    finally:
+        harness.close()
+
+
+def test_a_buffered_body_that_stops_arriving_gets_the_504_page(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    harness = Harness(make_settings(sites, upstream_timeout_s=0.5), redis_url, namespace)
+    try:
+        s, credential, host = _session(harness, sites)
+        r = harness.get(s, host, "/stall?kb=4", credential=credential)
+        assert not sites.shop.release.is_set()  # answered while upstream still held the body back
+        assert r.status_code == 504 and "Site too slow" in r.text
+        # slow but alive: a chunk every 0.2 s for 1.5 s, three times the timeout in total
+        slow = harness.get(s, host, "/stall?kb=4&every=0.2", credential=credential)
+        assert slow.status_code == 200 and slow.text.endswith("</body></html>")
+    finally:
+        sites.shop.release.set()
+        harness.close()
+
+
 def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace: str) -> None:
     harness = Harness(make_settings(sites, upstream_timeout_s=0.5), redis_url, namespace)
     try:
