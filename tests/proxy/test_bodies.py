@@ -172,12 +172,16 @@ def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace
         harness.close()
 
 
-def test_large_pages_are_rewritten_in_worker_processes(harness: Harness, sites: Sites) -> None:
+def test_pages_are_rewritten_in_the_lane_of_their_size(harness: Harness, sites: Sites) -> None:
     s, credential, host = _session(harness, sites)
-    small = harness.get(s, host, "/big?kb=16", credential=credential)
+    pool = harness.proxy.ctx.rewrite_pool
+    small = harness.get(s, host, "/big?kb=8", credential=credential)
     assert "/__cobrowse/runtime.js" in small.text
-    assert not harness.proxy.ctx.rewrite_pool.processes_started
+    assert not pool.processes_started
+    medium = harness.get(s, host, "/big?kb=64", credential=credential)
+    assert "/__cobrowse/runtime.js" in medium.text and "x" * 64 * 1024 in medium.text
+    assert pool.started("medium") and not pool.started("large")
     large = harness.get(s, host, "/big?kb=400", credential=credential)
     assert large.status_code == 200
     assert "/__cobrowse/runtime.js" in large.text and "x" * 400 * 1024 in large.text
-    assert harness.proxy.ctx.rewrite_pool.processes_started
+    assert pool.started("large")

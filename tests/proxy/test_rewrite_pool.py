@@ -1,4 +1,6 @@
-"""The rewrite worker processes never outlive the proxy process, however it ends."""
+"""The rewrite pool: bodies go to the lane their size calls for, process lanes give the thread
+lane's output, a large body does not hold up medium ones, and the worker processes never outlive
+the proxy process, however it ends."""
 
 from __future__ import annotations
 
@@ -33,14 +35,97 @@ def _proxy_like_process(conn: Any) -> None:
     from rewriter.urls import ProxyConfig, UrlMapper
 
     async def main() -> None:
-        pool = RewritePool(workers=2, threshold=0)
+        pool = RewritePool(workers=2, small=0, large=64)  # both lanes of processes
         mapper = UrlMapper("abcdefghij", ProxyConfig())
-        await pool.run("html", b"<p>x</p>", url="http://127.0.0.1:1/", mapper=mapper,
-                       content_type="text/html", inject="", masked=())
+        for body in (b"<p>x</p>", b"<p>" + b"x" * 100 + b"</p>"):
+            await pool.run("html", body, url="http://127.0.0.1:1/", mapper=mapper,
+                           content_type="text/html", inject="", masked=())
+        assert pool.started("medium") and pool.started("large")
         conn.send("ready")
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+ORIGIN = "http://127.0.0.1:9000"
+
+
+def _page(cards: int) -> bytes:
+    card = (f"<div><a href='{ORIGIN}/p?x=1'>p</a><img src='{ORIGIN}/i.png' "
+            f"srcset='{ORIGIN}/i.png 1x, //127.0.0.1:9000/j.png 2x' "
+            f"style='background:url({ORIGIN}/b.png)'></div>")
+    return f"<!doctype html><html><head><title>t</title></head><body>{card * cards}</body></html>".encode()
+
+
+def _options() -> dict[str, Any]:
+    from rewriter.urls import Origin, ProxyConfig, UrlMapper
+
+    mapper = UrlMapper("abcdefghij", ProxyConfig("cobrowse.localhost", 8001), [Origin.parse(ORIGIN)])
+    return {"url": ORIGIN + "/", "mapper": mapper, "content_type": "text/html; charset=utf-8",
+            "inject": '<script src="/__cobrowse/runtime.js"></script>', "masked": ("h1",)}
+
+
+def test_bodies_take_the_lane_of_their_size() -> None:
+    from proxy.rewrite_pool import LARGE_BODY, SMALL_BODY, RewritePool
+
+    pool = RewritePool(workers=2)
+    assert [pool.lane(n) for n in (0, SMALL_BODY - 1, SMALL_BODY, LARGE_BODY - 1, LARGE_BODY)] == [
+        "thread", "thread", "medium", "medium", "large"]
+    assert RewritePool(workers=0).lane(10 * LARGE_BODY) == "thread"
+
+
+def test_worker_processes_rewrite_as_the_thread_does() -> None:
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(300)
+    expected = rewrite("html", body, **_options())
+    assert b"cobrowse.localhost:8001" in expected.body
+
+    async def main() -> list[Any]:
+        pool = RewritePool(workers=1, small=0, large=len(body))
+        try:
+            medium = await pool.run("html", body[:-10] + b"</html>", **_options())
+            large = await pool.run("html", body, **_options())
+            again = await pool.run("html", body, **_options())  # the worker's mapper is reused
+            assert pool.started("medium") and pool.started("large")
+            return [medium, large, again]
+        finally:
+            pool.close()
+
+    medium, large, again = asyncio.run(main())
+    assert large == again == expected
+    assert medium.body.startswith(expected.body[:1000])
+
+
+def test_a_large_body_does_not_hold_up_medium_ones() -> None:
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool
+
+    large_body, medium_body = _page(12000), _page(100)  # about 2.5 MB and 21 KB
+
+    async def main() -> list[str]:
+        pool = RewritePool(workers=1, large=len(large_body))
+        finished: list[str] = []
+
+        async def go(name: str, body: bytes) -> None:
+            await pool.run("html", body, **_options())
+            finished.append(name)
+
+        try:
+            await go("warm-up", medium_body)  # the medium lane's worker is up
+            large = asyncio.create_task(go("large", large_body))
+            await asyncio.sleep(0)
+            await asyncio.gather(*(go(f"medium-{i}", medium_body) for i in range(3)))
+            await large
+        finally:
+            pool.close()
+        return finished
+
+    finished = asyncio.run(main())
+    assert finished[-1] == "large", finished
 
 
 def test_workers_exit_when_the_proxy_process_is_killed() -> None:
