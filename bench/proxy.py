@@ -100,6 +100,8 @@ def run_upstream(port: int, kb: int, conn: Connection) -> None:
 def run_passthrough(port: int, upstream_port: int, conn: Connection) -> None:
     import warnings
 
+    from cobrowse.cmd_serve import tune_gc
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from mitmproxy import options
@@ -108,6 +110,7 @@ def run_passthrough(port: int, upstream_port: int, conn: Connection) -> None:
 
     class Ready:
         def running(self) -> None:
+            tune_gc()  # the collector settings of `cobrowse serve`, for both proxies alike
             conn.send("ready")
 
     async def serve() -> None:
@@ -125,6 +128,7 @@ def run_passthrough(port: int, upstream_port: int, conn: Connection) -> None:
 
 
 def run_cobrowse(port: int, upstream_port: int, conn: Connection) -> None:
+    from cobrowse.cmd_serve import tune_gc
     from cobrowse.settings import Settings
     from control_api import accounts, agents, proxy_access, sessions, visitors
     from control_api.store import Store
@@ -147,6 +151,7 @@ def run_cobrowse(port: int, upstream_port: int, conn: Connection) -> None:
         credential = await proxy_access.issue_credential(store, record["id"], agent.id)
         server = ProxyServer(settings, store)
         await server.start()
+        tune_gc()  # as `cobrowse serve` does once started
         host = f"{encode_label(record['id'], Origin.parse(origin))}.{DOMAIN}:{port}"
         conn.send(("ready", host, f"__cb_{record['id']}={credential}"))
         # terminate() sends SIGTERM: stop the proxy (and its rewrite workers) as `cobrowse serve` does
