@@ -82,6 +82,15 @@ DROPPED_HTTP_EQUIV = {
 }
 
 
+def is_visitor_banner(tag: str, src: str | None, site_key: str | None) -> bool:
+    """Our own visitor banner tag (``<script src=".../banner.js" data-site-key=...>``), left out of
+    the agent's copy: there it would only fail (its API origin is outside the session's scope)
+    and, were it to load, register the agent as a visitor."""
+    if tag != "script" or site_key is None:
+        return False
+    return (src or "").split("#", 1)[0].split("?", 1)[0].endswith("/banner.js")
+
+
 def rewrite_value(kind: Kind, value: str, mapper: UrlMapper, base: str | None) -> str:
     """The rewritten text of one attribute value of ``kind`` (not DOCUMENT or DROP)."""
     if kind is Kind.URL:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from lxml import etree
 
-from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
+from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_visitor_banner, rewrite_value
 from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
@@ -314,18 +314,10 @@ class _Rewrite:
         return out
 
 
-def _is_banner(element: etree._Element) -> bool:
-    """Our own visitor banner tag (``<script src=".../banner.js" data-site-key=...>``)."""
-    if _local(element.tag) != "script" or element.get("data-site-key") is None:
-        return False
-    src = (element.get("src") or "").split("#", 1)[0].split("?", 1)[0]
-    return src.endswith("/banner.js")
-
-
 def _drop_if_banner(element: etree._Element) -> bool:
-    """Remove the visitor banner from the agent's copy: there it would only fail (its API origin
-    is outside the session's scope) and, were it to load, register the agent as a visitor."""
-    if not _is_banner(element) or element.getparent() is None:
+    """Remove the visitor banner from the agent's copy (``attributes.is_visitor_banner``)."""
+    banner = is_visitor_banner(_local(element.tag), element.get("src"), element.get("data-site-key"))
+    if not banner or element.getparent() is None:
         return False
     _remove(element)
     return True

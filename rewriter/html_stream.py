@@ -4,8 +4,9 @@ libxml2 stops building a tree at 2048 levels of nesting (even with ``huge_tree``
 rest of the document; a browser keeps every element (Chromium reparents past depth 512). For
 such documents this rewriter walks the standard library's HTML tokenizer instead: start tags
 whose attributes need rewriting are written anew, every other token is copied. It applies the
-same attribute table as ``rewriter/html.py``. Masking needs a tree for CSS selectors: password
-inputs are masked here, any other masked selector makes the document ``UnrewritableDocument``.
+same attribute table as ``rewriter/html.py`` and leaves out the visitor banner tag as it does.
+Masking needs a tree for CSS selectors: password inputs are masked here, any other masked
+selector makes the document ``UnrewritableDocument``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import html
 import html.parser
 from collections.abc import Callable
 
-from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, rewrite_value
+from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_visitor_banner, rewrite_value
 from rewriter.charset import OUTPUT_CHARSET
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError
@@ -45,6 +46,7 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.in_style = False
         self.json_mapper: JsonMapper | None = None  # inside an import map or speculation rules
         self.base_seen = False
+        self.in_banner = False  # inside our visitor banner's <script>, which is left out
 
     # -- injection
 
@@ -105,6 +107,11 @@ class _StreamRewriter(html.parser.HTMLParser):
             return
         if tag not in _BEFORE_INJECTION:
             self._before_content()
+        if tag == "script":
+            named = dict(attrs)
+            if is_visitor_banner(tag, named.get("src"), named.get("data-site-key")):
+                self.in_banner = not closing
+                return
         new = self._attrs(tag, attrs)
         if new is None:
             return
@@ -124,6 +131,9 @@ class _StreamRewriter(html.parser.HTMLParser):
         self._tag(tag, attrs, " /")
 
     def handle_endtag(self, tag: str) -> None:
+        if self.in_banner and tag == "script":
+            self.in_banner = False
+            return
         self.in_style = False
         self.json_mapper = None
         self.out.append(f"</{tag}>")
@@ -131,6 +141,8 @@ class _StreamRewriter(html.parser.HTMLParser):
     # -- everything else is copied
 
     def handle_data(self, data: str) -> None:
+        if self.in_banner:
+            return
         if data.strip():
             self._before_content()
         if self.in_style and might_hold_absolute_url(data):

@@ -39,6 +39,19 @@ def test_injection_meta_csp_integrity_password() -> None:
     assert b'srcdoc="[&lt;p&gt;]"' in out  # handed to the srcdoc rewriter
 
 
+def test_the_visitor_banner_is_left_out_as_by_the_tree_rewriter() -> None:
+    out = stream(
+        '<head><script src="https://api.example/banner.js?v=2" data-site-key="sk_1"></script>'
+        '<script src="https://shop.example/banner.js"></script></head>'
+        '<body><p>before<script src="/banner.js" data-site-key="sk_1" async>ignored()</script>after</p>'
+        '<script src="/app.js" data-site-key="not-ours">app()</script></body>'
+    ).decode()
+    assert "api.example" not in out and "ignored()" not in out and 'src="/banner.js"' not in out
+    assert "<p>beforeafter</p>" in out
+    assert "/banner.js" in out  # the site's own script of that name (no site key) stays
+    assert '<script src="/app.js" data-site-key="not-ours">app()</script>' in out
+
+
 def test_injection_without_head_goes_before_the_first_content() -> None:
     out = stream("<p>text</p><script>x()</script>", inject=INJECT)
     assert out.index(INJECT.encode()) < out.index(b"<p>")
