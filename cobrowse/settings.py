@@ -75,6 +75,9 @@ class Settings:
     upstream_timeout_s: float = 30.0
     max_rewrite_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
+    # Worker processes that rewrite pages of 16 KiB and more: -1 one per CPU (at most 4), 0 none
+    # (every page in a thread of the proxy process).
+    rewrite_workers: int = -1
     visitor_grace_s: float = 30.0
     ticket_ttl_s: int = 60
     ws_max_message_bytes: int = 64 * 1024
@@ -153,6 +156,8 @@ class Settings:
             raise SettingsError("redis_namespace must not be empty")
         if self.upstream_timeout_s <= 0:
             raise SettingsError("upstream_timeout_s must be positive")
+        if self.rewrite_workers < -1:
+            raise SettingsError("rewrite_workers must be -1 (one per CPU), 0 (threads only) or a count")
 
 
 ROLES = ("all", "api", "proxy")
@@ -179,6 +184,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("upstream_timeout_s", float, "seconds before an upstream that does not answer gets a 504"),
     Option("max_rewrite_bytes", int, "largest HTML or CSS body the proxy rewrites"),
     Option("max_decompressed_bytes", int, "largest decompressed upstream body the proxy accepts"),
+    Option(
+        "rewrite_workers",
+        int,
+        "worker processes rewriting pages of 16 KiB and more (-1: one per CPU, at most 4; 0: none)",
+    ),
     Option("visitor_grace_s", float, "seconds a disconnected visitor counts as present"),
     Option("ticket_ttl_s", int, "seconds a proxy ticket stays valid (at most 60)"),
     Option("ws_max_message_bytes", int, "largest WebSocket message the API accepts"),

@@ -20,6 +20,7 @@ Streamed bodies are not watched (an event stream or a paused download may idle f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ from mitmproxy.proxy.layers.http._events import (
     ResponseProtocolError,
 )
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
+
+logger = logging.getLogger(__name__)
 
 BODY_WATCH = "cobrowse.body_watch"
 # the message of the protocol error that ends an over-limit body (proxy.server maps it to our page)
@@ -104,6 +107,17 @@ def _refuse_too_large(self: Any) -> Generator[Any, Any, None]:
     self.flow.live = False
 
 
-def install() -> None:
-    """Wrap mitmproxy's body-consuming state (idempotent)."""
-    mitm_http.HttpStream.state_consume_response_body = _consume  # type: ignore[method-assign]
+_NEEDED = ("state_consume_response_body", "start_response_stream", "state_errored", "handle_event")
+
+
+def install() -> bool:
+    """Wrap mitmproxy's body-consuming state (idempotent). False, with a warning, if this
+    mitmproxy lacks what the wrapper uses: bodies are then checked once complete, as before."""
+    stream = mitm_http.HttpStream
+    if stream.state_consume_response_body is _consume:
+        return True
+    if not all(hasattr(stream, name) for name in _NEEDED):
+        logger.warning("this mitmproxy cannot check buffered bodies as they arrive; checking them whole")
+        return False
+    stream.state_consume_response_body = _consume  # type: ignore[method-assign]
+    return True

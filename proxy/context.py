@@ -76,4 +76,5 @@ class ProxyContext:
             gate=SessionGate(store),
             egress=EgressPolicy(settings.dev_allow_origins),
             public=public,
+            rewrite_pool=RewritePool(None if settings.rewrite_workers < 0 else settings.rewrite_workers),
         )

@@ -35,6 +35,7 @@ def test_admin_token_is_masked_in_repr() -> None:
         ({"api_port": 70000}, "api_port"),
         ({"proxy_domain": "http://x"}, "proxy_domain"),
         ({"role": "proxy"}, "redis-url"),
+        ({"rewrite_workers": -2}, "rewrite_workers"),
     ],
 )
 def test_invalid_settings_name_the_setting(changes: dict, message: str) -> None:

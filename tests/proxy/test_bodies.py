@@ -68,6 +68,20 @@ def test_non_rewritten_bodies_stream_without_waiting_for_the_end(harness: Harnes
             received += chunk
 
 
+def test_rewrite_workers_zero_keeps_every_page_in_threads(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    harness = Harness(make_settings(sites, rewrite_workers=0), redis_url, namespace)
+    try:
+        s, credential, host = _session(harness, sites)
+        for kb in (64, 400):
+            r = harness.get(s, host, f"/big?kb={kb}", credential=credential)
+            assert r.status_code == 200 and "/__cobrowse/runtime.js" in r.text
+        assert not harness.proxy.ctx.rewrite_pool.processes_started
+    finally:
+        harness.close()
+
+
 def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites) -> None:
     """Chunked upstream bodies, rewritten or streamed, leave both connections reusable: one
     client connection and one upstream connection carry every request."""
