@@ -116,8 +116,7 @@ def test_a_large_body_does_not_hold_up_medium_ones() -> None:
 
         try:
             await go("warm-up", medium_body)  # the medium lane's worker is up
-            large = asyncio.create_task(go("large", large_body))
-            await asyncio.sleep(0)
+            large = asyncio.create_task(go("large", large_body))  # starts (submits) first
             await asyncio.gather(*(go(f"medium-{i}", medium_body) for i in range(3)))
             await large
         finally:
