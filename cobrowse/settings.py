@@ -75,8 +75,8 @@ class Settings:
     upstream_timeout_s: float = 30.0
     max_rewrite_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
-    # Worker processes that rewrite pages of 16 KiB and more: -1 one per CPU (at most 4), 0 none
-    # (every page in a thread of the proxy process).
+    # Worker processes that rewrite pages of 16 to 128 KiB: -1 one per CPU (at most 4), 0 none
+    # (every page in a thread of the proxy process); larger pages get half as many more (>= 1).
     rewrite_workers: int = -1
     visitor_grace_s: float = 30.0
     ticket_ttl_s: int = 60
@@ -187,7 +187,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "rewrite_workers",
         int,
-        "worker processes rewriting pages of 16 KiB and more (-1: one per CPU, at most 4; 0: none)",
+        "worker processes rewriting pages of 16-128 KiB (-1: one per CPU, at most 4; 0: none); "
+        "larger pages get half as many more",
     ),
     Option("visitor_grace_s", float, "seconds a disconnected visitor counts as present"),
     Option("ticket_ttl_s", int, "seconds a proxy ticket stays valid (at most 60)"),

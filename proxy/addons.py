@@ -29,7 +29,7 @@ from proxy.exceptions import Refused
 from proxy.responses import OWN, error_response, redirect, replace_while_streaming, respond, respond_error
 from proxy.routing import Route, label_of_host, mapper_for, route_of_host, upstream_origin
 from proxy.session_gate import credential_cookie, credential_cookie_name
-from proxy.timeouts import UpstreamTimer
+from proxy.timeouts import BODY_TIMED_OUT, UpstreamTimer, take_timeout_mark
 from rewriter.exceptions import RewriteError
 
 logger = logging.getLogger(__name__)
@@ -309,6 +309,10 @@ class Rewriting:
     @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:
         if OWN in flow.metadata:
+            return
+        if flow.metadata.get(BODY_TIMED_OUT):  # cut short, though it may look complete
+            take_timeout_mark(flow.client_conn)  # answered here: no later failure may reuse it
+            flow.response = error_response(flow, "upstream_timeout")
             return
         if "cobrowse.refused" in flow.metadata:
             rewriting.finish_refused(flow)

@@ -35,6 +35,9 @@ from mitmproxy.proxy.layers.http._events import (
 )
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
+from proxy.responses import untouched_untyped
+from rewriter.dispatch import SNIFF_BYTES
+
 logger = logging.getLogger(__name__)
 
 BODY_WATCH = "cobrowse.body_watch"
@@ -57,9 +60,6 @@ class BodyWatch:
     on_end: Callable[[], None] = field(default=_nothing)
 
 
-SNIFF_BYTES = 512
-
-
 _original_consume = mitm_http.HttpStream.state_consume_response_body
 
 
@@ -70,7 +70,7 @@ def _consume(self: Any, event: Any) -> Generator[Any, Any, None]:
             if len(self.response_body_buf) + len(event.data) > watch.limit:
                 watch.on_end()
                 del self.flow.metadata[BODY_WATCH]
-                prefix = (bytes(self.response_body_buf) or event.data)[:SNIFF_BYTES]
+                prefix = (bytes(self.response_body_buf) + event.data[:SNIFF_BYTES])[:SNIFF_BYTES]
                 if watch.stream_if is not None and watch.stream_if(prefix):
                     yield from _stream_from_here(self, event)
                 else:
@@ -83,8 +83,10 @@ def _consume(self: Any, event: Any) -> Generator[Any, Any, None]:
 
 
 def _stream_from_here(self: Any, event: ResponseData) -> Generator[Any, Any, None]:
-    """Stream the rest untouched: what mitmproxy does for ``stream_large_bodies``."""
+    """Stream the rest untouched: what mitmproxy does for ``stream_large_bodies``. The browser
+    is told not to sniff it: we found no HTML at its start, it must not find any either."""
     self.flow.response.stream = True
+    untouched_untyped(self.flow.response.headers)
     buffered = bytes(self.response_body_buf)
     self.response_body_buf.clear()
     yield from self.start_response_stream()
@@ -110,11 +112,17 @@ def _refuse_too_large(self: Any) -> Generator[Any, Any, None]:
 _NEEDED = ("state_consume_response_body", "start_response_stream", "state_errored", "handle_event")
 
 
+def installed() -> bool:
+    """Whether buffered bodies are watched as they arrive (else ``BODY_WATCH`` must not be set:
+    its callbacks would never run)."""
+    return bool(mitm_http.HttpStream.state_consume_response_body is _consume)
+
+
 def install() -> bool:
     """Wrap mitmproxy's body-consuming state (idempotent). False, with a warning, if this
     mitmproxy lacks what the wrapper uses: bodies are then checked once complete, as before."""
     stream = mitm_http.HttpStream
-    if stream.state_consume_response_body is _consume:
+    if installed():
         return True
     if not all(hasattr(stream, name) for name in _NEEDED):
         logger.warning("this mitmproxy cannot check buffered bodies as they arrive; checking them whole")

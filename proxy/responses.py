@@ -38,6 +38,14 @@ def redirect(location: str, status: int = 303, set_cookies: Iterable[str] = ()) 
     return http.Response.make(status, b"", headers)
 
 
+def untouched_untyped(headers: http.Headers) -> None:
+    """Headers of a body with no (or an unknown) type that passes untouched because it did not
+    sniff as HTML: the browser must not sniff it into HTML either (its links are not rewritten).
+    Subresources (images, media) still work; a navigation to it downloads."""
+    headers["content-type"] = "application/octet-stream"
+    headers["x-content-type-options"] = "nosniff"
+
+
 def replace_while_streaming(flow: http.HTTPFlow, page: str) -> None:
     """In ``responseheaders``: answer with an error page instead of the upstream body.
 

@@ -4,11 +4,13 @@ Three lanes, by body size (bench/proxy.py measures the choice):
 
 - small bodies (under ``SMALL_BODY``) go to a thread (``asyncio.to_thread``): a process hop
   costs more than their rewrite;
-- medium bodies go to a pool of worker processes (one per CPU, at most four): rewriting holds
-  the GIL for most of its time, so in threads it would use one core however many there are;
-- large bodies (``LARGE_BODY`` and more) go to a pool of their own, so a 2 MiB page keeps one
-  worker busy for a while without making every medium page wait behind it, and never holds the
-  proxy process's GIL long enough to stall the event loop.
+- medium bodies go to a pool of worker processes (``workers``: one per CPU, at most four, by
+  default): rewriting holds the GIL for most of its time, so in threads it would use one core
+  however many there are;
+- large bodies (``LARGE_BODY`` and more) go to a pool of their own (half as many workers, at
+  least one: at most six processes in all), so a 2 MiB page keeps one worker busy for a while
+  without making every medium page wait behind it, and never holds the proxy process's GIL long
+  enough to stall the event loop.
 
 Workers receive the session's mapping (session, proxy, origins) rather than its ``UrlMapper``
 and keep one mapper per mapping, so its origin caches stay warm across requests. This module
@@ -131,7 +133,7 @@ class RewritePool:
             return await asyncio.get_running_loop().run_in_executor(pool, call)
         except BrokenProcessPool:
             logger.warning("rewrite worker died; rewriting this body in a thread and restarting the pool")
-            self._close(lane)
+            self._close(lane, pool)
             return await asyncio.to_thread(in_thread)
 
     @property
@@ -141,10 +143,14 @@ class RewritePool:
     def started(self, lane: Lane) -> bool:
         return lane in self._pools
 
-    def _close(self, lane: Lane) -> None:
-        pool = self._pools.pop(lane, None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    def _close(self, lane: Lane, broken: ProcessPoolExecutor | None = None) -> None:
+        """Shut the lane's pool down; with ``broken``, only if that is still the lane's pool (a
+        later failure of a pool already replaced must not cancel the new pool's work)."""
+        pool = self._pools.get(lane)
+        if pool is None or (broken is not None and pool is not broken):
+            return
+        del self._pools[lane]
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         for lane in list(self._pools):

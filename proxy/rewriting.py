@@ -13,12 +13,13 @@ from typing import Any
 from mitmproxy import http
 
 from control_api.proxy_access import ProxySession
-from proxy import compression, cookie_sync
+from proxy import buffering, compression, cookie_sync
 from proxy.buffering import BODY_WATCH, BodyWatch
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
-from proxy.responses import error_response, replace_while_streaming
-from rewriter.dispatch import kind_of
+from proxy.responses import error_response, replace_while_streaming, untouched_untyped
+from rewriter.charset import mime_type
+from rewriter.dispatch import UNKNOWN_TYPES, kind_of
 from rewriter.exceptions import RewriteError
 from rewriter.headers import rewrite_response_headers
 from rewriter.runtime import injection_markup, runtime_js
@@ -76,7 +77,7 @@ def on_response_headers(
     own_cookies = response.headers.get_all("set-cookie")  # only the proxy's own by now
     fields = [(_enc(n), _enc(v)) for n, v in rewritten.headers]
     fields += [(b"set-cookie", _enc(c)) for c in own_cookies]
-    fields += _framing(response.headers)
+    fields += _framing(response.headers, _has_body(flow))
     if response.status_code == 101:  # the WebSocket handshake keeps its hop-by-hop pair
         upgrade = response.headers.get("upgrade", "websocket")
         fields += [(b"connection", b"Upgrade"), (b"upgrade", _enc(upgrade))]
@@ -85,11 +86,13 @@ def on_response_headers(
     if location is not None and not _in_scope(mapper, location, _allowed(session)):
         replace_while_streaming(flow, "outside_scope")
         return
-    if flow.request.method == "HEAD" or response.status_code in (204, 304) or response.status_code < 200:
+    if not _has_body(flow):
         response.stream = True
         return
-    kind = kind_of(response.headers.get("content-type"))
-    if kind == "passthrough" and response.headers.get("content-type"):
+    content_type = response.headers.get("content-type")
+    kind = kind_of(content_type)
+    untyped = mime_type(content_type) in UNKNOWN_TYPES  # sniffed once the body is here
+    if kind == "passthrough" and not untyped:
         response.stream = True
         return
     # html, css, or no type at all (sniffed once the body is here)
@@ -98,14 +101,16 @@ def on_response_headers(
     if length.isdigit() and int(length) > ctx.settings.max_rewrite_bytes:
         if kind == "passthrough":
             response.stream = True
+            untouched_untyped(response.headers)
         else:
             replace_while_streaming(flow, "too_large")
         return
+    if not buffering.installed():
+        return  # checked once complete (on_response)
     # buffered: the limit holds while the body arrives (a chunked body has no length to check)
     stream_if = None
     coding = response.headers.get("content-encoding", "").strip().lower()
     if kind == "passthrough" and coding in ("", "identity"):
-        content_type = response.headers.get("content-type")
         stream_if = lambda prefix: kind_of(content_type, prefix) == "passthrough"  # noqa: E731
     flow.metadata[BODY_WATCH] = BodyWatch(ctx.settings.max_rewrite_bytes, stream_if)
 
@@ -114,17 +119,25 @@ def _enc(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _framing(upstream: http.Headers) -> list[tuple[bytes, bytes]]:
+def _has_body(flow: http.HTTPFlow) -> bool:
+    assert flow.response is not None
+    status = flow.response.status_code
+    return flow.request.method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
+def _framing(upstream: http.Headers, has_body: bool) -> list[tuple[bytes, bytes]]:
     """The upstream's hop-by-hop framing, kept on the response object although the header policy
     drops it: mitmproxy decides from these headers, once the body is in, whether the upstream
     connection can carry the next request, and how to frame a streamed body for the browser. With
     ``Transfer-Encoding: chunked`` gone, both would read "until the connection closes", and every
     chunked response would cost a new upstream connection (a TLS handshake) and the browser its
     keep-alive connection. ``Connection: close`` is kept so a closing upstream is never reused.
-    A rewritten body replaces ``Transfer-Encoding`` with ``Content-Length`` (``on_response``)."""
+    A rewritten body replaces ``Transfer-Encoding`` with ``Content-Length`` (``on_response``).
+    Responses without a body (HEAD, 1xx, 204, 304) keep no ``Transfer-Encoding``: mitmproxy would
+    end them with a stray last chunk, corrupting the browser's next response."""
     out = []
     coding = upstream.get("transfer-encoding", "")
-    if coding.strip():
+    if coding.strip() and has_body:
         out.append((b"transfer-encoding", _enc(coding)))
     if "close" in (token.strip().lower() for token in upstream.get("connection", "").split(",")):
         out.append((b"connection", b"close"))
@@ -190,9 +203,14 @@ async def on_response(
         flow.response = error_response(flow, "bad_content")
         return
     response.headers.pop("content-encoding", None)
+    # the upstream's framing has served its purpose (the upstream connection is done with): the
+    # browser gets a Content-Length, and its connection stays open whatever upstream said
     response.headers.pop("transfer-encoding", None)
+    response.headers.pop("connection", None)
     if out.kind == "passthrough":
         response.raw_content = body
+        if mime_type(content_type) in UNKNOWN_TYPES:
+            untouched_untyped(response.headers)
     else:
         response.raw_content = out.body
         if out.content_type:

@@ -14,6 +14,7 @@ import shutil
 import ssl
 import tempfile
 import warnings
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy import options as mitm_options
     from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+    from mitmproxy.connection import ConnectionState
     from mitmproxy.master import Master
+    from mitmproxy.net.http import status_codes
+    from mitmproxy.proxy import commands
     from mitmproxy.proxy.layers.http import _http1
     from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
@@ -31,7 +35,7 @@ from control_api.store import Store
 from proxy import buffering
 from proxy.addons import make_addons
 from proxy.context import ProxyContext
-from proxy.error_pages import STATUS_PAGES, render
+from proxy.error_pages import STATUS_PAGES, render, wants_json
 from proxy.exceptions import ProxyError
 from proxy.timeouts import take_timeout_mark
 from rewriter.urls import ProxyConfig
@@ -43,26 +47,47 @@ DUMMY_TARGET = "reverse:http://127.0.0.1:1"
 TESTED_MITMPROXY = ((11, 0), (13, 0))
 
 
-def _error_response(status_code: int, message: str = "") -> bytes:
-    """Replaces mitmproxy's own error page, which names hosts and exceptions, with ours."""
+def _page_bytes(page: str, status_code: int, json_body: bool = False) -> bytes:
     from mitmproxy import http
     from mitmproxy.net.http import http1
 
-    too_large = message == buffering.TOO_LARGE_MESSAGE
-    page = "too_large" if too_large else STATUS_PAGES.get(status_code, "internal")
-    status, headers, body = render(page)
+    status, headers, body = render(page, json_body)
     response = http.Response.make(status_code if status_code >= 400 else status, body, headers)
     response.headers["connection"] = "close"
     return http1.assemble_response(response)
+
+
+def _error_response(status_code: int, message: str = "") -> bytes:
+    """Replaces mitmproxy's own error page, which names hosts and exceptions, with ours."""
+    return _page_bytes(STATUS_PAGES.get(status_code, "internal"), status_code)
 
 
 _original_send = _http1.Http1Server.send
 
 
 def _send(self: Any, event: Any) -> Any:
-    if isinstance(event, ResponseProtocolError) and take_timeout_mark(self.conn):
-        event = ResponseProtocolError(event.stream_id, "upstream timeout", 504)
+    if isinstance(event, ResponseProtocolError):
+        return _send_failure(self, event)
     return _original_send(self, event)
+
+
+def _send_failure(self: Any, event: ResponseProtocolError) -> Generator[Any, Any, None]:
+    """What mitmproxy's ``Http1Server.send`` does for a failed exchange (an answer if none was
+    sent yet, then close), with our page: JSON for fetch/XHR, "too slow" after our upstream
+    timeout, "too large" for a buffered body over the limit."""
+    timed_out = take_timeout_mark(self.conn)
+    if not (self.conn.state & ConnectionState.CAN_WRITE):
+        return
+    if not self.response and event.code != status_codes.NO_RESPONSE:
+        if timed_out:
+            page, code = "upstream_timeout", 504
+        elif event.message == buffering.TOO_LARGE_MESSAGE:
+            page, code = "too_large", event.code
+        else:
+            page, code = STATUS_PAGES.get(event.code, "internal"), event.code
+        json_body = self.request is not None and wants_json(self.request.headers)
+        yield commands.SendData(self.conn, _page_bytes(page, code, json_body))
+    yield commands.CloseConnection(self.conn)
 
 
 def install_error_pages() -> None:

@@ -21,6 +21,10 @@ from proxy.context import ProxyContext
 logger = logging.getLogger(__name__)
 
 MARK = "_cobrowse_upstream_timeout"
+# flow metadata: the body stopped arriving and its upstream connection was closed. An upstream
+# whose body ends with its connection (HTTP/1.0, no length) then looks complete to mitmproxy:
+# ``Rewriting.response`` answers the 504 page instead of rewriting what came.
+BODY_TIMED_OUT = "cobrowse.body_timed_out"
 
 
 def take_timeout_mark(connection: Any) -> bool:
@@ -78,6 +82,8 @@ class UpstreamTimer:
         if handler is None:
             return
         setattr(flow.client_conn, MARK, True)
+        if body:
+            flow.metadata[BODY_TIMED_OUT] = True
         try:
             if flow.server_conn in handler.transports:
                 handler.close_connection(flow.server_conn)

@@ -16,7 +16,7 @@ from rewriter.html import rewrite_html
 from rewriter.urls import UrlMapper
 
 Kind = Literal["html", "svg", "css", "passthrough"]
-SNIFF_BYTES = 512
+SNIFF_BYTES = 1445  # WHATWG MIME Sniffing's "resource header": browsers look no further
 SVG_TYPE = "image/svg+xml"
 
 # MIME type -> kind (anything absent passes through)

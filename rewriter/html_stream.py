@@ -109,7 +109,8 @@ class _StreamRewriter(html.parser.HTMLParser):
             self._before_content()
         if tag == "script":
             named = dict(attrs)
-            if is_visitor_banner(tag, named.get("src"), named.get("data-site-key")):
+            site_key = (named.get("data-site-key") or "") if "data-site-key" in named else None
+            if is_visitor_banner(tag, named.get("src"), site_key):
                 self.in_banner = not closing
                 return
         new = self._attrs(tag, attrs)

@@ -67,8 +67,11 @@ class Site:
     port: int = 0
     # /drip sends its first chunk, then waits for this before the rest
     release: threading.Event = field(default_factory=threading.Event)
-    # how long /stall?every=S keeps trickling
-    release_after_s: float = 1.5
+    # how long /stall?every=S keeps trickling, and how long /stall waits for ``release`` at most
+    release_after_s: float = 3.5
+    stall_s: float = 8.0
+    # set once /stall has sent its whole body
+    stall_done: threading.Event = field(default_factory=threading.Event)
     # (host, port) of every client connection that sent a request (connection reuse tests)
     connections: set[tuple[str, int]] = field(default_factory=set)
 
@@ -244,7 +247,7 @@ addEventListener('DOMContentLoaded', async () => {{
         return StreamingResponse(gen(), media_type=request.query_params.get("type", "text/html"))
 
     async def stall(request: Request) -> Response:
-        """``kb`` KiB of a body in chunks, then nothing until ``site.release`` (at most 20 s).
+        """``kb`` KiB of a body in chunks, then nothing until ``site.release`` (``site.stall_s`` at most).
         ``type=none`` sends no Content-Type; ``every=S`` sends one more chunk every S seconds
         while it waits (a slow but live upstream)."""
         kind = request.query_params.get("type", "text/html")
@@ -262,9 +265,10 @@ addEventListener('DOMContentLoaded', async () => {{
                     await asyncio.sleep(every)
                     yield filler
             else:
-                released = await asyncio.to_thread(site.release.wait, 20)
+                released = await asyncio.to_thread(site.release.wait, site.stall_s)
                 yield b"released" if released else b"never-released"
             yield b"</body></html>" if kind == "text/html" else b"end"
+            site.stall_done.set()
 
         return StreamingResponse(gen(), media_type=None if kind == "none" else kind)
 

@@ -65,6 +65,14 @@ def _options() -> dict[str, Any]:
             "inject": '<script src="/__cobrowse/runtime.js"></script>', "masked": ("h1",)}
 
 
+def _mapper_cache_counts() -> tuple[int, int]:
+    """In a worker: (mappers built, mappers reused)."""
+    from proxy.rewrite_pool import _worker_mapper
+
+    info = _worker_mapper.cache_info()
+    return info.misses, info.hits
+
+
 def test_bodies_take_the_lane_of_their_size() -> None:
     from proxy.rewrite_pool import LARGE_BODY, SMALL_BODY, RewritePool
 
@@ -88,8 +96,11 @@ def test_worker_processes_rewrite_as_the_thread_does() -> None:
         try:
             medium = await pool.run("html", body[:-10] + b"</html>", **_options())
             large = await pool.run("html", body, **_options())
-            again = await pool.run("html", body, **_options())  # the worker's mapper is reused
+            again = await pool.run("html", body, **_options())
             assert pool.started("medium") and pool.started("large")
+            # the large lane's one worker built one mapper and reused it for the second body
+            counts = await asyncio.wrap_future(pool._pool("large").submit(_mapper_cache_counts))
+            assert counts == (1, 1)
             return [medium, large, again]
         finally:
             pool.close()
@@ -97,6 +108,24 @@ def test_worker_processes_rewrite_as_the_thread_does() -> None:
     medium, large, again = asyncio.run(main())
     assert large == again == expected
     assert medium.body.startswith(expected.body[:1000])
+
+
+def test_a_failure_of_a_replaced_pool_leaves_the_new_one_alone() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from proxy.rewrite_pool import RewritePool
+
+    pool = RewritePool(workers=1)
+    current = pool._pool("medium")
+    stale = ProcessPoolExecutor(1)
+    try:
+        pool._close("medium", stale)  # a request that still held the pool replaced before it
+        assert pool._pool("medium") is current
+        pool._close("medium", current)
+        assert not pool.started("medium")
+    finally:
+        stale.shutdown()
+        pool.close()
 
 
 def test_a_large_body_does_not_hold_up_medium_ones() -> None:

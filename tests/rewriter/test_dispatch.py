@@ -34,6 +34,7 @@ CASES = [
     ("unknown/unknown", b"<!-- c --><div>", "html"),
     ("*/*", b"<body>", "html"),
     (None, b"<a href=x>", "html"),
+    (None, b" " * 600 + b"<html>", "html"),  # leading whitespace past 512 bytes: still HTML to a browser
     (None, b"<abbr>", "passthrough"),
     (None, b"a{color:red}", "passthrough"),
     (None, PNG, "passthrough"),

@@ -42,11 +42,13 @@ def test_injection_meta_csp_integrity_password() -> None:
 def test_the_visitor_banner_is_left_out_as_by_the_tree_rewriter() -> None:
     out = stream(
         '<head><script src="https://api.example/banner.js?v=2" data-site-key="sk_1"></script>'
-        '<script src="https://shop.example/banner.js"></script></head>'
+        '<script src="https://shop.example/banner.js"></script><script src="/x/banner.js" data-site-key>'
+        '</script></head>'
         '<body><p>before<script src="/banner.js" data-site-key="sk_1" async>ignored()</script>after</p>'
         '<script src="/app.js" data-site-key="not-ours">app()</script></body>'
     ).decode()
     assert "api.example" not in out and "ignored()" not in out and 'src="/banner.js"' not in out
+    assert "/x/banner.js" not in out  # a valueless site key is one too, as lxml reads it
     assert "<p>beforeafter</p>" in out
     assert "/banner.js" in out  # the site's own script of that name (no site key) stays
     assert '<script src="/app.js" data-site-key="not-ours">app()</script>' in out

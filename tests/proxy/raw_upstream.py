@@ -1,0 +1,50 @@
+"""A scripted HTTP/1 upstream on a raw socket, for the framings no web framework sends: a 304 with
+``Transfer-Encoding: chunked``, an HTTP/1.0 body that stops half-way, chunks split anywhere, a
+connection dropped without an answer."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+
+# path -> handler(connection); a handler returns True to close the connection afterwards
+Script = Callable[[socket.socket], bool | None]
+
+
+class RawUpstream:
+    def __init__(self, scripts: dict[str, Script]) -> None:
+        self.scripts = scripts
+        self.connections = 0
+        self.stop = threading.Event()  # handlers that stall wait on it
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.origin = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            while not self.stop.is_set():
+                line = reader.readline()
+                if not line:
+                    return
+                path = line.split()[1].decode().split("?", 1)[0]
+                while reader.readline() not in (b"\r\n", b""):
+                    pass  # the request's headers (bodiless requests only)
+                if self.scripts[path](conn):
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()

@@ -1,0 +1,180 @@
+"""Upstream framings only a raw socket sends: bodiless chunked responses, bodies that end with
+their connection, untyped bodies split anywhere, connections dropped without an answer."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from cobrowse.settings import Settings
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession
+from tests.proxy.raw_upstream import RawUpstream
+
+LIMIT = 32 * 1024
+
+
+def _page(upstream: RawUpstream, filler: int = 0) -> bytes:
+    link = f"<a id='abs' href='{upstream.origin}/secret'>x</a>"
+    return b"<html><body>" + link.encode() + b"y" * filler + b"</body></html>"
+
+
+def _scripts(upstream: RawUpstream) -> dict:
+    def not_modified(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nETag: \"x\"\r\n\r\n")
+
+    def ok(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+
+    def split(conn: socket.socket) -> None:
+        """Untyped and chunked: a first chunk of whitespace, then HTML past the limit."""
+        body = _page(upstream, LIMIT + 8000)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\n\n\n\r\n")
+        conn.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+
+    def spaces(conn: socket.socket) -> None:
+        """Untyped, 600 bytes of whitespace before the HTML (browsers sniff past 512 bytes)."""
+        body = b" " * 600 + _page(upstream)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def unknown(conn: socket.socket) -> None:
+        body = _page(upstream)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: unknown/unknown\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+
+    def binary(conn: socket.socket) -> None:
+        body = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def http10_stall(conn: socket.socket) -> bool:
+        """HTTP/1.0, no length: the body ends when the connection does; it stops half-way."""
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>part one")
+        upstream.stop.wait(10)
+        conn.sendall(b" part two</body></html>")
+        return True
+
+    def drop(conn: socket.socket) -> bool:
+        return True  # closes without a word
+
+    def closing(conn: socket.socket) -> bool:
+        body = _page(upstream)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        return True
+
+    return {"/304": not_modified, "/ok": ok, "/split": split, "/spaces": spaces, "/unknown": unknown,
+            "/binary": binary, "/h10": http10_stall, "/drop": drop, "/close": closing}
+
+
+@pytest.fixture
+def raw(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RawUpstream, OpenSession]]:
+    upstream = RawUpstream({})
+    upstream.scripts.update(_scripts(upstream))
+    settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
+                        dev_allow_origins=(upstream.origin,), upstream_timeout_s=1.0, max_rewrite_bytes=LIMIT)
+    harness = Harness(settings, redis_url, namespace)
+    try:
+        yield harness, upstream, harness.open_session((upstream.origin,))
+    finally:
+        upstream.close()
+        harness.close()
+
+
+def _connection(harness: Harness, s: OpenSession) -> tuple[http.client.HTTPConnection, dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", harness.port, timeout=10)
+    headers = {"Host": harness.host(s, s.origins[0]), "Cookie": f"__cb_{s.sid}={harness.credential(s)}"}
+    return conn, headers
+
+
+def _get(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+def test_a_bodiless_chunked_response_leaves_the_connection_clean(raw: tuple) -> None:
+    """A 304 may carry ``Transfer-Encoding: chunked``; the browser must get no body (not even the
+    last chunk), or it reads that as the start of its next response."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, got, body = _get(conn, "/304", headers)
+        assert status == 304 and body == b"" and "transfer-encoding" not in got
+        status, _, body = _get(conn, "/ok", headers)  # same connection
+        assert status == 200 and body == b"ok"
+
+
+def test_an_upstream_that_closes_does_not_close_the_browsers_connection(raw: tuple) -> None:
+    """A rewritten page from an upstream that says ``Connection: close`` is sent with its length:
+    the browser keeps its connection; the proxy opens a new one upstream for the next request."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        for _ in range(2):
+            status, got, _ = _get(conn, "/close", headers)
+            assert status == 200 and "connection" not in got
+        sock = conn.sock
+        status, _, body = _get(conn, "/ok", headers)
+        assert status == 200 and body == b"ok" and conn.sock is sock
+    assert upstream.connections == 3
+
+
+def test_an_untyped_body_split_after_whitespace_is_sniffed_whole(raw: tuple) -> None:
+    """Over the limit, an untyped body streams on only if its start is not HTML: the start is
+    the first bytes of the body, however the chunks split it."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, _, body = _get(conn, "/split", headers)
+    assert status == 502 and b"Page too large" in body
+    assert (upstream.origin + "/secret").encode() not in body
+
+
+def test_untyped_and_unknown_typed_html_is_rewritten(raw: tuple) -> None:
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    proxied = harness.url(s, upstream.origin + "/secret").encode()
+    with contextlib.closing(conn):
+        for path in ("/spaces", "/unknown"):
+            status, got, body = _get(conn, path, headers)
+            assert status == 200 and got["content-type"].startswith("text/html"), path
+            assert proxied in body and (upstream.origin + "/secret").encode() not in body, path
+
+
+def test_an_untyped_body_that_is_not_html_passes_and_is_not_sniffed(raw: tuple) -> None:
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, got, body = _get(conn, "/binary", headers)
+    assert status == 200 and body.startswith(b"\x89PNG")
+    assert got["content-type"] == "application/octet-stream"
+    assert got["x-content-type-options"] == "nosniff"
+
+
+def test_a_body_cut_short_by_the_idle_timeout_is_not_served_as_complete(raw: tuple) -> None:
+    """The upstream's body ends with its connection (HTTP/1.0): closing it on the idle timeout
+    makes the part received look complete. The browser gets the 504 page, and the timeout leaves
+    no mark on its connection: the next failure there is itself (502), not another 504."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, _, body = _get(conn, "/h10", headers)
+        assert status == 504 and b"Site too slow" in body and b"part one" not in body
+        assert not upstream.stop.is_set()  # answered while upstream still held the rest back
+        status, _, body = _get(conn, "/drop", headers)
+        assert status == 502 and b"Site unreachable" in body
+
+
+@pytest.mark.parametrize(("path", "page", "status"), [("/drop", "upstream_unreachable", 502),
+                                                      ("/split", "too_large", 502)])
+def test_failed_exchanges_answer_fetch_with_json(raw: tuple, path: str, page: str, status: int) -> None:
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        got_status, got, body = _get(conn, path, {**headers, "Sec-Fetch-Mode": "cors"})
+    assert got_status == status and got["content-type"] == "application/json"
+    assert json.loads(body)["error"] == page
