@@ -38,12 +38,25 @@ def redirect(location: str, status: int = 303, set_cookies: Iterable[str] = ()) 
     return http.Response.make(status, b"", headers)
 
 
-def untouched_untyped(headers: http.Headers) -> None:
-    """Headers of a body with no (or an unknown) type that passes untouched because it did not
-    sniff as HTML: the browser must not sniff it into HTML either (its links are not rewritten).
-    Subresources (images, media) still work; a navigation to it downloads."""
-    headers["content-type"] = "application/octet-stream"
-    headers["x-content-type-options"] = "nosniff"
+# Sec-Fetch-Dest values of requests whose response the browser never renders as a document
+SUBRESOURCE_DESTS = frozenset({
+    "audio", "audioworklet", "empty", "font", "image", "manifest", "paintworklet", "report", "script",
+    "serviceworker", "sharedworker", "style", "track", "video", "worker", "xslt",
+})  # fmt: skip
+
+
+def untouched_untyped(flow: http.HTTPFlow) -> None:
+    """A body with no (or an unknown) type passes untouched because it did not sniff as HTML: a
+    browser loading it as a document (a navigation, a frame, or a destination it does not say)
+    must not sniff it into HTML either, its links not being rewritten, so it gets a binary type
+    and ``nosniff`` (a navigation to it downloads). Scripts, styles, images, fetches... keep the
+    upstream's headers: they are never rendered as a document, and ``nosniff`` would block an
+    untyped script or stylesheet."""
+    assert flow.response is not None
+    if flow.request.headers.get("sec-fetch-dest", "").strip().lower() in SUBRESOURCE_DESTS:
+        return
+    flow.response.headers["content-type"] = "application/octet-stream"
+    flow.response.headers["x-content-type-options"] = "nosniff"
 
 
 def replace_while_streaming(flow: http.HTTPFlow, page: str) -> None:

@@ -101,7 +101,7 @@ def on_response_headers(
     if length.isdigit() and int(length) > ctx.settings.max_rewrite_bytes:
         if kind == "passthrough":
             response.stream = True
-            untouched_untyped(response.headers)
+            untouched_untyped(flow)
         else:
             replace_while_streaming(flow, "too_large")
         return
@@ -210,7 +210,7 @@ async def on_response(
     if out.kind == "passthrough":
         response.raw_content = body
         if mime_type(content_type) in UNKNOWN_TYPES:
-            untouched_untyped(response.headers)
+            untouched_untyped(flow)
     else:
         response.raw_content = out.body
         if out.content_type:

@@ -146,13 +146,21 @@ def test_untyped_and_unknown_typed_html_is_rewritten(raw: tuple) -> None:
 
 
 def test_an_untyped_body_that_is_not_html_passes_and_is_not_sniffed(raw: tuple) -> None:
+    """As a document it must not be sniffed into HTML; as a script or an image it keeps no type
+    (``nosniff`` would block an untyped script)."""
     harness, upstream, s = raw
     conn, headers = _connection(harness, s)
     with contextlib.closing(conn):
-        status, got, body = _get(conn, "/binary", headers)
-    assert status == 200 and body.startswith(b"\x89PNG")
-    assert got["content-type"] == "application/octet-stream"
-    assert got["x-content-type-options"] == "nosniff"
+        for dest in ("document", "iframe", None):
+            extra = {"Sec-Fetch-Dest": dest} if dest else {}
+            status, got, body = _get(conn, "/binary", {**headers, **extra})
+            assert status == 200 and body.startswith(b"\x89PNG")
+            assert got["content-type"] == "application/octet-stream", dest
+            assert got["x-content-type-options"] == "nosniff", dest
+        for dest in ("script", "image", "style"):
+            status, got, body = _get(conn, "/binary", {**headers, "Sec-Fetch-Dest": dest})
+            assert status == 200 and body.startswith(b"\x89PNG")
+            assert "content-type" not in got and "x-content-type-options" not in got, dest
 
 
 def test_a_body_cut_short_by_the_idle_timeout_is_not_served_as_complete(raw: tuple) -> None:
