@@ -19,7 +19,7 @@ from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
 from proxy.responses import error_response, replace_while_streaming, untouched_untyped
 from rewriter.charset import mime_type
-from rewriter.dispatch import UNKNOWN_TYPES, kind_of
+from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Rewritten, kind_of
 from rewriter.exceptions import RewriteError
 from rewriter.headers import rewrite_response_headers
 from rewriter.runtime import injection_markup, runtime_js
@@ -190,14 +190,20 @@ async def on_response(
         flow.response = error_response(flow, "bad_content")
         return
     content_type = response.headers.get("content-type")
-    inject = injection_markup(
-        runtime_config(ctx, session, mapper, origin, cookie_sync.script_cookies(flow))
-    )
+    # sniffed here: an untyped download or a mislabelled image is not sent to a worker and back
+    kind = kind_of(content_type, body[:SNIFF_BYTES])
+    inject = ""
+    if kind == "html":
+        cookies = cookie_sync.script_cookies(flow)
+        inject = injection_markup(runtime_config(ctx, session, mapper, origin, cookies))
     try:
-        out = await ctx.rewrite_pool.run(
-            kind, body, url=_upstream_url(flow, origin), mapper=mapper,
-            content_type=content_type, inject=inject, masked=session.masked_selectors,
-        )
+        if kind == "passthrough":
+            out = Rewritten(body, content_type, kind)
+        else:
+            out = await ctx.rewrite_pool.run(
+                kind, body, url=_upstream_url(flow, origin), mapper=mapper,
+                content_type=content_type, inject=inject, masked=session.masked_selectors,
+            )
     except RewriteError:
         logger.warning("rewriting failed for a %s body", kind, exc_info=True)
         flow.response = error_response(flow, "bad_content")

@@ -47,7 +47,7 @@ def _scripts(upstream: RawUpstream) -> dict:
                      % (len(body), body))
 
     def binary(conn: socket.socket) -> None:
-        body = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+        body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 256  # 64 KiB: the size of a worker's page
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
     def http10_stall(conn: socket.socket) -> bool:
@@ -161,6 +161,7 @@ def test_an_untyped_body_that_is_not_html_passes_and_is_not_sniffed(raw: tuple) 
             status, got, body = _get(conn, "/binary", {**headers, "Sec-Fetch-Dest": dest})
             assert status == 200 and body.startswith(b"\x89PNG")
             assert "content-type" not in got and "x-content-type-options" not in got, dest
+    assert not harness.proxy.ctx.rewrite_pool.processes_started  # sniffed in place, not in a worker
 
 
 def test_a_body_cut_short_by_the_idle_timeout_is_not_served_as_complete(raw: tuple) -> None:
