@@ -47,7 +47,7 @@ def _scripts(upstream: RawUpstream) -> dict:
                      % (len(body), body))
 
     def binary(conn: socket.socket) -> None:
-        body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 256  # 64 KiB: the size of a worker's page
+        body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 96  # 24 KiB: a worker's size, under the limit
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
     def http10_stall(conn: socket.socket) -> bool:
