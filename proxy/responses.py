@@ -45,18 +45,42 @@ SUBRESOURCE_DESTS = frozenset({
 })  # fmt: skip
 
 
-def untouched_untyped(flow: http.HTTPFlow) -> None:
-    """A body with no (or an unknown) type passes untouched because it did not sniff as HTML: a
-    browser loading it as a document (a navigation, a frame, or a destination it does not say)
-    must not sniff it into HTML either, its links not being rewritten, so it gets a binary type
-    and ``nosniff`` (a navigation to it downloads). Scripts, styles, images, fetches... keep the
-    upstream's headers: they are never rendered as a document, and ``nosniff`` would block an
-    untyped script or stylesheet."""
+# Sec-Fetch-Dest values whose response is shown as an image or played, never parsed as markup
+MEDIA_DESTS = frozenset({"audio", "font", "image", "track", "video"})
+
+
+def destination(flow: http.HTTPFlow) -> str:
+    """The request's ``Sec-Fetch-Dest`` (set by the browser; scripts cannot forge it), '' if none."""
+    return flow.request.headers.get("sec-fetch-dest", "").strip().lower()
+
+
+def vary_on_destination(flow: http.HTTPFlow) -> None:
+    """The response depends on ``Sec-Fetch-Dest``: a cached copy fetched as an image must not
+    answer a later navigation to the same URL."""
     assert flow.response is not None
-    if flow.request.headers.get("sec-fetch-dest", "").strip().lower() in SUBRESOURCE_DESTS:
+    vary = flow.response.headers.get("vary", "")
+    if "sec-fetch-dest" not in vary.lower():
+        flow.response.headers["vary"] = f"{vary}, Sec-Fetch-Dest" if vary.strip() else "Sec-Fetch-Dest"
+
+
+def as_inert_document(flow: http.HTTPFlow, content_type: str = "application/octet-stream") -> None:
+    """A body that passes untouched although a browser could render it with live links (an
+    untyped body that did not sniff as HTML, an XML document): where the browser may load it as
+    a document (a navigation, a frame, or a destination it does not say) it gets an inert type
+    and ``nosniff``, so no unrewritten link in it is ever followed. Scripts, styles, images,
+    fetches... keep the upstream's headers: they are never rendered as a document, and
+    ``nosniff`` would block an untyped script or stylesheet."""
+    assert flow.response is not None
+    vary_on_destination(flow)
+    if destination(flow) in SUBRESOURCE_DESTS:
         return
-    flow.response.headers["content-type"] = "application/octet-stream"
+    flow.response.headers["content-type"] = content_type
     flow.response.headers["x-content-type-options"] = "nosniff"
+
+
+def untouched_untyped(flow: http.HTTPFlow) -> None:
+    """An untyped body that did not sniff as HTML, passing untouched (``as_inert_document``)."""
+    as_inert_document(flow)
 
 
 def replace_while_streaming(flow: http.HTTPFlow, page: str) -> None:

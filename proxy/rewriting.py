@@ -17,8 +17,16 @@ from proxy import buffering, compression, cookie_sync
 from proxy.buffering import BODY_WATCH, BodyWatch
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
-from proxy.responses import error_response, replace_while_streaming, untouched_untyped
-from rewriter.charset import mime_type
+from proxy.responses import (
+    MEDIA_DESTS,
+    as_inert_document,
+    destination,
+    error_response,
+    replace_while_streaming,
+    untouched_untyped,
+    vary_on_destination,
+)
+from rewriter.charset import charset_param, extract_content_type, mime_type
 from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Rewritten, kind_of
 from rewriter.exceptions import RewriteError
 from rewriter.headers import rewrite_response_headers
@@ -89,11 +97,18 @@ def on_response_headers(
     if not _has_body(flow):
         response.stream = True
         return
-    content_type = response.headers.get("content-type")
+    # the one Content-Type a browser acts on (none valid: it sniffs), and the only one sent on
+    content_type = extract_content_type(response.headers.get_all("content-type"))
+    if content_type is None:
+        response.headers.pop("content-type", None)
+    else:
+        response.headers["content-type"] = content_type
     kind = kind_of(content_type)
     untyped = mime_type(content_type) in UNKNOWN_TYPES  # sniffed once the body is here
     if kind == "passthrough" and not untyped:
         response.stream = True
+        if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
+            as_inert_document(flow, "text/plain" + _charset_param(content_type))
         return
     # html, css, or no type at all (sniffed once the body is here)
     flow.metadata[KIND] = kind
@@ -117,6 +132,17 @@ def on_response_headers(
 
 def _enc(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+def _is_xml_document(content_type: str | None) -> bool:
+    """XML types a browser renders as a document (XHTML or SVG elements in it are live)."""
+    mime = mime_type(content_type)
+    return mime in ("text/xml", "application/xml") or mime.endswith("+xml")
+
+
+def _charset_param(content_type: str | None) -> str:
+    charset = charset_param(content_type)
+    return f"; charset={charset}" if charset else ""
 
 
 def _has_body(flow: http.HTTPFlow) -> bool:
@@ -190,8 +216,15 @@ async def on_response(
         flow.response = error_response(flow, "bad_content")
         return
     content_type = response.headers.get("content-type")
-    # sniffed here: an untyped download or a mislabelled image is not sent to a worker and back
+    # sniffed here: an untyped download is not sent to a worker and back
+    declared = kind
     kind = kind_of(content_type, body[:SNIFF_BYTES])
+    if kind == "passthrough" and declared != "passthrough":
+        # labelled HTML/CSS/SVG, starting like an image: where a browser may parse it as
+        # labelled (not an <img>, <video>...), it is rewritten as labelled, never passed raw
+        vary_on_destination(flow)
+        if destination(flow) not in MEDIA_DESTS:
+            kind = declared
     inject = ""
     if kind == "html":
         cookies = cookie_sync.script_cookies(flow)

@@ -75,6 +75,7 @@ def _send_failure(self: Any, event: ResponseProtocolError) -> Generator[Any, Any
     """What mitmproxy's ``Http1Server.send`` does for a failed exchange (an answer if none was
     sent yet, then close), with our page: JSON for fetch/XHR, "too slow" after our upstream
     timeout, "too large" for a buffered body over the limit."""
+    assert event.stream_id == self.stream_id  # as mitmproxy's own
     timed_out = take_timeout_mark(self.conn)
     if not (self.conn.state & ConnectionState.CAN_WRITE):
         return

@@ -90,6 +90,51 @@ def charset_param(content_type: str | None) -> str | None:
     return None
 
 
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _split_header_values(value: str) -> list[str]:
+    """A header value split on commas outside double quotes (Fetch: "getting, decoding, and
+    splitting")."""
+    out: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    out.append("".join(current))
+    return out
+
+
+def _valid_essence(value: str) -> str | None:
+    """``type/subtype`` of a MIME type string (Fetch "parse a MIME type"), None if it is not one."""
+    value = value.strip(" \t\r\n")
+    kind, slash, rest = value.partition("/")
+    subtype = rest.split(";", 1)[0].rstrip(" \t\r\n")
+    if not slash or not kind or not subtype or not set(kind) <= _TOKEN or not set(subtype) <= _TOKEN:
+        return None
+    return f"{kind}/{subtype}".lower()
+
+
+def extract_content_type(values: list[str]) -> str | None:
+    """The Content-Type a browser acts on, from all of a response's Content-Type header values
+    (Fetch "extract a MIME type"): the last valid one that is not ``*/*``; None when there is
+    none (the browser then sniffs). ``html``, ``text/html charset=utf-8`` or ``text/html (x)``
+    are not valid: browsers sniff such bodies, so the proxy must too."""
+    chosen = None
+    for header in values:
+        for value in _split_header_values(header):
+            essence = _valid_essence(value)
+            if essence is not None and essence != "*/*":
+                chosen = value.strip(" \t\r\n")
+    return chosen
+
+
 def mime_type(content_type: str | None) -> str:
     """The lower-case ``type/subtype`` of a Content-Type value ('' when absent)."""
     return (content_type or "").split(";")[0].strip().lower()

@@ -17,6 +17,7 @@ class RawUpstream:
         self.scripts = scripts
         self.connections = 0
         self.stop = threading.Event()  # handlers that stall wait on it
+        self.rest_sent = threading.Event()  # a stalling handler sent the rest of its body
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)

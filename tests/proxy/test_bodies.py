@@ -150,6 +150,9 @@ def test_an_untyped_body_over_the_limit_streams_on_untouched(
         sites.shop.release.set()
         r = harness.get(s, host, "/stall?kb=64&type=none", credential=credential)
         assert r.status_code == 200
+        # no destination given: it may be shown as a document, so it must not be sniffed
+        assert r.headers["content-type"] == "application/octet-stream"
+        assert r.headers["x-content-type-options"] == "nosniff"
         assert r.content.startswith(b"\x89PNG") and r.content.endswith(b"releasedend")
         assert len(r.content) == 64 * 1024 + len(b"releasedend")
     finally:

@@ -7,7 +7,7 @@ import contextlib
 import http.client
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -54,7 +54,11 @@ def _scripts(upstream: RawUpstream) -> dict:
         """HTTP/1.0, no length: the body ends when the connection does; it stops half-way."""
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>part one")
         upstream.stop.wait(10)
-        conn.sendall(b" part two</body></html>")
+        try:
+            conn.sendall(b" part two</body></html>")
+        except OSError:
+            pass  # the proxy gave up on it
+        upstream.rest_sent.set()
         return True
 
     def drop(conn: socket.socket) -> bool:
@@ -66,7 +70,35 @@ def _scripts(upstream: RawUpstream) -> dict:
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         return True
 
-    return {"/304": not_modified, "/ok": ok, "/split": split, "/spaces": spaces, "/unknown": unknown,
+    def disguised(conn: socket.socket) -> None:
+        """Labelled HTML, starting like a GIF: a browser parses it as HTML all the same."""
+        body = b"GIF89a" + _page(upstream)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+
+    def lax_type(*types: bytes) -> Callable[[socket.socket], None]:
+        """Content-Types a browser does not take as given (it sniffs, or takes the last)."""
+        def handler(conn: socket.socket) -> None:
+            body = _page(upstream)
+            fields = b"".join(b"Content-Type: %s\r\n" % t for t in types)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (fields, len(body), body))
+
+        return handler
+
+    def xml(conn: socket.socket) -> None:
+        body = (b"<?xml version='1.0'?><html xmlns='http://www.w3.org/1999/xhtml'><body>"
+                b"<a href='%s/secret'>x</a></body></html>" % upstream.origin.encode())
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml; charset=utf-8\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def big_untyped(conn: socket.socket) -> None:
+        body = b"\x89PNG\r\n\x1a\n" + b"\x00" * (LIMIT + 100)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    return {"/disguised": disguised, "/no-slash": lax_type(b"html"),
+            "/spaced": lax_type(b"text/html charset=utf-8"), "/two": lax_type(b"text/plain", b"text/html"),
+            "/xml": xml, "/big-untyped": big_untyped,
+            "/304": not_modified, "/ok": ok, "/split": split, "/spaces": spaces, "/unknown": unknown,
             "/binary": binary, "/h10": http10_stall, "/drop": drop, "/close": closing}
 
 
@@ -75,7 +107,7 @@ def raw(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RawUpstream, 
     upstream = RawUpstream({})
     upstream.scripts.update(_scripts(upstream))
     settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
-                        dev_allow_origins=(upstream.origin,), upstream_timeout_s=1.0, max_rewrite_bytes=LIMIT)
+                        dev_allow_origins=(upstream.origin,), upstream_timeout_s=3.0, max_rewrite_bytes=LIMIT)
     harness = Harness(settings, redis_url, namespace)
     try:
         yield harness, upstream, harness.open_session((upstream.origin,))
@@ -100,12 +132,19 @@ def test_a_bodiless_chunked_response_leaves_the_connection_clean(raw: tuple) -> 
     """A 304 may carry ``Transfer-Encoding: chunked``; the browser must get no body (not even the
     last chunk), or it reads that as the start of its next response."""
     harness, upstream, s = raw
-    conn, headers = _connection(harness, s)
-    with contextlib.closing(conn):
-        status, got, body = _get(conn, "/304", headers)
-        assert status == 304 and body == b"" and "transfer-encoding" not in got
-        status, _, body = _get(conn, "/ok", headers)  # same connection
-        assert status == 200 and body == b"ok"
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        received = b""
+        sock.sendall(f"GET /304 HTTP/1.1\r\n{head}\r\n".encode())
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        first, _, rest = received.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 304") and b"transfer-encoding" not in first.lower()
+        sock.sendall(f"GET /ok HTTP/1.1\r\n{head}\r\n".encode())
+        while not rest.endswith(b"ok"):
+            rest += sock.recv(65536)
+        assert rest.startswith(b"HTTP/1.1 200")  # nothing in between
 
 
 def test_an_upstream_that_closes_does_not_close_the_browsers_connection(raw: tuple) -> None:
@@ -157,6 +196,7 @@ def test_an_untyped_body_that_is_not_html_passes_and_is_not_sniffed(raw: tuple) 
             assert status == 200 and body.startswith(b"\x89PNG")
             assert got["content-type"] == "application/octet-stream", dest
             assert got["x-content-type-options"] == "nosniff", dest
+            assert got["vary"] == "Sec-Fetch-Dest", dest
         for dest in ("script", "image", "style"):
             status, got, body = _get(conn, "/binary", {**headers, "Sec-Fetch-Dest": dest})
             assert status == 200 and body.startswith(b"\x89PNG")
@@ -173,7 +213,7 @@ def test_a_body_cut_short_by_the_idle_timeout_is_not_served_as_complete(raw: tup
     with contextlib.closing(conn):
         status, _, body = _get(conn, "/h10", headers)
         assert status == 504 and b"Site too slow" in body and b"part one" not in body
-        assert not upstream.stop.is_set()  # answered while upstream still held the rest back
+        assert not upstream.rest_sent.is_set()  # answered while upstream still held the rest back
         status, _, body = _get(conn, "/drop", headers)
         assert status == 502 and b"Site unreachable" in body
 
@@ -187,3 +227,60 @@ def test_failed_exchanges_answer_fetch_with_json(raw: tuple, path: str, page: st
         got_status, got, body = _get(conn, path, {**headers, "Sec-Fetch-Mode": "cors"})
     assert got_status == status and got["content-type"] == "application/json"
     assert json.loads(body)["error"] == page
+
+
+def test_labelled_html_that_starts_like_an_image_is_rewritten_unless_shown_as_media(raw: tuple) -> None:
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    secret = (upstream.origin + "/secret").encode()
+    with contextlib.closing(conn):
+        for dest in ("document", "iframe", "style", None):
+            extra = {"Sec-Fetch-Dest": dest} if dest else {}
+            status, got, body = _get(conn, "/disguised", {**headers, **extra})
+            assert status == 200 and secret not in body, dest
+            assert "sec-fetch-dest" in got["vary"].lower(), dest
+        status, got, body = _get(conn, "/disguised", {**headers, "Sec-Fetch-Dest": "image"})
+        assert body.startswith(b"GIF89a") and secret in body  # an <img>: untouched, as sent
+        assert "sec-fetch-dest" in got["vary"].lower()
+
+
+@pytest.mark.parametrize("path", ["/no-slash", "/spaced", "/two"])
+def test_content_types_are_read_as_browsers_read_them(raw: tuple, path: str) -> None:
+    """``html`` and ``text/html charset=utf-8`` are no valid type (browsers sniff the HTML);
+    of two Content-Types the last counts. The page is rewritten, with one Content-Type."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+    assert response.status == 200
+    assert response.headers.get_all("content-type") == ["text/html; charset=utf-8"]
+    assert harness.url(s, upstream.origin + "/secret").encode() in body
+    assert (upstream.origin + "/secret").encode() not in body
+
+
+def test_an_xml_document_is_never_rendered_with_its_links(raw: tuple) -> None:
+    """XML (here XHTML served as application/xml) passes untouched: shown as a document it would
+    have live links that were not rewritten, so a document gets it as plain text; a fetch gets
+    it as it is."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, got, _ = _get(conn, "/xml", {**headers, "Sec-Fetch-Dest": "document"})
+        assert status == 200 and got["content-type"] == "text/plain; charset=utf-8"
+        assert got["x-content-type-options"] == "nosniff" and "sec-fetch-dest" in got["vary"].lower()
+        status, got, _ = _get(conn, "/xml", {**headers, "Sec-Fetch-Dest": "empty"})
+        assert got["content-type"] == "application/xml; charset=utf-8" and "x-content-type-options" not in got
+
+
+def test_an_untyped_body_announced_over_the_limit_streams_but_is_never_sniffed(raw: tuple) -> None:
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, got, body = _get(conn, "/big-untyped", {**headers, "Sec-Fetch-Dest": "document"})
+        assert status == 200 and len(body) == LIMIT + 108
+        assert got["content-type"] == "application/octet-stream"
+        assert got["x-content-type-options"] == "nosniff"
+        status, got, body = _get(conn, "/big-untyped", {**headers, "Sec-Fetch-Dest": "image"})
+        assert status == 200 and "content-type" not in got

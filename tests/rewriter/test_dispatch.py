@@ -80,3 +80,26 @@ def test_rewrite_body(mapper: UrlMapper) -> None:
     js = b"location.href = 'https://a.example/'"
     same = rewrite_body(js, url="https://a.example/", mapper=mapper, content_type="text/javascript")
     assert same.body is js and same.content_type == "text/javascript"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["text/html"], "text/html"),
+        (["text/html; charset=utf-8"], "text/html; charset=utf-8"),
+        (["TEXT/HTML ; charset=utf-8"], "TEXT/HTML ; charset=utf-8"),
+        (["html"], None),  # no slash: not a MIME type, the browser sniffs
+        (["text/html charset=utf-8"], None),  # a space in the subtype
+        (["text/html (x)"], None),
+        (["*/*"], None),
+        ([], None),
+        (["text/plain", "text/html"], "text/html"),  # of several, the last valid one
+        (["text/html, */*"], "text/html"),
+        (["text/css, nonsense"], "text/css"),
+        (['text/html; charset="a,b"'], 'text/html; charset="a,b"'),  # the comma is quoted
+    ],
+)
+def test_extract_content_type_as_fetch_does(values: list[str], expected: str | None) -> None:
+    from rewriter.charset import extract_content_type
+
+    assert extract_content_type(values) == expected
