@@ -36,6 +36,7 @@ from rewriter.urls import Origin, UrlMapper
 logger = logging.getLogger(__name__)
 
 KIND = "cobrowse.kind"
+STYLE_AS_SENT = "cobrowse.style_as_sent"  # the type of a body rewritten as CSS for a stylesheet
 
 def runtime_response() -> http.Response:
     return http.Response.make(
@@ -90,6 +91,9 @@ def on_response_headers(
         upgrade = response.headers.get("upgrade", "websocket")
         fields += [(b"connection", b"Upgrade"), (b"upgrade", _enc(upgrade))]
     response.headers = http.Headers(fields)
+    # how a body is answered depends on where the browser puts it (a document, a stylesheet, an
+    # image): caches must not answer one destination with a copy made for another (304s too)
+    vary_on_destination(flow)
     location = response.headers.get("location")
     if location is not None and not _in_scope(mapper, location, _allowed(session)):
         replace_while_streaming(flow, "outside_scope")
@@ -105,6 +109,11 @@ def on_response_headers(
         response.headers["content-type"] = content_type
     kind = kind_of(content_type)
     untyped = mime_type(content_type) in UNKNOWN_TYPES  # sniffed once the body is here
+    if destination(flow) == "style" and kind == "passthrough":
+        # a stylesheet: Chromium applies an untyped one (and, in quirks mode, a same-origin one
+        # of any type), so it is rewritten as CSS whatever it says; its type is given back after
+        flow.metadata[STYLE_AS_SENT] = content_type
+        kind, untyped = "css", False
     if kind == "passthrough" and not untyped:
         response.stream = True
         if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
@@ -137,7 +146,7 @@ def _enc(text: str) -> bytes:
 def _is_xml_document(content_type: str | None) -> bool:
     """XML types a browser renders as a document (XHTML or SVG elements in it are live)."""
     mime = mime_type(content_type)
-    return mime in ("text/xml", "application/xml") or mime.endswith("+xml")
+    return mime in ("text/xml", "application/xml", "text/xsl") or mime.endswith("+xml")
 
 
 def _charset_param(content_type: str | None) -> str:
@@ -218,11 +227,10 @@ async def on_response(
     content_type = response.headers.get("content-type")
     # sniffed here: an untyped download is not sent to a worker and back
     declared = kind
-    kind = kind_of(content_type, body[:SNIFF_BYTES])
+    kind = "css" if STYLE_AS_SENT in flow.metadata else kind_of(content_type, body[:SNIFF_BYTES])
     if kind == "passthrough" and declared != "passthrough":
         # labelled HTML/CSS/SVG, starting like an image: where a browser may parse it as
         # labelled (not an <img>, <video>...), it is rewritten as labelled, never passed raw
-        vary_on_destination(flow)
         if destination(flow) not in MEDIA_DESTS:
             kind = declared
     inject = ""
@@ -250,8 +258,17 @@ async def on_response(
         response.raw_content = body
         if mime_type(content_type) in UNKNOWN_TYPES:
             untouched_untyped(flow)
+        elif declared != "passthrough":  # labelled HTML/CSS/SVG, for an <img> or a <video>
+            response.headers["content-type"] = "application/octet-stream"
+            response.headers["x-content-type-options"] = "nosniff"
     else:
         response.raw_content = out.body
-        if out.content_type:
+        if STYLE_AS_SENT in flow.metadata:  # the browser decides on the type it was sent
+            sent = flow.metadata[STYLE_AS_SENT]
+            if sent is None:
+                response.headers.pop("content-type", None)
+            else:
+                response.headers["content-type"] = f"{mime_type(sent)}; charset=utf-8"
+        elif out.content_type:
             response.headers["content-type"] = out.content_type
     response.headers["content-length"] = str(len(response.raw_content or b""))

@@ -91,48 +91,91 @@ def charset_param(content_type: str | None) -> str | None:
 
 
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_HTTP_WS = " \t\r\n"
 
 
 def _split_header_values(value: str) -> list[str]:
-    """A header value split on commas outside double quotes (Fetch: "getting, decoding, and
-    splitting")."""
+    """A header value split on commas outside quoted strings, backslash escapes honoured (Fetch:
+    "getting, decoding, and splitting")."""
     out: list[str] = []
     current: list[str] = []
-    quoted = False
+    quoted = escaped = False
     for ch in value:
-        if ch == '"':
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
             quoted = not quoted
-        if ch == "," and not quoted:
+        elif ch == "," and not quoted:
             out.append("".join(current))
             current = []
-        else:
-            current.append(ch)
+            continue
+        current.append(ch)
     out.append("".join(current))
     return out
 
 
-def _valid_essence(value: str) -> str | None:
-    """``type/subtype`` of a MIME type string (Fetch "parse a MIME type"), None if it is not one."""
-    value = value.strip(" \t\r\n")
+def _is_token(text: str) -> bool:
+    return bool(text) and set(text) <= _TOKEN
+
+
+def _parse_mime(value: str, lenient: bool = False) -> tuple[str, list[tuple[str, str]]] | None:
+    """``(essence, parameters)`` of one Content-Type value (Fetch "parse a MIME type"), None if it
+    is not one. Parameters are kept only in a form that no parser can read differently: a token,
+    or a quoted string without quotes, backslashes or commas. ``lenient`` reads the type as
+    Chromium's network stack does, up to the first space, ``;``, ``(`` or ``,``."""
+    value = value.strip(_HTTP_WS)
+    if lenient:
+        cut = min((i for i in (value.find(c) for c in " ;(,\t") if i != -1), default=len(value))
+        value = value[:cut]
     kind, slash, rest = value.partition("/")
-    subtype = rest.split(";", 1)[0].rstrip(" \t\r\n")
-    if not slash or not kind or not subtype or not set(kind) <= _TOKEN or not set(subtype) <= _TOKEN:
+    subtype, _, params_text = rest.partition(";")
+    subtype = subtype.rstrip(_HTTP_WS)
+    if not slash or not _is_token(kind) or not _is_token(subtype):
         return None
-    return f"{kind}/{subtype}".lower()
+    params: list[tuple[str, str]] = []
+    for part in params_text.split(";") if params_text else ():
+        name, equals, raw = part.partition("=")
+        name, raw = name.strip(_HTTP_WS).lower(), raw.strip(_HTTP_WS)
+        if not equals or not _is_token(name) or any(n == name for n, _ in params):
+            continue
+        if _is_token(raw):
+            params.append((name, raw))
+        elif len(raw) >= 2 and raw[0] == raw[-1] == '"' and not set(raw[1:-1]) & set('"\\,'):
+            params.append((name, raw))
+    return f"{kind}/{subtype}".lower(), params
 
 
 def extract_content_type(values: list[str]) -> str | None:
     """The Content-Type a browser acts on, from all of a response's Content-Type header values
-    (Fetch "extract a MIME type"): the last valid one that is not ``*/*``; None when there is
-    none (the browser then sniffs). ``html``, ``text/html charset=utf-8`` or ``text/html (x)``
-    are not valid: browsers sniff such bodies, so the proxy must too."""
-    chosen = None
-    for header in values:
-        for value in _split_header_values(header):
-            essence = _valid_essence(value)
-            if essence is not None and essence != "*/*":
-                chosen = value.strip(" \t\r\n")
-    return chosen
+    (Fetch "extract a MIME type": the last valid one that is not ``*/*``, keeping an earlier
+    charset for the same type), rebuilt so that every browser reads it as the proxy did: a
+    lower-case type, a charset only if it names a known encoding, other parameters only in a safe
+    form. When no value is valid (``text/html charset=utf-8``, ``text/html (x)``), the type is read
+    as Chromium does (``text/html``); None when there is no type at all (the body is sniffed)."""
+    for lenient in (False, True):
+        essence: str | None = None
+        params: list[tuple[str, str]] = []
+        charset: str | None = None
+        for header in values:
+            for value in _split_header_values(header):
+                parsed = _parse_mime(value, lenient)
+                if parsed is None or parsed[0] == "*/*":
+                    continue
+                new_charset = next((v.strip('"') for n, v in parsed[1] if n == "charset"), None)
+                known = new_charset is not None and _is_token(new_charset) and codec_for_label(new_charset)
+                if not known:
+                    new_charset = None  # none, or an unknown encoding: browsers ignore it
+                if parsed[0] != essence:
+                    charset = new_charset
+                elif new_charset is not None:
+                    charset = new_charset
+                essence, params = parsed[0], [(n, v) for n, v in parsed[1] if n != "charset"]
+        if essence is not None:
+            tail = "".join(f"; {n}={v}" for n, v in params)
+            return f"{essence}{f'; charset={charset}' if charset else ''}{tail}"
+    return None
 
 
 def mime_type(content_type: str | None) -> str:

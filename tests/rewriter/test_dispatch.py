@@ -87,16 +87,20 @@ def test_rewrite_body(mapper: UrlMapper) -> None:
     [
         (["text/html"], "text/html"),
         (["text/html; charset=utf-8"], "text/html; charset=utf-8"),
-        (["TEXT/HTML ; charset=utf-8"], "TEXT/HTML ; charset=utf-8"),
-        (["html"], None),  # no slash: not a MIME type, the browser sniffs
-        (["text/html charset=utf-8"], None),  # a space in the subtype
-        (["text/html (x)"], None),
+        (["TEXT/HTML ; charset=UTF-8"], "text/html; charset=UTF-8"),
+        (["html"], None),  # no slash: not a MIME type, the body is sniffed
+        (["text/html charset=utf-8"], "text/html"),  # invalid; Chromium reads the type up to the space
+        (["text/html (x)"], "text/html"),
         (["*/*"], None),
         ([], None),
         (["text/plain", "text/html"], "text/html"),  # of several, the last valid one
         (["text/html, */*"], "text/html"),
         (["text/css, nonsense"], "text/css"),
-        (['text/html; charset="a,b"'], 'text/html; charset="a,b"'),  # the comma is quoted
+        (['image/png; a="\\"", text/html'], "text/html"),  # an escaped quote does not end the string
+        (['application/xml; charset="x, text/html"'], "application/xml"),  # never forwarded raw
+        (["text/html; charset=Shift_JIS", "text/html"], "text/html; charset=Shift_JIS"),  # kept
+        (["text/html; charset=bogus"], "text/html"),  # an unknown encoding is ignored
+        (['multipart/mixed; boundary="--frame=1"'], 'multipart/mixed; boundary="--frame=1"'),
     ],
 )
 def test_extract_content_type_as_fetch_does(values: list[str], expected: str | None) -> None:
