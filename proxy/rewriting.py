@@ -109,7 +109,7 @@ def on_response_headers(
         response.headers["content-type"] = content_type
     kind = kind_of(content_type)
     untyped = mime_type(content_type) in UNKNOWN_TYPES  # sniffed once the body is here
-    if destination(flow) == "style" and kind == "passthrough":
+    if destination(flow) == "style" and kind != "css":
         # a stylesheet: Chromium applies an untyped one (and, in quirks mode, a same-origin one
         # of any type), so it is rewritten as CSS whatever it says; its type is given back after
         flow.metadata[STYLE_AS_SENT] = content_type
