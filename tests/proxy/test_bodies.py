@@ -3,9 +3,12 @@ size limits give the "too large" page, slow upstreams the 504 page."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,20 @@ from tests.proxy.sites import VIDEO
 def _session(harness: Harness, sites: Sites) -> tuple[OpenSession, str, str]:
     s = harness.open_session((sites.shop.origin,))
     return s, harness.credential(s), harness.host(s, sites.shop.origin)
+
+
+@contextlib.contextmanager
+def _harness(
+    sites: Sites, redis_url: str, namespace: str, **settings: Any
+) -> Iterator[tuple[Harness, OpenSession, str, str]]:
+    """A proxy with its own settings and a session on the shop; on the way out the shop's stalled
+    responses are released (so its server stops at once) and the proxy is closed."""
+    harness = Harness(make_settings(sites, **settings), redis_url, namespace)
+    try:
+        yield (harness, *_session(harness, sites))
+    finally:
+        sites.shop.release.set()
+        harness.close()
 
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
@@ -71,15 +88,11 @@ def test_non_rewritten_bodies_stream_without_waiting_for_the_end(harness: Harnes
 def test_rewrite_workers_zero_keeps_every_page_in_threads(
     sites: Sites, redis_url: str, namespace: str
 ) -> None:
-    harness = Harness(make_settings(sites, rewrite_workers=0), redis_url, namespace)
-    try:
-        s, credential, host = _session(harness, sites)
+    with _harness(sites, redis_url, namespace, rewrite_workers=0) as (harness, s, credential, host):
         for kb in (64, 400):
             r = harness.get(s, host, f"/big?kb={kb}", credential=credential)
             assert r.status_code == 200 and "/__cobrowse/runtime.js" in r.text
         assert not harness.proxy.ctx.rewrite_pool.processes_started
-    finally:
-        harness.close()
 
 
 def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites) -> None:
@@ -108,17 +121,13 @@ def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites
 def test_html_over_the_rewrite_limit_gets_the_too_large_page(
     sites: Sites, redis_url: str, namespace: str
 ) -> None:
-    harness = Harness(make_settings(sites, max_rewrite_bytes=32 * 1024), redis_url, namespace)
-    try:
-        s, credential, host = _session(harness, sites)
+    with _harness(sites, redis_url, namespace, max_rewrite_bytes=32 * 1024) as (harness, s, credential, host):
         for query in ("kb=64", "kb=64&chunked=1"):
             r = harness.get(s, host, f"/big?{query}", credential=credential)
             assert r.status_code == 502, query
             assert "Page too large" in r.text and "xxxx" not in r.text
         ok = harness.get(s, host, "/big?kb=16", credential=credential)
         assert ok.status_code == 200 and "x" * 1000 in ok.text
-    finally:
-        harness.close()
 
 
 def test_a_chunked_page_over_the_limit_is_refused_as_it_arrives(
@@ -126,17 +135,12 @@ def test_a_chunked_page_over_the_limit_is_refused_as_it_arrives(
 ) -> None:
     """The limit holds while a body without Content-Length arrives: the proxy answers as soon as
     64 KiB are in, while upstream still holds the rest back (it never buffers past the limit)."""
-    harness = Harness(make_settings(sites, max_rewrite_bytes=32 * 1024), redis_url, namespace)
-    try:
-        s, credential, host = _session(harness, sites)
+    with _harness(sites, redis_url, namespace, max_rewrite_bytes=32 * 1024) as (harness, s, credential, host):
         r = harness.get(s, host, "/stall?kb=64", credential=credential)
         assert not sites.shop.stall_done.is_set()  # answered while upstream still held the rest back
         assert r.status_code == 502 and "Page too large" in r.text and "xxxx" not in r.text
         # the next request of the session is served as usual
         assert harness.get(s, host, "/about", credential=credential).status_code == 200
-    finally:
-        sites.shop.release.set()
-        harness.close()
 
 
 def test_an_untyped_body_over_the_limit_streams_on_untouched(
@@ -144,9 +148,7 @@ def test_an_untyped_body_over_the_limit_streams_on_untouched(
 ) -> None:
     """A body with no Content-Type is buffered to be sniffed; past the limit, one that does not
     start like HTML is streamed on as it is, not refused."""
-    harness = Harness(make_settings(sites, max_rewrite_bytes=32 * 1024), redis_url, namespace)
-    try:
-        s, credential, host = _session(harness, sites)
+    with _harness(sites, redis_url, namespace, max_rewrite_bytes=32 * 1024) as (harness, s, credential, host):
         sites.shop.release.set()
         r = harness.get(s, host, "/stall?kb=64&type=none", credential=credential)
         assert r.status_code == 200
@@ -155,38 +157,27 @@ def test_an_untyped_body_over_the_limit_streams_on_untouched(
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.content.startswith(b"\x89PNG") and r.content.endswith(b"releasedend")
         assert len(r.content) == 64 * 1024 + len(b"releasedend")
-    finally:
-        harness.close()
 
 
 def test_a_buffered_body_that_stops_arriving_gets_the_504_page(
     sites: Sites, redis_url: str, namespace: str
 ) -> None:
-    harness = Harness(make_settings(sites, upstream_timeout_s=1.5), redis_url, namespace)
-    try:
-        s, credential, host = _session(harness, sites)
+    with _harness(sites, redis_url, namespace, upstream_timeout_s=1.5) as (harness, s, credential, host):
         r = harness.get(s, host, "/stall?kb=4", credential=credential)
         assert not sites.shop.stall_done.is_set()  # answered while upstream still held the rest back
         assert r.status_code == 504 and "Site too slow" in r.text
         # slow but alive: a chunk every 0.1 s for 3.5 s, more than twice the timeout in total
         slow = harness.get(s, host, "/stall?kb=4&every=0.1", credential=credential)
         assert slow.status_code == 200 and slow.text.endswith("</body></html>")
-    finally:
-        sites.shop.release.set()
-        harness.close()
 
 
 def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace: str) -> None:
-    harness = Harness(make_settings(sites, upstream_timeout_s=0.5), redis_url, namespace)
-    try:
-        s, credential, host = _session(harness, sites)
+    with _harness(sites, redis_url, namespace, upstream_timeout_s=0.5) as (harness, s, credential, host):
         started = time.monotonic()
         r = harness.get(s, host, "/slow?s=5", credential=credential)
         assert r.status_code == 504 and "Site too slow" in r.text
         assert time.monotonic() - started < 4
         assert harness.get(s, host, "/about", credential=credential).status_code == 200
-    finally:
-        harness.close()
 
 
 def test_pages_are_rewritten_in_the_lane_of_their_size(harness: Harness, sites: Sites) -> None:
