@@ -72,6 +72,8 @@ class Site:
     stall_s: float = 8.0
     # set once /stall has sent its whole body
     stall_done: threading.Event = field(default_factory=threading.Event)
+    # the ``tag`` of every /slow request that has answered
+    slow_answered: set[str] = field(default_factory=set)
     # (host, port) of every client connection that sent a request (connection reuse tests)
     connections: set[tuple[str, int]] = field(default_factory=set)
 
@@ -216,6 +218,7 @@ addEventListener('DOMContentLoaded', async () => {{
 
     async def slow(request: Request) -> Response:
         await asyncio.sleep(float(request.query_params.get("s", "5")))
+        site.slow_answered.add(request.query_params.get("tag", ""))
         return PlainTextResponse("late")
 
     async def video(request: Request) -> Response:
