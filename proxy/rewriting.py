@@ -29,7 +29,7 @@ from proxy.responses import (
 from rewriter.charset import charset_param, extract_content_type, mime_type
 from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Rewritten, kind_of
 from rewriter.exceptions import RewriteError
-from rewriter.headers import rewrite_response_headers
+from rewriter.headers import confinement_policy, rewrite_response_headers
 from rewriter.runtime import injection_markup, runtime_js
 from rewriter.urls import Origin, UrlMapper
 
@@ -87,6 +87,8 @@ def on_response_headers(
     fields = [(_enc(n), _enc(v)) for n, v in rewritten.headers]
     fields += [(b"set-cookie", _enc(c)) for c in own_cookies]
     fields += _framing(response.headers, _has_body(flow))
+    # what the rewriting misses fails in the browser rather than reaching the upstream directly
+    fields.append((b"content-security-policy", _enc(confinement_policy(mapper.proxy))))
     if response.status_code == 101:  # the WebSocket handshake keeps its hop-by-hop pair
         upgrade = response.headers.get("upgrade", "websocket")
         fields += [(b"connection", b"Upgrade"), (b"upgrade", _enc(upgrade))]

@@ -7,12 +7,13 @@ side also hands back the ``Set-Cookie`` values for the session jar: they never r
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rewriter.exceptions import RewriteError
 from rewriter.url_values import map_url, refresh_url_span
-from rewriter.urls import Origin, UrlMapper
+from rewriter.urls import DEFAULT_PORTS, Origin, ProxyConfig, UrlMapper
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -143,6 +144,28 @@ def _map_response_value(action: Action, value: str, mapper: UrlMapper, url: str)
     if action is Action.MAP_ORIGIN:
         return _map_origin(value, mapper)
     return value
+
+
+@functools.lru_cache(maxsize=16)
+def confinement_policy(proxy: ProxyConfig) -> str:
+    """The ``Content-Security-Policy`` every proxied response carries: the agent's browser may load
+    and connect only to proxy origins (``*.{proxy-domain}``, every session's and the blocked
+    origin's), ``data:`` and ``blob:``, and submit forms only there.
+
+    A backstop behind the URL rewriting, not a replacement for it: what the rewriter and the
+    client runtime miss (a shared worker, which has no runtime inside; a URL a script builds in a
+    way nothing wraps) fails in the browser instead of reaching the upstream directly, with the
+    agent's own address. Scripts, styles and event handlers inline and ``eval`` stay allowed, as
+    on the pages this replaces the (dropped) upstream policy of. Navigations are not covered by
+    CSP; the runtime keeps those inside.
+    """
+    port = "" if proxy.port == DEFAULT_PORTS[proxy.scheme] else f":{proxy.port}"
+    ws = {"http": "ws", "https": "wss"}[proxy.scheme]
+    hosts = f"{proxy.scheme}://*.{proxy.domain}{port} {ws}://*.{proxy.domain}{port}"
+    return (
+        f"default-src {hosts} data: blob: 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'; "
+        f"form-action {proxy.scheme}://*.{proxy.domain}{port}"
+    )
 
 
 def rewrite_response_headers(

@@ -73,6 +73,8 @@ def test_a_session_that_ends_while_the_view_connects(browser: Any, make_stack: C
                 break
             vb.wait_for_timeout(20)
         assert held, "the view never opened its socket"
+        # the view's socket can open before Playwright has recorded the window's URL
+        vb.wait_for_url(re.compile(r"#session="), timeout=TIMEOUT_MS)
         sid = vb.url.split("session=")[1]
         with stack.serve.admin() as c:
             c.post(f"/sessions/{sid}/end", json={}).raise_for_status()

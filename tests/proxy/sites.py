@@ -163,6 +163,28 @@ addEventListener('DOMContentLoaded', async () => {{
     async def api_items(request: Request) -> Response:
         return JSONResponse({"items": ["mug", "tee"], "cookie": request.headers.get("cookie", "")})
 
+    async def shared_worker(request: Request) -> Response:
+        # a shared worker runs no client runtime: its absolute URL is left for the policy to stop
+        return _page(
+            "Shared worker",
+            '<p id="result"></p><script>const w = new SharedWorker("/static/shared.js");'
+            'w.port.onmessage = (e) => { document.getElementById("result").textContent = e.data; };'
+            "w.port.start();</script>",
+        )
+
+    async def shared_worker_js(request: Request) -> Response:
+        script = f"""
+onconnect = async (event) => {{
+  const port = event.ports[0];
+  const relative = await fetch("/api/items").then((r) => String(r.status), () => "failed");
+  const absolute = await fetch("{site.origin}/leak").then((r) => "fetched " + r.status, () => "blocked");
+  port.postMessage("relative " + relative + ", absolute " + absolute);
+}};"""
+        return Response(script, media_type="text/javascript")
+
+    async def leak(request: Request) -> Response:
+        return PlainTextResponse("reached upstream directly", headers={"access-control-allow-origin": "*"})
+
     async def set_cookie(request: Request) -> Response:
         response = PlainTextResponse("ok")
         response.set_cookie("server_c", "s1", path="/", httponly=True)
@@ -317,6 +339,9 @@ addEventListener('DOMContentLoaded', async () => {{
         Route("/search", search),
         Route("/api/items", api_items),
         Route("/set-cookie", set_cookie),
+        Route("/shared-worker", shared_worker),
+        Route("/static/shared.js", shared_worker_js),
+        Route("/leak", leak),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/redirect-in", redirect_in),
         Route("/redirect-out", redirect_out),

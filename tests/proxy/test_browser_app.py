@@ -51,6 +51,22 @@ def test_dynamic_app_stays_inside_the_proxy(browser: Any, harness: Harness, site
         context.close()
 
 
+def test_what_the_rewriting_misses_fails_in_the_browser_instead_of_leaving(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A shared worker has no runtime inside: its fetch of an absolute upstream URL would go to the
+    upstream directly, with the agent's address. The confinement policy makes it fail."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, _ = _open(browser, harness, s, sites.shop.origin + "/shared-worker")
+    try:
+        page.wait_for_function("document.getElementById('result').textContent !== ''", timeout=15000)
+        assert _text(page, "result") == "relative 200, absolute blocked"
+        assert sites.shop.hits["/api/items"] >= 1  # the worker ran, through the proxy
+        assert sites.shop.hits["/leak"] == 0
+    finally:
+        context.close()
+
+
 def test_server_cookies_show_in_document_cookie_unless_httponly(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

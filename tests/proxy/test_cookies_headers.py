@@ -6,7 +6,9 @@ import html
 import json
 import urllib.parse
 
-from tests.proxy.conftest import Harness, OpenSession, Sites
+from rewriter.headers import confinement_policy
+from rewriter.urls import ProxyConfig
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites
 
 
 def _echo(
@@ -110,6 +112,21 @@ def test_request_headers_are_mapped_back_to_upstream(harness: Harness, sites: Si
     assert echoed["accept-encoding"] == "gzip, deflate, br, zstd"
     foreign = _echo(harness, s, sites, credential, headers={"referer": "http://elsewhere.example/x"})
     assert "referer" not in foreign
+
+
+def test_every_proxied_answer_carries_the_confinement_policy(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    credential = harness.credential(s)
+    policy = confinement_policy(ProxyConfig(DOMAIN, harness.port, "http"))
+    shop, cdn = harness.host(s, sites.shop.origin), harness.host(s, sites.cdn.origin)
+    answers = [
+        harness.get(s, shop, "/", credential=credential),  # rewritten HTML
+        harness.get(s, cdn, "/img/logo.png", credential=credential),  # streamed untouched
+        harness.get(s, shop, "/api/items", credential=credential),  # JSON
+        harness.get(s, shop, "/redirect-in", credential=credential, follow_redirects=False),
+    ]
+    for answer in answers:
+        assert answer.headers.get_list("content-security-policy") == [policy], answer.url
 
 
 def test_cookies_handed_over_at_consent_go_upstream(harness: Harness, sites: Sites) -> None:

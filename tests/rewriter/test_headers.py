@@ -10,10 +10,11 @@ from rewriter.headers import (
     REQUEST_RULES,
     RESPONSE_RULES,
     Action,
+    confinement_policy,
     rewrite_request_headers,
     rewrite_response_headers,
 )
-from rewriter.urls import Origin, UrlMapper
+from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
 URL = "https://shop.example/cart"
 SHOP = proxy("s-shop-example", "/x")
@@ -146,3 +147,20 @@ def test_host_keeps_a_non_default_port(mapper: UrlMapper) -> None:
     assert rewrite_request_headers([("Host", "x")], mapper=mapper, origin=origin) == (
         ("Host", "127.0.0.1:8002"),
     )
+
+
+@pytest.mark.parametrize(
+    ("proxy_config", "hosts"),
+    [
+        (ProxyConfig("cobrowse.localhost", 8001, "http"), "http://*.cobrowse.localhost:8001 ws://*.cobrowse.localhost:8001"),
+        (ProxyConfig("proxy.example", 443, "https"), "https://*.proxy.example wss://*.proxy.example"),
+        (ProxyConfig("proxy.example", 80, "http"), "http://*.proxy.example ws://*.proxy.example"),
+    ],
+)
+def test_the_confinement_policy_names_only_proxy_origins(proxy_config: ProxyConfig, hosts: str) -> None:
+    policy = confinement_policy(proxy_config)
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives == {
+        "default-src": f"{hosts} data: blob: 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'",
+        "form-action": hosts.split(" ")[0],
+    }
