@@ -22,7 +22,14 @@ from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_t
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import apply_masks, compile_selectors
-from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_json_text, map_url
+from rewriter.url_values import (
+    JSON_SCRIPT_MAPPERS,
+    JsonMapper,
+    map_json_text,
+    map_url,
+    replace_spans,
+    srcset_url_spans,
+)
 from rewriter.urls import UrlMapper, join_url, parse_url
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
@@ -47,6 +54,7 @@ _VALUE_RULES = {
     for name, rule in ATTRIBUTE_RULES.items()
     if rule.kind not in (Kind.DROP, Kind.DOCUMENT)
 }
+_URL, _SRCSET = Kind.URL, Kind.SRCSET
 _MEMO_SIZE = 256  # rewritten style/srcset/... values remembered per document
 # elements handled whatever their attribute values: <meta> (CSP, charset, refresh), integrity
 # holders, srcdoc frames
@@ -192,30 +200,43 @@ class _Rewrite:
         inline styles); single URLs need no memo (the mapper caches origins).
         """
         rules, xml, mapper, base = _VALUE_RULES, self.xml, self.mapper, self.base
+        to_proxy = mapper.to_proxy
         done: dict[tuple[str, str], str] = {}
+
+        def one_url(value: str) -> str:  # map_url, without its call layers (the hot path)
+            try:
+                return to_proxy(value, base)
+            except RewriteError:
+                return mapper.blocked_url()
+
         for element in root.iter(etree.Element):
-            for name in element.keys():
+            tag = None
+            for name, value in element.items():
                 entry = rules.get(name.lower() if xml else name)  # the HTML parser lower-cases names
                 if entry is None:
                     continue
                 rule, may_hold_absolute, kind_key = entry
-                value = element.get(name)
-                if value is None or may_hold_absolute(value) is None:
+                if may_hold_absolute(value) is None:
                     continue  # relative: resolves right on the proxy origin
-                if rule.tags is not None and _local(element.tag) not in rule.tags:
-                    continue
-                if rule.kind is Kind.URL:
-                    try:
-                        new = mapper.to_proxy(value, base)
-                    except RewriteError:
-                        new = mapper.blocked_url()
+                if rule.tags is not None:
+                    if tag is None:
+                        tag = _local(element.tag)
+                    if tag not in rule.tags:
+                        continue
+                kind = rule.kind
+                if kind is _URL:
+                    new = one_url(value)
                 else:
                     key = (kind_key, value)
                     memo = done.get(key)
                     if memo is None:
                         if len(done) >= _MEMO_SIZE:
                             done.clear()
-                        memo = done[key] = rewrite_value(rule.kind, value, mapper, base)
+                        if kind is _SRCSET:
+                            memo = replace_spans(value, srcset_url_spans(value), one_url)
+                        else:
+                            memo = rewrite_value(kind, value, mapper, base)
+                        done[key] = memo
                     new = memo
                 if new != value:
                     element.set(name, new)
