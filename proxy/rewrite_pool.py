@@ -15,6 +15,12 @@ Three lanes, by body size (bench/proxy.py measures the choice):
 Workers receive the session's mapping (session, proxy, origins) rather than its ``UrlMapper``
 and keep one mapper per mapping, so its origin caches stay warm across requests. This module
 imports only the rewriter, so spawned workers start light.
+
+Each worker is a spawned process on one end of a socket pair; the event loop talks to it with
+length-prefixed pickles, one rewrite at a time per worker. No thread and no queue sits between
+(``concurrent.futures.ProcessPoolExecutor`` has two threads and two pipes per call, which cost the
+proxy process about as much CPU as a small page's rewrite). A worker leaves when its socket
+closes, so it never outlives the proxy process, however that ends.
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ import functools
 import logging
 import multiprocessing
 import os
-import threading
-import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Literal
+import pickle
+import signal
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from rewriter.dispatch import SNIFF_BYTES, Kind, Rewritten, kind_of, rewrite_body
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
@@ -66,20 +72,176 @@ def _rewrite_in_worker(kind: Kind, body: bytes, spec: MapperSpec, **options: obj
     return rewrite(kind, body, mapper=_worker_mapper(spec), **options)  # type: ignore[arg-type]
 
 
-PARENT_CHECK_EVERY_S = 0.5
+_LENGTH = struct.Struct("!Q")
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: leave when the proxy process is gone, however it went (SIGKILL, a crash,
-    a test harness's terminate()): the executor's own shutdown never reaches the workers then, and
-    they would linger, holding the parent's stdout and their memory."""
+def _serve(sock: socket.socket) -> None:
+    """A worker's life: read a call, run it, send back its result (or its exception) until the
+    proxy process closes the socket, or is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the proxy's to handle; EOF ends us
+    with sock:
+        while True:
+            request = _receive(sock)
+            if request is None:
+                return
+            fn, args, kwargs = pickle.loads(request)
+            try:
+                reply = pickle.dumps((True, fn(*args, **kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides
+                try:
+                    reply = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:  # noqa: BLE001 - an exception that does not pickle
+                    reply = pickle.dumps((False, RuntimeError(repr(exc))), protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                sock.sendall(_LENGTH.pack(len(reply)) + reply)
+            except OSError:
+                return  # the proxy process is gone
 
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_CHECK_EVERY_S)
-        os._exit(0)
 
-    threading.Thread(target=watch, name="cobrowse-parent-watch", daemon=True).start()
+def _receive(sock: socket.socket) -> bytes | None:
+    header = _receive_exactly(sock, _LENGTH.size)
+    return None if header is None else _receive_exactly(sock, _LENGTH.unpack(header)[0])
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            return None  # the proxy process closed its end, or is gone
+        got += n
+    return bytes(buffer)
+
+
+class WorkerGone(Exception):
+    """The worker process died (or was killed) before answering."""
+
+
+class _Worker:
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = multiprocessing.get_context("spawn").Process(
+                target=_serve, args=(theirs,), name="cobrowse-rewrite", daemon=True
+            )
+            self.process.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def call(self, request: bytes) -> Any:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(sock=self.sock)
+        reader, writer = self._streams
+        try:
+            writer.write(_LENGTH.pack(len(request)) + request)
+            header = await reader.readexactly(_LENGTH.size)
+            reply = await reader.readexactly(_LENGTH.unpack(header)[0])
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            raise WorkerGone(str(exc)) from exc
+        ok, value = pickle.loads(reply)
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Close our end: the worker reads its end-of-file and leaves."""
+        if self._streams is not None:
+            self._streams[1].close()
+        else:
+            self.sock.close()
+        if self.process.is_alive():
+            self.process.join(0)
+
+
+class _Lane:
+    """Up to ``size`` workers, started as calls need them, each running one call at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.loop = asyncio.get_running_loop()
+        self.workers: list[_Worker] = []
+        self.idle: list[_Worker] = []
+        self.waiting: list[asyncio.Future[_Worker]] = []
+
+    async def call(self, request: bytes) -> Any:
+        worker = await self._acquire()
+        exchange = asyncio.ensure_future(worker.call(request))
+        try:
+            result = await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            if exchange.done():
+                self._after(worker, exchange)
+            else:  # the reply is still to come: the worker is free once it has been read
+                exchange.add_done_callback(functools.partial(self._after, worker))
+            raise
+        except WorkerGone:
+            self._drop(worker)
+            raise
+        except BaseException:
+            self._release(worker)
+            raise
+        self._release(worker)
+        return result
+
+    def _after(self, worker: _Worker, exchange: asyncio.Future[Any]) -> None:
+        """A call whose caller was cancelled has ended: the worker is free, or gone."""
+        gone = exchange.cancelled() or isinstance(exchange.exception(), WorkerGone)
+        if gone:
+            self._drop(worker)
+        else:
+            self._release(worker)
+
+    async def _acquire(self) -> _Worker:
+        if self.idle:
+            return self.idle.pop()
+        if len(self.workers) < self.size:
+            worker = _Worker()
+            self.workers.append(worker)
+            return worker
+        waiter: asyncio.Future[_Worker] = self.loop.create_future()
+        self.waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a worker as we were cancelled
+                self._release(waiter.result())
+            raise
+
+    def _release(self, worker: _Worker) -> None:
+        while self.waiting:
+            waiter = self.waiting.pop(0)
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self.idle.append(worker)
+
+    def _drop(self, worker: _Worker) -> None:
+        worker.close()
+        if worker in self.workers:
+            self.workers.remove(worker)
+        # a waiter gets a fresh worker rather than waiting for a release that will not come
+        while self.waiting and len(self.workers) < self.size:
+            waiter = self.waiting.pop(0)
+            if not waiter.done():
+                fresh = _Worker()
+                self.workers.append(fresh)
+                waiter.set_result(fresh)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+        self.workers.clear()
+        self.idle.clear()
+        for waiter in self.waiting:
+            if not waiter.done():
+                waiter.cancel()
+        self.waiting.clear()
 
 
 def default_workers() -> int:
@@ -87,7 +249,7 @@ def default_workers() -> int:
 
 
 class RewritePool:
-    """Runs ``rewrite`` off the event loop; each process pool is created on its first use.
+    """Runs ``rewrite`` off the event loop; each lane's workers start on its first use.
 
     ``workers`` is the medium lane's size (the large lane gets half as many, at least one);
     0 rewrites everything in threads.
@@ -97,61 +259,54 @@ class RewritePool:
         self.workers = default_workers() if workers is None else workers
         self.small = small
         self.large = large
-        self._pools: dict[Lane, ProcessPoolExecutor] = {}
+        self._lanes: dict[Lane, _Lane] = {}
 
     def lane(self, size: int) -> Lane:
         if self.workers <= 0 or size < self.small:
             return "thread"
         return "large" if size >= self.large else "medium"
 
-    def _pool(self, lane: Lane) -> ProcessPoolExecutor:
-        pool = self._pools.get(lane)
-        if pool is None:
+    def _lane(self, lane: Lane) -> _Lane:
+        current = self._lanes.get(lane)
+        if current is not None and current.loop is not asyncio.get_running_loop():
+            current.close()  # its sockets belong to an event loop that is no longer ours
+            current = None
+        if current is None:
             size = self.workers if lane == "medium" else max(1, self.workers // 2)
-            pool = self._pools[lane] = ProcessPoolExecutor(
-                size,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
-            )
-        return pool
+            current = self._lanes[lane] = _Lane(size)
+        return current
+
+    async def call(self, lane: Lane, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in one of ``lane``'s workers (``fn`` importable by name)."""
+        request = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        return await self._lane(lane).call(request)
 
     async def run(self, kind: Kind, body: bytes, *, mapper: UrlMapper, **options: object) -> Rewritten:
         lane = self.lane(len(body))
         in_thread = functools.partial(rewrite, kind, body, mapper=mapper, **options)  # type: ignore[arg-type]
         if lane == "thread":
             return await asyncio.to_thread(in_thread)
+        spec: MapperSpec = (mapper.session_id, mapper.proxy, mapper.known_origins)
         try:
-            pool = self._pool(lane)
-        except (AssertionError, OSError, RuntimeError):  # e.g. inside a daemon process
-            logger.warning("no rewrite worker processes here; rewriting in threads", exc_info=True)
+            result: Rewritten = await self.call(lane, _rewrite_in_worker, kind, body, spec, **options)
+        except (AssertionError, OSError) as exc:  # e.g. inside a daemon process: no children
+            logger.warning("no rewrite worker processes here (%s); rewriting in threads", exc)
             self.workers = 0
             return await asyncio.to_thread(in_thread)
-        spec: MapperSpec = (mapper.session_id, mapper.proxy, mapper.known_origins)
-        call = functools.partial(_rewrite_in_worker, kind, body, spec, **options)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, call)
-        except BrokenProcessPool:
-            logger.warning("rewrite worker died; rewriting this body in a thread and restarting the pool")
-            self._close(lane, pool)
+        except WorkerGone:
+            logger.warning("a rewrite worker died; rewriting this body in a thread (a new worker starts)")
             return await asyncio.to_thread(in_thread)
+        return result
 
     @property
     def processes_started(self) -> bool:
-        return bool(self._pools)
+        return any(lane.workers for lane in list(self._lanes.values()))
 
     def started(self, lane: Lane) -> bool:
-        return lane in self._pools
-
-    def _close(self, lane: Lane, broken: ProcessPoolExecutor | None = None) -> None:
-        """Shut the lane's pool down; with ``broken``, only if that is still the lane's pool (a
-        later failure of a pool already replaced must not cancel the new pool's work)."""
-        pool = self._pools.get(lane)
-        if pool is None or (broken is not None and pool is not broken):
-            return
-        del self._pools[lane]
-        pool.shutdown(wait=False, cancel_futures=True)
+        current = self._lanes.get(lane)
+        return current is not None and bool(current.workers)
 
     def close(self) -> None:
-        for lane in list(self._pools):
-            self._close(lane)
+        for lane in list(self._lanes.values()):
+            lane.close()
+        self._lanes.clear()

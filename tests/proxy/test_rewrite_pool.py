@@ -99,7 +99,7 @@ def test_worker_processes_rewrite_as_the_thread_does() -> None:
             again = await pool.run("html", body, **_options())
             assert pool.started("medium") and pool.started("large")
             # the large lane's one worker built one mapper and reused it for the second body
-            counts = await asyncio.wrap_future(pool._pool("large").submit(_mapper_cache_counts))
+            counts = await pool.call("large", _mapper_cache_counts)
             assert counts == (1, 1)
             return [medium, large, again]
         finally:
@@ -110,22 +110,55 @@ def test_worker_processes_rewrite_as_the_thread_does() -> None:
     assert medium.body.startswith(expected.body[:1000])
 
 
-def test_a_failure_of_a_replaced_pool_leaves_the_new_one_alone() -> None:
-    from concurrent.futures import ProcessPoolExecutor
+def test_a_dead_worker_is_replaced_and_its_body_rewritten_anyway() -> None:
+    import asyncio
 
-    from proxy.rewrite_pool import RewritePool
+    from proxy.rewrite_pool import RewritePool, rewrite
 
-    pool = RewritePool(workers=1)
-    current = pool._pool("medium")
-    stale = ProcessPoolExecutor(1)
-    try:
-        pool._close("medium", stale)  # a request that still held the pool replaced before it
-        assert pool._pool("medium") is current
-        pool._close("medium", current)
-        assert not pool.started("medium")
-    finally:
-        stale.shutdown()
-        pool.close()
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+
+    async def main() -> None:
+        pool = RewritePool(workers=1)
+        try:
+            assert await pool.run("html", body, **_options()) == expected
+            (first,) = pool._lanes["medium"].workers
+            first.process.kill()
+            first.process.join(10)
+            assert await pool.run("html", body, **_options()) == expected  # in a thread, this once
+            assert await pool.run("html", body, **_options()) == expected
+            (second,) = pool._lanes["medium"].workers
+            assert second is not first and second.process.is_alive()
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_rewrite_does_not_hand_its_answer_to_the_next_one() -> None:
+    """The caller went away (the browser closed the connection) while a worker was rewriting: the
+    worker's late answer must be read and dropped, not taken as the next body's answer."""
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    big, small = _page(3000), _page(80)
+    expected = rewrite("html", small, **_options())
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, large=len(big) + 1)  # both bodies in the one medium worker
+        try:
+            await pool.run("html", small, **_options())  # the worker is up
+            first = asyncio.create_task(pool.run("html", big, **_options()))
+            await asyncio.sleep(0)  # sent to the worker
+            await asyncio.sleep(0)
+            first.cancel()
+            assert await pool.run("html", small, **_options()) == expected
+            assert len(pool._lanes["medium"].workers) == 1
+        finally:
+            pool.close()
+
+    asyncio.run(main())
 
 
 def test_a_large_body_does_not_hold_up_medium_ones() -> None:
