@@ -86,8 +86,8 @@ def _stream_from_here(self: Any, event: ResponseData) -> Generator[Any, Any, Non
     """Stream the rest untouched: what mitmproxy does for ``stream_large_bodies``. The browser
     is told not to sniff it: we found no HTML at its start, it must not find any either."""
     self.flow.response.stream = True
-    untouched_untyped(self.flow)
     buffered = bytes(self.response_body_buf)
+    untouched_untyped(self.flow, (buffered[:SNIFF_BYTES] + event.data)[:SNIFF_BYTES])
     self.response_body_buf.clear()
     yield from self.start_response_stream()
     if buffered:

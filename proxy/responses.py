@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from mitmproxy import http
 
 from proxy.error_pages import render, wants_json
+from rewriter.dispatch import sniffs_as_text
 
 
 def error_response(flow: http.HTTPFlow, page: str) -> http.Response:
@@ -78,9 +79,12 @@ def as_inert_document(flow: http.HTTPFlow, content_type: str = "application/octe
     flow.response.headers["x-content-type-options"] = "nosniff"
 
 
-def untouched_untyped(flow: http.HTTPFlow) -> None:
-    """An untyped body that did not sniff as HTML, passing untouched (``as_inert_document``)."""
-    as_inert_document(flow)
+def untouched_untyped(flow: http.HTTPFlow, head: bytes | None) -> None:
+    """An untyped body that did not sniff as HTML, passing untouched (``as_inert_document``): as a
+    document it is text (shown as such, as a browser would) when its ``head`` sniffs as text, else
+    a download; ``head`` None (not read yet) counts as binary."""
+    as_inert_document(flow, "text/plain" if head is not None and sniffs_as_text(head) else
+                      "application/octet-stream")
 
 
 def replace_while_streaming(flow: http.HTTPFlow, page: str) -> None:

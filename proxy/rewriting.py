@@ -127,7 +127,7 @@ def on_response_headers(
     if length.isdigit() and int(length) > ctx.settings.max_rewrite_bytes:
         if kind == "passthrough":
             response.stream = True
-            untouched_untyped(flow)
+            untouched_untyped(flow, None)  # not sniffed: nothing of it is here yet
         else:
             replace_while_streaming(flow, "too_large")
         return
@@ -259,7 +259,7 @@ async def on_response(
     if out.kind == "passthrough":
         response.raw_content = body
         if mime_type(content_type) in UNKNOWN_TYPES:
-            untouched_untyped(flow)
+            untouched_untyped(flow, body[:SNIFF_BYTES])
         elif declared != "passthrough":  # labelled HTML/CSS/SVG, for an <img> or a <video>
             response.headers["content-type"] = "application/octet-stream"
             response.headers["x-content-type-options"] = "nosniff"

@@ -56,6 +56,20 @@ def is_binary(prefix: bytes) -> bool:
     return prefix.startswith(BINARY_SIGNATURES)
 
 
+# WHATWG MIME Sniffing's "binary data bytes": a resource header without any reads as text
+_BINARY_DATA_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+
+
+def sniffs_as_text(prefix: bytes) -> bool:
+    """Whether an untyped body that is not HTML is one a browser shows as text (``text/plain``):
+    a UTF-16 or UTF-8 byte order mark, or no binary data byte in its first ``SNIFF_BYTES``
+    (WHATWG MIME Sniffing, "distinguish if a resource is text or binary")."""
+    if prefix.startswith((b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf")):
+        return True
+    head = prefix[:SNIFF_BYTES]
+    return head.translate(None, _BINARY_DATA_BYTES) == head
+
+
 def kind_of(content_type: str | None, body_prefix: bytes = b"") -> Kind:
     """Which rewriter a response needs: ``html``, ``svg``, ``css`` or ``passthrough``."""
     mime = mime_type(content_type)

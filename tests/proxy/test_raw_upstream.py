@@ -50,6 +50,19 @@ def _scripts(upstream: RawUpstream) -> dict:
         body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 96  # 24 KiB: a worker's size, under the limit
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
+    def text(size: int) -> Callable[[socket.socket], None]:
+        """Untyped plain text (an absolute link in it), chunked: ``size`` bytes and more."""
+        def handler(conn: socket.socket) -> None:
+            line = b"Release notes: see %s/secret for the rest.\r\n" % upstream.origin.encode()
+            body = line * (size // len(line) + 1)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for start in range(0, len(body), 4096):
+                chunk = body[start : start + 4096]
+                conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.sendall(b"0\r\n\r\n")
+
+        return handler
+
     def http10_stall(conn: socket.socket) -> bool:
         """HTTP/1.0, no length: the body ends when the connection does; it stops half-way."""
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>part one")
@@ -121,6 +134,7 @@ def _scripts(upstream: RawUpstream) -> dict:
             "/sheet-invalid": sheet(b"text/css charset=utf-8"), "/sheet-html": sheet(b"text/html"),
             "/xml-smuggle": lax_type(b'application/xml; charset="x, text/html"'),
             "/304": not_modified, "/ok": ok, "/split": split, "/spaces": spaces, "/unknown": unknown,
+            "/text": text(2000), "/big-text": text(LIMIT + 5000),
             "/binary": binary, "/h10": http10_stall, "/drop": drop, "/close": closing}
 
 
@@ -224,6 +238,20 @@ def test_an_untyped_body_that_is_not_html_passes_and_is_not_sniffed(raw: tuple) 
             assert status == 200 and body.startswith(b"\x89PNG")
             assert "content-type" not in got and "x-content-type-options" not in got, dest
     assert not harness.proxy.ctx.rewrite_pool.processes_started  # sniffed in place, not in a worker
+
+
+@pytest.mark.parametrize("path", ["/text", "/big-text"])  # buffered whole; streamed past the limit
+def test_an_untyped_text_body_shows_as_text(raw: tuple, path: str) -> None:
+    """As a browser shows it (no binary data byte at its start): text/plain, never sniffed into
+    HTML; elsewhere it keeps no type, as before."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        status, got, body = _get(conn, path, {**headers, "Sec-Fetch-Dest": "document"})
+        assert status == 200 and body.startswith(b"Release notes: see ") and len(body) > 2000
+        assert got["content-type"] == "text/plain" and got["x-content-type-options"] == "nosniff"
+        status, got, _ = _get(conn, path, {**headers, "Sec-Fetch-Dest": "script"})
+        assert status == 200 and "content-type" not in got and "x-content-type-options" not in got
 
 
 def test_a_body_cut_short_by_the_idle_timeout_is_not_served_as_complete(raw: tuple) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rewriter.dispatch import MIME_KINDS, kind_of, rewrite_body
+from rewriter.dispatch import MIME_KINDS, SNIFF_BYTES, kind_of, rewrite_body, sniffs_as_text
 from rewriter.urls import UrlMapper
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
@@ -107,3 +107,20 @@ def test_extract_content_type_as_fetch_does(values: list[str], expected: str | N
     from rewriter.charset import extract_content_type
 
     assert extract_content_type(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "text"),
+    [
+        (b"plain words\r\n\tand a tab, a form feed \x0c and ESC \x1b", True),
+        ("caf\u00e9 \u2603".encode(), True),
+        (b"\xff\xfeh\x00i\x00", True),  # UTF-16 with its BOM
+        (b"", True),
+        (PNG, False),
+        (b"text, then a NUL\x00", False),
+        (b"a vertical tab \x0b", False),
+        (b"x" * SNIFF_BYTES + b"\x00", True),  # past the resource header: not looked at
+    ],
+)
+def test_an_untyped_body_sniffs_as_text_without_binary_data_bytes(prefix: bytes, text: bool) -> None:
+    assert sniffs_as_text(prefix) is text
