@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # a process group of its own, as a terminal gives a command
         )
         self.output: list[str] = []
         self.ready = threading.Event()
@@ -50,9 +52,13 @@ class ServeProcess:
         pytest.fail("cobrowse serve not ready:\n" + "".join(self.output))
 
     def stop(self) -> int:
-        """Ctrl-C, as a person would; killed only if it does not stop within 20 s."""
+        """Ctrl-C, as a person would (the terminal signals the whole process group: the rewrite
+        workers too); killed only if it does not stop within 20 s."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

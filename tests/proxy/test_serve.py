@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import time
@@ -77,11 +78,38 @@ def test_role_proxy_alone_serves_sessions_from_redis(redis_url: str, namespace: 
             assert enter.status_code == 303
             cookie = enter.headers["set-cookie"].split(";")[0]
             page = client.get("/about", headers={"host": host, "cookie": cookie})
+            big = client.get("/big?kb=64", headers={"host": host, "cookie": cookie})  # a worker's size
         assert page.status_code == 200 and "<h1 id=\"title\">About</h1>" in page.text
         assert sites.shop.hits["/about"] == 1
+        assert big.status_code == 200 and "/__cobrowse/runtime.js" in big.text
+        workers = _children_of(serve.proc.pid)
+        assert workers, "no rewrite worker process was started"
+        exits = [os.pidfd_open(pid) for pid in workers]  # readable once that process has exited
     finally:
         code = serve.stop()
     assert code == 0
+    try:  # Ctrl-C reached the workers too: they leave with the proxy, quietly
+        waiting, deadline = set(exits), time.monotonic() + 15
+        while waiting and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(waiting), [], [], deadline - time.monotonic())
+            waiting -= set(ready)
+        assert not waiting, "rewrite workers outlived cobrowse serve"
+    finally:
+        for fd in exits:
+            os.close(fd)
+    assert not any("Traceback" in line for line in serve.output), "".join(serve.output)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def test_role_proxy_without_redis_is_refused() -> None:
