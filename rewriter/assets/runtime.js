@@ -617,7 +617,9 @@
   }
 
   // replace a constructor on win by a Proxy that maps argument 0
-  function wrapConstructor(win, name, fn) {
+  // ownsPrototype false: a named constructor (Audio) sharing its interface's prototype, whose
+  // `constructor` must stay the interface (HTMLAudioElement)
+  function wrapConstructor(win, name, fn, ownsPrototype) {
     var Native = win[name];
     if (typeof Native !== 'function') return;
     var handler = {
@@ -633,6 +635,7 @@
     var proxy = new ProxyCtor(Native, handler);
     var desc = getOwnPropertyDescriptor(win, name);
     defineProperty(win, name, { value: proxy, writable: desc ? desc.writable : true, enumerable: false, configurable: true });
+    if (ownsPrototype === false) return;
     guard(function () {
       defineProperty(Native.prototype, 'constructor', { value: proxy, writable: true, enumerable: false, configurable: true });
     });
@@ -1031,6 +1034,10 @@
 
     // markup
     guard(function () { wrapSetter(ElementProto, 'innerHTML', function (v) { return rewriteMarkup(v); }); });
+    // new Audio(url) sets its src attribute inside the browser, past every setter
+    guard(function () {
+      wrapConstructor(win, 'Audio', function (args) { args[0] = mapper.toProxy(args[0]); return args; }, false);
+    });
     guard(function () { wrapSetter(ElementProto, 'outerHTML', function (v) { return rewriteMarkup(v); }); });
     guard(function () { wrapSetter(win.ShadowRoot && win.ShadowRoot.prototype, 'innerHTML', function (v) { return rewriteMarkup(v); }); });
     guard(function () { mapArgument(ElementProto, 'insertAdjacentHTML', 1, function (v) { return rewriteMarkup(v); }); });

@@ -85,6 +85,7 @@ NETWORK_CASES = {
         "/n/xhr",
     ),
     "event source": ("new EventSource('https://cdn.example/n/events')", CDN, "/n/events"),
+    "audio constructor": ("window.sound = new Audio('https://cdn.example/n/sound.mp3')", CDN, "/n/sound.mp3"),
     "send beacon": (
         "navigator.sendBeacon('http://upstream.example/n/beacon', 'data')",
         UPSTREAM,
@@ -110,6 +111,14 @@ def test_network_api_is_mapped_to_the_proxy(session: BrowserSession, fake: FakeP
     load(session, fake, page_with(script))
     fake.wait_for_path(path, host=fake.proxy_host(origin))
     assert_contained(session, fake)
+
+
+def test_the_audio_constructor_stays_what_it_was(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(session, fake, page_with("window.sound = new Audio(); window.named = new Audio('/n/a.mp3');"))
+    assert page.evaluate(
+        "[sound instanceof HTMLAudioElement, sound.constructor === HTMLAudioElement,"
+        " document.createElement('audio').constructor === HTMLAudioElement, named.src, Audio.name, Audio.length]"
+    ) == [True, True, True, fake.proxy_url(UPSTREAM + "/n/a.mp3"), "Audio", 0]
 
 
 def test_direct_loopback_url_goes_through_the_proxy(session: BrowserSession, fake: FakeProxy) -> None:
