@@ -85,6 +85,11 @@ NETWORK_CASES = {
         "/n/xhr",
     ),
     "event source": ("new EventSource('https://cdn.example/n/events')", CDN, "/n/events"),
+    "font face": (
+        "new FontFace('F', \"url('https://cdn.example/n/font.woff2') format('woff2')\").load().catch(Boolean)",
+        CDN,
+        "/n/font.woff2",
+    ),
     "audio constructor": ("window.sound = new Audio('https://cdn.example/n/sound.mp3')", CDN, "/n/sound.mp3"),
     "send beacon": (
         "navigator.sendBeacon('http://upstream.example/n/beacon', 'data')",
