@@ -10,6 +10,7 @@ UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-k
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -126,6 +127,7 @@ class _Rewrite:
         self.url = url
         self.mapper = mapper
         self.inject = inject
+        self.import_map = ""  # injected after the runtime when the page has no import map of its own
         self.selectors = selectors
         self.xml = xml
         self.svg = svg
@@ -172,11 +174,17 @@ class _Rewrite:
                 value = element.get(name)
                 if value is not None:
                     self._special(element, name, value)
+        import_maps = []
         for element in special:
             if _local(element.tag) == "script":
-                json_mapper = JSON_SCRIPT_MAPPERS.get((element.get("type") or "").strip().lower())
+                script_type = (element.get("type") or "").strip().lower()
+                json_mapper = JSON_SCRIPT_MAPPERS.get(script_type)
                 if json_mapper is not None:
                     self._json_script(element, json_mapper)
+                if script_type == "importmap":
+                    import_maps.append(element)
+        if self.inject and not self.xml:
+            self._route_modules(import_maps)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
@@ -258,6 +266,29 @@ class _Rewrite:
         if might_hold_absolute_url(text):
             element.text = map_json_text(text, json_mapper, lambda url: map_url(self.mapper, url, self.base))
 
+    def _route_modules(self, import_maps: list[etree._Element]) -> None:
+        """Absolute module specifiers (``import "https://cdn.example/x.js"``, ``import(...)``) are
+        JavaScript the proxy does not rewrite: an import map sends each of the session's upstream
+        origins to its proxy origin. Added to the page's own first import map (one map is all some
+        browsers take), else injected with the runtime."""
+        entries = {f"{o.serialize()}/": f"{self.mapper.proxy_origin(o)}/" for o in self.mapper.known_origins}
+        if not entries:
+            return
+        for element in import_maps[:1]:
+            try:
+                data = json.loads(element.text or "")
+            except ValueError:
+                break  # the browser ignores it too: ours goes in with the runtime
+            if not isinstance(data, dict):
+                break
+            imports = data.get("imports")
+            if imports is not None and not isinstance(imports, dict):
+                break
+            data["imports"] = {**entries, **(imports or {})}  # the page's own entries win
+            element.text = _script_json(data)
+            return
+        self.import_map = f'<script type="importmap">{_script_json({"imports": entries})}</script>'
+
     def _meta(self, element: etree._Element, equiv: str) -> None:
         if _local(element.tag) != "meta":
             return
@@ -307,8 +338,9 @@ class _Rewrite:
             return None
         if not self.xml:
             # parsed into the tree: one serialisation, no copy of the output to splice it in
+            markup = f"<html><head>{self.inject}{self.import_map}</head></html>"
             holder = etree.fromstring(
-                f"<html><head>{self.inject}</head></html>".encode(OUTPUT_CHARSET, errors="replace"),
+                markup.encode(OUTPUT_CHARSET, errors="replace"),
                 etree.HTMLParser(encoding=OUTPUT_CHARSET, no_network=True),
             )
             anchor = meta
@@ -333,6 +365,11 @@ class _Rewrite:
         if placeholder is not None:
             out = out.replace(placeholder.encode(), self.inject.encode(OUTPUT_CHARSET, errors="replace"), 1)
         return out
+
+
+def _script_json(data: object) -> str:
+    """JSON for the text of a ``<script>``: nothing in it can end the element."""
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\u0021--")
 
 
 def _drop_if_banner(element: etree._Element) -> bool:

@@ -685,6 +685,47 @@ def test_import_maps_left_alone(text: str) -> None:
     assert f">{text}</script>".encode() in out
 
 
+def _with_origins(doc: str, inject: str = INJECT) -> etree._Element:
+    from rewrite_helpers import SID
+
+    from rewriter.urls import ProxyConfig
+
+    origins = ["https://shop.example", "https://cdn.example"]
+    mapper = UrlMapper(SID, ProxyConfig("cobrowse.localhost", 8001, "http"), origins)
+    return parse(rewrite_html(doc.encode(), url=URL, mapper=mapper, inject=inject))
+
+
+ROUTES = {
+    "https://shop.example/": proxy("s-shop-example", "/"),
+    "https://cdn.example/": proxy("s-cdn-example", "/"),
+}
+
+
+def test_module_specifiers_of_the_session_origins_are_routed_by_an_import_map() -> None:
+    root = _with_origins('<script type="module">import "https://cdn.example/m.js";</script>')
+    maps = root.xpath("//script[@type='importmap']")
+    assert len(maps) == 1 and json.loads(maps[0].text) == {"imports": ROUTES}
+    scripts = root.xpath("//script")
+    assert scripts.index(maps[0]) == 2  # after the runtime's two, before every page script
+    assert not _with_origins("<p>x</p>", inject="").xpath("//script[@type='importmap']")  # not for the agent
+
+
+def test_a_pages_own_import_map_takes_the_routes_and_keeps_its_entries() -> None:
+    doc = ('<script type="importmap">{"imports": {"vue": "https://cdn.example/vue.js", '
+           '"https://cdn.example/": "/local/"}}</script><script type="module">import "vue";</script>')
+    maps = _with_origins(doc).xpath("//script[@type='importmap']")
+    assert len(maps) == 1
+    assert json.loads(maps[0].text)["imports"] == {
+        "https://shop.example/": ROUTES["https://shop.example/"],
+        "https://cdn.example/": "/local/",  # the page's own entry wins
+        "vue": proxy("s-cdn-example", "/vue.js"),
+    }
+    broken = _with_origins('<script type="importmap">{"imports": [1]}</script>')
+    # a map browsers ignore takes nothing: ours goes in with the runtime
+    assert [json.loads(m.text) for m in broken.xpath("//script[@type='importmap']")] == [
+        {"imports": ROUTES}, {"imports": [1]}]
+
+
 def test_srcdoc_resolves_against_the_parents_base() -> None:
     out = parse(
         rewrite(
