@@ -2,6 +2,7 @@
 
 Sessions:  session:{sid} (hash)  session:{sid}:live-of-visitor via visitor:{vid}:live (string)
            session:{sid}:cred (set of credential SHA-256)  session:{sid}:jar (hash)
+           session:{sid}:agent-addr (set of the addresses the agent's credential came from)
            session:{sid}:activity (string, last activity time)  session:{sid}:audit (stream)
 Deadlines: deadlines:sessions (zset sid -> unix time)  deadlines:visitors (zset vid -> unix time)
 Tokens:    token:{sha256} (hash kind/id/account_id)   ticket:{sha256} (string JSON, TTL)
@@ -18,6 +19,10 @@ def session(store: Store, sid: str) -> str:
 
 def session_cred(store: Store, sid: str) -> str:
     return store.key("session", sid, "cred")
+
+
+def session_agent_addresses(store: Store, sid: str) -> str:
+    return store.key("session", sid, "agent-addr")
 
 
 def session_jar(store: Store, sid: str) -> str:

@@ -110,6 +110,28 @@ async def check_credential(store: Store, session_id: str, credential: str) -> bo
     return bool(is_member) and state == "active"
 
 
+async def note_agent_address(store: Store, session_id: str, address: str) -> None:
+    """Remember that the session's credential was presented from ``address`` (an IP address)."""
+    key = keys.session_agent_addresses(store, session_id)
+    with translate_errors():
+        expires_at = await store.redis.hget(keys.session(store, session_id), "expires_at")
+        ttl = int(max(float(expires_at or 0) - time.time(), 0)) + _CRED_MARGIN_S
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, address)
+            pipe.expire(key, ttl)
+            await pipe.execute()
+
+
+async def is_agent_address(store: Store, session_id: str, address: str) -> bool:
+    """True when the session is active and its credential has been presented from ``address``."""
+    with translate_errors():
+        async with store.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.session_agent_addresses(store, session_id), address)
+            pipe.hget(keys.session(store, session_id), "state")
+            is_member, state = await pipe.execute()
+    return bool(is_member) and state == "active"
+
+
 def session_ended_channel(store: Store) -> str:
     return keys.session_ended_channel(store)
 

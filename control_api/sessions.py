@@ -150,7 +150,11 @@ def _queue_transition(
     if to in TERMINAL:
         pipe.expire(keys.session(store, sid), RETENTION_S)
     if from_state == "active":
-        pipe.delete(keys.session_cred(store, sid), keys.session_jar(store, sid))
+        pipe.delete(
+            keys.session_cred(store, sid),
+            keys.session_jar(store, sid),
+            keys.session_agent_addresses(store, sid),
+        )
         pipe.publish(keys.session_ended_channel(store), sid)
     if from_state != "none":
         pipe.hincrby(keys.stats(store, "sessions"), from_state, -1)

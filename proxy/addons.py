@@ -107,8 +107,33 @@ class Routing:
             respond_error(flow, exc.page)
 
 
+def _uncredentialed_cors(flow: http.HTTPFlow, route: Route, proxy_domain: str) -> bool:
+    """A CORS request (a fetch, a module script, a font, a preflight...) from a page of the same
+    session on another of its proxy origins: the browser sends those without cookies unless the
+    page asks for credentials, so the proxy credential cannot be on it."""
+    headers = flow.request.headers
+    if headers.get("sec-fetch-mode", "").strip().lower() != "cors":
+        return False
+    if flow.request.path.startswith(RESERVED_PREFIX):
+        return False
+    origin = headers.get("origin", "")
+    scheme, sep, rest = origin.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or "/" in rest:
+        return False
+    try:
+        return route_of_host(rest, proxy_domain).sid == route.sid
+    except Refused:
+        return False
+
+
 class Gate:
-    """Active session + the agent's credential cookie, or 403; ``/__cobrowse/enter`` redeems tickets."""
+    """Active session + the agent's credential cookie, or 403; ``/__cobrowse/enter`` redeems tickets.
+
+    One exception: a CORS request from a page of the same session, which the browser sends without
+    cookies (fetch's default credentials mode, module scripts, fonts, ``crossorigin`` elements,
+    preflights), passes when it comes from an address the session's credential has come from. It
+    is forwarded as the browser would send it upstream: without the jar's cookies, and its
+    ``Set-Cookie`` is not kept (``cookie_sync.ANONYMOUS``)."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
@@ -123,7 +148,13 @@ class Gate:
                 await self._enter(flow, route)
                 return
             credential = flow.request.cookies.get(credential_cookie_name(route.sid))
-            session = await self.ctx.gate.check(route.sid, credential)
+            address = str(flow.client_conn.peername[0]) if flow.client_conn.peername else ""
+            if not credential and _uncredentialed_cors(flow, route, self.ctx.settings.proxy_domain):
+                session = await self.ctx.gate.check_address(route.sid, address)
+                flow.metadata[cookie_sync.ANONYMOUS] = True
+            else:
+                session = await self.ctx.gate.check(route.sid, credential)
+                await self.ctx.gate.note_address(route.sid, address)
         except Refused as exc:
             respond_error(flow, exc.page)
             return

@@ -32,6 +32,9 @@ RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
 UPSTREAM_COOKIE = "cobrowse.upstream_cookie"  # the Cookie header the jar gives this request
 SCRIPT_COOKIES = "cobrowse.script_cookies"
 EXPIRE_SCRIPT_COOKIE = "cobrowse.expire_cbjs"
+# a request the browser sent without credentials (``addons.Gate``): no jar cookies go upstream and
+# its Set-Cookie is not kept, as a browser neither sends nor stores cookies for such a request
+ANONYMOUS = "cobrowse.anonymous"
 MAX_SCRIPT_WRITES = 50
 MAX_POST_BYTES = 64 * 1024
 
@@ -129,6 +132,10 @@ def _merge_writes(records: dict[str, CookieRecord], writes: list[str], page_url:
 async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
     """Merge ``__cbjs``; the jar's Cookie header for upstream goes to ``UPSTREAM_COOKIE`` (the
     browser's Cookie header, proxy cookies only, is dropped by ``request_fixup``)."""
+    if flow.metadata.get(ANONYMOUS):
+        flow.metadata[RECORDS] = {}
+        flow.metadata[UPSTREAM_COOKIE] = ""
+        return
     mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
     origin: Origin = flow.metadata["cobrowse.origin"]
     records = await _load(ctx, session.session_id)
@@ -157,7 +164,7 @@ async def on_set_cookies(
     """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs`` expire."""
     origin: Origin = flow.metadata["cobrowse.origin"]
     records: dict[str, CookieRecord] = flow.metadata.setdefault(RECORDS, {})
-    if set_cookies:
+    if set_cookies and not flow.metadata.get(ANONYMOUS):
         change = jar_model.parse_set_cookies(set_cookies, _upstream_url(flow, origin))
         _apply(records, change)
         await _save(ctx, session.session_id, change)

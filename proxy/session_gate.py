@@ -56,6 +56,9 @@ class SessionGate:
         self._clock = clock
         self._sessions: dict[str, _Cached] = {}
         self._credentials: dict[tuple[str, str], _Cached] = {}
+        # (sid, address) -> whether the agent's credential came from there; ``_noted``: written
+        self._addresses: dict[tuple[str, str], _Cached] = {}
+        self._noted: set[tuple[str, str]] = set()
         self._ended_listeners: list[Callable[[str], object]] = []
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -69,6 +72,9 @@ class SessionGate:
         self._sessions.pop(sid, None)
         for key in [k for k in self._credentials if k[0] == sid]:
             del self._credentials[key]
+        for key in [k for k in self._addresses if k[0] == sid]:
+            del self._addresses[key]
+        self._noted = {k for k in self._noted if k[0] != sid}
 
     async def session(self, sid: str) -> ProxySession | None:
         entry = self._sessions.get(sid)
@@ -107,6 +113,39 @@ class SessionGate:
             entry = self._credentials[key] = _Cached(ok, self._clock())
             if len(self._credentials) > 10_000:
                 self._credentials.clear()
+        if not entry.value:
+            raise Refused("no_credential")
+        return found
+
+    async def note_address(self, sid: str, address: str) -> None:
+        """The credential of ``sid`` was just accepted from ``address``: remember it, once per
+        process (the store keeps it for every proxy process until the session ends)."""
+        key = (sid, address)
+        if key in self._noted:
+            return
+        try:
+            await proxy_access.note_agent_address(self.store, sid, address)
+        except StoreUnavailable as exc:
+            raise Refused("store_unavailable") from exc
+        if len(self._noted) > 10_000:
+            self._noted.clear()
+        self._noted.add(key)
+        self._addresses[key] = _Cached(True, self._clock())
+
+    async def check_address(self, sid: str, address: str) -> ProxySession:
+        """For a request the browser sends without credentials: refuse unless ``sid`` is active
+        and its agent's credential has been accepted from ``address``."""
+        found = await self.active_session(sid)
+        key = (sid, address)
+        entry = self._addresses.get(key)
+        if entry is None or not self._fresh(entry):
+            try:
+                ok = await proxy_access.is_agent_address(self.store, sid, address)
+            except StoreUnavailable as exc:
+                raise Refused("store_unavailable") from exc
+            entry = self._addresses[key] = _Cached(ok, self._clock())
+            if len(self._addresses) > 10_000:
+                self._addresses.clear()
         if not entry.value:
             raise Refused("no_credential")
         return found
@@ -165,6 +204,8 @@ class SessionGate:
                 # anything may have ended while we were not subscribed
                 self._sessions.clear()
                 self._credentials.clear()
+                self._addresses.clear()
+                self._noted.clear()
                 backoff = 0.1
                 while True:
                     check_cancelled()

@@ -182,6 +182,22 @@ onconnect = async (event) => {{
 }};"""
         return Response(script, media_type="text/javascript")
 
+    async def modules(request: Request) -> Response:
+        # JavaScript the proxy does not rewrite, naming modules by absolute upstream URLs
+        own_map = '<script type="importmap">{"imports": {"lib-a": "/static/mod-a.js"}}</script>'
+        first = '"lib-a"' if "own-map" in request.query_params else f'"{site.origin}/static/mod-a.js"'
+        return _page(
+            "Modules",
+            '<p id="out"></p><script type="module">'
+            f"import {{ word }} from {first};"
+            f'const b = await import("{cdn.origin}/static/mod-b.js");'
+            'document.getElementById("out").textContent = word + "," + b.word;</script>',
+            head=own_map if "own-map" in request.query_params else "",
+        )
+
+    async def module_a(request: Request) -> Response:
+        return Response('export const word = "alpha";', media_type="text/javascript")
+
     async def leak(request: Request) -> Response:
         return PlainTextResponse("reached upstream directly", headers={"access-control-allow-origin": "*"})
 
@@ -342,6 +358,8 @@ onconnect = async (event) => {{
         Route("/shared-worker", shared_worker),
         Route("/static/shared.js", shared_worker_js),
         Route("/leak", leak),
+        Route("/modules", modules),
+        Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/redirect-in", redirect_in),
         Route("/redirect-out", redirect_out),
@@ -387,6 +405,10 @@ def cdn_app(site: Site, shop: Site) -> Starlette:
             media_type="application/javascript",
         )
 
+    async def module_b(request: Request) -> Response:
+        return Response('export const word = "beta";', media_type="text/javascript",
+                        headers={"access-control-allow-origin": shop.origin})
+
     async def frame(request: Request) -> Response:
         return _page("Frame", "<p id='in-frame'>inside the frame</p>")
 
@@ -397,6 +419,7 @@ def cdn_app(site: Site, shop: Site) -> Starlette:
         Route("/static/font.woff2", font),
         Route("/static/app.js", app_js),
         Route("/frame", frame),
+        Route("/static/mod-b.js", module_b),
     ]
     return _counting(Starlette(routes=routes), site)
 

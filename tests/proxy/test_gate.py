@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.parse
 
+import httpx
 import pytest
 
 from rewriter.urls import Origin, encode_label
@@ -186,3 +187,55 @@ def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites
     status, location, cookie = _enter(harness, s, ticket, target)
     assert status in (400, 403) and location == "" and cookie == ""
     assert _enter(harness, s, ticket, "/")[0] == 303  # the refused target did not use the ticket up
+
+
+def _cors(harness: Harness, host: str, path: str, origin: str, source: str = "127.0.0.1",
+          mode: str = "cors") -> httpx.Response:
+    """What a page's fetch sends by default to another origin: no cookie at all."""
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=f"http://127.0.0.1:{harness.port}", transport=transport, timeout=20) as c:
+        headers = {"host": host, "sec-fetch-mode": mode}
+        if origin:
+            headers["origin"] = origin
+        return c.get(path, headers=headers)
+
+
+def test_a_cors_request_of_the_session_passes_without_cookies_and_takes_none(
+    harness: Harness, sites: Sites
+) -> None:
+    """The browser sends a page's CORS requests to another origin without cookies (fetch's default,
+    module scripts, fonts, preflights): the proxy credential is not on them. From the address the
+    agent's credential came from, with an Origin of the same session, they pass, and go upstream
+    as the browser would send them: no jar cookie, and what they set is not kept."""
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    credential = harness.credential(s)
+    shop, cdn_page = harness.host(s, sites.shop.origin), "http://" + harness.host(s, sites.cdn.origin)
+    assert harness.get(s, shop, "/about", credential=credential).status_code == 200  # the agent's page
+    assert _cors(harness, shop, "/set-cookie", cdn_page).status_code == 200
+    echoed = harness.get(s, shop, "/echo-headers", credential=credential).json()
+    assert "server_c" not in echoed.get("cookie", "")  # not kept from the uncredentialed answer
+    assert harness.get(s, shop, "/set-cookie", credential=credential).status_code == 200
+    r = _cors(harness, shop, "/echo-headers", cdn_page)
+    assert r.status_code == 200 and "cookie" not in r.json()  # the jar holds server_c now, unsent
+    assert r.json()["origin"] == sites.cdn.origin
+
+
+def test_a_cors_request_without_cookies_is_refused_from_elsewhere(harness: Harness, sites: Sites) -> None:
+    a = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    b = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    shop = harness.host(a, sites.shop.origin)
+    assert harness.get(a, shop, "/about", credential=harness.credential(a)).status_code == 200
+    hits = sites.shop.total
+    refused = [
+        _cors(harness, shop, "/api/items", "http://" + harness.host(b, sites.cdn.origin)),  # another session
+        _cors(harness, shop, "/api/items", ""),  # no Origin
+        _cors(harness, shop, "/api/items", "http://" + harness.host(a, sites.cdn.origin), mode="navigate"),
+        _cors(harness, shop, "/api/items", "http://elsewhere.example"),
+        # the session's own Origin, from an address the agent's credential never came from
+        _cors(harness, shop, "/api/items", "http://" + harness.host(a, sites.cdn.origin), source="127.0.0.2"),
+    ]
+    assert [r.status_code for r in refused] == [403] * 5
+    assert sites.shop.total == hits
+    harness.end(a)
+    ended = _cors(harness, shop, "/api/items", "http://" + harness.host(a, sites.cdn.origin))
+    assert ended.status_code == 403 and sites.shop.total == hits

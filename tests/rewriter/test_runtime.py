@@ -86,7 +86,8 @@ NETWORK_CASES = {
     ),
     "event source": ("new EventSource('https://cdn.example/n/events')", CDN, "/n/events"),
     "font face": (
-        "new FontFace('F', \"url('https://cdn.example/n/font.woff2') format('woff2')\").load().catch(Boolean)",
+        "new FontFace('F', \"url('https://cdn.example/n/font.woff2') format('woff2')\")"
+        ".load().catch(Boolean)",
         CDN,
         "/n/font.woff2",
     ),
@@ -122,7 +123,8 @@ def test_the_audio_constructor_stays_what_it_was(session: BrowserSession, fake: 
     page = load(session, fake, page_with("window.sound = new Audio(); window.named = new Audio('/n/a.mp3');"))
     assert page.evaluate(
         "[sound instanceof HTMLAudioElement, sound.constructor === HTMLAudioElement,"
-        " document.createElement('audio').constructor === HTMLAudioElement, named.src, Audio.name, Audio.length]"
+        " document.createElement('audio').constructor === HTMLAudioElement, named.src,"
+        " Audio.name, Audio.length]"
     ) == [True, True, True, fake.proxy_url(UPSTREAM + "/n/a.mp3"), "Audio", 0]
 
 
