@@ -191,7 +191,8 @@ onconnect = async (event) => {{
             '<p id="out"></p><script type="module">'
             f"import {{ word }} from {first};"
             f'const b = await import("{cdn.origin}/static/mod-b.js");'
-            'document.getElementById("out").textContent = word + "," + b.word;</script>',
+            f'const fetched = await fetch("{cdn.origin}/static/mod-b.js").then((r) => r.status);'
+            'document.getElementById("out").textContent = word + "," + b.word + "," + fetched;</script>',
             head=own_map if "own-map" in request.query_params else "",
         )
 
