@@ -20,7 +20,8 @@ Each worker is a spawned process on one end of a socket pair; the event loop tal
 length-prefixed pickles, one rewrite at a time per worker. No thread and no queue sits between
 (``concurrent.futures.ProcessPoolExecutor`` has two threads and two pipes per call, which cost the
 proxy process about as much CPU as a small page's rewrite). A worker leaves when its socket
-closes, so it never outlives the proxy process, however that ends.
+closes, or when its parent is gone, even in the middle of a rewrite, so it never outlives the
+proxy process, however that ends.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import pickle
 import signal
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -75,17 +78,21 @@ def _rewrite_in_worker(kind: Kind, body: bytes, spec: MapperSpec, **options: obj
 _LENGTH = struct.Struct("!Q")
 
 
-def _serve(sock: socket.socket) -> None:
+PARENT_CHECK_EVERY_S = 0.5
+
+
+def _serve(sock: socket.socket, parent_pid: int) -> None:
     """A worker's life: read a call, run it, send back its result (or its exception) until the
     proxy process closes the socket, or is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the proxy's to handle; EOF ends us
+    _exit_with_parent(parent_pid)
     with sock:
         while True:
             request = _receive(sock)
             if request is None:
                 return
-            fn, args, kwargs = pickle.loads(request)
             try:
+                fn, args, kwargs = pickle.loads(request)
                 reply = pickle.dumps((True, fn(*args, **kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides
                 try:
@@ -96,6 +103,18 @@ def _serve(sock: socket.socket) -> None:
                 sock.sendall(_LENGTH.pack(len(reply)) + reply)
             except OSError:
                 return  # the proxy process is gone
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Leave as soon as the proxy process is gone, however it went (SIGKILL, a crash), even in the
+    middle of a long rewrite: the socket's end-of-file is only seen between calls."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_EVERY_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="cobrowse-parent-watch", daemon=True).start()
 
 
 def _receive(sock: socket.socket) -> bytes | None:
@@ -115,34 +134,40 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
 
 
 class WorkerGone(Exception):
-    """The worker process died (or was killed) before answering."""
+    """The worker process died (or was killed, or the pool closed) before answering."""
+
+
+class NoWorker(Exception):
+    """No worker process could be started (inside a daemon process; no process or file left)."""
 
 
 class _Worker:
     def __init__(self) -> None:
-        ours, theirs = socket.socketpair()
+        multiprocessing.active_children()  # reaps the workers closed earlier
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:
+            raise NoWorker(str(exc)) from exc
         try:
             self.process = multiprocessing.get_context("spawn").Process(
-                target=_serve, args=(theirs,), name="cobrowse-rewrite", daemon=True
+                target=_serve, args=(theirs, os.getpid()), name="cobrowse-rewrite", daemon=True
             )
             self.process.start()
-        except BaseException:
+        except (AssertionError, OSError) as exc:  # a daemon process may have no children
             ours.close()
-            raise
+            raise NoWorker(f"{type(exc).__name__}: {exc}") from exc
         finally:
             theirs.close()
+        ours.setblocking(False)  # read and written by the event loop (``loop.sock_*``)
         self.sock = ours
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def call(self, request: bytes) -> Any:
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(sock=self.sock)
-        reader, writer = self._streams
+        loop = asyncio.get_running_loop()
         try:
-            writer.write(_LENGTH.pack(len(request)) + request)
-            header = await reader.readexactly(_LENGTH.size)
-            reply = await reader.readexactly(_LENGTH.unpack(header)[0])
-        except (OSError, asyncio.IncompleteReadError) as exc:
+            await loop.sock_sendall(self.sock, _LENGTH.pack(len(request)) + request)
+            header = await _read_exactly(loop, self.sock, _LENGTH.size)
+            reply = await _read_exactly(loop, self.sock, _LENGTH.unpack(header)[0])
+        except OSError as exc:
             raise WorkerGone(str(exc)) from exc
         ok, value = pickle.loads(reply)
         if not ok:
@@ -150,13 +175,19 @@ class _Worker:
         return value
 
     def close(self) -> None:
-        """Close our end: the worker reads its end-of-file and leaves."""
-        if self._streams is not None:
-            self._streams[1].close()
-        else:
-            self.sock.close()
-        if self.process.is_alive():
-            self.process.join(0)
+        """Close our end: the worker reads its end-of-file and leaves (reaped at the next start)."""
+        self.sock.close()
+
+
+async def _read_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = await loop.sock_recv_into(sock, view[got:])
+        if n == 0:
+            raise WorkerGone("the worker closed its end")
+        got += n
+    return bytes(buffer)
 
 
 class _Lane:
@@ -167,7 +198,9 @@ class _Lane:
         self.loop = asyncio.get_running_loop()
         self.workers: list[_Worker] = []
         self.idle: list[_Worker] = []
-        self.waiting: list[asyncio.Future[_Worker]] = []
+        # callers waiting for a worker; handed one, or None when a slot came free (a worker died)
+        self.waiting: list[asyncio.Future[_Worker | None]] = []
+        self.closed = False
 
     async def call(self, request: bytes) -> Any:
         worker = await self._acquire()
@@ -198,50 +231,70 @@ class _Lane:
             self._release(worker)
 
     async def _acquire(self) -> _Worker:
-        if self.idle:
-            return self.idle.pop()
-        if len(self.workers) < self.size:
-            worker = _Worker()
-            self.workers.append(worker)
-            return worker
-        waiter: asyncio.Future[_Worker] = self.loop.create_future()
-        self.waiting.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():  # handed a worker as we were cancelled
-                self._release(waiter.result())
-            raise
+        while True:
+            if self.closed:
+                raise WorkerGone("the rewrite pool is closed")
+            if self.idle:
+                return self.idle.pop()
+            if len(self.workers) < self.size:
+                try:
+                    worker = _Worker()
+                except NoWorker:  # to this caller; the next waiter tries for itself, not for nothing
+                    self._wake(None)
+                    raise
+                self.workers.append(worker)
+                return worker
+            waiter: asyncio.Future[_Worker | None] = self.loop.create_future()
+            self.waiting.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed something as we were cancelled
+                    self._hand_on(waiter.result())
+                raise
+            if handed is not None:
+                return handed
+            # None: a worker died and its slot is free: go round and start one
 
-    def _release(self, worker: _Worker) -> None:
+    def _hand_on(self, handed: _Worker | None) -> None:
+        if handed is not None:
+            self._release(handed)
+        else:
+            self._wake(None)
+
+    def _wake(self, value: _Worker | None) -> bool:
         while self.waiting:
             waiter = self.waiting.pop(0)
             if not waiter.done():
-                waiter.set_result(worker)
-                return
-        self.idle.append(worker)
+                waiter.set_result(value)
+                return True
+        return False
+
+    def _release(self, worker: _Worker) -> None:
+        if self.closed:
+            worker.close()
+        elif not self._wake(worker):
+            self.idle.append(worker)
 
     def _drop(self, worker: _Worker) -> None:
         worker.close()
         if worker in self.workers:
             self.workers.remove(worker)
-        # a waiter gets a fresh worker rather than waiting for a release that will not come
-        while self.waiting and len(self.workers) < self.size:
-            waiter = self.waiting.pop(0)
-            if not waiter.done():
-                fresh = _Worker()
-                self.workers.append(fresh)
-                waiter.set_result(fresh)
+        if worker in self.idle:
+            self.idle.remove(worker)
+        self._wake(None)  # a waiter starts a worker in its place rather than waiting for nothing
 
     def close(self) -> None:
+        self.closed = True
         for worker in self.workers:
             worker.close()
         self.workers.clear()
         self.idle.clear()
         for waiter in self.waiting:
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(WorkerGone("the rewrite pool is closed"))
         self.waiting.clear()
+        multiprocessing.active_children()
 
 
 def default_workers() -> int:
@@ -260,6 +313,7 @@ class RewritePool:
         self.small = small
         self.large = large
         self._lanes: dict[Lane, _Lane] = {}
+        self.closed = False
 
     def lane(self, size: int) -> Lane:
         if self.workers <= 0 or size < self.small:
@@ -278,23 +332,29 @@ class RewritePool:
 
     async def call(self, lane: Lane, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in one of ``lane``'s workers (``fn`` importable by name)."""
+        if self.closed:
+            raise WorkerGone("the rewrite pool is closed")
         request = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         return await self._lane(lane).call(request)
 
     async def run(self, kind: Kind, body: bytes, *, mapper: UrlMapper, **options: object) -> Rewritten:
         lane = self.lane(len(body))
         in_thread = functools.partial(rewrite, kind, body, mapper=mapper, **options)  # type: ignore[arg-type]
-        if lane == "thread":
+        if lane == "thread" or self.closed:
             return await asyncio.to_thread(in_thread)
         spec: MapperSpec = (mapper.session_id, mapper.proxy, mapper.known_origins)
         try:
             result: Rewritten = await self.call(lane, _rewrite_in_worker, kind, body, spec, **options)
-        except (AssertionError, OSError) as exc:  # e.g. inside a daemon process: no children
-            logger.warning("no rewrite worker processes here (%s); rewriting in threads", exc)
-            self.workers = 0
+        except NoWorker as exc:
+            if isinstance(exc.__cause__, AssertionError):  # a daemon process: never any children
+                logger.warning("no rewrite worker processes here (%s); rewriting in threads", exc)
+                self.workers = 0
+            else:  # out of processes or files for now: this body in a thread, the next one tries again
+                logger.warning("could not start a rewrite worker (%s); rewriting this body in a thread", exc)
             return await asyncio.to_thread(in_thread)
         except WorkerGone:
-            logger.warning("a rewrite worker died; rewriting this body in a thread (a new worker starts)")
+            if not self.closed:
+                logger.warning("a rewrite worker died; rewriting this body in a thread (a new one starts)")
             return await asyncio.to_thread(in_thread)
         return result
 
@@ -307,6 +367,8 @@ class RewritePool:
         return current is not None and bool(current.workers)
 
     def close(self) -> None:
+        """Stop every worker; bodies still to rewrite (and any later ones) go to threads."""
+        self.closed = True
         for lane in list(self._lanes.values()):
             lane.close()
         self._lanes.clear()

@@ -28,8 +28,10 @@ def _children_of(pid: int) -> list[int]:
 
 
 def _proxy_like_process(conn: Any) -> None:
-    """Starts a RewritePool's workers (as a proxy does for a large page), then waits to be killed."""
+    """Starts a RewritePool's workers (as a proxy does for a large page), keeps one busy, then
+    waits to be killed."""
     import asyncio
+    import time
 
     from proxy.rewrite_pool import RewritePool
     from rewriter.urls import ProxyConfig, UrlMapper
@@ -41,8 +43,11 @@ def _proxy_like_process(conn: Any) -> None:
             await pool.run("html", body, url="http://127.0.0.1:1/", mapper=mapper,
                            content_type="text/html", inject="", masked=())
         assert pool.started("medium") and pool.started("large")
+        busy = asyncio.ensure_future(pool.call("large", time.sleep, 120))  # a worker busy for long
+        while pool._lanes["large"].idle:
+            await asyncio.sleep(0.01)
         conn.send("ready")
-        await asyncio.Event().wait()
+        await asyncio.gather(busy, asyncio.Event().wait())
 
     asyncio.run(main())
 
@@ -215,3 +220,92 @@ def test_workers_exit_when_the_proxy_process_is_killed() -> None:
         if proxy.is_alive():
             proxy.kill()
             proxy.join(10)
+
+
+def test_a_worker_that_dies_while_others_wait_does_not_leave_them_waiting(monkeypatch: Any) -> None:
+    """The waiting caller takes the dead worker's place; when no new worker can start (out of
+    processes, say), it rewrites in a thread instead of waiting for ever."""
+    import asyncio
+
+    from proxy import rewrite_pool
+    from proxy.rewrite_pool import NoWorker, RewritePool, WorkerGone, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+
+    def cannot_start(self: Any) -> None:
+        raise NoWorker("no process left")
+
+    async def main() -> None:
+        pool = RewritePool(workers=1)
+        try:
+            await pool.run("html", body, **_options())
+            lane = pool._lanes["medium"]
+            busy = asyncio.create_task(pool.call("medium", time.sleep, 60))
+            while lane.idle:  # the one worker has taken the call
+                await asyncio.sleep(0.01)
+            waiting = asyncio.create_task(pool.run("html", body, **_options()))
+            while not lane.waiting:
+                await asyncio.sleep(0.01)
+            monkeypatch.setattr(rewrite_pool._Worker, "__init__", cannot_start)
+            (worker,) = lane.workers
+            worker.process.kill()
+            assert await asyncio.wait_for(waiting, 30) == expected  # a hang guard, not a timing
+            try:
+                await busy
+            except WorkerGone:
+                pass
+            else:
+                raise AssertionError("the killed worker's call did not fail")
+            assert pool.workers == 1  # a passing failure to start does not turn the processes off
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_pool_used_from_a_new_event_loop_starts_new_workers() -> None:
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+    pool = RewritePool(workers=1)
+    try:
+        assert asyncio.run(pool.run("html", body, **_options())) == expected
+        (first,) = pool._lanes["medium"].workers
+        assert asyncio.run(pool.run("html", body, **_options())) == expected
+        (second,) = pool._lanes["medium"].workers
+        assert second is not first
+        first.process.join(15)
+        assert not first.process.is_alive()  # the old loop's worker was told to leave
+    finally:
+        pool.close()
+
+
+def test_closing_the_pool_sends_waiting_and_later_bodies_to_threads() -> None:
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+
+    async def main() -> None:
+        pool = RewritePool(workers=1)
+        await pool.run("html", body, **_options())
+        lane = pool._lanes["medium"]
+        busy = asyncio.create_task(pool.call("medium", time.sleep, 60))
+        while lane.idle:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(pool.run("html", body, **_options()))
+        while not lane.waiting:
+            await asyncio.sleep(0.01)
+        pool.close()
+        assert await asyncio.wait_for(waiting, 30) == expected  # rewritten anyway, not cancelled
+        busy.cancel()
+        assert await pool.run("html", body, **_options()) == expected
+        assert not pool.processes_started  # no worker started after the close
+
+    asyncio.run(main())
