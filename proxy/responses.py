@@ -19,10 +19,17 @@ def error_response(flow: http.HTTPFlow, page: str) -> http.Response:
 OWN = "cobrowse.own"
 
 
+OWN_POLICY = "default-src 'none'"
+
+
 def respond(flow: http.HTTPFlow, response: http.Response) -> None:
     """Answer ``flow`` from the proxy itself (in a ``request`` hook): nothing is fetched upstream,
     and the response hooks leave the response alone."""
     flow.metadata[OWN] = True
+    if "content-security-policy" not in response.headers:
+        # the runtime asset, JSON answers, redirects: none is a document that may fetch anything,
+        # should a page frame it (a same-origin frame with no policy would be a way out)
+        response.headers["content-security-policy"] = OWN_POLICY
     flow.response = response
 
 

@@ -156,15 +156,17 @@ def confinement_policy(proxy: ProxyConfig) -> str:
     client runtime miss (a shared worker, which has no runtime inside; a URL a script builds in a
     way nothing wraps) fails in the browser instead of reaching the upstream directly, with the
     agent's own address. Scripts, styles and event handlers inline and ``eval`` stay allowed, as
-    on the pages this replaces the (dropped) upstream policy of. Navigations are not covered by
-    CSP; the runtime keeps those inside.
+    on the pages this replaces the (dropped) upstream policy of; so do forms whose action is a
+    ``javascript:``, ``mailto:`` or ``tel:`` URL (Chromium checks those against ``form-action``).
+    Top-level navigations are not covered by CSP (a frame's are, by ``default-src``); the runtime
+    keeps those inside.
     """
     port = "" if proxy.port == DEFAULT_PORTS[proxy.scheme] else f":{proxy.port}"
     ws = {"http": "ws", "https": "wss"}[proxy.scheme]
     hosts = f"{proxy.scheme}://*.{proxy.domain}{port} {ws}://*.{proxy.domain}{port}"
     return (
         f"default-src {hosts} data: blob: 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'; "
-        f"form-action {proxy.scheme}://*.{proxy.domain}{port}"
+        f"form-action {proxy.scheme}://*.{proxy.domain}{port} javascript: mailto: tel:"
     )
 
 

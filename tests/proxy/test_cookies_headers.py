@@ -127,6 +127,15 @@ def test_every_proxied_answer_carries_the_confinement_policy(harness: Harness, s
     ]
     for answer in answers:
         assert answer.headers.get_list("content-security-policy") == [policy], answer.url
+    # the proxy's own answers are no documents a framing page could fetch anything from
+    own = [
+        harness.get(s, shop, "/__cobrowse/runtime.js", credential=credential),
+        harness.get(s, shop, "/__cobrowse/nothing-here", credential=credential),  # an error page
+        harness.get(None, f"nothing.{DOMAIN}", "/healthz"),
+    ]
+    for answer in own:
+        (value,) = answer.headers.get_list("content-security-policy")
+        assert value.startswith("default-src 'none'"), answer.url
 
 
 def test_cookies_handed_over_at_consent_go_upstream(harness: Harness, sites: Sites) -> None:

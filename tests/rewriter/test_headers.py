@@ -162,5 +162,5 @@ def test_the_confinement_policy_names_only_proxy_origins(proxy_config: ProxyConf
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
     assert directives == {
         "default-src": f"{hosts} data: blob: 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'",
-        "form-action": hosts.split(" ")[0],
+        "form-action": hosts.split(" ")[0] + " javascript: mailto: tel:",
     }
