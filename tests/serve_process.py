@@ -68,3 +68,18 @@ class ServeProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return int(self.proc.returncode)
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found

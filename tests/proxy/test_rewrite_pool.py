@@ -12,19 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+from tests.serve_process import children_of
 
 
 def _proxy_like_process(conn: Any) -> None:
@@ -200,7 +188,7 @@ def test_workers_exit_when_the_proxy_process_is_killed() -> None:
     proxy.start()
     try:
         assert parent.poll(60) and parent.recv() == "ready"
-        workers = [pid for pid in _children_of(proxy.pid or 0)
+        workers = [pid for pid in children_of(proxy.pid or 0)
                    if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
         assert workers, "no rewrite worker process was started"
         exits = {os.pidfd_open(pid): pid for pid in workers}  # readable once that process exits

@@ -19,7 +19,7 @@ from control_api.store import Store
 from rewriter.urls import Origin, encode_label
 from tests.conftest import free_port
 from tests.proxy.conftest import DOMAIN, Sites
-from tests.serve_process import ServeProcess
+from tests.serve_process import ServeProcess, children_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "test-admin-token-0123456789"
@@ -82,7 +82,7 @@ def test_role_proxy_alone_serves_sessions_from_redis(redis_url: str, namespace: 
         assert page.status_code == 200 and "<h1 id=\"title\">About</h1>" in page.text
         assert sites.shop.hits["/about"] == 1
         assert big.status_code == 200 and "/__cobrowse/runtime.js" in big.text
-        workers = _children_of(serve.proc.pid)
+        workers = children_of(serve.proc.pid)
         assert workers, "no rewrite worker process was started"
         exits = [os.pidfd_open(pid) for pid in workers]  # readable once that process has exited
     finally:
@@ -99,17 +99,6 @@ def test_role_proxy_alone_serves_sessions_from_redis(redis_url: str, namespace: 
             os.close(fd)
     assert not any("Traceback" in line for line in serve.output), "".join(serve.output)
 
-
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def test_role_proxy_without_redis_is_refused() -> None:
