@@ -148,6 +148,9 @@ class _Worker:
             ours, theirs = socket.socketpair()
         except OSError as exc:
             raise NoWorker(str(exc)) from exc
+        # Ctrl-C while the worker starts must not reach it before it ignores SIGINT (a traceback):
+        # blocked here, it stays blocked in the worker, whose mask the new interpreter inherits
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self.process = multiprocessing.get_context("spawn").Process(
                 target=_serve, args=(theirs, os.getpid()), name="cobrowse-rewrite", daemon=True
@@ -157,26 +160,45 @@ class _Worker:
             ours.close()
             raise NoWorker(f"{type(exc).__name__}: {exc}") from exc
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             theirs.close()
         ours.setblocking(False)  # read and written by the event loop (``loop.sock_*``)
         self.sock = ours
+        self.busy = False
+        self.closing = False
 
     async def call(self, request: bytes) -> Any:
         loop = asyncio.get_running_loop()
+        self.busy = True
         try:
             await loop.sock_sendall(self.sock, _LENGTH.pack(len(request)) + request)
             header = await _read_exactly(loop, self.sock, _LENGTH.size)
             reply = await _read_exactly(loop, self.sock, _LENGTH.unpack(header)[0])
         except OSError as exc:
             raise WorkerGone(str(exc)) from exc
+        finally:
+            self.busy = False
+            if self.closing:
+                self.sock.close()
         ok, value = pickle.loads(reply)
         if not ok:
             raise value
         return value
 
     def close(self) -> None:
-        """Close our end: the worker reads its end-of-file and leaves (reaped at the next start)."""
-        self.sock.close()
+        """Close our end: the worker reads its end-of-file and leaves (reaped at the next start).
+
+        In the middle of a call the socket is only shut down: the pending read sees the end at
+        once (``WorkerGone``: its caller rewrites in a thread) and the call closes it. Closing it
+        under the event loop's pending read would leave the loop watching a dead descriptor."""
+        if self.busy:
+            self.closing = True
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        else:
+            self.sock.close()
 
 
 async def _read_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:

@@ -281,10 +281,10 @@ def test_closing_the_pool_sends_waiting_and_later_bodies_to_threads() -> None:
     expected = rewrite("html", body, **_options())
 
     async def main() -> None:
-        pool = RewritePool(workers=1)
+        pool = RewritePool(workers=1, large=10**9)  # every body in the one medium worker
         await pool.run("html", body, **_options())
         lane = pool._lanes["medium"]
-        busy = asyncio.create_task(pool.call("medium", time.sleep, 60))
+        busy = asyncio.create_task(pool.run("html", _page(9000), **_options()))  # in the worker
         while lane.idle:
             await asyncio.sleep(0.01)
         waiting = asyncio.create_task(pool.run("html", body, **_options()))
@@ -292,7 +292,8 @@ def test_closing_the_pool_sends_waiting_and_later_bodies_to_threads() -> None:
             await asyncio.sleep(0.01)
         pool.close()
         assert await asyncio.wait_for(waiting, 30) == expected  # rewritten anyway, not cancelled
-        busy.cancel()
+        # the body in the worker's hands at the close: rewritten anyway too (in a thread)
+        assert (await asyncio.wait_for(busy, 60)).body == rewrite("html", _page(9000), **_options()).body
         assert await pool.run("html", body, **_options()) == expected
         assert not pool.processes_started  # no worker started after the close
 
