@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from lxml import etree
 
@@ -29,6 +30,7 @@ from rewriter.url_values import (
     map_json_text,
     map_url,
     replace_spans,
+    script_json,
     srcset_url_spans,
 )
 from rewriter.urls import UrlMapper, join_url, parse_url
@@ -174,17 +176,20 @@ class _Rewrite:
                 value = element.get(name)
                 if value is not None:
                     self._special(element, name, value)
-        import_maps = []
+        modules: list[tuple[str, etree._Element]] = []  # import maps and module loads, in order
         for element in special:
-            if _local(element.tag) == "script":
+            tag = _local(element.tag)
+            if tag == "script":
                 script_type = (element.get("type") or "").strip().lower()
                 json_mapper = JSON_SCRIPT_MAPPERS.get(script_type)
                 if json_mapper is not None:
                     self._json_script(element, json_mapper)
-                if script_type == "importmap":
-                    import_maps.append(element)
+                if script_type in ("importmap", "module") and not _inert(element):
+                    modules.append((script_type, element))
+            elif tag == "link" and "modulepreload" in (element.get("rel") or "").lower().split():
+                modules.append(("module", element))
         if self.inject and not self.xml:
-            self._route_modules(import_maps)
+            self._route_modules(modules)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
@@ -266,28 +271,39 @@ class _Rewrite:
         if might_hold_absolute_url(text):
             element.text = map_json_text(text, json_mapper, lambda url: map_url(self.mapper, url, self.base))
 
-    def _route_modules(self, import_maps: list[etree._Element]) -> None:
+    def _route_modules(self, modules: list[tuple[str, etree._Element]]) -> None:
         """Absolute module specifiers (``import "https://cdn.example/x.js"``, ``import(...)``) are
         JavaScript the proxy does not rewrite: an import map sends each of the session's upstream
-        origins to its proxy origin. Added to the page's own first import map (one map is all some
-        browsers take), else injected with the runtime."""
-        entries = {f"{o.serialize()}/": f"{self.mapper.proxy_origin(o)}/" for o in self.mapper.known_origins}
-        if not entries:
+        origins to its proxy origin (and, where the schemes differ, the protocol-relative form a
+        page on the proxy resolves to).
+
+        The routes join the page's own first import map when it is valid and no module loads
+        before it (one map is all some browsers take). Otherwise they go in a map of their own
+        right after the runtime, without the keys any page map sets: Chromium drops a later map's
+        rule whose key was already used, and a page's own rule wins."""
+        routes: dict[str, str] = {}
+        known = {f"{o.serialize()}/" for o in self.mapper.known_origins}
+        scheme = self.mapper.proxy.scheme
+        for origin in self.mapper.known_origins:
+            proxied = f"{self.mapper.proxy_origin(origin)}/"
+            routes[f"{origin.serialize()}/"] = proxied
+            relative = f"{scheme}://{origin.netloc}/"  # "//host/x.js" on a page of the proxy
+            if relative not in known:
+                routes.setdefault(relative, proxied)
+        if not routes:
             return
-        for element in import_maps[:1]:
-            try:
-                data = json.loads(element.text or "")
-            except ValueError:
-                break  # the browser ignores it too: ours goes in with the runtime
-            if not isinstance(data, dict):
-                break
-            imports = data.get("imports")
-            if imports is not None and not isinstance(imports, dict):
-                break
-            data["imports"] = {**entries, **(imports or {})}  # the page's own entries win
-            element.text = _script_json(data)
+        page_maps = [(element, _import_map(element.text)) for kind, element in modules if kind == "importmap"]
+        first_kind = modules[0][0] if modules else None
+        if first_kind == "importmap" and page_maps[0][1] is not None:
+            element, data = page_maps[0]
+            assert data is not None
+            data["imports"] = {**routes, **data.get("imports", {})}  # the page's own entries win
+            element.text = script_json(data)
             return
-        self.import_map = f'<script type="importmap">{_script_json({"imports": entries})}</script>'
+        taken = {key for _, data in page_maps if data is not None for key in data.get("imports", {})}
+        own = {key: value for key, value in routes.items() if key not in taken}
+        if own:
+            self.import_map = f'<script type="importmap">{script_json({"imports": own})}</script>'
 
     def _meta(self, element: etree._Element, equiv: str) -> None:
         if _local(element.tag) != "meta":
@@ -367,9 +383,24 @@ class _Rewrite:
         return out
 
 
-def _script_json(data: object) -> str:
-    """JSON for the text of a ``<script>``: nothing in it can end the element."""
-    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\u0021--")
+def _import_map(text: str | None) -> dict[str, Any] | None:
+    """An import map's JSON when browsers would take it (HTML "parse an import map string":
+    an object whose ``imports``, ``scopes`` and ``integrity``, where present, are objects)."""
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("imports", "scopes", "integrity"):
+        if key in data and not isinstance(data[key], dict):
+            return None
+    return data
+
+
+def _inert(element: etree._Element) -> bool:
+    """Inside ``<template>`` or ``<noscript>``: never run (lxml parses both as markup)."""
+    return any(_local(parent.tag) in ("template", "noscript") for parent in element.iterancestors())
 
 
 def _drop_if_banner(element: etree._Element) -> bool:

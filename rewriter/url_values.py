@@ -171,4 +171,10 @@ def map_json_text(text: str, json_mapper: JsonMapper, fn: Callable[[str], str]) 
     if not isinstance(data, dict):
         return text
     mapped = json_mapper(data, fn)
-    return text if mapped == data else json.dumps(mapped, ensure_ascii=False).replace("</", "<\\/")
+    return text if mapped == data else script_json(mapped)
+
+
+def script_json(data: object) -> str:
+    """JSON for the text of a ``<script>`` element: nothing in it can end the element or put the
+    tokenizer in its double-escaped state (``</``, ``<!--``)."""
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\u0021--")

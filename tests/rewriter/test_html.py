@@ -697,7 +697,9 @@ def _with_origins(doc: str, inject: str = INJECT) -> etree._Element:
 
 ROUTES = {
     "https://shop.example/": proxy("s-shop-example", "/"),
+    "http://shop.example/": proxy("s-shop-example", "/"),  # "//shop.example/x.js" on an http proxy
     "https://cdn.example/": proxy("s-cdn-example", "/"),
+    "http://cdn.example/": proxy("s-cdn-example", "/"),
 }
 
 
@@ -716,7 +718,7 @@ def test_a_pages_own_import_map_takes_the_routes_and_keeps_its_entries() -> None
     maps = _with_origins(doc).xpath("//script[@type='importmap']")
     assert len(maps) == 1
     assert json.loads(maps[0].text)["imports"] == {
-        "https://shop.example/": ROUTES["https://shop.example/"],
+        **ROUTES,
         "https://cdn.example/": "/local/",  # the page's own entry wins
         "vue": proxy("s-cdn-example", "/vue.js"),
     }
@@ -724,6 +726,47 @@ def test_a_pages_own_import_map_takes_the_routes_and_keeps_its_entries() -> None
     # a map browsers ignore takes nothing: ours goes in with the runtime
     assert [json.loads(m.text) for m in broken.xpath("//script[@type='importmap']")] == [
         {"imports": ROUTES}, {"imports": [1]}]
+
+
+def test_with_a_module_before_the_pages_import_map_the_routes_come_first_without_its_keys() -> None:
+    """Chromium drops a later map's rule whose key a module already used: merged into a page map
+    that comes after a module, the routes would be lost."""
+    doc = ('<script type="module">import "https://cdn.example/a.js";</script>'
+           '<script type="importmap">{"imports": {"https://cdn.example/": "/local/"}}</script>')
+    maps = _with_origins(doc).xpath("//script[@type='importmap']")
+    ours = {k: v for k, v in ROUTES.items() if k != "https://cdn.example/"}
+    page_map = {"imports": {"https://cdn.example/": "/local/"}}
+    assert [json.loads(m.text) for m in maps] == [{"imports": ours}, page_map]
+    preload = _with_origins('<link rel="modulepreload" href="/m.js"><script type="importmap">{}</script>')
+    got = [json.loads(m.text) for m in preload.xpath("//script[@type='importmap']")]
+    assert got == [{"imports": ROUTES}, {}]
+
+
+@pytest.mark.parametrize(
+    "page_map",
+    ['{"imports": null}', '{"scopes": []}', '{"integrity": "x"}', "[]", "nope"],
+)
+def test_an_import_map_browsers_reject_takes_no_routes(page_map: str) -> None:
+    maps = _with_origins(f'<script type="importmap">{page_map}</script>').xpath("//script[@type='importmap']")
+    assert json.loads(maps[0].text) == {"imports": ROUTES}
+    assert maps[1].text == page_map
+
+
+def test_an_import_map_in_a_template_or_noscript_takes_no_routes() -> None:
+    for holder in ("template", "noscript"):
+        doc = f'<{holder}><script type="importmap">{{"imports": {{}}}}</script></{holder}>'
+        maps = _with_origins(doc).xpath("//script[@type='importmap']")
+        assert json.loads(maps[0].text) == {"imports": ROUTES}, holder
+
+
+def test_json_written_back_into_a_script_cannot_escape_it() -> None:
+    rules = (
+        '{"prefetch": [{"source": "list", "urls": ["https://evil.example/x"],'
+        ' "x": "\\u003c!--\\u003cscript>"}]}'
+    )
+    out = rewrite(f'<script type="speculationrules">{rules}</script><p id="after">after</p>')
+    assert b"<!--" not in out and parse(out).xpath("//p[@id='after']")  # the rest is still a document
+    assert json.loads(parse(out).xpath("//script/text()")[0])["prefetch"][0]["x"] == "<!--<script>"
 
 
 def test_srcdoc_resolves_against_the_parents_base() -> None:
