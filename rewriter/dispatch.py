@@ -62,10 +62,13 @@ _BINARY_DATA_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range
 
 def sniffs_as_text(prefix: bytes) -> bool:
     """Whether an untyped body that is not HTML is one a browser shows as text (``text/plain``):
-    a UTF-16 or UTF-8 byte order mark, or no binary data byte in its first ``SNIFF_BYTES``
-    (WHATWG MIME Sniffing, "distinguish if a resource is text or binary")."""
+    a UTF-16 or UTF-8 byte order mark, or no known file signature (a PDF may well start with text
+    only) and no binary data byte in its first ``SNIFF_BYTES`` (WHATWG MIME Sniffing, "rules for
+    identifying an unknown MIME type")."""
     if prefix.startswith((b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf")):
         return True
+    if is_binary(prefix) or prefix.startswith(b"%!PS-Adobe-"):  # the signatures are looked at first
+        return False
     head = prefix[:SNIFF_BYTES]
     return head.translate(None, _BINARY_DATA_BYTES) == head
 

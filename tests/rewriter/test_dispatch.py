@@ -120,6 +120,8 @@ def test_extract_content_type_as_fetch_does(values: list[str], expected: str | N
         (b"text, then a NUL\x00", False),
         (b"a vertical tab \x0b", False),
         (b"x" * SNIFF_BYTES + b"\x00", True),  # past the resource header: not looked at
+        (b"%PDF-1.7\n%text only in its first bytes\n", False),  # a PDF: the browser's viewer
+        (b"%!PS-Adobe-3.0\n", False),
     ],
 )
 def test_an_untyped_body_sniffs_as_text_without_binary_data_bytes(prefix: bytes, text: bool) -> None:
