@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class Settings:
     # Worker processes that rewrite pages of 16 to 128 KiB: -1 one per CPU (at most 4), 0 none
     # (every page in a thread of the proxy process); larger pages get half as many more (>= 1).
     rewrite_workers: int = -1
+    # Load balancers or reverse proxies in front of the proxy (CIDRs): from them, the client's
+    # address is read from X-Forwarded-For. Behind an HTTP one it must be set (docs/DEPLOY).
+    trusted_proxies: tuple[str, ...] = ()
     visitor_grace_s: float = 30.0
     ticket_ttl_s: int = 60
     ws_max_message_bytes: int = 64 * 1024
@@ -158,6 +162,11 @@ class Settings:
             raise SettingsError("upstream_timeout_s must be positive")
         if self.rewrite_workers < -1:
             raise SettingsError("rewrite_workers must be -1 (one per CPU), 0 (threads only) or a count")
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise SettingsError(f"trusted_proxies: {network!r} is not an address or network") from exc
 
 
 ROLES = ("all", "api", "proxy")
@@ -189,6 +198,12 @@ OPTIONS: tuple[Option, ...] = (
         int,
         "worker processes rewriting pages of 16-128 KiB (-1: one per CPU, at most 4; 0: none); "
         "larger pages get half as many more",
+    ),
+    Option(
+        "trusted_proxies",
+        _csv,
+        "comma-separated addresses or networks (CIDR) of load balancers in front of the proxy, "
+        "whose X-Forwarded-For names the client",
     ),
     Option("visitor_grace_s", float, "seconds a disconnected visitor counts as present"),
     Option("ticket_ttl_s", int, "seconds a proxy ticket stays valid (at most 60)"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -107,6 +108,40 @@ class Routing:
             respond_error(flow, exc.page)
 
 
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(flow: http.HTTPFlow, trusted: tuple[str, ...]) -> str:
+    """The browser's IP address: the connection's peer, or, when that peer is a trusted load
+    balancer (``--trusted-proxies``), the last address in ``X-Forwarded-For`` that is not one."""
+    peer = _address(str(flow.client_conn.peername[0])) if flow.client_conn.peername else None
+    if peer is None:
+        return ""
+    networks = _networks(trusted)
+    if not any(peer in network for network in networks):
+        return str(peer)
+    hops = ",".join(flow.request.headers.get_all("x-forwarded-for")).split(",")
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # a malformed hop: nothing before it can be trusted either
+        if not any(address in network for network in networks):
+            return str(address)
+    return str(peer)
+
+
 def _uncredentialed_cors(flow: http.HTTPFlow, route: Route, proxy_domain: str) -> bool:
     """A CORS request (a fetch, a module script, a font, a preflight...) from a page of the same
     session on another of its proxy origins: the browser sends those without cookies unless the
@@ -148,7 +183,7 @@ class Gate:
                 await self._enter(flow, route)
                 return
             credential = flow.request.cookies.get(credential_cookie_name(route.sid))
-            address = str(flow.client_conn.peername[0]) if flow.client_conn.peername else ""
+            address = client_address(flow, self.ctx.settings.trusted_proxies)
             if not credential and _uncredentialed_cors(flow, route, self.ctx.settings.proxy_domain):
                 session = await self.ctx.gate.check_address(route.sid, address)
                 flow.metadata[cookie_sync.ANONYMOUS] = True

@@ -36,6 +36,7 @@ def test_admin_token_is_masked_in_repr() -> None:
         ({"proxy_domain": "http://x"}, "proxy_domain"),
         ({"role": "proxy"}, "redis-url"),
         ({"rewrite_workers": -2}, "rewrite_workers"),
+        ({"trusted_proxies": ("10.0.0.0/8", "balancer")}, "trusted_proxies"),
     ],
 )
 def test_invalid_settings_name_the_setting(changes: dict, message: str) -> None:
@@ -64,3 +65,8 @@ def test_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) 
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cobrowse:")
+
+
+def test_trusted_proxies_come_from_the_environment_as_a_list() -> None:
+    settings = Settings.resolve({}, {"COBROWSE_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"})
+    assert settings.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")

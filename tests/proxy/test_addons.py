@@ -121,3 +121,24 @@ def test_mitmproxy_outside_the_tested_range_is_refused(monkeypatch: pytest.Monke
     monkeypatch.setattr(version, "VERSION", "9.0.1")
     with pytest.raises(ProxyError):
         check_mitmproxy_version()
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "expected"),
+    [
+        ("203.0.113.9", None, (), "203.0.113.9"),
+        ("203.0.113.9", "198.51.100.7", (), "203.0.113.9"),  # from an untrusted peer: ignored
+        ("10.0.0.5", "198.51.100.7", ("10.0.0.0/8",), "198.51.100.7"),
+        ("10.0.0.5", "1.1.1.1, 198.51.100.7, 10.0.0.9", ("10.0.0.0/8",), "198.51.100.7"),  # last untrusted
+        ("10.0.0.5", None, ("10.0.0.0/8",), "10.0.0.5"),
+        ("10.0.0.5", "1.1.1.1, garbage", ("10.0.0.0/8",), "10.0.0.5"),  # the balancer's own hop broken
+        ("::ffff:203.0.113.9", None, (), "203.0.113.9"),  # IPv4-mapped: the IPv4 address
+        ("2001:db8::1", None, (), "2001:db8::1"),
+    ],
+)
+def test_client_address_behind_trusted_balancers(
+    peer: str, forwarded: str | None, trusted: tuple[str, ...], expected: str
+) -> None:
+    flow = _flow("x.cobrowse.localhost", headers={"x-forwarded-for": forwarded} if forwarded else {})
+    flow.client_conn.peername = (peer, 40000)
+    assert addons.client_address(flow, trusted) == expected

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from rewriter.urls import Origin, encode_label
-from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites, make_settings
 
 
 def _enter(harness: Harness, s: OpenSession, ticket: str, url: str) -> tuple[int, str, str]:
@@ -190,13 +190,15 @@ def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites
 
 
 def _cors(harness: Harness, host: str, path: str, origin: str, source: str = "127.0.0.1",
-          mode: str = "cors") -> httpx.Response:
+          mode: str = "cors", forwarded: str = "") -> httpx.Response:
     """What a page's fetch sends by default to another origin: no cookie at all."""
     transport = httpx.HTTPTransport(local_address=source)
     with httpx.Client(base_url=f"http://127.0.0.1:{harness.port}", transport=transport, timeout=20) as c:
         headers = {"host": host, "sec-fetch-mode": mode}
         if origin:
             headers["origin"] = origin
+        if forwarded:
+            headers["x-forwarded-for"] = forwarded
         return c.get(path, headers=headers)
 
 
@@ -239,3 +241,23 @@ def test_a_cors_request_without_cookies_is_refused_from_elsewhere(harness: Harne
     harness.end(a)
     ended = _cors(harness, shop, "/api/items", "http://" + harness.host(a, sites.cdn.origin))
     assert ended.status_code == 403 and sites.shop.total == hits
+
+
+def test_behind_a_trusted_balancer_the_forwarded_address_is_the_agents(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    """Behind an HTTP load balancer every connection comes from the balancer: with
+    ``trusted_proxies`` the address checked is the one it forwards, so another client behind the
+    same balancer does not pass for the agent."""
+    harness = Harness(make_settings(sites, trusted_proxies=("127.0.0.1/32",)), redis_url, namespace)
+    try:
+        s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+        shop, cdn_page = harness.host(s, sites.shop.origin), "http://" + harness.host(s, sites.cdn.origin)
+        agent = harness.get(s, shop, "/about", credential=harness.credential(s),
+                            headers={"x-forwarded-for": "198.51.100.7"})
+        assert agent.status_code == 200
+        assert _cors(harness, shop, "/api/items", cdn_page, forwarded="198.51.100.7").status_code == 200
+        assert _cors(harness, shop, "/api/items", cdn_page, forwarded="198.51.100.8").status_code == 403
+        assert _cors(harness, shop, "/api/items", cdn_page).status_code == 403  # the balancer itself
+    finally:
+        harness.close()
