@@ -26,6 +26,7 @@ from proxy.exceptions import Refused
 logger = logging.getLogger(__name__)
 
 CACHE_TTL_S = 0.5
+RENOTE_S = 60.0  # an address already noted is written again after this long (a lost key heals)
 COOKIE_PREFIX = "__cb_"
 
 
@@ -58,7 +59,7 @@ class SessionGate:
         self._credentials: dict[tuple[str, str], _Cached] = {}
         # (sid, address) -> whether the agent's credential came from there; ``_noted``: written
         self._addresses: dict[tuple[str, str], _Cached] = {}
-        self._noted: set[tuple[str, str]] = set()
+        self._noted: dict[tuple[str, str], float] = {}
         self._ended_listeners: list[Callable[[str], object]] = []
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -74,7 +75,8 @@ class SessionGate:
             del self._credentials[key]
         for key in [k for k in self._addresses if k[0] == sid]:
             del self._addresses[key]
-        self._noted = {k for k in self._noted if k[0] != sid}
+        for key in [k for k in self._noted if k[0] == sid]:
+            del self._noted[key]
 
     async def session(self, sid: str) -> ProxySession | None:
         entry = self._sessions.get(sid)
@@ -118,10 +120,11 @@ class SessionGate:
         return found
 
     async def note_address(self, sid: str, address: str) -> None:
-        """The credential of ``sid`` was just accepted from ``address``: remember it, once per
-        process (the store keeps it for every proxy process until the session ends)."""
+        """The credential of ``sid`` was just accepted from ``address``: remember it in the store
+        (for every proxy process, until the session ends), at most once a minute per process."""
         key = (sid, address)
-        if key in self._noted:
+        noted = self._noted.get(key)
+        if noted is not None and self._clock() - noted < RENOTE_S:
             return
         try:
             await proxy_access.note_agent_address(self.store, sid, address)
@@ -129,7 +132,7 @@ class SessionGate:
             raise Refused("store_unavailable") from exc
         if len(self._noted) > 10_000:
             self._noted.clear()
-        self._noted.add(key)
+        self._noted[key] = self._clock()
         self._addresses[key] = _Cached(True, self._clock())
 
     async def check_address(self, sid: str, address: str) -> ProxySession:

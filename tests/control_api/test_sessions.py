@@ -38,10 +38,12 @@ async def test_request_then_accept_then_end(redis_store: Store) -> None:
     )
     cred = await proxy_access.issue_credential(redis_store, sid, agent.id)
     assert await proxy_access.check_credential(redis_store, sid, cred)
+    await proxy_access.note_agent_address(redis_store, sid, "198.51.100.7")
     ended = await sessions.end(redis_store, sid, sessions.Actor("agent", agent.id))
     assert ended["state"] == "ended" and ended["reason"] == "agent_ended"
     assert not await proxy_access.check_credential(redis_store, sid, cred)
     assert await redis_store.redis.exists(keys.session_cred(redis_store, sid)) == 0
+    assert await redis_store.redis.exists(keys.session_agent_addresses(redis_store, sid)) == 0
     assert await sessions.live_of_visitor(redis_store, visitor.id) is None
     page = await audit.query(
         redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)

@@ -137,6 +137,17 @@ async def test_credential_fails_once_session_is_not_active(store: Store) -> None
     assert await proxy_access.check_credential(store, "k3j9x2ab7q", cred) is False
 
 
+async def test_agent_addresses(store: Store) -> None:
+    await _put_session(store, "k3j9x2ab7q")
+    await proxy_access.note_agent_address(store, "k3j9x2ab7q", "198.51.100.7")
+    assert await proxy_access.is_agent_address(store, "k3j9x2ab7q", "198.51.100.7") is True
+    assert await proxy_access.is_agent_address(store, "k3j9x2ab7q", "198.51.100.8") is False
+    assert await proxy_access.is_agent_address(store, "b000000000", "198.51.100.7") is False
+    assert 0 < await store.redis.ttl(keys.session_agent_addresses(store, "k3j9x2ab7q")) <= 700
+    await store.redis.hset(keys.session(store, "k3j9x2ab7q"), "state", "ended")
+    assert await proxy_access.is_agent_address(store, "k3j9x2ab7q", "198.51.100.7") is False
+
+
 async def test_jar(store: Store) -> None:
     await _put_session(store, "k3j9x2ab7q")
     assert await proxy_access.jar_load(store, "k3j9x2ab7q") == {}
