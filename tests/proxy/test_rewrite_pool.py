@@ -32,8 +32,7 @@ def _proxy_like_process(conn: Any) -> None:
                            content_type="text/html", inject="", masked=())
         assert pool.started("medium") and pool.started("large")
         busy = asyncio.ensure_future(pool.call("large", time.sleep, 120))  # a worker busy for long
-        while pool._lanes["large"].idle:
-            await asyncio.sleep(0.01)
+        await _until(lambda: not pool._lanes["large"].idle)
         conn.send("ready")
         await asyncio.gather(busy, asyncio.Event().wait())
 
@@ -41,6 +40,16 @@ def _proxy_like_process(conn: Any) -> None:
 
 
 ORIGIN = "http://127.0.0.1:9000"
+POLL_S = 0.01
+
+
+async def _until(condition: Any) -> None:
+    """Wait for ``condition()`` (a state of the pool another task brings about); the test's own
+    timeout is the limit."""
+    import asyncio
+
+    while not condition():
+        await asyncio.sleep(POLL_S)
 
 
 def _page(cards: int) -> bytes:
@@ -135,19 +144,19 @@ def test_a_cancelled_rewrite_does_not_hand_its_answer_to_the_next_one() -> None:
 
     from proxy.rewrite_pool import RewritePool, rewrite
 
-    big, small = _page(3000), _page(80)
+    small = _page(80)
     expected = rewrite("html", small, **_options())
 
     async def main() -> None:
-        pool = RewritePool(workers=1, large=len(big) + 1)  # both bodies in the one medium worker
+        pool = RewritePool(workers=1)
         try:
             await pool.run("html", small, **_options())  # the worker is up
-            first = asyncio.create_task(pool.run("html", big, **_options()))
-            await asyncio.sleep(0)  # sent to the worker
-            await asyncio.sleep(0)
+            (worker,) = pool._lanes["medium"].workers
+            first = asyncio.create_task(pool.call("medium", time.sleep, 0.5))  # answers None, late
+            await _until(lambda: worker.busy)  # its (small) request has been sent
             first.cancel()
             assert await pool.run("html", small, **_options()) == expected
-            assert len(pool._lanes["medium"].workers) == 1
+            assert pool._lanes["medium"].workers == [worker]  # the same worker, read to its end
         finally:
             pool.close()
 
@@ -230,11 +239,9 @@ def test_a_worker_that_dies_while_others_wait_does_not_leave_them_waiting(monkey
             await pool.run("html", body, **_options())
             lane = pool._lanes["medium"]
             busy = asyncio.create_task(pool.call("medium", time.sleep, 60))
-            while lane.idle:  # the one worker has taken the call
-                await asyncio.sleep(0.01)
+            await _until(lambda: not lane.idle)  # the one worker has taken the call
             waiting = asyncio.create_task(pool.run("html", body, **_options()))
-            while not lane.waiting:
-                await asyncio.sleep(0.01)
+            await _until(lambda: lane.waiting)
             monkeypatch.setattr(rewrite_pool._Worker, "__init__", cannot_start)
             (worker,) = lane.workers
             worker.process.kill()
@@ -285,11 +292,9 @@ def test_closing_the_pool_sends_waiting_and_later_bodies_to_threads() -> None:
         await pool.run("html", body, **_options())
         lane = pool._lanes["medium"]
         busy = asyncio.create_task(pool.run("html", _page(9000), **_options()))  # in the worker
-        while lane.idle:
-            await asyncio.sleep(0.01)
+        await _until(lambda: not lane.idle)
         waiting = asyncio.create_task(pool.run("html", body, **_options()))
-        while not lane.waiting:
-            await asyncio.sleep(0.01)
+        await _until(lambda: lane.waiting)
         pool.close()
         assert await asyncio.wait_for(waiting, 30) == expected  # rewritten anyway, not cancelled
         # the body in the worker's hands at the close: rewritten anyway too (in a thread)
