@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -105,19 +105,27 @@ class SessionGate:
         found = await self.active_session(sid)
         if not credential:
             raise Refused("no_credential")
-        key = (sid, credential)
-        entry = self._credentials.get(key)
-        if entry is None or not self._fresh(entry):
-            try:
-                ok = await proxy_access.check_credential(self.store, sid, credential)
-            except StoreUnavailable as exc:
-                raise Refused("store_unavailable") from exc
-            entry = self._credentials[key] = _Cached(ok, self._clock())
-            if len(self._credentials) > 10_000:
-                self._credentials.clear()
-        if not entry.value:
+        def ask() -> Awaitable[bool]:
+            return proxy_access.check_credential(self.store, sid, credential)
+
+        if not await self._cached(self._credentials, (sid, credential), ask):
             raise Refused("no_credential")
         return found
+
+    async def _cached(
+        self, cache: dict[tuple[str, str], _Cached], key: tuple[str, str], ask: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        """``ask()`` the store, or its answer of less than ``CACHE_TTL_S`` ago."""
+        entry = cache.get(key)
+        if entry is None or not self._fresh(entry):
+            try:
+                ok = await ask()
+            except StoreUnavailable as exc:
+                raise Refused("store_unavailable") from exc
+            entry = cache[key] = _Cached(ok, self._clock())
+            if len(cache) > 10_000:
+                cache.clear()
+        return bool(entry.value)
 
     async def note_address(self, sid: str, address: str) -> None:
         """The credential of ``sid`` was just accepted from ``address``: remember it in the store
@@ -139,17 +147,9 @@ class SessionGate:
         """For a request the browser sends without credentials: refuse unless ``sid`` is active
         and its agent's credential has been accepted from ``address``."""
         found = await self.active_session(sid)
-        key = (sid, address)
-        entry = self._addresses.get(key)
-        if entry is None or not self._fresh(entry):
-            try:
-                ok = await proxy_access.is_agent_address(self.store, sid, address)
-            except StoreUnavailable as exc:
-                raise Refused("store_unavailable") from exc
-            entry = self._addresses[key] = _Cached(ok, self._clock())
-            if len(self._addresses) > 10_000:
-                self._addresses.clear()
-        if not entry.value:
+        if not await self._cached(
+            self._addresses, (sid, address), lambda: proxy_access.is_agent_address(self.store, sid, address)
+        ):
             raise Refused("no_credential")
         return found
 
