@@ -696,6 +696,13 @@
         return out;
       });
     });
+    // new FontFace(family, 'url(...)'): a CSS src value, fetched by load() inside the browser
+    guard(function () {
+      wrapConstructor(win, 'FontFace', function (args) {
+        if (typeof args[1] === 'string') args[1] = mapCss(args[1], mapURLArg);
+        return args;
+      });
+    });
     if (isWorker) {
       guard(function () {
         wrapMethod(win, 'importScripts', function (native) {
@@ -1115,13 +1122,6 @@
     guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'insertRule', 0, function (v) { return mapCss(v, map); }); });
     guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'replace', 0, function (v) { return mapCss(v, map); }); });
     guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'replaceSync', 0, function (v) { return mapCss(v, map); }); });
-    // new FontFace(family, 'url(...)'): a CSS src value, fetched by load() inside the browser
-    guard(function () {
-      wrapConstructor(win, 'FontFace', function (args) {
-        if (typeof args[1] === 'string') args[1] = mapCss(args[1], map);
-        return args;
-      });
-    });
 
     // masked values: a page script that sets a masked field's value sets the mask
     guard(function () {

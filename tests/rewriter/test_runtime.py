@@ -485,6 +485,7 @@ WORKER_JS = (
     "fetch('http://upstream.example/w/absolute').catch(Boolean);"
     "fetch('relative-from-worker');"
     "var x = new XMLHttpRequest(); x.open('GET', 'https://cdn.example/w/xhr'); x.send();"
+    "new FontFace('F', \"url('https://cdn.example/w/font.woff2')\").load().catch(Boolean);"
     "postMessage('started');"
 )
 MODULE_WORKER_JS = (
@@ -510,6 +511,7 @@ def test_worker_urls_and_requests_inside_workers_are_mapped(session: BrowserSess
     fake.wait_for_path("/w/absolute")
     fake.wait_for_path("/w/relative-from-worker")
     fake.wait_for_path("/w/xhr", host=fake.proxy_host(CDN))
+    fake.wait_for_path("/w/font.woff2", host=fake.proxy_host(CDN))
     assert_contained(session, fake)
 
 
