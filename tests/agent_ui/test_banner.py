@@ -36,6 +36,11 @@ def the_visitor(stack: Stack, predicate: Callable[[dict[str, Any]], bool]) -> di
     return found[0]
 
 
+def available(visitor: dict[str, Any]) -> bool:
+    """Online and measured (the policy asks for a minimum bandwidth): a request would be taken."""
+    return bool(visitor["cobrowse"]["available"])
+
+
 def request_session(stack: Stack, visitor_id: str) -> dict[str, Any]:
     with stack.agent() as c:
         answer = c.post("/sessions", json={"visitor_id": visitor_id})
@@ -104,7 +109,7 @@ def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, s
 def test_consent_prompt_is_an_accessible_modal_and_escape_refuses(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/search")
     try:
-        me = the_visitor(stack, lambda x: x["online"])
+        me = the_visitor(stack, available)
         v.page.focus("#q")
         session = request_session(stack, me["id"])
         dialog = v.dialog()
@@ -129,7 +134,7 @@ def test_consent_prompt_is_an_accessible_modal_and_escape_refuses(browser: Any, 
 def test_accept_shows_the_bar_across_navigations_and_end_ends(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack)
     try:
-        me = the_visitor(stack, lambda x: x["online"])
+        me = the_visitor(stack, available)
         session = request_session(stack, me["id"])
         v.accept()
         expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
@@ -147,7 +152,7 @@ def test_accept_shows_the_bar_across_navigations_and_end_ends(browser: Any, stac
 def test_host_styles_do_not_leak_in_and_the_overlay_takes_no_clicks(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack)
     try:
-        me = the_visitor(stack, lambda x: x["online"])
+        me = the_visitor(stack, available)
         request_session(stack, me["id"])
         accept = v.dialog().get_by_role("button", name="Accept")
         expect(accept).to_be_visible(timeout=TIMEOUT_MS)
@@ -173,7 +178,7 @@ def test_host_styles_do_not_leak_in_and_the_overlay_takes_no_clicks(browser: Any
 def test_masked_and_password_values_never_leave_the_browser(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/checkout")
     try:
-        me = the_visitor(stack, lambda x: x["online"])
+        me = the_visitor(stack, available)
         request_session(stack, me["id"])
         v.accept()
         v.page.fill("#name", "Ana Visible")
@@ -217,7 +222,7 @@ def test_the_banner_contains_its_failures(browser: Any, stack: Stack, hostile: s
             wait_until(lambda: any(w.startswith("[cobrowse]") for w in warnings), "a [cobrowse] warning",
                        page=page)
         else:  # without storage the banner still registers (the identity lasts one page)
-            the_visitor(stack, lambda x: x["online"])
+            the_visitor(stack, available)
         assert errors == []
     finally:
         context.close()
