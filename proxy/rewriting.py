@@ -8,7 +8,7 @@ not) gets the "too large" page, never a half-rewritten one.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from mitmproxy import http
 
@@ -27,10 +27,10 @@ from proxy.responses import (
     vary_on_destination,
 )
 from rewriter.charset import charset_param, extract_content_type, mime_type
-from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Rewritten, kind_of
+from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Kind, Rewritten, kind_of
 from rewriter.exceptions import RewriteError
 from rewriter.headers import confinement_policy, rewrite_response_headers
-from rewriter.runtime import injection_markup, runtime_js
+from rewriter.runtime import injection_markup, runtime_js, worker_prelude
 from rewriter.urls import Origin, UrlMapper
 
 logger = logging.getLogger(__name__)
@@ -109,13 +109,15 @@ def on_response_headers(
         response.headers.pop("content-type", None)
     else:
         response.headers["content-type"] = content_type
-    kind = kind_of(content_type)
+    kind: str = kind_of(content_type)  # or "worker" (below)
     untyped = mime_type(content_type) in UNKNOWN_TYPES  # sniffed once the body is here
     if destination(flow) == "style" and kind != "css":
         # a stylesheet: Chromium applies an untyped one (and, in quirks mode, a same-origin one
         # of any type), so it is rewritten as CSS whatever it says; its type is given back after
         flow.metadata[STYLE_AS_SENT] = content_type
         kind, untyped = "css", False
+    if destination(flow) in WORKER_DESTS and mime_type(content_type) in JAVASCRIPT_TYPES:
+        kind, untyped = "worker", False  # buffered: the runtime goes in front of it (on_response)
     if kind == "passthrough" and not untyped:
         response.stream = True
         if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
@@ -128,6 +130,8 @@ def on_response_headers(
         if kind == "passthrough":
             response.stream = True
             untouched_untyped(flow, None)  # not sniffed: nothing of it is here yet
+        elif kind == "worker":
+            response.stream = True  # untouched, without the runtime (the CSP still holds)
         else:
             replace_while_streaming(flow, "too_large")
         return
@@ -136,9 +140,18 @@ def on_response_headers(
     # buffered: the limit holds while the body arrives (a chunked body has no length to check)
     stream_if = None
     coding = response.headers.get("content-encoding", "").strip().lower()
-    if kind == "passthrough" and coding in ("", "identity"):
+    if kind == "worker":
+        stream_if = lambda prefix: True  # noqa: E731 - past the limit: untouched, as just above
+    elif kind == "passthrough" and coding in ("", "identity"):
         stream_if = lambda prefix: kind_of(content_type, prefix) == "passthrough"  # noqa: E731
     flow.metadata[BODY_WATCH] = BodyWatch(ctx.settings.max_rewrite_bytes, stream_if)
+
+
+WORKER_DESTS = frozenset({"worker", "sharedworker"})
+JAVASCRIPT_TYPES = frozenset({
+    "text/javascript", "application/javascript", "application/x-javascript", "text/ecmascript",
+    "application/ecmascript", "text/x-javascript", "text/jscript", "text/livescript",
+})  # fmt: skip
 
 
 def _enc(text: str) -> bytes:
@@ -228,9 +241,14 @@ async def on_response(
         return
     content_type = response.headers.get("content-type")
     # sniffed here: an untyped download is not sent to a worker and back
-    declared = kind
-    kind = "css" if STYLE_AS_SENT in flow.metadata else kind_of(content_type, body[:SNIFF_BYTES])
-    if kind == "passthrough" and declared != "passthrough":
+    declared: str = kind
+    if declared == "worker":  # the runtime and its config first, then the script as it came
+        config = {**runtime_config(ctx, session, mapper, origin, []), "base": _upstream_url(flow, origin)}
+        body = worker_prelude(config) + body
+        kind = "passthrough"  # nothing more to do to it
+    else:
+        kind = "css" if STYLE_AS_SENT in flow.metadata else kind_of(content_type, body[:SNIFF_BYTES])
+    if kind == "passthrough" and declared not in ("passthrough", "worker"):
         # labelled HTML/CSS/SVG, starting like an image: where a browser may parse it as
         # labelled (not an <img>, <video>...), it is rewritten as labelled, never passed raw
         if destination(flow) not in MEDIA_DESTS:
@@ -241,10 +259,10 @@ async def on_response(
         inject = injection_markup(runtime_config(ctx, session, mapper, origin, cookies))
     try:
         if kind == "passthrough":
-            out = Rewritten(body, content_type, kind)
+            out = Rewritten(body, content_type, "passthrough")
         else:
             out = await ctx.rewrite_pool.run(
-                kind, body, url=_upstream_url(flow, origin), mapper=mapper,
+                cast(Kind, kind), body, url=_upstream_url(flow, origin), mapper=mapper,
                 content_type=content_type, inject=inject, masked=session.masked_selectors,
             )
     except RewriteError:
@@ -260,7 +278,7 @@ async def on_response(
         response.raw_content = body
         if mime_type(content_type) in UNKNOWN_TYPES:
             untouched_untyped(flow, body[:SNIFF_BYTES])
-        elif declared != "passthrough":  # labelled HTML/CSS/SVG, for an <img> or a <video>
+        elif declared not in ("passthrough", "worker"):  # labelled HTML/CSS/SVG, for an <img> or a <video>
             response.headers["content-type"] = "application/octet-stream"
             response.headers["x-content-type-options"] = "nosniff"
     else:

@@ -20,7 +20,10 @@ from typing import Any
 
 from rewriter.exceptions import RewriteError
 
-__all__ = ["RUNTIME_PATH", "RuntimeConfigError", "injection_markup", "runtime_js"]
+__all__ = ["RUNTIME_PATH", "RuntimeConfigError", "injection_markup", "runtime_js", "worker_prelude"]
+
+# what a worker's prelude config holds (no cookies, no masking, no console: a worker has no document)
+WORKER_CONFIG_KEYS = ("sid", "proxyDomain", "proxyPort", "proxyScheme", "origin", "knownOrigins", "base")
 
 RUNTIME_PATH = "/__cobrowse/runtime.js"
 
@@ -39,6 +42,7 @@ _CONFIG_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "masked": ((list, tuple), False),
     "consoleOrigin": ((str, type(None)), False),
     "mask": ((str,), False),
+    "base": ((str,), False),  # a worker's: the upstream URL of its script
 }
 
 
@@ -105,3 +109,14 @@ def injection_markup(config: Mapping[str, Any]) -> str:
     except (TypeError, ValueError) as exc:
         raise RuntimeConfigError(f"runtime config is not JSON-serialisable: {exc}") from exc
     return f'<script src="{RUNTIME_PATH}" data-cobrowse-config="{html.escape(payload, quote=True)}"></script>'
+
+
+def worker_prelude(config: Mapping[str, Any]) -> bytes:
+    """What the proxy puts in front of a worker's script (``Sec-Fetch-Dest: worker`` or
+    ``sharedworker``): the runtime, then its start with ``config`` (``WORKER_CONFIG_KEYS``, with
+    ``base`` the script's upstream URL). Valid at the top of a classic script and of a module:
+    the worker keeps its own URL as ``self.location``, and a shared worker stays one per URL.
+    A module's static imports still run before it (they are hoisted)."""
+    checked = _check({key: config[key] for key in WORKER_CONFIG_KEYS if key in config})
+    payload = json.dumps(checked, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return runtime_js() + b"\n;self.__cobrowse.init(" + payload.encode() + b");\n"

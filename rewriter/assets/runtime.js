@@ -720,33 +720,12 @@
     installWorkers(win, ctx, mapper);
   }
 
-  // Worker: a blob bootstrap imports the runtime with this session's config, then the mapped script
+  // Workers load from the proxy, which puts the runtime (and this session's config) in front of
+  // their script (rewriter.runtime.worker_prelude): self.location stays the script's own URL and
+  // a shared worker is one per URL, as upstream
   function installWorkers(win, ctx, mapper) {
-    var isWorker = !win.document;
-    var runtimeURL = function () {
-      return isWorker ? ctx.runtimeURL : new NativeURL('/__cobrowse/runtime.js', win.location.href).href;
-    };
-    var BlobCtor = win.Blob;
-    var createObjectURL = win.URL && win.URL.createObjectURL;
     guard(function () {
-      wrapConstructor(win, 'Worker', function (args) {
-        var scriptURL = mapper.toProxy(args[0], { absolute: true });
-        var upstream = mapper.toUpstream(scriptURL);
-        var type = args[1] && args[1].type === 'module' ? 'module' : 'classic';
-        if (!upstream || !BlobCtor || !createObjectURL) { args[0] = scriptURL; return args; }
-        var cfg = {};
-        for (var key in ctx.cfg) if (hasOwn(ctx.cfg, key)) cfg[key] = ctx.cfg[key];
-        cfg.base = upstream;
-        cfg.runtimeURL = runtimeURL();
-        cfg.consoleOrigin = null;
-        var json = JSONstringify(cfg);
-        var source = type === 'module'
-          ? 'import ' + JSONstringify(cfg.runtimeURL) + ';\nself.__cobrowse.init(' + json + ');\nawait import(' + JSONstringify(scriptURL) + ');\n'
-          : 'importScripts(' + JSONstringify(cfg.runtimeURL) + ');\nself.__cobrowse.init(' + json + ');\nimportScripts(' + JSONstringify(scriptURL) + ');\n';
-        var blob = new BlobCtor([source], { type: 'text/javascript' });
-        args[0] = apply(createObjectURL, win.URL, [blob]);
-        return args;
-      });
+      wrapConstructor(win, 'Worker', function (args) { args[0] = mapper.toProxy(args[0], { absolute: true }); return args; });
     });
     guard(function () {
       wrapConstructor(win, 'SharedWorker', function (args) { args[0] = mapper.toProxy(args[0], { absolute: true }); return args; });
@@ -1799,7 +1778,6 @@
 
   function installWorker(cfg) {
     var ctx = makeContext(cfg);
-    ctx.runtimeURL = cfg.runtimeURL;
     var base = typeof cfg.base === 'string' ? cfg.base : cfg.origin + '/';
     var mapper = makeMapper(ctx.codec, function () { return base; });
     guard(function () { patchToString(global); });
@@ -1818,7 +1796,7 @@
       if (script.parentNode) script.parentNode.removeChild(script);
       installWindow(global, ctx);
     } else {
-      // a worker: the bootstrap calls __cobrowse.init(config) before importing the real script
+      // a worker: the prelude the proxy puts before its script calls __cobrowse.init(config)
       var done = false;
       var api = {};
       var init = function (cfg) {

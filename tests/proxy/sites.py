@@ -163,8 +163,26 @@ addEventListener('DOMContentLoaded', async () => {{
     async def api_items(request: Request) -> Response:
         return JSONResponse({"items": ["mug", "tee"], "cookie": request.headers.get("cookie", "")})
 
+    async def module_worker(request: Request) -> Response:
+        # import() is syntax: no runtime can map it, and workers have no import maps
+        return _page(
+            "Module worker",
+            '<p id="result"></p><script>const w = new Worker("/static/import-leak.js", {type: "module"});'
+            'w.onmessage = (e) => { document.getElementById("result").textContent = e.data; };</script>',
+        )
+
+    async def import_leak_js(request: Request) -> Response:
+        script = f"""
+let result = "blocked";
+try {{ await import("{site.origin}/static/leaked-module.js"); result = "imported"; }} catch (e) {{}}
+postMessage(result);"""
+        return Response(script, media_type="text/javascript")
+
+    async def leaked_module(request: Request) -> Response:
+        return Response("export const x = 1;", media_type="text/javascript",
+                        headers={"access-control-allow-origin": "*"})
+
     async def shared_worker(request: Request) -> Response:
-        # a shared worker runs no client runtime: its absolute URL is left for the policy to stop
         return _page(
             "Shared worker",
             '<p id="result"></p><script>const w = new SharedWorker("/static/shared.js");'
@@ -357,6 +375,9 @@ onconnect = async (event) => {{
         Route("/api/items", api_items),
         Route("/set-cookie", set_cookie),
         Route("/shared-worker", shared_worker),
+        Route("/module-worker", module_worker),
+        Route("/static/import-leak.js", import_leak_js),
+        Route("/static/leaked-module.js", leaked_module),
         Route("/static/shared.js", shared_worker_js),
         Route("/leak", leak),
         Route("/modules", modules),

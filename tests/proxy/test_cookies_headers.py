@@ -6,6 +6,8 @@ import html
 import json
 import urllib.parse
 
+import httpx
+
 from rewriter.headers import confinement_policy
 from rewriter.urls import ProxyConfig
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites
@@ -147,3 +149,26 @@ def test_cookies_handed_over_at_consent_go_upstream(harness: Harness, sites: Sit
     harness.call(proxy_access.jar_update(harness.store, s.sid, records, ()))
     harness.accept(s)
     assert _cookies(_echo(harness, s, sites, harness.credential(s))["cookie"]) == {"cart": "2"}
+
+
+def test_worker_scripts_get_the_runtime_in_front_and_nothing_else_does(
+    harness: Harness, sites: Sites
+) -> None:
+    from rewriter.runtime import runtime_js
+
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    shop = harness.host(s, sites.shop.origin)
+
+    def fetch(dest: str) -> httpx.Response:
+        headers = {"sec-fetch-dest": dest}
+        return harness.get(s, shop, "/static/shared.js", credential=credential, headers=headers)
+
+    script = fetch("script")
+    for dest in ("worker", "sharedworker"):
+        worker = fetch(dest)
+        assert worker.content.startswith(runtime_js()) and worker.content.endswith(script.content), dest
+        init = worker.content[len(runtime_js()) : -len(script.content)].decode()
+        assert f'"base":"{sites.shop.origin}/static/shared.js"' in init and f'"sid":"{s.sid}"' in init
+        assert int(worker.headers["content-length"]) == len(worker.content)
+    assert not script.content.startswith(runtime_js()[:100])

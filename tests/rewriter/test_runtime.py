@@ -482,11 +482,12 @@ def test_submitter_formaction_is_mapped(session: BrowserSession, fake: FakeProxy
 # workers
 
 WORKER_JS = (
+    "self.whereAmI = self.location.href;"
     "fetch('http://upstream.example/w/absolute').catch(Boolean);"
     "fetch('relative-from-worker');"
     "var x = new XMLHttpRequest(); x.open('GET', 'https://cdn.example/w/xhr'); x.send();"
     "new FontFace('F', \"url('https://cdn.example/w/font.woff2')\").load().catch(Boolean);"
-    "postMessage('started');"
+    "postMessage(self.whereAmI);"
 )
 MODULE_WORKER_JS = (
     "import { tag } from './dep.js';"
@@ -506,7 +507,9 @@ def test_worker_urls_and_requests_inside_workers_are_mapped(session: BrowserSess
             "w.onmessage = function (e) { window.started = e.data; };"
         ),
     )
-    page.wait_for_function("window.started === 'started'")
+    page.wait_for_function("window.started !== null")
+    # the worker runs at its own (proxy) URL, not at a bootstrap's blob: URL
+    assert page.evaluate("window.started") == fake.proxy_url(UPSTREAM + "/w/worker.js")
     fake.wait_for_path("/w/worker.js")
     fake.wait_for_path("/w/absolute")
     fake.wait_for_path("/w/relative-from-worker")
@@ -532,11 +535,14 @@ def test_module_worker(session: BrowserSession, fake: FakeProxy) -> None:
     assert_contained(session, fake)
 
 
-def test_shared_worker_url_is_mapped(session: BrowserSession, fake: FakeProxy) -> None:
+def test_shared_worker_url_is_mapped_and_it_runs_the_runtime(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
     fake.add(
         UPSTREAM,
         "/w/shared.js",
-        "onconnect = function (e) { e.ports[0].postMessage('hi'); };",
+        "onconnect = function (e) { fetch('https://cdn.example/w/shared-fetch').catch(Boolean);"
+        " e.ports[0].postMessage(self.location.href); };",
         "application/javascript",
     )
     page = load(
@@ -547,8 +553,10 @@ def test_shared_worker_url_is_mapped(session: BrowserSession, fake: FakeProxy) -
             "s.port.onmessage = function (e) { window.got = e.data; };"
         ),
     )
-    page.wait_for_function("window.got === 'hi'")
+    page.wait_for_function("window.got !== null")
+    assert page.evaluate("window.got") == fake.proxy_url(UPSTREAM + "/w/shared.js")  # its own URL
     fake.wait_for_path("/w/shared.js")
+    fake.wait_for_path("/w/shared-fetch", host=fake.proxy_host(CDN))  # it has the runtime too
     assert_contained(session, fake)
 
 

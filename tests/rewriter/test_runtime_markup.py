@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rewriter.exceptions import RewriteError
-from rewriter.runtime import RUNTIME_PATH, RuntimeConfigError, injection_markup, runtime_js
+from rewriter.runtime import RUNTIME_PATH, RuntimeConfigError, injection_markup, runtime_js, worker_prelude
 
 CONFIG: dict[str, Any] = {
     "sid": "k3j9x2ab7q",
@@ -114,3 +114,16 @@ def test_runtime_asset_is_read_once() -> None:
     asset = runtime_js()
     assert asset is runtime_js()
     assert b"data-cobrowse-config" in asset and asset.startswith(b"/*")
+
+
+def test_a_worker_prelude_is_the_runtime_then_its_start_with_what_a_worker_needs() -> None:
+    prelude = worker_prelude({**CONFIG, "base": "https://shop.example.com/js/w.js"})
+    assert prelude.startswith(runtime_js())
+    call = prelude[len(runtime_js()) :].decode()
+    assert call.startswith("\n;self.__cobrowse.init(") and call.endswith(");\n")
+    config = json.loads(call[len("\n;self.__cobrowse.init(") : -len(");\n")])
+    # no cookies, masks or console: a worker has no document
+    assert config == {k: v for k, v in CONFIG.items() if k not in ("cookies", "masked", "consoleOrigin")} | {
+        "base": "https://shop.example.com/js/w.js"}
+    with pytest.raises(RuntimeConfigError):
+        worker_prelude({**CONFIG, "base": 7})

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from rewriter.exceptions import RewriteError
-from rewriter.runtime import RUNTIME_PATH, injection_markup, runtime_js
+from rewriter.runtime import RUNTIME_PATH, injection_markup, runtime_js, worker_prelude
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
 SID = "k3j9x2ab7q"
@@ -156,6 +156,11 @@ def _handler(fake: FakeProxy) -> type[BaseHTTPRequestHandler]:
             if page is None:
                 return self._send(200, "text/plain", b"")
             content_type, data = page
+            worker = self.headers.get("Sec-Fetch-Dest") in ("worker", "sharedworker")
+            if worker and "javascript" in content_type:
+                # what the proxy does (proxy/rewriting.py): the runtime in front of a worker's script
+                config = {**fake.config(origin.serialize()), "base": origin.serialize() + path}
+                data = worker_prelude(config) + data
             if content_type == "text/html":
                 markup = injection_markup(fake.config(origin.serialize())).encode()
                 head = data.find(b"<head>")
