@@ -153,8 +153,8 @@ def confinement_policy(proxy: ProxyConfig) -> str:
     origin's), ``data:`` and ``blob:``, and submit forms only there.
 
     A backstop behind the URL rewriting, not a replacement for it: what the rewriter and the
-    client runtime miss (`import()` in a worker, which no runtime can wrap; a URL a script builds in a
-    way nothing wraps) fails in the browser instead of reaching the upstream directly, with the
+    client runtime miss (``import()`` in a worker, which no runtime can wrap; a URL a script
+    builds in a way nothing wraps) fails in the browser instead of reaching the upstream directly, with the
     agent's own address. Scripts, styles and event handlers inline and ``eval`` stay allowed, as
     on the pages this replaces the (dropped) upstream policy of; so do forms whose action is a
     ``javascript:``, ``mailto:`` or ``tel:`` URL (Chromium checks those against ``form-action``).
