@@ -188,7 +188,7 @@ class _Rewrite:
                     modules.append((script_type, element))
             elif tag == "link" and "modulepreload" in (element.get("rel") or "").lower().split():
                 modules.append(("module", element))
-        if self.inject and not self.xml:
+        if self.inject and not self.svg:  # HTML and XHTML (an SVG document has no import maps)
             self._route_modules(modules)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
@@ -379,7 +379,8 @@ class _Rewrite:
             if doctype is None and out.startswith(b"\n"):
                 out = out[1:]
         if placeholder is not None:
-            out = out.replace(placeholder.encode(), self.inject.encode(OUTPUT_CHARSET, errors="replace"), 1)
+            markup = self.inject + self.import_map
+            out = out.replace(placeholder.encode(), markup.encode(OUTPUT_CHARSET, errors="replace"), 1)
         return out
 
 

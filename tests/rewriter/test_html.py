@@ -685,14 +685,18 @@ def test_import_maps_left_alone(text: str) -> None:
     assert f">{text}</script>".encode() in out
 
 
-def _with_origins(doc: str, inject: str = INJECT) -> etree._Element:
+def _rewrite_with_origins(doc: str, inject: str = INJECT, content_type: str | None = None) -> bytes:
     from rewrite_helpers import SID
 
     from rewriter.urls import ProxyConfig
 
     origins = ["https://shop.example", "https://cdn.example"]
     mapper = UrlMapper(SID, ProxyConfig("cobrowse.localhost", 8001, "http"), origins)
-    return parse(rewrite_html(doc.encode(), url=URL, mapper=mapper, inject=inject))
+    return rewrite_html(doc.encode(), url=URL, mapper=mapper, inject=inject, content_type=content_type)
+
+
+def _with_origins(doc: str, inject: str = INJECT) -> etree._Element:
+    return parse(_rewrite_with_origins(doc, inject))
 
 
 ROUTES = {
@@ -750,6 +754,16 @@ def test_an_import_map_browsers_reject_takes_no_routes(page_map: str) -> None:
     maps = _with_origins(f'<script type="importmap">{page_map}</script>').xpath("//script[@type='importmap']")
     assert json.loads(maps[0].text) == {"imports": ROUTES}
     assert maps[1].text == page_map
+
+
+def test_xhtml_gets_the_routes_too_and_svg_none() -> None:
+    xhtml = '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body/></html>'
+    runtime = '<script src="/__cobrowse/runtime.js"></script>'
+    root = etree.fromstring(_rewrite_with_origins(xhtml, runtime, content_type="application/xhtml+xml"))
+    (found,) = root.xpath("//x:script[@type='importmap']", namespaces={"x": "http://www.w3.org/1999/xhtml"})
+    assert json.loads(found.text) == {"imports": ROUTES}
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>'
+    assert b"importmap" not in _rewrite_with_origins(svg, content_type="image/svg+xml")
 
 
 def test_an_import_map_in_a_template_or_noscript_takes_no_routes() -> None:
