@@ -11,6 +11,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from proxy.compression import ACCEPT_ENCODING
+from proxy.responses import is_worker_script
 from rewriter.headers import rewrite_request_headers
 from rewriter.urls import Origin, UrlMapper
 
@@ -36,5 +37,10 @@ def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin, cookie: 
     if cookie:
         fields.append((b"cookie", _enc(cookie)))
     request.headers = http.Headers(fields)
+    if is_worker_script(flow):
+        # the browser may revalidate with the validators of a copy it holds as a plain script:
+        # a 304 would hand the worker that copy, without the runtime in front (proxy/rewriting.py)
+        for name in ("if-none-match", "if-modified-since"):
+            request.headers.pop(name, None)
     if "accept-encoding" in request.headers:
         request.headers["accept-encoding"] = ACCEPT_ENCODING

@@ -62,6 +62,20 @@ def destination(flow: http.HTTPFlow) -> str:
     return flow.request.headers.get("sec-fetch-dest", "").strip().lower()
 
 
+WORKER_DESTS = frozenset({"worker", "sharedworker"})
+# what Chromium never runs as a classic worker script (it runs any other type, or none)
+NOT_SCRIPTS = ("image/", "audio/", "video/", "text/csv")
+
+
+def is_worker_script(flow: http.HTTPFlow) -> bool:
+    """The top-level script of a worker or shared worker. A module worker's imports come with the
+    same destination but in ``cors`` mode: they get no prelude (one runtime per worker is enough;
+    it reads its base from the worker's own URL)."""
+    headers = flow.request.headers
+    return destination(flow) in WORKER_DESTS and headers.get("sec-fetch-mode", "").strip().lower() != "cors"
+
+
+
 def vary_on_destination(flow: http.HTTPFlow) -> None:
     """The response depends on ``Sec-Fetch-Dest``: a cached copy fetched as an image must not
     answer a later navigation to the same URL."""

@@ -19,9 +19,11 @@ from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
 from proxy.responses import (
     MEDIA_DESTS,
+    NOT_SCRIPTS,
     as_inert_document,
     destination,
     error_response,
+    is_worker_script,
     replace_while_streaming,
     untouched_untyped,
     vary_on_destination,
@@ -30,7 +32,7 @@ from rewriter.charset import charset_param, extract_content_type, mime_type
 from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Kind, Rewritten, kind_of
 from rewriter.exceptions import RewriteError
 from rewriter.headers import confinement_policy, rewrite_response_headers
-from rewriter.runtime import injection_markup, runtime_js, worker_prelude
+from rewriter.runtime import injection_markup, prelude_offset, runtime_js, worker_prelude
 from rewriter.urls import Origin, UrlMapper
 
 logger = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ def on_response_headers(
         # of any type), so it is rewritten as CSS whatever it says; its type is given back after
         flow.metadata[STYLE_AS_SENT] = content_type
         kind, untyped = "css", False
-    if destination(flow) in WORKER_DESTS and mime_type(content_type) in JAVASCRIPT_TYPES:
+    if is_worker_script(flow) and not mime_type(content_type).startswith(NOT_SCRIPTS):
         kind, untyped = "worker", False  # buffered: the runtime goes in front of it (on_response)
     if kind == "passthrough" and not untyped:
         response.stream = True
@@ -145,13 +147,6 @@ def on_response_headers(
     elif kind == "passthrough" and coding in ("", "identity"):
         stream_if = lambda prefix: kind_of(content_type, prefix) == "passthrough"  # noqa: E731
     flow.metadata[BODY_WATCH] = BodyWatch(ctx.settings.max_rewrite_bytes, stream_if)
-
-
-WORKER_DESTS = frozenset({"worker", "sharedworker"})
-JAVASCRIPT_TYPES = frozenset({
-    "text/javascript", "application/javascript", "application/x-javascript", "text/ecmascript",
-    "application/ecmascript", "text/x-javascript", "text/jscript", "text/livescript",
-})  # fmt: skip
 
 
 def _enc(text: str) -> bytes:
@@ -233,19 +228,22 @@ async def on_response(
         body = compression.decode(
             raw, response.headers.get("content-encoding", ""), min(limit, ctx.settings.max_decompressed_bytes)
         )
-    except BodyTooLarge:
-        flow.response = error_response(flow, "too_large")
-        return
-    except ContentDecodingError:
-        flow.response = error_response(flow, "bad_content")
+    except (BodyTooLarge, ContentDecodingError) as exc:
+        if kind == "worker":
+            return  # as it came, without the runtime (the CSP still holds)
+        flow.response = error_response(flow, "too_large" if isinstance(exc, BodyTooLarge) else "bad_content")
         return
     content_type = response.headers.get("content-type")
     # sniffed here: an untyped download is not sent to a worker and back
     declared: str = kind
     if declared == "worker":  # the runtime and its config first, then the script as it came
         config = {**runtime_config(ctx, session, mapper, origin, []), "base": _upstream_url(flow, origin)}
-        body = worker_prelude(config) + body
+        at = prelude_offset(body)
+        body = body[:at] + worker_prelude(config) + body[at:]
         kind = "passthrough"  # nothing more to do to it
+        # validators of this copy would let a later revalidation keep a copy without it
+        response.headers.pop("etag", None)
+        response.headers.pop("last-modified", None)
     else:
         kind = "css" if STYLE_AS_SENT in flow.metadata else kind_of(content_type, body[:SNIFF_BYTES])
     if kind == "passthrough" and declared not in ("passthrough", "worker"):

@@ -20,7 +20,14 @@ from typing import Any
 
 from rewriter.exceptions import RewriteError
 
-__all__ = ["RUNTIME_PATH", "RuntimeConfigError", "injection_markup", "runtime_js", "worker_prelude"]
+__all__ = [
+    "RUNTIME_PATH",
+    "RuntimeConfigError",
+    "injection_markup",
+    "prelude_offset",
+    "runtime_js",
+    "worker_prelude",
+]
 
 # what a worker's prelude config holds (no cookies, no masking, no console: a worker has no document)
 WORKER_CONFIG_KEYS = ("sid", "proxyDomain", "proxyPort", "proxyScheme", "origin", "knownOrigins", "base")
@@ -119,4 +126,55 @@ def worker_prelude(config: Mapping[str, Any]) -> bytes:
     A module's static imports still run before it (they are hoisted)."""
     checked = _check({key: config[key] for key in WORKER_CONFIG_KEYS if key in config})
     payload = json.dumps(checked, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    return runtime_js() + b"\n;self.__cobrowse.init(" + payload.encode() + b");\n"
+    # the leading ";" ends a directive written without one ("use strict"<newline>)
+    return b"\n;" + runtime_js() + b"\n;self.__cobrowse.init(" + payload.encode() + b");\n"
+
+
+_SPACE = b" \t\n\r\f\v"
+
+
+def prelude_offset(script: bytes) -> int:
+    """Where a worker's prelude goes in ``script``: after a byte order mark, a ``#!`` line and the
+    directive prologue (``"use strict";`` and the like, with the comments between), which must
+    stay first for the script to keep its meaning."""
+    pos = 3 if script.startswith(b"\xef\xbb\xbf") else 0
+    if script.startswith(b"#!", pos):  # must stay the first line
+        end = script.find(b"\n", pos)
+        pos = len(script) if end == -1 else end + 1
+    after = pos
+    while True:
+        pos = _skip_space_and_comments(script, after)
+        quote = script[pos : pos + 1]
+        if quote not in (b"'", b'"'):
+            return after
+        end = pos + 1
+        while end < len(script) and script[end : end + 1] not in (quote, b"\n"):
+            end += 2 if script[end : end + 1] == b"\\" else 1
+        if script[end : end + 1] != quote:
+            return after
+        end += 1
+        rest = end
+        while rest < len(script) and script[rest : rest + 1] in b" \t":
+            rest += 1
+        following = script[rest : rest + 1]
+        if following == b";":
+            after = rest + 1
+        elif following in (b"\n", b"\r", b""):
+            after = end  # ended by a newline: the prelude's own ";" closes it
+        else:
+            return after  # "abc".length: an expression, not a directive
+
+
+def _skip_space_and_comments(script: bytes, pos: int) -> int:
+    while pos < len(script):
+        if script[pos : pos + 1] in _SPACE:
+            pos += 1
+        elif script.startswith(b"//", pos):
+            end = script.find(b"\n", pos)
+            pos = len(script) if end == -1 else end
+        elif script.startswith(b"/*", pos):
+            end = script.find(b"*/", pos + 2)
+            pos = len(script) if end == -1 else end + 2
+        else:
+            break
+    return pos

@@ -1779,7 +1779,13 @@
   function installWorker(cfg) {
     var ctx = makeContext(cfg);
     var base = typeof cfg.base === 'string' ? cfg.base : cfg.origin + '/';
-    var mapper = makeMapper(ctx.codec, function () { return base; });
+    var mapper = null;
+    // the worker's own URL (a proxy URL) gives the base, whichever script of it started us
+    mapper = makeMapper(ctx.codec, function () {
+      var own = null;
+      try { own = mapper.toUpstream(String(global.location.href)); } catch (e) { /* keep */ }
+      return own || base;
+    });
     guard(function () { patchToString(global); });
     guard(function () { installNetwork(global, ctx, mapper); });
     return mapper;

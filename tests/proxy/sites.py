@@ -198,7 +198,8 @@ onconnect = async (event) => {{
   const absolute = await fetch("{site.origin}/leak").then((r) => "fetched " + r.status, () => "blocked");
   port.postMessage("relative " + relative + ", absolute " + absolute);
 }};"""
-        return Response(script, media_type="text/javascript")
+        return Response(script, media_type="text/javascript",
+                        headers={"etag": '"v1"', "last-modified": "Mon, 30 Nov 2026 00:00:00 GMT"})
 
     async def modules(request: Request) -> Response:
         # JavaScript the proxy does not rewrite, naming modules by absolute upstream URLs

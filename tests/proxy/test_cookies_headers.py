@@ -167,8 +167,9 @@ def test_worker_scripts_get_the_runtime_in_front_and_nothing_else_does(
     script = fetch("script")
     for dest in ("worker", "sharedworker"):
         worker = fetch(dest)
-        assert worker.content.startswith(runtime_js()) and worker.content.endswith(script.content), dest
-        init = worker.content[len(runtime_js()) : -len(script.content)].decode()
+        prelude = b"\n;" + runtime_js()
+        assert worker.content.startswith(prelude) and worker.content.endswith(script.content), dest
+        init = worker.content[len(prelude) : -len(script.content)].decode()
         assert f'"base":"{sites.shop.origin}/static/shared.js"' in init and f'"sid":"{s.sid}"' in init
         assert int(worker.headers["content-length"]) == len(worker.content)
     assert not script.content.startswith(runtime_js()[:100])

@@ -490,7 +490,7 @@ WORKER_JS = (
     "postMessage(self.whereAmI);"
 )
 MODULE_WORKER_JS = (
-    "import { tag } from './dep.js';"
+    "import { tag } from '/w/lib/dep.js';"  # another folder: relative URLs stay the worker's
     "await fetch('https://cdn.example/w/module-' + tag).catch(Boolean);"
     "await fetch('module-relative');"
     "postMessage('started');"
@@ -520,7 +520,7 @@ def test_worker_urls_and_requests_inside_workers_are_mapped(session: BrowserSess
 
 def test_module_worker(session: BrowserSession, fake: FakeProxy) -> None:
     fake.add(UPSTREAM, "/w/module.js", MODULE_WORKER_JS, "application/javascript")
-    fake.add(UPSTREAM, "/w/dep.js", "export const tag = 'dep';", "application/javascript")
+    fake.add(UPSTREAM, "/w/lib/dep.js", "export const tag = 'dep';", "application/javascript")
     page = load(
         session,
         fake,
@@ -533,6 +533,24 @@ def test_module_worker(session: BrowserSession, fake: FakeProxy) -> None:
     fake.wait_for_path("/w/module-dep", host=fake.proxy_host(CDN))
     fake.wait_for_path("/w/module-relative")
     assert_contained(session, fake)
+
+
+def test_a_worker_keeps_its_hashbang_and_strict_mode(session: BrowserSession, fake: FakeProxy) -> None:
+    script = (
+        "#!/usr/bin/env node\n'use strict'\n"
+        "postMessage([(function () { return this === undefined; })(), typeof self.__cobrowse]);"
+    )
+    fake.add(UPSTREAM, "/w/strict.js", script, "application/javascript")
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.started = null; var w = new Worker('/w/strict.js');"
+            "w.onmessage = function (e) { window.started = e.data; };"
+        ),
+    )
+    page.wait_for_function("window.started !== null")
+    assert page.evaluate("window.started") == [True, "object"]  # still strict, with the runtime
 
 
 def test_shared_worker_url_is_mapped_and_it_runs_the_runtime(

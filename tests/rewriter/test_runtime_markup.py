@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from rewriter.exceptions import RewriteError
-from rewriter.runtime import RUNTIME_PATH, RuntimeConfigError, injection_markup, runtime_js, worker_prelude
+from rewriter.runtime import (
+    RUNTIME_PATH,
+    RuntimeConfigError,
+    injection_markup,
+    prelude_offset,
+    runtime_js,
+    worker_prelude,
+)
 
 CONFIG: dict[str, Any] = {
     "sid": "k3j9x2ab7q",
@@ -118,8 +125,8 @@ def test_runtime_asset_is_read_once() -> None:
 
 def test_a_worker_prelude_is_the_runtime_then_its_start_with_what_a_worker_needs() -> None:
     prelude = worker_prelude({**CONFIG, "base": "https://shop.example.com/js/w.js"})
-    assert prelude.startswith(runtime_js())
-    call = prelude[len(runtime_js()) :].decode()
+    assert prelude.startswith(b"\n;" + runtime_js())  # ";": a directive before it is ended
+    call = prelude[len(runtime_js()) + 2 :].decode()
     assert call.startswith("\n;self.__cobrowse.init(") and call.endswith(");\n")
     config = json.loads(call[len("\n;self.__cobrowse.init(") : -len(");\n")])
     # no cookies, masks or console: a worker has no document
@@ -127,3 +134,21 @@ def test_a_worker_prelude_is_the_runtime_then_its_start_with_what_a_worker_needs
         "base": "https://shop.example.com/js/w.js"}
     with pytest.raises(RuntimeConfigError):
         worker_prelude({**CONFIG, "base": 7})
+
+
+@pytest.mark.parametrize(
+    ("script", "head"),
+    [
+        (b"x()", b""),
+        (b'"use strict";\nx()', b'"use strict";'),
+        (b"'use strict'\nx()", b"'use strict'"),  # ended by the newline: the prelude's ";" ends it
+        (b'/* c */ "use strict"; // c\n"a";x', b'/* c */ "use strict"; // c\n"a";'),
+        (b'"abc".length', b""),  # an expression, not a directive
+        (b"#!/usr/bin/env node\n'use strict';x", b"#!/usr/bin/env node\n'use strict';"),
+        (b"\xef\xbb\xbf'use strict';x", b"\xef\xbb\xbf'use strict';"),
+        (b'"unterminated', b""),
+        (b"", b""),
+    ],
+)
+def test_a_workers_prelude_goes_after_its_hashbang_and_directives(script: bytes, head: bytes) -> None:
+    assert script[: prelude_offset(script)] == head

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from proxy.responses import NOT_SCRIPTS
 from rewriter.exceptions import RewriteError
-from rewriter.runtime import RUNTIME_PATH, injection_markup, runtime_js, worker_prelude
+from rewriter.runtime import RUNTIME_PATH, injection_markup, prelude_offset, runtime_js, worker_prelude
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
 SID = "k3j9x2ab7q"
@@ -157,10 +158,12 @@ def _handler(fake: FakeProxy) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, "text/plain", b"")
             content_type, data = page
             worker = self.headers.get("Sec-Fetch-Dest") in ("worker", "sharedworker")
-            if worker and "javascript" in content_type:
+            top_level = self.headers.get("Sec-Fetch-Mode") != "cors"  # not a module worker's import
+            if worker and top_level and not content_type.startswith(NOT_SCRIPTS):
                 # what the proxy does (proxy/rewriting.py): the runtime in front of a worker's script
                 config = {**fake.config(origin.serialize()), "base": origin.serialize() + path}
-                data = worker_prelude(config) + data
+                at = prelude_offset(data)
+                data = data[:at] + worker_prelude(config) + data[at:]
             if content_type == "text/html":
                 markup = injection_markup(fake.config(origin.serialize())).encode()
                 head = data.find(b"<head>")
