@@ -122,13 +122,19 @@ def _map_origin(value: str, mapper: UrlMapper) -> str | None:
     if text in ("*", "null", ""):
         return value
     try:
-        return ", ".join(
-            part if part == "*" else mapper.proxy_origin(Origin.parse(part))
-            for part in (p.strip() for p in text.split(","))
-            if part
-        )
+        return ", ".join(_one_origin(part, mapper) for part in (p.strip() for p in text.split(",")) if part)
     except RewriteError:
         return None
+
+
+def _one_origin(text: str, mapper: UrlMapper) -> str:
+    """A serialised origin's proxy origin. Browsers compare these headers with the request's
+    ``Origin`` byte for byte: one written otherwise (upper case, a path, the default port) stays
+    as it is and fails through the proxy as it would against the upstream."""
+    if text == "*":
+        return text
+    origin = Origin.parse(text)
+    return mapper.proxy_origin(origin) if origin.serialize() == text else text
 
 
 def _map_response_value(action: Action, value: str, mapper: UrlMapper, url: str) -> str | None:

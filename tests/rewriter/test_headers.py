@@ -54,6 +54,10 @@ RESPONSE = [
     ("Access-Control-Allow-Origin", "null", "null"),
     ("Access-Control-Allow-Origin", "not an origin", None),
     ("Access-Control-Allow-Origin", "ftp://shop.example", None),
+    # not as browsers serialise an origin: they would refuse it upstream, so the proxy does not fix it
+    ("Access-Control-Allow-Origin", "HTTPS://SHOP.EXAMPLE", "HTTPS://SHOP.EXAMPLE"),
+    ("Access-Control-Allow-Origin", "https://shop.example/path", "https://shop.example/path"),
+    ("Access-Control-Allow-Origin", "https://shop.example:443", "https://shop.example:443"),
     (
         "Timing-Allow-Origin",
         "https://shop.example, https://cdn.example:8443",
