@@ -76,5 +76,8 @@ class ProxyContext:
             gate=SessionGate(store),
             egress=EgressPolicy(settings.dev_allow_origins),
             public=public,
-            rewrite_pool=RewritePool(None if settings.rewrite_workers < 0 else settings.rewrite_workers),
+            rewrite_pool=RewritePool(
+                None if settings.rewrite_workers < 0 else settings.rewrite_workers,
+                timeout_s=settings.upstream_timeout_s,  # as long as the upstream may take
+            ),
         )

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from rewriter.dispatch import SNIFF_BYTES, Kind, Rewritten, kind_of, rewrite_body
+from rewriter.exceptions import UnrewritableDocument
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,10 @@ class WorkerGone(Exception):
     """The worker process died (or was killed, or the pool closed) before answering."""
 
 
+class RewriteTimedOut(UnrewritableDocument):
+    """A worker took longer than the pool's ``timeout_s``: it was stopped."""
+
+
 class NoWorker(Exception):
     """No worker process could be started (inside a daemon process; no process or file left)."""
 
@@ -224,11 +229,20 @@ class _Lane:
         self.waiting: list[asyncio.Future[_Worker | None]] = []
         self.closed = False
 
-    async def call(self, request: bytes) -> Any:
+    async def call(self, request: bytes, timeout_s: float | None = None) -> Any:
         worker = await self._acquire()
         exchange = asyncio.ensure_future(worker.call(request))
         try:
-            result = await asyncio.shield(exchange)
+            result = await asyncio.wait_for(asyncio.shield(exchange), timeout_s)
+        except TimeoutError:
+            # a rewrite that does not end (no known input does): the worker goes, its lane goes on
+            worker.process.kill()
+            try:
+                await exchange  # ends at once: the killed worker's socket reads end-of-file
+            except Exception:  # noqa: BLE001 - the worker is gone, whatever it said
+                pass
+            self._drop(worker)
+            raise RewriteTimedOut(f"no answer from a rewrite worker within {timeout_s} s") from None
         except asyncio.CancelledError:
             if exchange.done():
                 self._after(worker, exchange)
@@ -327,11 +341,17 @@ class RewritePool:
     """Runs ``rewrite`` off the event loop; each lane's workers start on its first use.
 
     ``workers`` is the medium lane's size (the large lane gets half as many, at least one);
-    0 rewrites everything in threads.
+    0 rewrites everything in threads. A body a worker has not rewritten within ``timeout_s``
+    raises ``RewriteTimedOut`` (an ``UnrewritableDocument``: the proxy's "bad content" page) and
+    that worker is replaced.
     """
 
-    def __init__(self, workers: int | None = None, small: int = SMALL_BODY, large: int = LARGE_BODY) -> None:
+    def __init__(
+        self, workers: int | None = None, small: int = SMALL_BODY, large: int = LARGE_BODY,
+        timeout_s: float | None = None,
+    ) -> None:
         self.workers = default_workers() if workers is None else workers
+        self.timeout_s = timeout_s  # per body in a worker process (a thread cannot be stopped)
         self.small = small
         self.large = large
         self._lanes: dict[Lane, _Lane] = {}
@@ -357,7 +377,7 @@ class RewritePool:
         if self.closed:
             raise WorkerGone("the rewrite pool is closed")
         request = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
-        return await self._lane(lane).call(request)
+        return await self._lane(lane).call(request, self.timeout_s)
 
     async def run(self, kind: Kind, body: bytes, *, mapper: UrlMapper, **options: object) -> Rewritten:
         lane = self.lane(len(body))

@@ -303,3 +303,33 @@ def test_closing_the_pool_sends_waiting_and_later_bodies_to_threads() -> None:
         assert not pool.processes_started  # no worker started after the close
 
     asyncio.run(main())
+
+
+def test_a_rewrite_that_does_not_end_is_stopped_and_its_worker_replaced() -> None:
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool, RewriteTimedOut, rewrite
+    from rewriter.exceptions import RewriteError
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, timeout_s=1.0)
+        try:
+            await pool.run("html", body, **_options())
+            (stuck,) = pool._lanes["medium"].workers
+            try:
+                await pool.call("medium", time.sleep, 60)  # a "rewrite" that would take a minute
+            except RewriteTimedOut as exc:
+                assert isinstance(exc, RewriteError)  # the proxy answers with its error page
+            else:
+                raise AssertionError("no timeout")
+            stuck.process.join(15)
+            assert not stuck.process.is_alive()
+            assert await pool.run("html", body, **_options()) == expected  # a new worker
+            assert pool._lanes["medium"].workers != [stuck]
+        finally:
+            pool.close()
+
+    asyncio.run(main())
