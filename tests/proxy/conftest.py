@@ -103,6 +103,11 @@ class Harness:
 
         return self.call(go())
 
+    def session_on(self, origin: str) -> tuple[OpenSession, str, str]:
+        """An active session on ``origin`` alone: (session, the agent's credential, its proxy host)."""
+        s = self.open_session((origin,))
+        return s, self.credential(s), self.host(s, origin)
+
     def accept(self, s: OpenSession) -> None:
         self.call(sessions.accept(self.store, s.sid, Actor("visitor", "v")))
 

@@ -15,11 +15,6 @@ from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
 from tests.proxy.sites import VIDEO
 
 
-def _session(harness: Harness, sites: Sites) -> tuple[OpenSession, str, str]:
-    s = harness.open_session((sites.shop.origin,))
-    return s, harness.credential(s), harness.host(s, sites.shop.origin)
-
-
 @contextlib.contextmanager
 def _harness(
     sites: Sites, redis_url: str, namespace: str, **settings: Any
@@ -28,7 +23,7 @@ def _harness(
     responses are released (so its server stops at once) and the proxy is closed."""
     harness = Harness(make_settings(sites, **settings), redis_url, namespace)
     try:
-        yield (harness, *_session(harness, sites))
+        yield (harness, *harness.session_on(sites.shop.origin))
     finally:
         sites.shop.release.set()
         harness.close()
@@ -36,7 +31,7 @@ def _harness(
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
 def test_compressed_html_is_decoded_and_rewritten(harness: Harness, sites: Sites, coding: str) -> None:
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     r = harness.get(s, host, f"/encoded?enc={coding}", credential=credential)
     assert r.status_code == 200
     assert "content-encoding" not in r.headers
@@ -44,13 +39,13 @@ def test_compressed_html_is_decoded_and_rewritten(harness: Harness, sites: Sites
 
 
 def test_decompression_bomb_is_refused_as_too_large(harness: Harness, sites: Sites) -> None:
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     r = harness.get(s, host, "/bomb", credential=credential)
     assert r.status_code == 502 and "Page too large" in r.text
 
 
 def test_video_range_requests_stream_untouched(harness: Harness, sites: Sites) -> None:
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     r = harness.get(s, host, "/video.mp4", credential=credential, headers={"range": "bytes=1000-1999"})
     assert r.status_code == 206
     assert r.headers["content-range"] == f"bytes 1000-1999/{len(VIDEO)}"
@@ -60,14 +55,14 @@ def test_video_range_requests_stream_untouched(harness: Harness, sites: Sites) -
 
 
 def test_download_keeps_its_disposition(harness: Harness, sites: Sites) -> None:
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     r = harness.get(s, host, "/download", credential=credential)
     assert r.headers["content-disposition"] == 'attachment; filename="report.csv"'
     assert r.content == b"report,1\n" * 1000
 
 
 def test_non_rewritten_bodies_stream_without_waiting_for_the_end(harness: Harness, sites: Sites) -> None:
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     cookie = f"__cb_{s.sid}={credential}"
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(f"GET /drip HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n".encode())
@@ -97,7 +92,7 @@ def test_rewrite_workers_zero_keeps_every_page_in_threads(
 def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites) -> None:
     """Chunked upstream bodies, rewritten or streamed, leave both connections reusable: one
     client connection and one upstream connection carry every request."""
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     conn = http.client.HTTPConnection("127.0.0.1", harness.port, timeout=10)
     headers = {"Host": host, "Cookie": f"__cb_{s.sid}={credential}"}
     try:
@@ -180,7 +175,7 @@ def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace
 
 
 def test_pages_are_rewritten_in_the_lane_of_their_size(harness: Harness, sites: Sites) -> None:
-    s, credential, host = _session(harness, sites)
+    s, credential, host = harness.session_on(sites.shop.origin)
     pool = harness.proxy.ctx.rewrite_pool
     small = harness.get(s, host, "/big?kb=8", credential=credential)
     assert "/__cobrowse/runtime.js" in small.text

@@ -26,9 +26,7 @@ def _cookies(header: str) -> dict[str, str]:
 
 
 def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness, sites: Sites) -> None:
-    s = harness.open_session((sites.shop.origin,))
-    credential = harness.credential(s)
-    host = harness.host(s, sites.shop.origin)
+    s, credential, host = harness.session_on(sites.shop.origin)
     r = harness.get(s, host, "/set-cookie", credential=credential)
     assert r.status_code == 200
     assert "set-cookie" not in r.headers
@@ -55,9 +53,7 @@ def test_script_writes_in_cbjs_are_merged_at_once_and_expired(harness: Harness, 
 
 
 def test_cookie_post_from_the_runtime(harness: Harness, sites: Sites) -> None:
-    s = harness.open_session((sites.shop.origin,))
-    credential = harness.credential(s)
-    host = harness.host(s, sites.shop.origin)
+    s, credential, host = harness.session_on(sites.shop.origin)
     body = {"url": sites.shop.origin + "/cart", "cookies": ["cart=3; path=/"]}
     r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=body)
     assert r.status_code == 200
@@ -84,9 +80,7 @@ def test_two_sessions_on_one_site_keep_separate_jars(harness: Harness, sites: Si
 
 
 def test_runtime_config_shows_only_non_httponly_cookies(harness: Harness, sites: Sites) -> None:
-    s = harness.open_session((sites.shop.origin,))
-    credential = harness.credential(s)
-    host = harness.host(s, sites.shop.origin)
+    s, credential, host = harness.session_on(sites.shop.origin)
     harness.get(s, host, "/set-cookie", credential=credential)
     page = harness.get(s, host, "/about", credential=credential).text
     start = page.index("data-cobrowse-config=") + len("data-cobrowse-config=")
@@ -156,9 +150,7 @@ def test_worker_scripts_get_the_runtime_in_front_and_nothing_else_does(
 ) -> None:
     from rewriter.runtime import runtime_js
 
-    s = harness.open_session((sites.shop.origin,))
-    credential = harness.credential(s)
-    shop = harness.host(s, sites.shop.origin)
+    s, credential, shop = harness.session_on(sites.shop.origin)
 
     def fetch(dest: str) -> httpx.Response:
         headers = {"sec-fetch-dest": dest}
