@@ -142,14 +142,21 @@ def client_address(flow: http.HTTPFlow, trusted: tuple[str, ...]) -> str:
     return str(peer)
 
 
-def _uncredentialed_cors(flow: http.HTTPFlow, route: Route, proxy_domain: str) -> bool:
-    """A CORS request (a fetch, a module script, a font, a preflight...) from a page of the same
-    session on another of its proxy origins: the browser sends those without cookies unless the
-    page asks for credentials, so the proxy credential cannot be on it."""
+def _uncredentialed_in_session(flow: http.HTTPFlow, route: Route, proxy_domain: str) -> bool:
+    """A request a page of the session sends without cookies, so without the proxy credential.
+
+    - A CORS request (a fetch, a module script, a font, a preflight...) from another proxy origin
+      of the same session: the browser sends those without cookies unless the page asks for
+      credentials.
+    - A request a page makes to its own origin with ``credentials: "omit"``: ``Sec-Fetch-Site:
+      same-origin``, which no page of another origin can make its browser send."""
     headers = flow.request.headers
-    if headers.get("sec-fetch-mode", "").strip().lower() != "cors":
-        return False
     if flow.request.path.startswith(RESERVED_PREFIX):
+        return False
+    mode = headers.get("sec-fetch-mode", "").strip().lower()
+    if headers.get("sec-fetch-site", "").strip().lower() == "same-origin" and mode in _SUBRESOURCE_MODES:
+        return True
+    if mode != "cors":
         return False
     origin = headers.get("origin", "")
     scheme, sep, rest = origin.partition("://")
@@ -161,14 +168,18 @@ def _uncredentialed_cors(flow: http.HTTPFlow, route: Route, proxy_domain: str) -
         return False
 
 
+_SUBRESOURCE_MODES = frozenset({"cors", "no-cors", "same-origin"})  # not navigate, not websocket
+
+
 class Gate:
     """Active session + the agent's credential cookie, or 403; ``/__cobrowse/enter`` redeems tickets.
 
-    One exception: a CORS request from a page of the same session, which the browser sends without
-    cookies (fetch's default credentials mode, module scripts, fonts, ``crossorigin`` elements,
-    preflights), passes when it comes from an address the session's credential has come from. It
-    is forwarded as the browser would send it upstream: without the jar's cookies, and its
-    ``Set-Cookie`` is not kept (``cookie_sync.ANONYMOUS``)."""
+    One exception: a request a page of the session sends without cookies (a CORS request to another
+    of its origins: fetch's default credentials mode, module scripts, fonts, ``crossorigin``
+    elements, preflights; or ``credentials: "omit"`` to its own origin) passes when it comes from an
+    address the session's credential has come from. It is forwarded as the browser would send it
+    upstream: without the jar's cookies, and its ``Set-Cookie`` is not kept
+    (``cookie_sync.ANONYMOUS``)."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
@@ -184,7 +195,7 @@ class Gate:
                 return
             credential = flow.request.cookies.get(credential_cookie_name(route.sid))
             address = client_address(flow, self.ctx.settings.trusted_proxies)
-            if not credential and _uncredentialed_cors(flow, route, self.ctx.settings.proxy_domain):
+            if not credential and _uncredentialed_in_session(flow, route, self.ctx.settings.proxy_domain):
                 session = await self.ctx.gate.check_address(route.sid, address)
                 flow.metadata[cookie_sync.ANONYMOUS] = True
             else:

@@ -1268,6 +1268,32 @@
       disguise(get, desc.get);
       defineProperty(win.MessageEvent.prototype, 'origin', { get: get, enumerable: desc.enumerable, configurable: desc.configurable });
     });
+    // ...and senders name upstream origins: postMessage(data, "https://shop.example") to this window
+    // (from itself or a same-origin frame, which reach this property) targets its proxy origin.
+    // A cross-origin window's postMessage is the browser's own and cannot be patched (ARCHITECTURE.md).
+    guard(function () {
+      var mapTarget = function (target) {
+        // only an absolute URL names an origin ('*' and '/' are keywords; anything else throws as it would)
+        if (typeof target !== 'string' || urlForm(cleanURL(target)) !== 'abs') return target;
+        return mapper.toProxy(target);
+      };
+      wrapMethod(win, 'postMessage', function (native) {
+        return function postMessage(message, target) {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+          try {
+            if (typeof target === 'string') args[1] = mapTarget(target);
+            else if (target && typeof target === 'object' && typeof target.targetOrigin === 'string') {
+              var options = {};
+              for (var key in target) options[key] = target[key];
+              options.targetOrigin = mapTarget(target.targetOrigin);
+              args[1] = options;
+            }
+          } catch (e) { /* as given: the browser reports what is wrong with it */ }
+          return apply(native, this, args);
+        };
+      });
+    });
 
     // the MutationObserver fallback: URLs and masking for whatever got past the patches
     var MutationObserverCtor = win.MutationObserver;

@@ -215,6 +215,28 @@ onconnect = async (event) => {{
             head=own_map if "own-map" in request.query_params else "",
         )
 
+    async def messages(request: Request) -> Response:
+        # postMessage naming the upstream origin (to itself, from a same-origin frame) and a fetch
+        # to its own origin without credentials
+        return _page(
+            "Messages",
+            '<p id="out"></p><iframe src="/message-child"></iframe><script>'
+            "const got = []; let omitted = '';"
+            "const finish = () => { if (got.length >= 3 && omitted)"
+            " document.getElementById('out').textContent = omitted + ';' + got.sort().join(','); };"
+            f"addEventListener('message', (e) => {{ got.push(e.data + '@' + (e.origin === '{site.origin}'"
+            " ? 'shop' : e.origin)); finish(); });"
+            f"postMessage('self', '{site.origin}');"
+            f"postMessage('options', {{targetOrigin: '{site.origin}/any/path'}});"
+            "postMessage('elsewhere', 'https://elsewhere.example');"  # not this window: never delivered
+            "fetch('/api/items', {credentials: 'omit'}).then((r) => r.status, () => 'failed')"
+            ".then((s) => { omitted = String(s); finish(); });"
+            "</script>",
+        )
+
+    async def message_child(request: Request) -> Response:
+        return _page("Child", f"<script>parent.postMessage('child', '{site.origin}');</script>")
+
     async def module_a(request: Request) -> Response:
         return Response('export const word = "alpha";', media_type="text/javascript")
 
@@ -382,6 +404,8 @@ onconnect = async (event) => {{
         Route("/static/shared.js", shared_worker_js),
         Route("/leak", leak),
         Route("/modules", modules),
+        Route("/messages", messages),
+        Route("/message-child", message_child),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/redirect-in", redirect_in),

@@ -100,6 +100,23 @@ def test_modules_named_by_absolute_upstream_urls_load_through_the_proxy(
         context.close()
 
 
+def test_messages_naming_the_upstream_origin_arrive_and_omitted_credentials_pass(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A page posts to itself, and a same-origin frame to its parent, naming the upstream origin
+    (the page is on its proxy origin: unmapped, the browser drops them); a message for another
+    origin is still not delivered. ``fetch(own, {credentials: "omit"})`` carries no credential
+    and passes, as ``Sec-Fetch-Site: same-origin`` from the agent's address."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/messages")
+    try:
+        page.wait_for_function("document.getElementById('out').textContent !== ''", timeout=15000)
+        assert _text(page, "out") == "200;child@shop,options@shop,self@shop"
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 def test_server_cookies_show_in_document_cookie_unless_httponly(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

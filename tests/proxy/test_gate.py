@@ -190,11 +190,13 @@ def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites
 
 
 def _cors(harness: Harness, host: str, path: str, origin: str, source: str = "127.0.0.1",
-          mode: str = "cors", forwarded: str = "") -> httpx.Response:
+          mode: str = "cors", forwarded: str = "", site: str = "") -> httpx.Response:
     """What a page's fetch sends by default to another origin: no cookie at all."""
     transport = httpx.HTTPTransport(local_address=source)
     with httpx.Client(base_url=f"http://127.0.0.1:{harness.port}", transport=transport, timeout=20) as c:
         headers = {"host": host, "sec-fetch-mode": mode}
+        if site:
+            headers["sec-fetch-site"] = site
         if origin:
             headers["origin"] = origin
         if forwarded:
@@ -244,6 +246,32 @@ def test_a_cors_request_without_cookies_is_refused_from_elsewhere(harness: Harne
         if ended.status_code == 403 or time.monotonic() > deadline:
             break
     assert ended.status_code == 403
+
+
+def test_a_same_origin_request_without_credentials_passes_from_the_agents_address(
+    harness: Harness, sites: Sites
+) -> None:
+    """``fetch(own, {credentials: "omit"})``: no cookie, ``Sec-Fetch-Site: same-origin`` (which a
+    page of another origin cannot make the browser send). From the agent's address it passes
+    anonymously; a navigation, a WebSocket, a same-site or cross-site request, or another address
+    does not."""
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    credential = harness.credential(s)
+    shop = harness.host(s, sites.shop.origin)
+    assert harness.get(s, shop, "/set-cookie", credential=credential).status_code == 200  # jar: server_c
+    for mode in ("cors", "no-cors", "same-origin"):
+        r = _cors(harness, shop, "/echo-headers", "", mode=mode, site="same-origin")
+        assert r.status_code == 200 and "cookie" not in r.json()
+    hits = sites.shop.total
+    refused = [
+        _cors(harness, shop, "/echo-headers", "", mode="navigate", site="same-origin"),
+        _cors(harness, shop, "/echo-headers", "", mode="websocket", site="same-origin"),
+        _cors(harness, shop, "/echo-headers", "", mode="no-cors", site="same-site"),
+        _cors(harness, shop, "/echo-headers", "", mode="no-cors", site="cross-site"),
+        _cors(harness, shop, "/echo-headers", "", mode="cors", site="same-origin", source="127.0.0.2"),
+    ]
+    assert [r.status_code for r in refused] == [403] * 5
+    assert sites.shop.total == hits
 
 
 def test_behind_a_trusted_balancer_the_forwarded_address_is_the_agents(

@@ -707,6 +707,35 @@ def test_native_errors_stay_native(session: BrowserSession, fake: FakeProxy) -> 
     assert page.evaluate("fetch.toString()") == "function fetch() { [native code] }"
 
 
+def test_post_message_to_this_window_names_the_upstream_origin(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The page is on its proxy origin: a message naming the upstream origin is delivered, one
+    naming another origin is not, and the keywords and errors are the browser's own."""
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.got = []; window.errs = [];"
+            "addEventListener('message', function (e) {"
+            " if (e.data === 'end') window.done = true; else got.push(e.data + ' ' + e.origin); });"
+            f"postMessage('upstream', '{UPSTREAM}');"
+            f"postMessage('options', {{targetOrigin: '{UPSTREAM}/some/page?q'}});"
+            f"postMessage('other', '{CDN}');"
+            "postMessage('star', '*'); postMessage('slash', '/');"
+            "try { postMessage('relative', 'shop'); } catch (e) { errs.push(e.name); }"
+            "postMessage('end', '*');",  # messages arrive in order: 'other' would be in by then
+            finish=False,
+        ),
+    )
+    assert page.evaluate("window.got") == [
+        f"upstream {UPSTREAM}", f"options {UPSTREAM}", f"star {UPSTREAM}", f"slash {UPSTREAM}",
+    ]
+    assert page.evaluate("window.errs") == ["SyntaxError"]
+    assert page.evaluate("postMessage.toString()") == "function postMessage() { [native code] }"
+    assert_contained(session, fake)
+
+
 # --------------------------------------------------------------------------------------------
 # masking of what scripts add later (the server masks the document it rewrites)
 
