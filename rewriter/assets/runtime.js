@@ -1272,24 +1272,35 @@
     // (from itself or a same-origin frame, which reach this property) targets its proxy origin.
     // A cross-origin window's postMessage is the browser's own and cannot be patched (ARCHITECTURE.md).
     guard(function () {
+      var reflectGet = Reflect_.get;
+      // only a valid absolute URL names an origin: '*' and '/' are keywords, and anything else is
+      // left for the browser to refuse with its own SyntaxError
       var mapTarget = function (target) {
-        // only an absolute URL names an origin ('*' and '/' are keywords; anything else throws as it would)
-        if (typeof target !== 'string' || urlForm(cleanURL(target)) !== 'abs') return target;
+        if (typeof target !== 'string') return target;
+        var clean = cleanURL(target);
+        if (urlForm(clean) !== 'abs') return target;
+        try { new NativeURL(clean); } catch (e) { return target; }
         return mapper.toProxy(target);
       };
       wrapMethod(win, 'postMessage', function (native) {
         return function postMessage(message, target) {
           var args = [];
           for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
-          try {
-            if (typeof target === 'string') args[1] = mapTarget(target);
-            else if (target && typeof target === 'object' && typeof target.targetOrigin === 'string') {
-              var options = {};
-              for (var key in target) options[key] = target[key];
-              options.targetOrigin = mapTarget(target.targetOrigin);
-              args[1] = options;
+          if (typeof target === 'string') {
+            try { args[1] = mapTarget(target); } catch (e) { /* as given */ }
+          } else if (target !== null && (typeof target === 'object' || typeof target === 'function')) {
+            // the options form: targetOrigin read once (as the browser reads it), the rest of the
+            // object as it is (transfer lists, getters, private fields), through a Proxy
+            var given;
+            try { given = target.targetOrigin; } catch (e) { return apply(native, this, args); }
+            var origin = given;
+            if (given !== undefined) {
+              try { origin = mapTarget(typeof given === 'string' ? given : StringCtor(given)); } catch (e) { /* as given */ }
             }
-          } catch (e) { /* as given: the browser reports what is wrong with it */ }
+            args[1] = new ProxyCtor(target, {
+              get: function (t, key) { return key === 'targetOrigin' ? origin : reflectGet(t, key); }
+            });
+          }
           return apply(native, this, args);
         };
       });

@@ -220,7 +220,7 @@ onconnect = async (event) => {{
         # to its own origin without credentials
         return _page(
             "Messages",
-            '<p id="out"></p><iframe src="/message-child"></iframe><script>'
+            '<p id="out"></p><script>'
             "const got = []; let omitted = '';"
             "const finish = () => { if (got.length >= 3 && omitted)"
             " document.getElementById('out').textContent = omitted + ';' + got.sort().join(','); };"
@@ -231,7 +231,7 @@ onconnect = async (event) => {{
             "postMessage('elsewhere', 'https://elsewhere.example');"  # not this window: never delivered
             "fetch('/api/items', {credentials: 'omit'}).then((r) => r.status, () => 'failed')"
             ".then((s) => { omitted = String(s); finish(); });"
-            "</script>",
+            '</script><iframe src="/message-child"></iframe>',  # after the listener
         )
 
     async def message_child(request: Request) -> Response:

@@ -258,19 +258,24 @@ def test_a_same_origin_request_without_credentials_passes_from_the_agents_addres
     s = harness.open_session((sites.shop.origin, sites.cdn.origin))
     credential = harness.credential(s)
     shop = harness.host(s, sites.shop.origin)
+    assert harness.get(s, shop, "/about", credential=credential).status_code == 200  # the agent's page
+    assert _cors(harness, shop, "/set-cookie", "", mode="cors", site="same-origin").status_code == 200
+    echoed = harness.get(s, shop, "/echo-headers", credential=credential).json()
+    assert "server_c" not in echoed.get("cookie", "")  # not kept from the uncredentialed answer
     assert harness.get(s, shop, "/set-cookie", credential=credential).status_code == 200  # jar: server_c
     for mode in ("cors", "no-cors", "same-origin"):
         r = _cors(harness, shop, "/echo-headers", "", mode=mode, site="same-origin")
         assert r.status_code == 200 and "cookie" not in r.json()
     hits = sites.shop.total
     refused = [
+        _cors(harness, shop, "/__cobrowse/runtime.js", "", mode="no-cors", site="same-origin"),  # ours
         _cors(harness, shop, "/echo-headers", "", mode="navigate", site="same-origin"),
         _cors(harness, shop, "/echo-headers", "", mode="websocket", site="same-origin"),
         _cors(harness, shop, "/echo-headers", "", mode="no-cors", site="same-site"),
         _cors(harness, shop, "/echo-headers", "", mode="no-cors", site="cross-site"),
         _cors(harness, shop, "/echo-headers", "", mode="cors", site="same-origin", source="127.0.0.2"),
     ]
-    assert [r.status_code for r in refused] == [403] * 5
+    assert [r.status_code for r in refused] == [403] * 6
     assert sites.shop.total == hits
 
 

@@ -711,27 +711,41 @@ def test_post_message_to_this_window_names_the_upstream_origin(
     session: BrowserSession, fake: FakeProxy
 ) -> None:
     """The page is on its proxy origin: a message naming the upstream origin is delivered, one
-    naming another origin is not, and the keywords and errors are the browser's own."""
+    naming another origin is not, and the keywords and errors are the browser's own. The options
+    form keeps what else it carries (transfer lists, however defined) and its getters run once."""
     page = load(
         session,
         fake,
         page_with(
             "window.got = []; window.errs = [];"
             "addEventListener('message', function (e) {"
-            " if (e.data === 'end') window.done = true; else got.push(e.data + ' ' + e.origin); });"
+            " var d = typeof e.data === 'string' ? e.data : e.data.name + (e.ports.length ? '+port' : '');"
+            " if (d === 'end') window.done = true; else got.push(d + ' ' + e.origin); });"
             f"postMessage('upstream', '{UPSTREAM}');"
             f"postMessage('options', {{targetOrigin: '{UPSTREAM}/some/page?q'}});"
             f"postMessage('other', '{CDN}');"
             "postMessage('star', '*'); postMessage('slash', '/');"
             "try { postMessage('relative', 'shop'); } catch (e) { errs.push(e.name); }"
+            "try { postMessage('invalid', 'https://'); } catch (e) { errs.push(e.name); }"
+            # transfer: hidden from for-in, or a getter of a class; targetOrigin a URL object
+            "var channel = new MessageChannel(), hidden = {};"
+            f"hidden.targetOrigin = '{UPSTREAM}';"
+            "Object.defineProperty(hidden, 'transfer', { value: [channel.port1], enumerable: false });"
+            "postMessage({ name: 'hidden' }, hidden);"
+            "window.reads = 0; window.buffer = new ArrayBuffer(8);"
+            "class Options { get transfer() { return [buffer]; }"
+            f" get targetOrigin() {{ reads++; return new URL('{UPSTREAM}/x'); }} }}"
+            "postMessage({ name: 'getters', buffer: buffer }, new Options());"
             "postMessage('end', '*');",  # messages arrive in order: 'other' would be in by then
             finish=False,
         ),
     )
     assert page.evaluate("window.got") == [
         f"upstream {UPSTREAM}", f"options {UPSTREAM}", f"star {UPSTREAM}", f"slash {UPSTREAM}",
+        f"hidden+port {UPSTREAM}", f"getters {UPSTREAM}",
     ]
-    assert page.evaluate("window.errs") == ["SyntaxError"]
+    assert page.evaluate("window.errs") == ["SyntaxError", "SyntaxError"]
+    assert page.evaluate("[window.reads, window.buffer.byteLength]") == [1, 0]  # read once; transferred
     assert page.evaluate("postMessage.toString()") == "function postMessage() { [native code] }"
     assert_contained(session, fake)
 
