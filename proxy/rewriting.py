@@ -81,6 +81,13 @@ def on_response_headers(
     """Headers through ``rewriter.headers``; redirects out of scope refused; stream or buffer."""
     response = flow.response
     assert response is not None
+    if response.status_code == 101 and not _websocket_handshake(flow):
+        # a protocol switch the browser did not ask for would make this connection a raw tunnel
+        # between the browser and the upstream: nothing rewritten, the credential cookie of every
+        # later request on it sent upstream as it is
+        replace_while_streaming(flow, "bad_content")
+        response.headers["connection"] = "close"
+        return
     origin: Origin = flow.metadata["cobrowse.origin"]
     rewritten = rewrite_response_headers(
         response.headers.items(multi=True), url=_upstream_url(flow, origin), mapper=mapper
@@ -149,6 +156,13 @@ def on_response_headers(
     flow.metadata[BODY_WATCH] = BodyWatch(ctx.settings.max_rewrite_bytes, stream_if)
 
 
+def _websocket_handshake(flow: http.HTTPFlow) -> bool:
+    """A WebSocket handshake answered as one: the only protocol switch the proxy relays."""
+    assert flow.response is not None
+    return (flow.request.headers.get("upgrade", "").strip().lower() == "websocket"
+            and flow.response.headers.get("upgrade", "").strip().lower() == "websocket")
+
+
 def _enc(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
@@ -193,7 +207,10 @@ def finish_refused(flow: http.HTTPFlow) -> None:
     """A refused upstream response whose (empty) body was consumed rather than streamed gets its
     page body back; after streaming, replacing the response changes nothing on the wire."""
     if flow.response is not None:
+        close = flow.response.headers.get("connection", "").strip().lower() == "close"
         flow.response = error_response(flow, flow.metadata["cobrowse.refused"])
+        if close:  # decided with the headers (a protocol switch nobody asked for)
+            flow.response.headers["connection"] = "close"
 
 
 def runtime_config(ctx: ProxyContext, session: ProxySession, mapper: UrlMapper, origin: Origin,

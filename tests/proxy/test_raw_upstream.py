@@ -127,7 +127,19 @@ def _scripts(upstream: RawUpstream) -> dict:
         body = b"\x89PNG\r\n\x1a\n" + b"\x00" * (LIMIT + 100)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
-    return {"/disguised": disguised, "/no-slash": lax_type(b"html"),
+    def switch(conn: socket.socket) -> bool:
+        """A protocol switch nobody asked for, then a page, then whatever comes next on it raw."""
+        body = _page(upstream)
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: tunnel=1\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        conn.settimeout(3)
+        with contextlib.suppress(OSError):
+            while data := conn.recv(65536):
+                upstream.tunnelled.append(data)
+        return True
+
+    return {"/switch": switch, "/disguised": disguised, "/no-slash": lax_type(b"html"),
             "/spaced": lax_type(b"text/html charset=utf-8"), "/two": lax_type(b"text/plain", b"text/html"),
             "/xml": xml, "/big-untyped": big_untyped, "/xsl": xsl, "/smuggled": smuggled,
             "/sheet-untyped": sheet(), "/sheet-plain": sheet(b"text/plain; charset=utf-8"),
@@ -141,6 +153,7 @@ def _scripts(upstream: RawUpstream) -> dict:
 @pytest.fixture
 def raw(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RawUpstream, OpenSession]]:
     upstream = RawUpstream({})
+    upstream.tunnelled = []  # type: ignore[attr-defined]
     upstream.scripts.update(_scripts(upstream))
     settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
                         dev_allow_origins=(upstream.origin,), upstream_timeout_s=3.0, max_rewrite_bytes=LIMIT)
@@ -181,6 +194,30 @@ def test_a_bodiless_chunked_response_leaves_the_connection_clean(raw: tuple) -> 
         while not rest.endswith(b"ok"):
             rest += sock.recv(65536)
         assert rest.startswith(b"HTTP/1.1 200")  # nothing in between
+
+
+def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
+    """An upstream that answers a plain request with ``101`` would turn the browser's connection
+    into a raw pipe to it: its page unrewritten, and the browser's next requests on that
+    connection, credential cookie included, sent to it as they are. The browser gets the "bad
+    content" page instead, and the connection closes."""
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(f"GET /switch HTTP/1.1\r\n{head}\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        first, _, _ = received.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 502") and b"connection: close" in first.lower()
+        with contextlib.suppress(OSError):
+            sock.sendall(f"GET /second HTTP/1.1\r\n{head}\r\n".encode())
+            while chunk := sock.recv(65536):
+                received += chunk
+    assert b"101" not in received.split(b"\r\n", 1)[0] and b"tunnel=1" not in received
+    assert b"secret" not in received  # the upstream's page never reached the browser
+    assert not any(b"__cb_" in data for data in upstream.tunnelled)
 
 
 def test_an_upstream_that_closes_does_not_close_the_browsers_connection(raw: tuple) -> None:
