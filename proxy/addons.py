@@ -13,6 +13,7 @@ import functools
 import inspect
 import ipaddress
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,6 +89,19 @@ def fail_closed(hook: Hook) -> Hook:
     return run  # type: ignore[return-value]
 
 
+REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
+
+
+_BAD_FIELD_BYTE = re.compile(rb"[\r\n\x00]")
+
+
+def _malformed_fields(headers: http.Headers) -> bool:
+    """A CR, LF or NUL in a header field: mitmproxy lets a lone CR or a NUL through, which an
+    upstream may read as the end of a line (another header, of the client's choosing)."""
+    bad = _BAD_FIELD_BYTE.search
+    return any(bad(name) or bad(value) for name, value in headers.fields)
+
+
 class Routing:
     """Host label -> session id (the origin is decoded once the session's scope is known)."""
 
@@ -99,6 +113,12 @@ class Routing:
         if _done(flow):
             return
         host = flow.request.host_header or ""
+        if flow.request.method.upper() in REFUSED_METHODS:
+            respond_error(flow, "method_not_allowed")  # TRACE would echo the jar's cookies back
+            return
+        if _malformed_fields(flow.request.headers):
+            respond_error(flow, "bad_request")
+            return
         if flow.request.path == HEALTH_PATH and label_of_host(host, self.ctx.settings.proxy_domain) is None:
             respond(flow, http.Response.make(200, b'{"status":"ok"}', {"content-type": "application/json"}))
             return
@@ -437,6 +457,23 @@ class Connections:
             self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
 
 
+class ClientClose:
+    """A browser's ``Connection: close`` (taken off the request before it goes upstream) holds
+    for the answer: it says ``Connection: close`` and mitmproxy closes the connection after it."""
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._close(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._close(flow)
+
+    @staticmethod
+    def _close(flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(request_fixup.CLIENT_CLOSE) and flow.response is not None \
+                and flow.response.status_code != 101:
+            flow.response.headers["connection"] = "close"
+
+
 def make_addons(ctx: ProxyContext) -> list[Any]:
     """Every cobrowse addon, in hook order. They run before mitmproxy's own (TLS needs our SNI)."""
     return [
@@ -449,4 +486,5 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         Rewriting(ctx),
         UpstreamTimeout(ctx),
         Connections(ctx),
+        ClientClose(),
     ]

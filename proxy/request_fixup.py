@@ -26,16 +26,26 @@ def _enc(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+CLIENT_CLOSE = "cobrowse.client_close"  # flow metadata: the browser asked to close after this
+
+
 def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin, cookie: str = "") -> None:
     """Rewrite ``flow``'s request headers for ``origin``; ``cookie`` is the jar's Cookie header."""
     request = flow.request
     is_websocket = request.headers.get("upgrade", "").lower() == "websocket"
+    framed = "content-length" in request.headers or "transfer-encoding" in request.headers
+    if any(t.strip().lower() == "close" for t in request.headers.get("connection", "").split(",")):
+        flow.metadata[CLIENT_CLOSE] = True  # answered with Connection: close (proxy/addons.py)
     rewritten = rewrite_request_headers(request.headers.items(multi=True), mapper=mapper, origin=origin)
-    fields = [(_enc(name), _enc(value)) for name, value in rewritten]
+    fields = [(_enc(name), _enc(value)) for name, value in rewritten if name.lower() != "content-length"]
     if is_websocket:
         fields += [(b"connection", b"Upgrade"), (b"upgrade", b"websocket")]
     if cookie:
         fields.append((b"cookie", _enc(cookie)))
+    if framed or request.raw_content:
+        # the body is here whole (mitmproxy buffers it, chunked or not): it goes with its length,
+        # never unframed, where the upstream would read it as the start of another request
+        fields.append((b"content-length", str(len(request.raw_content or b"")).encode()))
     request.headers = http.Headers(fields)
     if is_worker_script(flow):
         # the browser may revalidate with the validators of a copy it holds as a plain script:

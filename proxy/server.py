@@ -26,8 +26,9 @@ with warnings.catch_warnings():
     from mitmproxy.connection import ConnectionState
     from mitmproxy.master import Master
     from mitmproxy.net.http import status_codes
-    from mitmproxy.proxy import commands
+    from mitmproxy.proxy import commands, events
     from mitmproxy.proxy.layers.http import _http1
+    from mitmproxy.proxy.layers.http._base import ReceiveHttp
     from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
 from cobrowse.settings import Settings
@@ -99,6 +100,42 @@ def install_error_pages() -> None:
     buffering.install()
 
 
+# mitmproxy reads an HTTP/1 head for as long as it grows ("FIXME: protect against header size
+# DoS"): anyone who can connect could fill the proxy's memory before any hook of ours runs
+MAX_REQUEST_HEAD = 64 * 1024  # nginx's default allows 32 KiB, Node 16 KiB
+MAX_RESPONSE_HEAD = 256 * 1024  # what Chromium accepts from a server
+HEAD_TOO_LARGE = "response head too large"
+
+_original_server_read_headers = _http1.Http1Server.read_headers
+_original_client_read_headers = _http1.Http1Client.read_headers
+
+
+def _server_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
+    yield from _original_server_read_headers(self, event)
+    if isinstance(event, events.DataReceived) and self.state == self.read_headers \
+            and len(self.buf) > MAX_REQUEST_HEAD:
+        yield commands.SendData(self.conn, _page_bytes("bad_request", 431))
+        yield commands.CloseConnection(self.conn)
+        self.state = self.done
+
+
+def _client_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
+    yield from _original_client_read_headers(self, event)
+    if isinstance(event, events.DataReceived) and self.state == self.read_headers \
+            and len(self.buf) > MAX_RESPONSE_HEAD and self.stream_id is not None:
+        yield commands.CloseConnection(self.conn)
+        yield ReceiveHttp(ResponseProtocolError(self.stream_id, HEAD_TOO_LARGE))
+        self.state = self.done
+
+
+def install_head_limits() -> None:
+    """Request heads over ``MAX_REQUEST_HEAD`` get a 431 page and the connection closes; an
+    upstream response head over ``MAX_RESPONSE_HEAD`` closes the upstream connection and the
+    browser gets the 502 page."""
+    _http1.Http1Server.read_headers = _server_read_headers  # type: ignore[method-assign]
+    _http1.Http1Client.read_headers = _client_read_headers  # type: ignore[method-assign]
+
+
 def check_mitmproxy_version() -> None:
     from mitmproxy import version
 
@@ -148,6 +185,7 @@ class ProxyServer:
     async def start(self) -> None:
         check_mitmproxy_version()
         install_error_pages()
+        install_head_limits()
         if self.settings.insecure_upstream:
             logger.warning("upstream TLS certificates are NOT verified (--insecure-upstream): dev only")
         self._confdir = Path(tempfile.mkdtemp(prefix="cobrowse-mitmproxy-"))

@@ -89,6 +89,9 @@ class ResponseHeaders:
     dropped: tuple[str, ...]
 
 
+_NEVER_HOP = frozenset({"host", "content-length"})
+
+
 def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     tokens: set[str] = set()
     for name, value in headers:
@@ -229,7 +232,8 @@ def rewrite_request_headers(
     jar supplies it) and forwarding headers are dropped.
     """
     headers = list(headers)
-    hop = HOP_BY_HOP | _connection_tokens(headers)
+    # a Connection header cannot take away what the upstream needs to read the request
+    hop = HOP_BY_HOP | (_connection_tokens(headers) - _NEVER_HOP)
     out: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()

@@ -252,6 +252,12 @@ onconnect = async (event) => {{
     async def echo_headers(request: Request) -> Response:
         return JSONResponse({k: v for k, v in request.headers.items()})
 
+    async def echo_body(request: Request) -> Response:
+        body = await request.body()
+        return JSONResponse({"body": body.decode("latin-1"),
+                             "content-length": request.headers.get("content-length"),
+                             "transfer-encoding": request.headers.get("transfer-encoding")})
+
     async def redirect_in(request: Request) -> Response:
         return RedirectResponse(f"{site.origin}/about", status_code=302)
 
@@ -408,6 +414,7 @@ onconnect = async (event) => {{
         Route("/message-child", message_child),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
+        Route("/echo-body", echo_body, methods=["POST", "PUT"]),
         Route("/redirect-in", redirect_in),
         Route("/redirect-out", redirect_out),
         Route("/login", login, methods=["GET", "POST"]),

@@ -139,7 +139,16 @@ def _scripts(upstream: RawUpstream) -> dict:
                 upstream.tunnelled.append(data)
         return True
 
-    return {"/switch": switch, "/disguised": disguised, "/no-slash": lax_type(b"html"),
+    def long_head(size: int) -> Callable[[socket.socket], bool]:
+        def handler(conn: socket.socket) -> bool:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Long: %s\r\n\r\nok" % (b"a" * size))
+            return True
+
+        return handler
+
+    return {"/switch": switch, "/head-100k": long_head(100_000), "/head-300k": long_head(300_000),
+            "/disguised": disguised, "/no-slash": lax_type(b"html"),
             "/spaced": lax_type(b"text/html charset=utf-8"), "/two": lax_type(b"text/plain", b"text/html"),
             "/xml": xml, "/big-untyped": big_untyped, "/xsl": xsl, "/smuggled": smuggled,
             "/sheet-untyped": sheet(), "/sheet-plain": sheet(b"text/plain; charset=utf-8"),
@@ -218,6 +227,42 @@ def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple)
     assert b"101" not in received.split(b"\r\n", 1)[0] and b"tunnel=1" not in received
     assert b"secret" not in received  # the upstream's page never reached the browser
     assert not any(b"__cb_" in data for data in upstream.tunnelled)
+
+
+def _raw_exchange(harness: Harness, head: bytes) -> bytes:
+    """Send ``head`` (a request head, however long) and read the whole answer."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the proxy may close before it has read it all
+            sock.sendall(head)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return received
+
+
+def test_a_request_head_over_64_kib_gets_431_and_the_connection_closes(raw: tuple) -> None:
+    """mitmproxy reads a head for as long as it grows: without a limit anyone who can connect
+    fills the proxy's memory (no credential needed). A long but sane head still passes."""
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    flood = b"GET /ok HTTP/1.1\r\nHost: nobody\r\nX: " + b"a" * 4_000_000  # never ends
+    answer = _raw_exchange(harness, flood)
+    assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer.lower()
+    sane = b"GET /ok HTTP/1.1\r\n" + head + b"X-Big: " + b"b" * 40_000 + b"\r\nConnection: close\r\n\r\n"
+    answer = _raw_exchange(harness, sane)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+
+
+def test_an_upstream_head_over_256_kib_gets_the_502_page(raw: tuple) -> None:
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    answer = _raw_exchange(harness, b"GET /head-100k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    answer = _raw_exchange(harness, b"GET /head-300k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 502") and b"Site unreachable" in answer
 
 
 def test_an_upstream_that_closes_does_not_close_the_browsers_connection(raw: tuple) -> None:

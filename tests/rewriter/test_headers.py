@@ -153,6 +153,14 @@ def test_host_keeps_a_non_default_port(mapper: UrlMapper) -> None:
     )
 
 
+def test_a_connection_header_cannot_take_away_host_or_content_length(mapper: UrlMapper) -> None:
+    headers = [("Host", "x"), ("Connection", "close, host, content-length, x-private"),
+               ("Content-Length", "5"), ("X-Private", "1")]
+    assert rewrite_request_headers(headers, mapper=mapper, origin=ORIGIN) == (
+        ("Host", "shop.example"), ("Content-Length", "5"),
+    )
+
+
 @pytest.mark.parametrize(
     ("proxy_config", "hosts"),
     [
