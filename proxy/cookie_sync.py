@@ -86,6 +86,19 @@ def _apply(records: dict[str, CookieRecord], change: CookieChange) -> None:
         records[record.key] = record
 
 
+def _bounded(records: dict[str, CookieRecord], change: CookieChange) -> CookieChange:
+    """``change`` (already applied to ``records``) plus the deletions that keep the jar within
+    its limits (``rewriter.cookies.over_limits``), which leave ``records`` too."""
+    evicted = jar_model.over_limits(records.values())
+    if not evicted:
+        return change
+    for key in evicted:
+        records.pop(key, None)
+    gone = set(evicted)
+    return CookieChange(tuple(r for r in change.upserts if r.key not in gone),
+                        tuple(dict.fromkeys((*change.deletes, *evicted))))
+
+
 async def _load(ctx: ProxyContext, sid: str) -> dict[str, CookieRecord]:
     try:
         stored = await proxy_access.jar_load(ctx.store, sid)
@@ -143,12 +156,15 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
     if script_raw is not None:
         flow.metadata[EXPIRE_SCRIPT_COOKIE] = True
         change = _merge_writes(records, _script_writes(script_raw), _page_url(flow, mapper, origin))
-        await _save(ctx, session.session_id, change)
+        await _save(ctx, session.session_id, _bounded(records, change))
     expired = jar_model.expired_keys(records.values())
     if expired:
         for key in expired:
             records.pop(key, None)
         await _save(ctx, session.session_id, CookieChange((), expired))
+    trimmed = _bounded(records, CookieChange())  # responses saved side by side may overshoot
+    if trimmed.deletes:
+        await _save(ctx, session.session_id, trimmed)
     flow.metadata[RECORDS] = records
     url = _upstream_url(flow, origin)
     navigation = (flow.request.headers.get("sec-fetch-mode") or "").lower() == "navigate"
@@ -167,7 +183,7 @@ async def on_set_cookies(
     if set_cookies and not flow.metadata.get(ANONYMOUS):
         change = jar_model.parse_set_cookies(set_cookies, _upstream_url(flow, origin))
         _apply(records, change)
-        await _save(ctx, session.session_id, change)
+        await _save(ctx, session.session_id, _bounded(records, change))
     assert flow.response is not None
     flow.response.headers.pop("set-cookie", None)
     if flow.metadata.get(EXPIRE_SCRIPT_COOKIE):
@@ -206,7 +222,7 @@ async def post_cookies(
         raise Refused("outside_scope")  # a page writes only its own origin's cookies
     records = await _load(ctx, session.session_id)
     change = _merge_writes(records, writes, page_url)
-    await _save(ctx, session.session_id, change)
+    await _save(ctx, session.session_id, _bounded(records, change))
     view = jar_model.script_view(records.values(), page_url)
     respond(
         flow,

@@ -110,22 +110,31 @@ _original_server_read_headers = _http1.Http1Server.read_headers
 _original_client_read_headers = _http1.Http1Client.read_headers
 
 
+def _head_too_long(buf: Any, limit: int) -> bool:
+    """Whether the head being read (``buf`` holds what has arrived) is longer than ``limit``."""
+    if len(buf) <= limit:
+        return False
+    data = bytes(buf)
+    return data.find(b"\r\n\r\n", 0, limit + 4) == -1 and data.find(b"\n\n", 0, limit + 2) == -1
+
+
 def _server_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
-    yield from _original_server_read_headers(self, event)
-    if isinstance(event, events.DataReceived) and self.state == self.read_headers \
-            and len(self.buf) > MAX_REQUEST_HEAD:
+    if isinstance(event, events.DataReceived) and _head_too_long(self.buf, MAX_REQUEST_HEAD):
         yield commands.SendData(self.conn, _page_bytes("bad_request", 431))
         yield commands.CloseConnection(self.conn)
         self.state = self.done
+        return
+    yield from _original_server_read_headers(self, event)
 
 
 def _client_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
-    yield from _original_client_read_headers(self, event)
-    if isinstance(event, events.DataReceived) and self.state == self.read_headers \
-            and len(self.buf) > MAX_RESPONSE_HEAD and self.stream_id is not None:
+    if isinstance(event, events.DataReceived) and self.stream_id is not None \
+            and _head_too_long(self.buf, MAX_RESPONSE_HEAD):
         yield commands.CloseConnection(self.conn)
         yield ReceiveHttp(ResponseProtocolError(self.stream_id, HEAD_TOO_LARGE))
         self.state = self.done
+        return
+    yield from _original_client_read_headers(self, event)
 
 
 def install_head_limits() -> None:

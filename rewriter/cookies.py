@@ -22,6 +22,8 @@ from typing import Any
 SAME_SITE_VALUES = frozenset({"strict", "lax", "none"})
 SECURE_SCHEMES = frozenset({"https", "wss"})
 MAX_NAME_VALUE = 4096  # RFC 6265bis: a longer name+value is ignored
+MAX_PER_DOMAIN = 180  # Chromium keeps at most 180 cookies per domain
+MAX_PER_JAR = 1000  # one session's jar, all its sites together
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,31 @@ def load_records(stored: Mapping[str, str | bytes]) -> list[CookieRecord]:
         except ValueError:
             continue  # a corrupt entry must not take the session's cookies down
     return records
+
+
+def over_limits(records: Iterable[CookieRecord], *, now: float | None = None) -> tuple[str, ...]:
+    """Keys to delete so the jar keeps within a browser's limits: at most ``MAX_PER_DOMAIN``
+    cookies per domain (Chromium's) and ``MAX_PER_JAR`` in all, expired ones and then the oldest
+    going first. Without them an upstream could grow one session's jar (and the store) without
+    end, and make every later request carry a Cookie header no server takes."""
+    records = list(records)
+    if len(records) <= MAX_PER_DOMAIN:
+        return ()  # under both limits (MAX_PER_DOMAIN < MAX_PER_JAR)
+    now = time.time() if now is None else now
+    drop = [r.key for r in records if r.expired(now)]
+    by_domain: dict[str, list[CookieRecord]] = {}
+    for record in records:
+        if not record.expired(now):
+            by_domain.setdefault(record.domain, []).append(record)
+    kept: list[CookieRecord] = []
+    for group in by_domain.values():
+        group.sort(key=lambda r: r.created)  # stable: of equal age, the last set stays
+        excess = max(len(group) - MAX_PER_DOMAIN, 0)
+        drop += [r.key for r in group[:excess]]
+        kept += group[excess:]
+    kept.sort(key=lambda r: r.created)
+    drop += [r.key for r in kept[: max(len(kept) - MAX_PER_JAR, 0)]]
+    return tuple(drop)
 
 
 def expired_keys(records: Iterable[CookieRecord], *, now: float | None = None) -> tuple[str, ...]:

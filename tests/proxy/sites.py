@@ -252,6 +252,12 @@ onconnect = async (event) => {{
     async def echo_headers(request: Request) -> Response:
         return JSONResponse({k: v for k, v in request.headers.items()})
 
+    async def many_cookies(request: Request) -> Response:
+        response = PlainTextResponse("ok")
+        for i in range(int(request.query_params.get("n", "1"))):
+            response.set_cookie(f"many{i}", "v" * 100, path="/")
+        return response
+
     async def echo_body(request: Request) -> Response:
         body = await request.body()
         return JSONResponse({"body": body.decode("latin-1"),
@@ -415,6 +421,7 @@ onconnect = async (event) => {{
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/echo-body", echo_body, methods=["POST", "PUT"]),
+        Route("/many-cookies", many_cookies),
         Route("/redirect-in", redirect_in),
         Route("/redirect-out", redirect_out),
         Route("/login", login, methods=["GET", "POST"]),

@@ -9,6 +9,8 @@ import urllib.parse
 
 import httpx
 
+from control_api import keys
+from rewriter.cookies import MAX_PER_DOMAIN
 from rewriter.headers import confinement_policy
 from rewriter.urls import ProxyConfig
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites
@@ -211,3 +213,15 @@ def test_trace_and_malformed_header_values_never_go_upstream(harness: Harness, s
         answer = _raw(harness, f"GET /echo-headers HTTP/1.1\r\n{head}".encode() + bad + b"\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
     assert sites.shop.total == hits
+
+
+def test_an_upstream_cannot_grow_the_jar_past_a_browsers_limits(harness: Harness, sites: Sites) -> None:
+    """300 cookies in one answer: the jar keeps 180 for the site (Chromium's limit, the last set),
+    and the next request carries those."""
+    s, credential, host = harness.session_on(sites.shop.origin)
+    assert harness.get(s, host, "/many-cookies?n=300", credential=credential).status_code == 200
+    stored = harness.call(harness.store.redis.hlen(keys.session_jar(harness.store, s.sid)))
+    assert stored == MAX_PER_DOMAIN
+    sent = harness.get(s, host, "/echo-headers", credential=credential).json()["cookie"]
+    names = {pair.split("=", 1)[0] for pair in sent.split("; ")}
+    assert len(names) == MAX_PER_DOMAIN and "many299" in names and "many0" not in names

@@ -7,11 +7,14 @@ import json
 import pytest
 
 from rewriter.cookies import (
+    MAX_PER_DOMAIN,
+    MAX_PER_JAR,
     CookieChange,
     CookieRecord,
     cookie_header,
     expired_keys,
     load_records,
+    over_limits,
     parse_script_write,
     parse_set_cookies,
     record_from_seed,
@@ -227,3 +230,20 @@ def test_loopback_upstream() -> None:
     assert cookie_header(records, "http://127.0.0.1:8002/shop/x", now=NOW) == "a=1"
     records = jar("a=1", url="http://localhost:8002/")
     assert records[0].domain == "localhost"
+
+
+def test_the_jar_keeps_within_a_browsers_limits() -> None:
+    """At most MAX_PER_DOMAIN cookies per domain and MAX_PER_JAR in all: expired ones go first,
+    then the oldest; of equal age, the last set stays."""
+    def record(name: str, domain: str, created: float, expires: float | None = None) -> CookieRecord:
+        return CookieRecord(name, "v", domain, True, "/", False, False, None, expires, created)
+
+    small = [record(f"c{i}", "shop.example", NOW) for i in range(MAX_PER_DOMAIN)]
+    assert over_limits(small, now=NOW) == ()
+    one_site = [record(f"c{i}", "shop.example", NOW + (i < 5)) for i in range(MAX_PER_DOMAIN + 20)]
+    dropped = over_limits([*one_site, record("old", "shop.example", NOW, expires=NOW - 1)], now=NOW)
+    assert dropped[0] == "shop.example;/;old"  # expired first
+    # then the 20 oldest: c0..c4 are the newest (created NOW + 1); of the rest, the first set go
+    assert set(dropped[1:]) == {f"shop.example;/;c{i}" for i in range(5, 25)}
+    many = [record(f"c{i}", f"s{i % 10}.example", NOW + i) for i in range(MAX_PER_JAR + 7)]
+    assert set(over_limits(many, now=NOW)) == {r.key for r in many[:7]}
