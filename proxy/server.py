@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import ssl
 import tempfile
@@ -127,7 +128,21 @@ def _server_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
     yield from _original_server_read_headers(self, event)
 
 
+_INTERIM_HEAD = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9][ \r\n]")
+
+
+def _drop_interim_heads(buf: Any) -> None:
+    """Drop the upstream's 1xx interim answers (100, 102, 103 Early Hints) but a 101: mitmproxy's
+    HTTP/1 client takes the first head for the final answer, and the page behind it never came.
+    Browsers ignore them over HTTP/1.1 (mitmproxy drops them over HTTP/2 too)."""
+    while len(buf) and _INTERIM_HEAD.match(bytes(buf)[:16]):
+        if buf.maybe_extract_lines() is None:
+            return  # not all here yet: dropped once it is
+
+
 def _client_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
+    if isinstance(event, events.DataReceived):
+        _drop_interim_heads(self.buf)
     if isinstance(event, events.DataReceived) and self.stream_id is not None \
             and _head_too_long(self.buf, MAX_RESPONSE_HEAD):
         yield commands.CloseConnection(self.conn)
@@ -140,7 +155,7 @@ def _client_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
 def install_head_limits() -> None:
     """Request heads over ``MAX_REQUEST_HEAD`` get a 431 page and the connection closes; an
     upstream response head over ``MAX_RESPONSE_HEAD`` closes the upstream connection and the
-    browser gets the 502 page."""
+    browser gets the 502 page. The upstream's interim 1xx answers are dropped."""
     _http1.Http1Server.read_headers = _server_read_headers  # type: ignore[method-assign]
     _http1.Http1Client.read_headers = _client_read_headers  # type: ignore[method-assign]
 

@@ -147,7 +147,15 @@ def _scripts(upstream: RawUpstream) -> dict:
 
         return handler
 
-    return {"/switch": switch, "/head-100k": long_head(100_000), "/head-300k": long_head(300_000),
+    def interim(*heads: bytes) -> Callable[[socket.socket], None]:
+        def handler(conn: socket.socket) -> None:
+            conn.sendall(b"".join(heads) + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        return handler
+
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </static/site.css>; rel=preload; as=style\r\n\r\n"
+    return {"/early": interim(early), "/continue-early": interim(b"HTTP/1.1 100 Continue\r\n\r\n", early),
+            "/switch": switch, "/head-100k": long_head(100_000), "/head-300k": long_head(300_000),
             "/disguised": disguised, "/no-slash": lax_type(b"html"),
             "/spaced": lax_type(b"text/html charset=utf-8"), "/two": lax_type(b"text/plain", b"text/html"),
             "/xml": xml, "/big-untyped": big_untyped, "/xsl": xsl, "/smuggled": smuggled,
@@ -203,6 +211,18 @@ def test_a_bodiless_chunked_response_leaves_the_connection_clean(raw: tuple) -> 
         while not rest.endswith(b"ok"):
             rest += sock.recv(65536)
         assert rest.startswith(b"HTTP/1.1 200")  # nothing in between
+
+
+@pytest.mark.parametrize("path", ["/early", "/continue-early"])
+def test_interim_answers_before_the_page_are_dropped(raw: tuple, path: str) -> None:
+    """``103 Early Hints`` (and a stray ``100``) before the answer: mitmproxy's HTTP/1 client took
+    the first for the answer, and the page never came (the browser waited for it)."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        for _ in range(2):  # and the connection goes on
+            status, _, body = _get(conn, path, headers)
+            assert (status, body) == (200, b"ok")
 
 
 def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
