@@ -9,6 +9,7 @@ UpstreamTimeout (headers arrived; a buffered body gets an idle timeout).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import ipaddress
@@ -457,6 +458,38 @@ class Connections:
             self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
 
 
+HEAD_TIMEOUT_S = 60.0  # as nginx's client_header_timeout
+
+
+class HeadDeadline:
+    """A connection whose first request head is not in within ``HEAD_TIMEOUT_S`` is closed:
+    without it, clients that open connections and never finish (or trickle) a head hold them
+    for as long as they like, without a credential (mitmproxy only closes after 10 idle minutes,
+    and a trickle is not idle)."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def client_connected(self, client: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[client.id] = loop.call_later(HEAD_TIMEOUT_S, self._expire, client.id)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        timer = self._timers.pop(flow.client_conn.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def client_disconnected(self, client: Any) -> None:
+        timer = self._timers.pop(client.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, client_id: str) -> None:
+        self._timers.pop(client_id, None)
+        self.ctx.connections.close_client(client_id)
+
+
 class ClientClose:
     """A browser's ``Connection: close`` (taken off the request before it goes upstream) holds
     for the answer: it says ``Connection: close`` and mitmproxy closes the connection after it."""
@@ -477,6 +510,7 @@ class ClientClose:
 def make_addons(ctx: ProxyContext) -> list[Any]:
     """Every cobrowse addon, in hook order. They run before mitmproxy's own (TLS needs our SNI)."""
     return [
+        HeadDeadline(ctx),
         Routing(ctx),
         Gate(ctx),
         ReservedPaths(ctx),

@@ -38,17 +38,19 @@ class ConnectionTracker:
 
     def close_session(self, sid: str) -> int:
         """Close every client connection (HTTP keep-alive and WebSocket) of ``sid``."""
-        closed = 0
-        for client_id in self._by_session.pop(sid, set()):
-            handler = (self.proxyserver.connections if self.proxyserver else {}).get(client_id)
-            if handler is None:
-                continue
-            try:
-                handler.close_connection(handler.client)
-                closed += 1
-            except (KeyError, AssertionError, OSError):  # already closing
-                logger.debug("connection %s already closed", client_id)
-        return closed
+        return sum(self.close_client(client_id) for client_id in self._by_session.pop(sid, set()))
+
+    def close_client(self, client_id: str) -> bool:
+        """Close one client connection; whether it was open."""
+        handler = (self.proxyserver.connections if self.proxyserver else {}).get(client_id)
+        if handler is None:
+            return False
+        try:
+            handler.close_connection(handler.client)
+        except (KeyError, AssertionError, OSError):  # already closing
+            logger.debug("connection %s already closed", client_id)
+            return False
+        return True
 
 
 @dataclass

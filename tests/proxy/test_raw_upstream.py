@@ -7,11 +7,13 @@ import contextlib
 import http.client
 import json
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from cobrowse.settings import Settings
+from proxy import addons
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession
 from tests.proxy.raw_upstream import RawUpstream
 
@@ -223,6 +225,29 @@ def test_interim_answers_before_the_page_are_dropped(raw: tuple, path: str) -> N
         for _ in range(2):  # and the connection goes on
             status, _, body = _get(conn, path, headers)
             assert (status, body) == (200, b"ok")
+
+
+def test_a_connection_that_never_finishes_its_first_head_is_closed(
+    raw: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slowloris: connections that never complete (or trickle) a head would be held open without
+    a credential. The first head has ``HEAD_TIMEOUT_S``; an idle keep-alive connection after a
+    complete exchange is not cut by it."""
+    harness, upstream, s = raw
+    monkeypatch.setattr(addons, "HEAD_TIMEOUT_S", 0.3)
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x")
+        assert sock.recv(65536) == b""  # closed (a timeout here fails the test)
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /ok HTTP/1.1\r\n" + head + b"\r\n")
+            received = b""
+            while not received.endswith(b"ok"):
+                received += sock.recv(65536)
+            assert received.startswith(b"HTTP/1.1 200")
+            time.sleep(0.6)  # past the first head's deadline: it no longer applies
 
 
 def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
