@@ -16,6 +16,9 @@ addon puts a ``BodyWatch`` on each flow it buffers, and ``install()`` wraps mitm
   never loads.
 
 Streamed bodies are not watched (an event stream or a paused download may idle for long).
+
+Request bodies are held to ``MAX_REQUEST_BODY`` the same way (``_consume_request``): mitmproxy reads
+them whole before the ``request`` hook, where the gate runs, whoever sends them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from mitmproxy import flow as mitm_flow
 from mitmproxy.proxy.layers import http as mitm_http
 from mitmproxy.proxy.layers.http._events import (
+    RequestData,
     RequestProtocolError,
     ResponseData,
     ResponseEndOfMessage,
@@ -109,7 +113,34 @@ def _refuse_too_large(self: Any) -> Generator[Any, Any, None]:
     self.flow.live = False
 
 
-_NEEDED = ("state_consume_response_body", "start_response_stream", "state_errored", "handle_event")
+# mitmproxy reads a request's whole body before the ``request`` hook, where the gate runs: without
+# a limit anyone who can connect (no credential needed) could make it hold any amount
+MAX_REQUEST_BODY = 32 * 1024 * 1024
+REQUEST_TOO_LARGE_MESSAGE = "request body over the limit"
+
+_original_consume_request = mitm_http.HttpStream.state_consume_request_body
+
+
+def _consume_request(self: Any, event: Any) -> Generator[Any, Any, None]:
+    if isinstance(event, RequestData):
+        declared = self.flow.request.headers.get("content-length", "").strip()
+        if len(self.request_body_buf) + len(event.data) > MAX_REQUEST_BODY or (
+            declared.isdigit() and int(declared) > MAX_REQUEST_BODY
+        ):
+            self.request_body_buf.clear()
+            self.flow.error = mitm_flow.Error(REQUEST_TOO_LARGE_MESSAGE)
+            yield HttpErrorHook(self.flow)
+            yield mitm_http.SendHttp(
+                ResponseProtocolError(self.stream_id, REQUEST_TOO_LARGE_MESSAGE, 413), self.context.client
+            )
+            self.client_state = self.state_errored
+            self.flow.live = False
+            return
+    yield from _original_consume_request(self, event)
+
+
+_NEEDED = ("state_consume_response_body", "state_consume_request_body", "start_response_stream",
+           "state_errored", "handle_event")
 
 
 def installed() -> bool:
@@ -128,4 +159,5 @@ def install() -> bool:
         logger.warning("this mitmproxy cannot check buffered bodies as they arrive; checking them whole")
         return False
     stream.state_consume_response_body = _consume  # type: ignore[method-assign]
+    stream.state_consume_request_body = _consume_request  # type: ignore[method-assign]
     return True

@@ -39,13 +39,17 @@ PAGES: dict[str, Page] = {
     "upstream_timeout": Page(504, "Site too slow", "The site did not answer in time. Try again later."),
     "too_large": Page(502, "Page too large",
                       "This page is too large to be shown in co-browsing."),
+    "request_too_large": Page(413, "Request too large",
+                              "This request is too large to be sent while co-browsing."),
     "bad_content": Page(502, "Unreadable page", "The site sent a page that could not be read."),
     "store_unavailable": Page(503, "Temporarily unavailable", "Co-browsing is temporarily unavailable."),
     "internal": Page(500, "Error", "Something went wrong while showing this page."),
 }
 
 # status mitmproxy reports for a failed upstream exchange -> our page
-STATUS_PAGES: dict[int, str] = {400: "bad_request", 502: "upstream_unreachable", 504: "upstream_timeout"}
+STATUS_PAGES: dict[int, str] = {
+    400: "bad_request", 413: "request_too_large", 502: "upstream_unreachable", 504: "upstream_timeout",
+}
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">

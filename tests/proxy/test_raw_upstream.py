@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from cobrowse.settings import Settings
-from proxy import addons
+from proxy import addons, buffering
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession
 from tests.proxy.raw_upstream import RawUpstream
 
@@ -248,6 +248,36 @@ def test_a_connection_that_never_finishes_its_first_head_is_closed(
                 received += sock.recv(65536)
             assert received.startswith(b"HTTP/1.1 200")
             time.sleep(0.6)  # past the first head's deadline: it no longer applies
+
+
+def test_a_request_body_over_the_limit_gets_413_before_the_gate_reads_it_whole(
+    raw: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mitmproxy reads a request's whole body before the gate runs: past ``MAX_REQUEST_BODY``
+    (declared, or arriving chunked) the client gets the 413 page and the connection closes, with
+    or without a credential; nothing reaches the upstream. (Bodies under it: test_cookies_headers.)"""
+    harness, upstream, s = raw
+    monkeypatch.setattr(buffering, "MAX_REQUEST_BODY", 64 * 1024)
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    before = upstream.connections
+    declared = b"POST /ok HTTP/1.1\r\nHost: nobody\r\nContent-Length: 99999999\r\n\r\n" + b"x" * 1000
+    chunked = b"POST /ok HTTP/1.1\r\n" + head + b"Transfer-Encoding: chunked\r\n\r\n" + \
+        b"4000\r\n" + b"y" * 0x4000 + b"\r\n"
+    for request, repeat in ((declared, 1), (chunked, 8)):
+        with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+            with contextlib.suppress(OSError):
+                sock.sendall(request)
+                for _ in range(repeat - 1):
+                    sock.sendall(b"4000\r\n" + b"y" * 0x4000 + b"\r\n")
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    received += chunk
+        assert received.startswith(b"HTTP/1.1 413") and b"Request too large" in received
+    assert upstream.connections == before
+    small = b"GET /ok HTTP/1.1\r\n" + head + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    assert _raw_exchange(harness, small).startswith(b"HTTP/1.1 200")
 
 
 def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
