@@ -22,6 +22,9 @@ from mitmproxy import ctx as mitm_ctx
 from mitmproxy import http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.exceptions import OptionsError
+from mitmproxy.net.tls import starts_like_tls_record
+from mitmproxy.proxy import layer
+from mitmproxy.proxy.layers.tcp import TCPLayer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
@@ -458,6 +461,16 @@ class Connections:
             self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
 
 
+class PlainHttpOnly:
+    """The listener speaks plain HTTP (TLS ends at the load balancer in front): a TLS handshake on
+    it is closed, not answered with a certificate mitmproxy makes up for whatever name it asks."""
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        if nextlayer.layer is None and not nextlayer.context.client.tls \
+                and starts_like_tls_record(nextlayer.data_client()):
+            nextlayer.layer = TCPLayer(nextlayer.context, ignore=True)  # to no upstream: closed
+
+
 HEAD_TIMEOUT_S = 60.0  # as nginx's client_header_timeout
 
 
@@ -510,6 +523,7 @@ class ClientClose:
 def make_addons(ctx: ProxyContext) -> list[Any]:
     """Every cobrowse addon, in hook order. They run before mitmproxy's own (TLS needs our SNI)."""
     return [
+        PlainHttpOnly(),
         HeadDeadline(ctx),
         Routing(ctx),
         Gate(ctx),

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 
@@ -278,6 +279,21 @@ def test_a_request_body_over_the_limit_gets_413_before_the_gate_reads_it_whole(
     assert upstream.connections == before
     small = b"GET /ok HTTP/1.1\r\n" + head + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
     assert _raw_exchange(harness, small).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mitmproxy's TLS, as in production
+def test_a_tls_handshake_on_the_plain_http_listener_is_closed(raw: tuple) -> None:
+    """TLS ends at the load balancer: mitmproxy would otherwise answer a ClientHello with a
+    certificate it makes up for any name, and serve the proxy over it."""
+    harness, upstream, s = raw
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    host = harness.host(s, s.origins[0]).split(":")[0]
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            with context.wrap_socket(sock, server_hostname=host):
+                pass
+    assert upstream.connections == 0
 
 
 def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
