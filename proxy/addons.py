@@ -28,7 +28,7 @@ from mitmproxy.proxy.layers.tcp import TCPLayer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
-from proxy import cookie_sync, request_fixup, rewriting
+from proxy import buffering, cookie_sync, request_fixup, rewriting
 from proxy.buffering import BODY_WATCH
 from proxy.context import ProxyContext
 from proxy.exceptions import Refused
@@ -93,7 +93,7 @@ def fail_closed(hook: Hook) -> Hook:
     return run  # type: ignore[return-value]
 
 
-REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
+REFUSED_METHODS = frozenset({"TRACE", "TRACK"})  # CONNECT: mitmproxy answers it (400) in reverse mode
 
 
 _BAD_FIELD_BYTE = re.compile(rb"[\r\n\x00]")
@@ -120,7 +120,7 @@ class Routing:
         if flow.request.method.upper() in REFUSED_METHODS:
             respond_error(flow, "method_not_allowed")  # TRACE would echo the jar's cookies back
             return
-        if _malformed_fields(flow.request.headers):
+        if _malformed_fields(flow.request.headers) or _BAD_FIELD_BYTE.search(flow.request.data.path):
             respond_error(flow, "bad_request")
             return
         if flow.request.path == HEALTH_PATH and label_of_host(host, self.ctx.settings.proxy_domain) is None:
@@ -471,36 +471,71 @@ class PlainHttpOnly:
             nextlayer.layer = TCPLayer(nextlayer.context, ignore=True)  # to no upstream: closed
 
 
-HEAD_TIMEOUT_S = 60.0  # as nginx's client_header_timeout
+HEAD_TIMEOUT_S = 60.0  # as nginx's client_header_timeout (and under its keepalive_timeout)
 
 
 class HeadDeadline:
-    """A connection whose first request head is not in within ``HEAD_TIMEOUT_S`` is closed:
-    without it, clients that open connections and never finish (or trickle) a head hold them
-    for as long as they like, without a credential (mitmproxy only closes after 10 idle minutes,
-    and a trickle is not idle)."""
+    """A connection must bring a complete request within ``HEAD_TIMEOUT_S``: from when it opens,
+    and again from the end of each answer (an idle keep-alive connection is closed then, as
+    servers do; browsers open another). A request that carries a valid credential is exempt from
+    its head on (an agent's slow upload); any other has until its body is in. Without it, clients
+    that never finish (or trickle) a head or a body hold connections for as long as they like,
+    without a credential: mitmproxy only closes after 10 idle minutes, and a trickle is not idle.
+    A WebSocket, once open, has no deadline."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
     def client_connected(self, client: Any) -> None:
-        loop = asyncio.get_running_loop()
-        self._timers[client.id] = loop.call_later(HEAD_TIMEOUT_S, self._expire, client.id)
+        self._arm(client.id)
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        timer = self._timers.pop(flow.client_conn.id, None)
-        if timer is not None:
-            timer.cancel()
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        client_id = flow.client_conn.id
+        if client_id not in self._timers:
+            return
+        try:
+            route = route_of_host(flow.request.host_header or "", self.ctx.settings.proxy_domain)
+            credential = flow.request.cookies.get(credential_cookie_name(route.sid))
+            if credential:
+                await self.ctx.gate.check(route.sid, credential)
+                self._cancel(client_id)
+        except (Refused, RewriteError, ValueError):
+            pass  # the gate answers it; the deadline holds until its body is in
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        self._cancel(flow.client_conn.id)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is None:
+            self._arm(flow.client_conn.id)  # the next request (keep-alive) has as long
 
     def client_disconnected(self, client: Any) -> None:
-        timer = self._timers.pop(client.id, None)
+        self._cancel(client.id)
+
+    def _arm(self, client_id: str) -> None:
+        self._cancel(client_id)
+        loop = asyncio.get_running_loop()
+        self._timers[client_id] = loop.call_later(HEAD_TIMEOUT_S, self._expire, client_id)
+
+    def _cancel(self, client_id: str) -> None:
+        timer = self._timers.pop(client_id, None)
         if timer is not None:
             timer.cancel()
 
     def _expire(self, client_id: str) -> None:
         self._timers.pop(client_id, None)
         self.ctx.connections.close_client(client_id)
+
+
+class BodyLimit:
+    """A request that declares a body over ``buffering.MAX_REQUEST_BODY`` is not told to send it
+    (no ``100 Continue``, which mitmproxy sends before reading): its first bytes get the 413 page."""
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        declared = flow.request.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > buffering.MAX_REQUEST_BODY:
+            flow.request.headers.pop("expect", None)
 
 
 class ClientClose:
@@ -525,6 +560,7 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
     return [
         PlainHttpOnly(),
         HeadDeadline(ctx),
+        BodyLimit(),
         Routing(ctx),
         Gate(ctx),
         ReservedPaths(ctx),

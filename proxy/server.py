@@ -81,7 +81,8 @@ def _send_failure(self: Any, event: ResponseProtocolError) -> Generator[Any, Any
     timed_out = take_timeout_mark(self.conn)
     if not (self.conn.state & ConnectionState.CAN_WRITE):
         return
-    if not self.response and event.code != status_codes.NO_RESPONSE:
+    answered = self.response is not None and self.response.status_code >= 200  # not a 100 Continue
+    if not answered and event.code != status_codes.NO_RESPONSE:
         if timed_out:
             page, code = "upstream_timeout", 504
         elif event.message == buffering.TOO_LARGE_MESSAGE:
@@ -109,23 +110,49 @@ HEAD_TOO_LARGE = "response head too large"
 
 _original_server_read_headers = _http1.Http1Server.read_headers
 _original_client_read_headers = _http1.Http1Client.read_headers
+_original_server_handle_event = _http1.Http1Server._handle_event
+_HEAD_END = re.compile(rb"\n\r?\n")  # where h11 ends a head
+_BLANK = re.compile(rb"[\r\n]*")
+
+
+def _data(buf: Any) -> bytes | bytearray:
+    """The bytes of mitmproxy's (h11's) receive buffer, without a copy where it allows."""
+    data = getattr(buf, "_data", None)
+    return data if isinstance(data, bytearray) else bytes(buf)
 
 
 def _head_too_long(buf: Any, limit: int) -> bool:
     """Whether the head being read (``buf`` holds what has arrived) is longer than ``limit``."""
-    if len(buf) <= limit:
-        return False
-    data = bytes(buf)
-    return data.find(b"\r\n\r\n", 0, limit + 4) == -1 and data.find(b"\n\n", 0, limit + 2) == -1
+    return len(buf) > limit and _HEAD_END.search(_data(buf), 0, limit + 3) is None
+
+
+def _drop_blank_lines(buf: Any) -> None:
+    """Blank lines before a request line are allowed, but h11 takes away one per read: a flood of
+    them would grow the buffer for ever without ever being a head too long."""
+    match = _BLANK.match(_data(buf))
+    if match is not None and match.end():
+        buf.maybe_extract_at_most(match.end())
 
 
 def _server_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
-    if isinstance(event, events.DataReceived) and _head_too_long(self.buf, MAX_REQUEST_HEAD):
-        yield commands.SendData(self.conn, _page_bytes("bad_request", 431))
-        yield commands.CloseConnection(self.conn)
-        self.state = self.done
-        return
+    if isinstance(event, events.DataReceived):
+        _drop_blank_lines(self.buf)
+        if _head_too_long(self.buf, MAX_REQUEST_HEAD):
+            yield commands.SendData(self.conn, _page_bytes("bad_request", 431))
+            yield commands.CloseConnection(self.conn)
+            self.state = self.done
+            return
     yield from _original_server_read_headers(self, event)
+
+
+def _server_handle_event(self: Any, event: Any) -> Generator[Any, Any, None]:
+    """What a client sends while its request is being answered (pipelining, which browsers do
+    not do) waits in the buffer: past a head's limit, the connection closes."""
+    yield from _original_server_handle_event(self, event)
+    if isinstance(event, events.DataReceived) and getattr(self.state, "__name__", "") in ("wait", "done") \
+            and len(self.buf) > MAX_REQUEST_HEAD:
+        self.buf.maybe_extract_at_most(len(self.buf))
+        yield commands.CloseConnection(self.conn)
 
 
 _INTERIM_HEAD = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9][ \r\n]")
@@ -135,7 +162,7 @@ def _drop_interim_heads(buf: Any) -> None:
     """Drop the upstream's 1xx interim answers (100, 102, 103 Early Hints) but a 101: mitmproxy's
     HTTP/1 client takes the first head for the final answer, and the page behind it never came.
     Browsers ignore them over HTTP/1.1 (mitmproxy drops them over HTTP/2 too)."""
-    while len(buf) and _INTERIM_HEAD.match(bytes(buf)[:16]):
+    while len(buf) and _INTERIM_HEAD.match(_data(buf)):
         if buf.maybe_extract_lines() is None:
             return  # not all here yet: dropped once it is
 
@@ -157,6 +184,7 @@ def install_head_limits() -> None:
     upstream response head over ``MAX_RESPONSE_HEAD`` closes the upstream connection and the
     browser gets the 502 page. The upstream's interim 1xx answers are dropped."""
     _http1.Http1Server.read_headers = _server_read_headers  # type: ignore[method-assign]
+    _http1.Http1Server._handle_event = _server_handle_event  # type: ignore[method-assign]
     _http1.Http1Client.read_headers = _client_read_headers  # type: ignore[method-assign]
 
 

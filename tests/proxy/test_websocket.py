@@ -9,6 +9,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from proxy import addons
 from tests.proxy.conftest import Harness, Sites
 
 
@@ -41,3 +42,17 @@ def test_websocket_without_credential_is_refused_before_upstream(harness: Harnes
         _connect(harness, host, None)
     assert info.value.response.status_code == 403
     assert sites.shop.hits["/ws"] == 0
+
+
+def test_an_open_websocket_has_no_request_deadline(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection must bring a request in time (``HeadDeadline``), but once it is a WebSocket
+    it may stay quiet for as long as it likes."""
+    monkeypatch.setattr(addons, "HEAD_TIMEOUT_S", 0.5)
+    s = harness.open_session((sites.shop.origin,))
+    ws = _connect(harness, harness.host(s, sites.shop.origin), f"__cb_{s.sid}={harness.credential(s)}")
+    with ws:  # type: ignore[attr-defined]
+        time.sleep(1.5)  # quiet past the deadline
+        ws.send("still here")  # type: ignore[attr-defined]
+        assert ws.recv(timeout=5) == "still here"  # type: ignore[attr-defined]
