@@ -4,7 +4,10 @@ Request path (``request`` hook, in this order; the first that sets ``flow.respon
 nothing is fetched upstream): Routing -> Gate -> ReservedPaths -> Egress -> CookieJar ->
 RequestFixup. Response path: CookieJar.responseheaders (Set-Cookie into the jar, never to the
 browser) -> Rewriting (headers, stream or buffer, rewrite bodies off the event loop) ->
-UpstreamTimeout (headers arrived; a buffered body gets an idle timeout).
+UpstreamTimeout (headers arrived; a buffered body gets an idle timeout) -> ClientClose (the
+browser's ``Connection: close`` holds). Around them: PlainHttpOnly (no TLS on the listener),
+HeadDeadline (a connection brings a request in time), BodyLimit (no ``100 Continue`` for a body
+over the limit), Connections (a session's connections, closed at its end).
 """
 
 from __future__ import annotations
