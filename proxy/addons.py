@@ -18,6 +18,7 @@ import inspect
 import ipaddress
 import logging
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +45,17 @@ from rewriter.exceptions import RewriteError
 logger = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "/__cobrowse/"
+
+
+def _reserved(path: str) -> bool:
+    """Whether ``path`` names the proxy's own ``/__cobrowse/`` space, however written
+    (``/%5F%5Fcobrowse/``, ``//__cobrowse/``): such a request is never the upstream's, so a ticket
+    or cookie write in it never goes there."""
+    target = path.split("?", 1)[0]
+    if target.startswith(RESERVED_PREFIX):
+        return True
+    return ("%" in target or target.startswith("//")) and \
+        ("/" + urllib.parse.unquote(target).lstrip("/")).startswith(RESERVED_PREFIX)
 ENTER_PATH = "/__cobrowse/enter"
 HEALTH_PATH = "/healthz"  # on any host that is not a proxied origin (load balancers, Docker)
 
@@ -178,7 +190,7 @@ def _uncredentialed_in_session(flow: http.HTTPFlow, route: Route, proxy_domain: 
     - A request a page makes to its own origin with ``credentials: "omit"``: ``Sec-Fetch-Site:
       same-origin``, which no page of another origin can make its browser send."""
     headers = flow.request.headers
-    if flow.request.path.startswith(RESERVED_PREFIX):
+    if _reserved(flow.request.path):
         return False
     mode = headers.get("sec-fetch-mode", "").strip().lower()
     if headers.get("sec-fetch-site", "").strip().lower() == "same-origin" and mode in _SUBRESOURCE_MODES:
@@ -270,7 +282,7 @@ class ReservedPaths:
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        if _done(flow) or not flow.request.path.startswith(RESERVED_PREFIX):
+        if _done(flow) or not _reserved(flow.request.path):
             return
         path = flow.request.path.split("?", 1)[0]
         if path == "/__cobrowse/runtime.js" and flow.request.method in ("GET", "HEAD"):
@@ -464,13 +476,19 @@ class Connections:
             self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
 class PlainHttpOnly:
-    """The listener speaks plain HTTP (TLS ends at the load balancer in front): a TLS handshake on
-    it is closed, not answered with a certificate mitmproxy makes up for whatever name it asks."""
+    """The listener speaks plain HTTP/1 (TLS ends at the load balancer in front): a TLS handshake
+    on it is closed, not answered with a certificate mitmproxy makes up for whatever name it asks,
+    and so is an HTTP/2 preface (mitmproxy logged a warning for each: anyone could fill the log)."""
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        if nextlayer.layer is None and not nextlayer.context.client.tls \
-                and starts_like_tls_record(nextlayer.data_client()):
+        if nextlayer.layer is not None or nextlayer.context.client.tls:
+            return
+        data = nextlayer.data_client()
+        if starts_like_tls_record(data) or data.startswith(H2_PREFACE):
             nextlayer.layer = TCPLayer(nextlayer.context, ignore=True)  # to no upstream: closed
 
 

@@ -323,6 +323,27 @@ def test_a_tls_handshake_on_the_plain_http_listener_is_closed(raw: tuple) -> Non
     assert upstream.connections == 0
 
 
+def test_an_http2_preface_is_closed_quietly(raw: tuple, caplog: pytest.LogCaptureFixture) -> None:
+    """The listener speaks HTTP/1: mitmproxy logged a warning for every HTTP/2 preface (anyone
+    could fill the log); it is closed without a word."""
+    harness, upstream, s = raw
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(addons.H2_PREFACE)
+        assert _closed(sock) == b""
+    assert not [r for r in caplog.records if "HTTP/2" in r.getMessage()]
+
+
+def test_the_proxys_own_paths_however_written_never_go_upstream(raw: tuple) -> None:
+    """``/%5F%5Fcobrowse/enter?ticket=...`` is not the upstream's: a ticket in it never goes there."""
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    for path in (b"/%5F%5Fcobrowse/enter?ticket=T", b"//__cobrowse/enter?ticket=T", b"/%5f%5fcobrowse/x"):
+        request = b"GET " + path + b" HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
+        assert _raw_exchange(harness, request).startswith(b"HTTP/1.1 404"), path
+    assert upstream.connections == 0
+
+
 def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
     """An upstream that answers a plain request with ``101`` would turn the browser's connection
     into a raw pipe to it: its page unrewritten, and the browser's next requests on that
