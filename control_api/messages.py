@@ -7,11 +7,12 @@ the reference of docs/PROTOCOL.md.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from control_api import json_text
 
 # Close codes (4000-4999 are the application's own).
 CLOSE_NORMAL = 1000
@@ -223,9 +224,9 @@ def decode(text: str | bytes, max_bytes: int) -> dict[str, Any]:
     if size > max_bytes:
         raise ProtocolViolation(CLOSE_TOO_BIG, f"message larger than {max_bytes} bytes")
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolViolation(CLOSE_INVALID, "message is not JSON") from exc
+        data = json_text.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise ProtocolViolation(CLOSE_INVALID, "message is not usable JSON") from exc
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolViolation(CLOSE_INVALID, "message must be a JSON object with a string type")
     return data

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from starlette.requests import Request
 
+from control_api import json_text
 from control_api.exceptions import ApiError, invalid
 
 MAX_BODY_BYTES = 256 * 1024
@@ -27,9 +27,9 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
             raise ApiError(422, "invalid_json", "a JSON object body is required")
         return {}
     try:
-        data = json.loads(bytes(chunks))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "invalid_json", "the body is not valid JSON") from exc
+        data = json_text.loads(bytes(chunks))
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise ApiError(422, "invalid_json", f"the body is not usable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_json", "the body must be a JSON object")
     return data

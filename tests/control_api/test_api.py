@@ -25,6 +25,9 @@ def test_errors_are_json_everywhere(world: World) -> None:
     assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
     r = world.client.post("/api/v1/accounts", json=[1], headers=world.admin)
     assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+    for unusable in (b"[" * 100_000, b'{"name": "a\\ud800"}'):  # too deep; a lone surrogate
+        r = world.client.post("/api/v1/accounts", content=unusable, headers=world.admin)
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
     r = world.client.post("/api/v1/accounts", json={"name": "x", "extra": 1}, headers=world.admin)
     assert (r.status_code, r.json()["field"]) == (422, "extra")
     r = world.client.post("/api/v1/accounts", content=b"x" * 300_000, headers=world.admin)

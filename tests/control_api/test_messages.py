@@ -35,6 +35,9 @@ def test_valid_messages_keep_only_known_fields() -> None:
         ("visitor", '{"type": "scroll", "x": 1e308, "y": 2}', messages.CLOSE_INVALID),
         ("visitor", '{"type": "page", "url": "javascript:alert(1)"}', messages.CLOSE_INVALID),
         ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": []}', messages.CLOSE_INVALID),
+        ("agent", "[" * 60000, messages.CLOSE_INVALID),  # too deep for the parser
+        ("visitor", '{"type": "page", "url": "https://a.example/", "title": "\\ud800"}',
+         messages.CLOSE_INVALID),  # a lone surrogate
         (
             "visitor",
             json.dumps({"type": "page", "url": "https://a.example/" + "x" * 70000}),
@@ -75,3 +78,8 @@ def test_masking(
     selector: str, input_type: str, masked: list[str], tag: str, attrs: dict[str, str], expected: bool
 ) -> None:
     assert is_masked(selector, input_type, masked, tag, attrs) is expected
+
+
+def test_a_surrogate_pair_is_one_character_and_fine() -> None:
+    msg = parse("visitor", '{"type": "page", "url": "https://a.example/", "title": "\\ud83d\\ude00"}', 65536)
+    assert msg.data["title"] == "\U0001F600"
