@@ -119,10 +119,17 @@ async def find(store: Store, vid: str) -> Visitor | None:
     return found[0] if found else None
 
 
+MAX_PRESENT = 500  # visitors listed to an agent at most
+
+
 async def present(store: Store, account_id: str) -> list[Visitor]:
-    """Visitors of the account not yet gone (online, or offline within the grace period)."""
+    """Visitors of the account not yet gone (online, or offline within the grace period), the
+    most recently seen first (an open socket is seen every few seconds), at most
+    ``MAX_PRESENT``: registrations that never connect cannot push a visitor who is online off
+    the list."""
     with translate_errors():
-        vids = await store.redis.zrange(keys.account_visitors(store, account_id), 0, 499)
+        key = keys.account_visitors(store, account_id)
+        vids = await store.redis.zrange(key, 0, MAX_PRESENT - 1, desc=True)
     return await find_many(store, list(vids))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from cb_api_helpers import ORIGIN, World
 
-from control_api import proxy_access
+from control_api import proxy_access, visitors
 from rewriter.cookies import load_records
 from rewriter.urls import Origin, encode_label
 
@@ -353,3 +353,19 @@ async def test_a_client_that_goes_away_mid_request_is_not_an_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == []
     assert any("client disconnected" in r.getMessage() for r in caplog.records)
+
+
+def test_registrations_that_never_connect_cannot_hide_an_online_visitor(world: World) -> None:
+    """Agents see at most MAX_PRESENT visitors, the most recently seen first: 500 registrations
+    made after a visitor registered (a script with the public site key) do not push that visitor
+    off the list once it is online."""
+    account = world.account()
+    agent = world.agent(account)
+    real = world.visitor(account)
+    for _ in range(visitors.MAX_PRESENT):
+        world.visitor(account)
+    with _connect_visitor(world, real) as ws:
+        assert ws.receive_json()["type"] == "hello"  # seen now
+        listed = world.client.get("/api/v1/visitors", headers=agent["headers"]).json()["visitors"]
+        assert len(listed) == visitors.MAX_PRESENT
+        assert listed[0]["id"] == real["visitor_id"] and listed[0]["online"] is True
