@@ -83,6 +83,9 @@ class Settings:
     # address is read from X-Forwarded-For. Behind an HTTP one it must be set (docs/DEPLOY).
     trusted_proxies: tuple[str, ...] = ()
     visitor_grace_s: float = 30.0
+    # Visitor registrations (POST /api/v1/visitors, the banner's first call) per minute from one
+    # client address and account; 0 allows any number.
+    visitor_registrations_per_min: int = 600
     ticket_ttl_s: int = 60
     ws_max_message_bytes: int = 64 * 1024
     ws_rate_per_s: int = 50
@@ -160,6 +163,8 @@ class Settings:
             raise SettingsError("redis_namespace must not be empty")
         if self.upstream_timeout_s <= 0:
             raise SettingsError("upstream_timeout_s must be positive")
+        if self.visitor_registrations_per_min < 0:
+            raise SettingsError("visitor_registrations_per_min must be 0 (no limit) or more")
         if self.rewrite_workers < -1:
             raise SettingsError("rewrite_workers must be -1 (one per CPU), 0 (threads only) or a count")
         for network in self.trusted_proxies:
@@ -202,10 +207,15 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "trusted_proxies",
         _csv,
-        "comma-separated addresses or networks (CIDR) of load balancers in front of the proxy, "
-        "whose X-Forwarded-For names the client",
+        "comma-separated addresses or networks (CIDR) of load balancers in front of the proxy "
+        "and the API, whose X-Forwarded-For names the client",
     ),
     Option("visitor_grace_s", float, "seconds a disconnected visitor counts as present"),
+    Option(
+        "visitor_registrations_per_min",
+        int,
+        "visitor registrations allowed per minute from one address and account (0: no limit)",
+    ),
     Option("ticket_ttl_s", int, "seconds a proxy ticket stays valid (at most 60)"),
     Option("ws_max_message_bytes", int, "largest WebSocket message the API accepts"),
     Option("ws_rate_per_s", int, "WebSocket messages per second allowed per connection"),

@@ -128,3 +128,8 @@ def account_channel(store: Store, aid: str) -> str:
 
 def sync_channel(store: Store, sid: str, to_side: str) -> str:
     return store.channel("sync", sid, to_side)
+
+
+def rate_window(store: Store, name: str, subject: str, window: int) -> str:
+    """A fixed-window counter of ``name`` events by ``subject`` (``control_api.rate_limits``)."""
+    return store.key("rate", name, subject, str(window))

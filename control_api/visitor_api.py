@@ -7,7 +7,8 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from control_api import accounts, proxy_access, sessions, visitors
+from cobrowse.client_address import client_ip
+from control_api import accounts, proxy_access, rate_limits, sessions, visitors
 from control_api.auth import Principal
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response
 from control_api.exceptions import ApiError, not_found
@@ -45,6 +46,14 @@ async def register_visitor(request: Request, call: Call) -> Response:
     origin = _request_origin(request)
     if origin not in account.allowed_origins:
         raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin of this account")
+    settings = call.api.settings
+    address = client_ip(request.client.host if request.client else None,
+                        request.headers.getlist("x-forwarded-for"), settings.trusted_proxies)
+    limit = settings.visitor_registrations_per_min
+    if not await rate_limits.allow(call.api.store, "register", f"{account.id}:{address}", limit):
+        # the site key is public: without a limit one script could fill the store and the
+        # agents' visitor lists with registrations
+        raise ApiError(429, "rate_limited", f"more than {limit} registrations a minute from this address")
     visitor, token = await visitors.register(
         call.api.store, account, origin, call.api.settings.visitor_grace_s
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import ipaddress
 import logging
 import re
 import urllib.parse
@@ -32,6 +31,7 @@ from mitmproxy.proxy.layers.tcp import TCPLayer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
+from cobrowse.client_address import client_ip
 from proxy import buffering, cookie_sync, request_fixup, rewriting
 from proxy.buffering import BODY_WATCH
 from proxy.context import ProxyContext
@@ -147,38 +147,11 @@ class Routing:
             respond_error(flow, exc.page)
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
-
-
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(text.strip().strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 def client_address(flow: http.HTTPFlow, trusted: tuple[str, ...]) -> str:
     """The browser's IP address: the connection's peer, or, when that peer is a trusted load
     balancer (``--trusted-proxies``), the last address in ``X-Forwarded-For`` that is not one."""
-    peer = _address(str(flow.client_conn.peername[0])) if flow.client_conn.peername else None
-    if peer is None:
-        return ""
-    networks = _networks(trusted)
-    if not any(peer in network for network in networks):
-        return str(peer)
-    hops = ",".join(flow.request.headers.get_all("x-forwarded-for")).split(",")
-    for hop in reversed(hops):
-        address = _address(hop)
-        if address is None:
-            break  # a malformed hop: nothing before it can be trusted either
-        if not any(address in network for network in networks):
-            return str(address)
-    return str(peer)
+    peer = str(flow.client_conn.peername[0]) if flow.client_conn.peername else None
+    return client_ip(peer, flow.request.headers.get_all("x-forwarded-for"), trusted)
 
 
 def _uncredentialed_in_session(flow: http.HTTPFlow, route: Route, proxy_domain: str) -> bool:

@@ -74,9 +74,10 @@ class World:
         return r.json()
 
 
-def open_world(store: Store, **settings: Any) -> Iterator[World]:
+def open_world(store: Store, peer: str = "testclient", **settings: Any) -> Iterator[World]:
+    """An app on ``store``; ``peer`` is the address requests come from (a load balancer's)."""
     app = create_app(make_settings(**settings), store=store)
-    with TestClient(app, base_url="http://cobrowse.localhost:8000") as client:
+    with TestClient(app, base_url="http://cobrowse.localhost:8000", client=(peer, 50000)) as client:
         yield World(client, store)
 
 

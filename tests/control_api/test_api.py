@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cb_api_helpers import ORIGIN, World
+from cb_api_helpers import ORIGIN, World, open_world
 
 from control_api import proxy_access, visitors
 from rewriter.cookies import load_records
@@ -369,3 +369,28 @@ def test_registrations_that_never_connect_cannot_hide_an_online_visitor(world: W
         listed = world.client.get("/api/v1/visitors", headers=agent["headers"]).json()["visitors"]
         assert len(listed) == visitors.MAX_PRESENT
         assert listed[0]["id"] == real["visitor_id"] and listed[0]["online"] is True
+
+
+def test_visitor_registrations_are_limited_per_address_and_account(sync_store: Any) -> None:
+    """The site key is public: one script could register visitors without end (3000 in 16 s in
+    a probe), filling the store and the agents' lists. Past the limit in a minute, from one
+    address for one account, registration gets 429; another address (behind a trusted load
+    balancer, from X-Forwarded-For) or another account still registers."""
+    balancer = "10.0.0.2"
+    for world in open_world(sync_store, peer=balancer, visitor_registrations_per_min=3,
+                            trusted_proxies=(balancer,)):
+        _limited_registrations(world)
+
+
+def _limited_registrations(world: World) -> None:
+    account, other = world.account(), world.account()
+
+    def register(acc: dict[str, Any], address: str) -> Any:
+        return world.client.post("/api/v1/visitors", json={"site_key": acc["site_key"]},
+                                 headers={"Origin": ORIGIN, "X-Forwarded-For": address})
+
+    assert [register(account, "198.51.100.7").status_code for _ in range(4)] == [201, 201, 201, 429]
+    r = register(account, "198.51.100.7")
+    assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
+    assert register(account, "198.51.100.8").status_code == 201
+    assert register(other, "198.51.100.7").status_code == 201
