@@ -43,3 +43,12 @@ def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: tuple[str
         if not any(hop_address in network for network in networks):
             return str(hop_address)
     return str(address)
+
+
+def rate_subject(address: str) -> str:
+    """What a per-client limit counts by: the address, or for IPv6 its /64 (one host usually
+    holds a whole /64 and could rotate through it)."""
+    parsed = parse_address(address) if address else None
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address

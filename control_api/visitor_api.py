@@ -7,7 +7,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cobrowse.client_address import client_ip
+from cobrowse.client_address import client_ip, rate_subject
 from control_api import accounts, proxy_access, rate_limits, sessions, visitors
 from control_api.auth import Principal
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response
@@ -50,7 +50,8 @@ async def register_visitor(request: Request, call: Call) -> Response:
     address = client_ip(request.client.host if request.client else None,
                         request.headers.getlist("x-forwarded-for"), settings.trusted_proxies)
     limit = settings.visitor_registrations_per_min
-    if not await rate_limits.allow(call.api.store, "register", f"{account.id}:{address}", limit):
+    subject = f"{account.id}:{rate_subject(address)}"
+    if not await rate_limits.allow(call.api.store, "register", subject, limit):
         # the site key is public: without a limit one script could fill the store and the
         # agents' visitor lists with registrations
         raise ApiError(429, "rate_limited", f"more than {limit} registrations a minute from this address")

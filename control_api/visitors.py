@@ -63,7 +63,8 @@ async def register(store: Store, account: Account, origin: str, grace_s: float) 
                 mapping={"kind": "visitor", "id": vid, "account_id": account.id},
             )
             pipe.expire(keys.token(store, digest(token)), VISITOR_TTL_S)
-            pipe.zadd(keys.account_visitors(store, account.id), {vid: now})
+            # ranked below every visitor seen in the last hour until its socket opens (``present``)
+            pipe.zadd(keys.account_visitors(store, account.id), {vid: now - UNSEEN_RANK_S})
             pipe.zadd(keys.visitor_deadlines(store), {vid: now + grace_s})
             await pipe.execute()
     visitor = Visitor(vid, account.id, origin, now, now, False, None, {})
@@ -120,13 +121,15 @@ async def find(store: Store, vid: str) -> Visitor | None:
 
 
 MAX_PRESENT = 500  # visitors listed to an agent at most
+UNSEEN_RANK_S = 3600.0  # a registration ranks as if last seen this long before it was made
 
 
 async def present(store: Store, account_id: str) -> list[Visitor]:
     """Visitors of the account not yet gone (online, or offline within the grace period), the
-    most recently seen first (an open socket is seen every few seconds), at most
+    most recently seen first (an open socket is seen every few seconds; a registration whose
+    socket has not opened ranks below every visitor seen in the last hour), at most
     ``MAX_PRESENT``: registrations that never connect cannot push a visitor who is online off
-    the list."""
+    the list, however many and however fast."""
     with translate_errors():
         key = keys.account_visitors(store, account_id)
         vids = await store.redis.zrange(key, 0, MAX_PRESENT - 1, desc=True)

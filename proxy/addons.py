@@ -16,6 +16,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import posixpath
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -45,19 +46,24 @@ from rewriter.exceptions import RewriteError
 logger = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "/__cobrowse/"
+ENTER_PATH = "/__cobrowse/enter"
+HEALTH_PATH = "/healthz"  # on any host that is not a proxied origin (load balancers, Docker)
 
 
 def _reserved(path: str) -> bool:
     """Whether ``path`` names the proxy's own ``/__cobrowse/`` space, however written
-    (``/%5F%5Fcobrowse/``, ``//__cobrowse/``): such a request is never the upstream's, so a ticket
-    or cookie write in it never goes there."""
+    (``/%5F%5Fcobrowse/``, ``//__cobrowse/``, ``/./__cobrowse/``, ``/x/../__cobrowse/``,
+    ``/%5C__cobrowse/``): such a request is never the upstream's, so a ticket or cookie write in
+    it never goes there."""
     target = path.split("?", 1)[0]
     if target.startswith(RESERVED_PREFIX):
         return True
-    return ("%" in target or target.startswith("//")) and \
-        ("/" + urllib.parse.unquote(target).lstrip("/")).startswith(RESERVED_PREFIX)
-ENTER_PATH = "/__cobrowse/enter"
-HEALTH_PATH = "/healthz"  # on any host that is not a proxied origin (load balancers, Docker)
+    if not any(mark in target for mark in ("%", "//", "/.", "\\")):
+        return False  # nothing a browser or server would read differently
+    decoded = urllib.parse.unquote(target).replace("\\", "/")
+    normal = posixpath.normpath("/" + decoded.lstrip("/"))
+    return (normal + "/").startswith(RESERVED_PREFIX)
+
 
 # metadata keys carried on a flow between addons
 ROUTE = "cobrowse.route"

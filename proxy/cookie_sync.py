@@ -15,7 +15,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from control_api import proxy_access
+from control_api import json_text, proxy_access
 from control_api.exceptions import StoreUnavailable
 from control_api.proxy_access import ProxySession
 from proxy.context import ProxyContext
@@ -119,8 +119,8 @@ async def _save(ctx: ProxyContext, sid: str, change: CookieChange) -> None:
 
 def _script_writes(raw: str) -> list[str]:
     try:
-        value = json.loads(urllib.parse.unquote(raw))
-    except ValueError:
+        value = json_text.loads(urllib.parse.unquote(raw))
+    except ValueError:  # not JSON, too deep, or a lone surrogate
         return []
     if not isinstance(value, list):
         return []
@@ -208,7 +208,7 @@ async def post_cookies(
     try:
         if len(body) > MAX_POST_BYTES:
             raise ValueError("too large")
-        data: Any = json.loads(body)
+        data: Any = json_text.loads(body)
         writes = [w for w in data["cookies"] if isinstance(w, str)][:MAX_SCRIPT_WRITES]
         page_url = str(data["url"])
         try:

@@ -179,6 +179,15 @@ def _client_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
     yield from _original_client_read_headers(self, event)
 
 
+class _NoPriorKnowledgeWarning(logging.Filter):
+    """mitmproxy warns on the root logger for every HTTP/2 prior-knowledge preface it refuses:
+    anyone who can connect could fill the log with it (``PlainHttpOnly`` closes a preface that
+    arrives whole; one sent in pieces reaches mitmproxy's HTTP/1 layer)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "HTTP/2 connections with prior knowledge" not in record.getMessage()
+
+
 def install_head_limits() -> None:
     """Request heads over ``MAX_REQUEST_HEAD`` get a 431 page and the connection closes; an
     upstream response head over ``MAX_RESPONSE_HEAD`` closes the upstream connection and the
@@ -186,6 +195,9 @@ def install_head_limits() -> None:
     _http1.Http1Server.read_headers = _server_read_headers  # type: ignore[method-assign]
     _http1.Http1Server._handle_event = _server_handle_event  # type: ignore[method-assign]
     _http1.Http1Client.read_headers = _client_read_headers  # type: ignore[method-assign]
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoPriorKnowledgeWarning) for f in root.filters):
+        root.addFilter(_NoPriorKnowledgeWarning())
 
 
 def check_mitmproxy_version() -> None:

@@ -70,6 +70,11 @@ def test_cookie_post_from_the_runtime(harness: Harness, sites: Sites) -> None:
     assert r.status_code == 403
     bad = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", content=b"{")
     assert bad.status_code == 400
+    lone = b'{"url": "' + sites.shop.origin.encode() + b'/", "cookies": ["a=\\ud800"]}'
+    for unusable in (b"[" * 100_000, lone):  # too deep for the parser; a lone surrogate
+        r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST",
+                        content=unusable)
+        assert r.status_code == 400
     assert sites.shop.hits["/__cobrowse/cookies"] == 0
 
 

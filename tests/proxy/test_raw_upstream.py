@@ -8,6 +8,7 @@ import http.client
 import json
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -330,6 +331,12 @@ def test_an_http2_preface_is_closed_quietly(raw: tuple, caplog: pytest.LogCaptur
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(addons.H2_PREFACE)
         assert _closed(sock) == b""
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(addons.H2_PREFACE[:10])  # in two reads: mitmproxy's HTTP/1 layer gets it
+        time.sleep(0.2)
+        with contextlib.suppress(OSError):
+            sock.sendall(addons.H2_PREFACE[10:])
+        _closed(sock)
     assert not [r for r in caplog.records if "HTTP/2" in r.getMessage()]
 
 
@@ -338,7 +345,9 @@ def test_the_proxys_own_paths_however_written_never_go_upstream(raw: tuple) -> N
     harness, upstream, s = raw
     _, headers = _connection(harness, s)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
-    for path in (b"/%5F%5Fcobrowse/enter?ticket=T", b"//__cobrowse/enter?ticket=T", b"/%5f%5fcobrowse/x"):
+    for path in (b"/%5F%5Fcobrowse/enter?ticket=T", b"//__cobrowse/enter?ticket=T", b"/%5f%5fcobrowse/x",
+                 b"/./__cobrowse/enter?ticket=T", b"/%2e/__cobrowse/enter?ticket=T",
+                 b"/x/../__cobrowse/enter?ticket=T", b"/%5C__cobrowse/enter?ticket=T"):
         request = b"GET " + path + b" HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
         assert _raw_exchange(harness, request).startswith(b"HTTP/1.1 404"), path
     assert upstream.connections == 0
