@@ -18,6 +18,8 @@ from control_api.store import Store, translate_errors
 from control_api.tokens import digest, new_id, new_token
 
 VISITOR_TTL_S = 24 * 3600
+MAX_PRESENT = 500  # visitors listed to an agent at most
+UNSEEN_RANK_S = 3600.0  # a registration ranks as if last seen this long before it was made
 STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_y", "bandwidth_kbps")
 
 AVAILABLE = "available"
@@ -118,10 +120,6 @@ async def find(store: Store, vid: str) -> Visitor | None:
         return None
     found = await find_many(store, [vid])
     return found[0] if found else None
-
-
-MAX_PRESENT = 500  # visitors listed to an agent at most
-UNSEEN_RANK_S = 3600.0  # a registration ranks as if last seen this long before it was made
 
 
 async def present(store: Store, account_id: str) -> list[Visitor]:

@@ -4,6 +4,8 @@ the control API's store functions (as the API makes them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import urllib.parse
 from collections.abc import Coroutine, Iterator
@@ -152,6 +154,25 @@ class Harness:
             )
         with self.client() as c:
             return c.request(method, path, headers=all_headers, **kwargs)
+
+    # -- a raw socket, for what no HTTP client sends (floods, smuggling, malformed fields)
+
+    def raw_exchange(self, data: bytes) -> bytes:
+        """Send ``data`` on a new connection and read until the proxy closes it (a socket
+        timeout fails); the proxy may close before it has read all of ``data``."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            with contextlib.suppress(OSError):
+                sock.sendall(data)
+            return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the proxy sends until it closes the connection (a socket timeout fails)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
 
 
 def make_settings(sites: Sites, **overrides: Any) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import socket
 import urllib.parse
 
 import httpx
@@ -175,16 +174,6 @@ def test_worker_scripts_get_the_runtime_in_front_and_nothing_else_does(
     assert not script.content.startswith(runtime_js()[:100])
 
 
-def _raw(harness: Harness, data: bytes, timeout: float = 10) -> bytes:
-    """Send ``data`` on a new connection and read until the proxy closes it (a timeout fails)."""
-    received = b""
-    with socket.create_connection(("127.0.0.1", harness.port), timeout=timeout) as sock:
-        sock.sendall(data)
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
-
-
 def test_request_bodies_go_upstream_framed_whatever_the_client_sent(harness: Harness, sites: Sites) -> None:
     """A chunked body (mitmproxy reads it whole) goes with its Content-Length; without one the
     upstream would read the body as the start of another request, one the client wrote whole
@@ -195,13 +184,13 @@ def test_request_bodies_go_upstream_framed_whatever_the_client_sent(harness: Har
     smuggled = "GET /smuggled HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n"
     chunked = f"POST /echo-body HTTP/1.1\r\n{head}Transfer-Encoding: chunked\r\n\r\n" \
               f"{len(smuggled):x}\r\n{smuggled}\r\n0\r\n\r\n"
-    answer = _raw(harness, chunked.encode())
+    answer = harness.raw_exchange(chunked.encode())
     assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower()
     echoed = json.loads(answer.partition(b"\r\n\r\n")[2])
     assert echoed == {"body": smuggled, "content-length": str(len(smuggled)), "transfer-encoding": None}
     named = f"POST /echo-body HTTP/1.1\r\nHost: {host}\r\nCookie: __cb_{s.sid}={credential}\r\n" \
             f"Connection: close, host, content-length\r\nContent-Length: 5\r\n\r\nhello"
-    answer = _raw(harness, named.encode())
+    answer = harness.raw_exchange(named.encode())
     assert answer.startswith(b"HTTP/1.1 200")
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["body"] == "hello"
     assert sites.shop.hits["/smuggled"] == 0
@@ -213,9 +202,10 @@ def test_trace_and_malformed_header_values_never_go_upstream(harness: Harness, s
     s, credential, host = harness.session_on(sites.shop.origin)
     head = f"Host: {host}\r\nCookie: __cb_{s.sid}={credential}\r\nConnection: close\r\n"
     hits = sites.shop.total
-    assert _raw(harness, f"TRACE /echo-headers HTTP/1.1\r\n{head}\r\n".encode()).startswith(b"HTTP/1.1 405")
+    trace = harness.raw_exchange(f"TRACE /echo-headers HTTP/1.1\r\n{head}\r\n".encode())
+    assert trace.startswith(b"HTTP/1.1 405")
     for bad in (b"X-A: a\rSet-Cookie: z=1", b"X-A: a\x00b"):
-        answer = _raw(harness, f"GET /echo-headers HTTP/1.1\r\n{head}".encode() + bad + b"\r\n\r\n")
+        answer = harness.raw_exchange(f"GET /echo-headers HTTP/1.1\r\n{head}".encode() + bad + b"\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
     assert sites.shop.total == hits
 

@@ -15,7 +15,7 @@ import pytest
 
 from cobrowse.settings import Settings
 from proxy import addons, buffering
-from tests.proxy.conftest import DOMAIN, Harness, OpenSession
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession, read_until_closed
 from tests.proxy.raw_upstream import RawUpstream
 
 LIMIT = 32 * 1024
@@ -228,15 +228,6 @@ def test_interim_answers_before_the_page_are_dropped(raw: tuple, path: str) -> N
             assert (status, body) == (200, b"ok")
 
 
-def _closed(sock: socket.socket) -> bytes:
-    """Everything the proxy sends until it closes the connection (a socket timeout fails)."""
-    received = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
-
-
 def test_a_connection_must_bring_a_request_in_time(raw: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     """Slowloris: connections that never complete (or trickle) a head or a body would be held
     without a credential. A connection has ``HEAD_TIMEOUT_S`` for a complete request, from when
@@ -247,15 +238,15 @@ def test_a_connection_must_bring_a_request_in_time(raw: tuple, monkeypatch: pyte
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x")  # a head never finished
-        assert _closed(sock) == b""
+        assert read_until_closed(sock) == b""
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         # a body trickled without a credential (a chunk now and then keeps it from being idle)
         sock.sendall(b"POST /ok HTTP/1.1\r\nHost: nobody\r\nTransfer-Encoding: chunked\r\n\r\n")
         sock.sendall(b"1\r\na\r\n")
-        assert _closed(sock) == b""
+        assert read_until_closed(sock) == b""
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(b"GET /ok HTTP/1.1\r\n" + head + b"\r\n")
-        answer = _closed(sock)  # answered, then closed once idle for as long
+        answer = read_until_closed(sock)  # answered, then closed once idle for as long
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
 
 
@@ -268,12 +259,12 @@ def test_floods_a_head_limit_would_not_see_are_cut_too(raw: tuple) -> None:
     _, headers = _connection(harness, s)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
     blank_first = b"\r\n" * 100_000 + b"GET /ok HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
-    answer = _raw_exchange(harness, blank_first)
+    answer = harness.raw_exchange(blank_first)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(b"GET /h10 HTTP/1.1\r\n" + head + b"\r\nGET /ok HTTP/1.1\r\nX: " + b"a" * 100_000)
-        assert b"HTTP/1.1 200" not in _closed(sock)  # closed, the pipelined request never served
-    answer = _raw_exchange(harness, b"GET /o\x00k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
+        assert b"HTTP/1.1 200" not in read_until_closed(sock)  # closed, the pipelined request never served
+    answer = harness.raw_exchange(b"GET /o\x00k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
 
 
@@ -299,14 +290,11 @@ def test_a_request_body_over_the_limit_gets_413_before_the_gate_reads_it_whole(
                 sock.sendall(request)
                 for _ in range(repeat - 1):
                     sock.sendall(b"4000\r\n" + b"y" * 0x4000 + b"\r\n")
-            received = b""
-            with contextlib.suppress(ConnectionResetError):
-                while chunk := sock.recv(65536):
-                    received += chunk
+            received = read_until_closed(sock)
         assert received.startswith(b"HTTP/1.1 413") and b"Request too large" in received  # no 100
     assert upstream.connections == before
     small = b"GET /ok HTTP/1.1\r\n" + head + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
-    assert _raw_exchange(harness, small).startswith(b"HTTP/1.1 200")
+    assert harness.raw_exchange(small).startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mitmproxy's TLS, as in production
@@ -330,13 +318,13 @@ def test_an_http2_preface_is_closed_quietly(raw: tuple, caplog: pytest.LogCaptur
     harness, upstream, s = raw
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(addons.H2_PREFACE)
-        assert _closed(sock) == b""
+        assert read_until_closed(sock) == b""
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
         sock.sendall(addons.H2_PREFACE[:10])  # in two reads: mitmproxy's HTTP/1 layer gets it
         time.sleep(0.2)
         with contextlib.suppress(OSError):
             sock.sendall(addons.H2_PREFACE[10:])
-        _closed(sock)
+        read_until_closed(sock)
     assert not [r for r in caplog.records if "HTTP/2" in r.getMessage()]
 
 
@@ -349,7 +337,7 @@ def test_the_proxys_own_paths_however_written_never_go_upstream(raw: tuple) -> N
                  b"/./__cobrowse/enter?ticket=T", b"/%2e/__cobrowse/enter?ticket=T",
                  b"/x/../__cobrowse/enter?ticket=T", b"/%5C__cobrowse/enter?ticket=T"):
         request = b"GET " + path + b" HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
-        assert _raw_exchange(harness, request).startswith(b"HTTP/1.1 404"), path
+        assert harness.raw_exchange(request).startswith(b"HTTP/1.1 404"), path
     assert upstream.connections == 0
 
 
@@ -377,18 +365,6 @@ def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple)
     assert not any(b"__cb_" in data for data in upstream.tunnelled)
 
 
-def _raw_exchange(harness: Harness, head: bytes) -> bytes:
-    """Send ``head`` (a request head, however long) and read the whole answer."""
-    received = b""
-    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
-        with contextlib.suppress(OSError):  # the proxy may close before it has read it all
-            sock.sendall(head)
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                received += chunk
-    return received
-
-
 def test_a_request_head_over_64_kib_gets_431_and_the_connection_closes(raw: tuple) -> None:
     """mitmproxy reads a head for as long as it grows: without a limit anyone who can connect
     fills the proxy's memory (no credential needed). A long but sane head still passes."""
@@ -396,10 +372,10 @@ def test_a_request_head_over_64_kib_gets_431_and_the_connection_closes(raw: tupl
     _, headers = _connection(harness, s)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
     flood = b"GET /ok HTTP/1.1\r\nHost: nobody\r\nX: " + b"a" * 4_000_000  # never ends
-    answer = _raw_exchange(harness, flood)
+    answer = harness.raw_exchange(flood)
     assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer.lower()
     sane = b"GET /ok HTTP/1.1\r\n" + head + b"X-Big: " + b"b" * 40_000 + b"\r\nConnection: close\r\n\r\n"
-    answer = _raw_exchange(harness, sane)
+    answer = harness.raw_exchange(sane)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
 
 
@@ -407,9 +383,9 @@ def test_an_upstream_head_over_256_kib_gets_the_502_page(raw: tuple) -> None:
     harness, upstream, s = raw
     _, headers = _connection(harness, s)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
-    answer = _raw_exchange(harness, b"GET /head-100k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
+    answer = harness.raw_exchange(b"GET /head-100k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
-    answer = _raw_exchange(harness, b"GET /head-300k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
+    answer = harness.raw_exchange(b"GET /head-300k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 502") and b"Site unreachable" in answer
 
 
