@@ -10,11 +10,9 @@ UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-k
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Sequence
-from typing import Any
 
 from lxml import etree
 
@@ -23,6 +21,14 @@ from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
+from rewriter.import_maps import (
+    is_module_load,
+    map_keys,
+    merged_map_text,
+    module_routes,
+    own_map_markup,
+    parse_import_map,
+)
 from rewriter.masking import apply_masks, compile_selectors
 from rewriter.url_values import (
     JSON_SCRIPT_MAPPERS,
@@ -30,7 +36,6 @@ from rewriter.url_values import (
     map_json_text,
     map_url,
     replace_spans,
-    script_json,
     srcset_url_spans,
 )
 from rewriter.urls import UrlMapper, join_url, parse_url
@@ -184,9 +189,9 @@ class _Rewrite:
                 json_mapper = JSON_SCRIPT_MAPPERS.get(script_type)
                 if json_mapper is not None:
                     self._json_script(element, json_mapper)
-                if script_type in ("importmap", "module") and not _inert(element):
+                if script_type == "importmap" and not _inert(element):
                     modules.append((script_type, element))
-            elif tag == "link" and "modulepreload" in (element.get("rel") or "").lower().split():
+            if is_module_load(tag, dict(element.attrib)) and not _inert(element):
                 modules.append(("module", element))
         if self.inject and not self.svg:  # HTML and XHTML (an SVG document has no import maps)
             self._route_modules(modules)
@@ -272,38 +277,18 @@ class _Rewrite:
             element.text = map_json_text(text, json_mapper, lambda url: map_url(self.mapper, url, self.base))
 
     def _route_modules(self, modules: list[tuple[str, etree._Element]]) -> None:
-        """Absolute module specifiers (``import "https://cdn.example/x.js"``, ``import(...)``) are
-        JavaScript the proxy does not rewrite: an import map sends each of the session's upstream
-        origins to its proxy origin (and, where the schemes differ, the protocol-relative form a
-        page on the proxy resolves to).
-
-        The routes join the page's own first import map when it is valid and no module loads
-        before it (one map is all some browsers take). Otherwise they go in a map of their own
-        right after the runtime, without the keys any page map sets: Chromium drops a later map's
-        rule whose key was already used, and a page's own rule wins."""
-        routes: dict[str, str] = {}
-        known = {f"{o.serialize()}/" for o in self.mapper.known_origins}
-        scheme = self.mapper.proxy.scheme
-        for origin in self.mapper.known_origins:
-            proxied = f"{self.mapper.proxy_origin(origin)}/"
-            routes[f"{origin.serialize()}/"] = proxied
-            relative = f"{scheme}://{origin.netloc}/"  # "//host/x.js" on a page of the proxy
-            if relative not in known:
-                routes.setdefault(relative, proxied)
+        """Route absolute module specifiers through an import map (``rewriter/import_maps.py``)."""
+        routes = module_routes(self.mapper)
         if not routes:
             return
-        page_maps = [(element, _import_map(element.text)) for kind, element in modules if kind == "importmap"]
+        page_maps = [(e, parse_import_map(e.text)) for kind, e in modules if kind == "importmap"]
         first_kind = modules[0][0] if modules else None
         if first_kind == "importmap" and page_maps[0][1] is not None:
             element, data = page_maps[0]
             assert data is not None
-            data["imports"] = {**routes, **data.get("imports", {})}  # the page's own entries win
-            element.text = script_json(data)
+            element.text = merged_map_text(data, routes)
             return
-        taken = {key for _, data in page_maps if data is not None for key in data.get("imports", {})}
-        own = {key: value for key, value in routes.items() if key not in taken}
-        if own:
-            self.import_map = f'<script type="importmap">{script_json({"imports": own})}</script>'
+        self.import_map = own_map_markup(routes, {key for _, data in page_maps for key in map_keys(data)})
 
     def _meta(self, element: etree._Element, equiv: str) -> None:
         if _local(element.tag) != "meta":
@@ -382,21 +367,6 @@ class _Rewrite:
             markup = self.inject + self.import_map
             out = out.replace(placeholder.encode(), markup.encode(OUTPUT_CHARSET, errors="replace"), 1)
         return out
-
-
-def _import_map(text: str | None) -> dict[str, Any] | None:
-    """An import map's JSON when browsers would take it (HTML "parse an import map string":
-    an object whose ``imports``, ``scopes`` and ``integrity``, where present, are objects)."""
-    try:
-        data = json.loads(text or "")
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    for key in ("imports", "scopes", "integrity"):
-        if key in data and not isinstance(data[key], dict):
-            return None
-    return data
 
 
 def _inert(element: etree._Element) -> bool:

@@ -19,10 +19,20 @@ from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_vi
 from rewriter.charset import OUTPUT_CHARSET
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError
+from rewriter.import_maps import (
+    is_module_load,
+    map_keys,
+    merged_map_text,
+    module_routes,
+    own_map_markup,
+    parse_import_map,
+)
 from rewriter.masking import MASK, MASKED_ATTRIBUTE
 from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_json_text, map_url
 from rewriter.urls import UrlMapper, join_url, parse_url
 
+# elements whose content never runs (lxml and this tokenizer parse both as markup)
+_INERT = frozenset({"template", "noscript"})
 # start tags that may come before the injection point (it goes after <head>, or before the first
 # other tag)
 _BEFORE_INJECTION = frozenset({"html"})
@@ -47,16 +57,52 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.json_mapper: JsonMapper | None = None  # inside an import map or speculation rules
         self.base_seen = False
         self.in_banner = False  # inside our visitor banner's <script>, which is left out
+        # module specifiers: the routes, where our own import map goes (an index of ``out``), and
+        # what the page's maps and module loads decide (``rewriter/import_maps.py``)
+        self.routes = module_routes(mapper) if inject else {}
+        self.map_slot: int | None = None
+        self.module_seen = False  # an import map or a module load came already
+        self.merged = False  # the routes went into the page's first import map
+        self.taken: set[str] = set()  # keys the page's maps set
+        self.inert = 0  # depth inside <template>/<noscript>
+        self.map_text: list[str] | None = None  # the text of the page import map being read
 
     # -- injection
 
-    def _injection(self) -> str:
+    def _inject_at(self, index: int) -> None:
+        """Put the charset, the runtime and the slot of our import map at ``index`` of ``out``."""
         self.injected = True
-        return f'<meta charset="{OUTPUT_CHARSET}">{self.inject}'
+        self.out[index:index] = [f'<meta charset="{OUTPUT_CHARSET}">{self.inject}', ""]
+        self.map_slot = index + 1
 
     def _before_content(self) -> None:
         if not self.injected:
-            self.out.append(self._injection())
+            self._inject_at(len(self.out))
+
+    def finish(self) -> str:
+        if not self.injected:
+            self._inject_at(0)
+        if self.routes and not self.merged and self.map_slot is not None:
+            self.out[self.map_slot] = own_map_markup(self.routes, self.taken)
+        return "".join(self.out)
+
+    def _end_import_map(self, complete: bool = True) -> None:
+        """A page import map is read: its addresses mapped and, when the document closed it
+        (browsers read no other), the routes merged into it if it is valid and nothing
+        module-related came before it."""
+        text = "".join(self.map_text or ())
+        self.map_text = None
+        if might_hold_absolute_url(text):
+            mapper, base = self.mapper, self.base
+            text = map_json_text(text, JSON_SCRIPT_MAPPERS["importmap"], lambda u: map_url(mapper, u, base))
+        if complete:
+            data = parse_import_map(text)
+            if self.routes and not self.module_seen and data is not None:
+                text = merged_map_text(data, self.routes)
+                self.merged = True
+            self.taken |= map_keys(data)
+            self.module_seen = True
+        self.out.append(text)
 
     # -- tags
 
@@ -103,7 +149,7 @@ class _StreamRewriter(html.parser.HTMLParser):
     def _tag(self, tag: str, attrs: list[tuple[str, str | None]], closing: str) -> None:
         if tag == "head" and not self.injected:
             self.out.append(self.get_starttag_text() or f"<{tag}>")
-            self.out.append(self._injection())
+            self._inject_at(len(self.out))
             return
         if tag not in _BEFORE_INJECTION:
             self._before_content()
@@ -113,9 +159,13 @@ class _StreamRewriter(html.parser.HTMLParser):
             if is_visitor_banner(tag, named.get("src"), site_key):
                 self.in_banner = not closing
                 return
+        if tag in _INERT and not closing:
+            self.inert += 1
         new = self._attrs(tag, attrs)
         if new is None:
             return
+        if not self.inert and is_module_load(tag, dict(attrs)):
+            self.module_seen = True
         if new == attrs:
             self.out.append(self.get_starttag_text() or f"<{tag}{closing}>")
         else:
@@ -124,6 +174,8 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.in_style = tag == "style" and not closing
         script_type = (dict(attrs).get("type") or "").strip().lower() if tag == "script" else ""
         self.json_mapper = JSON_SCRIPT_MAPPERS.get(script_type) if not closing else None
+        if script_type == "importmap" and not closing and not self.inert:
+            self.map_text, self.json_mapper = [], None  # read whole, handled at its end tag
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._tag(tag, attrs, "")
@@ -135,6 +187,10 @@ class _StreamRewriter(html.parser.HTMLParser):
         if self.in_banner and tag == "script":
             self.in_banner = False
             return
+        if self.map_text is not None and tag == "script":
+            self._end_import_map()
+        if tag in _INERT and self.inert:
+            self.inert -= 1
         self.in_style = False
         self.json_mapper = None
         self.out.append(f"</{tag}>")
@@ -143,6 +199,9 @@ class _StreamRewriter(html.parser.HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self.in_banner:
+            return
+        if self.map_text is not None:
+            self.map_text.append(data)
             return
         if data.strip():
             self._before_content()
@@ -180,6 +239,11 @@ def rewrite_html_stream(
     rewriter = _StreamRewriter(url, mapper, inject, srcdoc)
     rewriter.feed(text)
     rewriter.close()
-    if not rewriter.injected:
-        rewriter.out.insert(0, rewriter._injection())
-    return "".join(rewriter.out).encode(OUTPUT_CHARSET, errors="replace")
+    if getattr(rewriter, "cdata_elem", None) and rewriter.rawdata:
+        # the tokenizer keeps the text of a <style> or <script> left open at the end; a browser
+        # applies such a style (and never runs such a script or import map): copy it on
+        rewriter.handle_data(rewriter.rawdata)
+        rewriter.rawdata = ""
+    if rewriter.map_text is not None:  # an import map left open: browsers never read it
+        rewriter._end_import_map(complete=False)
+    return rewriter.finish().encode(OUTPUT_CHARSET, errors="replace")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -695,8 +696,21 @@ def _rewrite_with_origins(doc: str, inject: str = INJECT, content_type: str | No
     return rewrite_html(doc.encode(), url=URL, mapper=mapper, inject=inject, content_type=content_type)
 
 
-def _with_origins(doc: str, inject: str = INJECT) -> etree._Element:
-    return parse(_rewrite_with_origins(doc, inject))
+WithOrigins = Callable[..., etree._Element]
+# past libxml2's 2048 levels the token-stream fallback rewrites the document: both must route
+DEEP = "<div>" * 2100 + "</div>" * 2100
+
+
+@pytest.fixture(params=["tree", "token stream"])
+def with_origins(request: pytest.FixtureRequest) -> WithOrigins:
+    tail = DEEP if request.param == "token stream" else ""
+
+    def run(doc: str, inject: str = INJECT) -> etree._Element:
+        out = _rewrite_with_origins(doc + tail, inject)
+        assert (out.count(b"<div>") == 2100) == bool(tail)  # the tree path keeps 2048 levels at most
+        return parse(out)
+
+    return run
 
 
 ROUTES = {
@@ -707,41 +721,45 @@ ROUTES = {
 }
 
 
-def test_module_specifiers_of_the_session_origins_are_routed_by_an_import_map() -> None:
-    root = _with_origins('<script type="module">import "https://cdn.example/m.js";</script>')
+def test_module_specifiers_of_the_session_origins_are_routed_by_an_import_map(
+    with_origins: WithOrigins,
+) -> None:
+    root = with_origins('<script type="module">import "https://cdn.example/m.js";</script>')
     maps = root.xpath("//script[@type='importmap']")
     assert len(maps) == 1 and json.loads(maps[0].text) == {"imports": ROUTES}
     scripts = root.xpath("//script")
     assert scripts.index(maps[0]) == 2  # after the runtime's two, before every page script
-    assert not _with_origins("<p>x</p>", inject="").xpath("//script[@type='importmap']")  # not for the agent
+    assert not with_origins("<p>x</p>", inject="").xpath("//script[@type='importmap']")  # not for the agent
 
 
-def test_a_pages_own_import_map_takes_the_routes_and_keeps_its_entries() -> None:
+def test_a_pages_own_import_map_takes_the_routes_and_keeps_its_entries(with_origins: WithOrigins) -> None:
     doc = ('<script type="importmap">{"imports": {"vue": "https://cdn.example/vue.js", '
            '"https://cdn.example/": "/local/"}}</script><script type="module">import "vue";</script>')
-    maps = _with_origins(doc).xpath("//script[@type='importmap']")
+    maps = with_origins(doc).xpath("//script[@type='importmap']")
     assert len(maps) == 1
     assert json.loads(maps[0].text)["imports"] == {
         **ROUTES,
         "https://cdn.example/": "/local/",  # the page's own entry wins
         "vue": proxy("s-cdn-example", "/vue.js"),
     }
-    broken = _with_origins('<script type="importmap">{"imports": [1]}</script>')
+    broken = with_origins('<script type="importmap">{"imports": [1]}</script>')
     # a map browsers ignore takes nothing: ours goes in with the runtime
     assert [json.loads(m.text) for m in broken.xpath("//script[@type='importmap']")] == [
         {"imports": ROUTES}, {"imports": [1]}]
 
 
-def test_with_a_module_before_the_pages_import_map_the_routes_come_first_without_its_keys() -> None:
+def test_with_a_module_before_the_pages_import_map_the_routes_come_first_without_its_keys(
+    with_origins: WithOrigins,
+) -> None:
     """Chromium drops a later map's rule whose key a module already used: merged into a page map
     that comes after a module, the routes would be lost."""
     doc = ('<script type="module">import "https://cdn.example/a.js";</script>'
            '<script type="importmap">{"imports": {"https://cdn.example/": "/local/"}}</script>')
-    maps = _with_origins(doc).xpath("//script[@type='importmap']")
+    maps = with_origins(doc).xpath("//script[@type='importmap']")
     ours = {k: v for k, v in ROUTES.items() if k != "https://cdn.example/"}
     page_map = {"imports": {"https://cdn.example/": "/local/"}}
     assert [json.loads(m.text) for m in maps] == [{"imports": ours}, page_map]
-    preload = _with_origins('<link rel="modulepreload" href="/m.js"><script type="importmap">{}</script>')
+    preload = with_origins('<link rel="modulepreload" href="/m.js"><script type="importmap">{}</script>')
     got = [json.loads(m.text) for m in preload.xpath("//script[@type='importmap']")]
     assert got == [{"imports": ROUTES}, {}]
 
@@ -750,8 +768,8 @@ def test_with_a_module_before_the_pages_import_map_the_routes_come_first_without
     "page_map",
     ['{"imports": null}', '{"scopes": []}', '{"integrity": "x"}', "[]", "nope"],
 )
-def test_an_import_map_browsers_reject_takes_no_routes(page_map: str) -> None:
-    maps = _with_origins(f'<script type="importmap">{page_map}</script>').xpath("//script[@type='importmap']")
+def test_an_import_map_browsers_reject_takes_no_routes(page_map: str, with_origins: WithOrigins) -> None:
+    maps = with_origins(f'<script type="importmap">{page_map}</script>').xpath("//script[@type='importmap']")
     assert json.loads(maps[0].text) == {"imports": ROUTES}
     assert maps[1].text == page_map
 
@@ -766,10 +784,10 @@ def test_xhtml_gets_the_routes_too_and_svg_none() -> None:
     assert b"importmap" not in _rewrite_with_origins(svg, content_type="image/svg+xml")
 
 
-def test_an_import_map_in_a_template_or_noscript_takes_no_routes() -> None:
+def test_an_import_map_in_a_template_or_noscript_takes_no_routes(with_origins: WithOrigins) -> None:
     for holder in ("template", "noscript"):
         doc = f'<{holder}><script type="importmap">{{"imports": {{}}}}</script></{holder}>'
-        maps = _with_origins(doc).xpath("//script[@type='importmap']")
+        maps = with_origins(doc).xpath("//script[@type='importmap']")
         assert json.loads(maps[0].text) == {"imports": ROUTES}, holder
 
 

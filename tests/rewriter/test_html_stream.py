@@ -6,11 +6,12 @@ import json
 
 import pytest
 from lxml import etree
-from rewrite_helpers import EVIL, make_mapper
+from rewrite_helpers import EVIL, SID, make_mapper, proxy
 from test_html import INJECT, PLACES, URL
 
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import MASK
+from rewriter.urls import ProxyConfig, UrlMapper
 
 
 def stream(doc: str, inject: str = "") -> bytes:
@@ -86,3 +87,25 @@ def test_untouched_tokens_are_copied() -> None:
 def test_json_scripts_like_the_tree_rewriter(script_type: str, text: str, expected: object) -> None:
     out = parse(stream(f'<script type="{script_type}">{text}</script>'))
     assert json.loads(out.xpath("//script/text()")[0]) == expected
+
+
+def test_an_element_left_open_at_the_end_keeps_its_text() -> None:
+    """A browser never reads an import map (nor runs a script) left open at the end of the
+    document, but applies such a style: the text is copied on, mapped, and takes no routes."""
+    mapper = UrlMapper(SID, ProxyConfig("cobrowse.localhost", 8001, "http"), ["https://cdn.example"])
+    routes = {
+        "https://cdn.example/": proxy("s-cdn-example", "/"),
+        "http://cdn.example/": proxy("s-cdn-example", "/"),
+    }
+
+    def run(doc: str) -> str:
+        return rewrite_html_stream(doc, url=URL, mapper=mapper, inject=INJECT, srcdoc=lambda v: v).decode()
+
+    out = run('<script type="importmap">{"imports": {"a": "https://cdn.example/a.js"}}')
+    ours, page = out.split('<script type="importmap">')[1:]
+    assert json.loads(ours.removesuffix("</script>")) == {"imports": routes}
+    assert json.loads(page) == {"imports": {"a": proxy("s-cdn-example", "/a.js")}}
+    assert run("<p><style>p { background: url(https://cdn.example/a.png) }").endswith(
+        f"<style>p {{ background: url({proxy('s-cdn-example', '/a.png')}) }}"
+    )
+    assert run("<p><script>var a = 1").endswith("<script>var a = 1")
