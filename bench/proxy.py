@@ -8,6 +8,7 @@ proxy adds over ``direct``. Target: cobrowse >= 0.5x passthrough req/s on HTML a
 
     python3 bench/proxy.py                      # 5 s per measurement
     python3 bench/proxy.py --duration 10 --page-kb 80
+    python3 bench/proxy.py --html a.html --html b.html   # real documents instead of the generated pages
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ def make_page(index: int, origin: str, kb: int) -> bytes:
 # -- the processes ------------------------------------------------------------------------------
 
 
-def run_upstream(port: int, kb: int, conn: Connection) -> None:
+def run_upstream(port: int, kb: int, html: list[str], conn: Connection) -> None:
     import uvicorn
 
     origin = f"http://127.0.0.1:{port}"
-    pages = {f"/page/{i}": make_page(i, origin, kb) for i in range(PAGES)}
+    if html:
+        pages = {f"/page/{i}": Path(name).read_bytes() for i, name in enumerate(html)}
+    else:
+        pages = {f"/page/{i}": make_page(i, origin, kb) for i in range(PAGES)}
     pages["/big"] = make_page(99, origin, 2048)
     pages["/tiny"] = b"<!doctype html><title>t</title>"
 
@@ -167,7 +171,9 @@ def run_cobrowse(port: int, upstream_port: int, conn: Connection) -> None:
 # -- the load -----------------------------------------------------------------------------------
 
 
-async def measure(port: int, headers: dict[str, str], concurrency: int, duration: float) -> dict[str, float]:
+async def measure(
+    port: int, headers: dict[str, str], concurrency: int, duration: float, pages: int = PAGES
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -177,7 +183,7 @@ async def measure(port: int, headers: dict[str, str], concurrency: int, duration
             i = offset
             while time.perf_counter() < until:
                 start = time.perf_counter()
-                response = await client.get(f"/page/{i % PAGES}", headers=headers)
+                response = await client.get(f"/page/{i % pages}", headers=headers)
                 if response.status_code != 200:
                     errors += 1
                 if record:
@@ -240,12 +246,16 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (5)")
     parser.add_argument("--page-kb", type=int, default=40, help="size of each HTML page in KiB (40)")
+    parser.add_argument("--html", action="append", default=[], metavar="FILE",
+                        help="serve this HTML file as one of the pages instead of the generated ones "
+                             "(repeatable)")
     args = parser.parse_args()
+    pages = len(args.html) or PAGES
 
     up_port, pass_port, ours_port = free_port(), free_port(), free_port()
     processes = []
     try:
-        proc, _ = start(run_upstream, up_port, args.page_kb)
+        proc, _ = start(run_upstream, up_port, args.page_kb, args.html)
         processes.append(proc)
         proc, _ = start(run_passthrough, pass_port, up_port)
         processes.append(proc)
@@ -259,7 +269,9 @@ def main() -> int:
         results: dict[tuple[str, int], dict[str, float]] = {}
         for concurrency in (1, 8):
             for name, (port, headers) in targets.items():
-                results[(name, concurrency)] = asyncio.run(measure(port, headers, concurrency, args.duration))
+                results[(name, concurrency)] = asyncio.run(
+                    measure(port, headers, concurrency, args.duration, pages)
+                )
         stalls = {
             name: asyncio.run(stall(port, headers, args.duration))
             for name, (port, headers) in targets.items() if name != "direct"
@@ -270,8 +282,12 @@ def main() -> int:
             proc.join(10)
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    page_set = (
+        "HTML files " + ", ".join(f"{Path(n).name} ({Path(n).stat().st_size // 1024} KiB)" for n in args.html)
+        if args.html else f"{PAGES} generated HTML pages of {args.page_kb} KiB"
+    )
     print(f"# proxy benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
-          f"{PAGES} HTML pages of {args.page_kb} KiB, {args.duration:g} s per cell")
+          f"{page_set}, {args.duration:g} s per cell")
     print("| target | concurrency | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for concurrency in (1, 8):

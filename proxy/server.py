@@ -81,7 +81,10 @@ def _send_failure(self: Any, event: ResponseProtocolError) -> Generator[Any, Any
     timed_out = take_timeout_mark(self.conn)
     if not (self.conn.state & ConnectionState.CAN_WRITE):
         return
-    answered = self.response is not None and self.response.status_code >= 200  # not a 100 Continue
+    # an interim answer (100 Continue) is no answer; a 101 is, and what follows it is a WebSocket
+    # whose end (its closing handshake included) arrives here too: no page written into it
+    status = self.response.status_code if self.response is not None else 0
+    answered = status >= 200 or status == 101
     if not answered and event.code != status_codes.NO_RESPONSE:
         if timed_out:
             page, code = "upstream_timeout", 504

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
+import struct
 import time
 
 import pytest
@@ -10,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from proxy import addons
-from tests.proxy.conftest import Harness, Sites
+from tests.proxy.conftest import Harness, Sites, read_until_closed
 
 
 def _connect(harness: Harness, host: str, cookie: str | None) -> object:
@@ -56,3 +59,39 @@ def test_an_open_websocket_has_no_request_deadline(
         time.sleep(1.5)  # quiet past the deadline
         ws.send("still here")  # type: ignore[attr-defined]
         assert ws.recv(timeout=5) == "still here"  # type: ignore[attr-defined]
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (payloads under 126 bytes)."""
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+def test_a_closing_handshake_ends_cleanly(harness: Harness, sites: Sites) -> None:
+    """After the close frames the connection just ends: no error page written into the stream
+    (the browser read one as a broken frame, and every close became 1006)."""
+    s = harness.open_session((sites.shop.origin,))
+    host = harness.host(s, sites.shop.origin)
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (
+        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(handshake.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        sock.sendall(_frame(0x1, b"hi"))
+        while len(rest) < 4:
+            rest += sock.recv(4096)
+        assert rest == b"\x81\x02hi"  # the echo
+        sock.sendall(_frame(0x8, struct.pack("!H", 1000) + b"bye"))
+        after = read_until_closed(sock)
+    assert after == b"\x88\x05" + struct.pack("!H", 1000) + b"bye"  # the upstream's close, and the end
