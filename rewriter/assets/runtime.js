@@ -789,6 +789,9 @@
     var fragmentQSA = uncurry(win.DocumentFragment.prototype.querySelectorAll);
     var localNameOf = getter(ElementProto, 'localName');
     var innerHTMLDesc = getOwnPropertyDescriptor(ElementProto, 'innerHTML');
+    var textContentDesc = getOwnPropertyDescriptor(win.Node.prototype, 'textContent');
+    var isConnected = getter(win.Node.prototype, 'isConnected');
+    var firstElementChildOf = getter(ElementProto, 'firstElementChild');
     var nativeCreateElement = uncurry(win.Document.prototype.createElement);
     var templateContent = getter(win.HTMLTemplateElement.prototype, 'content');
     var nodeType = getter(win.Node.prototype, 'nodeType');
@@ -923,6 +926,8 @@
         var text = el.textContent;
         var css = mapCss(text, map);
         if (css !== text) { el.textContent = css; changed = true; }
+      } else if (tag === 'script') {
+        if (mapJsonScript(el)) changed = true;
       } else if (tag === 'iframe' && nativeHasAttribute(el, 'srcdoc')) {
         var srcdoc = nativeGetAttribute(el, 'srcdoc');
         var withRuntime = injectSrcdoc(srcdoc);
@@ -935,7 +940,11 @@
       var type = nodeType(root);
       if (type === 1 && fixElement(root)) changed = true;
       var list = type === 11 ? fragmentQSA(root, '*') : elementQSA(root, '*');
-      for (var i = 0; i < list.length; i++) if (fixElement(list[i])) changed = true;
+      for (var i = 0; i < list.length; i++) {
+        if (fixElement(list[i])) changed = true;
+        // a template's content (declarative shadow roots included) is a tree of its own
+        if (localNameOf(list[i]) === 'template' && fixTree(templateContent(list[i]))) changed = true;
+      }
       return changed;
     }
     function markupMayHoldURLs(html) {
@@ -957,7 +966,97 @@
       for (var key in ctx.cfg) if (hasOwn(ctx.cfg, key)) cfg[key] = ctx.cfg[key];
       cfg.consoleOrigin = null;
       var attr = replaceAll(replaceAll(replaceAll(JSONstringify(cfg), '&', '&amp;'), '"', '&quot;'), '<', '&lt;');
-      return '<script src="/__cobrowse/runtime.js" data-cobrowse-config="' + attr + '"></script>' + rewriteMarkup(s);
+      return '<script src="/__cobrowse/runtime.js" data-cobrowse-config="' + attr + '"></script>' +
+        routesMarkup(s) + rewriteMarkup(s);
+    }
+    // JSON that names URLs the browser fetches: an import map (imports values, scopes) and
+    // speculation rules (the urls of list rules), as rewriter/url_values.py maps the server's
+    function scriptJSONType(el) {
+      var type = strLower(strTrim(StringCtor(nativeGetAttribute(el, 'type') || '')));
+      return type === 'importmap' || type === 'speculationrules' ? type : null;
+    }
+    function isPlainObject(v) { return v !== null && typeof v === 'object' && !isArray(v); }
+    function scriptJSON(data) { // nothing in it can end the element once serialised
+      return replaceAll(replaceAll(JSONstringify(data), '</', '<\\/'), '<!--', '<\\u0021--');
+    }
+    function mapJsonScript(el) {
+      var type = scriptJSONType(el);
+      if (!type) return false;
+      var text = apply(textContentDesc.get, el, []);
+      if (!text || !markupMayHoldURLs(text)) return false;
+      var data;
+      try { data = JSONparse(text); } catch (e) { return false; }
+      if (!isPlainObject(data)) return false;
+      var changed = false;
+      var one = function (v) {
+        if (typeof v !== 'string') return v;
+        var mapped = map(v);
+        if (mapped !== v) changed = true;
+        return mapped;
+      };
+      var k;
+      if (type === 'importmap') {
+        if (isPlainObject(data.imports)) for (k in data.imports) if (hasOwn(data.imports, k)) data.imports[k] = one(data.imports[k]);
+        if (isPlainObject(data.scopes)) {
+          var scopes = {};
+          for (k in data.scopes) {
+            if (!hasOwn(data.scopes, k)) continue;
+            var table = data.scopes[k];
+            if (isPlainObject(table)) for (var t in table) if (hasOwn(table, t)) table[t] = one(table[t]);
+            scopes[one(k)] = table;
+          }
+          data.scopes = scopes;
+        }
+      } else {
+        var actions = ['prefetch', 'prerender'];
+        for (var a = 0; a < actions.length; a++) {
+          var rules = data[actions[a]];
+          if (!isArray(rules)) continue;
+          for (var r = 0; r < rules.length; r++) {
+            if (isPlainObject(rules[r]) && isArray(rules[r].urls)) {
+              for (var u = 0; u < rules[r].urls.length; u++) rules[r].urls[u] = one(rules[r].urls[u]);
+            }
+          }
+        }
+      }
+      if (!changed) return false;
+      apply(textContentDesc.set, el, [scriptJSON(data)]);
+      return true;
+    }
+    // the import map the server gives every document (rewriter/import_maps.py), for a srcdoc
+    // document a script writes: module specifiers of the session's origins go to the proxy; the
+    // keys the document's own maps set are left to them
+    function routesMarkup(html) {
+      var taken = {};
+      if (strIndexOf(html, 'importmap') >= 0) {
+        var tpl = nativeCreateElement(doc, 'template');
+        apply(innerHTMLDesc.set, tpl, [html]);
+        var scripts = fragmentQSA(templateContent(tpl), 'script');
+        for (var i = 0; i < scripts.length; i++) {
+          if (scriptJSONType(scripts[i]) !== 'importmap') continue;
+          try {
+            var data = JSONparse(apply(textContentDesc.get, scripts[i], []));
+            if (isPlainObject(data) && isPlainObject(data.imports)) for (var key in data.imports) if (hasOwn(data.imports, key)) taken[key] = 1;
+          } catch (e) { /* a map the browser rejects sets nothing */ }
+        }
+      }
+      var known = ctx.cfg.knownOrigins || [];
+      var knownKeys = {};
+      for (var j = 0; j < known.length; j++) knownKeys[known[j] + '/'] = 1;
+      var routes = {};
+      var any = false;
+      for (j = 0; j < known.length; j++) {
+        var proxied = mapper.toProxy(known[j] + '/', { absolute: true });
+        var relative = ctx.cfg.proxyScheme + '://' + urlHost(new NativeURL(known[j])) + '/';
+        var keys = [known[j] + '/', relative];
+        for (var n = 0; n < keys.length; n++) {
+          if (n === 1 && hasOwn(knownKeys, relative)) continue;
+          if (hasOwn(routes, keys[n]) || hasOwn(taken, keys[n])) continue;
+          routes[keys[n]] = proxied;
+          any = true;
+        }
+      }
+      return any ? '<script type="importmap">' + scriptJSON({ imports: routes }) + '</script>' : '';
     }
 
     // setters of URL properties
@@ -1253,12 +1352,16 @@
       if (replace) win.location.replace(url); else win.location.assign(url);
     }
 
-    // postMessage receivers see upstream origins (sites compare event.origin to their own)
+    // postMessage receivers see the upstream origin of a message from another origin (sites
+    // compare event.origin with the origins they expect, written out); a message from this
+    // window's own origin keeps it, as location.origin and window.origin do (sites compare the two)
     var nativeMessageOrigin = getter(win.MessageEvent.prototype, 'origin');
+    var ownOrigin = win.origin;
     guard(function () {
       var desc = getOwnPropertyDescriptor(win.MessageEvent.prototype, 'origin');
       var get = function () {
         var origin = apply(desc.get, this, []);
+        if (origin === ownOrigin) return origin;
         try {
           var up = mapper.toUpstream(origin + '/');
           if (up) return strSlice(up, 0, up.length - 1);
@@ -1306,6 +1409,100 @@
       });
     });
 
+    // nodes a script inserts into the document: import maps and speculation rules are read as
+    // they go in (so their URLs are mapped first), and a frame without a source has its window
+    // once in (it gets the runtime at once, before a script reaches it through window[i])
+    var INSERTED = 'iframe, frame, script';
+    function collectInserted(node, into) {
+      var type = nodeType(node);
+      var list = null;
+      if (type === 1) {
+        var tag = localNameOf(node);
+        if (tag === 'iframe' || tag === 'frame' || tag === 'script') push(into, node);
+        if (firstElementChildOf(node)) list = elementQSA(node, INSERTED);
+      } else if (type === 11) {
+        list = fragmentQSA(node, INSERTED);
+      }
+      if (list) for (var i = 0; i < list.length; i++) push(into, list[i]);
+    }
+    function adoptBlankFrame(el) {
+      var src = nativeGetAttribute(el, 'src');
+      if (src !== null && strTrim(src) !== '' && strLower(strTrim(src)) !== 'about:blank') return;
+      var w = el.contentWindow; // the wrapped getter adopts a same-origin window
+      return w;
+    }
+    function wrapInsertion(proto, name, from, to) {
+      wrapMethod(proto, name, function (native) {
+        return function () {
+          var found = null;
+          try {
+            if (isConnected(this)) {
+              found = [];
+              var end = to < 0 ? arguments.length : to;
+              for (var k = from; k < end && k < arguments.length; k++) {
+                try { collectInserted(arguments[k], found); } catch (e) { /* a string, or not a node */ }
+              }
+              for (var i = 0; i < found.length; i++) if (localNameOf(found[i]) === 'script') mapJsonScript(found[i]);
+            }
+          } catch (e) { found = null; }
+          var result = apply(native, this, arguments);
+          if (found) {
+            for (var j = 0; j < found.length; j++) {
+              try { if (localNameOf(found[j]) !== 'script') adoptBlankFrame(found[j]); } catch (e) { /* next */ }
+            }
+          }
+          return result;
+        };
+      });
+    }
+    var insertions = [
+      [win.Node.prototype, 'appendChild', 0, 1], [win.Node.prototype, 'insertBefore', 0, 1],
+      [win.Node.prototype, 'replaceChild', 0, 1], [ElementProto, 'append', 0, -1], [ElementProto, 'prepend', 0, -1],
+      [ElementProto, 'before', 0, -1], [ElementProto, 'after', 0, -1], [ElementProto, 'replaceWith', 0, -1],
+      [ElementProto, 'replaceChildren', 0, -1], [ElementProto, 'insertAdjacentElement', 1, 2]
+    ];
+    for (var ins = 0; ins < insertions.length; ins++) (function (entry) {
+      guard(function () { wrapInsertion(entry[0], entry[1], entry[2], entry[3]); });
+    })(insertions[ins]);
+
+    // shadow roots: their markup mapped like the document's, and the fallback below watches them too
+    guard(function () { mapArgument(win.ShadowRoot.prototype, 'setHTMLUnsafe', 0, function (v) { return rewriteMarkup(v); }); });
+    guard(function () {
+      wrapMethod(ElementProto, 'attachShadow', function (native) {
+        return function attachShadow() {
+          var root = apply(native, this, arguments);
+          try { observer.observe(root, observed); } catch (e) { /* keep */ }
+          return root;
+        };
+      });
+    });
+
+    // CSS rules added inside other rules, and the legacy addRule(selector, declarations)
+    var mapCssArgument = function (v) { return mapCss(v, map); };
+    guard(function () { mapArgument(win.CSSGroupingRule.prototype, 'insertRule', 0, mapCssArgument); });
+    guard(function () {
+      if (hasOwn(win.CSSStyleRule.prototype, 'insertRule')) mapArgument(win.CSSStyleRule.prototype, 'insertRule', 0, mapCssArgument);
+    });
+    guard(function () { mapArgument(win.CSSKeyframesRule.prototype, 'appendRule', 0, mapCssArgument); });
+    guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'addRule', 1, mapCssArgument); });
+
+    // document.open(url, name, features) is window.open by another name
+    guard(function () {
+      wrapMethod(win.Document.prototype, 'open', function (native) {
+        return function open() {
+          var args = [];
+          for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
+          if (args.length < 3) return apply(native, this, args);
+          if (args[0] !== undefined && args[0] !== null && args[0] !== '') {
+            try { args[0] = map(args[0]); } catch (e) { /* keep */ }
+          }
+          var child = apply(native, this, args);
+          if (child) adoptWindow(child, ctx);
+          return child;
+        };
+      });
+    });
+
     // the MutationObserver fallback: URLs and masking for whatever got past the patches
     var MutationObserverCtor = win.MutationObserver;
     var observer = new MutationObserverCtor(function (records) {
@@ -1316,7 +1513,12 @@
             for (var j = 0; j < r.addedNodes.length; j++) {
               var node = r.addedNodes[j];
               var t = nodeType(node);
-              if (t === 1) { if (!isUI(node)) { fixTree(node); maskTree(node); } }
+              if (t === 1) {
+                if (!isUI(node)) { fixTree(node); maskTree(node); }
+                var frames = [];
+                collectInserted(node, frames);
+                for (var f = 0; f < frames.length; f++) if (localNameOf(frames[f]) !== 'script') adoptBlankFrame(frames[f]);
+              }
               else if (t === 3 && nodeType(r.target) === 1) { fixStyleText(node); maskTree(node); }
             }
           } else if (r.type === 'attributes') {
@@ -1341,7 +1543,8 @@
     var attributeFilter = ['value', 'type', 'class', 'id'];
     for (var name in URL_ATTRS) if (hasOwn(URL_ATTRS, name) && name !== 'xlink:href') push(attributeFilter, name);
     push(attributeFilter, 'srcdoc');
-    observer.observe(doc, { childList: true, subtree: true, attributes: true, attributeFilter: attributeFilter, characterData: true });
+    var observed = { childList: true, subtree: true, attributes: true, attributeFilter: attributeFilter, characterData: true };
+    observer.observe(doc, observed);
     if (doc.documentElement) { guard(function () { fixTree(doc.documentElement); maskTree(doc.documentElement); }); }
 
     return { maskSelector: maskSelector, isMasked: isMasked, maskElement: maskElement, nativeQSA: nativeQSA };
@@ -1569,8 +1772,11 @@
   function installBridge(win, ctx, mapper, dom, cssPath) {
     var doc = win.document;
     var parent = win.parent;
-    var framed = parent && parent !== win;
     var consoleOrigin = ctx.consoleOrigin;
+    // a frame whose parent is a proxied page has no console to talk to (where the browser says)
+    var ancestors = null;
+    try { ancestors = win.location.ancestorOrigins; } catch (e) { ancestors = null; }
+    var framed = parent && parent !== win && !(ancestors && ancestors.length && ancestors[0] !== consoleOrigin);
     var addEventListener = uncurry(win.EventTarget.prototype.addEventListener);
     var messageOrigin = getOwnPropertyDescriptor(win.MessageEvent.prototype, 'origin');
     var nativeOriginGet = weakMapGet(nativeOf, messageOrigin.get) || messageOrigin.get;

@@ -224,8 +224,8 @@ onconnect = async (event) => {{
             "const got = []; let omitted = '';"
             "const finish = () => { if (got.length >= 3 && omitted)"
             " document.getElementById('out').textContent = omitted + ';' + got.sort().join(','); };"
-            f"addEventListener('message', (e) => {{ got.push(e.data + '@' + (e.origin === '{site.origin}'"
-            " ? 'shop' : e.origin)); finish(); });"
+            "addEventListener('message', (e) => { got.push(e.data + '@' + (e.origin === location.origin"
+            " ? 'own' : e.origin)); finish(); });"
             f"postMessage('self', '{site.origin}');"
             f"postMessage('options', {{targetOrigin: '{site.origin}/any/path'}});"
             "postMessage('elsewhere', 'https://elsewhere.example');"  # not this window: never delivered

@@ -111,7 +111,7 @@ def test_messages_naming_the_upstream_origin_arrive_and_omitted_credentials_pass
     context, page, seen = _open(browser, harness, s, sites.shop.origin + "/messages")
     try:
         page.wait_for_function("document.getElementById('out').textContent !== ''", timeout=15000)
-        assert _text(page, "out") == "200;child@shop,options@shop,self@shop"
+        assert _text(page, "out") == "200;child@own,options@own,self@own"  # as location.origin
         assert escaped(seen, s.sid, DOMAIN, harness.port) == []
     finally:
         context.close()
