@@ -1303,6 +1303,9 @@
       });
     })(frameTypes[ft]);
 
+    // navigation.navigate(url) is mapped before the browser starts it: cancelled and re-issued (as
+    // below), it would reject the promises it returned to the page
+    guard(function () { mapArgument(win.Navigation.prototype, 'navigate', 0, function (v) { return map(v); }); });
     // location cannot be redefined: the Navigation API catches any navigation of this window to an
     // upstream URL (location.href=, assign, replace, links, forms) and re-issues it mapped
     guard(function () {

@@ -212,6 +212,7 @@ def test_push_state_with_an_absolute_upstream_url(session: BrowserSession, fake:
         "location.replace(U)",
         "location = U",
         "window.location.href = U",
+        "navigation.navigate(U)",  # its promises must not reject (an error in the page)
         "var m = document.createElement('meta'); m.httpEquiv = 'refresh'; m.content = '0;url=' + U;"
         "document.head.appendChild(m)",
     ],
