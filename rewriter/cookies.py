@@ -320,8 +320,13 @@ def cookie_header(
 def script_view(
     records: Iterable[CookieRecord], url: str, *, now: float | None = None
 ) -> list[dict[str, str]]:
-    """What ``document.cookie`` shows on ``url``: the non-HttpOnly cookies, as ``{name, value}``."""
-    return [{"name": r.name, "value": r.value} for r in matching(records, url, for_script=True, now=now)]
+    """What ``document.cookie`` shows on ``url``: the non-HttpOnly cookies, as ``{name, value,
+    path}`` in the order browsers show them (longest path first, then oldest); the runtime keeps
+    that order as scripts write (a cookie is its name and path)."""
+    return [
+        {"name": r.name, "value": r.value, "path": r.path}
+        for r in matching(records, url, for_script=True, now=now)
+    ]
 
 
 def load_records(stored: Mapping[str, str | bytes]) -> list[CookieRecord]:

@@ -94,14 +94,18 @@ def _check(config: Mapping[str, Any]) -> dict[str, Any]:
             isinstance(cookie, Mapping)
             and isinstance(cookie.get("name"), str)
             and isinstance(cookie.get("value"), str)
+            and isinstance(cookie.get("path", ""), str)
         ):
-            raise RuntimeConfigError("runtime config 'cookies' entries must be {name, value} strings")
+            raise RuntimeConfigError("runtime config 'cookies' entries must be {name, value[, path]} strings")
     for selector in config.get("masked", ()):
         if not isinstance(selector, str):
             raise RuntimeConfigError("runtime config 'masked' entries must be strings")
     checked = {key: (list(value) if isinstance(value, tuple) else value) for key, value in config.items()}
     if "cookies" in checked:
-        checked["cookies"] = [{"name": c["name"], "value": c["value"]} for c in checked["cookies"]]
+        checked["cookies"] = [
+            {"name": c["name"], "value": c["value"], **({"path": c["path"]} if "path" in c else {})}
+            for c in checked["cookies"]
+        ]
     return checked
 
 

@@ -523,7 +523,9 @@
     if (isArray(jar)) {
       for (i = 0; i < jar.length; i++) {
         var c = jar[i];
-        if (c && typeof c.name === 'string' && typeof c.value === 'string') push(ctx.cookies, { name: c.name, value: c.value });
+        if (c && typeof c.name === 'string' && typeof c.value === 'string') {
+          push(ctx.cookies, { name: c.name, value: c.value, path: typeof c.path === 'string' ? c.path : null });
+        }
       }
     }
     return ctx;
@@ -1593,6 +1595,7 @@
       var path = new NativeURL(upstreamURL()).pathname;
       var expired = false;
       var visible = true;
+      var cookiePath = null;
       var attrs = semi < 0 ? '' : strSlice(raw, semi + 1);
       var i = 0;
       var maxAgeSeen = false;
@@ -1616,16 +1619,34 @@
           if (d[0] === '.') d = strSlice(d, 1);
           if (host !== d && !endsWith(host, '.' + d)) return; // the jar would reject it
         } else if (key === 'path' && val[0] === '/') {
+          cookiePath = val;
           visible = pathMatches(path, val);
         }
         i = j + 1;
       }
+      if (cookiePath === null) { // RFC 6265 default-path: the directory of the document's path
+        var slash = strLastIndexOf(path, '/');
+        cookiePath = slash <= 0 ? '/' : strSlice(path, 0, slash);
+      }
+      // a cookie is its name and path (a path the proxy did not say matches any); a new one goes
+      // after every cookie of a path as long or longer, as browsers order document.cookie
       var index = -1;
-      for (var k = 0; k < ctx.cookies.length; k++) if (ctx.cookies[k].name === name) { index = k; break; }
+      for (var k = 0; k < ctx.cookies.length; k++) {
+        var known = ctx.cookies[k];
+        if (known.name === name && (known.path === null || known.path === cookiePath)) { index = k; break; }
+      }
       if (expired) { if (index >= 0) arrSplice(ctx.cookies, index, 1); }
       else if (visible) {
-        if (index >= 0) ctx.cookies[index] = { name: name, value: value };
-        else push(ctx.cookies, { name: name, value: value });
+        var entry = { name: name, value: value, path: cookiePath };
+        if (index >= 0) ctx.cookies[index] = entry;
+        else {
+          var at = 0;
+          for (var m = 0; m < ctx.cookies.length; m++) {
+            var other = ctx.cookies[m].path;
+            if ((other === null ? 1 : other.length) >= cookiePath.length) at = m + 1;
+          }
+          arrSplice(ctx.cookies, at, 0, entry);
+        }
       }
       if (fromPeer) return;
       persist(raw);

@@ -59,7 +59,7 @@ def test_cookie_post_from_the_runtime(harness: Harness, sites: Sites) -> None:
     body = {"url": sites.shop.origin + "/cart", "cookies": ["cart=3; path=/"]}
     r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=body)
     assert r.status_code == 200
-    assert {"name": "cart", "value": "3"} in r.json()["cookies"]
+    assert {"name": "cart", "value": "3", "path": "/"} in r.json()["cookies"]
     as_proxy_url = {"url": harness.url(s, sites.shop.origin + "/"), "cookies": ["size=m"]}
     r = harness.get(s, host, "/__cobrowse/cookies", credential=credential, method="POST", json=as_proxy_url)
     assert r.status_code == 200
@@ -94,7 +94,7 @@ def test_runtime_config_shows_only_non_httponly_cookies(harness: Harness, sites:
     quote = page[start]
     config = json.loads(html.unescape(page[start + 1 : page.index(quote, start + 1)]))
     assert config["sid"] == s.sid and config["origin"] == sites.shop.origin
-    assert config["cookies"] == [{"name": "visible_c", "value": "v1"}]
+    assert config["cookies"] == [{"name": "visible_c", "value": "v1", "path": "/"}]
 
 
 def test_request_headers_are_mapped_back_to_upstream(harness: Harness, sites: Sites) -> None:

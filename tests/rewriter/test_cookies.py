@@ -181,8 +181,14 @@ def test_same_site(same_site: bool, top_level: bool, expected: str) -> None:
 
 
 def test_script_view_hides_http_only() -> None:
-    records = jar("a=1; Path=/", "b=2; Path=/; HttpOnly", "c=3; Path=/; SameSite=Strict")
-    assert script_view(records, URL, now=NOW) == [{"name": "a", "value": "1"}, {"name": "c", "value": "3"}]
+    records = jar(
+        "a=1; Path=/", "b=2; Path=/; HttpOnly", "c=3; Path=/; SameSite=Strict", "d=4; Path=/account"
+    )
+    assert script_view(records, URL, now=NOW) == [  # longest path first, as browsers show them
+        {"name": "d", "value": "4", "path": "/account"},
+        {"name": "a", "value": "1", "path": "/"},
+        {"name": "c", "value": "3", "path": "/"},
+    ]
 
 
 def test_script_write() -> None:

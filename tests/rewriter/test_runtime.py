@@ -791,6 +791,35 @@ def test_document_cookie_shows_the_jar_and_writes_back(session: BrowserSession, 
     assert "__cbjs=" in fake.wait_for_path("/next.html").headers.get("cookie", "")
 
 
+def test_document_cookie_keeps_the_browsers_order(session: BrowserSession, fake: FakeProxy) -> None:
+    """Longest path first, then oldest; a cookie is its name and path (Chromium's order, RFC 6265
+    5.4), for the proxy's cookies and for what scripts write alike."""
+    fake.cookies = [
+        {"name": "deep", "value": "1", "path": "/dir/sub"},
+        {"name": "root", "value": "1", "path": "/"},
+    ]
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var seen = [document.cookie];"
+            "document.cookie = 'a=1; path=/';"
+            "document.cookie = 'b=2';"  # the default path: /dir/sub
+            "document.cookie = 'a=3; path=/dir';"  # another cookie: same name, another path
+            "seen.push(document.cookie);"
+            "document.cookie = 'root=2; path=/';"  # the same cookie: it keeps its place
+            "document.cookie = 'a=; path=/; max-age=0';"
+            "seen.push(document.cookie); window.seen = seen;"
+        ),
+        path="/dir/sub/t.html",
+    )
+    assert page.evaluate("window.seen") == [
+        "deep=1; root=1",
+        "deep=1; b=2; a=3; root=1; a=1",
+        "deep=1; b=2; a=3; root=2",
+    ]  # what Chromium shows for the same writes on its own (checked 2026-11-30, Chromium 156)
+
+
 # --------------------------------------------------------------------------------------------
 # a page that breaks things
 
