@@ -10,7 +10,7 @@ import urllib.parse
 import httpx
 import pytest
 
-from control_api import keys
+from control_api import keys, proxy_access
 from rewriter.urls import Origin, encode_label
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites, make_settings
 
@@ -63,6 +63,31 @@ def test_ticket_of_another_session_or_unknown_is_refused(harness: Harness, sites
     assert _enter(harness, a, harness.ticket(b), sites.shop.origin + "/")[0] == 403
     assert _enter(harness, a, "nonsense", sites.shop.origin + "/")[0] == 403
     assert _enter(harness, a, harness.ticket(a), "http://example.invalid/")[0] == 403
+    assert sites.shop.total == 0
+
+
+def test_a_ticket_opens_only_its_own_session_for_its_own_agent(harness: Harness, sites: Sites) -> None:
+    """Two sessions of the same agent: the ticket of one does not open the other. A ticket for the
+    session issued to another agent is refused too."""
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,), agent_of=a)
+    assert (a.agent_id, a.account_id) == (b.agent_id, b.account_id) and a.sid != b.sid
+    assert _enter(harness, a, harness.ticket(b), sites.shop.origin + "/")[::2] == (403, "")
+    other = harness.open_session((sites.shop.origin,))
+    foreign = harness.call(proxy_access.store_ticket(harness.store, a.sid, other.agent_id, 60))
+    assert _enter(harness, a, foreign, sites.shop.origin + "/")[::2] == (403, "")
+    assert _enter(harness, a, harness.ticket(a), sites.shop.origin + "/")[0] == 303
+    assert sites.shop.total == 0
+
+
+def test_enter_takes_get_or_head_only(harness: Harness, sites: Sites) -> None:
+    """A POST to ``/__cobrowse/enter`` (a form of another site) redeems nothing."""
+    s = harness.open_session((sites.shop.origin,))
+    ticket = harness.ticket(s)
+    query = urllib.parse.urlencode({"ticket": ticket, "url": sites.shop.origin + "/"})
+    r = harness.get(s, harness.host(s, sites.shop.origin), f"/__cobrowse/enter?{query}", method="POST")
+    assert r.status_code == 400 and "set-cookie" not in r.headers and "location" not in r.headers
+    assert _enter(harness, s, ticket, sites.shop.origin + "/")[0] == 303  # the ticket was not used
     assert sites.shop.total == 0
 
 
