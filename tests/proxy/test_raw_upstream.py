@@ -276,6 +276,26 @@ def test_a_connection_must_bring_a_request_in_time(raw: tuple, monkeypatch: pyte
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
 
 
+def test_only_a_valid_credential_lifts_the_deadline(raw: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request whose head carries the session's credential may take its time over its body (an
+    agent's slow upload); one with a ``__cb_{sid}`` cookie that is not a credential has until the
+    deadline, as one without (or anyone could hold connections with a made-up cookie)."""
+    harness, upstream, s = raw
+    monkeypatch.setattr(addons, "HEAD_TIMEOUT_S", 1.0)
+    host = harness.host(s, s.origins[0])
+    chunked = "POST /ok HTTP/1.1\r\nHost: {}\r\nCookie: __cb_{}={}\r\nTransfer-Encoding: chunked\r\n"
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as agent:
+        credential = harness.credential(s)
+        agent.sendall(chunked.format(host, s.sid, credential).encode() + b"Connection: close\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as bogus:
+            bogus.sendall(chunked.format(host, s.sid, "bogus").encode() + b"\r\n1\r\na\r\n")
+            assert read_until_closed(bogus) == b""  # closed at its deadline, after the agent's
+        agent.sendall(b"0\r\n\r\n")  # the agent's connection, older, is still open
+        answer = read_until_closed(agent)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    assert upstream.connections == 1
+
+
 def test_floods_a_head_limit_would_not_see_are_cut_too(raw: tuple) -> None:
     """Blank lines before a request line are allowed, but h11 takes away one per read: 200 KB
     of them stalled the request behind (and a flood grew the buffer for ever). What a client
@@ -292,6 +312,23 @@ def test_floods_a_head_limit_would_not_see_are_cut_too(raw: tuple) -> None:
         assert b"HTTP/1.1 200" not in read_until_closed(sock)  # closed, the pipelined request never served
     answer = harness.raw_exchange(b"GET /o\x00k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
+
+
+def test_requests_pipelined_past_the_head_limit_close_the_connection(raw: tuple) -> None:
+    """Complete, small requests, pipelined behind one being answered: once more than
+    ``MAX_REQUEST_HEAD`` (64 KiB) of them wait in the buffer, the connection closes and none of
+    them is served (under the limit they would be, one after the other)."""
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    one = b"GET /ok HTTP/1.1\r\n" + head + b"\r\n"
+    last = b"GET /ok HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
+    pipelined = one * (66 * 1024 // len(one) + 1) + last
+    assert 66 * 1024 < len(pipelined) < 70 * 1024
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(b"GET /h10 HTTP/1.1\r\n" + head + b"\r\n" + pipelined)
+        assert read_until_closed(sock) == b""  # closed while /h10 was still on its way
+    assert b"/ok" not in [h.split(b" ")[1] for h in upstream.heads]  # (/h10 may have gone)
 
 
 def test_a_request_body_over_the_limit_gets_413_before_the_gate_reads_it_whole(
@@ -452,9 +489,16 @@ def test_a_request_head_over_64_kib_gets_431_and_the_connection_closes(raw: tupl
     flood = b"GET /ok HTTP/1.1\r\nHost: nobody\r\nX: " + b"a" * 4_000_000  # never ends
     answer = harness.raw_exchange(flood)
     assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer.lower()
-    sane = b"GET /ok HTTP/1.1\r\n" + head + b"X-Big: " + b"b" * 40_000 + b"\r\nConnection: close\r\n\r\n"
-    answer = harness.raw_exchange(sane)
+    start = b"GET /ok HTTP/1.1\r\n" + head + b"Connection: close\r\nX-Big: "
+
+    def sized(total: int) -> bytes:
+        return start + b"b" * (total - len(start) - 4) + b"\r\n\r\n"
+
+    answer = harness.raw_exchange(sized(64 * 1024 - 16))  # just under
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    answer = harness.raw_exchange(sized(64 * 1024 + 16))  # just over
+    assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer.lower()
+    assert len(upstream.heads) == 1
 
 
 def test_an_upstream_head_over_256_kib_gets_the_502_page(raw: tuple) -> None:
