@@ -93,12 +93,21 @@ class Harness:
     # -- sessions, as the API makes them
 
     def open_session(
-        self, origins: tuple[str, ...], *, consent: str = "none", masked: tuple[str, ...] = ()
+        self, origins: tuple[str, ...], *, consent: str = "none", masked: tuple[str, ...] = (),
+        agent_of: OpenSession | None = None,
     ) -> OpenSession:
+        """A new session (and visitor); by a new agent of a new account, or by ``agent_of``'s agent
+        (in its account: its origins, consent and masks)."""
         async def go() -> OpenSession:
-            policy = {"allowed_origins": list(origins), "consent": consent, "masked_selectors": list(masked)}
-            account = await accounts.create(self.store, "Fixture", True, policy)
-            agent, _token = await agents.create(self.store, account.id, "Agent")
+            if agent_of is not None:
+                account = await accounts.get(self.store, agent_of.account_id)
+                agent = await agents.find(self.store, agent_of.agent_id)
+                assert agent is not None
+            else:
+                policy = {"allowed_origins": list(origins), "consent": consent,
+                          "masked_selectors": list(masked)}
+                account = await accounts.create(self.store, "Fixture", True, policy)
+                agent, _token = await agents.create(self.store, account.id, "Agent")
             visitor, _vt = await visitors.register(self.store, account, origins[0], 30)
             record = await sessions.create(self.store, account, agent, visitor.id)
             return OpenSession(record["id"], agent.id, account.id, origins)

@@ -105,6 +105,9 @@ def test_request_headers_are_mapped_back_to_upstream(harness: Harness, sites: Si
         "origin": harness.url(s, sites.cdn.origin + "/").rstrip("/"),
         "referer": cdn_proxy,
         "x-forwarded-for": "10.0.0.1",
+        "forwarded": "for=10.0.0.1;host=shop.example;proto=http",
+        "x-forwarded-host": "shop.example",
+        "x-forwarded-proto": "http",
         "keep-alive": "timeout=5",
         "accept-encoding": "gzip, br, zstd, sdch",
     })
@@ -112,6 +115,7 @@ def test_request_headers_are_mapped_back_to_upstream(harness: Harness, sites: Si
     assert echoed["origin"] == sites.cdn.origin
     assert echoed["referer"] == sites.cdn.origin + "/page?q=1"
     assert "x-forwarded-for" not in echoed and "keep-alive" not in echoed
+    assert not {"forwarded", "x-forwarded-host", "x-forwarded-proto"} & set(echoed)
     assert echoed["accept-encoding"] == "gzip, deflate, br, zstd"
     foreign = _echo(harness, s, sites, credential, headers={"referer": "http://elsewhere.example/x"})
     assert "referer" not in foreign
@@ -171,7 +175,10 @@ def test_worker_scripts_get_the_runtime_in_front_and_nothing_else_does(
         init = worker.content[len(prelude) : -len(script.content)].decode()
         assert f'"base":"{sites.shop.origin}/static/shared.js"' in init and f'"sid":"{s.sid}"' in init
         assert int(worker.headers["content-length"]) == len(worker.content)
+        # a revalidation with these could keep a copy without the runtime
+        assert "etag" not in worker.headers and "last-modified" not in worker.headers, dest
     assert not script.content.startswith(runtime_js()[:100])
+    assert script.headers["etag"] == '"v1"' and "last-modified" in script.headers
 
 
 def test_request_bodies_go_upstream_framed_whatever_the_client_sent(harness: Harness, sites: Sites) -> None:
@@ -194,20 +201,6 @@ def test_request_bodies_go_upstream_framed_whatever_the_client_sent(harness: Har
     assert answer.startswith(b"HTTP/1.1 200")
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["body"] == "hello"
     assert sites.shop.hits["/smuggled"] == 0
-
-
-def test_trace_and_malformed_header_values_never_go_upstream(harness: Harness, sites: Sites) -> None:
-    """TRACE would echo the jar's cookies (HttpOnly ones too) back to the client; a lone CR or a
-    NUL in a value (mitmproxy lets them through) may end a line for the upstream."""
-    s, credential, host = harness.session_on(sites.shop.origin)
-    head = f"Host: {host}\r\nCookie: __cb_{s.sid}={credential}\r\nConnection: close\r\n"
-    hits = sites.shop.total
-    trace = harness.raw_exchange(f"TRACE /echo-headers HTTP/1.1\r\n{head}\r\n".encode())
-    assert trace.startswith(b"HTTP/1.1 405")
-    for bad in (b"X-A: a\rSet-Cookie: z=1", b"X-A: a\x00b"):
-        answer = harness.raw_exchange(f"GET /echo-headers HTTP/1.1\r\n{head}".encode() + bad + b"\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
-    assert sites.shop.total == hits
 
 
 def test_an_upstream_cannot_grow_the_jar_past_a_browsers_limits(harness: Harness, sites: Sites) -> None:

@@ -10,6 +10,7 @@ import urllib.parse
 import httpx
 import pytest
 
+from control_api import keys, proxy_access
 from rewriter.urls import Origin, encode_label
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites, make_settings
 
@@ -65,6 +66,31 @@ def test_ticket_of_another_session_or_unknown_is_refused(harness: Harness, sites
     assert sites.shop.total == 0
 
 
+def test_a_ticket_opens_only_its_own_session_for_its_own_agent(harness: Harness, sites: Sites) -> None:
+    """Two sessions of the same agent: the ticket of one does not open the other. A ticket for the
+    session issued to another agent is refused too."""
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,), agent_of=a)
+    assert (a.agent_id, a.account_id) == (b.agent_id, b.account_id) and a.sid != b.sid
+    assert _enter(harness, a, harness.ticket(b), sites.shop.origin + "/")[::2] == (403, "")
+    other = harness.open_session((sites.shop.origin,))
+    foreign = harness.call(proxy_access.store_ticket(harness.store, a.sid, other.agent_id, 60))
+    assert _enter(harness, a, foreign, sites.shop.origin + "/")[::2] == (403, "")
+    assert _enter(harness, a, harness.ticket(a), sites.shop.origin + "/")[0] == 303
+    assert sites.shop.total == 0
+
+
+def test_enter_takes_get_or_head_only(harness: Harness, sites: Sites) -> None:
+    """A POST to ``/__cobrowse/enter`` (a form of another site) redeems nothing."""
+    s = harness.open_session((sites.shop.origin,))
+    ticket = harness.ticket(s)
+    query = urllib.parse.urlencode({"ticket": ticket, "url": sites.shop.origin + "/"})
+    r = harness.get(s, harness.host(s, sites.shop.origin), f"/__cobrowse/enter?{query}", method="POST")
+    assert r.status_code == 400 and "set-cookie" not in r.headers and "location" not in r.headers
+    assert _enter(harness, s, ticket, sites.shop.origin + "/")[0] == 303  # the ticket was not used
+    assert sites.shop.total == 0
+
+
 def test_pending_session_is_refused(harness: Harness, sites: Sites) -> None:
     s = harness.open_session((sites.shop.origin,), consent="request")
     _assert_refused(harness, sites, s, "whatever")
@@ -94,6 +120,63 @@ def test_ended_session_is_refused_even_with_its_credential(harness: Harness, sit
 def test_unknown_session_is_refused(harness: Harness, sites: Sites) -> None:
     s = OpenSession("zzzzzzzzz9", "agt", "acc", (sites.shop.origin,))
     _assert_refused(harness, sites, s, "whatever")
+
+
+def test_an_active_session_past_its_deadline_is_refused(harness: Harness, sites: Sites) -> None:
+    """Its state still says active (the sweep that ends it has not run yet): the deadline holds."""
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    past = repr(time.time() - 1)
+    harness.call(harness.store.redis.hset(keys.session(harness.store, s.sid), "expires_at", past))
+    _assert_refused(harness, sites, s, credential)
+
+
+def test_a_state_change_whose_message_is_lost_is_refused_within_a_second(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's caches answer for ``CACHE_TTL_S`` only: an end the gate is never told of (the
+    pub/sub message lost) is refused a second later all the same."""
+    now = [1000.0]
+    monkeypatch.setattr(harness.proxy.ctx.gate, "_clock", lambda: now[0])
+    s, credential, shop = harness.session_on(sites.shop.origin)
+    assert harness.get(s, shop, "/api/items", credential=credential).status_code == 200
+    harness.call(harness.store.redis.hset(keys.session(harness.store, s.sid), "state", "ended"))
+    # nothing published: still served from the cache
+    assert harness.get(s, shop, "/api/items", credential=credential).status_code == 200
+    now[0] += 1.0
+    r = harness.get(s, shop, "/api/items", credential=credential, headers={"sec-fetch-mode": "cors"})
+    assert r.status_code == 403 and r.json()["error"] == "not_active"
+    assert sites.shop.hits["/api/items"] == 2
+
+
+def test_a_credential_checked_for_one_session_opens_no_other(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate caches a credential's check for its session only: B's credential, just accepted
+    for B, named as A's cookie on A's host is refused (the clock stands still: still cached)."""
+    monkeypatch.setattr(harness.proxy.ctx.gate, "_clock", lambda: 1000.0)
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    cred_b = harness.credential(b)
+    served = harness.get(b, harness.host(b, sites.shop.origin), "/api/items", credential=cred_b)
+    assert served.status_code == 200
+    r = harness.get(a, harness.host(a, sites.shop.origin), "/api/items", credential=cred_b,
+                    headers={"sec-fetch-mode": "cors"})
+    assert r.status_code == 403 and r.json()["error"] == "no_credential"
+    assert sites.shop.hits["/api/items"] == 1
+
+
+def test_a_refused_credential_does_not_open_its_address_to_anonymous_requests(
+    harness: Harness, sites: Sites
+) -> None:
+    """Only an accepted credential notes the address it came from: a bogus ``__cb_{sid}`` cookie
+    must not let that address's same-origin requests without cookies pass."""
+    s = harness.open_session((sites.shop.origin,))
+    shop = harness.host(s, sites.shop.origin)
+    assert harness.get(s, shop, "/api/items", credential="bogus").status_code == 403
+    r = _cors(harness, shop, "/api/items", "", mode="no-cors", site="same-origin")
+    assert r.status_code == 403 and r.json()["error"] == "no_credential"
+    assert sites.shop.total == 0
 
 
 def test_missing_or_foreign_credential_is_refused(harness: Harness, sites: Sites) -> None:

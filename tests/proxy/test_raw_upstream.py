@@ -21,6 +21,32 @@ from tests.proxy.raw_upstream import RawUpstream
 LIMIT = 32 * 1024
 
 
+class RecordingUpstream(RawUpstream):
+    """The raw upstream, keeping the head of every request it reads, as it arrived."""
+
+    def __init__(self, scripts: dict) -> None:
+        self.heads: list[bytes] = []
+        super().__init__(scripts)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            while not self.stop.is_set():
+                head = reader.readline()
+                if not head:
+                    return
+                path = head.split()[1].decode().split("?", 1)[0]
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    head += line  # (bodiless requests only)
+                self.heads.append(head)
+                if self.scripts[path](conn):
+                    return
+
+    def fields(self, index: int = -1) -> list[tuple[str, str]]:
+        """The header fields of a request received, names lowercased."""
+        lines = self.heads[index].decode("latin-1").split("\r\n")[1:]
+        return [(n.strip().lower(), v.strip()) for n, _, v in (ln.partition(":") for ln in lines if ln)]
+
+
 def _page(upstream: RawUpstream, filler: int = 0) -> bytes:
     link = f"<a id='abs' href='{upstream.origin}/secret'>x</a>"
     return b"<html><body>" + link.encode() + b"y" * filler + b"</body></html>"
@@ -171,8 +197,8 @@ def _scripts(upstream: RawUpstream) -> dict:
 
 
 @pytest.fixture
-def raw(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RawUpstream, OpenSession]]:
-    upstream = RawUpstream({})
+def raw(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstream, OpenSession]]:
+    upstream = RecordingUpstream({})
     upstream.tunnelled = []  # type: ignore[attr-defined]
     upstream.scripts.update(_scripts(upstream))
     settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
@@ -250,6 +276,26 @@ def test_a_connection_must_bring_a_request_in_time(raw: tuple, monkeypatch: pyte
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
 
 
+def test_only_a_valid_credential_lifts_the_deadline(raw: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request whose head carries the session's credential may take its time over its body (an
+    agent's slow upload); one with a ``__cb_{sid}`` cookie that is not a credential has until the
+    deadline, as one without (or anyone could hold connections with a made-up cookie)."""
+    harness, upstream, s = raw
+    monkeypatch.setattr(addons, "HEAD_TIMEOUT_S", 1.0)
+    host = harness.host(s, s.origins[0])
+    chunked = "POST /ok HTTP/1.1\r\nHost: {}\r\nCookie: __cb_{}={}\r\nTransfer-Encoding: chunked\r\n"
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as agent:
+        credential = harness.credential(s)
+        agent.sendall(chunked.format(host, s.sid, credential).encode() + b"Connection: close\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as bogus:
+            bogus.sendall(chunked.format(host, s.sid, "bogus").encode() + b"\r\n1\r\na\r\n")
+            assert read_until_closed(bogus) == b""  # closed at its deadline, after the agent's
+        agent.sendall(b"0\r\n\r\n")  # the agent's connection, older, is still open
+        answer = read_until_closed(agent)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    assert upstream.connections == 1
+
+
 def test_floods_a_head_limit_would_not_see_are_cut_too(raw: tuple) -> None:
     """Blank lines before a request line are allowed, but h11 takes away one per read: 200 KB
     of them stalled the request behind (and a flood grew the buffer for ever). What a client
@@ -266,6 +312,23 @@ def test_floods_a_head_limit_would_not_see_are_cut_too(raw: tuple) -> None:
         assert b"HTTP/1.1 200" not in read_until_closed(sock)  # closed, the pipelined request never served
     answer = harness.raw_exchange(b"GET /o\x00k HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
+
+
+def test_requests_pipelined_past_the_head_limit_close_the_connection(raw: tuple) -> None:
+    """Complete, small requests, pipelined behind one being answered: once more than
+    ``MAX_REQUEST_HEAD`` (64 KiB) of them wait in the buffer, the connection closes and none of
+    them is served (under the limit they would be, one after the other)."""
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+    one = b"GET /ok HTTP/1.1\r\n" + head + b"\r\n"
+    last = b"GET /ok HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
+    pipelined = one * (66 * 1024 // len(one) + 1) + last
+    assert 66 * 1024 < len(pipelined) < 70 * 1024
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(b"GET /h10 HTTP/1.1\r\n" + head + b"\r\n" + pipelined)
+        assert read_until_closed(sock) == b""  # closed while /h10 was still on its way
+    assert b"/ok" not in [h.split(b" ")[1] for h in upstream.heads]  # (/h10 may have gone)
 
 
 def test_a_request_body_over_the_limit_gets_413_before_the_gate_reads_it_whole(
@@ -341,6 +404,58 @@ def test_the_proxys_own_paths_however_written_never_go_upstream(raw: tuple) -> N
     assert upstream.connections == 0
 
 
+def test_trace_and_malformed_header_fields_never_go_upstream(raw: tuple) -> None:
+    """TRACE would echo the jar's cookies (HttpOnly ones too) back to the client; a lone CR or a
+    NUL in a header field (mitmproxy lets them through) may end a line for the upstream: the
+    client gets 400 and the upstream nothing at all (a lenient upstream would take the rest for
+    another header)."""
+    harness, upstream, s = raw
+    _, headers = _connection(harness, s)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + b"Connection: close\r\n"
+    trace = harness.raw_exchange(b"TRACE /ok HTTP/1.1\r\n" + head + b"\r\n")
+    assert trace.startswith(b"HTTP/1.1 405")
+    for bad in (b"X-A: a\rSet-Cookie: z=1", b"X-A: a\x00b"):  # (in a name mitmproxy refuses them)
+        answer = harness.raw_exchange(b"GET /ok HTTP/1.1\r\n" + head + bad + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400"), (bad, answer[:100])
+    assert upstream.connections == 0
+
+
+def test_a_worker_script_is_fetched_without_the_browsers_validators(raw: tuple) -> None:
+    """The browser may revalidate a worker's script with the validators of a copy it holds as a
+    plain script: a 304 would hand the worker that copy, without the runtime. A worker's module
+    imports (cors) and other requests keep them."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    validators = {"If-None-Match": '"v1"', "If-Modified-Since": "Mon, 30 Nov 2026 00:00:00 GMT"}
+    with contextlib.closing(conn):
+        for dest, mode in (("worker", "same-origin"), ("sharedworker", "same-origin"), ("worker", "cors"),
+                           ("script", "no-cors")):
+            extra = {"Sec-Fetch-Dest": dest, "Sec-Fetch-Mode": mode, **validators}
+            assert _get(conn, "/ok", {**headers, **extra})[0] == 200
+            names = {name for name, _ in upstream.fields()}
+            kept = {"if-none-match", "if-modified-since"} <= names
+            assert kept == (mode == "cors" or dest == "script"), (dest, mode, names)
+
+
+def test_an_empty_framed_body_goes_upstream_with_its_length(raw: tuple) -> None:
+    """``POST`` with ``Content-Length: 0`` (or an empty chunked body): the upstream is told the
+    body is empty; a request that came without a body goes without framing."""
+    harness, upstream, s = raw
+    conn, headers = _connection(harness, s)
+    with contextlib.closing(conn):
+        for method, extra, length in (("POST", {"Content-Length": "0"}, ["0"]),
+                                      ("POST", {"Transfer-Encoding": "chunked"}, ["0"]), ("GET", {}, [])):
+            conn.putrequest(method, "/ok", skip_host=True, skip_accept_encoding=True)
+            for name, value in {**headers, **extra}.items():
+                conn.putheader(name, value)
+            conn.endheaders(b"0\r\n\r\n" if "Transfer-Encoding" in extra else None)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"ok")
+            fields = upstream.fields()
+            assert [v for n, v in fields if n == "content-length"] == length, (method, extra, fields)
+            assert "transfer-encoding" not in dict(fields)
+
+
 def test_a_protocol_switch_nobody_asked_for_gets_a_page_not_a_tunnel(raw: tuple) -> None:
     """An upstream that answers a plain request with ``101`` would turn the browser's connection
     into a raw pipe to it: its page unrewritten, and the browser's next requests on that
@@ -374,9 +489,16 @@ def test_a_request_head_over_64_kib_gets_431_and_the_connection_closes(raw: tupl
     flood = b"GET /ok HTTP/1.1\r\nHost: nobody\r\nX: " + b"a" * 4_000_000  # never ends
     answer = harness.raw_exchange(flood)
     assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer.lower()
-    sane = b"GET /ok HTTP/1.1\r\n" + head + b"X-Big: " + b"b" * 40_000 + b"\r\nConnection: close\r\n\r\n"
-    answer = harness.raw_exchange(sane)
+    start = b"GET /ok HTTP/1.1\r\n" + head + b"Connection: close\r\nX-Big: "
+
+    def sized(total: int) -> bytes:
+        return start + b"b" * (total - len(start) - 4) + b"\r\n\r\n"
+
+    answer = harness.raw_exchange(sized(64 * 1024 - 16))  # just under
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    answer = harness.raw_exchange(sized(64 * 1024 + 16))  # just over
+    assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer.lower()
+    assert len(upstream.heads) == 1
 
 
 def test_an_upstream_head_over_256_kib_gets_the_502_page(raw: tuple) -> None:

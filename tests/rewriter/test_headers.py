@@ -135,6 +135,9 @@ REQUEST = [
     ("Connection", "keep-alive", None),
     ("Proxy-Authorization", "Basic x", None),
     ("X-Forwarded-For", "10.0.0.1", None),
+    ("Forwarded", "for=10.0.0.1;host=cobrowse.localhost;proto=http", None),
+    ("X-Forwarded-Host", "cobrowse.localhost", None),
+    ("X-Forwarded-Proto", "http", None),
     ("Accept", "text/html", "text/html"),
     ("User-Agent", "Mozilla/5.0", "Mozilla/5.0"),
 ]
