@@ -174,12 +174,32 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
     flow.metadata[UPSTREAM_COOKIE] = header
 
 
+def _site_keys(records: dict[str, CookieRecord], host: str) -> tuple[str, ...]:
+    """The jar's cookies of ``host``'s site (what ``Clear-Site-Data: "cookies"`` clears)."""
+    site = _registrable(host)
+    return tuple(key for key, r in records.items() if r.domain == site or r.domain.endswith("." + site))
+
+
 async def on_set_cookies(
-    ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, set_cookies: tuple[str, ...]
+    ctx: ProxyContext,
+    flow: http.HTTPFlow,
+    session: ProxySession,
+    set_cookies: tuple[str, ...],
+    *,
+    clear_site: bool = False,
 ) -> None:
-    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs`` expire."""
+    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs`` expire.
+    ``clear_site`` (``Clear-Site-Data: "cookies"``) first empties the jar of the response's site,
+    as a browser clears its cookies (a logout must log out)."""
     origin: Origin = flow.metadata["cobrowse.origin"]
     records: dict[str, CookieRecord] = flow.metadata.setdefault(RECORDS, {})
+    if clear_site and not flow.metadata.get(ANONYMOUS):
+        if not records:  # a request that read no jar (the gate's own answers): read it now
+            records.update(await _load(ctx, session.session_id))
+        gone = _site_keys(records, origin.host)
+        for key in gone:
+            records.pop(key, None)
+        await _save(ctx, session.session_id, CookieChange((), gone))
     if set_cookies and not flow.metadata.get(ANONYMOUS):
         change = jar_model.parse_set_cookies(set_cookies, _upstream_url(flow, origin))
         _apply(records, change)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rewriter.exceptions import RewriteError
-from rewriter.url_values import map_url, refresh_url_span
+from rewriter.url_values import map_url, refresh_url_span, replace_spans, srcset_url_spans
 from rewriter.urls import DEFAULT_PORTS, Origin, ProxyConfig, UrlMapper
 
 Headers = tuple[tuple[str, str], ...]
@@ -29,6 +30,8 @@ class Action(enum.Enum):
     TO_UPSTREAM_URL = "to-upstream-url"  # request: a proxy URL -> the upstream URL
     TO_UPSTREAM_ORIGIN = "to-upstream-origin"  # request: a proxy origin -> the upstream origin
     TO_UPSTREAM_HOST = "to-upstream-host"  # request: Host -> the upstream host[:port]
+    CLEAR_SITE_DATA = "clear-site-data"  # "cookies" clears the jar, the other types go on
+    FETCH_SITE = "fetch-site"  # request: Sec-Fetch-Site as the upstream would see it
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,14 @@ RESPONSE_RULES: dict[str, Rule] = {
     "nel": Rule(Action.DROP, "network error logging reports to upstream collectors"),
     "cross-origin-embedder-policy": Rule(Action.DROP, "would refuse proxied subresources"),
     "cross-origin-opener-policy": Rule(Action.DROP, "would cut the page off its console"),
-    "clear-site-data": Rule(Action.DROP, "would clear the proxy origin's own state and credential"),
+    "clear-site-data": Rule(
+        Action.CLEAR_SITE_DATA,
+        '"cookies" clears the jar (in the browser it would clear every session\'s credential); '
+        "storage, cache and the rest are the proxy origin's own and go on",
+    ),
+    "speculation-rules": Rule(Action.DROP, "a rules file's prefetches would go straight to the upstream"),
+    "integrity-policy": Rule(Action.DROP, "rewritten documents carry no integrity: the runtime is blocked"),
+    "integrity-policy-report-only": Rule(Action.DROP, "reports would leak proxy URLs upstream"),
     "alt-svc": Rule(Action.DROP, "advertises upstream's alternative services, not the proxy's"),
     "service-worker-allowed": Rule(Action.DROP, "service workers are blocked on proxied pages"),
     "access-control-allow-origin": Rule(Action.MAP_ORIGIN, "CORS answers name the requesting origin"),
@@ -77,6 +87,16 @@ REQUEST_RULES: dict[str, Rule] = {
     "x-forwarded-for": Rule(Action.DROP, "would expose the proxy chain"),
     "x-forwarded-host": Rule(Action.DROP, "names the proxy host"),
     "x-forwarded-proto": Rule(Action.DROP, "names the proxy scheme"),
+    "sec-fetch-site": Rule(Action.FETCH_SITE, "proxy origins share one site: upstream sites differ"),
+    **{
+        name: Rule(Action.DROP, "names the agent's address or the proxy chain (load balancers add it)")
+        for name in (
+            "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip", "x-cluster-client-ip",
+            "fastly-client-ip", "x-original-forwarded-for", "x-forwarded", "forwarded-for",
+            "x-forwarded-port", "x-forwarded-server", "x-forwarded-prefix", "x-original-host",
+            "x-proxyuser-ip", "via",
+        )
+    },
 }
 
 
@@ -87,6 +107,7 @@ class ResponseHeaders:
     headers: Headers
     set_cookies: tuple[str, ...]
     dropped: tuple[str, ...]
+    clear_cookies: bool = False  # Clear-Site-Data named "cookies" (or "*"): empty the jar's site
 
 
 _NEVER_HOP = frozenset({"host", "content-length"})
@@ -100,8 +121,12 @@ def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return tokens
 
 
+_IMAGESRCSET_RE = re.compile(r'(;\s*imagesrcset\s*=\s*)(?:"([^"]*)"|([^;,"\s][^;,]*))', re.IGNORECASE)
+
+
 def map_link_header(value: str, mapper: UrlMapper, base: str) -> str:
-    """Map every ``<url>`` of a Link header value; parameters are kept as they are."""
+    """Map every ``<url>`` of a Link header value, and the candidates of its ``imagesrcset``
+    parameters (a preload of a responsive image); other parameters are kept as they are."""
     out: list[str] = []
     pos = 0
     while True:
@@ -115,7 +140,31 @@ def map_link_header(value: str, mapper: UrlMapper, base: str) -> str:
         out.append(map_url(mapper, value[start + 1 : end], base))
         pos = end
     out.append(value[pos:])
-    return "".join(out)
+    text = "".join(out)
+    if "imagesrcset" not in text.lower():
+        return text
+
+    def srcset(match: re.Match[str]) -> str:
+        candidates = match.group(2) if match.group(2) is not None else match.group(3)
+        mapped = replace_spans(candidates, srcset_url_spans(candidates), lambda u: map_url(mapper, u, base))
+        return f'{match.group(1)}"{mapped}"'
+
+    return _IMAGESRCSET_RE.sub(srcset, text)
+
+
+# Clear-Site-Data types the browser may apply to the proxy origin (each session and upstream
+# origin has its own): everything but cookies, which live in the jar
+_SITE_DATA_PASSED = ('"cache"', '"storage"', '"executionContexts"', '"clientHints"', '"prefetchCache"',
+                     '"prerenderCache"')  # fmt: skip
+
+
+def clear_site_data(value: str) -> tuple[str | None, bool]:
+    """The Clear-Site-Data value the browser gets (None: none), and whether the jar is cleared."""
+    types = [t.strip() for t in value.split(",") if t.strip()]
+    everything = '"*"' in types
+    clear_cookies = everything or '"cookies"' in types
+    passed = list(_SITE_DATA_PASSED) if everything else [t for t in types if t in _SITE_DATA_PASSED]
+    return (", ".join(passed) if passed else None), clear_cookies
 
 
 def _map_origin(value: str, mapper: UrlMapper) -> str | None:
@@ -188,6 +237,7 @@ def rewrite_response_headers(
     kept: list[tuple[str, str]] = []
     cookies: list[str] = []
     dropped: list[str] = []
+    clear_cookies = False
     for name, value in headers:
         lower = name.lower()
         rule = RESPONSE_RULES.get(lower)
@@ -195,6 +245,13 @@ def rewrite_response_headers(
             dropped.append(lower)
         elif rule is not None and rule.action is Action.TO_JAR:
             cookies.append(value)
+        elif rule is not None and rule.action is Action.CLEAR_SITE_DATA:
+            passed, clears = clear_site_data(value)
+            clear_cookies = clear_cookies or clears
+            if passed is None:
+                dropped.append(lower)
+            else:
+                kept.append((name, passed))
         elif rule is None:
             kept.append((name, value))
         else:
@@ -203,7 +260,7 @@ def rewrite_response_headers(
                 dropped.append(lower)
             else:
                 kept.append((name, new))
-    return ResponseHeaders(tuple(kept), tuple(cookies), tuple(dropped))
+    return ResponseHeaders(tuple(kept), tuple(cookies), tuple(dropped), clear_cookies)
 
 
 def _to_upstream_url(value: str, mapper: UrlMapper) -> str | None:
@@ -213,13 +270,56 @@ def _to_upstream_url(value: str, mapper: UrlMapper) -> str | None:
         return None  # not one of this session's proxy URLs: nothing upstream should see
 
 
-def _to_upstream_origin(value: str, mapper: UrlMapper) -> str | None:
+def _to_upstream_origin(value: str, mapper: UrlMapper) -> str:
+    """This session's proxy origin -> its upstream origin; any other (another session's, the
+    console's, another site's) -> ``null``: an origin the upstream does not trust, never a
+    missing header, which some servers take for a same-origin request."""
     if value.strip() == "null":
         return value
     try:
         return mapper.upstream_origin(value).serialize()
     except RewriteError:
-        return None
+        return "null"
+
+
+def _site(origin: Origin) -> tuple[str, str]:
+    """The schemeful site of an origin (scheme and the last two labels of a name; an address as it
+    is), as the session jar's SameSite decisions take it (``proxy.cookie_sync``)."""
+    host = origin.host
+    if ":" in host or host.replace(".", "").isdigit():
+        return origin.scheme, host
+    return origin.scheme, ".".join(host.split(".")[-2:])
+
+
+def upstream_fetch_site(value: str, initiator: Origin | None, target: Origin) -> str:
+    """``Sec-Fetch-Site`` as the upstream would see it. Every proxy origin is on the proxy's site,
+    so the browser says ``same-site`` between any two of them, of this session or another: the
+    upstream relation is recomputed from the initiator (this session's origin that ``Origin`` or
+    ``Referer`` names, else unknown: ``cross-site``). ``none`` and ``same-origin`` (one proxy
+    origin is one upstream origin of one session) and ``cross-site`` stay."""
+    if value.strip().lower() != "same-site":
+        return value
+    if initiator is None:
+        return "cross-site"
+    if initiator == target:
+        return "same-origin"
+    return "same-site" if _site(initiator) == _site(target) else "cross-site"
+
+
+def _initiator(headers: list[tuple[str, str]], mapper: UrlMapper) -> Origin | None:
+    """The upstream origin of the request's initiator, when ``Origin`` (else ``Referer``) is one
+    of this session's proxy origins."""
+    values = {name.lower(): value for name, value in headers if name.lower() in ("origin", "referer")}
+    for name in ("origin", "referer"):
+        value = values.get(name)
+        if value and value.strip() != "null":
+            try:
+                if name == "origin":
+                    return mapper.upstream_origin(value)
+                return Origin.parse(mapper.to_upstream(value))
+            except RewriteError:
+                return None
+    return None
 
 
 def rewrite_request_headers(
@@ -228,8 +328,9 @@ def rewrite_request_headers(
     """Rewrite the agent browser's request headers for the upstream ``origin``.
 
     ``Host`` becomes the upstream host, ``Origin`` and ``Referer`` the upstream origin and URL
-    (dropped when they are not this session's proxy URLs); hop-by-hop headers, ``Cookie`` (the
-    jar supplies it) and forwarding headers are dropped.
+    (``Origin: null`` and no ``Referer`` when they are not this session's proxy URLs),
+    ``Sec-Fetch-Site`` the upstream relation; hop-by-hop headers, ``Cookie`` (the jar supplies
+    it), forwarding and client-address headers are dropped.
     """
     headers = list(headers)
     # a Connection header cannot take away what the upstream needs to read the request
@@ -247,6 +348,8 @@ def rewrite_request_headers(
             new = _to_upstream_origin(value, mapper)
         elif rule is not None and rule.action is Action.TO_UPSTREAM_URL:
             new = _to_upstream_url(value, mapper)
+        elif rule is not None and rule.action is Action.FETCH_SITE:
+            new = upstream_fetch_site(value, _initiator(headers, mapper), origin)
         if new is not None:
             out.append((name, new))
     return tuple(out)

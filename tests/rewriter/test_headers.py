@@ -127,8 +127,11 @@ REQUEST = [
     ("Host", "k3j9x2ab7qs-shop-example.cobrowse.localhost:8001", "shop.example"),
     ("Origin", SHOP_ORIGIN, "https://shop.example"),
     ("Origin", "null", "null"),
-    ("Origin", "http://cobrowse.localhost:8000", None),
-    ("Origin", proxy("s-other-example", "").replace("k3j9x2ab7q", "abcdefghij"), None),
+    # another origin (the console, another session): one the upstream does not trust, never none,
+    # which some servers take for a same-origin request
+    ("Origin", "http://cobrowse.localhost:8000", "null"),
+    ("Origin", proxy("s-other-example", "").replace("k3j9x2ab7q", "abcdefghij"), "null"),
+    ("Origin", "https://evil.example", "null"),
     ("Referer", proxy("s-shop-example", "/a?b=1"), "https://shop.example/a?b=1"),
     ("Referer", "http://cobrowse.localhost:8000/console", None),
     ("Cookie", "__cb_k3j9x2ab7q=secret; a=1", None),
@@ -138,6 +141,18 @@ REQUEST = [
     ("Forwarded", "for=10.0.0.1;host=cobrowse.localhost;proto=http", None),
     ("X-Forwarded-Host", "cobrowse.localhost", None),
     ("X-Forwarded-Proto", "http", None),
+    # what load balancers add with the agent's address
+    ("X-Real-IP", "203.0.113.7", None),
+    ("True-Client-IP", "203.0.113.7", None),
+    ("CF-Connecting-IP", "203.0.113.7", None),
+    ("X-Client-IP", "203.0.113.7", None),
+    ("Via", "1.1 lb.internal", None),
+    ("X-Forwarded-Port", "443", None),
+    # Sec-Fetch-Site in upstream terms: without an initiator of this session, cross-site
+    ("Sec-Fetch-Site", "same-site", "cross-site"),
+    ("Sec-Fetch-Site", "same-origin", "same-origin"),
+    ("Sec-Fetch-Site", "none", "none"),
+    ("Sec-Fetch-Site", "cross-site", "cross-site"),
     ("Accept", "text/html", "text/html"),
     ("User-Agent", "Mozilla/5.0", "Mozilla/5.0"),
 ]
@@ -179,3 +194,72 @@ def test_the_confinement_policy_names_only_proxy_origins(proxy_config: ProxyConf
         "default-src": f"{hosts} data: blob: 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'",
         "form-action": hosts.split(" ")[0] + " javascript: mailto: tel:",
     }
+
+
+@pytest.mark.parametrize(
+    ("initiator", "expected"),
+    [
+        (("Origin", SHOP_ORIGIN), "same-origin"),
+        (("Origin", proxy("s-static-shop-example", "")), "same-site"),
+        (("Referer", proxy("s-static-shop-example", "/p")), "same-site"),
+        (("Origin", proxy("s-cdn-example", "")), "cross-site"),
+        (("Origin", proxy("h-shop-example", "")), "cross-site"),  # http: another scheme, another site
+        (("Origin", proxy("s-shop-example", "").replace("k3j9x2ab7q", "abcdefghij")), "cross-site"),
+        (("Referer", "http://cobrowse.localhost:8000/console"), "cross-site"),
+        (("Origin", "null"), "cross-site"),
+    ],
+)
+def test_sec_fetch_site_is_the_upstream_relation(
+    initiator: tuple[str, str], expected: str, mapper: UrlMapper
+) -> None:
+    """Every proxy origin is on the proxy's site: the browser says same-site between any two,
+    of this session or another. The upstream hears the relation of the upstream origins."""
+    headers = [("Sec-Fetch-Site", "same-site"), initiator]
+    result = dict(rewrite_request_headers(headers, mapper=mapper, origin=ORIGIN))
+    assert result["Sec-Fetch-Site"] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "passed", "clears"),
+    [
+        ('"cookies"', None, True),
+        ('"cache", "cookies", "storage"', '"cache", "storage"', True),
+        ('"storage"', '"storage"', False),
+        ('"*"', '"cache", "storage", "executionContexts", "clientHints", "prefetchCache", "prerenderCache"',
+         True),
+        ('"nonsense"', None, False),
+    ],
+)
+def test_clear_site_data_clears_the_jar_and_passes_the_rest(
+    value: str, passed: str | None, clears: bool, mapper: UrlMapper
+) -> None:
+    """"cookies" would clear every proxy cookie of the proxy's site in the browser (every
+    session's credential): it clears the jar instead. The other types are the proxy origin's own."""
+    result = rewrite_response_headers([("Clear-Site-Data", value)], url=URL, mapper=mapper)
+    assert result.clear_cookies is clears
+    assert dict(result.headers).get("Clear-Site-Data") == passed
+
+
+def test_headers_that_would_fetch_or_block_outside_the_rewriting_are_dropped(mapper: UrlMapper) -> None:
+    headers = [
+        ("Speculation-Rules", '"https://shop.example/rules.json"'),  # prefetches straight upstream
+        ("Integrity-Policy", "blocked-destinations=(script)"),  # would block the runtime
+        ("Integrity-Policy-Report-Only", "blocked-destinations=(script)"),
+        ("X-Kept", "1"),
+    ]
+    assert rewrite_response_headers(headers, url=URL, mapper=mapper).headers == (("X-Kept", "1"),)
+
+
+def test_a_link_header_imagesrcset_is_mapped(mapper: UrlMapper) -> None:
+    value = (
+        '</a.png>; rel=preload; as=image; imagesrcset="https://cdn.example/a.png 1x, '
+        'https://cdn.example/a@2x.png 2x"; imagesizes="50vw", <https://cdn.example/b.png>; rel=preload; '
+        "imagesrcset=https://shop.example/b.png"
+    )
+    result = rewrite_response_headers([("Link", value)], url=URL, mapper=mapper)
+    assert dict(result.headers)["Link"] == (
+        f'</a.png>; rel=preload; as=image; imagesrcset="{proxy("s-cdn-example", "/a.png")} 1x, '
+        f'{proxy("s-cdn-example", "/a@2x.png")} 2x"; imagesizes="50vw", '
+        f'<{proxy("s-cdn-example", "/b.png")}>; rel=preload; '
+        f'imagesrcset="{proxy("s-shop-example", "/b.png")}"'
+    )
