@@ -8,7 +8,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
@@ -23,44 +22,16 @@ from proxy.egress import EgressPolicy, forbidden_reason
 from proxy.exceptions import EgressRefused
 from rewriter.urls import Origin
 from tests.conftest import free_port
+from tests.proxy import fake_dns as dns
 from tests.proxy.conftest import DOMAIN, Harness, Sites, make_settings
+from tests.proxy.fake_dns import FakeDns
 from tests.proxy.sites import SiteServer
 from tests.proxy.test_tls import _write_pki
 
 
-class FakeDns:
-    """``socket.getaddrinfo`` for made-up names (the proxy's resolver and mitmproxy's both call it):
-    each lookup of a name takes its next answer, the last one repeats; other names resolve as usual."""
-
-    def __init__(self, answers: dict[str, list[list[str]]]) -> None:
-        self.answers = answers
-        self.lookups: list[str] = []
-        self._real = socket.getaddrinfo
-        self._lock = threading.Lock()
-
-    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if name not in self.answers:
-            return self._real(host, port, *args, **kwargs)
-        with self._lock:
-            done = self.lookups.count(name)
-            self.lookups.append(name)
-            queue = self.answers[name]
-            addresses = queue[min(done, len(queue) - 1)]
-        infos: list[Any] = []
-        for text in addresses:
-            if ":" in text:
-                infos.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (text, int(port or 0), 0, 0)))
-            else:
-                infos.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (text, int(port or 0))))
-        return infos
-
-
 @pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDns]:
-    dns = FakeDns({})
-    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
-    yield dns
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    return dns.install(monkeypatch)
 
 
 class Listener:
