@@ -188,9 +188,19 @@ def _record(cookie: http.cookiejar.Cookie, host: str, now: float) -> CookieRecor
     )
 
 
-def _acceptable(record: CookieRecord, secure_origin: bool) -> bool:
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _acceptable(record: CookieRecord, host: str, secure_origin: bool) -> bool:
     if len(record.name) + len(record.value) > MAX_NAME_VALUE:
         return False
+    if record.domain != host and _is_ip(host):
+        return False  # an IP address domain-matches only itself (RFC 6265 5.1.3)
     if record.secure and not secure_origin:
         return False  # browsers refuse Secure cookies from insecure origins
     if record.same_site == "none" and not record.secure:
@@ -224,7 +234,7 @@ def parse_set_cookies(values: Iterable[str], url: str, *, now: float | None = No
             if cookie.value is None or not jar.policy.set_ok(cookie, request):
                 continue
             record = _record(cookie, host, now)
-            if _acceptable(record, secure_origin):
+            if _acceptable(record, host, secure_origin):
                 deletes.pop(record.key, None)
                 upserts[record.key] = record
         for domain, path, name in jar.deleted:

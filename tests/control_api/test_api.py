@@ -28,6 +28,10 @@ def test_errors_are_json_everywhere(world: World) -> None:
     for unusable in (b"[" * 100_000, b'{"name": "a\\ud800"}'):  # too deep; a lone surrogate
         r = world.client.post("/api/v1/accounts", content=unusable, headers=world.admin)
         assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+    # a lone surrogate in a key is refused like one in a value, at any depth
+    for in_a_key in (b'{"name": "x", "\\udc00": 1}', b'{"name": "x", "policy": [{"a\\ud800b": 1}]}'):
+        r = world.client.post("/api/v1/accounts", content=in_a_key, headers=world.admin)
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
     r = world.client.post("/api/v1/accounts", json={"name": "x", "extra": 1}, headers=world.admin)
     assert (r.status_code, r.json()["field"]) == (422, "extra")
     r = world.client.post("/api/v1/accounts", content=b"x" * 300_000, headers=world.admin)
@@ -394,3 +398,15 @@ def _limited_registrations(world: World) -> None:
     assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
     assert register(account, "198.51.100.8").status_code == 201
     assert register(other, "198.51.100.7").status_code == 201
+
+
+def test_visitor_registrations_are_not_limited_when_the_limit_is_zero(sync_store: Any) -> None:
+    """``visitor_registrations_per_min`` 0 means no limit (as documented), not "none allowed"."""
+    for world in open_world(sync_store, visitor_registrations_per_min=0):
+        account = world.account()
+        statuses = [
+            world.client.post("/api/v1/visitors", json={"site_key": account["site_key"]},
+                              headers={"Origin": ORIGIN}).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [201] * 5

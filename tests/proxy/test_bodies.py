@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from proxy import buffering
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
+from tests.proxy.raw_upstream import RawUpstream
 from tests.proxy.sites import VIDEO
 
 
@@ -187,3 +189,73 @@ def test_pages_are_rewritten_in_the_lane_of_their_size(harness: Harness, sites: 
     assert large.status_code == 200
     assert "/__cobrowse/runtime.js" in large.text and "x" * 400 * 1024 in large.text
     assert pool.started("large")
+
+
+BOUNDARY = 4096
+
+
+def _html_of(size: int) -> bytes:
+    head, tail = b"<!doctype html><html><body>", b"</body></html>"
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+@pytest.fixture
+def exact_upstream() -> Iterator[RawUpstream]:
+    """``/page?n`` answers n bytes of chunked HTML at once: /held keeps its connection open
+    after them (until the test ends), /whole ends the body there."""
+    upstream = RawUpstream({})
+
+    def send(conn: socket.socket, size: int, end: bool) -> bool:
+        body = _html_of(size)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"%x\r\n%s\r\n" % (len(body), body) + (b"0\r\n\r\n" if end else b""))
+        if not end:
+            upstream.stop.wait(30)
+        return not end
+
+    for size in (BOUNDARY, BOUNDARY + 1):
+        upstream.scripts[f"/held/{size}"] = lambda conn, size=size: send(conn, size, False)
+        upstream.scripts[f"/whole/{size}"] = lambda conn, size=size: send(conn, size, True)
+    try:
+        yield upstream
+    finally:
+        upstream.close()
+
+
+def test_a_buffered_page_of_exactly_the_limit_passes_and_one_byte_more_is_refused_at_once(
+    sites: Sites, redis_url: str, namespace: str, exact_upstream: RawUpstream
+) -> None:
+    origin = exact_upstream.origin
+    harness = Harness(
+        make_settings(sites, dev_allow_origins=(origin,), max_rewrite_bytes=BOUNDARY), redis_url, namespace
+    )
+    try:
+        s, credential, host = harness.session_on(origin)
+        ok = harness.get(s, host, f"/whole/{BOUNDARY}", credential=credential)
+        assert ok.status_code == 200 and "x" * 1000 in ok.text
+        over = harness.get(s, host, f"/whole/{BOUNDARY + 1}", credential=credential)
+        assert over.status_code == 502 and "Page too large" in over.text
+        # the byte over the limit is refused as it arrives, though the upstream holds its body open
+        held = harness.get(s, host, f"/held/{BOUNDARY + 1}", credential=credential)
+        assert held.status_code == 502 and "Page too large" in held.text
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "declared"])
+def test_a_request_body_of_exactly_the_limit_passes_and_one_byte_more_gets_413(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    monkeypatch.setattr(buffering, "MAX_REQUEST_BODY", BOUNDARY)
+    s, credential, host = harness.session_on(sites.shop.origin)
+
+    def post(size: int) -> Any:
+        body = b"b" * size
+        content = iter([body]) if chunked else body  # an iterator goes chunked, without a length
+        return harness.get(s, host, "/echo-body", credential=credential, method="POST", content=content)
+
+    ok = post(BOUNDARY)
+    assert ok.status_code == 200 and ok.json()["body"] == "b" * BOUNDARY
+    over = post(BOUNDARY + 1)
+    assert over.status_code == 413 and "Request too large" in over.text
+    assert sites.shop.hits["/echo-body"] == 1

@@ -4,14 +4,65 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+from mitmproxy.test import tflow
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
+from proxy import addons
 from proxy.egress import EgressPolicy, forbidden_reason
 from proxy.exceptions import EgressRefused
 from rewriter.urls import Origin
 from tests.conftest import free_port
-from tests.proxy.conftest import DOMAIN, Harness, Sites
+from tests.proxy import fake_dns as dns
+from tests.proxy.conftest import DOMAIN, Harness, Sites, make_settings
+from tests.proxy.fake_dns import FakeDns
+from tests.proxy.sites import SiteServer
+from tests.proxy.test_tls import _write_pki
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    return dns.install(monkeypatch)
+
+
+class Listener:
+    """Counts the connections made to ``address``:``port`` and answers each with one page."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.accepted = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
+        self.sock.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                body = b"<h1>rebound</h1>"
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: "
+                             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _allow_dev(harness: Harness, *origins: str) -> None:
+    harness.proxy.ctx.egress = EgressPolicy((*harness.settings.dev_allow_origins, *origins))
 
 
 @pytest.mark.parametrize(
@@ -21,6 +72,8 @@ from tests.proxy.conftest import DOMAIN, Harness, Sites
         "100.100.100.200", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::",
         "fe80::1", "fc00::1", "fd00:ec2::254", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
         "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "::127.0.0.1",
+        # Python 3.11 calls these IPv4-mapped forms global: only their IPv4 form refuses them
+        "::ffff:100.100.100.200", "::ffff:100.64.0.1", "::ffff:224.0.0.1", "::ffff:169.254.169.254",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
@@ -97,3 +150,102 @@ def test_upstream_unreachable_is_a_502_page_without_details(harness: Harness, si
     assert "Site unreachable" in r.text
     for detail in (str(port), "127.0.0.1", "refused", "Errno", "mitmproxy", DOMAIN):
         assert detail not in r.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [["93.184.216.34", "10.0.0.1"], ["2606:4700:4700::1111", "::1"], ["1.1.1.1", "::ffff:169.254.169.254"]],
+)
+async def test_a_name_is_refused_when_any_of_its_addresses_is_private(
+    fake_dns: FakeDns, answer: list[str]
+) -> None:
+    fake_dns.answers["mixed.test"] = [answer]
+    with pytest.raises(EgressRefused):
+        await EgressPolicy().resolve(Origin.parse("http://mixed.test"))
+    fake_dns.answers["public.test"] = [answer[:1]]
+    target = await EgressPolicy().resolve(Origin.parse("http://public.test"))
+    assert target.address == answer[0]
+
+
+def test_the_upstream_connection_goes_to_the_checked_address(
+    harness: Harness, sites: Sites, fake_dns: FakeDns
+) -> None:
+    # DNS rebinding: the name is checked as 127.0.0.1 (the shop), then answers 127.0.0.2, where
+    # another server listens on the same port; the proxy must connect where it checked
+    origin = f"http://rebind.test:{sites.shop.port}"
+    fake_dns.answers["rebind.test"] = [["127.0.0.1"], ["127.0.0.2"]]
+    rebound = Listener("127.0.0.2", sites.shop.port)
+    try:
+        _allow_dev(harness, origin)
+        s, credential, host = harness.session_on(origin)
+        r = harness.get(s, host, "/about", credential=credential)
+        assert r.status_code == 200 and "rebound" not in r.text
+        assert sites.shop.hits["/about"] == 1
+        assert rebound.accepted == 0
+        assert fake_dns.lookups == ["rebind.test"]  # resolved once, by the egress check
+    finally:
+        rebound.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
+    """An HTTPS site (its certificate is not for the names used: tests skip verification); its
+    port and the Host of every request it answered."""
+    _ca, cert, key = _write_pki(tmp_path)
+    hosts: list[str] = []
+
+    async def home(request: Request) -> HTMLResponse:
+        hosts.append(request.headers["host"])
+        return HTMLResponse(f"<h1>secure {request.headers['host']}</h1>")
+
+    server = SiteServer(Starlette(routes=[Route("/", home)]))
+    server.server.config.ssl_certfile = str(cert)
+    server.server.config.ssl_keyfile = str(key)
+    server.server.config.load()
+    server.start()
+    try:
+        yield server.port, hosts
+    finally:
+        server.stop()
+
+
+def test_a_second_name_on_a_pinned_tls_connection_is_misdirected(
+    sites: Sites, redis_url: str, namespace: str, fake_dns: FakeDns, tls_server: tuple[int, list[str]]
+) -> None:
+    # two names for one address and port on one client connection: the upstream TLS connection
+    # already carries the first name (SNI), so the second is answered 421, never sent over it
+    port, hosts = tls_server
+    fake_dns.answers["one.test"] = [["127.0.0.1"]]
+    fake_dns.answers["two.test"] = [["127.0.0.1"]]
+    first, second = f"https://one.test:{port}", f"https://two.test:{port}"
+    harness = Harness(
+        make_settings(sites, dev_allow_origins=(first, second), insecure_upstream=True), redis_url, namespace
+    )
+    try:
+        s = harness.open_session((first, second))
+        cookie = f"__cb_{s.sid}={harness.credential(s)}"
+        with harness.client() as client:
+            one = client.get("/", headers={"host": harness.host(s, first), "cookie": cookie})
+            assert one.status_code == 200 and f"secure one.test:{port}" in one.text
+            two = client.get("/", headers={"host": harness.host(s, second), "cookie": cookie})
+            assert two.status_code == 421 and "Misdirected request" in two.text
+        assert hosts == [f"one.test:{port}"]
+        # on a connection of its own, the second name is fetched (with its own SNI)
+        r = harness.get(s, harness.host(s, second), "/", credential=harness.credential(s))
+        assert r.status_code == 200 and f"secure two.test:{port}" in r.text
+    finally:
+        harness.close()
+
+
+def test_only_pinned_addresses_are_connected_to() -> None:
+    egress = addons.Egress(None)  # type: ignore[arg-type]  # server_connect reads no context
+    dummy = tflow.tserver_conn()
+    dummy.address = ("127.0.0.1", 1)  # the reverse-proxy target every unrouted request would get
+    data = ServerConnectionHookData(client=tflow.tclient_conn(), server=dummy)
+    egress.server_connect(data)
+    assert data.server.error == "no upstream"
+    pinned = tflow.tserver_conn()
+    pinned.address = ("127.0.0.1", 8443)
+    data = ServerConnectionHookData(client=tflow.tclient_conn(), server=pinned)
+    egress.server_connect(data)
+    assert data.server.error is None

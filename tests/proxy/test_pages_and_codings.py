@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import zlib
+from typing import Any
 
 import brotli
 import pytest
@@ -70,6 +72,91 @@ def test_size_and_ratio_limits() -> None:
     zeros = gzip.compress(b"\0" * (4 << 20))
     with pytest.raises(BodyTooLarge):  # 4 MiB from ~4 KiB: over the ratio limit
         compression.decode(zeros, "gzip", 1 << 30)
+
+
+def _compressible(size: int) -> bytes:
+    """``size`` bytes whose compressed form grows with them (a few random bytes every 64 KiB), so a
+    stream decoder gets them a piece of input at a time."""
+    rng = random.Random(7)
+    block = 64 * 1024
+    return b"".join(rng.randbytes(64) + b"\0" * (block - 64) for _ in range(size // block))
+
+
+class _Counted:
+    """How many decompressed bytes a decoder produced, whatever the caller kept of them."""
+
+    produced = 0
+
+
+class _CountingBrotli:
+    def __init__(self) -> None:
+        self.inner = _REAL_BROTLI()
+
+    def process(self, data: bytes) -> bytes:
+        out: bytes = self.inner.process(data)
+        _Counted.produced += len(out)
+        return out
+
+
+class _CountingZstdReader:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def read(self, size: int) -> bytes:
+        out: bytes = self.inner.read(size)
+        _Counted.produced += len(out)
+        return out
+
+
+class _CountingZstd:
+    def stream_reader(self, data: bytes) -> _CountingZstdReader:
+        return _CountingZstdReader(_REAL_ZSTD().stream_reader(data))
+
+
+_REAL_BROTLI = brotli.Decompressor
+_REAL_ZSTD = zstandard.ZstdDecompressor
+FULL = 8 << 20
+
+
+LIMIT = 1 << 20
+STEP = 256 * 1024  # at most what one step of either decoder produces here
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> type[_Counted]:
+    monkeypatch.setattr(_Counted, "produced", 0)
+    monkeypatch.setattr(compression.brotli, "Decompressor", _CountingBrotli)
+    monkeypatch.setattr(compression.zstandard, "ZstdDecompressor", _CountingZstd)
+    monkeypatch.setattr(compression, "_CHUNK", 256)  # small pieces of input (br) and output (zstd)
+    return _Counted
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("br", lambda d: brotli.compress(d, quality=5, lgwin=16)),  # a short window: even output
+        ("zstd", lambda d: zstandard.ZstdCompressor().compress(d)),
+    ],
+    ids=["br", "zstd"],
+)
+@pytest.mark.parametrize("limit_by", ["size", "ratio"])
+def test_stream_decoders_stop_at_the_limit(
+    counted: type[_Counted], monkeypatch: pytest.MonkeyPatch, coding: str, encode: Any, limit_by: str
+) -> None:
+    # a bomb is refused as soon as the limit is passed, not after it has all been decompressed
+    body = encode(_compressible(FULL))
+    assert compression.decode(body, coding, FULL) == _compressible(FULL)
+    assert counted.produced == FULL
+    counted.produced = 0
+    if limit_by == "size":
+        max_bytes = LIMIT
+    else:
+        max_bytes = 1 << 30
+        monkeypatch.setattr(compression, "MAX_RATIO", LIMIT // len(body))
+    limit = min(max_bytes, len(body) * compression.MAX_RATIO)
+    with pytest.raises(BodyTooLarge):
+        compression.decode(body, coding, max_bytes)
+    assert limit < counted.produced <= limit + STEP
 
 
 def test_unknown_or_corrupt_coding() -> None:

@@ -253,3 +253,33 @@ def test_the_jar_keeps_within_a_browsers_limits() -> None:
     assert set(dropped[1:]) == {f"shop.example;/;c{i}" for i in range(5, 25)}
     many = [record(f"c{i}", f"s{i % 10}.example", NOW + i) for i in range(MAX_PER_JAR + 7)]
     assert set(over_limits(many, now=NOW)) == {r.key for r in many[:7]}
+
+
+def _domain_record(domain: str) -> CookieRecord:
+    return CookieRecord("a", "1", domain, False, "/", False, False, None, None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("domain", "url"),
+    [
+        ("0.1", "http://10.0.0.1/"),
+        ("0.0.1", "http://10.0.0.1:8080/"),
+        ("3.4", "http://1.2.3.4/"),
+        ("0.1", "http://[::ffff:10.0.0.1]/"),
+        ("1", "http://[::ffff:10.0.0.1]/"),
+    ],
+)
+def test_domain_cookies_never_match_an_ip_address_by_suffix(domain: str, url: str) -> None:
+    # a jar record of a domain (however it got there) is not sent to an IP host it is a suffix of
+    assert cookie_header([_domain_record(domain)], url, now=NOW) == ""
+    # and an IP host cannot set one: Domain must then be the address itself (RFC 6265 5.1.3)
+    assert jar(f"b=2; Domain={domain}; Path=/", url=url) == []
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1/", "http://1.2.3.4:8080/"])
+def test_an_ip_host_keeps_a_cookie_of_its_own_address(url: str) -> None:
+    host = url.split("/")[2].split(":")[0]
+    record = one(f"b=2; Domain={host}; Path=/", url=url)
+    assert record.domain == host
+    assert cookie_header([record], url, now=NOW) == "b=2"
+    assert cookie_header([_domain_record(host)], url, now=NOW) == "a=1"

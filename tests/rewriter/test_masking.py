@@ -1,0 +1,50 @@
+"""Masking on the masked element itself: its own attributes (data-*, event handlers, URLs) go, the
+structural ones stay, the shown ones carry the mask."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+from rewrite_helpers import make_mapper
+
+from rewriter.html import rewrite_html
+from rewriter.masking import MASK, MASKED_ATTRIBUTE, mask_element
+
+SECRET = "4111-1111-1111-1111"
+
+
+def _element(markup: str) -> etree._Element:
+    element = etree.fromstring(markup, etree.HTMLParser()).find(".//body/*")
+    assert element is not None
+    return element
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    ["data-secret", "data-x", "DATA-CARD", "onclick", "style", "href", "src", "srcset", "aria-describedby",
+     "content", "itemprop", "x-anything"],
+)
+def test_a_masked_elements_own_revealing_attributes_are_removed(attribute: str) -> None:
+    element = _element(f'<div id="card" class="c" {attribute}="{SECRET}">{SECRET}</div>')
+    mask_element(element)
+    assert dict(element.attrib) == {"id": "card", "class": "c", MASKED_ATTRIBUTE: ""}
+    assert element.text == MASK
+
+
+@pytest.mark.parametrize("attribute", ["value", "placeholder", "title", "alt", "aria-label", "label"])
+def test_a_masked_elements_shown_attributes_carry_the_mask(attribute: str) -> None:
+    element = _element(f'<span {attribute}="{SECRET}">x</span>')
+    mask_element(element)
+    assert element.get(attribute) == MASK
+
+
+def test_a_masked_element_with_data_attributes_never_reaches_the_output() -> None:
+    doc = (
+        f'<div class="card" data-secret="{SECRET}" data-pan="{SECRET}"><span>x</span></div>'
+        f'<input type="password" data-value="{SECRET}" name="pw"><p data-public="kept">public</p>'
+    )
+    out = rewrite_html(
+        doc.encode(), url="https://shop.example/", mapper=make_mapper(), mask_selectors=[".card"]
+    )
+    assert SECRET.encode() not in out
+    assert b'data-public="kept"' in out  # only masked elements lose theirs
