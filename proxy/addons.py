@@ -190,6 +190,24 @@ def _uncredentialed_in_session(flow: http.HTTPFlow, route: Route, proxy_domain: 
 _SUBRESOURCE_MODES = frozenset({"cors", "no-cors", "same-origin"})  # not navigate, not websocket
 
 
+def _from_another_session(flow: http.HTTPFlow, route: Route, proxy_domain: str) -> bool:
+    """Whether the request's initiator (``Origin``, else ``Referer``) is a page of another
+    session. Every proxy origin is on one site, so the browser sends this session's credential
+    cookie (domain-wide, for all of its origins) with such a request: a page of another session
+    (another visitor's site) could post into this one with this visitor's cookies."""
+    headers = flow.request.headers
+    value = headers.get("origin", "")
+    if not value or value == "null":
+        value = headers.get("referer", "")
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https", "ws", "wss"):
+        return False
+    try:
+        return route_of_host(rest.split("/", 1)[0], proxy_domain).sid != route.sid
+    except Refused:
+        return False  # not a proxy origin: the console, another site, none
+
+
 class Gate:
     """Active session + the agent's credential cookie, or 403; ``/__cobrowse/enter`` redeems tickets.
 
@@ -212,6 +230,8 @@ class Gate:
             if flow.request.path.split("?", 1)[0] == ENTER_PATH:
                 await self._enter(flow, route)
                 return
+            if _from_another_session(flow, route, self.ctx.settings.proxy_domain):
+                raise Refused("other_session")
             credential = flow.request.cookies.get(credential_cookie_name(route.sid))
             address = client_address(flow, self.ctx.settings.trusted_proxies)
             if not credential and _uncredentialed_in_session(flow, route, self.ctx.settings.proxy_domain):

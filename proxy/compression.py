@@ -70,12 +70,13 @@ DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
 
 def decode(data: bytes, content_encoding: str, max_bytes: int) -> bytes:
     """Decode ``data`` (encodings applied in header order); at most ``max_bytes`` out and
-    at most ``MAX_RATIO`` times the input size. Raises ``BodyTooLarge``/``ContentDecodingError``."""
+    at most ``MAX_RATIO`` times the input size. Raises ``BodyTooLarge``/``ContentDecodingError``
+    (a known coding whose data is corrupt); with a coding no browser knows the body is as it came."""
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    if any(coding not in DECODERS for coding in codings):
+        return data  # a coding browsers do not know: Chromium shows the body as it came, and so do we
     for coding in reversed(codings):
-        decoder = DECODERS.get(coding)
-        if decoder is None:
-            raise ContentDecodingError(f"unsupported content-encoding {coding!r}")
+        decoder = DECODERS[coding]
         limit = min(max_bytes, max(len(data), 1) * MAX_RATIO)
         try:
             data = decoder(data, limit)
@@ -86,3 +87,21 @@ def decode(data: bytes, content_encoding: str, max_bytes: int) -> bytes:
         if len(data) > limit:
             raise BodyTooLarge("decompressed body over the limit")
     return data
+
+
+def accept_encoding(value: str) -> str:
+    """The browser's ``Accept-Encoding`` narrowed to the codings the proxy decodes, with their
+    weights: ``identity`` alone stays alone (a Range request must get the bytes it names, not a
+    compressed copy), and ``*`` stands for the supported ones."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in value.split(","):
+        coding, _, params = part.strip().partition(";")
+        coding = coding.strip().lower()
+        weight = f";{params.strip()}" if params.strip() else ""
+        names = [c for c in SUPPORTED if c not in seen] if coding == "*" else [coding]
+        for name in names:
+            if (name in DECODERS or name == "identity") and name not in seen:
+                seen.add(name)
+                out.append(name + weight)
+    return ", ".join(out) or "identity"

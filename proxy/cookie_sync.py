@@ -167,7 +167,11 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
         await _save(ctx, session.session_id, trimmed)
     flow.metadata[RECORDS] = records
     url = _upstream_url(flow, origin)
-    navigation = (flow.request.headers.get("sec-fetch-mode") or "").lower() == "navigate"
+    # SameSite=Lax cookies go with top-level navigations by safe methods only: a cross-site form
+    # POST must not carry them (RFC 6265bis "lax"), or the proxy would undo the site's CSRF defence
+    navigation = (flow.request.headers.get("sec-fetch-mode") or "").lower() == "navigate" and (
+        flow.request.method in ("GET", "HEAD")
+    )
     header = jar_model.cookie_header(
         records.values(), url, same_site=_same_site(flow, mapper, origin), top_level_navigation=navigation
     )

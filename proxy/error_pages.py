@@ -30,6 +30,8 @@ PAGES: dict[str, Page] = {
                        "from the agent console."),
     "outside_scope": Page(403, "Outside co-browse scope",
                           "This address is outside the co-browse scope of this session."),
+    "other_session": Page(403, "From another co-browsing session",
+                          "A page of another co-browsing session cannot reach this one."),
     "unknown_host": Page(404, "Unknown address", "This address is not a co-browsing address."),
     "not_found": Page(404, "Not found", "There is nothing at this address."),
     "bad_request": Page(400, "Bad request", "The request could not be understood."),

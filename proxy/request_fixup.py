@@ -3,14 +3,14 @@
 Host, Origin and Referer become the upstream's; hop-by-hop, forwarding and Cookie headers are
 dropped (the jar supplies Cookie, so the proxy's own ``__cb_*``/``__cbjs`` cookies never leave);
 a WebSocket handshake keeps its Upgrade/Connection pair; only encodings the proxy can decode are
-offered.
+offered (of those the browser offers).
 """
 
 from __future__ import annotations
 
 from mitmproxy import http
 
-from proxy.compression import ACCEPT_ENCODING
+from proxy.compression import accept_encoding
 from proxy.responses import is_worker_script
 from rewriter.headers import rewrite_request_headers
 from rewriter.urls import Origin, UrlMapper
@@ -53,4 +53,4 @@ def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin, cookie: 
         for name in ("if-none-match", "if-modified-since"):
             request.headers.pop(name, None)
     if "accept-encoding" in request.headers:
-        request.headers["accept-encoding"] = ACCEPT_ENCODING
+        request.headers["accept-encoding"] = accept_encoding(request.headers["accept-encoding"])

@@ -111,6 +111,11 @@ def on_response_headers(
         return
     if not _has_body(flow):
         response.stream = True
+        declared = extract_content_type(response.headers.get_all("content-type"))
+        if flow.request.method == "HEAD" and kind_of(declared) != "passthrough":
+            # what a GET would get is rewritten: another length, and decoded
+            for name in ("content-length", "content-encoding"):
+                response.headers.pop(name, None)
         return
     # the one Content-Type a browser acts on (none valid: it sniffs), and the only one sent on
     content_type = extract_content_type(response.headers.get_all("content-type"))
@@ -131,6 +136,14 @@ def on_response_headers(
         response.stream = True
         if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
             as_inert_document(flow, "text/plain" + _charset_param(content_type))
+        return
+    if response.status_code == 206 or _is_attachment(response.headers):
+        # a part of a document (a Range request) cannot be rewritten, and a download is the file
+        # as the site sends it (a rewritten copy would carry the runtime's config, the visitor's
+        # script-visible cookies among it): both go untouched, and a part never as a document
+        response.stream = True
+        if response.status_code == 206:
+            as_inert_document(flow)
         return
     # html, css, or no type at all (sniffed once the body is here)
     flow.metadata[KIND] = kind
@@ -154,6 +167,13 @@ def on_response_headers(
     elif kind == "passthrough" and coding in ("", "identity"):
         stream_if = lambda prefix: kind_of(content_type, prefix) == "passthrough"  # noqa: E731
     flow.metadata[BODY_WATCH] = BodyWatch(ctx.settings.max_rewrite_bytes, stream_if)
+
+
+def _is_attachment(headers: http.Headers) -> bool:
+    """``Content-Disposition: attachment``: every browser downloads it, never renders it (any other
+    type, however odd, is rewritten: the safe side)."""
+    value = headers.get("content-disposition", "")
+    return value.split(";", 1)[0].strip().lower() == "attachment"
 
 
 def _websocket_handshake(flow: http.HTTPFlow) -> bool:

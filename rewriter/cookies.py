@@ -205,9 +205,10 @@ def _acceptable(record: CookieRecord, host: str, secure_origin: bool) -> bool:
         return False  # browsers refuse Secure cookies from insecure origins
     if record.same_site == "none" and not record.secure:
         return False  # SameSite=None requires Secure (Chromium, Firefox)
-    if record.name.startswith("__Secure-") and not record.secure:
+    prefix = record.name[:9].lower()  # the prefixes are matched case-insensitively (RFC 6265bis, Chromium)
+    if prefix == "__secure-" and not record.secure:
         return False
-    if record.name.startswith("__Host-") and not (record.secure and record.host_only and record.path == "/"):
+    if prefix.startswith("__host-") and not (record.secure and record.host_only and record.path == "/"):
         return False
     return True
 

@@ -112,9 +112,11 @@ def named(
 
 
 def _echo_cookies(
-    harness: Harness, s: OpenSession, credential: str, origin: str, headers: dict[str, str]
+    harness: Harness, s: OpenSession, credential: str, origin: str, headers: dict[str, str],
+    method: str = "GET",
 ) -> dict[str, str]:
-    r = harness.get(s, harness.host(s, origin), "/echo-headers", credential=credential, headers=headers)
+    r = harness.get(s, harness.host(s, origin), "/echo-headers", credential=credential, headers=headers,
+                    method=method)
     assert r.status_code == 200, r.text
     header = r.json().get("cookie", "")
     return dict(p.strip().split("=", 1) for p in header.split(";") if "=" in p)
@@ -134,16 +136,40 @@ def test_a_cross_site_request_carries_no_lax_or_strict_cookie(
     _write(harness, s, credential, shop, ["lax=1; SameSite=Lax", "strict=1; SameSite=Strict", "plain=1"])
     everything = {"lax": "1", "strict": "1", "plain": "1"}
 
-    def fetch(initiator: str, mode: str = "cors", site: str = "cross-site") -> dict[str, str]:
+    def fetch(initiator: str, mode: str = "cors", site: str = "cross-site", method: str = "GET",
+              ) -> dict[str, str]:
         proxy_initiator = f"http://{harness.host(s, initiator)}"
         headers = {"sec-fetch-site": site, "sec-fetch-mode": mode, "origin": proxy_initiator,
                    "referer": proxy_initiator + "/page"}
-        return _echo_cookies(harness, s, credential, shop, headers)
+        return _echo_cookies(harness, s, credential, shop, headers, method)
 
     assert fetch(origins["www"]) == everything  # another proxy host, the same upstream site
     assert fetch(origins["evil"]) == {}
     # a top-level navigation from another site carries Lax cookies (and those without SameSite)
     assert fetch(origins["evil"], mode="navigate") == {"lax": "1", "plain": "1"}
+    # ...by a safe method only: a cross-site form post carries none (the site's CSRF defence)
+    assert fetch(origins["evil"], mode="navigate", method="POST") == {}
+    assert fetch(origins["www"], mode="navigate", method="POST") == everything
+
+
+def test_the_upstream_hears_its_own_sites_in_sec_fetch_site(
+    harness: Harness, named: tuple[OpenSession, str, dict[str, str]]
+) -> None:
+    """Every proxy origin is on the proxy's site, so the browser says same-site between any two
+    of them: the upstream hears the relation of the upstream origins instead."""
+    s, credential, origins = named
+
+    def heard(initiator: str | None) -> str:
+        headers = {"sec-fetch-site": "same-site", "sec-fetch-mode": "cors"}
+        if initiator is not None:
+            headers["origin"] = f"http://{harness.host(s, initiator)}"
+        r = harness.get(s, harness.host(s, origins["shop"]), "/echo-headers", credential=credential,
+                        headers=headers)
+        return str(r.json()["sec-fetch-site"])
+
+    assert heard(origins["www"]) == "same-site"
+    assert heard(origins["evil"]) == "cross-site"
+    assert heard(None) == "cross-site"  # no initiator of this session: nothing says it is the site's
 
 
 def test_a_script_write_belongs_to_the_requests_origin_whatever_the_referer(

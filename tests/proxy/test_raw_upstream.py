@@ -16,35 +16,9 @@ import pytest
 from cobrowse.settings import Settings
 from proxy import addons, buffering
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, read_until_closed
-from tests.proxy.raw_upstream import RawUpstream
+from tests.proxy.raw_upstream import RawUpstream, RecordingUpstream
 
 LIMIT = 32 * 1024
-
-
-class RecordingUpstream(RawUpstream):
-    """The raw upstream, keeping the head of every request it reads, as it arrived."""
-
-    def __init__(self, scripts: dict) -> None:
-        self.heads: list[bytes] = []
-        super().__init__(scripts)
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as reader:
-            while not self.stop.is_set():
-                head = reader.readline()
-                if not head:
-                    return
-                path = head.split()[1].decode().split("?", 1)[0]
-                while (line := reader.readline()) not in (b"\r\n", b""):
-                    head += line  # (bodiless requests only)
-                self.heads.append(head)
-                if self.scripts[path](conn):
-                    return
-
-    def fields(self, index: int = -1) -> list[tuple[str, str]]:
-        """The header fields of a request received, names lowercased."""
-        lines = self.heads[index].decode("latin-1").split("\r\n")[1:]
-        return [(n.strip().lower(), v.strip()) for n, _, v in (ln.partition(":") for ln in lines if ln)]
 
 
 def _page(upstream: RawUpstream, filler: int = 0) -> bytes:

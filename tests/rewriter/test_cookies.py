@@ -73,6 +73,9 @@ def test_parse(header: str, fields: dict[str, object]) -> None:
         ("__Secure-id=1", URL),  # prefix without Secure
         ("__Host-id=1; Secure; Path=/; Domain=shop.example", URL),  # __Host- with Domain
         ("__Host-id=1; Secure; Path=/account", URL),  # __Host- not at /
+        ("__secure-id=1", URL),  # the prefixes are case-insensitive (RFC 6265bis, Chromium)
+        ("__HOST-id=1; Secure; Path=/; Domain=shop.example", URL),
+        ("__host-lower=1; Path=/", URL),
         ("novalue", URL),
         ("sid=abc; SameSite=None", URL),  # SameSite=None without Secure
         ("sid=" + "x" * 4094, URL),  # name and value over 4096 bytes

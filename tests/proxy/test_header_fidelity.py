@@ -1,0 +1,176 @@
+"""What the upstream hears and the browser gets where headers decide: requests from another
+session, Clear-Site-Data, Accept-Encoding, odd content codings, partial answers, HEAD, downloads.
+The upstream is the raw one: it records every request head as it arrived."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cobrowse.settings import Settings
+from tests.proxy.conftest import DOMAIN, Harness, OpenSession
+from tests.proxy.raw_upstream import RecordingUpstream
+
+PAGE_LINK = "<a href='{origin}/secret'>x</a>"
+
+
+def _send(conn: socket.socket, head: str, body: bytes = b"") -> None:
+    conn.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+
+
+@pytest.fixture
+def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstream, OpenSession]]:
+    upstream = RecordingUpstream({})
+    link = PAGE_LINK.format(origin=upstream.origin).encode()
+    html = b"<html><body>" + link + b"<p>hello</p></body></html>"
+
+    def ok(conn: socket.socket) -> None:
+        _send(conn, "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 2\n", b"ok")
+
+    def login(conn: socket.socket) -> None:
+        _send(conn, "HTTP/1.1 200 OK\nContent-Type: text/plain\nSet-Cookie: sess=1; Path=/\n"
+                    "Set-Cookie: theme=dark; Path=/\nContent-Length: 2\n", b"ok")
+
+    def logout(conn: socket.socket) -> None:
+        _send(conn, 'HTTP/1.1 200 OK\nContent-Type: text/plain\nClear-Site-Data: "cookies", "storage"\n'
+                    "Content-Length: 2\n", b"ok")
+
+    def odd_coding(conn: socket.socket) -> None:
+        _send(conn, f"HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Encoding: utf-8\n"
+                    f"Content-Length: {len(html)}\n", html)
+
+    def partial(conn: socket.socket) -> None:
+        _send(conn, f"HTTP/1.1 206 Partial Content\nContent-Type: text/html\n"
+                    f"Content-Range: bytes 0-{len(html) - 1}/9999\nContent-Length: {len(html)}\n", html)
+
+    def head(conn: socket.socket) -> None:  # what a HEAD of a compressed page says
+        _send(conn, "HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Encoding: gzip\nContent-Length: 129\n")
+
+    def download(conn: socket.socket) -> None:
+        _send(conn, f"HTTP/1.1 200 OK\nContent-Type: text/html\n"
+                    f'Content-Disposition: attachment; filename="page.html"\n'
+                    f"Content-Length: {len(html)}\n", html)
+
+    upstream.scripts.update({"/ok": ok, "/login": login, "/logout": logout, "/odd-coding": odd_coding,
+                             "/partial": partial, "/head": head, "/download": download})
+    settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
+                        dev_allow_origins=(upstream.origin,), upstream_timeout_s=5.0)
+    harness = Harness(settings, redis_url, namespace)
+    try:
+        yield harness, upstream, harness.open_session((upstream.origin,))
+    finally:
+        upstream.close()
+        harness.close()
+
+
+def _get(
+    harness: Harness, s: OpenSession, upstream: RecordingUpstream, path: str, **kwargs: Any
+) -> httpx.Response:
+    return harness.get(s, harness.host(s, upstream.origin), path, credential=harness.credential(s), **kwargs)
+
+
+def test_a_page_of_another_session_cannot_reach_this_one(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """Every proxy origin is on one site, so the browser sends this session's credential with a
+    request a page of another session makes (a form post, a fetch): the other visitor's site
+    could act in this one with this visitor's cookies. Refused, and nothing goes upstream."""
+    harness, upstream, s = up
+    other = harness.open_session((upstream.origin,))
+    mine = f"http://{harness.host(s, upstream.origin)}"
+    theirs = f"http://{harness.host(other, upstream.origin)}"
+    for headers in ({"origin": theirs}, {"referer": theirs + "/page"}, {"origin": "null", "referer": theirs}):
+        headers = {**headers, "sec-fetch-mode": "navigate"}
+        r = _get(harness, s, upstream, "/ok", method="POST", headers=headers)
+        assert r.status_code == 403 and "another co-browsing session" in r.text, headers
+    assert upstream.heads == []
+    # its own pages, the console and other sites are not another session: the upstream is asked,
+    # and an origin that is not this session's goes as null (one the upstream does not trust)
+    for origin, sent in ((mine, upstream.origin), ("http://cobrowse.localhost:8000", "null"),
+                         ("https://elsewhere.example", "null")):
+        r = _get(harness, s, upstream, "/ok", method="POST", headers={"origin": origin})
+        assert r.status_code == 200
+        assert ("origin", sent) in upstream.fields()
+
+
+def test_clear_site_data_cookies_empties_the_jar_and_the_rest_goes_on(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    harness, upstream, s = up
+    _get(harness, s, upstream, "/login")
+    _get(harness, s, upstream, "/ok")
+    (cookie,) = [value for name, value in upstream.fields() if name == "cookie"]
+    assert sorted(cookie.split("; ")) == ["sess=1", "theme=dark"]
+    r = _get(harness, s, upstream, "/logout")
+    # "storage" is the proxy origin's own; "cookies" in the browser would clear every session's
+    # credential (they share the proxy's site)
+    assert r.headers.get_list("clear-site-data") == ['"storage"']
+    _get(harness, s, upstream, "/ok")
+    assert [name for name, _ in upstream.fields()].count("cookie") == 0  # logged out
+
+
+@pytest.mark.parametrize(
+    ("sent", "heard"),
+    [
+        ("identity", "identity"),  # a Range request must get the bytes it names
+        ("identity;q=1, *;q=0", "identity;q=1, gzip;q=0, deflate;q=0, br;q=0, zstd;q=0"),
+        ("gzip, deflate, br, zstd, dcb, dcz", "gzip, deflate, br, zstd"),  # what the proxy decodes
+        ("compress", "identity"),
+    ],
+)
+def test_accept_encoding_is_narrowed_to_what_the_proxy_decodes(
+    up: tuple[Harness, RecordingUpstream, OpenSession], sent: str, heard: str
+) -> None:
+    harness, upstream, s = up
+    _get(harness, s, upstream, "/ok", headers={"accept-encoding": sent})
+    assert ("accept-encoding", heard) in upstream.fields()
+
+
+def test_a_content_coding_no_browser_knows_shows_the_body_as_it_came(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    harness, upstream, s = up
+    r = _get(harness, s, upstream, "/odd-coding", headers={"sec-fetch-dest": "document"})
+    assert r.status_code == 200 and "<p>hello</p>" in r.text
+    assert "/__cobrowse/runtime.js" in r.text  # rewritten as a page
+    assert f"{upstream.origin}/secret" not in r.text  # its link mapped
+
+
+def test_a_part_of_a_page_goes_as_it_came_and_never_as_a_document(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    harness, upstream, s = up
+    fetched = _get(harness, s, upstream, "/partial", headers={"range": "bytes=0-", "sec-fetch-dest": "empty"})
+    assert fetched.status_code == 206
+    assert fetched.headers["content-type"] == "text/html"
+    assert "__cobrowse" not in fetched.text and "bytes 0-" in fetched.headers["content-range"]
+    as_document = {"range": "bytes=0-", "sec-fetch-dest": "document"}
+    shown = _get(harness, s, upstream, "/partial", headers=as_document)
+    assert shown.headers["content-type"] == "application/octet-stream"
+    assert shown.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_head_of_a_rewritten_type_names_no_length_or_coding(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """A GET of it is rewritten: another length, and decoded."""
+    harness, upstream, s = up
+    r = _get(harness, s, upstream, "/head", method="HEAD")
+    assert r.status_code == 200
+    assert "content-encoding" not in r.headers and r.headers.get("content-length") != "129"
+
+
+def test_a_download_is_the_file_the_site_sends(up: tuple[Harness, RecordingUpstream, OpenSession]) -> None:
+    """Browsers save an attachment, never render it: the file is the site's, not a rewritten copy
+    carrying the runtime's config (the visitor's script-visible cookies among it)."""
+    harness, upstream, s = up
+    _get(harness, s, upstream, "/login")
+    r = _get(harness, s, upstream, "/download", headers={"sec-fetch-dest": "document"})
+    assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment")
+    link = PAGE_LINK.format(origin=upstream.origin).encode()
+    assert r.content == b"<html><body>" + link + b"<p>hello</p></body></html>"
+    assert "theme" not in r.text
