@@ -1,7 +1,8 @@
 """The session's cookie jar on the server, shared by every proxy process through the store.
 
-The browser holds only proxy cookies: the credential (``__cb_{sid}``) and ``__cbjs``, the
-runtime's note of ``document.cookie`` writes not yet merged. On every request the proxy merges
+The browser holds only proxy cookies: the credential (``__cb_{sid}``), ``__cbjs``, the
+runtime's note of ``document.cookie`` writes not yet merged, and ``__cbjv``, the jar's
+script-visible cookies of the origin for the runtime. On every request the proxy merges
 ``__cbjs`` into the jar (and expires it), then sends upstream the jar's ``Cookie`` header; every
 upstream ``Set-Cookie`` goes into the jar and never to the browser. The cookie model (RFC 6265 on
 ``http.cookiejar``) is ``rewriter.cookies``; the store keeps JSON records (``proxy_access.jar_*``).
@@ -9,6 +10,7 @@ upstream ``Set-Cookie`` goes into the jar and never to the browser. The cookie m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.parse
 from typing import Any
@@ -27,6 +29,12 @@ from rewriter.exceptions import RewriteError
 from rewriter.urls import Origin, UrlMapper
 
 SCRIPT_COOKIE = "__cbjs"
+# the jar's script-visible cookies of the origin, kept current in the browser for the runtime:
+# a cookie a fetch's answer sets (a CSRF token a script then reads) shows in document.cookie at
+# once, and a page the browser had cached shows the jar as it is now, not as it was
+VIEW_COOKIE = "__cbjv"
+MAX_VIEW_BYTES = 3800  # a browser keeps a cookie of at most 4096 bytes, name included
+HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv as the request came
 # flow metadata
 RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
 UPSTREAM_COOKIE = "cobrowse.upstream_cookie"  # the Cookie header the jar gives this request
@@ -151,6 +159,7 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
         return
     mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
     origin: Origin = flow.metadata["cobrowse.origin"]
+    flow.metadata[HELD_VIEW] = flow.request.cookies.get(VIEW_COOKIE)  # the Cookie header goes soon
     records = await _load(ctx, session.session_id)
     script_raw = flow.request.cookies.get(SCRIPT_COOKIE)
     if script_raw is not None:
@@ -212,6 +221,36 @@ async def on_set_cookies(
     flow.response.headers.pop("set-cookie", None)
     if flow.metadata.get(EXPIRE_SCRIPT_COOKIE):
         flow.response.headers.add("set-cookie", f"{SCRIPT_COOKIE}=; Max-Age=0; Path=/; SameSite=Lax")
+    if not flow.metadata.get(ANONYMOUS):
+        await _send_view(ctx, flow, session, origin, records)
+
+
+def view_value(view: list[tuple[str, str, str]]) -> str:
+    """The ``__cbjv`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
+    too large for a cookie, ``!`` and a digest of it (the runtime then asks the proxy)."""
+    text = json.dumps(view, separators=(",", ":"), ensure_ascii=False)
+    encoded = urllib.parse.quote(text, safe="")
+    if len(encoded) + len(VIEW_COOKIE) + 1 <= MAX_VIEW_BYTES:
+        return encoded
+    return "!" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+async def _send_view(
+    ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, origin: Origin,
+    records: dict[str, CookieRecord],
+) -> None:
+    """Set ``__cbjv`` when the jar's view for this origin is not what the browser holds. The view
+    is read from the store again then: another answer may have changed the jar meanwhile."""
+    held = flow.metadata.get(HELD_VIEW)
+    if held == view_value(jar_model.origin_script_view(records.values(), origin.serialize() + "/")):
+        return
+    fresh = await _load(ctx, session.session_id)
+    value = view_value(jar_model.origin_script_view(fresh.values(), origin.serialize() + "/"))
+    if value == held:
+        return
+    secure = "; Secure" if ctx.public.scheme == "https" else ""
+    assert flow.response is not None
+    flow.response.headers.add("set-cookie", f"{VIEW_COOKIE}={value}; Path=/; SameSite=Lax{secure}")
 
 
 def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str]]:

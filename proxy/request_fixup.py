@@ -15,7 +15,7 @@ from proxy.responses import is_worker_script
 from rewriter.headers import rewrite_request_headers
 from rewriter.urls import Origin, UrlMapper
 
-PROXY_COOKIE_PREFIXES = ("__cb_", "__cbjs")
+PROXY_COOKIE_PREFIXES = ("__cb_", "__cbjs", "__cbjv")
 
 
 def is_proxy_cookie(name: str) -> bool:

@@ -315,6 +315,21 @@ def matching(
     return chosen
 
 
+def origin_script_view(
+    records: Iterable[CookieRecord], origin_url: str, *, now: float | None = None
+) -> list[tuple[str, str, str]]:
+    """``(name, value, path)`` of every cookie scripts on ``origin_url``'s origin can read, on any
+    path, in ``document.cookie`` order: what the runtime filters by its document's path."""
+    now = time.time() if now is None else now
+    host, secure = _host(origin_url), _secure(origin_url)
+    chosen = [
+        r for r in records
+        if not r.expired(now) and not r.http_only and domain_match(host, r) and (secure or not r.secure)
+    ]
+    chosen.sort(key=lambda r: (-len(r.path), r.created))
+    return [(r.name, r.value, r.path) for r in chosen]
+
+
 def cookie_header(
     records: Iterable[CookieRecord],
     url: str,

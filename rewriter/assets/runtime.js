@@ -1575,7 +1575,51 @@
       if (!startsWith(path, cookiePath)) return false;
       return endsWith(cookiePath, '/') || path[cookiePath.length] === '/';
     }
+    // the proxy keeps the jar's script-visible cookies of this origin in the browser cookie
+    // __cbjv (proxy/cookie_sync.py): a cookie that a fetch's answer sets shows at once, and a page
+    // the browser had cached shows the jar as it is now. Writes still on their way to the jar
+    // (in __cbjs) stay on top of it.
+    var lastView = null;
+    function nativeCookie(name) {
+      var current = '; ' + apply(nativeGet, doc, []);
+      var at = strIndexOf(current, '; ' + name + '=');
+      if (at < 0) return null;
+      var start = at + name.length + 3;
+      var end = strIndexOf(current, ';', start);
+      return strSlice(current, start, end < 0 ? current.length : end);
+    }
+    function askView() { // too large for a cookie: the proxy says (a synchronous request, rare)
+      var xhr = new win.XMLHttpRequest();
+      xhr.open('POST', '/__cobrowse/cookies', false);
+      xhr.setRequestHeader('Content-Type', 'application/json');
+      xhr.send(JSONstringify({ url: upstreamURL(), cookies: [] }));
+      var got = JSONparse(xhr.responseText).cookies;
+      var list = [];
+      for (var i = 0; i < got.length; i++) push(list, [got[i].name, got[i].value, got[i].path]);
+      return list;
+    }
+    function refresh() {
+      var raw = nativeCookie('__cbjv');
+      if (raw === null || raw === lastView) return;
+      lastView = raw;
+      var list = raw[0] === '!' ? askView() : JSONparse(decodeURIComponent_(raw));
+      if (!isArray(list)) return;
+      var path = new NativeURL(upstreamURL()).pathname;
+      var next = [];
+      for (var i = 0; i < list.length; i++) {
+        var c = list[i];
+        if (isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'string' && typeof c[2] === 'string' &&
+            pathMatches(path, c[2])) push(next, { name: c[0], value: c[1], path: c[2] });
+      }
+      arrSplice(ctx.cookies, 0, ctx.cookies.length);
+      for (i = 0; i < next.length; i++) push(ctx.cookies, next[i]);
+      var pending = [];
+      try { pending = JSONparse(decodeURIComponent_(nativeCookie('__cbjs') || '%5B%5D')); } catch (e) { pending = []; }
+      if (isArray(pending)) for (i = 0; i < pending.length; i++) if (typeof pending[i] === 'string') write(pending[i], true);
+    }
+    function fresh() { try { refresh(); } catch (e) { /* keep what we have */ } }
     function view() {
+      fresh();
       var parts = [];
       for (var i = 0; i < ctx.cookies.length; i++) {
         var c = ctx.cookies[i];
@@ -1715,6 +1759,7 @@
         });
       }
       replaceMethod('get', function (args) {
+        fresh();
         var name = nameOf(args[0]);
         for (var i = 0; i < ctx.cookies.length; i++) {
           if (name === undefined || ctx.cookies[i].name === StringCtor(name)) return entry(ctx.cookies[i]);
@@ -1722,6 +1767,7 @@
         return null;
       });
       replaceMethod('getAll', function (args) {
+        fresh();
         var name = nameOf(args[0]);
         var out = [];
         for (var i = 0; i < ctx.cookies.length; i++) {

@@ -215,6 +215,17 @@ onconnect = async (event) => {{
             head=own_map if "own-map" in request.query_params else "",
         )
 
+    async def fetched_cookie(request: Request) -> Response:
+        # a cookie an API answer sets (a CSRF token, say), read by the page right after the fetch
+        return _page(
+            "Fetched cookie",
+            '<p id="before"></p><p id="after"></p><script>'
+            "document.getElementById('before').textContent = document.cookie || '(none)';"
+            "fetch('/set-cookie').then(() => {"
+            " document.getElementById('after').textContent = document.cookie || '(none)'; });"
+            "</script>",
+        )
+
     async def messages(request: Request) -> Response:
         # postMessage naming the upstream origin (to itself, from a same-origin frame) and a fetch
         # to its own origin without credentials
@@ -417,6 +428,7 @@ onconnect = async (event) => {{
         Route("/leak", leak),
         Route("/modules", modules),
         Route("/messages", messages),
+        Route("/fetched-cookie", fetched_cookie),
         Route("/message-child", message_child),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),

@@ -117,6 +117,21 @@ def test_messages_naming_the_upstream_origin_arrive_and_omitted_credentials_pass
         context.close()
 
 
+def test_a_cookie_a_fetch_sets_shows_in_document_cookie_at_once(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """The page's runtime got the jar's cookies with the page; a cookie the answer to a later
+    fetch sets (an API's CSRF token) shows without a reload, and an HttpOnly one does not."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, _ = _open(browser, harness, s, sites.shop.origin + "/fetched-cookie")
+    try:
+        assert _text(page, "before") == "(none)"
+        page.wait_for_function("document.getElementById('after').textContent !== ''", timeout=15000)
+        assert _text(page, "after") == "visible_c=v1"
+    finally:
+        context.close()
+
+
 def test_server_cookies_show_in_document_cookie_unless_httponly(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

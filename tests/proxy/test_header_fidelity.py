@@ -4,7 +4,9 @@ The upstream is the raw one: it records every request head as it arrived."""
 
 from __future__ import annotations
 
+import json
 import socket
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from cobrowse.settings import Settings
+from proxy import cookie_sync
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession
 from tests.proxy.raw_upstream import RecordingUpstream
 
@@ -33,7 +36,8 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
 
     def login(conn: socket.socket) -> None:
         _send(conn, "HTTP/1.1 200 OK\nContent-Type: text/plain\nSet-Cookie: sess=1; Path=/\n"
-                    "Set-Cookie: theme=dark; Path=/\nContent-Length: 2\n", b"ok")
+                    "Set-Cookie: theme=dark; Path=/app\nSet-Cookie: hidden=1; Path=/; HttpOnly\n"
+                    "Content-Length: 2\n", b"ok")
 
     def logout(conn: socket.socket) -> None:
         _send(conn, 'HTTP/1.1 200 OK\nContent-Type: text/plain\nClear-Site-Data: "cookies", "storage"\n'
@@ -104,13 +108,33 @@ def test_clear_site_data_cookies_empties_the_jar_and_the_rest_goes_on(
     _get(harness, s, upstream, "/login")
     _get(harness, s, upstream, "/ok")
     (cookie,) = [value for name, value in upstream.fields() if name == "cookie"]
-    assert sorted(cookie.split("; ")) == ["sess=1", "theme=dark"]
+    assert sorted(cookie.split("; ")) == ["hidden=1", "sess=1"]
     r = _get(harness, s, upstream, "/logout")
     # "storage" is the proxy origin's own; "cookies" in the browser would clear every session's
     # credential (they share the proxy's site)
     assert r.headers.get_list("clear-site-data") == ['"storage"']
     _get(harness, s, upstream, "/ok")
     assert [name for name, _ in upstream.fields()].count("cookie") == 0  # logged out
+
+
+def test_the_browser_holds_the_jars_script_view_for_the_runtime(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """``__cbjv``: the origin's script-visible cookies on every path (the runtime filters by its
+    document's), in document.cookie order; sent only when the browser's copy is not the jar's."""
+    harness, upstream, s = up
+    r = _get(harness, s, upstream, "/login")
+    sent = r.headers.get_list("set-cookie")
+    (value,) = [c.split(";")[0].split("=", 1)[1] for c in sent if c.startswith("__cbjv=")]
+    assert json.loads(urllib.parse.unquote(value)) == [["theme", "dark", "/app"], ["sess", "1", "/"]]
+    again = _get(harness, s, upstream, "/ok", headers={"cookie": f"__cbjv={value}"})
+    assert not [c for c in again.headers.get_list("set-cookie") if c.startswith("__cbjv=")]
+    assert all("__cbjv" not in v for _, v in upstream.fields())  # a proxy cookie: never upstream
+    cleared = _get(harness, s, upstream, "/logout", headers={"cookie": f"__cbjv={value}"})
+    assert "__cbjv=%5B%5D; Path=/; SameSite=Lax" in cleared.headers.get_list("set-cookie")
+    # too large for a cookie: a digest, and the runtime asks the proxy
+    big = [("c", "v" * 5000, "/")]
+    assert cookie_sync.view_value(big).startswith("!") and len(cookie_sync.view_value(big)) == 17
 
 
 @pytest.mark.parametrize(

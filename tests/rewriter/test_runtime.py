@@ -820,6 +820,29 @@ def test_document_cookie_keeps_the_browsers_order(session: BrowserSession, fake:
     ]  # what Chromium shows for the same writes on its own (checked 2026-11-30, Chromium 156)
 
 
+def test_document_cookie_follows_the_jar_the_proxy_sends_along(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The proxy keeps the jar's script view in the browser cookie ``__cbjv`` (a cookie a fetch's
+    answer set, a page shown from the cache): the runtime shows it, for its own path, with the
+    page's writes not yet in the jar (``__cbjs``) on top."""
+    fake.cookies = [{"name": "old", "value": "1", "path": "/"}]
+    page = load(session, fake, page_with("window.before = document.cookie;"), path="/dir/t.html")
+    assert page.evaluate("window.before") == "old=1"
+
+    def send_view(view: list[list[str]]) -> None:
+        value = urllib.parse.quote(json.dumps(view), safe="")
+        cookie = {"name": "__cbjv", "value": value, "url": fake.proxy_url(UPSTREAM + "/")}
+        session.context.add_cookies([cookie])
+
+    send_view([["deep", "3", "/dir"], ["new", "2", "/"], ["other", "4", "/elsewhere"]])
+    assert page.evaluate("document.cookie") == "deep=3; new=2"
+    page.evaluate("document.cookie = 'mine=5'")  # on its way to the jar, in __cbjs
+    send_view([["new", "6", "/"]])  # an answer to a request that left before the write
+    assert page.evaluate("document.cookie") == "mine=5; new=6"
+    assert page.evaluate("document.cookie.indexOf('__cb')") == -1
+
+
 # --------------------------------------------------------------------------------------------
 # a page that breaks things
 
