@@ -31,7 +31,9 @@ def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness,
     s, credential, host = harness.session_on(sites.shop.origin)
     r = harness.get(s, host, "/set-cookie", credential=credential)
     assert r.status_code == 200
-    assert "set-cookie" not in r.headers
+    # the browser gets only the proxy's own: the jar's script view for the runtime
+    assert [c.split("=", 1)[0] for c in r.headers.get_list("set-cookie")] == ["__cbjv"]
+    assert "server_c" not in r.headers["set-cookie"]  # HttpOnly: not even in the view
     sent = _cookies(_echo(harness, s, sites, credential).get("cookie", ""))
     assert sent == {"server_c": "s1", "visible_c": "v1"}  # and no __cb_* credential
 
