@@ -42,7 +42,7 @@ from proxy.routing import Route, label_of_host, mapper_for, route_of_host, upstr
 from proxy.session_gate import credential_cookie, credential_cookie_name
 from proxy.timeouts import BODY_TIMED_OUT, UpstreamTimer, take_timeout_mark
 from rewriter.exceptions import RewriteError
-from rewriter.headers import clear_site_data
+from rewriter.headers import clear_site_data, trustworthy
 
 logger = logging.getLogger(__name__)
 
@@ -393,7 +393,10 @@ class CookieJar:
             return
         set_cookies = tuple(flow.response.headers.get_all("set-cookie"))
         flow.response.headers.pop("set-cookie", None)
-        clear = any(clear_site_data(v)[1] for v in flow.response.headers.get_all("clear-site-data"))
+        origin = flow.metadata.get(ORIGIN)
+        clear = origin is not None and trustworthy(origin.serialize()) and any(
+            clear_site_data(v)[1] for v in flow.response.headers.get_all("clear-site-data")
+        )
         if SESSION in flow.metadata and ORIGIN in flow.metadata and "cobrowse.refused" not in flow.metadata:
             await cookie_sync.on_set_cookies(
                 self.ctx, flow, flow.metadata[SESSION], set_cookies, clear_site=clear

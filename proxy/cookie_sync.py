@@ -26,6 +26,7 @@ from proxy.responses import respond
 from rewriter import cookies as jar_model
 from rewriter.cookies import CookieChange, CookieRecord
 from rewriter.exceptions import RewriteError
+from rewriter.headers import site_of_host
 from rewriter.urls import Origin, UrlMapper
 
 SCRIPT_COOKIE = "__cbjs"
@@ -66,8 +67,9 @@ def _page_url(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> str:
 
 
 def _registrable(host: str) -> str:
-    parts = host.split(".")
-    return ".".join(parts[-2:]) if len(parts) >= 2 and not host.replace(".", "").isdigit() else host
+    """The site of a host, without a public suffix list: the last two labels, or three under a
+    country code's common second level (``shop.example.co.uk``); an address is its own site."""
+    return site_of_host(host)
 
 
 def _same_site(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> bool:
@@ -228,11 +230,13 @@ async def on_set_cookies(
 def view_value(view: list[tuple[str, str, str]]) -> str:
     """The ``__cbjv`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
     too large for a cookie, ``!`` and a digest of it (the runtime then asks the proxy)."""
-    text = json.dumps(view, separators=(",", ":"), ensure_ascii=False)
+    # ASCII: a value the upstream sent in Latin-1 holds lone surrogates (mitmproxy's
+    # surrogateescape), which have no UTF-8 to percent-encode
+    text = json.dumps(view, separators=(",", ":"))
     encoded = urllib.parse.quote(text, safe="")
     if len(encoded) + len(VIEW_COOKIE) + 1 <= MAX_VIEW_BYTES:
         return encoded
-    return "!" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return "!" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 async def _send_view(

@@ -20,6 +20,7 @@ from proxy.exceptions import BodyTooLarge, ContentDecodingError
 from proxy.responses import (
     MEDIA_DESTS,
     NOT_SCRIPTS,
+    SUBRESOURCE_DESTS,
     as_inert_document,
     destination,
     error_response,
@@ -137,13 +138,15 @@ def on_response_headers(
         if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
             as_inert_document(flow, "text/plain" + _charset_param(content_type))
         return
-    if response.status_code == 206 or _is_attachment(response.headers):
-        # a part of a document (a Range request) cannot be rewritten, and a download is the file
-        # as the site sends it (a rewritten copy would carry the runtime's config, the visitor's
-        # script-visible cookies among it): both go untouched, and a part never as a document
+    download = _is_attachment(response.headers) and destination(flow) not in SUBRESOURCE_DESTS
+    if response.status_code == 206 or download:
+        # a part of a document (a Range request) cannot be rewritten, and a download (an
+        # attachment where a browser saves it: a navigation, a frame) is the file as the site
+        # sends it; a rewritten copy would carry the runtime's config, the visitor's
+        # script-visible cookies among it. Both go untouched, and never as a document (an
+        # <object> or <embed> might show an attachment)
         response.stream = True
-        if response.status_code == 206:
-            as_inert_document(flow)
+        as_inert_document(flow)
         return
     # html, css, or no type at all (sniffed once the body is here)
     flow.metadata[KIND] = kind

@@ -158,6 +158,18 @@ _SITE_DATA_PASSED = ('"cache"', '"storage"', '"executionContexts"', '"clientHint
                      '"prerenderCache"')  # fmt: skip
 
 
+def trustworthy(url: str) -> bool:
+    """A potentially trustworthy origin (https, loopback, ``localhost``): browsers apply
+    ``Clear-Site-Data`` only from one."""
+    try:
+        origin = Origin.parse(url)
+    except RewriteError:
+        return False
+    host = origin.host
+    return (origin.scheme == "https" or host == "localhost" or host.endswith(".localhost")
+            or host == "::1" or (host.startswith("127.") and host.replace(".", "").isdigit()))
+
+
 def clear_site_data(value: str) -> tuple[str | None, bool]:
     """The Clear-Site-Data value the browser gets (None: none), and whether the jar is cleared."""
     types = [t.strip() for t in value.split(",") if t.strip()]
@@ -246,7 +258,7 @@ def rewrite_response_headers(
         elif rule is not None and rule.action is Action.TO_JAR:
             cookies.append(value)
         elif rule is not None and rule.action is Action.CLEAR_SITE_DATA:
-            passed, clears = clear_site_data(value)
+            passed, clears = clear_site_data(value) if trustworthy(url) else (None, False)
             clear_cookies = clear_cookies or clears
             if passed is None:
                 dropped.append(lower)
@@ -282,13 +294,29 @@ def _to_upstream_origin(value: str, mapper: UrlMapper) -> str:
         return "null"
 
 
-def _site(origin: Origin) -> tuple[str, str]:
-    """The schemeful site of an origin (scheme and the last two labels of a name; an address as it
-    is), as the session jar's SameSite decisions take it (``proxy.cookie_sync``)."""
-    host = origin.host
+# second-level labels under which a country code's names are registered (``example.co.uk``):
+# without a public suffix list, what http.cookiejar also takes for one
+_CC_SECOND_LEVELS = frozenset(
+    {"co", "ac", "com", "edu", "org", "net", "gov", "mil", "int", "ne", "or", "go", "gv"}
+)
+
+
+def site_of_host(host: str) -> str:
+    """The registrable part of a host, without a public suffix list: the last two labels, or
+    three under a country code's common second level (``shop.example.co.uk``: ``example.co.uk``);
+    an address is its own site."""
     if ":" in host or host.replace(".", "").isdigit():
-        return origin.scheme, host
-    return origin.scheme, ".".join(host.split(".")[-2:])
+        return host
+    labels = host.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _CC_SECOND_LEVELS:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def _site(origin: Origin) -> tuple[str, str]:
+    """The schemeful site of an origin, as the session jar's SameSite decisions take it
+    (``proxy.cookie_sync``)."""
+    return origin.scheme, site_of_host(origin.host)
 
 
 def upstream_fetch_site(value: str, initiator: Origin | None, target: Origin) -> str:

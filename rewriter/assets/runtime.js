@@ -1588,12 +1588,18 @@
       var end = strIndexOf(current, ';', start);
       return strSlice(current, start, end < 0 ? current.length : end);
     }
+    // the browser's own XMLHttpRequest, as it was before any script of the page could wrap it
+    var XHR = win.XMLHttpRequest;
+    var xhrOpen = weakMapGet(nativeOf, XHR.prototype.open) || XHR.prototype.open;
+    var xhrHeader = XHR.prototype.setRequestHeader;
+    var xhrSend = XHR.prototype.send;
+    var xhrText = getter(XHR.prototype, 'responseText');
     function askView() { // too large for a cookie: the proxy says (a synchronous request, rare)
-      var xhr = new win.XMLHttpRequest();
-      xhr.open('POST', '/__cobrowse/cookies', false);
-      xhr.setRequestHeader('Content-Type', 'application/json');
-      xhr.send(JSONstringify({ url: upstreamURL(), cookies: [] }));
-      var got = JSONparse(xhr.responseText).cookies;
+      var xhr = new XHR();
+      apply(xhrOpen, xhr, ['POST', '/__cobrowse/cookies', false]);
+      apply(xhrHeader, xhr, ['Content-Type', 'application/json']);
+      apply(xhrSend, xhr, [JSONstringify({ url: upstreamURL(), cookies: [] })]);
+      var got = JSONparse(xhrText(xhr)).cookies;
       var list = [];
       for (var i = 0; i < got.length; i++) push(list, [got[i].name, got[i].value, got[i].path]);
       return list;
@@ -1846,7 +1852,9 @@
     // a frame whose parent is a proxied page has no console to talk to (where the browser says)
     var ancestors = null;
     try { ancestors = win.location.ancestorOrigins; } catch (e) { ancestors = null; }
-    var framed = parent && parent !== win && !(ancestors && ancestors.length && ancestors[0] !== consoleOrigin);
+    // ("null" when the frame's referrer policy hides it: unknown, so the console may be there)
+    var framed = parent && parent !== win &&
+      !(ancestors && ancestors.length && ancestors[0] !== consoleOrigin && ancestors[0] !== 'null');
     var addEventListener = uncurry(win.EventTarget.prototype.addEventListener);
     var messageOrigin = getOwnPropertyDescriptor(win.MessageEvent.prototype, 'origin');
     var nativeOriginGet = weakMapGet(nativeOf, messageOrigin.get) || messageOrigin.get;

@@ -59,8 +59,18 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
                     f'Content-Disposition: attachment; filename="page.html"\n'
                     f"Content-Length: {len(html)}\n", html)
 
+    def latin(conn: socket.socket) -> None:  # a cookie value in Latin-1, as some servers send
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: lang=caf\xe9; Path=/\r\n"
+                     b"Content-Length: 2\r\n\r\nok")
+
+    def sheet(conn: socket.socket) -> None:  # a stylesheet served as an attachment (S3 and others)
+        css = f"p {{ background: url({upstream.origin}/bg.png) }}".encode()
+        _send(conn, f"HTTP/1.1 200 OK\nContent-Type: text/css\nContent-Disposition: attachment\n"
+                    f"Content-Length: {len(css)}\n", css)
+
     upstream.scripts.update({"/ok": ok, "/login": login, "/logout": logout, "/odd-coding": odd_coding,
-                             "/partial": partial, "/head": head, "/download": download})
+                             "/partial": partial, "/head": head, "/download": download, "/latin": latin,
+                             "/sheet": sheet})
     settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
                         dev_allow_origins=(upstream.origin,), upstream_timeout_s=5.0)
     harness = Harness(settings, redis_url, namespace)
@@ -198,3 +208,17 @@ def test_a_download_is_the_file_the_site_sends(up: tuple[Harness, RecordingUpstr
     link = PAGE_LINK.format(origin=upstream.origin).encode()
     assert r.content == b"<html><body>" + link + b"<p>hello</p></body></html>"
     assert "theme" not in r.text
+    assert r.headers["content-type"] == "application/octet-stream"  # never shown (an <object>)
+    # a subresource is never downloaded: a stylesheet sent as an attachment is still applied
+    sheet = _get(harness, s, upstream, "/sheet", headers={"sec-fetch-dest": "style"})
+    assert f"{upstream.origin}/bg.png" not in sheet.text and "cobrowse.localhost" in sheet.text
+
+
+def test_a_cookie_value_in_latin_1_breaks_nothing(up: tuple[Harness, RecordingUpstream, OpenSession]) -> None:
+    harness, upstream, s = up
+    r = _get(harness, s, upstream, "/latin")
+    assert r.status_code == 200
+    assert "__cbjv=%5B%5B%22lang%22%2C%22caf%5Cudce9%22%2C%22%2F%22%5D%5D" in r.headers["set-cookie"]
+    assert _get(harness, s, upstream, "/ok").status_code == 200
+    assert ("cookie", "lang=caf\udce9") in [(n, v.encode("latin-1").decode("utf-8", "surrogateescape"))
+                                             for n, v in upstream.fields()]

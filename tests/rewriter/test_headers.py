@@ -13,6 +13,7 @@ from rewriter.headers import (
     confinement_policy,
     rewrite_request_headers,
     rewrite_response_headers,
+    site_of_host,
 )
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
@@ -263,3 +264,30 @@ def test_a_link_header_imagesrcset_is_mapped(mapper: UrlMapper) -> None:
         f'<{proxy("s-cdn-example", "/b.png")}>; rel=preload; '
         f'imagesrcset="{proxy("s-shop-example", "/b.png")}"'
     )
+
+
+def test_clear_site_data_only_from_a_trustworthy_origin(mapper: UrlMapper) -> None:
+    """Browsers ignore it from plain http (but loopback): so does the proxy."""
+    value = '"cookies", "storage"'
+    plain = rewrite_response_headers([("Clear-Site-Data", value)], url="http://shop.example/x", mapper=mapper)
+    assert plain.clear_cookies is False and plain.headers == ()
+    loopback = rewrite_response_headers(
+        [("Clear-Site-Data", value)], url="http://127.0.0.1:8002/", mapper=mapper
+    )
+    assert loopback.clear_cookies is True
+
+
+@pytest.mark.parametrize(
+    ("host", "site"),
+    [
+        ("shop.example", "shop.example"),
+        ("www.shop.example", "shop.example"),
+        ("www.shop.example.co.uk", "example.co.uk"),  # not every .co.uk a single site
+        ("a.b.example.com.au", "example.com.au"),
+        ("shop.de", "shop.de"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+    ],
+)
+def test_the_site_of_a_host(host: str, site: str) -> None:
+    assert site_of_host(host) == site
