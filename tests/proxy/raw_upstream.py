@@ -13,13 +13,14 @@ Script = Callable[[socket.socket], bool | None]
 
 
 class RawUpstream:
-    def __init__(self, scripts: dict[str, Script]) -> None:
+    def __init__(self, scripts: dict[str, Script], address: str = "127.0.0.1", port: int = 0) -> None:
         self.scripts = scripts
         self.connections = 0
         self.stop = threading.Event()  # handlers that stall wait on it
         self.rest_sent = threading.Event()  # a stalling handler sent the rest of its body
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
         self.sock.listen(16)
         self.port = int(self.sock.getsockname()[1])
         self.origin = f"http://127.0.0.1:{self.port}"

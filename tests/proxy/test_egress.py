@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import tflow
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
-from starlette.routing import Route
 
 from proxy import addons
 from proxy.egress import EgressPolicy, forbidden_reason
@@ -25,8 +22,8 @@ from tests.conftest import free_port
 from tests.proxy import fake_dns as dns
 from tests.proxy.conftest import DOMAIN, Harness, Sites, make_settings
 from tests.proxy.fake_dns import FakeDns
-from tests.proxy.sites import SiteServer
-from tests.proxy.test_tls import _write_pki
+from tests.proxy.raw_upstream import RawUpstream
+from tests.proxy.test_tls import serve_tls
 
 
 @pytest.fixture
@@ -34,31 +31,11 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
     return dns.install(monkeypatch)
 
 
-class Listener:
-    """Counts the connections made to ``address``:``port`` and answers each with one page."""
-
-    def __init__(self, address: str, port: int) -> None:
-        self.accepted = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(8)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            with conn:
-                body = b"<h1>rebound</h1>"
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: "
-                             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
-
-    def close(self) -> None:
-        self.sock.close()
+def _rebound(conn: socket.socket) -> bool:
+    body = b"<h1>rebound</h1>"
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: "
+                 + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+    return True
 
 
 def _allow_dev(harness: Harness, *origins: str) -> None:
@@ -174,14 +151,14 @@ def test_the_upstream_connection_goes_to_the_checked_address(
     # another server listens on the same port; the proxy must connect where it checked
     origin = f"http://rebind.test:{sites.shop.port}"
     fake_dns.answers["rebind.test"] = [["127.0.0.1"], ["127.0.0.2"]]
-    rebound = Listener("127.0.0.2", sites.shop.port)
+    rebound = RawUpstream({"/about": _rebound}, "127.0.0.2", sites.shop.port)
     try:
         _allow_dev(harness, origin)
         s, credential, host = harness.session_on(origin)
         r = harness.get(s, host, "/about", credential=credential)
         assert r.status_code == 200 and "rebound" not in r.text
         assert sites.shop.hits["/about"] == 1
-        assert rebound.accepted == 0
+        assert rebound.connections == 0
         assert fake_dns.lookups == ["rebind.test"]  # resolved once, by the egress check
     finally:
         rebound.close()
@@ -191,22 +168,14 @@ def test_the_upstream_connection_goes_to_the_checked_address(
 def tls_server(tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
     """An HTTPS site (its certificate is not for the names used: tests skip verification); its
     port and the Host of every request it answered."""
-    _ca, cert, key = _write_pki(tmp_path)
     hosts: list[str] = []
 
     async def home(request: Request) -> HTMLResponse:
         hosts.append(request.headers["host"])
         return HTMLResponse(f"<h1>secure {request.headers['host']}</h1>")
 
-    server = SiteServer(Starlette(routes=[Route("/", home)]))
-    server.server.config.ssl_certfile = str(cert)
-    server.server.config.ssl_keyfile = str(key)
-    server.server.config.load()
-    server.start()
-    try:
-        yield server.port, hosts
-    finally:
-        server.stop()
+    with serve_tls(tmp_path, home) as (port, _ca):
+        yield port, hosts
 
 
 def test_a_second_name_on_a_pinned_tls_connection_is_misdirected(

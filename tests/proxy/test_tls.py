@@ -4,7 +4,8 @@ server name of the origin although the connection is pinned to the checked addre
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,22 +55,31 @@ def _write_pki(directory: Path) -> tuple[Path, Path, Path]:
     return ca_path, cert_path, key_path
 
 
-@pytest.fixture
-def tls_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def serve_tls(
+    tmp_path: Path, home: Callable[[Request], Awaitable[HTMLResponse]]
+) -> Iterator[tuple[int, Path]]:
+    """An HTTPS site answering ``/`` with ``home``, under a certificate for ``localhost`` signed
+    by a fresh CA: its port and the CA's file."""
     ca, cert, key = _write_pki(tmp_path)
-
-    async def home(request: Request) -> HTMLResponse:
-        return HTMLResponse(f"<!doctype html><h1 id='title'>secure {request.headers['host']}</h1>")
-
     server = SiteServer(Starlette(routes=[Route("/", home)]))
     server.server.config.ssl_certfile = str(cert)
     server.server.config.ssl_keyfile = str(key)
     server.server.config.load()
     server.start()
     try:
-        yield f"https://localhost:{server.port}", ca
+        yield server.port, ca
     finally:
         server.stop()
+
+
+@pytest.fixture
+def tls_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse(f"<!doctype html><h1 id='title'>secure {request.headers['host']}</h1>")
+
+    with serve_tls(tmp_path, home) as (port, ca):
+        yield f"https://localhost:{port}", ca
 
 
 def _fetch(harness: Harness, origin: str) -> tuple[int, str]:
