@@ -555,7 +555,8 @@
   var installed = new WeakSetCtor();
 
   function disguise(wrapper, native) {
-    try { weakMapSet(nativeOf, wrapper, native); } catch (e) { /* ignore */ }
+    // a wrapper of a wrapper still answers for the browser's own function
+    try { weakMapSet(nativeOf, wrapper, weakMapGet(nativeOf, native) || native); } catch (e) { /* ignore */ }
     try { defineProperty(wrapper, 'name', { value: native.name, configurable: true }); } catch (e) { /* ignore */ }
     try { defineProperty(wrapper, 'length', { value: native.length, configurable: true }); } catch (e) { /* ignore */ }
     return wrapper;
@@ -1469,6 +1470,53 @@
     for (var ins = 0; ins < insertions.length; ins++) (function (entry) {
       guard(function () { wrapInsertion(entry[0], entry[1], entry[2], entry[3]); });
     })(insertions[ins]);
+
+    // markup a script sets makes its frames inside the browser, past the insertion wrappers: the
+    // frames without a source it made get the runtime right after (window[i] comes next)
+    function adoptFramesUnder(node) {
+      try {
+        if (!node || !isConnected(node)) return;
+        var frames = nodeType(node) === 9 ? nativeQSA(node, 'iframe, frame') :
+          nodeType(node) === 11 ? fragmentQSA(node, 'iframe, frame') : elementQSA(node, 'iframe, frame');
+        for (var i = 0; i < frames.length; i++) adoptBlankFrame(frames[i]);
+      } catch (e) { /* keep */ }
+    }
+    function thenAdopt(proto, name, where) {
+      wrapMethod(proto, name, function (native) {
+        return function () {
+          var target = null;
+          try { target = where(this); } catch (e) { target = null; }
+          var result = apply(native, this, arguments);
+          adoptFramesUnder(target);
+          return result;
+        };
+      });
+    }
+    function setterThenAdopt(proto, prop, where) {
+      proto = owner(proto, prop);
+      var desc = proto && getOwnPropertyDescriptor(proto, prop);
+      if (!desc || !desc.set) return;
+      var set = desc.set;
+      var setter = function (value) {
+        var target = null;
+        try { target = where(this); } catch (e) { target = null; }
+        var result = apply(set, this, [value]);
+        adoptFramesUnder(target);
+        return result;
+      };
+      disguise(setter, set);
+      defineProperty(proto, prop, { get: desc.get, set: setter, enumerable: desc.enumerable, configurable: desc.configurable });
+    }
+    var self = function (node) { return node; };
+    var parentOf = function (node) { return parentNodeOf(node); };
+    guard(function () { setterThenAdopt(ElementProto, 'innerHTML', self); });
+    guard(function () { setterThenAdopt(ElementProto, 'outerHTML', parentOf); });
+    guard(function () { setterThenAdopt(win.ShadowRoot.prototype, 'innerHTML', self); });
+    guard(function () { thenAdopt(ElementProto, 'insertAdjacentHTML', parentOf); });
+    guard(function () { thenAdopt(ElementProto, 'setHTMLUnsafe', self); });
+    guard(function () { thenAdopt(win.ShadowRoot.prototype, 'setHTMLUnsafe', self); });
+    guard(function () { thenAdopt(win.Document.prototype, 'write', self); });
+    guard(function () { thenAdopt(win.Document.prototype, 'writeln', self); });
 
     // shadow roots: their markup mapped like the document's, and the fallback below watches them too
     guard(function () { mapArgument(win.ShadowRoot.prototype, 'setHTMLUnsafe', 0, function (v) { return rewriteMarkup(v); }); });

@@ -309,16 +309,24 @@ def test_a_blank_frame_reached_through_window_index_gets_the_runtime(
     assert_contained(session, fake)
 
 
-def test_a_blank_frame_made_from_markup_gets_the_runtime(session: BrowserSession, fake: FakeProxy) -> None:
+@pytest.mark.parametrize(
+    "make",
+    [
+        "document.body.insertAdjacentHTML('beforeend', '<iframe></iframe>')",
+        "var d = document.createElement('div'); document.body.appendChild(d);"
+        "d.innerHTML = '<p><iframe></iframe></p>'",
+        "document.write('<iframe></iframe>')",
+    ],
+)
+def test_a_blank_frame_made_from_markup_gets_the_runtime(
+    session: BrowserSession, fake: FakeProxy, make: str
+) -> None:
+    """Markup makes its frames inside the browser, past the insertion wrappers: they get the
+    runtime before the script's next statement reaches them through window[i]."""
     load(
         session,
         fake,
-        page_with(
-            "document.body.insertAdjacentHTML('beforeend', '<iframe></iframe>');"
-            "setTimeout(function () { window[window.length - 1].fetch('http://upstream.example/n/markup-frame');"
-            " window.done = true; }, 0);",
-            finish=False,
-        ),
+        page_with(f"{make}; window[window.length - 1].fetch('http://upstream.example/n/markup-frame');"),
     )
     fake.wait_for_path("/n/markup-frame")
     assert_contained(session, fake)
@@ -891,6 +899,10 @@ def test_native_errors_stay_native(session: BrowserSession, fake: FakeProxy) -> 
     page.wait_for_function("window.errs.length === 3")
     assert page.evaluate("window.errs") == ["SyntaxError", "SecurityError", "async TypeError"]
     assert page.evaluate("fetch.toString()") == "function fetch() { [native code] }"
+    # wrapped twice (its markup mapped, then its frames given the runtime): still the browser's
+    assert page.evaluate("Element.prototype.insertAdjacentHTML.toString()") == (
+        "function insertAdjacentHTML() { [native code] }"
+    )
 
 
 def test_post_message_to_this_window_names_the_upstream_origin(
