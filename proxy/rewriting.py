@@ -113,7 +113,11 @@ def on_response_headers(
     if not _has_body(flow):
         response.stream = True
         declared = extract_content_type(response.headers.get_all("content-type"))
-        if flow.request.method == "HEAD" and kind_of(declared) != "passthrough":
+        rewritable = (
+            kind_of(declared) != "passthrough" or mime_type(declared) in UNKNOWN_TYPES
+            or destination(flow) == "style" or is_worker_script(flow)
+        )
+        if flow.request.method == "HEAD" and rewritable:
             # what a GET would get is rewritten: another length, and decoded
             for name in ("content-length", "content-encoding"):
                 response.headers.pop(name, None)

@@ -54,6 +54,12 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
     def head(conn: socket.socket) -> None:  # what a HEAD of a compressed page says
         _send(conn, "HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Encoding: gzip\nContent-Length: 129\n")
 
+    def head_plain(conn: socket.socket) -> None:
+        _send(conn, "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 77\n")
+
+    def head_untyped(conn: socket.socket) -> None:
+        _send(conn, "HTTP/1.1 200 OK\nContent-Length: 77\n")
+
     def download(conn: socket.socket) -> None:
         _send(conn, f"HTTP/1.1 200 OK\nContent-Type: text/html\n"
                     f'Content-Disposition: attachment; filename="page.html"\n'
@@ -70,7 +76,7 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
 
     upstream.scripts.update({"/ok": ok, "/login": login, "/logout": logout, "/odd-coding": odd_coding,
                              "/partial": partial, "/head": head, "/download": download, "/latin": latin,
-                             "/sheet": sheet})
+                             "/sheet": sheet, "/head-plain": head_plain, "/head-untyped": head_untyped})
     settings = Settings(host="127.0.0.1", proxy_port=0, proxy_domain=DOMAIN,
                         dev_allow_origins=(upstream.origin,), upstream_timeout_s=5.0)
     harness = Harness(settings, redis_url, namespace)
@@ -196,6 +202,13 @@ def test_a_head_of_a_rewritten_type_names_no_length_or_coding(
     r = _get(harness, s, upstream, "/head", method="HEAD")
     assert r.status_code == 200
     assert "content-encoding" not in r.headers and r.headers.get("content-length") != "129"
+    # what a GET rewrites whatever its type: a stylesheet, a worker's script, an untyped body
+    rewritten = (("/head-plain", "style"), ("/head-plain", "worker"), ("/head-untyped", "document"))
+    for path, dest in rewritten:
+        r = _get(harness, s, upstream, path, method="HEAD", headers={"sec-fetch-dest": dest})
+        assert r.headers.get("content-length") != "77", (path, dest)
+    plain = _get(harness, s, upstream, "/head-plain", method="HEAD", headers={"sec-fetch-dest": "empty"})
+    assert plain.headers["content-length"] == "77"  # passes as it is: its length holds
 
 
 def test_a_download_is_the_file_the_site_sends(up: tuple[Harness, RecordingUpstream, OpenSession]) -> None:
