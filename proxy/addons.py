@@ -168,18 +168,29 @@ def _uncredentialed_in_session(flow: http.HTTPFlow, route: Route, proxy_domain: 
       of the same session: the browser sends those without cookies unless the page asks for
       credentials.
     - A request a page makes to its own origin with ``credentials: "omit"``: ``Sec-Fetch-Site:
-      same-origin``, which no page of another origin can make its browser send."""
+      same-origin``, which no page of another origin can make its browser send.
+    - A ``no-cors`` request without credentials from another proxy origin of the session
+      (``fetch(cdn, {mode: "no-cors"})``, an analytics ping): no ``Origin``, but its ``Referer``
+      is that page, which no page elsewhere can make its browser send (a page that sends none
+      cannot be told apart, and stays refused)."""
     headers = flow.request.headers
     if _reserved(flow.request.path):
         return False
     mode = headers.get("sec-fetch-mode", "").strip().lower()
-    if headers.get("sec-fetch-site", "").strip().lower() == "same-origin" and mode in _SUBRESOURCE_MODES:
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if site == "same-origin" and mode in _SUBRESOURCE_MODES:
         return True
-    if mode != "cors":
+    if mode == "cors":
+        origin = headers.get("origin", "")
+        scheme, sep, rest = origin.partition("://")
+        if not sep or "/" in rest:
+            return False
+    elif mode == "no-cors" and site == "same-site":
+        scheme, sep, rest = headers.get("referer", "").partition("://")
+        rest = rest.split("/", 1)[0]
+    else:
         return False
-    origin = headers.get("origin", "")
-    scheme, sep, rest = origin.partition("://")
-    if not sep or scheme.lower() not in ("http", "https") or "/" in rest:
+    if not sep or scheme.lower() not in ("http", "https"):
         return False
     try:
         return route_of_host(rest, proxy_domain).sid == route.sid

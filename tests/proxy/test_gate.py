@@ -273,7 +273,7 @@ def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites
 
 
 def _cors(harness: Harness, host: str, path: str, origin: str, source: str = "127.0.0.1",
-          mode: str = "cors", forwarded: str = "", site: str = "") -> httpx.Response:
+          mode: str = "cors", forwarded: str = "", site: str = "", referer: str = "") -> httpx.Response:
     """What a page's fetch sends by default to another origin: no cookie at all."""
     transport = httpx.HTTPTransport(local_address=source)
     with httpx.Client(base_url=f"http://127.0.0.1:{harness.port}", transport=transport, timeout=20) as c:
@@ -282,6 +282,8 @@ def _cors(harness: Harness, host: str, path: str, origin: str, source: str = "12
             headers["sec-fetch-site"] = site
         if origin:
             headers["origin"] = origin
+        if referer:
+            headers["referer"] = referer
         if forwarded:
             headers["x-forwarded-for"] = forwarded
         return c.get(path, headers=headers)
@@ -359,6 +361,35 @@ def test_a_same_origin_request_without_credentials_passes_from_the_agents_addres
         _cors(harness, shop, "/echo-headers", "", mode="cors", site="same-origin", source="127.0.0.2"),
     ]
     assert [r.status_code for r in refused] == [403] * 6
+    assert sites.shop.total == hits
+
+
+def test_a_no_cors_request_of_the_session_without_credentials_passes_by_its_referer(
+    harness: Harness, sites: Sites
+) -> None:
+    """``fetch(shop, {mode: "no-cors"})`` from a page of the session on another origin: no cookie,
+    no ``Origin``, but the page as ``Referer``, which no page elsewhere can make its browser send.
+    From the agent's address it passes anonymously; without a Referer, with another session's or
+    another site's, as a navigation, or from another address, it does not."""
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    other = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    shop = harness.host(s, sites.shop.origin)
+    assert harness.get(s, shop, "/about", credential=harness.credential(s)).status_code == 200  # the agent
+    page = f"http://{harness.host(s, sites.cdn.origin)}/frame"
+
+    def ping(referer: str, site: str = "same-site", mode: str = "no-cors", source: str = "127.0.0.1") -> int:
+        r = _cors(harness, shop, "/echo-headers", "", mode=mode, site=site, referer=referer, source=source)
+        assert r.status_code != 200 or "cookie" not in r.json()  # anonymous: no jar cookie
+        return r.status_code
+
+    assert ping(page) == 200
+    hits = sites.shop.total
+    assert ping("") == 403
+    assert ping(f"http://{harness.host(other, sites.cdn.origin)}/frame") == 403
+    assert ping(page, site="cross-site") == 403
+    assert ping("https://evil.example/") == 403
+    assert ping(page, mode="navigate") == 403
+    assert ping(page, source="127.0.0.2") == 403
     assert sites.shop.total == hits
 
 
