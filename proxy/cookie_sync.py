@@ -26,7 +26,7 @@ from proxy.responses import respond
 from rewriter import cookies as jar_model
 from rewriter.cookies import CookieChange, CookieRecord
 from rewriter.exceptions import RewriteError
-from rewriter.headers import site_of_host
+from rewriter.headers import schemeful_site, site_of_host
 from rewriter.urls import Origin, UrlMapper
 
 SCRIPT_COOKIE = "__cbjs"
@@ -66,12 +66,6 @@ def _page_url(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> str:
     return _upstream_url(flow, origin)
 
 
-def _registrable(host: str) -> str:
-    """The site of a host, without a public suffix list: the last two labels, or three under a
-    country code's common second level (``shop.example.co.uk``); an address is its own site."""
-    return site_of_host(host)
-
-
 def _same_site(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> bool:
     """Whether the request is same-site in upstream terms (for SameSite cookies)."""
     site = (flow.request.headers.get("sec-fetch-site") or "").lower()
@@ -84,9 +78,7 @@ def _same_site(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin) -> bool:
         initiator_origin = mapper.upstream_origin(initiator)
     except RewriteError:
         return False
-    return initiator_origin.scheme == origin.scheme and _registrable(initiator_origin.host) == _registrable(
-        origin.host
-    )
+    return schemeful_site(initiator_origin) == schemeful_site(origin)
 
 
 def _apply(records: dict[str, CookieRecord], change: CookieChange) -> None:
@@ -191,7 +183,7 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
 
 def _site_keys(records: dict[str, CookieRecord], host: str) -> tuple[str, ...]:
     """The jar's cookies of ``host``'s site (what ``Clear-Site-Data: "cookies"`` clears)."""
-    site = _registrable(host)
+    site = site_of_host(host)
     return tuple(key for key, r in records.items() if r.domain == site or r.domain.endswith("." + site))
 
 

@@ -313,7 +313,7 @@ def site_of_host(host: str) -> str:
     return ".".join(labels[-2:])
 
 
-def _site(origin: Origin) -> tuple[str, str]:
+def schemeful_site(origin: Origin) -> tuple[str, str]:
     """The schemeful site of an origin, as the session jar's SameSite decisions take it
     (``proxy.cookie_sync``)."""
     return origin.scheme, site_of_host(origin.host)
@@ -331,7 +331,7 @@ def upstream_fetch_site(value: str, initiator: Origin | None, target: Origin) ->
         return "cross-site"
     if initiator == target:
         return "same-origin"
-    return "same-site" if _site(initiator) == _site(target) else "cross-site"
+    return "same-site" if schemeful_site(initiator) == schemeful_site(target) else "cross-site"
 
 
 def _initiator(headers: list[tuple[str, str]], mapper: UrlMapper) -> Origin | None:
