@@ -34,7 +34,7 @@ with warnings.catch_warnings():
 
 from cobrowse.settings import Settings
 from control_api.store import Store
-from proxy import buffering
+from proxy import buffering, websocket_close
 from proxy.addons import make_addons
 from proxy.context import ProxyContext
 from proxy.error_pages import STATUS_PAGES, render, wants_json
@@ -253,6 +253,7 @@ class ProxyServer:
         check_mitmproxy_version()
         install_error_pages()
         install_head_limits()
+        websocket_close.install()
         if self.settings.insecure_upstream:
             logger.warning("upstream TLS certificates are NOT verified (--insecure-upstream): dev only")
         self._confdir = Path(tempfile.mkdtemp(prefix="cobrowse-mitmproxy-"))

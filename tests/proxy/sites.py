@@ -407,6 +407,9 @@ onconnect = async (event) => {{
         try:
             while True:
                 message = await websocket.receive_text()
+                if message == "close, please":  # the server ends it
+                    await websocket.close(4001, "server bye")
+                    return
                 await websocket.send_text(message)
         except Exception:  # noqa: BLE001 - the client went away
             return

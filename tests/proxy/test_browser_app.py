@@ -209,3 +209,22 @@ def test_video_range_and_download_go_through_the_proxy(
         assert escaped(seen, s.sid, DOMAIN, harness.port) == []
     finally:
         context.close()
+
+
+def test_websockets_the_server_closes_end_cleanly(browser: Any, harness: Harness, sites: Sites) -> None:
+    """``wasClean`` as on the real site when the upstream ends a WebSocket (closed at once after
+    relaying the close frame, most such closes read as unclean in Chromium)."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, _ = _open(browser, harness, s, sites.shop.origin + "/about")
+    try:
+        ends = page.evaluate("""async () => { const out = [];
+          for (let i = 0; i < 8; i++) {
+            out.push(await new Promise((ok) => {
+              const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws');
+              ws.onopen = () => ws.send('close, please');
+              ws.onclose = (e) => ok(e.code + ' ' + e.wasClean + ' ' + e.reason); }));
+          }
+          return out; }""")
+        assert ends == ["4001 true server bye"] * 8
+    finally:
+        context.close()

@@ -95,3 +95,40 @@ def test_a_closing_handshake_ends_cleanly(harness: Harness, sites: Sites) -> Non
         sock.sendall(_frame(0x8, struct.pack("!H", 1000) + b"bye"))
         after = read_until_closed(sock)
     assert after == b"\x88\x05" + struct.pack("!H", 1000) + b"bye"  # the upstream's close, and the end
+
+
+def test_a_close_from_the_server_waits_for_the_browsers_answer(harness: Harness, sites: Sites) -> None:
+    """The upstream ends the WebSocket: the browser gets its close frame and the connection stays
+    open until the browser has answered with its own, then ends (closed at once, the browser's
+    answer met a closed connection and pages saw wasClean false)."""
+    s = harness.open_session((sites.shop.origin,))
+    host = harness.host(s, sites.shop.origin)
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (
+        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n"
+    )
+    close = b"\x88\x0c" + struct.pack("!H", 4001) + b"server bye"
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(handshake.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        rest = head.partition(b"\r\n\r\n")[2]
+        sock.sendall(_frame(0x1, b"close, please"))
+        while len(rest) < len(close):
+            chunk = sock.recv(4096)
+            assert chunk, rest
+            rest += chunk
+        assert rest == close
+        # the proxy waits for our answer: nothing more comes, and the connection is still open
+        # (a deliberate wait: there is no event for "did not close")
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        sock.settimeout(10)
+        sock.sendall(_frame(0x8, struct.pack("!H", 4001)))  # the browser's answer
+        assert read_until_closed(sock) == b""  # and then it ends
