@@ -38,14 +38,18 @@ class RawUpstream:
     def _serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as reader:
             while not self.stop.is_set():
-                line = reader.readline()
-                if not line:
+                head = reader.readline()
+                if not head:
                     return
-                path = line.split()[1].decode().split("?", 1)[0]
-                while reader.readline() not in (b"\r\n", b""):
-                    pass  # the request's headers (bodiless requests only)
+                path = head.split()[1].decode().split("?", 1)[0]
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    head += line  # the request's headers (bodiless requests only)
+                self.received(head)
                 if self.scripts[path](conn):
                     return
+
+    def received(self, head: bytes) -> None:
+        """A request head has arrived (whole, as it came)."""
 
     def close(self) -> None:
         self.stop.set()
@@ -59,18 +63,8 @@ class RecordingUpstream(RawUpstream):
         self.heads: list[bytes] = []
         super().__init__(scripts)
 
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as reader:
-            while not self.stop.is_set():
-                head = reader.readline()
-                if not head:
-                    return
-                path = head.split()[1].decode().split("?", 1)[0]
-                while (line := reader.readline()) not in (b"\r\n", b""):
-                    head += line  # (bodiless requests only)
-                self.heads.append(head)
-                if self.scripts[path](conn):
-                    return
+    def received(self, head: bytes) -> None:
+        self.heads.append(head)
 
     def fields(self, index: int = -1) -> list[tuple[str, str]]:
         """The header fields of a request received, names lowercased."""

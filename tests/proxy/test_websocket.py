@@ -68,26 +68,33 @@ def _frame(opcode: int, payload: bytes) -> bytes:
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
 
 
+def _open_raw(harness: Harness, sites: Sites) -> tuple[socket.socket, bytes]:
+    """A WebSocket of a new session opened on a raw socket: the socket, and any bytes that came
+    after the 101 answer."""
+    s = harness.open_session((sites.shop.origin,))
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (
+        f"GET /ws HTTP/1.1\r\nHost: {harness.host(s, sites.shop.origin)}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", harness.port), timeout=10)
+    sock.sendall(handshake.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    head, _, rest = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock, rest
+
+
 def test_a_closing_handshake_ends_cleanly(harness: Harness, sites: Sites) -> None:
     """After the close frames the connection just ends: no error page written into the stream
     (the browser read one as a broken frame, and every close became 1006)."""
-    s = harness.open_session((sites.shop.origin,))
-    host = harness.host(s, sites.shop.origin)
-    key = base64.b64encode(os.urandom(16)).decode()
-    handshake = (
-        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
-        sock.sendall(handshake.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            assert chunk, head
-            head += chunk
-        head, _, rest = head.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101")
+    sock, rest = _open_raw(harness, sites)
+    with sock:
         sock.sendall(_frame(0x1, b"hi"))
         while len(rest) < 4:
             rest += sock.recv(4096)
@@ -101,23 +108,9 @@ def test_a_close_from_the_server_waits_for_the_browsers_answer(harness: Harness,
     """The upstream ends the WebSocket: the browser gets its close frame and the connection stays
     open until the browser has answered with its own, then ends (closed at once, the browser's
     answer met a closed connection and pages saw wasClean false)."""
-    s = harness.open_session((sites.shop.origin,))
-    host = harness.host(s, sites.shop.origin)
-    key = base64.b64encode(os.urandom(16)).decode()
-    handshake = (
-        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n"
-    )
     close = b"\x88\x0c" + struct.pack("!H", 4001) + b"server bye"
-    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
-        sock.sendall(handshake.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            assert chunk, head
-            head += chunk
-        rest = head.partition(b"\r\n\r\n")[2]
+    sock, rest = _open_raw(harness, sites)
+    with sock:
         sock.sendall(_frame(0x1, b"close, please"))
         while len(rest) < len(close):
             chunk = sock.recv(4096)
