@@ -16,7 +16,7 @@
  *  - one global only: window.__cobrowse, frozen.
  * Readable ES2017, no build step.
  */
-(function (global) {
+(function cobrowseRuntime(global) {
   'use strict';
 
   if (global.__cobrowse) return; // injected twice (document.write of a whole page, etc.)
@@ -50,6 +50,10 @@
   var setTimeout_ = global.setTimeout;
   var NativeURL = global.URL;
   var TextEncoderCtor = global.TextEncoder;
+  var objectCreate = ObjectCtor.create;
+  var BlobCtor = global.Blob;
+  var createObjectURL_ = NativeURL.createObjectURL;
+  var revokeObjectURL_ = NativeURL.revokeObjectURL;
 
   function uncurry(fn) {
     return function (thisArg) {
@@ -727,12 +731,18 @@
   // their script (rewriter.runtime.worker_prelude): self.location stays the script's own URL and
   // a shared worker is one per URL, as upstream
   function installWorkers(win, ctx, mapper) {
-    guard(function () {
-      wrapConstructor(win, 'Worker', function (args) { args[0] = mapper.toProxy(args[0], { absolute: true }); return args; });
-    });
-    guard(function () {
-      wrapConstructor(win, 'SharedWorker', function (args) { args[0] = mapper.toProxy(args[0], { absolute: true }); return args; });
-    });
+    var fromBlob = null;
+    guard(function () { fromBlob = installBlobWorkers(win, ctx, mapper); });
+    var workerURL = function (shared) {
+      return function (args) {
+        var wrapped = null;
+        try { wrapped = fromBlob && fromBlob(args, shared); } catch (e) { /* as it came */ }
+        args[0] = wrapped || mapper.toProxy(args[0], { absolute: true });
+        return args;
+      };
+    };
+    guard(function () { wrapConstructor(win, 'Worker', workerURL(false)); });
+    guard(function () { wrapConstructor(win, 'SharedWorker', workerURL(true)); });
     guard(function () {
       mapArgument(win.Worklet && win.Worklet.prototype, 'addModule', 0, function (v) { return mapper.toProxy(v); });
     });
@@ -747,6 +757,87 @@
         };
       });
     });
+  }
+
+  // A worker made from a blob: URL (bundlers make them with URL.createObjectURL(new Blob([code])))
+  // never passes the proxy, so nothing puts the runtime in front of its script. The blobs this
+  // context turns into URLs are remembered (until revoked), and such a worker starts from a small
+  // script of ours instead: the runtime with the worker's config, then the page's own blob, each
+  // a script of its own (the page's keeps its directive prologue; in a module worker, its imports
+  // run after the runtime). Our URLs for the runtime and for each blob are made once and kept:
+  // the worker loads them after the constructor returns, when the page may have revoked its own.
+  // A shared worker's starting script is one per blob URL, so it stays one worker.
+  // Returns fromBlob(args, shared) -> the URL to start from, or null (not a blob of ours).
+  function installBlobWorkers(win, ctx, mapper) {
+    var URLCtor = win.URL;
+    var blobSize = BlobCtor ? getter(BlobCtor.prototype, 'size') : null;
+    if (!URLCtor || !blobSize || typeof createObjectURL_ !== 'function') return null;
+    var state = ctx.blobWorkers;
+    if (!state) {
+      state = ctx.blobWorkers = {
+        blobs: objectCreate(null), // page's blob URL -> its Blob
+        own: new WeakMapCtor(), // Blob -> our URL for it
+        shared: objectCreate(null), // page's blob URL + type -> a shared worker's start
+        runtime: null
+      };
+    }
+    wrapMethod(URLCtor, 'createObjectURL', function (native) {
+      return function createObjectURL(object) {
+        var url = apply(native, this, arguments);
+        try {
+          blobSize(object); // throws unless a Blob or File (a MediaSource is never a script)
+          state.blobs[StringCtor(url)] = object;
+        } catch (e) { /* not a blob */ }
+        return url;
+      };
+    });
+    wrapMethod(URLCtor, 'revokeObjectURL', function (native) {
+      return function revokeObjectURL(url) {
+        try { delete state.blobs[StringCtor(url)]; } catch (e) { /* keep */ }
+        return apply(native, this, arguments);
+      };
+    });
+    function objectURL(parts) {
+      return apply(createObjectURL_, NativeURL, [new BlobCtor(parts, { type: 'text/javascript' })]);
+    }
+    function runtimeURL() {
+      if (state.runtime) return state.runtime;
+      var cfg = ctx.cfg;
+      var keys = ['sid', 'proxyDomain', 'proxyPort', 'proxyScheme', 'origin', 'knownOrigins', 'base'];
+      var config = {};
+      for (var i = 0; i < keys.length; i++) if (hasOwn(cfg, keys[i])) config[keys[i]] = cfg[keys[i]];
+      var own = null;
+      try { own = mapper.toUpstream(StringCtor(win.location.href)); } catch (e) { /* keep */ }
+      if (own) config.base = own;
+      state.runtime = objectURL([
+        '(' + funcToString(cobrowseRuntime) + ")(typeof globalThis !== 'undefined' ? globalThis : self);\n" +
+        ';self.__cobrowse.init(' + JSONstringify(config) + ');\n'
+      ]);
+      return state.runtime;
+    }
+    return function fromBlob(args, shared) {
+      var url = StringCtor(args[0]);
+      if (!startsWith(url, 'blob:') || !hasOwn(state.blobs, url)) return null;
+      var options = args[1];
+      var module = false;
+      if (options !== null && typeof options === 'object') module = StringCtor(options.type) === 'module';
+      var key = url + (module ? ' module' : ' classic');
+      if (shared && hasOwn(state.shared, key)) return state.shared[key];
+      var blob = state.blobs[url];
+      var own = weakMapGet(state.own, blob);
+      if (!own) {
+        own = apply(createObjectURL_, NativeURL, [blob]);
+        weakMapSet(state.own, blob, own);
+      }
+      var start = runtimeURL();
+      var text = module
+        ? 'import ' + JSONstringify(start) + ';import ' + JSONstringify(own) + ';'
+        : 'importScripts(' + JSONstringify(start) + ');importScripts(' + JSONstringify(own) + ');';
+      var wrapper = objectURL([text]);
+      if (shared) state.shared[key] = wrapper;
+      else setTimeout_(function () { apply(revokeObjectURL_, NativeURL, [wrapper]); }, 0); // the constructor holds it
+      return wrapper;
+    };
   }
 
   // ------------------------------------------------------------------------------------------

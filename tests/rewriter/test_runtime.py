@@ -720,6 +720,61 @@ def test_shared_worker_url_is_mapped_and_it_runs_the_runtime(
     assert_contained(session, fake)
 
 
+BLOB_WORKER_JS = (
+    "'use strict';\n"
+    "fetch('http://upstream.example/w/from-blob').catch(Boolean);"
+    "fetch('https://cdn.example/w/from-blob-cdn').catch(Boolean);"
+    "postMessage([(function () { return this === undefined; })(), typeof self.__cobrowse]);"
+)
+
+
+@pytest.mark.parametrize("kind", ["classic", "module"])
+def test_a_worker_made_from_a_blob_runs_the_runtime(session: BrowserSession, fake: FakeProxy, kind: str) -> None:
+    """Bundlers start workers from ``blob:`` URLs (``URL.createObjectURL(new Blob([code]))``). The
+    proxy never sees their script, so the runtime puts itself in front of it; the page may revoke
+    its URL as soon as the worker is made, and the script keeps its own directive prologue."""
+    options = ", {type: 'module'}" if kind == "module" else ""
+    page = load(
+        session,
+        fake,
+        page_with(
+            f"window.started = null; var code = {json.dumps(BLOB_WORKER_JS)};"
+            "var url = URL.createObjectURL(new Blob([code], {type: 'text/javascript'}));"
+            f"var w = new Worker(url{options}); URL.revokeObjectURL(url);"
+            "w.onmessage = function (e) { window.started = e.data; };"
+        ),
+    )
+    page.wait_for_function("window.started !== null")
+    assert page.evaluate("window.started") == [True, "object"]  # strict as written, with the runtime
+    fake.wait_for_path("/w/from-blob")
+    fake.wait_for_path("/w/from-blob-cdn", host=fake.proxy_host(CDN))
+    assert_contained(session, fake)
+
+
+def test_a_shared_worker_made_from_a_blob_runs_the_runtime_and_stays_one(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    script = (
+        "var n = 0; onconnect = function (e) { n += 1;"
+        " fetch('https://cdn.example/w/shared-blob-' + n).catch(Boolean);"
+        " e.ports[0].postMessage([n, typeof self.__cobrowse]); };"
+    )
+    page = load(
+        session,
+        fake,
+        page_with(
+            f"window.got = []; var url = URL.createObjectURL(new Blob([{json.dumps(script)}]));"
+            "for (var i = 0; i < 2; i++) {"
+            "  new SharedWorker(url).port.onmessage = function (e) { window.got.push(e.data); };"
+            "}"
+        ),
+    )
+    page.wait_for_function("window.got.length === 2")
+    assert sorted(page.evaluate("window.got")) == [[1, "object"], [2, "object"]]  # one worker, two ports
+    fake.wait_for_path("/w/shared-blob-2", host=fake.proxy_host(CDN))
+    assert_contained(session, fake)
+
+
 def test_service_worker_registration_is_rejected(session: BrowserSession, fake: FakeProxy) -> None:
     fake.add(UPSTREAM, "/sw.js", "self.addEventListener('fetch', function () {});", "application/javascript")
     page = load(
