@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import json
 import secrets
 import socket
 import threading
@@ -200,6 +201,20 @@ onconnect = async (event) => {{
 }};"""
         return Response(script, media_type="text/javascript",
                         headers={"etag": '"v1"', "last-modified": "Mon, 30 Nov 2026 00:00:00 GMT"})
+
+    async def blob_worker(request: Request) -> Response:
+        # a bundler's worker: its script never passes the proxy
+        code = (
+            f'fetch("{site.origin}/leak")'
+            '.then((r) => postMessage("fetched " + r.status), () => postMessage("blocked"));'
+        )
+        return _page(
+            "Blob worker",
+            '<p id="result"></p><script>'
+            f"const url = URL.createObjectURL(new Blob([{json.dumps(code)}], {{type: 'text/javascript'}}));"
+            "const w = new Worker(url); URL.revokeObjectURL(url);"
+            'w.onmessage = (e) => { document.getElementById("result").textContent = e.data; };</script>',
+        )
 
     async def modules(request: Request) -> Response:
         # JavaScript the proxy does not rewrite, naming modules by absolute upstream URLs
@@ -424,6 +439,7 @@ onconnect = async (event) => {{
         Route("/api/items", api_items),
         Route("/set-cookie", set_cookie),
         Route("/shared-worker", shared_worker),
+        Route("/blob-worker", blob_worker),
         Route("/module-worker", module_worker),
         Route("/static/import-leak.js", import_leak_js),
         Route("/static/leaked-module.js", leaked_module),

@@ -81,6 +81,20 @@ def test_a_shared_worker_runs_the_runtime(browser: Any, harness: Harness, sites:
         context.close()
 
 
+def test_a_worker_made_from_a_blob_runs_the_runtime(browser: Any, harness: Harness, sites: Sites) -> None:
+    """A worker started from a ``blob:`` URL never passes the proxy; the runtime starts it behind
+    itself, so its absolute fetch goes through the proxy instead of being refused by the policy."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/blob-worker")
+    try:
+        page.wait_for_function("document.getElementById('result').textContent !== ''", timeout=15000)
+        assert _text(page, "result") == "fetched 200"
+        assert sites.shop.hits["/leak"] == 1
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("query", ["", "?own-map=1"])
 def test_modules_named_by_absolute_upstream_urls_load_through_the_proxy(
     browser: Any, harness: Harness, sites: Sites, query: str

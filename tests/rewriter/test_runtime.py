@@ -729,7 +729,9 @@ BLOB_WORKER_JS = (
 
 
 @pytest.mark.parametrize("kind", ["classic", "module"])
-def test_a_worker_made_from_a_blob_runs_the_runtime(session: BrowserSession, fake: FakeProxy, kind: str) -> None:
+def test_a_worker_made_from_a_blob_runs_the_runtime(
+    session: BrowserSession, fake: FakeProxy, kind: str
+) -> None:
     """Bundlers start workers from ``blob:`` URLs (``URL.createObjectURL(new Blob([code]))``). The
     proxy never sees their script, so the runtime puts itself in front of it; the page may revoke
     its URL as soon as the worker is made, and the script keeps its own directive prologue."""
