@@ -464,10 +464,45 @@
     return arrJoin(out, ', ');
   }
 
-  // CSS: map url(...) and @import "..." references
+  // image-set("a.png" 1x, url(b.png) 2x): its direct string arguments are URLs too
+  function mapImageSetStrings(s, mapOne) {
+    var lower = strLower(s);
+    var out = '';
+    var i = 0;
+    for (;;) {
+      var at = strIndexOf(lower, 'image-set(', i); // -webkit-image-set( too
+      if (at < 0) return out + strSlice(s, i);
+      var p = at + 10;
+      var depth = 0;
+      while (p < s.length) {
+        var c = s[p];
+        if (c === '"' || c === "'") {
+          var close = strIndexOf(s, c, p + 1);
+          if (close < 0) return out + strSlice(s, i);
+          if (depth === 0) {
+            out += strSlice(s, i, p + 1) + mapOne(strSlice(s, p + 1, close));
+            i = close;
+          }
+          p = close + 1;
+        } else if (c === '(') {
+          depth++; p++;
+        } else if (c === ')') {
+          if (depth === 0) break;
+          depth--; p++;
+        } else {
+          p++;
+        }
+      }
+      out += strSlice(s, i, p);
+      i = p;
+    }
+  }
+
+  // CSS: map url(...), @import "..." and image-set("...") references
   function mapCss(text, mapOne) {
     var s = StringCtor(text);
     if (strIndexOf(s, '//') < 0 && strIndexOf(s, ':') < 0 && strIndexOf(s, '\\') < 0) return s;
+    if (strIndexOf(strLower(s), 'image-set(') >= 0) s = mapImageSetStrings(s, mapOne);
     var out = '';
     var i = 0;
     var lower = strLower(s);

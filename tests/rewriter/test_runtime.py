@@ -488,6 +488,21 @@ SETTER_CASES = {
         "e.textContent = 'body { background: url(\"' + U + '\") }';",
         "/e/style-text",
     ),
+    # image-set() takes its URLs as plain strings too
+    "image-set string in a style attribute": (
+        "var e = document.createElement('div'); e.textContent = 'x';"
+        "e.setAttribute('style', 'background-image: image-set(\"' + U + '\" 1x)');"
+        "document.body.appendChild(e)",
+        "/e/image-set-attr",
+    ),
+    "-webkit-image-set string in a constructed sheet": (
+        "var sheet = new CSSStyleSheet();"
+        "sheet.replaceSync('.i { background-image: -webkit-image-set(\\'' + U + '\\' 1x, url(/x.png) 2x) }');"
+        "document.adoptedStyleSheets = [sheet];"
+        "var e = document.createElement('p'); e.className = 'i'; e.textContent = 'x';"
+        "document.body.appendChild(e)",
+        "/e/image-set-sheet",
+    ),
 }
 
 
