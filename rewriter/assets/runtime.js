@@ -1257,15 +1257,19 @@
     guard(function () { mapArgument(ElementProto, 'insertAdjacentHTML', 1, function (v) { return rewriteMarkup(v); }); });
     guard(function () { mapArgument(ElementProto, 'setHTMLUnsafe', 0, function (v) { return rewriteMarkup(v); }); });
     guard(function () { mapArgument(win.Range.prototype, 'createContextualFragment', 0, function (v) { return rewriteMarkup(v); }); });
-    guard(function () {
-      wrapMethod(win.DOMParser.prototype, 'parseFromString', function (native) {
-        return function parseFromString() {
+    function wrapParser(proto, name) {
+      wrapMethod(proto, name, function (native) {
+        return function () {
           var result = apply(native, this, arguments);
           try { if (result && result.documentElement) fixTree(result.documentElement); } catch (e) { /* keep */ }
           return result;
         };
       });
-    });
+    }
+    guard(function () { wrapParser(win.DOMParser.prototype, 'parseFromString'); });
+    // the static Document.parseHTMLUnsafe(html) and Document.parseHTML(html): DOMParser's kin
+    guard(function () { if (hasOwn(win.Document, 'parseHTMLUnsafe')) wrapParser(win.Document, 'parseHTMLUnsafe'); });
+    guard(function () { if (hasOwn(win.Document, 'parseHTML')) wrapParser(win.Document, 'parseHTML'); });
     function wrapWrite(name) {
       wrapMethod(win.Document.prototype, name, function (native) {
         return function () {

@@ -565,6 +565,8 @@ MARKUP_CASES = {
     "DOMParser": "var d = new DOMParser().parseFromString('<img src=\"http://upstream.example/m/parsed.png\">',"
     "'text/html'); document.body.appendChild(document.adoptNode(d.body.firstChild))",
     "document.write": "document.write('<img src=\"http://upstream.example/m/written.png\" alt=x>')",
+    "Document.parseHTMLUnsafe": "var d = Document.parseHTMLUnsafe('<img src=\"http://upstream.example/m/unsafe.png\">');"
+    "document.body.appendChild(document.importNode(d.body.firstChild, true))",
 }
 MARKUP_PATHS = {
     "innerHTML": "/m/inner.png",
@@ -573,6 +575,7 @@ MARKUP_PATHS = {
     "createContextualFragment": "/m/fragment.png",
     "DOMParser": "/m/parsed.png",
     "document.write": "/m/written.png",
+    "Document.parseHTMLUnsafe": "/m/unsafe.png",
 }
 
 
