@@ -700,9 +700,9 @@
         return args;
       });
     });
-    guard(function () {
-      wrapMethod(win, 'fetch', function (native) {
-        return function fetch(input, init) {
+    function wrapFetch(name) { // fetch, and fetchLater (a deferred fetch with the same arguments)
+      wrapMethod(win, name, function (native) {
+        return function (input, init) {
           var args = [];
           for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
           if (args.length > 0 && args[0] !== undefined && args[0] !== null) {
@@ -721,7 +721,9 @@
           return apply(native, this, args);
         };
       });
-    });
+    }
+    guard(function () { wrapFetch('fetch'); });
+    guard(function () { wrapFetch('fetchLater'); });
     guard(function () { mapArgument(win.XMLHttpRequest && win.XMLHttpRequest.prototype, 'open', 1, mapURLArg); });
     guard(function () {
       wrapConstructor(win, 'WebSocket', function (args) { args[0] = mapper.toProxy(args[0], { ws: true }); return args; });

@@ -79,6 +79,7 @@ NETWORK_CASES = {
     ),
     "fetch protocol-relative": ("fetch('//upstream.example/n/pr')", UPSTREAM, "/n/pr"),
     "fetch other origin": ("fetch('https://cdn.example/n/cdn-fetch').catch(Boolean)", CDN, "/n/cdn-fetch"),
+    "fetchLater": ("fetchLater('https://cdn.example/n/later', {activateAfter: 0})", CDN, "/n/later"),
     "xhr": (
         "var x = new XMLHttpRequest(); x.open('GET', 'http://upstream.example/n/xhr'); x.send()",
         UPSTREAM,
