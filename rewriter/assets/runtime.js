@@ -658,6 +658,22 @@
     defineProperty(proto, prop, { get: desc.get, set: setter, enumerable: desc.enumerable, configurable: desc.configurable });
   }
 
+  // replace an accessor's getter by one that passes what the native returns through fn
+  function wrapGetter(proto, prop, fn) {
+    proto = owner(proto, prop);
+    if (!proto) return;
+    var desc = getOwnPropertyDescriptor(proto, prop);
+    if (!desc || !desc.get) return;
+    var nativeGet = desc.get;
+    var getterFn = function () {
+      var value = apply(nativeGet, this, []);
+      try { fn(value, this); } catch (e) { /* keep */ }
+      return value;
+    };
+    disguise(getterFn, nativeGet);
+    defineProperty(proto, prop, { get: getterFn, set: desc.set, enumerable: desc.enumerable, configurable: desc.configurable });
+  }
+
   // replace a constructor on win by a Proxy that maps argument 0
   // ownsPrototype false: a named constructor (Audio) sharing its interface's prototype, whose
   // `constructor` must stay the interface (HTMLAudioElement)
@@ -898,6 +914,9 @@
     ['HTMLInputElement', 'formAction', 'url'], ['HTMLButtonElement', 'formAction', 'url'],
     ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset']
   ];
+  // SVG elements with an href property (SVGURIReference)
+  var SVG_HREF_ELEMENTS = ['SVGAElement', 'SVGImageElement', 'SVGUseElement', 'SVGFEImageElement', 'SVGScriptElement',
+    'SVGGradientElement', 'SVGPatternElement', 'SVGFilterElement', 'SVGTextPathElement', 'SVGMPathElement'];
   // masking, as rewriter/masking.py: attributes kept (layout and identity), attributes masked
   var MASK_KEPT_ATTRS = {};
   var MASK_VALUE_ATTRS = { value: 1, placeholder: 1, title: 1, alt: 1, 'aria-label': 1, label: 1 };
@@ -1201,6 +1220,19 @@
     }
     guard(function () {
       wrapSetter(win.HTMLIFrameElement.prototype, 'srcdoc', function (v) { return injectSrcdoc(v); });
+    });
+    // svgElement.href.baseVal = url: the href of an SVG element is an SVGAnimatedString, a type
+    // other attributes (className) share; only those an href getter returned are URLs
+    guard(function () {
+      var hrefStrings = new WeakSetCtor();
+      var remember = function (animated) { if (animated) weakSetAdd(hrefStrings, animated); };
+      for (var h = 0; h < SVG_HREF_ELEMENTS.length; h++) {
+        var ctor = win[SVG_HREF_ELEMENTS[h]];
+        if (ctor) guard(function () { wrapGetter(ctor.prototype, 'href', remember); });
+      }
+      wrapSetter(win.SVGAnimatedString.prototype, 'baseVal', function (v, animated) {
+        return weakSetHas(hrefStrings, animated) ? map(v) : v;
+      });
     });
 
     // attributes

@@ -474,6 +474,12 @@ SETTER_CASES = {
         "document.body.appendChild(s)",
         "/e/xlink",
     ),
+    "SVG href.baseVal": (
+        "var s = document.createElementNS('http://www.w3.org/2000/svg', 'svg');"
+        "var i = document.createElementNS('http://www.w3.org/2000/svg', 'image');"
+        "i.href.baseVal = U; s.appendChild(i); document.body.appendChild(s)",
+        "/e/baseval",
+    ),
     "Attr.value": (
         "var e = document.createElement('img'); e.setAttribute('src', '/x.png');"
         "e.attributes.getNamedItem('src').value = U; document.body.appendChild(e)",
