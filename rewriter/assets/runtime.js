@@ -896,14 +896,15 @@
   // ------------------------------------------------------------------------------------------
   // documents: attributes, setters, markup, forms, navigation
 
-  // attribute (lower-case) -> how its value holds URLs
+  // attribute (lower-case) -> how its value holds URLs ('drop': emptied, as the server drops it:
+  // integrity, since the proxy rewrites stylesheets and the hash would fail)
   var URL_ATTRS = {
     href: 'url', src: 'url', action: 'url', formaction: 'url', poster: 'url', data: 'url',
     background: 'url', manifest: 'url', 'xlink:href': 'url', srcset: 'srcset', imagesrcset: 'srcset',
-    ping: 'list', style: 'css'
+    ping: 'list', style: 'css', integrity: 'drop'
   };
-  // elements whose attribute of that name is not a URL
-  var URL_ONLY_ON = { data: { object: true } }; // `data` is a URL only on <object>
+  // the only elements whose attribute of that name is one (`data` is a URL only on <object>)
+  var URL_ONLY_ON = { data: { object: true }, integrity: { link: true, script: true } };
   var PROP_SETTERS = [
     ['HTMLAnchorElement', 'href', 'url'], ['HTMLAreaElement', 'href', 'url'], ['HTMLLinkElement', 'href', 'url'],
     ['HTMLBaseElement', 'href', 'url'], ['HTMLImageElement', 'src', 'url'], ['HTMLImageElement', 'srcset', 'srcset'],
@@ -912,7 +913,8 @@
     ['HTMLMediaElement', 'src', 'url'], ['HTMLTrackElement', 'src', 'url'], ['HTMLInputElement', 'src', 'url'],
     ['HTMLVideoElement', 'poster', 'url'], ['HTMLObjectElement', 'data', 'url'], ['HTMLFormElement', 'action', 'url'],
     ['HTMLInputElement', 'formAction', 'url'], ['HTMLButtonElement', 'formAction', 'url'],
-    ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset']
+    ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset'],
+    ['HTMLLinkElement', 'integrity', 'drop'], ['HTMLScriptElement', 'integrity', 'drop']
   ];
   // SVG elements with an href property (SVGURIReference)
   var SVG_HREF_ELEMENTS = ['SVGAElement', 'SVGImageElement', 'SVGUseElement', 'SVGFEImageElement', 'SVGScriptElement',
@@ -960,6 +962,7 @@
       if (kind === 'url') return map(value);
       if (kind === 'srcset') return mapSrcset(value, map);
       if (kind === 'css') return mapCss(value, map);
+      if (kind === 'drop') return '';
       if (kind === 'list') { // space-separated URLs (ping)
         var parts = [];
         var s = StringCtor(value);
@@ -1099,7 +1102,7 @@
     }
     function markupMayHoldURLs(html) {
       return strIndexOf(html, ':') >= 0 || strIndexOf(html, '//') >= 0 || strIndexOf(html, '\\') >= 0 ||
-        strIndexOf(html, 'srcdoc') >= 0;
+        strIndexOf(html, 'srcdoc') >= 0 || strIndexOf(strLower(html), 'integrity') >= 0;
     }
     function rewriteMarkup(html) {
       var s = StringCtor(html);
