@@ -464,10 +464,45 @@
     return arrJoin(out, ', ');
   }
 
-  // CSS: map url(...) and @import "..." references
+  // image-set("a.png" 1x, url(b.png) 2x): its direct string arguments are URLs too
+  function mapImageSetStrings(s, mapOne) {
+    var lower = strLower(s);
+    var out = '';
+    var i = 0;
+    for (;;) {
+      var at = strIndexOf(lower, 'image-set(', i); // -webkit-image-set( too
+      if (at < 0) return out + strSlice(s, i);
+      var p = at + 10;
+      var depth = 0;
+      while (p < s.length) {
+        var c = s[p];
+        if (c === '"' || c === "'") {
+          var close = strIndexOf(s, c, p + 1);
+          if (close < 0) return out + strSlice(s, i);
+          if (depth === 0) {
+            out += strSlice(s, i, p + 1) + mapOne(strSlice(s, p + 1, close));
+            i = close;
+          }
+          p = close + 1;
+        } else if (c === '(') {
+          depth++; p++;
+        } else if (c === ')') {
+          if (depth === 0) break;
+          depth--; p++;
+        } else {
+          p++;
+        }
+      }
+      out += strSlice(s, i, p);
+      i = p;
+    }
+  }
+
+  // CSS: map url(...), @import "..." and image-set("...") references
   function mapCss(text, mapOne) {
     var s = StringCtor(text);
     if (strIndexOf(s, '//') < 0 && strIndexOf(s, ':') < 0 && strIndexOf(s, '\\') < 0) return s;
+    if (strIndexOf(strLower(s), 'image-set(') >= 0) s = mapImageSetStrings(s, mapOne);
     var out = '';
     var i = 0;
     var lower = strLower(s);
@@ -623,6 +658,22 @@
     defineProperty(proto, prop, { get: desc.get, set: setter, enumerable: desc.enumerable, configurable: desc.configurable });
   }
 
+  // replace an accessor's getter by one that passes what the native returns through fn
+  function wrapGetter(proto, prop, fn) {
+    proto = owner(proto, prop);
+    if (!proto) return;
+    var desc = getOwnPropertyDescriptor(proto, prop);
+    if (!desc || !desc.get) return;
+    var nativeGet = desc.get;
+    var getterFn = function () {
+      var value = apply(nativeGet, this, []);
+      try { fn(value, this); } catch (e) { /* keep */ }
+      return value;
+    };
+    disguise(getterFn, nativeGet);
+    defineProperty(proto, prop, { get: getterFn, set: desc.set, enumerable: desc.enumerable, configurable: desc.configurable });
+  }
+
   // replace a constructor on win by a Proxy that maps argument 0
   // ownsPrototype false: a named constructor (Audio) sharing its interface's prototype, whose
   // `constructor` must stay the interface (HTMLAudioElement)
@@ -665,9 +716,9 @@
         return args;
       });
     });
-    guard(function () {
-      wrapMethod(win, 'fetch', function (native) {
-        return function fetch(input, init) {
+    function wrapFetch(name) { // fetch, and fetchLater (a deferred fetch with the same arguments)
+      wrapMethod(win, name, function (native) {
+        return function (input, init) {
           var args = [];
           for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
           if (args.length > 0 && args[0] !== undefined && args[0] !== null) {
@@ -686,7 +737,9 @@
           return apply(native, this, args);
         };
       });
-    });
+    }
+    guard(function () { wrapFetch('fetch'); });
+    guard(function () { wrapFetch('fetchLater'); });
     guard(function () { mapArgument(win.XMLHttpRequest && win.XMLHttpRequest.prototype, 'open', 1, mapURLArg); });
     guard(function () {
       wrapConstructor(win, 'WebSocket', function (args) { args[0] = mapper.toProxy(args[0], { ws: true }); return args; });
@@ -843,14 +896,15 @@
   // ------------------------------------------------------------------------------------------
   // documents: attributes, setters, markup, forms, navigation
 
-  // attribute (lower-case) -> how its value holds URLs
+  // attribute (lower-case) -> how its value holds URLs ('drop': emptied, as the server drops it:
+  // integrity, since the proxy rewrites stylesheets and the hash would fail)
   var URL_ATTRS = {
     href: 'url', src: 'url', action: 'url', formaction: 'url', poster: 'url', data: 'url',
     background: 'url', manifest: 'url', 'xlink:href': 'url', srcset: 'srcset', imagesrcset: 'srcset',
-    ping: 'list', style: 'css'
+    ping: 'list', style: 'css', integrity: 'drop'
   };
-  // elements whose attribute of that name is not a URL
-  var URL_ONLY_ON = { data: { object: true } }; // `data` is a URL only on <object>
+  // the only elements whose attribute of that name is one (`data` is a URL only on <object>)
+  var URL_ONLY_ON = { data: { object: true }, integrity: { link: true, script: true } };
   var PROP_SETTERS = [
     ['HTMLAnchorElement', 'href', 'url'], ['HTMLAreaElement', 'href', 'url'], ['HTMLLinkElement', 'href', 'url'],
     ['HTMLBaseElement', 'href', 'url'], ['HTMLImageElement', 'src', 'url'], ['HTMLImageElement', 'srcset', 'srcset'],
@@ -859,8 +913,12 @@
     ['HTMLMediaElement', 'src', 'url'], ['HTMLTrackElement', 'src', 'url'], ['HTMLInputElement', 'src', 'url'],
     ['HTMLVideoElement', 'poster', 'url'], ['HTMLObjectElement', 'data', 'url'], ['HTMLFormElement', 'action', 'url'],
     ['HTMLInputElement', 'formAction', 'url'], ['HTMLButtonElement', 'formAction', 'url'],
-    ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset']
+    ['HTMLAnchorElement', 'ping', 'list'], ['HTMLAreaElement', 'ping', 'list'], ['HTMLLinkElement', 'imageSrcset', 'srcset'],
+    ['HTMLLinkElement', 'integrity', 'drop'], ['HTMLScriptElement', 'integrity', 'drop']
   ];
+  // SVG elements with an href property (SVGURIReference)
+  var SVG_HREF_ELEMENTS = ['SVGAElement', 'SVGImageElement', 'SVGUseElement', 'SVGFEImageElement', 'SVGScriptElement',
+    'SVGGradientElement', 'SVGPatternElement', 'SVGFilterElement', 'SVGTextPathElement', 'SVGMPathElement'];
   // masking, as rewriter/masking.py: attributes kept (layout and identity), attributes masked
   var MASK_KEPT_ATTRS = {};
   var MASK_VALUE_ATTRS = { value: 1, placeholder: 1, title: 1, alt: 1, 'aria-label': 1, label: 1 };
@@ -904,6 +962,7 @@
       if (kind === 'url') return map(value);
       if (kind === 'srcset') return mapSrcset(value, map);
       if (kind === 'css') return mapCss(value, map);
+      if (kind === 'drop') return '';
       if (kind === 'list') { // space-separated URLs (ping)
         var parts = [];
         var s = StringCtor(value);
@@ -1043,7 +1102,7 @@
     }
     function markupMayHoldURLs(html) {
       return strIndexOf(html, ':') >= 0 || strIndexOf(html, '//') >= 0 || strIndexOf(html, '\\') >= 0 ||
-        strIndexOf(html, 'srcdoc') >= 0;
+        strIndexOf(html, 'srcdoc') >= 0 || strIndexOf(strLower(html), 'integrity') >= 0;
     }
     function rewriteMarkup(html) {
       var s = StringCtor(html);
@@ -1165,6 +1224,19 @@
     guard(function () {
       wrapSetter(win.HTMLIFrameElement.prototype, 'srcdoc', function (v) { return injectSrcdoc(v); });
     });
+    // svgElement.href.baseVal = url: the href of an SVG element is an SVGAnimatedString, a type
+    // other attributes (className) share; only those an href getter returned are URLs
+    guard(function () {
+      var hrefStrings = new WeakSetCtor();
+      var remember = function (animated) { if (animated) weakSetAdd(hrefStrings, animated); };
+      for (var h = 0; h < SVG_HREF_ELEMENTS.length; h++) {
+        var ctor = win[SVG_HREF_ELEMENTS[h]];
+        if (ctor) guard(function () { wrapGetter(ctor.prototype, 'href', remember); });
+      }
+      wrapSetter(win.SVGAnimatedString.prototype, 'baseVal', function (v, animated) {
+        return weakSetHas(hrefStrings, animated) ? map(v) : v;
+      });
+    });
 
     // attributes
     guard(function () {
@@ -1222,15 +1294,19 @@
     guard(function () { mapArgument(ElementProto, 'insertAdjacentHTML', 1, function (v) { return rewriteMarkup(v); }); });
     guard(function () { mapArgument(ElementProto, 'setHTMLUnsafe', 0, function (v) { return rewriteMarkup(v); }); });
     guard(function () { mapArgument(win.Range.prototype, 'createContextualFragment', 0, function (v) { return rewriteMarkup(v); }); });
-    guard(function () {
-      wrapMethod(win.DOMParser.prototype, 'parseFromString', function (native) {
-        return function parseFromString() {
+    function wrapParser(proto, name) {
+      wrapMethod(proto, name, function (native) {
+        return function () {
           var result = apply(native, this, arguments);
           try { if (result && result.documentElement) fixTree(result.documentElement); } catch (e) { /* keep */ }
           return result;
         };
       });
-    });
+    }
+    guard(function () { wrapParser(win.DOMParser.prototype, 'parseFromString'); });
+    // the static Document.parseHTMLUnsafe(html) and Document.parseHTML(html): DOMParser's kin
+    guard(function () { if (hasOwn(win.Document, 'parseHTMLUnsafe')) wrapParser(win.Document, 'parseHTMLUnsafe'); });
+    guard(function () { if (hasOwn(win.Document, 'parseHTML')) wrapParser(win.Document, 'parseHTML'); });
     function wrapWrite(name) {
       wrapMethod(win.Document.prototype, name, function (native) {
         return function () {

@@ -7,8 +7,10 @@ upstream. Pages cover the link kinds a rewriting proxy must handle.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import gzip
+import hashlib
 import json
 import secrets
 import socket
@@ -85,6 +87,15 @@ class Site:
     @property
     def total(self) -> int:
         return sum(self.hits.values())
+
+
+def _sri_css(cdn_origin: str) -> str:
+    """A stylesheet the proxy rewrites (it names an absolute URL), loaded with its integrity."""
+    return ".sri{background:url(" + cdn_origin + "/img/sri.png);color:rgb(0,128,0)}"
+
+
+def _sri_hash(text: str) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(text.encode()).digest()).decode()
 
 
 def _page(title: str, body: str, head: str = "") -> HTMLResponse:
@@ -228,6 +239,27 @@ onconnect = async (event) => {{
             f'const fetched = await fetch("{cdn.origin}/static/mod-b.js").then((r) => r.status);'
             'document.getElementById("out").textContent = word + "," + b.word + "," + fetched;</script>',
             head=own_map if "own-map" in request.query_params else "",
+        )
+
+    async def integrity(request: Request) -> Response:
+        # stylesheets a script adds with the hash of the upstream's bytes (webpack's SRI plugin)
+        sheet = f"{cdn.origin}/static/sri.css"
+        digest = _sri_hash(_sri_css(cdn.origin))
+        return _page(
+            "Integrity",
+            '<p id="out"></p><div id="box"></div><script>'
+            "const load = (l) => new Promise((ok) => { l.onload = () => ok('applied');"
+            " l.onerror = () => ok('blocked'); });"
+            "const a = document.createElement('link'); a.rel = 'stylesheet'; a.crossOrigin = 'anonymous';"
+            f"a.integrity = '{digest}'; a.href = '{sheet}?a';"
+            "const b = document.createElement('link'); b.rel = 'stylesheet';"
+            f"b.setAttribute('crossorigin', ''); b.setAttribute('integrity', '{digest}');"
+            f"b.href = '{sheet}?b';"
+            "const box = document.getElementById('box');"
+            f"box.innerHTML = '<link rel=stylesheet crossorigin integrity=\"{digest}\" href=\"{sheet}?c\">';"
+            "const c = box.firstChild; const waits = [load(a), load(b), load(c)]; document.head.append(a, b);"
+            "Promise.all(waits).then((r) => { document.getElementById('out').textContent = r.join(','); });"
+            "</script>",
         )
 
     async def fetched_cookie(request: Request) -> Response:
@@ -448,6 +480,7 @@ onconnect = async (event) => {{
         Route("/modules", modules),
         Route("/messages", messages),
         Route("/fetched-cookie", fetched_cookie),
+        Route("/integrity", integrity),
         Route("/message-child", message_child),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
@@ -483,6 +516,10 @@ def cdn_app(site: Site, shop: Site) -> Starlette:
             media_type="text/css",
         )
 
+    async def sri_css(request: Request) -> Response:
+        return Response(_sri_css(site.origin), media_type="text/css",
+                        headers={"access-control-allow-origin": "*"})
+
     async def extra_css(request: Request) -> Response:
         return Response("#title{color:rgb(200,0,0)}", media_type="text/css")
 
@@ -508,6 +545,7 @@ def cdn_app(site: Site, shop: Site) -> Starlette:
         Route("/img/{name}", image),
         Route("/static/site.css", css),
         Route("/static/extra.css", extra_css),
+        Route("/static/sri.css", sri_css),
         Route("/static/font.woff2", font),
         Route("/static/app.js", app_js),
         Route("/frame", frame),

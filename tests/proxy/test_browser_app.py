@@ -114,6 +114,19 @@ def test_modules_named_by_absolute_upstream_urls_load_through_the_proxy(
         context.close()
 
 
+def test_stylesheets_a_script_adds_with_integrity_apply(browser: Any, harness: Harness, sites: Sites) -> None:
+    """The proxy rewrites a stylesheet's bytes, so the hash of the upstream's fails: the runtime
+    drops the integrity a script gives (property, attribute, markup), as the server drops it."""
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/integrity")
+    try:
+        page.wait_for_function("document.getElementById('out').textContent !== ''", timeout=15000)
+        assert _text(page, "out") == "applied,applied,applied"
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 def test_messages_naming_the_upstream_origin_arrive_and_omitted_credentials_pass(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

@@ -79,6 +79,7 @@ NETWORK_CASES = {
     ),
     "fetch protocol-relative": ("fetch('//upstream.example/n/pr')", UPSTREAM, "/n/pr"),
     "fetch other origin": ("fetch('https://cdn.example/n/cdn-fetch').catch(Boolean)", CDN, "/n/cdn-fetch"),
+    "fetchLater": ("fetchLater('https://cdn.example/n/later', {activateAfter: 0})", CDN, "/n/later"),
     "xhr": (
         "var x = new XMLHttpRequest(); x.open('GET', 'http://upstream.example/n/xhr'); x.send()",
         UPSTREAM,
@@ -473,6 +474,12 @@ SETTER_CASES = {
         "document.body.appendChild(s)",
         "/e/xlink",
     ),
+    "SVG href.baseVal": (
+        "var s = document.createElementNS('http://www.w3.org/2000/svg', 'svg');"
+        "var i = document.createElementNS('http://www.w3.org/2000/svg', 'image');"
+        "i.href.baseVal = U; s.appendChild(i); document.body.appendChild(s)",
+        "/e/baseval",
+    ),
     "Attr.value": (
         "var e = document.createElement('img'); e.setAttribute('src', '/x.png');"
         "e.attributes.getNamedItem('src').value = U; document.body.appendChild(e)",
@@ -487,6 +494,21 @@ SETTER_CASES = {
         "var e = document.createElement('style'); document.head.appendChild(e);"
         "e.textContent = 'body { background: url(\"' + U + '\") }';",
         "/e/style-text",
+    ),
+    # image-set() takes its URLs as plain strings too
+    "image-set string in a style attribute": (
+        "var e = document.createElement('div'); e.textContent = 'x';"
+        "e.setAttribute('style', 'background-image: image-set(\"' + U + '\" 1x)');"
+        "document.body.appendChild(e)",
+        "/e/image-set-attr",
+    ),
+    "-webkit-image-set string in a constructed sheet": (
+        "var sheet = new CSSStyleSheet();"
+        "sheet.replaceSync('.i { background-image: -webkit-image-set(\\'' + U + '\\' 1x, url(/x.png) 2x) }');"
+        "document.adoptedStyleSheets = [sheet];"
+        "var e = document.createElement('p'); e.className = 'i'; e.textContent = 'x';"
+        "document.body.appendChild(e)",
+        "/e/image-set-sheet",
     ),
 }
 
@@ -550,6 +572,8 @@ MARKUP_CASES = {
     "DOMParser": "var d = new DOMParser().parseFromString('<img src=\"http://upstream.example/m/parsed.png\">',"
     "'text/html'); document.body.appendChild(document.adoptNode(d.body.firstChild))",
     "document.write": "document.write('<img src=\"http://upstream.example/m/written.png\" alt=x>')",
+    "Document.parseHTMLUnsafe": "var d = Document.parseHTMLUnsafe('<img src=\"http://upstream.example/m/unsafe.png\">');"
+    "document.body.appendChild(document.importNode(d.body.firstChild, true))",
 }
 MARKUP_PATHS = {
     "innerHTML": "/m/inner.png",
@@ -558,6 +582,7 @@ MARKUP_PATHS = {
     "createContextualFragment": "/m/fragment.png",
     "DOMParser": "/m/parsed.png",
     "document.write": "/m/written.png",
+    "Document.parseHTMLUnsafe": "/m/unsafe.png",
 }
 
 
