@@ -54,12 +54,12 @@ Lane = Literal["thread", "medium", "large"]
 
 
 def rewrite(kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_type: str | None,
-            inject: str, masked: Sequence[str]) -> Rewritten:
+            inject: str, masked: Sequence[str], document: bool = True) -> Rewritten:
     if kind == "passthrough":
         kind = kind_of(content_type, body[:SNIFF_BYTES])
     return rewrite_body(
         body, url=url, mapper=mapper, content_type=content_type, inject=inject if kind == "html" else "",
-        mask_selectors=tuple(masked), kind=kind,
+        mask_selectors=tuple(masked), kind=kind, document=document,
     )
 
 

@@ -306,6 +306,8 @@ async def on_response(
             out = await ctx.rewrite_pool.run(
                 cast(Kind, kind), body, url=_upstream_url(flow, origin), mapper=mapper,
                 content_type=content_type, inject=inject, masked=session.masked_selectors,
+                # fetch/XHR: markup a script reads (htmx, Turbo, templates) gets nothing added
+                document=destination(flow) != "empty",
             )
     except RewriteError:
         logger.warning("rewriting failed for a %s body", kind, exc_info=True)

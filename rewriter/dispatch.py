@@ -102,8 +102,10 @@ def rewrite_body(
     inject: str = "",
     mask_selectors: Sequence[str] = (),
     kind: Kind | None = None,
+    document: bool = True,
 ) -> Rewritten:
-    """Rewrite ``body`` with the rewriter its type (or ``kind``) calls for; others unchanged."""
+    """Rewrite ``body`` with the rewriter its type (or ``kind``) calls for; others unchanged.
+    ``document`` False: HTML a script reads (``rewrite_html``), not a page."""
     kind = kind or kind_of(content_type, body[:SNIFF_BYTES])
     if kind == "passthrough":
         return Rewritten(body, content_type, kind)
@@ -116,6 +118,7 @@ def rewrite_body(
             content_type=content_type if kind == "html" or mime == SVG_TYPE else SVG_TYPE,
             inject=inject if kind == "html" else "",  # no runtime in SVG documents (yet)
             mask_selectors=mask_selectors,
+            document=document,
         )
         mime = mime if MIME_KINDS.get(mime) == kind else "text/html" if kind == "html" else SVG_TYPE
     else:

@@ -10,6 +10,7 @@ UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-k
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from collections.abc import Sequence
@@ -45,6 +46,8 @@ XML_TYPES = frozenset({"application/xhtml+xml", "image/svg+xml"})
 SVG_TYPE = "image/svg+xml"
 MAX_SRCDOC_DEPTH = 4
 DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comments
+# a tag that makes markup a document rather than a fragment (``<p>x</p>`` fetched by a script)
+_DOCUMENT_TAG_RE = re.compile(rb"<(?:!doctype|html|head|body)[\s/>]", re.IGNORECASE)
 
 # what any absolute or protocol-relative URL in an attribute value contains: a scheme's colon
 # (``https:x``, ``https:\\\\x``), two slashes, a backslash (``/\\x``, ``\\/x``, CSS escapes), or a
@@ -129,8 +132,10 @@ class _Rewrite:
         xml: bool,
         depth: int,
         svg: bool = False,
+        document: bool = True,
     ) -> None:
         self.data = data
+        self.document = document  # False: markup a script reads (fetch, XHR), not a page
         self.url = url
         self.mapper = mapper
         self.inject = inject
@@ -193,11 +198,15 @@ class _Rewrite:
                     modules.append((script_type, element))
             if is_module_load(tag, dict(element.attrib)) and not _inert(element):
                 modules.append(("module", element))
-        if self.inject and not self.svg:  # HTML and XHTML (an SVG document has no import maps)
+        if self.inject and self.document and not self.svg:  # HTML and XHTML (SVG has no import maps)
             self._route_modules(modules)
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
+        if not self.document:
+            if self.xml or _DOCUMENT_TAG_RE.search(self.data):
+                return self._serialize(tree, None)
+            return _fragment(root)
         placeholder = self._inject(root)
         return self._serialize(tree, placeholder)
 
@@ -315,7 +324,8 @@ class _Rewrite:
             raise UnrewritableDocument("document nested too deeply to apply the masked selectors")
         text = self.data.decode(OUTPUT_CHARSET, errors="replace")
         return rewrite_html_stream(
-            text, url=self.url, mapper=self.mapper, inject=self.inject, srcdoc=self._srcdoc
+            text, url=self.url, mapper=self.mapper, inject=self.inject, srcdoc=self._srcdoc,
+            document=self.document,
         )
 
     def _head(self, root: etree._Element) -> etree._Element:
@@ -369,6 +379,33 @@ class _Rewrite:
         return out
 
 
+def _fragment(root: etree._Element) -> bytes:
+    """Serialise markup that had no ``<html>``, ``<head>`` or ``<body>`` as it came: without the
+    three elements the parser put around it (a script inserts it into a page of its own)."""
+    parts: list[bytes] = [
+        etree.tostring(node, method="html", encoding=OUTPUT_CHARSET, with_tail=False)
+        for node in reversed(list(root.itersiblings(preceding=True)))
+    ]
+    if root.text:
+        parts.append(html.escape(root.text, quote=False).encode(OUTPUT_CHARSET))
+    for section in root:
+        if not isinstance(section.tag, str) or _local(section.tag) not in ("head", "body"):
+            parts.append(etree.tostring(section, method="html", encoding=OUTPUT_CHARSET, with_tail=True))
+            continue
+        if section.text:
+            parts.append(html.escape(section.text, quote=False).encode(OUTPUT_CHARSET))
+        parts.extend(
+            etree.tostring(child, method="html", encoding=OUTPUT_CHARSET, with_tail=True) for child in section
+        )
+        if section.tail:
+            parts.append(html.escape(section.tail, quote=False).encode(OUTPUT_CHARSET))
+    parts.extend(
+        etree.tostring(node, method="html", encoding=OUTPUT_CHARSET, with_tail=False)
+        for node in root.itersiblings()
+    )
+    return b"".join(parts)
+
+
 def _inert(element: etree._Element) -> bool:
     """Inside ``<template>`` or ``<noscript>``: never run (lxml parses both as markup)."""
     return any(_local(parent.tag) in ("template", "noscript") for parent in element.iterancestors())
@@ -391,6 +428,7 @@ def rewrite_html(
     content_type: str | None = None,
     inject: str = "",
     mask_selectors: Sequence[str] = (),
+    document: bool = True,
 ) -> bytes:
     """Rewrite an HTML (or XHTML, or SVG) document fetched from ``url`` for the proxy; UTF-8 out.
 
@@ -398,7 +436,10 @@ def rewrite_html(
     become proxy URLs (``<base href>`` included); ``integrity`` and CSP ``<meta>`` are removed;
     ``inject`` (the runtime's ``<script>`` markup) goes first in ``<head>`` after
     ``<meta charset="utf-8">``; elements matching ``mask_selectors`` and password inputs are
-    masked. Raises ``InvalidSelector`` for a bad selector, ``UnrewritableDocument`` only when
+    masked. ``document`` False is markup a script reads (``fetch``, ``XMLHttpRequest``: htmx,
+    Turbo, templates): URLs are mapped and masks applied as in a page, but nothing is added (no
+    ``<meta charset>``, no ``inject`` but in ``srcdoc`` documents) and a fragment stays a
+    fragment. Raises ``InvalidSelector`` for a bad selector, ``UnrewritableDocument`` only when
     nothing sensible can be produced.
     """
     selectors = compile_selectors(mask_selectors)
@@ -406,7 +447,10 @@ def rewrite_html(
     mime = mime_type(content_type)
     xml = mime in XML_TYPES
     try:
-        return _Rewrite(transcoded.data, url, mapper, inject, selectors, xml, 0, svg=mime == SVG_TYPE).run()
+        return _Rewrite(
+            transcoded.data, url, mapper, inject, selectors, xml, 0, svg=mime == SVG_TYPE,
+            document=document,
+        ).run()
     except RewriteError:
         raise
     except (etree.LxmlError, ValueError, RecursionError) as exc:

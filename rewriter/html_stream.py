@@ -45,14 +45,16 @@ def _attr_text(name: str, value: str | None) -> str:
 
 
 class _StreamRewriter(html.parser.HTMLParser):
-    def __init__(self, url: str, mapper: UrlMapper, inject: str, srcdoc: SrcdocRewriter) -> None:
+    def __init__(
+        self, url: str, mapper: UrlMapper, inject: str, srcdoc: SrcdocRewriter, document: bool = True
+    ) -> None:
         super().__init__(convert_charrefs=False)
         self.mapper = mapper
         self.base: str = url
         self.inject = inject
         self.srcdoc = srcdoc
         self.out: list[str] = []
-        self.injected = False
+        self.injected = not document  # markup a script reads gets no charset and no runtime
         self.in_style = False
         self.json_mapper: JsonMapper | None = None  # inside an import map or speculation rules
         self.base_seen = False
@@ -233,10 +235,11 @@ class _StreamRewriter(html.parser.HTMLParser):
 
 
 def rewrite_html_stream(
-    text: str, *, url: str, mapper: UrlMapper, inject: str, srcdoc: SrcdocRewriter
+    text: str, *, url: str, mapper: UrlMapper, inject: str, srcdoc: SrcdocRewriter, document: bool = True
 ) -> bytes:
-    """Rewrite ``text`` token by token (no tree, no depth limit); UTF-8 out."""
-    rewriter = _StreamRewriter(url, mapper, inject, srcdoc)
+    """Rewrite ``text`` token by token (no tree, no depth limit); UTF-8 out. ``document`` False:
+    markup a script reads (``fetch``), which gets neither ``<meta charset>`` nor ``inject``."""
+    rewriter = _StreamRewriter(url, mapper, inject if document else "", srcdoc, document)
     rewriter.feed(text)
     rewriter.close()
     if getattr(rewriter, "cdata_elem", None) and rewriter.rawdata:

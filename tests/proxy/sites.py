@@ -213,6 +213,25 @@ onconnect = async (event) => {{
         return Response(script, media_type="text/javascript",
                         headers={"etag": '"v1"', "last-modified": "Mon, 30 Nov 2026 00:00:00 GMT"})
 
+    async def fragment(request: Request) -> Response:
+        # what htmx or a template loader fetches and inserts: a piece of markup, not a page
+        return HTMLResponse(f'<p id="frag">piece <a href="{site.origin}/about">about</a></p>')
+
+    async def fetch_fragment(request: Request) -> Response:
+        return _page(
+            "Fetched fragment",
+            '<div id="box"></div><p id="result"></p><script>'
+            "(async () => {"
+            '  const box = document.getElementById("box");'
+            '  box.innerHTML = await (await fetch("/fragment")).text();'
+            "  const xhr = new XMLHttpRequest();"
+            '  xhr.open("GET", "/fragment"); xhr.send();'
+            "  await new Promise((done) => { xhr.onload = done; });"
+            '  document.getElementById("result").textContent = [box.children.length,'
+            "    box.firstElementChild.id, xhr.responseText === box.innerHTML].join(',');"
+            "})();</script>",
+        )
+
     async def blob_worker(request: Request) -> Response:
         # a bundler's worker: its script never passes the proxy
         code = (
@@ -472,6 +491,8 @@ onconnect = async (event) => {{
         Route("/set-cookie", set_cookie),
         Route("/shared-worker", shared_worker),
         Route("/blob-worker", blob_worker),
+        Route("/fragment", fragment),
+        Route("/fetch-frag", fetch_fragment),
         Route("/module-worker", module_worker),
         Route("/static/import-leak.js", import_leak_js),
         Route("/static/leaked-module.js", leaked_module),

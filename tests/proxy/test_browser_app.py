@@ -95,6 +95,25 @@ def test_a_worker_made_from_a_blob_runs_the_runtime(browser: Any, harness: Harne
         context.close()
 
 
+def test_markup_a_script_fetches_comes_as_it_was_with_its_urls_mapped(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """htmx, Turbo frames and template loaders insert fetched markup into their page: a fragment
+    stays a fragment (no ``<html>``, no ``<meta charset>``, no second runtime), its links mapped.
+    The same URL opened as a page is a page, with the runtime."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/fetch-frag")
+    try:
+        page.wait_for_function("document.getElementById('result').textContent !== ''", timeout=15000)
+        assert _text(page, "result") == "1,frag,true"
+        assert page.get_attribute("#frag a", "href") == harness.url(s, sites.shop.origin + "/about")
+        page.goto(harness.url(s, sites.shop.origin + "/fragment"))
+        assert page.evaluate("typeof window.__cobrowse") == "object"
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("query", ["", "?own-map=1"])
 def test_modules_named_by_absolute_upstream_urls_load_through_the_proxy(
     browser: Any, harness: Harness, sites: Sites, query: str

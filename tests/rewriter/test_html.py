@@ -531,6 +531,60 @@ def test_masking_applies_inside_srcdoc() -> None:
     assert b"topsecret" not in out
 
 
+# markup a script reads (fetch, XHR: htmx swaps, Turbo frames, templates) is inserted by the script
+# into its page as it came: nothing added, and a fragment stays a fragment
+FETCHED = [
+    (
+        '<p id="frag">x <a href="https://shop.example/x">a</a></p>',
+        f'<p id="frag">x <a href="{SHOP}">a</a></p>',
+    ),
+    ("hello <b>x</b> tail &amp; more", "hello <b>x</b> tail &amp; more"),
+    (
+        '<!-- c --><link rel="stylesheet" href="https://shop.example/x"><div>x</div>\n',
+        f'<!-- c --><link rel="stylesheet" href="{SHOP}"><div>x</div>\n',
+    ),
+    ("<tr><td>1</td></tr>", "<tr><td>1</td></tr>"),
+    ("<title>t</title><p>x</p>", "<title>t</title><p>x</p>"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("markup", "expected"), FETCHED)
+def test_markup_a_script_reads_stays_as_it_came_with_urls_mapped(markup: str, expected: str) -> None:
+    assert rewrite(markup, inject=INJECT, document=False).decode() == expected
+
+
+def test_a_whole_document_a_script_reads_gets_nothing_added() -> None:
+    out = rewrite(
+        "<!doctype html><html><head><title>t</title></head><body><img src='https://cdn.example/a.png'></body></html>",
+        inject=INJECT,
+        document=False,
+    )
+    assert out.decode() == (
+        f'<!doctype html>\n<html><head><title>t</title></head><body><img src="{CDN}"></body></html>'
+    )
+
+
+def test_markup_a_script_reads_is_masked_and_its_frames_get_the_runtime() -> None:
+    out = rewrite(
+        '<p class="card">4111 1111</p><input type=password value=topsecret>'
+        '<iframe srcdoc="<img src=https://cdn.example/a.png>"></iframe>',
+        inject=INJECT,
+        mask_selectors=[".card"],
+        document=False,
+    )
+    assert b"4111" not in out and b"topsecret" not in out
+    assert out.startswith(b'<p class="card" data-cobrowse-masked="">')
+    srcdoc = parse(out).xpath("//iframe/@srcdoc")[0]
+    assert "/__cobrowse/runtime.js" in srcdoc and CDN in srcdoc  # a frame is a page: it runs the runtime
+
+
+def test_markup_too_deep_for_a_tree_that_a_script_reads_gets_nothing_added() -> None:
+    markup = "<div>" * 2100 + '<img src="https://cdn.example/a.png">' + "</div>" * 2100
+    out = rewrite(markup, inject=INJECT, document=False).decode()
+    assert out == "<div>" * 2100 + f'<img src="{CDN}">' + "</div>" * 2100
+
+
 @pytest.mark.parametrize("selector", ["div[", "::nope(", "a >> b", ""])
 def test_invalid_selector_is_a_typed_error(selector: str) -> None:
     with pytest.raises(InvalidSelector):
