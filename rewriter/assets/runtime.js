@@ -1274,13 +1274,35 @@
       });
     });
     guard(function () {
-      var attrName = getter(win.Attr.prototype, 'name');
-      var attrOwner = getter(win.Attr.prototype, 'ownerElement');
-      wrapSetter(win.Attr.prototype, 'value', function (v, attr) {
-        var owner = attrOwner(attr);
+      var AttrProto = win.Attr.prototype;
+      var attrName = getter(AttrProto, 'name');
+      var attrOwner = getter(AttrProto, 'ownerElement');
+      var attrValue = getOwnPropertyDescriptor(AttrProto, 'value');
+      var nodeType = getter(win.Node.prototype, 'nodeType');
+      var mapAttrValue = function (v, attr, owner) {
         var kind = owner ? attrKind(owner, attrName(attr)) : null;
         return kind ? mapValue(kind, v) : v;
-      });
+      };
+      wrapSetter(AttrProto, 'value', function (v, attr) { return mapAttrValue(v, attr, attrOwner(attr)); });
+      // the same value, through Node (attr.nodeValue = url, attr.textContent = url)
+      var onAttr = function (v, node) { return nodeType(node) === 2 ? mapAttrValue(v, node, attrOwner(node)) : v; };
+      guard(function () { wrapSetter(win.Node.prototype, 'nodeValue', onAttr); });
+      guard(function () { wrapSetter(win.Node.prototype, 'textContent', onAttr); });
+      // an attribute made apart (document.createAttribute) gets its element here
+      var adopt = function (native) {
+        return function (attr) {
+          try {
+            if (nodeType(attr) === 2 && !attrOwner(attr)) {
+              var value = apply(attrValue.get, attr, []);
+              var mapped = mapAttrValue(value, attr, this);
+              if (mapped !== value) apply(attrValue.set, attr, [mapped]);
+            }
+          } catch (e) { /* keep */ }
+          return apply(native, this, arguments);
+        };
+      };
+      guard(function () { wrapMethod(ElementProto, 'setAttributeNode', adopt); });
+      guard(function () { wrapMethod(ElementProto, 'setAttributeNodeNS', adopt); });
     });
 
     // markup
@@ -1370,6 +1392,42 @@
     guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'insertRule', 0, function (v) { return mapCss(v, map); }); });
     guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'replace', 0, function (v) { return mapCss(v, map); }); });
     guard(function () { mapArgument(win.CSSStyleSheet.prototype, 'replaceSync', 0, function (v) { return mapCss(v, map); }); });
+    // Web Animations: keyframes are CSS values (el.animate([{backgroundImage: 'url(...)'}]));
+    // a copy is mapped, the page's own objects are left as they are
+    guard(function () {
+      var mapFrame = function (frame) {
+        if (frame === null || typeof frame !== 'object') return frame;
+        var out = {};
+        var keys = ObjectCtor.keys(frame);
+        for (var i = 0; i < keys.length; i++) {
+          var v = frame[keys[i]];
+          if (typeof v === 'string') v = mapCss(v, map);
+          else if (isArray(v)) {
+            var list = [];
+            for (var j = 0; j < v.length; j++) list[j] = typeof v[j] === 'string' ? mapCss(v[j], map) : v[j];
+            v = list;
+          }
+          out[keys[i]] = v;
+        }
+        return out;
+      };
+      var mapKeyframes = function (frames) {
+        if (isArray(frames)) {
+          var out = [];
+          for (var i = 0; i < frames.length; i++) out[i] = mapFrame(frames[i]);
+          return out;
+        }
+        return mapFrame(frames); // property-indexed: {backgroundImage: ['url(a)', 'url(b)']}
+      };
+      guard(function () { mapArgument(ElementProto, 'animate', 0, mapKeyframes); });
+      guard(function () { mapArgument(win.KeyframeEffect && win.KeyframeEffect.prototype, 'setKeyframes', 0, mapKeyframes); });
+      guard(function () {
+        wrapConstructor(win, 'KeyframeEffect', function (args) {
+          if (args.length > 1 && args[1] !== null && args[1] !== undefined) args[1] = mapKeyframes(args[1]);
+          return args;
+        });
+      });
+    });
 
     // masked values: a page script that sets a masked field's value sets the mask
     guard(function () {

@@ -485,6 +485,32 @@ SETTER_CASES = {
         "e.attributes.getNamedItem('src').value = U; document.body.appendChild(e)",
         "/e/attr",
     ),
+    "Attr.nodeValue": (
+        "var e = document.createElement('img'); e.setAttribute('src', '/x.png');"
+        "e.getAttributeNode('src').nodeValue = U; document.body.appendChild(e)",
+        "/e/attr-node-value",
+    ),
+    "Attr.textContent": (
+        "var e = document.createElement('img'); e.setAttribute('src', '/x.png');"
+        "e.getAttributeNode('src').textContent = U; document.body.appendChild(e)",
+        "/e/attr-text",
+    ),
+    "setAttributeNode of a made attribute": (
+        "var a = document.createAttribute('src'); a.value = U;"
+        "var e = document.createElement('img'); e.setAttributeNode(a); document.body.appendChild(e)",
+        "/e/attr-node",
+    ),
+    "animate keyframes": (
+        "var e = document.createElement('div'); e.textContent = 'x'; document.body.appendChild(e);"
+        "e.animate([{backgroundImage: 'url(' + U + ')'}, {backgroundImage: 'url(' + U + ')'}], 60000)",
+        "/e/animate",
+    ),
+    "KeyframeEffect, property-indexed": (
+        "var e = document.createElement('div'); e.textContent = 'x'; document.body.appendChild(e);"
+        "new Animation(new KeyframeEffect(e, {backgroundImage: ['url(' + U + ')', 'url(' + U + ')']},"
+        " 60000)).play()",
+        "/e/keyframe-effect",
+    ),
     "style property": (
         "var e = document.createElement('div'); e.textContent = 'x';"
         "e.style.backgroundImage = 'url(' + U + ')'; document.body.appendChild(e)",
