@@ -1284,10 +1284,22 @@
         return kind ? mapValue(kind, v) : v;
       };
       wrapSetter(AttrProto, 'value', function (v, attr) { return mapAttrValue(v, attr, attrOwner(attr)); });
-      // the same value, through Node (attr.nodeValue = url, attr.textContent = url)
-      var onAttr = function (v, node) { return nodeType(node) === 2 ? mapAttrValue(v, node, attrOwner(node)) : v; };
-      guard(function () { wrapSetter(win.Node.prototype, 'nodeValue', onAttr); });
-      guard(function () { wrapSetter(win.Node.prototype, 'textContent', onAttr); });
+      // the same value, through Node (attr.nodeValue = url, attr.textContent = url): an accessor
+      // on Attr.prototype in front of Node's, so elements and text nodes pay nothing for it
+      var throughNode = function (prop) {
+        var desc = getOwnPropertyDescriptor(win.Node.prototype, prop);
+        if (!desc || !desc.set || getOwnPropertyDescriptor(AttrProto, prop)) return;
+        var nativeSet = desc.set;
+        var setter = function (value) {
+          var mapped = value;
+          try { if (nodeType(this) === 2) mapped = mapAttrValue(value, this, attrOwner(this)); } catch (e) { /* keep */ }
+          return apply(nativeSet, this, [mapped]);
+        };
+        disguise(setter, nativeSet);
+        defineProperty(AttrProto, prop, { get: desc.get, set: setter, enumerable: desc.enumerable, configurable: true });
+      };
+      guard(function () { throughNode('nodeValue'); });
+      guard(function () { throughNode('textContent'); });
       // an attribute made apart (document.createAttribute) gets its element here
       var adopt = function (native) {
         return function (attr) {
