@@ -324,6 +324,17 @@
   root.appendChild(overlay);
 
   var annotations = { pointer: null, highlights: [], strokes: [] };
+  // At most one full report a second; a request inside that second is answered at its end.
+  var lastResync = 0, resyncTimer = null;
+  function resync() {
+    var wait = lastResync + 1000 - Date.now();
+    if (wait > 0) {
+      if (!resyncTimer) resyncTimer = setTimeout(guard(function () { resyncTimer = null; resync(); }, "resync"), wait);
+      return;
+    }
+    lastResync = Date.now();
+    if (state.session && state.session.state === "active") reportAll();
+  }
   var pointerTimer = null;
 
   function anchorPoint(a) {
@@ -563,6 +574,10 @@
         break;
       case "clear":
         clearAnnotations();
+        break;
+      case "resync":
+        // The agent's view (re)connected after our last reports: send what it missed.
+        if (s && s.state === "active") resync();
         break;
       case "navigate":
         // The API relays "navigate" only when the policy lets agents navigate, to an allowed origin.

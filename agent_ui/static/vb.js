@@ -269,6 +269,9 @@
         // Events published while this socket was not yet subscribed are lost to it: if the
         // session is no longer among the agent's live ones, ask the API how it ended.
         if (Array.isArray(msg.sessions) && !msg.sessions.some(function (s) { return s && s.id === sid; })) checkSession();
+        // What the visitor reported before this socket subscribed (a scroll, fields typed before the
+        // consent, everything before a reload of this view) went to nobody: ask for it again.
+        else sendWs({ type: "resync" });
         (msg.visitors || []).forEach(function (v) { if (session && v.id === session.visitor_id) handle({ type: "visitor", visitor: v }); });
         break;
       case "error":
