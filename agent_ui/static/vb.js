@@ -143,6 +143,9 @@
     if (follow && visitor.scroll) toRuntime(scrollMessage(visitor.scroll));
     Object.keys(visitor.fields).forEach(function (sel) { toRuntime(Object.assign({}, visitor.fields[sel])); });
   }
+  // "ready" comes at DOMContentLoaded, before style sheets and images have settled the layout: an
+  // anchored scroll applied then lands elsewhere once they have, so apply it again at load.
+  frame.addEventListener("load", function () { syncView(); });
   function scrollMessage(s) {
     var msg = { type: "scroll", x: s.x || 0, y: s.y || 0 };
     if (s.anchor && s.anchor.selector) msg.anchor = { selector: s.anchor.selector, offset: s.anchor.offset || 0 };

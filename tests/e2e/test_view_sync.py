@@ -3,6 +3,8 @@ scroll position and field values from before, and the visitor's page after a det
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,9 +12,44 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.harness import Stack
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor
+from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+SAME_PLACE = "top => Math.abs(document.getElementById('more').getBoundingClientRect().top - top) <= 2"
+
+
+def test_the_view_opens_and_reopens_where_the_visitor_is(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor scrolled before accepting: the view that opens after the consent (and again after
+    the agent reloads it) shows the same place without waiting for the visitor to scroll again, even
+    when the page's style sheet comes after its DOMContentLoaded (the scroll is anchored to an
+    element, so it must be applied once the layout has settled)."""
+    stack = make_stack(policy={"agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+
+    def slow_style_sheet(route: Any) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    try:
+        agent.context.route(re.compile(r"\.cobrowse\.localhost:\d+/static/shop\.css$"), slow_style_sheet)
+        visitor.page.evaluate("document.getElementById('more').scrollIntoView(); scrollBy(0, 120)")
+        top = visitor.page.locator("#more").evaluate("e => Math.round(e.getBoundingClientRect().top)")
+        vb = agent.request()
+        visitor.accept()
+        expect(vb).to_have_url(re.compile(r"/vb#session="), timeout=TIMEOUT_MS)
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(SAME_PLACE, arg=top, timeout=TIMEOUT_MS)
+
+        vb.reload()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(SAME_PLACE, arg=top, timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
 
 
 def test_the_view_shows_fields_typed_before_the_consent(
