@@ -102,7 +102,9 @@
   function load(upstreamUrl) {
     if (ended) return;
     loadingUrl = upstreamUrl || "";
+    // Until the runtime says ready the frame shows nothing we know (an error page has no runtime).
     frameInfo.ready = false;
+    frameInfo.url = "";
     var direct = upstreamUrl && directProxyUrl(upstreamUrl);
     if (direct) {
       frame.src = direct; // the credential cookie already covers every proxy origin of the session

@@ -75,3 +75,37 @@ def test_the_view_shows_fields_typed_before_the_consent(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_view_comes_back_with_the_visitor_from_outside_the_scope(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor follows a link to an origin outside allowed_origins, then comes back: the agent
+    sees the proxy's "outside the scope" page meanwhile, then the visitor's page again (a page
+    without the runtime says nothing to the view, which must not think it still shows the old one)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    outside = stack.shop.origin.replace("127.0.0.1", "localhost") + "/cart"
+    try:
+        vb = agent.request()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.evaluate(
+            "url => { const a = document.createElement('a'); a.href = url; a.id = 'away';"
+            " a.textContent = 'elsewhere'; document.body.prepend(a); }",
+            outside,
+        )
+        visitor.page.click("#away")
+        visitor.page.wait_for_url(outside)
+        expect(vb.locator("#vb-url")).to_have_text(outside, timeout=TIMEOUT_MS)
+        expect(frame.locator("body")).to_contain_text("outside the co-browse scope", timeout=TIMEOUT_MS)
+
+        visitor.page.go_back()
+        bar = visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")
+        expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/", timeout=TIMEOUT_MS)
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
