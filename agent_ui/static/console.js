@@ -301,6 +301,23 @@
     expired: "The visitor did not answer in time: the request expired.",
     ended: "The co-browsing session ended."
   };
+  // Why a request or a session is over, when the state alone does not say (an administrator or the
+  // account's policy ended it, not the visitor).
+  var END_REASONS = {
+    visitor_ended: "The visitor ended the co-browsing session.",
+    agent_ended: "You ended the co-browsing session.",
+    admin_ended: "An administrator ended the co-browsing session.",
+    idle_timeout: "The co-browsing session timed out (no activity).",
+    session_max: "The co-browsing session reached its maximum duration.",
+    visitor_left: "The visitor left the site: the co-browsing session ended.",
+    feature_disabled: "Co-browsing was switched off for this account.",
+    account_deleted: "The account was deleted.",
+    agent_revoked: "Your access was revoked."
+  };
+  function endMessage(s) {
+    if (s.state === "refused") return MESSAGES.refused;
+    return (s.reason && END_REASONS[s.reason]) || MESSAGES[s.state];
+  }
   var ORDER = { pending: 1, active: 2, refused: 3, expired: 3, ended: 3 };
   var latest = new Map(); // session id -> the most advanced state seen (events can cross answers)
   function onSessionState(s) {
@@ -323,8 +340,8 @@
         if (p.win && !p.win.closed) p.win.close();
         pending.delete(s.id);
       }
-      if (v) { v.session = null; v._message = MESSAGES[s.state]; }
-      flash(MESSAGES[s.state], s.state !== "ended");
+      if (v) { v.session = null; v._message = endMessage(s); }
+      flash(endMessage(s), s.state !== "ended");
     }
     render();
   }

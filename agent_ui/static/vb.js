@@ -334,7 +334,8 @@
     idle_timeout: "The session timed out (no activity).",
     session_max: "The session reached its maximum duration.",
     visitor_left: "The visitor left the site.",
-    account_disabled: "Co-browsing was switched off for this account.",
+    feature_disabled: "Co-browsing was switched off for this account.",
+    account_deleted: "The account was deleted.",
     agent_revoked: "Your access was revoked."
   };
   function stop(state, reason) {

@@ -88,3 +88,41 @@ def test_a_session_that_ends_while_the_view_connects(browser: Any, make_stack: C
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_switching_the_feature_off_ends_live_sessions_and_says_why(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An administrator switches co-browsing off for the account: a pending request is withdrawn
+    and an active session ends; both the console and the view say why, in words."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    off = "Co-browsing was switched off for this account."
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        with stack.serve.admin() as c:
+            c.patch(f"/accounts/{stack.account['id']}", json={"cobrowse_enabled": False}).raise_for_status()
+        expect(vb.locator("#ended-reason")).to_have_text(off, timeout=TIMEOUT_MS)
+        expect(agent.page.locator("#flash")).to_have_text(off, timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "unavailable", timeout=TIMEOUT_MS)
+        expect(agent.row().locator(".reason")).to_have_text("Co-browsing is off for this account")
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+
+        # a request waiting for the visitor's answer is withdrawn: not "the visitor did not answer"
+        with stack.serve.admin() as c:
+            c.patch(f"/accounts/{stack.account['id']}", json={"cobrowse_enabled": True}).raise_for_status()
+            c.patch(f"/accounts/{stack.account['id']}/policy", json={"consent": "request"}).raise_for_status()
+        visitor.page.reload()
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        with stack.serve.admin() as c:
+            c.patch(f"/accounts/{stack.account['id']}", json={"cobrowse_enabled": False}).raise_for_status()
+        expect(agent.page.locator("#flash")).to_have_text(off, timeout=TIMEOUT_MS)
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        if not win.is_closed():
+            win.wait_for_event("close", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
