@@ -229,11 +229,10 @@
   function agentInterface() {
     return (me && me.policy && me.policy.agent_interface) || "popin";
   }
+  var POPIN = "popup=yes,width=1280,height=860,left=80,top=60";
   function openWindow(iface) {
     // Opened synchronously inside the click, so no pop-up blocker fires; navigated later.
-    var win = iface === "tab"
-      ? window.open("about:blank", "_blank")
-      : window.open("about:blank", "_blank", "popup=yes,width=1280,height=860,left=80,top=60");
+    var win = iface === "tab" ? window.open("about:blank", "_blank") : window.open("about:blank", "_blank", POPIN);
     if (win) {
       try {
         win.document.title = "cobrowse - waiting for the visitor";
@@ -244,13 +243,24 @@
     return win;
   }
   function vbUrl(sessionId) { return location.origin + "/vb#session=" + encodeURIComponent(sessionId); }
+  function reopen(s) {
+    // The virtual browser names its window after the session (vb.js): bring that one back if it is
+    // open, else open a new one the way the session's policy says.
+    var name = "cobrowse-vb-" + s.id;
+    var iface = s.agent_interface || agentInterface();
+    var w = iface === "tab" ? window.open("", name) : window.open("", name, POPIN);
+    if (!w) { flash("The browser blocked the virtual browser's window: allow pop-ups for this page.", true); return; }
+    var blank = true;
+    try { blank = w.location.href === "about:blank"; } catch (e) { blank = false; }
+    if (blank) w.location.href = vbUrl(s.id);
+    w.focus();
+  }
 
   function onCobrowse(id) {
     var v = visitors.get(id);
     if (!v) return;
     if (isLive(v)) {
-      var w = window.open(vbUrl(sessionOf(v).id || sessionOf(v).session_id), "_blank");
-      if (w) w.focus();
+      reopen(sessionOf(v));
       return;
     }
     flash("");

@@ -12,6 +12,8 @@
   var frame = $("view");
 
   var sid = new URLSearchParams(location.hash.slice(1)).get("session") || "";
+  // The console finds this window again by name (its live button), instead of opening a second one.
+  if (sid) window.name = "cobrowse-vb-" + sid;
   var session = null;          // GET /sessions/{sid}
   var ended = false;
   var ws = null, retry = 0;

@@ -256,3 +256,34 @@ def test_masked_field_never_reaches_the_agent(browser: Any, make_stack: Callable
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_console_reopens_the_virtual_browser_as_the_policy_says(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The live button brings back the session's window: the open one (no second copy), or, once
+    it was closed and the console reloaded, a new pop-in (not a tab) for a pop-in policy."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "popin"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "live")
+        pages = len(agent.context.pages)
+        agent.button().click()
+        agent.page.wait_for_timeout(500)
+        assert len(agent.context.pages) == pages
+        assert not vb.is_closed()
+
+        vb.close()
+        agent.page.reload()
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        with agent.page.expect_popup() as popup:
+            agent.button().click()
+        again = popup.value
+        expect(again.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        assert again.evaluate("window.toolbar.visible") is False
+    finally:
+        agent.context.close()
+        visitor.context.close()
