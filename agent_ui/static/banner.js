@@ -525,7 +525,9 @@
     if (live && live.state === "active") startSession(live.id, live.agent_name);
     else if (live && live.state === "pending") {
       if (!dialog) { state.session = { id: live.id, state: "pending", agent_name: live.agent_name }; saveState(); showPrompt(live.id, live.agent_name); }
-    } else if (state.session) { state.session = null; saveState(); hideAll(); }
+    } else if (state.session) {
+      sessionOver(""); // it ended while this page was away or offline: say so, as for any end
+    }
   }
   function sid(msg) { return msg.session_id || (msg.session && msg.session.id); }
   function agentName(msg) {

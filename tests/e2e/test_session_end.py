@@ -126,3 +126,40 @@ def test_switching_the_feature_off_ends_live_sessions_and_says_why(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor's connection drops for longer than the grace period: the session ends (visitor
+    left); when the banner connects again, its bar goes away with the same notice as any end."""
+    stack = make_stack(policy={"consent": "none"}, extra=("--visitor-grace-s", "2"))
+    context = browser.new_context()
+    down = False
+    sockets: list[Any] = []
+
+    def maybe_refuse(ws: Any) -> None:
+        if down:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), maybe_refuse)
+    page = context.new_page()
+    agent = open_console(browser, stack)
+    try:
+        page.goto(stack.shop.origin + "/")
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        bar = page.get_by_text(f"Co-browsing with {stack.agent_name}")
+        expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        down = True
+        sockets[-1].close()
+        expect(vb.locator("#ended-reason")).to_have_text("The visitor left the site.", timeout=TIMEOUT_MS)
+        down = False
+        expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(page.get_by_role("status")).to_have_text("Co-browsing has ended.")
+    finally:
+        agent.context.close()
+        context.close()
