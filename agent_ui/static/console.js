@@ -274,6 +274,9 @@
       v._consent = s.consent;
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
       pending.set(s.id, { visitorId: id, win: win });
+      // Named like the virtual browser's window, so that a reloaded console (which forgets `pending`)
+      // still finds this one with the live button.
+      try { if (win && !win.closed) win.name = "cobrowse-vb-" + s.id; } catch (e) { /* not ours */ }
       // The session's events may have overtaken this answer (a quick refusal): the latest state wins.
       var known = latest.get(s.id);
       onSessionState(known || s);
