@@ -258,9 +258,11 @@
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       handle(msg);
     };
-    sock.onclose = function () {
+    sock.onclose = function (ev) {
       if (ws !== sock || ended) return;
       ws = null;
+      // 4401: the token is no longer valid (the agent was revoked, which ends its sessions too).
+      if (ev.code === 4401) { sessionStorage.removeItem(TOKEN_KEY); stop("ended", "agent_revoked"); return; }
       retry = Math.min(retry + 1, 5);
       setTimeout(function () { checkSession().then(function () { if (!ended) connect(); }); }, 300 * Math.pow(2, retry));
     };
@@ -362,6 +364,7 @@
       showLocation();
     }).catch(function (err) {
       if (err.status === 404 || err.status === 403) stop("ended", "");
+      else if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); stop("ended", "agent_revoked"); }
       else status("Could not reach the server: " + err.message);
     });
   }

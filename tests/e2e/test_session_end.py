@@ -163,3 +163,27 @@ def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
     finally:
         agent.context.close()
         context.close()
+
+
+def test_revoking_the_agent_ends_its_view_with_the_reason(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An administrator revokes the agent mid-session: the view says the access was revoked and
+    stops (it said "Could not reach the server" and kept reconnecting with the dead token)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        with stack.serve.admin() as c:
+            listed = c.get(f"/accounts/{stack.account['id']}/agents").json()["agents"]
+            c.delete(f"/accounts/{stack.account['id']}/agents/{listed[0]['id']}").raise_for_status()
+        expect(vb.locator("#ended-reason")).to_have_text("Your access was revoked.", timeout=TIMEOUT_MS)
+        expect(vb.locator("#view")).to_have_attribute("src", "about:blank")
+        expect(vb.locator("#vb-status")).to_be_hidden()
+        expect(agent.page.locator("#signin-error")).to_have_text("Signed out: the token is no longer valid.")
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+    finally:
+        agent.context.close()
+        visitor.context.close()
