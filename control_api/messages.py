@@ -211,6 +211,9 @@ AGENT_MESSAGES: Mapping[str, MessageSpec] = {
         "a stroke drawn over the visitor's page",
     ),
     "clear": MessageSpec(SID, True, "remove highlights and drawings"),
+    "resync": MessageSpec(
+        SID, True, "ask the visitor to report page, viewport, scroll and fields again (a view just connected)"
+    ),
     "navigate": MessageSpec(
         {**SID, "url": req(_url)}, True, "navigate the visitor (only with policy agent_can_navigate)"
     ),

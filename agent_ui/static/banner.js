@@ -324,6 +324,17 @@
   root.appendChild(overlay);
 
   var annotations = { pointer: null, highlights: [], strokes: [] };
+  // At most one full report a second; a request inside that second is answered at its end.
+  var lastResync = 0, resyncTimer = null;
+  function resync() {
+    var wait = lastResync + 1000 - Date.now();
+    if (wait > 0) {
+      if (!resyncTimer) resyncTimer = setTimeout(guard(function () { resyncTimer = null; resync(); }, "resync"), wait);
+      return;
+    }
+    lastResync = Date.now();
+    if (state.session && state.session.state === "active") reportAll();
+  }
   var pointerTimer = null;
 
   function anchorPoint(a) {
@@ -514,7 +525,9 @@
     if (live && live.state === "active") startSession(live.id, live.agent_name);
     else if (live && live.state === "pending") {
       if (!dialog) { state.session = { id: live.id, state: "pending", agent_name: live.agent_name }; saveState(); showPrompt(live.id, live.agent_name); }
-    } else if (state.session) { state.session = null; saveState(); hideAll(); }
+    } else if (state.session) {
+      sessionOver(""); // it ended while this page was away or offline: say so, as for any end
+    }
   }
   function sid(msg) { return msg.session_id || (msg.session && msg.session.id); }
   function agentName(msg) {
@@ -563,6 +576,10 @@
         break;
       case "clear":
         clearAnnotations();
+        break;
+      case "resync":
+        // The agent's view (re)connected after our last reports: send what it missed.
+        if (s && s.state === "active") resync();
         break;
       case "navigate":
         // The API relays "navigate" only when the policy lets agents navigate, to an allowed origin.

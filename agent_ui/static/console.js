@@ -229,11 +229,10 @@
   function agentInterface() {
     return (me && me.policy && me.policy.agent_interface) || "popin";
   }
+  var POPIN = "popup=yes,width=1280,height=860,left=80,top=60";
   function openWindow(iface) {
     // Opened synchronously inside the click, so no pop-up blocker fires; navigated later.
-    var win = iface === "tab"
-      ? window.open("about:blank", "_blank")
-      : window.open("about:blank", "_blank", "popup=yes,width=1280,height=860,left=80,top=60");
+    var win = iface === "tab" ? window.open("about:blank", "_blank") : window.open("about:blank", "_blank", POPIN);
     if (win) {
       try {
         win.document.title = "cobrowse - waiting for the visitor";
@@ -244,13 +243,24 @@
     return win;
   }
   function vbUrl(sessionId) { return location.origin + "/vb#session=" + encodeURIComponent(sessionId); }
+  function reopen(s) {
+    // The virtual browser names its window after the session (vb.js): bring that one back if it is
+    // open, else open a new one the way the session's policy says.
+    var name = "cobrowse-vb-" + s.id;
+    var iface = s.agent_interface || agentInterface();
+    var w = iface === "tab" ? window.open("", name) : window.open("", name, POPIN);
+    if (!w) { flash("The browser blocked the virtual browser's window: allow pop-ups for this page.", true); return; }
+    var blank = true;
+    try { blank = w.location.href === "about:blank"; } catch (e) { blank = false; }
+    if (blank) w.location.href = vbUrl(s.id);
+    w.focus();
+  }
 
   function onCobrowse(id) {
     var v = visitors.get(id);
     if (!v) return;
     if (isLive(v)) {
-      var w = window.open(vbUrl(sessionOf(v).id || sessionOf(v).session_id), "_blank");
-      if (w) w.focus();
+      reopen(sessionOf(v));
       return;
     }
     flash("");
@@ -264,6 +274,9 @@
       v._consent = s.consent;
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
       pending.set(s.id, { visitorId: id, win: win });
+      // Named like the virtual browser's window, so that a reloaded console (which forgets `pending`)
+      // still finds this one with the live button.
+      try { if (win && !win.closed) win.name = "cobrowse-vb-" + s.id; } catch (e) { /* not ours */ }
       // The session's events may have overtaken this answer (a quick refusal): the latest state wins.
       var known = latest.get(s.id);
       onSessionState(known || s);
@@ -301,6 +314,23 @@
     expired: "The visitor did not answer in time: the request expired.",
     ended: "The co-browsing session ended."
   };
+  // Why a request or a session is over, when the state alone does not say (an administrator or the
+  // account's policy ended it, not the visitor).
+  var END_REASONS = {
+    visitor_ended: "The visitor ended the co-browsing session.",
+    agent_ended: "You ended the co-browsing session.",
+    admin_ended: "An administrator ended the co-browsing session.",
+    idle_timeout: "The co-browsing session timed out (no activity).",
+    session_max: "The co-browsing session reached its maximum duration.",
+    visitor_left: "The visitor left the site: the co-browsing session ended.",
+    feature_disabled: "Co-browsing was switched off for this account.",
+    account_deleted: "The account was deleted.",
+    agent_revoked: "Your access was revoked."
+  };
+  function endMessage(s) {
+    if (s.state === "refused") return MESSAGES.refused;
+    return (s.reason && END_REASONS[s.reason]) || MESSAGES[s.state];
+  }
   var ORDER = { pending: 1, active: 2, refused: 3, expired: 3, ended: 3 };
   var latest = new Map(); // session id -> the most advanced state seen (events can cross answers)
   function onSessionState(s) {
@@ -323,8 +353,8 @@
         if (p.win && !p.win.closed) p.win.close();
         pending.delete(s.id);
       }
-      if (v) { v.session = null; v._message = MESSAGES[s.state]; }
-      flash(MESSAGES[s.state], s.state !== "ended");
+      if (v) { v.session = null; v._message = endMessage(s); }
+      flash(endMessage(s), s.state !== "ended");
     }
     render();
   }

@@ -12,6 +12,8 @@
   var frame = $("view");
 
   var sid = new URLSearchParams(location.hash.slice(1)).get("session") || "";
+  // The console finds this window again by name (its live button), instead of opening a second one.
+  if (sid) window.name = "cobrowse-vb-" + sid;
   var session = null;          // GET /sessions/{sid}
   var ended = false;
   var ws = null, retry = 0;
@@ -102,7 +104,9 @@
   function load(upstreamUrl) {
     if (ended) return;
     loadingUrl = upstreamUrl || "";
+    // Until the runtime says ready the frame shows nothing we know (an error page has no runtime).
     frameInfo.ready = false;
+    frameInfo.url = "";
     var direct = upstreamUrl && directProxyUrl(upstreamUrl);
     if (direct) {
       frame.src = direct; // the credential cookie already covers every proxy origin of the session
@@ -143,6 +147,9 @@
     if (follow && visitor.scroll) toRuntime(scrollMessage(visitor.scroll));
     Object.keys(visitor.fields).forEach(function (sel) { toRuntime(Object.assign({}, visitor.fields[sel])); });
   }
+  // "ready" comes at DOMContentLoaded, before style sheets and images have settled the layout: an
+  // anchored scroll applied then lands elsewhere once they have, so apply it again at load.
+  frame.addEventListener("load", function () { syncView(); });
   function scrollMessage(s) {
     var msg = { type: "scroll", x: s.x || 0, y: s.y || 0 };
     if (s.anchor && s.anchor.selector) msg.anchor = { selector: s.anchor.selector, offset: s.anchor.offset || 0 };
@@ -251,9 +258,11 @@
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       handle(msg);
     };
-    sock.onclose = function () {
+    sock.onclose = function (ev) {
       if (ws !== sock || ended) return;
       ws = null;
+      // 4401: the token is no longer valid (the agent was revoked, which ends its sessions too).
+      if (ev.code === 4401) { sessionStorage.removeItem(TOKEN_KEY); stop("ended", "agent_revoked"); return; }
       retry = Math.min(retry + 1, 5);
       setTimeout(function () { checkSession().then(function () { if (!ended) connect(); }); }, 300 * Math.pow(2, retry));
     };
@@ -269,6 +278,9 @@
         // Events published while this socket was not yet subscribed are lost to it: if the
         // session is no longer among the agent's live ones, ask the API how it ended.
         if (Array.isArray(msg.sessions) && !msg.sessions.some(function (s) { return s && s.id === sid; })) checkSession();
+        // What the visitor reported before this socket subscribed (a scroll, fields typed before the
+        // consent, everything before a reload of this view) went to nobody: ask for it again.
+        else sendWs({ type: "resync" });
         (msg.visitors || []).forEach(function (v) { if (session && v.id === session.visitor_id) handle({ type: "visitor", visitor: v }); });
         break;
       case "error":
@@ -326,7 +338,8 @@
     idle_timeout: "The session timed out (no activity).",
     session_max: "The session reached its maximum duration.",
     visitor_left: "The visitor left the site.",
-    account_disabled: "Co-browsing was switched off for this account.",
+    feature_disabled: "Co-browsing was switched off for this account.",
+    account_deleted: "The account was deleted.",
     agent_revoked: "Your access was revoked."
   };
   function stop(state, reason) {
@@ -351,6 +364,7 @@
       showLocation();
     }).catch(function (err) {
       if (err.status === 404 || err.status === 403) stop("ended", "");
+      else if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); stop("ended", "agent_revoked"); }
       else status("Could not reach the server: " + err.message);
     });
   }

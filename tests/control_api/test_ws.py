@@ -88,6 +88,7 @@ def test_sync_relays_both_ways_with_only_validated_fields(world: World) -> None:
             {"type": "highlight", "session_id": sid, "selector": "#buy"},
             {"type": "draw", "session_id": sid, "points": [[1, 2], [3, 4]], "color": "#f00"},
             {"type": "clear", "session_id": sid},
+            {"type": "resync", "session_id": sid},
         ):
             aws.send_json(message)
             got = _next(vws, message["type"])

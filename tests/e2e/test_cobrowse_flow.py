@@ -256,3 +256,61 @@ def test_masked_field_never_reaches_the_agent(browser: Any, make_stack: Callable
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_console_reopens_the_virtual_browser_as_the_policy_says(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The live button brings back the session's window: the open one (no second copy), or, once
+    it was closed and the console reloaded, a new pop-in (not a tab) for a pop-in policy."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "popin"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "live")
+        pages = len(agent.context.pages)
+        agent.button().click()
+        agent.page.wait_for_timeout(500)
+        assert len(agent.context.pages) == pages
+        assert not vb.is_closed()
+
+        vb.close()
+        agent.page.reload()
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        with agent.page.expect_popup() as popup:
+            agent.button().click()
+        again = popup.value
+        expect(again.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        assert again.evaluate("window.toolbar.visible") is False
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_console_reloaded_while_waiting_for_consent_uses_the_waiting_window(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The agent reloads the console while the visitor has not answered yet: once accepted, the
+    live button turns the "waiting" window it had opened into the virtual browser (no second one,
+    no stale "waiting" window left behind)."""
+    stack = make_stack()
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        waiting = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "busy")
+        agent.page.reload()
+        expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
+        visitor.accept()
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        pages = len(agent.context.pages)
+        agent.button().click()
+        expect(waiting).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
+        expect(waiting.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        assert len(agent.context.pages) == pages
+    finally:
+        agent.context.close()
+        visitor.context.close()

@@ -88,3 +88,102 @@ def test_a_session_that_ends_while_the_view_connects(browser: Any, make_stack: C
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_switching_the_feature_off_ends_live_sessions_and_says_why(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An administrator switches co-browsing off for the account: a pending request is withdrawn
+    and an active session ends; both the console and the view say why, in words."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    off = "Co-browsing was switched off for this account."
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        with stack.serve.admin() as c:
+            c.patch(f"/accounts/{stack.account['id']}", json={"cobrowse_enabled": False}).raise_for_status()
+        expect(vb.locator("#ended-reason")).to_have_text(off, timeout=TIMEOUT_MS)
+        expect(agent.page.locator("#flash")).to_have_text(off, timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "unavailable", timeout=TIMEOUT_MS)
+        expect(agent.row().locator(".reason")).to_have_text("Co-browsing is off for this account")
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+
+        # a request waiting for the visitor's answer is withdrawn: not "the visitor did not answer"
+        with stack.serve.admin() as c:
+            c.patch(f"/accounts/{stack.account['id']}", json={"cobrowse_enabled": True}).raise_for_status()
+            c.patch(f"/accounts/{stack.account['id']}/policy", json={"consent": "request"}).raise_for_status()
+        visitor.page.reload()
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        with stack.serve.admin() as c:
+            c.patch(f"/accounts/{stack.account['id']}", json={"cobrowse_enabled": False}).raise_for_status()
+        expect(agent.page.locator("#flash")).to_have_text(off, timeout=TIMEOUT_MS)
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        if not win.is_closed():
+            win.wait_for_event("close", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor's connection drops for longer than the grace period: the session ends (visitor
+    left); when the banner connects again, its bar goes away with the same notice as any end."""
+    stack = make_stack(policy={"consent": "none"}, extra=("--visitor-grace-s", "2"))
+    context = browser.new_context()
+    down = False
+    sockets: list[Any] = []
+
+    def maybe_refuse(ws: Any) -> None:
+        if down:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), maybe_refuse)
+    page = context.new_page()
+    agent = open_console(browser, stack)
+    try:
+        page.goto(stack.shop.origin + "/")
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        bar = page.get_by_text(f"Co-browsing with {stack.agent_name}")
+        expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        down = True
+        sockets[-1].close()
+        expect(vb.locator("#ended-reason")).to_have_text("The visitor left the site.", timeout=TIMEOUT_MS)
+        down = False
+        expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(page.get_by_role("status")).to_have_text("Co-browsing has ended.")
+    finally:
+        agent.context.close()
+        context.close()
+
+
+def test_revoking_the_agent_ends_its_view_with_the_reason(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An administrator revokes the agent mid-session: the view says the access was revoked and
+    stops (it said "Could not reach the server" and kept reconnecting with the dead token)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        with stack.serve.admin() as c:
+            listed = c.get(f"/accounts/{stack.account['id']}/agents").json()["agents"]
+            c.delete(f"/accounts/{stack.account['id']}/agents/{listed[0]['id']}").raise_for_status()
+        expect(vb.locator("#ended-reason")).to_have_text("Your access was revoked.", timeout=TIMEOUT_MS)
+        expect(vb.locator("#view")).to_have_attribute("src", "about:blank")
+        expect(vb.locator("#vb-status")).to_be_hidden()
+        expect(agent.page.locator("#signin-error")).to_have_text("Signed out: the token is no longer valid.")
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+    finally:
+        agent.context.close()
+        visitor.context.close()

@@ -1,0 +1,111 @@
+"""What the agent's view shows when it opens or reopens in the middle of things: the visitor's
+scroll position and field values from before, and the visitor's page after a detour."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.harness import Stack
+from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+SAME_PLACE = "top => Math.abs(document.getElementById('more').getBoundingClientRect().top - top) <= 2"
+
+
+def test_the_view_opens_and_reopens_where_the_visitor_is(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor scrolled before accepting: the view that opens after the consent (and again after
+    the agent reloads it) shows the same place without waiting for the visitor to scroll again, even
+    when the page's style sheet comes after its DOMContentLoaded (the scroll is anchored to an
+    element, so it must be applied once the layout has settled)."""
+    stack = make_stack(policy={"agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+
+    def slow_style_sheet(route: Any) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    try:
+        agent.context.route(re.compile(r"\.cobrowse\.localhost:\d+/static/shop\.css$"), slow_style_sheet)
+        visitor.page.evaluate("document.getElementById('more').scrollIntoView(); scrollBy(0, 120)")
+        top = visitor.page.locator("#more").evaluate("e => Math.round(e.getBoundingClientRect().top)")
+        vb = agent.request()
+        visitor.accept()
+        expect(vb).to_have_url(re.compile(r"/vb#session="), timeout=TIMEOUT_MS)
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(SAME_PLACE, arg=top, timeout=TIMEOUT_MS)
+
+        vb.reload()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(SAME_PLACE, arg=top, timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_the_view_shows_fields_typed_before_the_consent(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The banner reports the changed fields when the session starts, before the agent's view has
+    connected: the view asks again (resync) and shows them, masked ones masked."""
+    stack = make_stack(policy={"masked_selectors": [".card-number"]})
+    visitor = open_visitor(browser, stack, "/checkout")
+    agent = open_console(browser, stack)
+    secret = "4111222233334444"
+    try:
+        visitor.page.fill("#name", "Ana Early")
+        visitor.page.fill("#card", secret)
+        vb = agent.request()
+        visitor.accept()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+        expect(frame.locator("#name")).to_have_value("Ana Early", timeout=TIMEOUT_MS)
+        expect(frame.locator("#card")).to_have_value("\u2022" * 6)
+        for text in visitor.frames.texts + agent.frames.texts:
+            assert secret not in text
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_the_view_comes_back_with_the_visitor_from_outside_the_scope(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor follows a link to an origin outside allowed_origins, then comes back: the agent
+    sees the proxy's "outside the scope" page meanwhile, then the visitor's page again (a page
+    without the runtime says nothing to the view, which must not think it still shows the old one)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    outside = stack.shop.origin.replace("127.0.0.1", "localhost") + "/cart"
+    try:
+        vb = agent.request()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.evaluate(
+            "url => { const a = document.createElement('a'); a.href = url; a.id = 'away';"
+            " a.textContent = 'elsewhere'; document.body.prepend(a); }",
+            outside,
+        )
+        visitor.page.click("#away")
+        visitor.page.wait_for_url(outside)
+        expect(vb.locator("#vb-url")).to_have_text(outside, timeout=TIMEOUT_MS)
+        expect(frame.locator("body")).to_contain_text("outside the co-browse scope", timeout=TIMEOUT_MS)
+
+        visitor.page.go_back()
+        bar = visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")
+        expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/", timeout=TIMEOUT_MS)
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
