@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from control_api import accounts, agents, audit, sessions
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response, no_content
 from control_api.exceptions import ApiError, invalid, not_found
-from control_api.policy import validate_policy
+from control_api.policy import narrows, validate_policy
 from control_api.request_parsing import boolean, json_body, no_unknown, query_float, query_int, string
 
 ADMIN = ("admin",)
@@ -71,16 +72,21 @@ async def get_policy(request: Request, call: Call) -> Response:
     return json_response((await accounts.get(call.api.store, request.path_params["aid"])).policy)
 
 
+async def _set_policy(call: Call, account: accounts.Account, policy: dict[str, Any]) -> Response:
+    updated = await accounts.set_policy(call.api.store, account.id, policy)
+    if narrows(account.policy, updated.policy):  # sessions keep the policy they were made under
+        await _end_all(call, await sessions.live_of_account(call.api.store, account.id), "policy_changed")
+    return json_response(updated.policy)
+
+
 async def put_policy(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
-    policy = validate_policy(await json_body(request))
-    return json_response((await accounts.set_policy(call.api.store, account.id, policy)).policy)
+    return await _set_policy(call, account, validate_policy(await json_body(request)))
 
 
 async def patch_policy(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
-    policy = validate_policy(await json_body(request), base=account.policy)
-    return json_response((await accounts.set_policy(call.api.store, account.id, policy)).policy)
+    return await _set_policy(call, account, validate_policy(await json_body(request), base=account.policy))
 
 
 async def create_agent(request: Request, call: Call) -> Response:

@@ -212,6 +212,19 @@ def default_policy() -> dict[str, Any]:
     }
 
 
+def narrows(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when ``new`` lets a session show or do less than ``old`` did: a masked selector
+    added, an allowed origin removed, navigation by the agent taken away, or consent required
+    where it was not. A live session keeps the policy it was made under, so such a change ends
+    it (an administrator who masks a field means it to stop reaching agents now)."""
+    return bool(
+        set(new["masked_selectors"]) - set(old["masked_selectors"])
+        or set(old["allowed_origins"]) - set(new["allowed_origins"])
+        or (old["agent_can_navigate"] and not new["agent_can_navigate"])
+        or (old["consent"] == "none" and new["consent"] != "none")
+    )
+
+
 def validate_policy(data: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Merge ``data`` over ``base`` (defaults when None), checking every given key."""
     if not isinstance(data, dict):

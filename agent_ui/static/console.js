@@ -325,6 +325,7 @@
     visitor_left: "The visitor left the site: the co-browsing session ended.",
     feature_disabled: "Co-browsing was switched off for this account.",
     account_deleted: "The account was deleted.",
+    policy_changed: "The account's co-browsing policy changed: start a new session to go on.",
     agent_revoked: "Your access was revoked."
   };
   function endMessage(s) {

@@ -340,6 +340,7 @@
     visitor_left: "The visitor left the site.",
     feature_disabled: "Co-browsing was switched off for this account.",
     account_deleted: "The account was deleted.",
+    policy_changed: "The account's co-browsing policy changed: start a new session to go on.",
     agent_revoked: "Your access was revoked."
   };
   function stop(state, reason) {

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from cb_api_helpers import ORIGIN, World, open_world
 
 from control_api import proxy_access, visitors
+from control_api.policy import narrows, validate_policy
 from rewriter.cookies import load_records
 from rewriter.urls import Origin, encode_label
 
@@ -289,6 +291,49 @@ def test_disabling_the_account_ends_live_sessions(world: World) -> None:
         event = ws.receive_json()
         assert (event["to"], event["reason"]) == ("ended", "feature_disabled")
     assert world.client.get(f"/api/v1/sessions/{sid}", headers=world.admin).json()["state"] == "ended"
+
+
+def test_a_policy_that_narrows_ends_live_sessions_and_one_that_widens_does_not(world: World) -> None:
+    """A live session keeps the policy it was made under: a field masked now must stop reaching
+    the agent now, so a narrowing change ends the account's live sessions; a widening one (an
+    origin more, a selector fewer) leaves them be."""
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    url = f"/api/v1/accounts/{account['id']}/policy"
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        sid = world.session(agent, visitor)["id"]
+        assert ws.receive_json()["to"] == "active"
+        r = world.client.patch(
+            url, json={"allowed_origins": [ORIGIN, "https://more.example"]}, headers=world.admin
+        )
+        assert r.status_code == 200
+        assert world.client.get(f"/api/v1/sessions/{sid}", headers=world.admin).json()["state"] == "active"
+        r = world.client.patch(url, json={"masked_selectors": ["#card"]}, headers=world.admin)
+        assert r.status_code == 200 and r.json()["masked_selectors"] == ["#card"]
+        event = ws.receive_json()
+        assert (event["to"], event["reason"]) == ("ended", "policy_changed")
+    assert world.client.get(f"/api/v1/sessions/{sid}", headers=world.admin).json()["state"] == "ended"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "narrower"),
+    [
+        ({}, {"masked_selectors": ["#card"]}, True),
+        ({"masked_selectors": ["#card", "#cvc"]}, {"masked_selectors": ["#cvc"]}, False),
+        ({"allowed_origins": [ORIGIN, "https://b.example"]}, {"allowed_origins": [ORIGIN]}, True),
+        ({"allowed_origins": [ORIGIN]}, {"allowed_origins": [ORIGIN, "https://b.example"]}, False),
+        ({"agent_can_navigate": True}, {"agent_can_navigate": False}, True),
+        ({"agent_can_navigate": False}, {"agent_can_navigate": True}, False),
+        ({"consent": "none"}, {"consent": "request"}, True),
+        ({"consent": "request"}, {"consent": "none"}, False),
+        ({}, {"agent_interface": "tab", "idle_timeout_s": 300}, False),
+    ],
+)
+def test_which_policy_changes_narrow(before: dict[str, Any], after: dict[str, Any], narrower: bool) -> None:
+    old = validate_policy({"allowed_origins": [ORIGIN], **before})
+    assert narrows(old, validate_policy(after, base=old)) is narrower
 
 
 def test_metrics_exposition(world: World) -> None:
