@@ -12,6 +12,7 @@ from mitmproxy import http
 
 from proxy.compression import accept_encoding
 from proxy.responses import is_worker_script
+from proxy.validators import untag_request
 from rewriter.headers import rewrite_request_headers
 from rewriter.urls import Origin, UrlMapper
 
@@ -47,6 +48,7 @@ def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin, cookie: 
         # never unframed, where the upstream would read it as the start of another request
         fields.append((b"content-length", str(len(request.raw_content or b"")).encode()))
     request.headers = http.Headers(fields)
+    untag_request(flow)  # validators name the destination their copy was made for
     if is_worker_script(flow):
         # the browser may revalidate with the validators of a copy it holds as a plain script:
         # a 304 would hand the worker that copy, without the runtime in front (proxy/rewriting.py)

@@ -13,7 +13,7 @@ from typing import Any, cast
 from mitmproxy import http
 
 from control_api.proxy_access import ProxySession
-from proxy import buffering, compression, cookie_sync
+from proxy import buffering, compression, cookie_sync, validators
 from proxy.buffering import BODY_WATCH, BodyWatch
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
@@ -112,6 +112,7 @@ def on_response_headers(
         return
     if not _has_body(flow):
         response.stream = True
+        validators.tag_not_modified(flow)
         declared = extract_content_type(response.headers.get_all("content-type"))
         rewritable = (
             kind_of(declared) != "passthrough" or mime_type(declared) in UNKNOWN_TYPES
@@ -141,7 +142,10 @@ def on_response_headers(
         response.stream = True
         if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
             as_inert_document(flow, "text/plain" + _charset_param(content_type))
+            validators.tag_response(flow)  # inert as a page, as it is for a script
         return
+    # from here on what the browser gets depends on where it puts it (proxy/validators.py)
+    validators.tag_response(flow)
     download = _is_attachment(response.headers) and destination(flow) not in SUBRESOURCE_DESTS
     if response.status_code == 206 or download:
         # a part of a document (a Range request) cannot be rewritten, and a download (an

@@ -232,6 +232,19 @@ onconnect = async (event) => {{
             "})();</script>",
         )
 
+    async def revalidated(request: Request) -> Response:
+        # a page with a validator, revalidated on every use (Rails answers HTML this way)
+        asked = request.headers.get("if-none-match", "")
+        site.hits["/revalidated if-none-match " + (asked or "none")] += 1
+        if asked == '"r1"':
+            return Response(status_code=304, headers={"etag": '"r1"', "cache-control": "no-cache"})
+        return HTMLResponse(
+            "<!doctype html><html><head><title>R</title></head><body><div id=secret></div>"
+            "<script>document.getElementById('secret').textContent = 'SSN 123-45-6789';</script>"
+            "</body></html>",
+            headers={"etag": '"r1"', "cache-control": "no-cache"},
+        )
+
     async def blob_worker(request: Request) -> Response:
         # a bundler's worker: its script never passes the proxy
         code = (
@@ -492,6 +505,7 @@ onconnect = async (event) => {{
         Route("/shared-worker", shared_worker),
         Route("/blob-worker", blob_worker),
         Route("/fragment", fragment),
+        Route("/revalidated", revalidated),
         Route("/fetch-frag", fetch_fragment),
         Route("/module-worker", module_worker),
         Route("/static/import-leak.js", import_leak_js),

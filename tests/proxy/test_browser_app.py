@@ -114,6 +114,33 @@ def test_markup_a_script_fetches_comes_as_it_was_with_its_urls_mapped(
         context.close()
 
 
+def test_a_copy_made_for_a_script_never_answers_a_page_nor_the_reverse(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A page fetched by a script gets nothing added, the same page opened gets the runtime. With a
+    validator the browser revalidates a copy made for one with the other: the upstream's 304 must
+    not hand the page the script's copy (no runtime, the masked field in clear), nor the script
+    the page's. A copy is still revalidated by its own kind of request."""
+    s = harness.open_session((sites.shop.origin,), masked=("#secret",))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/about")
+    revalidated = harness.url(s, sites.shop.origin + "/revalidated")
+    try:
+        fetched = page.evaluate("fetch('/revalidated').then((r) => r.text())")
+        assert "__cobrowse" not in fetched
+        page.goto(revalidated)
+        assert page.evaluate("typeof window.__cobrowse") == "object"
+        assert page.inner_text("#secret") == "\u2022" * 6
+        page.reload()  # the page's own copy: revalidated, 304
+        assert page.evaluate("typeof window.__cobrowse") == "object"
+        assert page.inner_text("#secret") == "\u2022" * 6
+        assert sites.shop.hits['/revalidated if-none-match "r1"'] == 1
+        fetched = page.evaluate("fetch('/revalidated').then((r) => r.text())")
+        assert "__cobrowse" not in fetched and "<meta charset" not in fetched
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("query", ["", "?own-map=1"])
 def test_modules_named_by_absolute_upstream_urls_load_through_the_proxy(
     browser: Any, harness: Harness, sites: Sites, query: str
