@@ -100,6 +100,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "agent_interface": {"type": "string", "enum": ["popin", "tab"]},
             "agent_can_navigate": BOOL,
             "seed_cookies": BOOL,
+            "masked_selectors": {"type": "array", "items": STR},
             "created_at": NUM_OR_NULL,
             "updated_at": NUM_OR_NULL,
             "activated_at": NUM_OR_NULL,

@@ -65,6 +65,8 @@ def public(record: dict[str, str]) -> dict[str, Any]:
         "agent_interface": record.get("agent_interface", "popin"),
         "agent_can_navigate": record.get("agent_can_navigate") == "1",
         "seed_cookies": record.get("seed_cookies") == "1",
+        # the masks the session was made under: the banner keeps their values in the browser
+        "masked_selectors": json.loads(record.get("masked_selectors") or "[]"),
         "created_at": num("created_at"),
         "updated_at": num("updated_at"),
         "activated_at": num("activated_at"),

@@ -61,10 +61,16 @@
   }
   NS.cssPath = cssPath;
 
+  var sessionMasks = [];
+  function takeSessionMasks(session) {
+    if (session && Array.isArray(session.masked_selectors)) sessionMasks = session.masked_selectors.slice();
+  }
   function isMasked(el) {
     if (!el || el.nodeType !== 1) return false;
     if (el.localName === "input" && (el.type || "").toLowerCase() === "password") return true;
-    var sels = policy.masked_selectors || [];
+    // the account's masks as this page heard them, and those of the session it runs (made under
+    // the policy of its start): a field either names stays in this browser
+    var sels = (policy.masked_selectors || []).concat(sessionMasks);
     for (var i = 0; i < sels.length; i++) {
       try { if (el.matches(sels[i]) || el.closest(sels[i])) return true; } catch (e) { /* bad selector */ }
     }
@@ -120,6 +126,7 @@
       if (msg.type === "hello") {
         wsOpen = true; retry = 0;
         if (msg.policy) applyPolicy(msg.policy);
+        takeSessionMasks(msg.session);
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
         startPings(sock, msg.heartbeat_s);
         restoreSession(msg.session);
@@ -543,6 +550,7 @@
         showPrompt(sid(msg), agentName(msg));
         break;
       case "session": case "session_state": case "session_update": {
+        takeSessionMasks(msg.session);
         var st = msg.state || (msg.session && msg.session.state);
         if (st === "active") startSession(sid(msg), agentName(msg) || (s && s.agent_name));
         else if (st === "pending") { state.session = { id: sid(msg), state: "pending", agent_name: agentName(msg) }; saveState(); showPrompt(sid(msg), agentName(msg)); }

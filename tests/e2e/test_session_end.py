@@ -187,3 +187,32 @@ def test_revoking_the_agent_ends_its_view_with_the_reason(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_a_field_masked_mid_session_never_reaches_the_agent_again(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An administrator masks a field during a session: the session ends (policy_changed), and in
+    the next one the visitor's banner, which heard the old policy when its page loaded, keeps the
+    field's value in the browser. The selector names the field by its form, which the server's
+    second check (the field's own attributes) cannot see."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack, "/checkout")
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+        stack.set_policy(masked_selectors=["#checkout-form #address"])
+        expect(vb.locator("#ended-reason")).to_contain_text("policy changed", timeout=TIMEOUT_MS)
+        again = agent.request()
+        frame = again.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+        visitor.page.fill("#address", "12 Hidden Street")
+        visitor.page.fill("#name", "Ana Visible")
+        expect(frame.locator("#name")).to_have_value("Ana Visible", timeout=TIMEOUT_MS)
+        assert any("Ana Visible" in t for t in agent.frames.texts)
+        for text in visitor.frames.texts + agent.frames.texts:
+            assert "Hidden Street" not in text
+    finally:
+        agent.context.close()
+        visitor.context.close()
