@@ -23,6 +23,7 @@ from control_api import audit, keys, presence
 from control_api.accounts import Account
 from control_api.agents import Agent
 from control_api.exceptions import ApiError, InvalidTransition, not_found
+from control_api.policy import default_policy
 from control_api.store import Store, translate_errors
 from control_api.tokens import new_session_id
 
@@ -192,15 +193,12 @@ def _queue_transition(
     return new
 
 
-async def create(store: Store, account: Account, agent: Agent, visitor_id: str) -> dict[str, str]:
-    """A new session for the visitor: pending (consent: request) or active (consent: none)."""
-    policy = account.policy
-    sid = new_session_id()
-    now = time.time()
-    record = {
+def _new_record(sid: str, account_id: str, agent: Agent, visitor_id: str, policy: dict[str, Any],
+                now: float) -> dict[str, str]:
+    return {
         "id": sid,
         "state": "none",
-        "account_id": account.id,
+        "account_id": account_id,
         "agent_id": agent.id,
         "agent_name": agent.display_name,
         "visitor_id": visitor_id,
@@ -215,13 +213,30 @@ async def create(store: Store, account: Account, agent: Agent, visitor_id: str) 
         "idle_timeout_s": str(policy["idle_timeout_s"]),
         "created_at": repr(now),
     }
-    to = "active" if policy["consent"] == "none" else "pending"
+
+
+async def create(store: Store, account: Account, agent: Agent, visitor_id: str) -> dict[str, str]:
+    """A new session for the visitor: pending (consent: request) or active (consent: none).
+
+    It is made under the account's policy as stored when it commits (read inside the transaction,
+    which watches the account): a policy an administrator changes meanwhile either applies to it,
+    or finds it among the account's live sessions (``admin_api``: narrowing ends them)."""
+    sid = new_session_id()
     live_key = keys.visitor_live(store, visitor_id)
+    account_key = keys.account(store, account.id)
     with translate_errors():
         for _ in range(MAX_RETRIES):
             async with store.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(live_key)
+                    await pipe.watch(live_key, account_key)
+                    stored, enabled = await pipe.hmget(account_key, ["policy", "cobrowse_enabled"])
+                    if enabled != "1":
+                        raise ApiError(403, "feature_disabled", "co-browsing is not enabled for this account")
+                    policy = default_policy()
+                    policy.update(json.loads(stored or "{}"))
+                    now = time.time()
+                    record = _new_record(sid, account.id, agent, visitor_id, policy, now)
+                    to = "active" if policy["consent"] == "none" else "pending"
                     current = await pipe.get(live_key)
                     if current:
                         state = await pipe.hget(keys.session(store, current), "state")

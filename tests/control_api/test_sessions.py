@@ -58,6 +58,23 @@ async def test_request_then_accept_then_end(redis_store: Store) -> None:
         await sessions.accept(redis_store, sid, VISITOR)
 
 
+async def test_a_session_is_made_under_the_policy_stored_when_it_commits(redis_store: Store) -> None:
+    """The agent's request read the account before an administrator masked a field: the session
+    still gets the mask (it is read again inside the transaction), so the administrator's ending
+    of the account's live sessions, which ran before this one existed, misses nothing."""
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    changed = {**account.policy, "masked_selectors": ["#card"], "consent": "request"}
+    await accounts.set_policy(redis_store, account.id, changed)
+    record = await sessions.create(redis_store, account, agent, visitor.id)  # the account as read before
+    assert json.loads(record["masked_selectors"]) == ["#card"]
+    assert record["state"] == "pending"  # consent is asked, as the stored policy says
+    await accounts.update(redis_store, account.id, cobrowse_enabled=False)
+    await sessions.end(redis_store, record["id"], sessions.Actor("agent", agent.id))
+    with pytest.raises(ApiError) as refused:
+        await sessions.create(redis_store, account, agent, visitor.id)
+    assert refused.value.code == "feature_disabled"
+
+
 async def test_consent_none_starts_active_at_once(redis_store: Store) -> None:
     account, agent, visitor = await _setup(redis_store, consent="none")
     record = await sessions.create(redis_store, account, agent, visitor.id)
