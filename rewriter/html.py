@@ -46,8 +46,11 @@ XML_TYPES = frozenset({"application/xhtml+xml", "image/svg+xml"})
 SVG_TYPE = "image/svg+xml"
 MAX_SRCDOC_DEPTH = 4
 DOCTYPE_SCAN_BYTES = 8192  # the doctype comes first, after whitespace and comments
-# a tag that makes markup a document rather than a fragment (``<p>x</p>`` fetched by a script)
-_DOCUMENT_TAG_RE = re.compile(rb"<(?:!doctype|html|head|body)[\s/>]", re.IGNORECASE)
+# how a document starts, unlike a fragment (``<p>x</p>`` fetched by a script): after whitespace
+# and comments, a doctype or one of the three elements a fragment never has
+_DOCUMENT_START_RE = re.compile(
+    rb"(?:\s|<!--.*?-->)*<(?:!doctype|html|head|body)[\s/>]", re.IGNORECASE | re.DOTALL
+)
 
 # what any absolute or protocol-relative URL in an attribute value contains: a scheme's colon
 # (``https:x``, ``https:\\\\x``), two slashes, a backslash (``/\\x``, ``\\/x``, CSS escapes), or a
@@ -204,9 +207,10 @@ class _Rewrite:
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
         if not self.document:
-            if self.xml or _DOCUMENT_TAG_RE.search(self.data):
+            if self.xml or _DOCUMENT_START_RE.match(self.data) or _has_document_attributes(root):
                 return self._serialize(tree, None)
-            return _fragment(root)
+            lead = len(self.data) - len(self.data.lstrip())  # libxml2 drops a fragment's first spaces
+            return self.data[:lead] + _fragment(root)
         placeholder = self._inject(root)
         return self._serialize(tree, placeholder)
 
@@ -377,6 +381,12 @@ class _Rewrite:
             markup = self.inject + self.import_map
             out = out.replace(placeholder.encode(), markup.encode(OUTPUT_CHARSET, errors="replace"), 1)
         return out
+
+
+def _has_document_attributes(root: etree._Element) -> bool:
+    """``<body class=x>`` further in: the markup names its elements, which a fragment cannot keep."""
+    sections = [e for e in root if isinstance(e.tag, str) and _local(e.tag) in ("head", "body")]
+    return bool(root.attrib) or any(section.attrib for section in sections)
 
 
 def _fragment(root: etree._Element) -> bytes:

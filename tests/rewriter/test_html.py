@@ -546,6 +546,9 @@ FETCHED = [
     ("<tr><td>1</td></tr>", "<tr><td>1</td></tr>"),
     ("<title>t</title><p>x</p>", "<title>t</title><p>x</p>"),
     ("", ""),
+    ("\n  <li>a</li>", "\n  <li>a</li>"),
+    # markup that only mentions a document is still a fragment
+    ("<p>a</p><script>var s = '<html>';</script>", "<p>a</p><script>var s = '<html>';</script>"),
 ]
 
 
@@ -563,6 +566,11 @@ def test_a_whole_document_a_script_reads_gets_nothing_added() -> None:
     assert out.decode() == (
         f'<!doctype html>\n<html><head><title>t</title></head><body><img src="{CDN}"></body></html>'
     )
+
+
+def test_markup_with_body_attributes_a_script_reads_keeps_them() -> None:
+    out = rewrite("<title>t</title><body class=dark><p>x</p>", inject=INJECT, document=False).decode()
+    assert '<body class="dark">' in out and "/__cobrowse/runtime.js" not in out
 
 
 def test_markup_a_script_reads_is_masked_and_its_frames_get_the_runtime() -> None:
