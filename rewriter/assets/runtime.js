@@ -37,6 +37,7 @@
   var WeakSetCtor = global.WeakSet;
   var ArrayCtor = Array;
   var isArray = ArrayCtor.isArray;
+  var arrayFrom = ArrayCtor.from;
   var StringCtor = String;
   var NumberCtor = Number;
   var DateCtor = Date;
@@ -677,14 +678,15 @@
   // replace a constructor on win by a Proxy that maps argument 0
   // ownsPrototype false: a named constructor (Audio) sharing its interface's prototype, whose
   // `constructor` must stay the interface (HTMLAudioElement)
-  function wrapConstructor(win, name, fn, ownsPrototype) {
+  // anyFirst: fn maps other arguments too, so it runs whatever the first one is
+  function wrapConstructor(win, name, fn, ownsPrototype, anyFirst) {
     var Native = win[name];
     if (typeof Native !== 'function') return;
     var handler = {
       construct: function (target, args, newTarget) {
         var copy = [];
         for (var k = 0; k < args.length; k++) copy[k] = args[k];
-        if (copy.length > 0 && copy[0] !== undefined && copy[0] !== null) {
+        if (copy.length > 0 && (anyFirst || (copy[0] !== undefined && copy[0] !== null))) {
           try { copy = fn(copy) || copy; } catch (e) { /* keep */ }
         }
         return construct(target, copy, newTarget === proxy ? target : newTarget);
@@ -1292,7 +1294,10 @@
         var nativeSet = desc.set;
         var setter = function (value) {
           var mapped = value;
-          try { if (nodeType(this) === 2) mapped = mapAttrValue(value, this, attrOwner(this)); } catch (e) { /* keep */ }
+          try {
+            // null empties an attribute here (as it does any node's text), it is no URL "null"
+            if (value !== null && nodeType(this) === 2) mapped = mapAttrValue(value, this, attrOwner(this));
+          } catch (e) { /* keep */ }
           return apply(nativeSet, this, [mapped]);
         };
         disguise(setter, nativeSet);
@@ -1423,7 +1428,12 @@
         }
         return out;
       };
+      var iteratorKey = global.Symbol && global.Symbol.iterator;
       var mapKeyframes = function (frames) {
+        if (frames !== null && typeof frames === 'object' && !isArray(frames) && iteratorKey &&
+            typeof frames[iteratorKey] === 'function') {
+          frames = arrayFrom(frames); // any iterable of keyframes (read once, as the browser would)
+        }
         if (isArray(frames)) {
           var out = [];
           for (var i = 0; i < frames.length; i++) out[i] = mapFrame(frames[i]);
@@ -1437,7 +1447,7 @@
         wrapConstructor(win, 'KeyframeEffect', function (args) {
           if (args.length > 1 && args[1] !== null && args[1] !== undefined) args[1] = mapKeyframes(args[1]);
           return args;
-        });
+        }, true, true); // new KeyframeEffect(null, frames): a target may come later
       });
     });
 

@@ -511,6 +511,18 @@ SETTER_CASES = {
         " 60000)).play()",
         "/e/keyframe-effect",
     ),
+    "KeyframeEffect given its target later": (
+        "var e = document.createElement('div'); e.textContent = 'x'; document.body.appendChild(e);"
+        "var k = new KeyframeEffect(null, [{backgroundImage: 'url(' + U + ')'},"
+        " {backgroundImage: 'url(' + U + ')'}], 60000); k.target = e; new Animation(k).play()",
+        "/e/keyframe-later",
+    ),
+    "animate with an iterable of keyframes": (
+        "var e = document.createElement('div'); e.textContent = 'x'; document.body.appendChild(e);"
+        "e.animate(new Set([{backgroundImage: 'url(' + U + ')'},"
+        " {backgroundImage: 'url(' + U + ')'}]), 60000)",
+        "/e/animate-set",
+    ),
     "style property": (
         "var e = document.createElement('div'); e.textContent = 'x';"
         "e.style.backgroundImage = 'url(' + U + ')'; document.body.appendChild(e)",
@@ -545,6 +557,21 @@ def test_element_url_setters_are_mapped(session: BrowserSession, fake: FakeProxy
     load(session, fake, page_with(f"var U = 'http://upstream.example{path}'; {script};"))
     fake.wait_for_path(path)
     assert_contained(session, fake)
+
+
+def test_an_attribute_set_to_null_through_node_is_emptied(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var e = document.createElement('img'); e.setAttribute('src', '/x.png');"
+            "e.getAttributeNode('src').textContent = null;"
+            "var f = document.createElement('img'); f.setAttribute('src', '/y.png');"
+            "f.getAttributeNode('src').nodeValue = null;"
+            "window.srcs = [e.getAttribute('src'), f.getAttribute('src')];"
+        ),
+    )
+    assert page.evaluate("window.srcs") == ["", ""]  # as the browser does: never the URL "null"
 
 
 def test_url_attributes_read_back_as_proxy_urls(session: BrowserSession, fake: FakeProxy) -> None:
