@@ -240,11 +240,21 @@
       return out;
     };
   }
-  var scrollPending = false;
+  // A scroll event comes every frame (120 a second on some screens) and the API closes a socket that
+  // sends more than 50 messages a second (4429): the overlay follows each frame, reports go at most
+  // every SCROLL_EVERY_MS, the last one carrying where the scroll stopped.
+  var SCROLL_EVERY_MS = 40;
+  var scrollPending = false, scrollTimer = null, scrollSentAt = 0;
   function onScroll() {
     if (scrollPending) return;
     scrollPending = true;
-    requestAnimationFrame(guard(function () { scrollPending = false; reportScroll(); redrawOverlay(); }, "scroll"));
+    requestAnimationFrame(guard(function () { scrollPending = false; redrawOverlay(); scheduleScrollReport(); }, "scroll"));
+  }
+  function scheduleScrollReport() {
+    if (scrollTimer) return;
+    scrollTimer = setTimeout(guard(function () {
+      scrollTimer = null; scrollSentAt = Date.now(); reportScroll();
+    }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - Date.now()));
   }
   function onField(ev) {
     if (!state.session || state.session.state !== "active") return;

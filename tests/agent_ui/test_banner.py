@@ -6,14 +6,22 @@ and what it must never do (leak masked values, take clicks, add globals, break t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import html
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from playwright.sync_api import expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
-from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Visitor, open_visitor
+from tests.e2e.harness import Stack, bound_socket, wait_until
+from tests.e2e.pages import TIMEOUT_MS, Frames, Visitor, open_visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -66,6 +74,65 @@ def stored_visitor_id(v: Visitor) -> str:
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     return make_stack(policy={"masked_selectors": [".card-number"]}, role="api-thread")
+
+
+class CustomerSite:
+    """A customer's own pages (markup and headers a test writes), on an origin the account allows."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.pages: dict[str, tuple[str, dict[str, str]]] = {}
+        self.sockets: list[Any] = []  # every WebSocket the pages opened (a reconnect opens one more)
+        self.sock = bound_socket()
+        self.origin = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        app = Starlette(routes=[Route("/{path:path}", self._serve)])
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), name="customer", daemon=True
+        )
+
+    async def _serve(self, request: Request) -> Response:
+        markup, headers = self.pages.get(request.url.path, ("", {}))
+        return HTMLResponse(markup, headers=headers, status_code=200 if markup else 404)
+
+    @property
+    def tag(self) -> str:
+        """The one tag the README tells customers to embed."""
+        return (f'<script src="{html.escape(self.stack.serve.public_api_url)}/banner.js" '
+                f'data-site-key="{html.escape(self.stack.account["site_key"])}" async></script>')
+
+    def add(self, path: str, body: str, head: str = "", headers: dict[str, str] | None = None,
+            doctype: str = "<!doctype html>", html_attrs: str = "") -> str:
+        self.pages[path] = (
+            f"{doctype}<html{html_attrs}><head><meta charset=utf-8><title>Customer</title>{head}"
+            f"{self.tag}</head><body>{body}</body></html>",
+            headers or {},
+        )
+        return self.origin + path
+
+    def open(self, browser: Any, url: str) -> Visitor:
+        context = browser.new_context(viewport={"width": 1100, "height": 700})
+        page = context.new_page()
+        frames = Frames()
+        frames.attach(page)
+        page.on("websocket", lambda ws: self.sockets.append(ws))
+        page.goto(url)
+        expect(page.locator("[data-cobrowse=banner]")).to_be_attached(timeout=TIMEOUT_MS)
+        return Visitor(context, page, frames)
+
+
+@pytest.fixture
+def customer(stack: Stack) -> Iterator[CustomerSite]:
+    site = CustomerSite(stack)
+    site.thread.start()
+    wait_until(lambda: site.server.started or not site.thread.is_alive(), "customer site")
+    stack.set_policy(allowed_origins=[stack.shop.origin, site.origin])
+    try:
+        yield site
+    finally:
+        site.server.should_exit = True
+        site.thread.join(timeout=10)
+        site.sock.close()
 
 
 def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, stack: Stack) -> None:
@@ -226,3 +293,25 @@ def test_the_banner_contains_its_failures(browser: Any, stack: Stack, hostile: s
         assert errors == []
     finally:
         context.close()
+
+
+def test_continuous_scrolling_stays_under_the_apis_message_rate(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    v = customer.open(browser, customer.add("/long", "<div style='height:200000px'>a long page</div>"))
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/long"))
+        before = len([m for m in v.frames.messages() if m.get("type") == "scroll"])
+        # A scroll event every frame for 3 s (a fling does; 120 Hz screens fire twice as many): the
+        # API closes a socket that sends more than ws_rate_per_s (50) messages a second with 4429.
+        v.page.evaluate(
+            "() => new Promise(done => { const t0 = performance.now(); (function step() { scrollBy(0, 7);"
+            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(); })(); })"
+        )
+        y = v.page.evaluate("Math.round(scrollY)")
+        v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{y},')  # the last position still arrives
+        sent = len([m for m in v.frames.messages() if m.get("type") == "scroll"]) - before
+        assert sent <= 3 * 25 + 2, f"{sent} scroll reports in 3 s"
+        assert len(customer.sockets) == 1  # never closed and reopened
+    finally:
+        v.context.close()
