@@ -30,6 +30,9 @@
   var STORE_KEY = "__cobrowse:" + SITE_KEY;
   var BANDWIDTH_BYTES = 131072;
   var BANDWIDTH_EVERY_MS = 30000;
+  // Limits of the API's visitor messages (docs/PROTOCOL.md): a message over one closes the socket
+  // (4400), and the reconnect would send it again.
+  var MAX_URL = 4096, MAX_TEXT = 1024, MAX_SELECTOR = 1000, MAX_COORD = 10000000;
 
   // ---- state kept across page navigations of the same tab ------------------------------------
   function loadState() {
@@ -162,7 +165,15 @@
   }
 
   // ---- reports --------------------------------------------------------------------------------
-  function reportPage() { send({ type: "page", url: location.href, title: document.title }); }
+  function reportableUrl(href) {
+    if (href.length > MAX_URL) href = href.split("#")[0]; // most long URLs are a long #fragment
+    return href.length <= MAX_URL ? href : null;
+  }
+  function coord(n) { return Math.max(-MAX_COORD, Math.min(MAX_COORD, Math.round(n))); }
+  function reportPage() {
+    var url = reportableUrl(location.href);
+    if (url) send({ type: "page", url: url, title: String(document.title).slice(0, MAX_TEXT) });
+  }
   function reportViewport() { send({ type: "viewport", width: innerWidth, height: innerHeight }); }
   function scrollAnchor() {
     var x = Math.max(1, Math.floor(innerWidth / 2)), el = null;
@@ -172,10 +183,12 @@
     }
     if (!el) return null;
     // offset: the element's top relative to the viewport top (docs/PROTOCOL.md, runtime "scroll").
-    return { selector: cssPath(el), offset: Math.round(el.getBoundingClientRect().top) };
+    var selector = cssPath(el), offset = Math.round(el.getBoundingClientRect().top);
+    if (!selector || selector.length > MAX_SELECTOR || Math.abs(offset) > MAX_COORD) return null;
+    return { selector: selector, offset: offset };
   }
   function reportScroll() {
-    send({ type: "scroll", x: Math.round(scrollX), y: Math.round(scrollY), anchor: scrollAnchor() });
+    send({ type: "scroll", x: coord(scrollX), y: coord(scrollY), anchor: scrollAnchor() });
   }
   function fieldMessage(el) {
     // Never called for a masked element: its value stays in this browser.
@@ -185,10 +198,16 @@
       var v = el.getAttribute(a);
       if (v != null && v.length <= 500) attrs[a] = v;
     });
-    var msg = { type: "field", selector: cssPath(el), input_type: t, tag: el.localName, attrs: attrs };
+    var selector = cssPath(el);
+    if (!selector || selector.length > MAX_SELECTOR) return null; // the agent's copy could not place it
+    var msg = { type: "field", selector: selector, input_type: t, tag: el.localName, attrs: attrs };
     if (t === "checkbox" || t === "radio") msg.checked = !!el.checked;
     else msg.value = String(el.value == null ? "" : el.value).slice(0, 10000);
     return msg;
+  }
+  function sendField(el) {
+    var msg = fieldMessage(el);
+    if (msg) send(msg);
   }
   function isField(el) {
     if (!el || el.nodeType !== 1) return false;
@@ -206,7 +225,7 @@
       var t = (el.type || "").toLowerCase();
       var changed = (t === "checkbox" || t === "radio") ? el.checked !== el.defaultChecked
         : el.localName === "select" ? true : el.value !== el.defaultValue;
-      if (changed && !isMasked(el)) send(fieldMessage(el));
+      if (changed && !isMasked(el)) sendField(el);
     }
   }
   function reportAll() {
@@ -259,7 +278,7 @@
   function onField(ev) {
     if (!state.session || state.session.state !== "active") return;
     var el = ev.target;
-    if (isField(el) && !isMasked(el)) send(fieldMessage(el));
+    if (isField(el) && !isMasked(el)) sendField(el);
   }
 
   // A link the visitor follows: tell the agent at click time, so the agent's view loads the next page
@@ -274,7 +293,8 @@
       var url = new URL(a.href, location.href);
       if (url.protocol !== "http:" && url.protocol !== "https:") return;
       if (url.href.split("#")[0] === location.href.split("#")[0]) return;
-      send({ type: "page", url: url.href });
+      var href = reportableUrl(url.href);
+      if (href) send({ type: "page", url: href });
     }, "link"), 0);
   }
 

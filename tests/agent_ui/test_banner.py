@@ -102,9 +102,9 @@ class CustomerSite:
                 f'data-site-key="{html.escape(self.stack.account["site_key"])}" async></script>')
 
     def add(self, path: str, body: str, head: str = "", headers: dict[str, str] | None = None,
-            doctype: str = "<!doctype html>", html_attrs: str = "") -> str:
+            doctype: str = "<!doctype html>", html_attrs: str = "", title: str = "Customer") -> str:
         self.pages[path] = (
-            f"{doctype}<html{html_attrs}><head><meta charset=utf-8><title>Customer</title>{head}"
+            f"{doctype}<html{html_attrs}><head><meta charset=utf-8><title>{title}</title>{head}"
             f"{self.tag}</head><body>{body}</body></html>",
             headers or {},
         )
@@ -312,6 +312,37 @@ def test_continuous_scrolling_stays_under_the_apis_message_rate(
         v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{y},')  # the last position still arrives
         sent = len([m for m in v.frames.messages() if m.get("type") == "scroll"]) - before
         assert sent <= 3 * 25 + 2, f"{sent} scroll reports in 3 s"
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
         assert len(customer.sockets) == 1  # never closed and reopened
+    finally:
+        v.context.close()
+
+
+@pytest.mark.parametrize("extreme", ["long title", "long URL", "deep DOM", "20-million-pixel page"])
+def test_extreme_pages_keep_their_messages_within_the_protocols_limits(
+    browser: Any, stack: Stack, customer: CustomerSite, extreme: str
+) -> None:
+    # A message over a limit (title 1024, URL 4096, selector 1000, coordinates 10^7) makes the API
+    # close the socket (4400): the banner reconnected, sent it again, and was never online for long.
+    title, body, suffix, y = "Customer", "<p>top</p><div style='height:3000px'></div>", "", 1000
+    if extreme == "long title":
+        title = "Deal " * 300
+    elif extreme == "long URL":
+        suffix = "#state=" + "x" * 5000
+    elif extreme == "deep DOM":
+        body = "<div>" * 60 + "<p style='height:3000px'>deep</p>" + "</div>" * 60
+    else:
+        body, y = "<div style='height:20000000px'>tall</div>", 15_000_000
+    url = customer.add("/extreme", body, title=title)
+    v = customer.open(browser, url + suffix)
+    try:
+        seen = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").startswith(url))
+        assert seen["title"] == title.strip()[:1024]
+        v.page.evaluate("y => scrollTo(0, y)", y)
+        v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{min(y, 10_000_000)},')
+        v.page.set_viewport_size({"width": 1000, "height": 650})  # sent after the scroll, same socket
+        the_visitor(stack, lambda x: x["viewport"] == {"width": 1000, "height": 650})
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+        assert len(customer.sockets) == 1
     finally:
         v.context.close()
