@@ -487,12 +487,18 @@
   function hideAll() { hidePrompt(); hideBar(); clearAnnotations(); }
 
   // ---- session ------------------------------------------------------------------------------
+  // The API refuses the whole accept for one cookie it cannot take (control_api/seed_cookies.py) or
+  // for a body over 256 KiB: hand over only the cookies it takes, up to SEED_CHARS characters.
+  var SEED_COOKIES = 200, SEED_CHARS = 60000;
   function pageCookies() {
-    var out = [];
+    var out = [], chars = 0, url = location.origin + "/"; // the jar keeps the host only
     (document.cookie || "").split(";").forEach(function (part) {
       var i = part.indexOf("=");
-      var name = (i < 0 ? part : part.slice(0, i)).trim();
-      if (name) out.push({ name: name, value: i < 0 ? "" : part.slice(i + 1).trim(), url: location.href });
+      var name = (i < 0 ? part : part.slice(0, i)).trim(), value = i < 0 ? "" : part.slice(i + 1).trim();
+      if (!name || name.length > 256 || /[=;,\s]/.test(name) || value.length > 4096 || /[;\r\n]/.test(value)) return;
+      if (out.length >= SEED_COOKIES || chars + name.length + value.length > SEED_CHARS) return;
+      chars += name.length + value.length;
+      out.push({ name: name, value: value, url: url });
     });
     return out;
   }
@@ -504,7 +510,7 @@
       return;
     }
     var body = {};
-    if (policy.seed_cookies) body = { cookies: pageCookies().slice(0, 200) };
+    if (policy.seed_cookies) body = { cookies: pageCookies() };
     api("POST", "/sessions/" + encodeURIComponent(sessionId) + "/accept", body, true).then(function (data) {
       var agent = (data && (data.agent_name || (data.agent && data.agent.name))) || (state.session && state.session.agent_name);
       startSession(sessionId, agent);

@@ -346,3 +346,34 @@ def test_extreme_pages_keep_their_messages_within_the_protocols_limits(
         assert len(customer.sockets) == 1
     finally:
         v.context.close()
+
+
+def test_odd_and_huge_cookie_jars_still_let_the_visitor_accept(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # Cookies the API refuses in a seed (a name with a space or a comma, a 300-character name), a jar
+    # larger than the API's 256 KiB body limit, and a page URL over 4096 characters: any one of them
+    # failed the whole accept ("Could not start co-browsing.").
+    url = customer.add("/cookies", "<p>cookies</p>") + "?utm=" + "u" * 5000
+    v = customer.open(browser, url)
+    try:
+        v.page.evaluate(
+            "() => { document.cookie = 'a b=1'; document.cookie = 'c,d=2'; document.cookie = 'ok=fine';"
+            " document.cookie = 'n' + 'x'.repeat(300) + '=1'; document.cookie = 'q=\"x y\", z';"
+            " for (let i = 0; i < 100; i++) document.cookie = 'big' + i + '=' + 'v'.repeat(3000); }"
+        )
+        me = the_visitor(stack, available)
+        session = request_session(stack, me["id"])
+        expect(v.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        with v.page.expect_request(lambda r: r.url.endswith("/accept")) as accepted:
+            v.dialog().get_by_role("button", name="Accept").click()
+        expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(timeout=TIMEOUT_MS)
+        assert session_state(stack, session["id"]) == "active"
+        seeds = accepted.value.post_data_json["cookies"]
+        names = [c["name"] for c in seeds]
+        assert {"ok", "q", "big0"} <= set(names)
+        assert not {"a b", "c,d"} & set(names)
+        assert {c["value"] for c in seeds if c["name"] == "q"} == {'"x y", z'}
+        assert {c["url"] for c in seeds} == {customer.origin + "/"}
+    finally:
+        v.context.close()
