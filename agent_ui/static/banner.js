@@ -15,6 +15,11 @@
   function warn(what, err) {
     try { if (window.console && console.warn) console.warn("[cobrowse] " + what, err); } catch (e) { /* ignore */ }
   }
+  // JSON of our own values, whatever toJSON the page gave their prototypes (Prototype.js 1.6 gives
+  // arrays one that returns a string): the replacer hands back each value as it was.
+  function toJson(value) {
+    return JSON.stringify(value, function (key) { return this[key]; });
+  }
   function guard(fn, what) {
     return function () {
       try { return fn.apply(this, arguments); } catch (err) { warn(what || "error", err); }
@@ -39,7 +44,7 @@
     try { return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
   }
   function saveState() {
-    try { sessionStorage.setItem(STORE_KEY, JSON.stringify(state)); } catch (e) { /* storage off */ }
+    try { sessionStorage.setItem(STORE_KEY, toJson(state)); } catch (e) { /* storage off */ }
   }
   var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}}
   var policy = { masked_selectors: [], seed_cookies: true };
@@ -78,7 +83,7 @@
   function api(method, path, body, auth) {
     var headers = { "Content-Type": "application/json" };
     if (auth && state.token) headers.Authorization = "Bearer " + state.token;
-    var text = body === undefined ? undefined : JSON.stringify(body);
+    var text = body === undefined ? undefined : toJson(body);
     // keepalive: an answer (accept, refuse, end) still reaches the API when the visitor follows a
     // link right after clicking; browsers cap keepalive bodies at 64 KB, so only small ones
     return fetch(API_V1 + path, {
@@ -96,7 +101,7 @@
 
   var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false;
   function send(msg) {
-    if (ws && wsOpen) { try { ws.send(JSON.stringify(msg)); } catch (e) { warn("send", e); } }
+    if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
     else if (queue.length < 50) queue.push(msg);
   }
 
@@ -116,7 +121,7 @@
     try { sock = new WebSocket(url); } catch (e) { warn("ws", e); return scheduleReconnect(); }
     ws = sock;
     sock.onopen = guard(function () {
-      sock.send(JSON.stringify({ type: "auth", token: state.token }));
+      sock.send(toJson({ type: "auth", token: state.token }));
     }, "ws open");
     sock.onmessage = guard(function (ev) {
       var msg = JSON.parse(ev.data);

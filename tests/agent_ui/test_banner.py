@@ -377,3 +377,26 @@ def test_odd_and_huge_cookie_jars_still_let_the_visitor_accept(
         assert {c["url"] for c in seeds} == {customer.origin + "/"}
     finally:
         v.context.close()
+
+
+def test_a_page_that_gives_arrays_a_to_json_can_still_accept(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # Prototype.js 1.6 adds Array.prototype.toJSON, returning a string: JSON.stringify then sent the
+    # seed cookies as one string and the API refused the accept.
+    prototype_js = (
+        "<script>Array.prototype.toJSON = function () { var out = [];"
+        " for (var i = 0; i < this.length; i++) out.push(JSON.stringify(this[i]));"
+        " return '[' + out.join(', ') + ']'; };</script>"
+    )
+    v = customer.open(browser, customer.add("/prototype", "<p>old shop</p>", head=prototype_js))
+    try:
+        v.page.evaluate("() => { document.cookie = 'cart=red-mug'; }")
+        me = the_visitor(stack, available)
+        session = request_session(stack, me["id"])
+        with v.page.expect_request(lambda r: r.url.endswith("/accept")) as accepted:
+            v.accept()
+        assert session_state(stack, session["id"]) == "active"
+        assert accepted.value.post_data_json["cookies"][0]["name"] == "cart"
+    finally:
+        v.context.close()
