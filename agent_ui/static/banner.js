@@ -339,9 +339,15 @@
     "[hidden] { display: none !important; }"
   ].join("\n");
 
-  var style = document.createElement("style");
-  style.textContent = STYLE;
-  root.appendChild(style);
+  // A constructed style sheet is not inline style to a Content-Security-Policy: a page whose
+  // style-src has no 'unsafe-inline' would block a <style> element, and the UI would be bare text.
+  var sheet = null;
+  try { sheet = new CSSStyleSheet(); sheet.replaceSync(STYLE); root.adoptedStyleSheets = [sheet]; } catch (e) { sheet = null; }
+  if (!sheet) {
+    var style = document.createElement("style");
+    style.textContent = STYLE;
+    root.appendChild(style);
+  }
 
   var overlay = document.createElement("div");
   overlay.className = "overlay";

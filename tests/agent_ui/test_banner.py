@@ -400,3 +400,33 @@ def test_a_page_that_gives_arrays_a_to_json_can_still_accept(
         assert accepted.value.post_data_json["cookies"][0]["name"] == "cart"
     finally:
         v.context.close()
+
+
+def api_csp(stack: Stack) -> str:
+    """What README tells a customer with a Content-Security-Policy to allow for the banner."""
+    api = stack.serve.public_api_url
+    return f"script-src 'self' {api}; connect-src 'self' {api} {api.replace('http', 'ws', 1)}"
+
+
+@pytest.mark.parametrize("policy", ["default-src 'self'", "style-src 'self'",
+                                    "require-trusted-types-for 'script'; trusted-types 'none'"])
+def test_a_strict_content_security_policy_still_shows_a_styled_prompt(
+    browser: Any, stack: Stack, customer: CustomerSite, policy: str
+) -> None:
+    # style-src (or default-src) without 'unsafe-inline' blocks the shadow root's <style>: the
+    # prompt was bare text in a box of no width, which a visitor could hardly read or answer.
+    url = customer.add("/csp", "<p>strict</p>", headers={
+        "Content-Security-Policy": f"{api_csp(stack)}; {policy}"})
+    v = customer.open(browser, url)
+    try:
+        me = the_visitor(stack, available)
+        request_session(stack, me["id"])
+        dialog = v.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        assert dialog.evaluate("d => getComputedStyle(d).position") == "fixed"
+        accept = dialog.get_by_role("button", name="Accept")
+        assert accept.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(27, 122, 62)"
+        v.accept()
+        assert v.end_button().evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(230, 57, 70)"
+    finally:
+        v.context.close()
