@@ -306,7 +306,15 @@
   // ---- UI: shadow root with the prompt, the live bar and the overlay --------------------------
   var host = document.createElement("div");
   host.setAttribute("data-cobrowse", "banner");
-  host.style.cssText = "all: initial; position: fixed; top: 0; left: 0; width: 0; height: 0; z-index: 2147483647;";
+  // !important: the page's own !important rules (div { display: none !important }) lose to these.
+  host.style.cssText = "all: initial !important; position: fixed !important; top: 0 !important; left: 0 !important;" +
+    " width: 0 !important; height: 0 !important; z-index: 2147483647 !important;";
+  // In the top layer (a manual popover) nothing of the page covers the UI, not even an overlay added
+  // later, and no transform or filter of <body> moves it off the viewport.
+  if (host.showPopover) host.setAttribute("popover", "manual");
+  function onTop() {
+    try { if (host.showPopover && host.isConnected && !host.matches(":popover-open")) host.showPopover(); } catch (e) { warn("top layer", e); }
+  }
   var root = host.attachShadow({ mode: "open" });
   var STYLE = [
     ":host { all: initial; }",
@@ -455,7 +463,7 @@
       }
     }, "dialog keys"));
     root.appendChild(dialog);
-    accept.focus();
+    accept.focus({ preventScroll: true });
   }
   function hidePrompt(restore) {
     if (!dialog) return;
@@ -653,6 +661,7 @@
   }, "boot");
   var mount = guard(function () {
     (document.body || document.documentElement).appendChild(host);
+    onTop();
     var titleEl = document.querySelector("title");
     if (titleEl && window.MutationObserver) {
       new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });

@@ -430,3 +430,29 @@ def test_a_strict_content_security_policy_still_shows_a_styled_prompt(
         assert v.end_button().evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(230, 57, 70)"
     finally:
         v.context.close()
+
+
+@pytest.mark.parametrize("hostile", ["div { display: none !important }", "body { transform: translateZ(0) }",
+                                     "an overlay added later", "* { all: unset !important }"])
+def test_page_css_cannot_hide_move_or_cover_the_prompt(
+    browser: Any, stack: Stack, customer: CustomerSite, hostile: str
+) -> None:
+    css = "" if hostile == "an overlay added later" else f"<style>{hostile}</style>"
+    url = customer.add("/css", "<p>top of the page</p><div style='height:5000px'></div>", head=css)
+    v = customer.open(browser, url)
+    try:
+        if hostile == "an overlay added later":  # a cookie wall or a chat widget, after the banner
+            v.page.evaluate("() => { const o = document.createElement('section'); o.style.cssText ="
+                            " 'position:fixed;inset:0;z-index:2147483647;background:rgba(0,0,0,.4)';"
+                            " document.body.appendChild(o); }")
+        me = the_visitor(stack, available)
+        request_session(stack, me["id"])
+        dialog = v.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        assert v.page.evaluate("scrollY") == 0  # the prompt took focus without scrolling the page
+        box = dialog.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 700
+        v.accept()  # a real click: Playwright checks that the button, not something above it, gets it
+        expect(v.end_button()).to_be_visible()
+    finally:
+        v.context.close()
