@@ -659,9 +659,22 @@
       setInterval(guard(measureBandwidth, "bandwidth"), BANDWIDTH_EVERY_MS);
     }, function (e) { warn("register", e); });
   }, "boot");
+  // An app that boots or hydrates may replace <body> or <html>, or empty the body: the UI goes back
+  // (the prompt, the bar and the session live in the shadow root, which moves with the host).
+  var keeper = window.MutationObserver ? new MutationObserver(guard(keepMounted, "remount")) : null;
+  var watched = [];
+  function keepMounted() {
+    var html = document.documentElement, body = document.body, parent = body || html;
+    if (parent && host.parentNode !== parent) { parent.appendChild(host); onTop(); }
+    if (!keeper || (watched[0] === html && watched[1] === body)) return;
+    watched = [html, body];
+    keeper.disconnect();
+    keeper.observe(document, { childList: true });
+    if (html) keeper.observe(html, { childList: true });
+    if (body) keeper.observe(body, { childList: true });
+  }
   var mount = guard(function () {
-    (document.body || document.documentElement).appendChild(host);
-    onTop();
+    keepMounted();
     var titleEl = document.querySelector("title");
     if (titleEl && window.MutationObserver) {
       new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });

@@ -456,3 +456,34 @@ def test_page_css_cannot_hide_move_or_cover_the_prompt(
         expect(v.end_button()).to_be_visible()
     finally:
         v.context.close()
+
+
+REPLACE = {
+    "body replaced": "const b = document.createElement('body'); b.innerHTML = '<main>app ' + n + '</main>';"
+                     " document.body = b;",
+    "body emptied": "document.body.innerHTML = '<main>app ' + n + '</main>';",
+    "html replaced": "const h = document.createElement('html'); h.innerHTML ="
+                     " '<head><title>App</title></head><body><main>app ' + n + '</main></body>';"
+                     " document.replaceChild(h, document.documentElement);",
+}
+
+
+@pytest.mark.parametrize("spa", list(REPLACE))
+def test_the_ui_survives_an_app_that_replaces_the_document(
+    browser: Any, stack: Stack, customer: CustomerSite, spa: str
+) -> None:
+    v = customer.open(browser, customer.add("/spa", "<p>server-rendered</p>"))
+    try:
+        render = f"n => {{ {REPLACE[spa]} }}"
+        me = the_visitor(stack, available)
+        v.page.evaluate(render, 1)  # the app boots (or hydrates) after the banner mounted
+        expect(v.page.get_by_text("app 1")).to_be_visible()
+        session = request_session(stack, me["id"])
+        v.accept()
+        v.page.evaluate(render, 2)  # and renders again during the session
+        expect(v.page.get_by_text("app 2")).to_be_visible()
+        expect(v.end_button()).to_be_visible()
+        v.end_button().click()
+        wait_until(lambda: session_state(stack, session["id"]) == "ended", "ended session")
+    finally:
+        v.context.close()
