@@ -9,8 +9,20 @@
  */
 (function () {
   "use strict";
-  if (window.__cobrowseBanner) return;
+  if (window.__cobrowseBanner || parentRunsBanner()) return;
   var NS = (window.__cobrowseBanner = { version: 1 });
+
+  // In a frame of a page that embeds the banner too (the tag is in the site's template), the page is
+  // the visitor: a second registration would show the agent the same person twice.
+  function parentRunsBanner() {
+    try {
+      for (var w = window; w !== w.parent;) {
+        w = w.parent;
+        if (w.__cobrowseBanner || w.document.querySelector("script[data-site-key][src*='banner.js']")) return true;
+      }
+    } catch (e) { /* an ancestor of another origin: this frame may well be the visitor's page */ }
+    return false;
+  }
 
   function warn(what, err) {
     try { if (window.console && console.warn) console.warn("[cobrowse] " + what, err); } catch (e) { /* ignore */ }

@@ -487,3 +487,24 @@ def test_the_ui_survives_an_app_that_replaces_the_document(
         wait_until(lambda: session_state(stack, session["id"]) == "ended", "ended session")
     finally:
         v.context.close()
+
+
+def test_a_frame_of_a_page_with_the_banner_is_not_a_second_visitor(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # The tag is in the site's template, so the site's own frames (a help widget, a payment step)
+    # run it too: each registered, and the agent saw the one person twice.
+    inner = customer.add("/widget", "<p>help widget</p>")
+    v = customer.open(browser, customer.add("/framed", f"<p>shop</p><iframe src='{inner}'></iframe>"))
+    try:
+        me = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/framed"))
+        frame = v.page.frame_locator("iframe")
+        expect(frame.locator("p")).to_have_text("help widget")
+        inner_frame = v.page.frames[1]
+        inner_frame.wait_for_function(
+            "() => performance.getEntriesByType('resource').some(e => e.name.endsWith('/banner.js'))")
+        inner_frame.evaluate("() => new Promise(done => setTimeout(done, 100))")  # the script has run
+        assert inner_frame.evaluate("() => window.__cobrowseBanner === undefined")
+        assert [x["id"] for x in visitors_of(stack)] == [me["id"]]
+    finally:
+        v.context.close()
