@@ -9,11 +9,28 @@
  */
 (function () {
   "use strict";
-  if (window.__cobrowseBanner) return;
+  if (window.__cobrowseBanner || parentRunsBanner()) return;
   var NS = (window.__cobrowseBanner = { version: 1 });
+
+  // In a frame of a page that embeds the banner too (the tag is in the site's template), the page is
+  // the visitor: a second registration would show the agent the same person twice.
+  function parentRunsBanner() {
+    try {
+      for (var w = window; w !== w.parent;) {
+        w = w.parent;
+        if (w.__cobrowseBanner || w.document.querySelector("script[data-site-key][src*='banner.js']")) return true;
+      }
+    } catch (e) { /* an ancestor of another origin: this frame may well be the visitor's page */ }
+    return false;
+  }
 
   function warn(what, err) {
     try { if (window.console && console.warn) console.warn("[cobrowse] " + what, err); } catch (e) { /* ignore */ }
+  }
+  // JSON of our own values, whatever toJSON the page gave their prototypes (Prototype.js 1.6 gives
+  // arrays one that returns a string): the replacer hands back each value as it was.
+  function toJson(value) {
+    return JSON.stringify(value, function (key) { return this[key]; });
   }
   function guard(fn, what) {
     return function () {
@@ -30,13 +47,16 @@
   var STORE_KEY = "__cobrowse:" + SITE_KEY;
   var BANDWIDTH_BYTES = 131072;
   var BANDWIDTH_EVERY_MS = 30000;
+  // Limits of the API's visitor messages (docs/PROTOCOL.md): a message over one closes the socket
+  // (4400), and the reconnect would send it again.
+  var MAX_URL = 4096, MAX_TEXT = 1024, MAX_SELECTOR = 1000, MAX_COORD = 10000000;
 
   // ---- state kept across page navigations of the same tab ------------------------------------
   function loadState() {
     try { return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
   }
   function saveState() {
-    try { sessionStorage.setItem(STORE_KEY, JSON.stringify(state)); } catch (e) { /* storage off */ }
+    try { sessionStorage.setItem(STORE_KEY, toJson(state)); } catch (e) { /* storage off */ }
   }
   var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}}
   var policy = { masked_selectors: [], seed_cookies: true };
@@ -81,7 +101,7 @@
   function api(method, path, body, auth) {
     var headers = { "Content-Type": "application/json" };
     if (auth && state.token) headers.Authorization = "Bearer " + state.token;
-    var text = body === undefined ? undefined : JSON.stringify(body);
+    var text = body === undefined ? undefined : toJson(body);
     // keepalive: an answer (accept, refuse, end) still reaches the API when the visitor follows a
     // link right after clicking; browsers cap keepalive bodies at 64 KB, so only small ones
     return fetch(API_V1 + path, {
@@ -99,7 +119,7 @@
 
   var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false;
   function send(msg) {
-    if (ws && wsOpen) { try { ws.send(JSON.stringify(msg)); } catch (e) { warn("send", e); } }
+    if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
     else if (queue.length < 50) queue.push(msg);
   }
 
@@ -119,7 +139,7 @@
     try { sock = new WebSocket(url); } catch (e) { warn("ws", e); return scheduleReconnect(); }
     ws = sock;
     sock.onopen = guard(function () {
-      sock.send(JSON.stringify({ type: "auth", token: state.token }));
+      sock.send(toJson({ type: "auth", token: state.token }));
     }, "ws open");
     sock.onmessage = guard(function (ev) {
       var msg = JSON.parse(ev.data);
@@ -169,7 +189,15 @@
   }
 
   // ---- reports --------------------------------------------------------------------------------
-  function reportPage() { send({ type: "page", url: location.href, title: document.title }); }
+  function reportableUrl(href) {
+    if (href.length > MAX_URL) href = href.split("#")[0]; // most long URLs are a long #fragment
+    return href.length <= MAX_URL ? href : null;
+  }
+  function coord(n) { return Math.max(-MAX_COORD, Math.min(MAX_COORD, Math.round(n))); }
+  function reportPage() {
+    var url = reportableUrl(location.href);
+    if (url) send({ type: "page", url: url, title: String(document.title).slice(0, MAX_TEXT) });
+  }
   function reportViewport() { send({ type: "viewport", width: innerWidth, height: innerHeight }); }
   function scrollAnchor() {
     var x = Math.max(1, Math.floor(innerWidth / 2)), el = null;
@@ -179,10 +207,12 @@
     }
     if (!el) return null;
     // offset: the element's top relative to the viewport top (docs/PROTOCOL.md, runtime "scroll").
-    return { selector: cssPath(el), offset: Math.round(el.getBoundingClientRect().top) };
+    var selector = cssPath(el), offset = Math.round(el.getBoundingClientRect().top);
+    if (!selector || selector.length > MAX_SELECTOR || Math.abs(offset) > MAX_COORD) return null;
+    return { selector: selector, offset: offset };
   }
   function reportScroll() {
-    send({ type: "scroll", x: Math.round(scrollX), y: Math.round(scrollY), anchor: scrollAnchor() });
+    send({ type: "scroll", x: coord(scrollX), y: coord(scrollY), anchor: scrollAnchor() });
   }
   function fieldMessage(el) {
     // Never called for a masked element: its value stays in this browser.
@@ -192,10 +222,16 @@
       var v = el.getAttribute(a);
       if (v != null && v.length <= 500) attrs[a] = v;
     });
-    var msg = { type: "field", selector: cssPath(el), input_type: t, tag: el.localName, attrs: attrs };
+    var selector = cssPath(el);
+    if (!selector || selector.length > MAX_SELECTOR) return null; // the agent's copy could not place it
+    var msg = { type: "field", selector: selector, input_type: t, tag: el.localName, attrs: attrs };
     if (t === "checkbox" || t === "radio") msg.checked = !!el.checked;
     else msg.value = String(el.value == null ? "" : el.value).slice(0, 10000);
     return msg;
+  }
+  function sendField(el) {
+    var msg = fieldMessage(el);
+    if (msg) send(msg);
   }
   function isField(el) {
     if (!el || el.nodeType !== 1) return false;
@@ -213,7 +249,7 @@
       var t = (el.type || "").toLowerCase();
       var changed = (t === "checkbox" || t === "radio") ? el.checked !== el.defaultChecked
         : el.localName === "select" ? true : el.value !== el.defaultValue;
-      if (changed && !isMasked(el)) send(fieldMessage(el));
+      if (changed && !isMasked(el)) sendField(el);
     }
   }
   function reportAll() {
@@ -247,16 +283,26 @@
       return out;
     };
   }
-  var scrollPending = false;
+  // A scroll event comes every frame (120 a second on some screens) and the API closes a socket that
+  // sends more than 50 messages a second (4429): the overlay follows each frame, reports go at most
+  // every SCROLL_EVERY_MS, the last one carrying where the scroll stopped.
+  var SCROLL_EVERY_MS = 40;
+  var scrollPending = false, scrollTimer = null, scrollSentAt = 0;
   function onScroll() {
     if (scrollPending) return;
     scrollPending = true;
-    requestAnimationFrame(guard(function () { scrollPending = false; reportScroll(); redrawOverlay(); }, "scroll"));
+    requestAnimationFrame(guard(function () { scrollPending = false; redrawOverlay(); scheduleScrollReport(); }, "scroll"));
+  }
+  function scheduleScrollReport() {
+    if (scrollTimer) return;
+    scrollTimer = setTimeout(guard(function () {
+      scrollTimer = null; scrollSentAt = Date.now(); reportScroll();
+    }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - Date.now()));
   }
   function onField(ev) {
     if (!state.session || state.session.state !== "active") return;
     var el = ev.target;
-    if (isField(el) && !isMasked(el)) send(fieldMessage(el));
+    if (isField(el) && !isMasked(el)) sendField(el);
   }
 
   // A link the visitor follows: tell the agent at click time, so the agent's view loads the next page
@@ -271,14 +317,23 @@
       var url = new URL(a.href, location.href);
       if (url.protocol !== "http:" && url.protocol !== "https:") return;
       if (url.href.split("#")[0] === location.href.split("#")[0]) return;
-      send({ type: "page", url: url.href });
+      var href = reportableUrl(url.href);
+      if (href) send({ type: "page", url: href });
     }, "link"), 0);
   }
 
   // ---- UI: shadow root with the prompt, the live bar and the overlay --------------------------
   var host = document.createElement("div");
   host.setAttribute("data-cobrowse", "banner");
-  host.style.cssText = "all: initial; position: fixed; top: 0; left: 0; width: 0; height: 0; z-index: 2147483647;";
+  // !important: the page's own !important rules (div { display: none !important }) lose to these.
+  host.style.cssText = "all: initial !important; position: fixed !important; top: 0 !important; left: 0 !important;" +
+    " width: 0 !important; height: 0 !important; z-index: 2147483647 !important;";
+  // In the top layer (a manual popover) nothing of the page covers the UI, not even an overlay added
+  // later, and no transform or filter of <body> moves it off the viewport.
+  if (host.showPopover) host.setAttribute("popover", "manual");
+  function onTop() {
+    try { if (host.showPopover && host.isConnected && !host.matches(":popover-open")) host.showPopover(); } catch (e) { warn("top layer", e); }
+  }
   var root = host.attachShadow({ mode: "open" });
   var STYLE = [
     ":host { all: initial; }",
@@ -311,9 +366,15 @@
     "[hidden] { display: none !important; }"
   ].join("\n");
 
-  var style = document.createElement("style");
-  style.textContent = STYLE;
-  root.appendChild(style);
+  // A constructed style sheet is not inline style to a Content-Security-Policy: a page whose
+  // style-src has no 'unsafe-inline' would block a <style> element, and the UI would be bare text.
+  var sheet = null;
+  try { sheet = new CSSStyleSheet(); sheet.replaceSync(STYLE); root.adoptedStyleSheets = [sheet]; } catch (e) { sheet = null; }
+  if (!sheet) {
+    var style = document.createElement("style");
+    style.textContent = STYLE;
+    root.appendChild(style);
+  }
 
   var overlay = document.createElement("div");
   overlay.className = "overlay";
@@ -432,7 +493,7 @@
       }
     }, "dialog keys"));
     root.appendChild(dialog);
-    accept.focus();
+    accept.focus({ preventScroll: true });
   }
   function hidePrompt(restore) {
     if (!dialog) return;
@@ -475,12 +536,18 @@
   function hideAll() { hidePrompt(); hideBar(); clearAnnotations(); }
 
   // ---- session ------------------------------------------------------------------------------
+  // The API refuses the whole accept for one cookie it cannot take (control_api/seed_cookies.py) or
+  // for a body over 256 KiB: hand over only the cookies it takes, up to SEED_CHARS characters.
+  var SEED_COOKIES = 200, SEED_CHARS = 60000;
   function pageCookies() {
-    var out = [];
+    var out = [], chars = 0, url = location.origin + "/"; // the jar keeps the host only
     (document.cookie || "").split(";").forEach(function (part) {
       var i = part.indexOf("=");
-      var name = (i < 0 ? part : part.slice(0, i)).trim();
-      if (name) out.push({ name: name, value: i < 0 ? "" : part.slice(i + 1).trim(), url: location.href });
+      var name = (i < 0 ? part : part.slice(0, i)).trim(), value = i < 0 ? "" : part.slice(i + 1).trim();
+      if (!name || name.length > 256 || /[=;,\s]/.test(name) || value.length > 4096 || /[;\r\n]/.test(value)) return;
+      if (out.length >= SEED_COOKIES || chars + name.length + value.length > SEED_CHARS) return;
+      chars += name.length + value.length;
+      out.push({ name: name, value: value, url: url });
     });
     return out;
   }
@@ -492,7 +559,7 @@
       return;
     }
     var body = {};
-    if (policy.seed_cookies) body = { cookies: pageCookies().slice(0, 200) };
+    if (policy.seed_cookies) body = { cookies: pageCookies() };
     api("POST", "/sessions/" + encodeURIComponent(sessionId) + "/accept", body, true).then(function (data) {
       var agent = (data && (data.agent_name || (data.agent && data.agent.name))) || (state.session && state.session.agent_name);
       startSession(sessionId, agent);
@@ -629,8 +696,22 @@
       setInterval(guard(measureBandwidth, "bandwidth"), BANDWIDTH_EVERY_MS);
     }, function (e) { warn("register", e); });
   }, "boot");
+  // An app that boots or hydrates may replace <body> or <html>, or empty the body: the UI goes back
+  // (the prompt, the bar and the session live in the shadow root, which moves with the host).
+  var keeper = window.MutationObserver ? new MutationObserver(guard(keepMounted, "remount")) : null;
+  var watched = [];
+  function keepMounted() {
+    var html = document.documentElement, body = document.body, parent = body || html;
+    if (parent && host.parentNode !== parent) { parent.appendChild(host); onTop(); }
+    if (!keeper || (watched[0] === html && watched[1] === body)) return;
+    watched = [html, body];
+    keeper.disconnect();
+    keeper.observe(document, { childList: true });
+    if (html) keeper.observe(html, { childList: true });
+    if (body) keeper.observe(body, { childList: true });
+  }
   var mount = guard(function () {
-    (document.body || document.documentElement).appendChild(host);
+    keepMounted();
     var titleEl = document.querySelector("title");
     if (titleEl && window.MutationObserver) {
       new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });

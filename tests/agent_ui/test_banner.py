@@ -6,14 +6,22 @@ and what it must never do (leak masked values, take clicks, add globals, break t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import html
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from playwright.sync_api import expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
-from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Visitor, open_visitor
+from tests.e2e.harness import Stack, bound_socket, wait_until
+from tests.e2e.pages import TIMEOUT_MS, Frames, Visitor, open_visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -66,6 +74,65 @@ def stored_visitor_id(v: Visitor) -> str:
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     return make_stack(policy={"masked_selectors": [".card-number"]}, role="api-thread")
+
+
+class CustomerSite:
+    """A customer's own pages (markup and headers a test writes), on an origin the account allows."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.pages: dict[str, tuple[str, dict[str, str]]] = {}
+        self.sockets: list[Any] = []  # every WebSocket the pages opened (a reconnect opens one more)
+        self.sock = bound_socket()
+        self.origin = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        app = Starlette(routes=[Route("/{path:path}", self._serve)])
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), name="customer", daemon=True
+        )
+
+    async def _serve(self, request: Request) -> Response:
+        markup, headers = self.pages.get(request.url.path, ("", {}))
+        return HTMLResponse(markup, headers=headers, status_code=200 if markup else 404)
+
+    @property
+    def tag(self) -> str:
+        """The one tag the README tells customers to embed."""
+        return (f'<script src="{html.escape(self.stack.serve.public_api_url)}/banner.js" '
+                f'data-site-key="{html.escape(self.stack.account["site_key"])}" async></script>')
+
+    def add(self, path: str, body: str, head: str = "", headers: dict[str, str] | None = None,
+            doctype: str = "<!doctype html>", html_attrs: str = "", title: str = "Customer") -> str:
+        self.pages[path] = (
+            f"{doctype}<html{html_attrs}><head><meta charset=utf-8><title>{title}</title>{head}"
+            f"{self.tag}</head><body>{body}</body></html>",
+            headers or {},
+        )
+        return self.origin + path
+
+    def open(self, browser: Any, url: str) -> Visitor:
+        context = browser.new_context(viewport={"width": 1100, "height": 700})
+        page = context.new_page()
+        frames = Frames()
+        frames.attach(page)
+        page.on("websocket", lambda ws: self.sockets.append(ws))
+        page.goto(url)
+        expect(page.locator("[data-cobrowse=banner]")).to_be_attached(timeout=TIMEOUT_MS)
+        return Visitor(context, page, frames)
+
+
+@pytest.fixture
+def customer(stack: Stack) -> Iterator[CustomerSite]:
+    site = CustomerSite(stack)
+    site.thread.start()
+    wait_until(lambda: site.server.started or not site.thread.is_alive(), "customer site")
+    stack.set_policy(allowed_origins=[stack.shop.origin, site.origin])
+    try:
+        yield site
+    finally:
+        site.server.should_exit = True
+        site.thread.join(timeout=10)
+        site.sock.close()
 
 
 def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, stack: Stack) -> None:
@@ -226,3 +293,218 @@ def test_the_banner_contains_its_failures(browser: Any, stack: Stack, hostile: s
         assert errors == []
     finally:
         context.close()
+
+
+def test_continuous_scrolling_stays_under_the_apis_message_rate(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    v = customer.open(browser, customer.add("/long", "<div style='height:200000px'>a long page</div>"))
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/long"))
+        before = len([m for m in v.frames.messages() if m.get("type") == "scroll"])
+        # A scroll event every frame for 3 s (a fling does; 120 Hz screens fire twice as many): the
+        # API closes a socket that sends more than ws_rate_per_s (50) messages a second with 4429.
+        v.page.evaluate(
+            "() => new Promise(done => { const t0 = performance.now(); (function step() { scrollBy(0, 7);"
+            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(); })(); })"
+        )
+        y = v.page.evaluate("Math.round(scrollY)")
+        v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{y},')  # the last position still arrives
+        sent = len([m for m in v.frames.messages() if m.get("type") == "scroll"]) - before
+        assert sent <= 3 * 25 + 2, f"{sent} scroll reports in 3 s"
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+        assert len(customer.sockets) == 1  # never closed and reopened
+    finally:
+        v.context.close()
+
+
+@pytest.mark.parametrize("extreme", ["long title", "long URL", "deep DOM", "20-million-pixel page"])
+def test_extreme_pages_keep_their_messages_within_the_protocols_limits(
+    browser: Any, stack: Stack, customer: CustomerSite, extreme: str
+) -> None:
+    # A message over a limit (title 1024, URL 4096, selector 1000, coordinates 10^7) makes the API
+    # close the socket (4400): the banner reconnected, sent it again, and was never online for long.
+    title, body, suffix, y = "Customer", "<p>top</p><div style='height:3000px'></div>", "", 1000
+    if extreme == "long title":
+        title = "Deal " * 300
+    elif extreme == "long URL":
+        suffix = "#state=" + "x" * 5000
+    elif extreme == "deep DOM":
+        body = "<div>" * 60 + "<p style='height:3000px'>deep</p>" + "</div>" * 60
+    else:
+        body, y = "<div style='height:20000000px'>tall</div>", 15_000_000
+    url = customer.add("/extreme", body, title=title)
+    v = customer.open(browser, url + suffix)
+    try:
+        seen = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").startswith(url))
+        assert seen["title"] == title.strip()[:1024]
+        v.page.evaluate("y => scrollTo(0, y)", y)
+        v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{min(y, 10_000_000)},')
+        v.page.set_viewport_size({"width": 1000, "height": 650})  # sent after the scroll, same socket
+        the_visitor(stack, lambda x: x["viewport"] == {"width": 1000, "height": 650})
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+        assert len(customer.sockets) == 1
+    finally:
+        v.context.close()
+
+
+def test_odd_and_huge_cookie_jars_still_let_the_visitor_accept(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # Cookies the API refuses in a seed (a name with a space or a comma, a 300-character name), a jar
+    # larger than the API's 256 KiB body limit, and a page URL over 4096 characters: any one of them
+    # failed the whole accept ("Could not start co-browsing.").
+    url = customer.add("/cookies", "<p>cookies</p>") + "?utm=" + "u" * 5000
+    v = customer.open(browser, url)
+    try:
+        v.page.evaluate(
+            "() => { document.cookie = 'a b=1'; document.cookie = 'c,d=2'; document.cookie = 'ok=fine';"
+            " document.cookie = 'n' + 'x'.repeat(300) + '=1'; document.cookie = 'q=\"x y\", z';"
+            " for (let i = 0; i < 100; i++) document.cookie = 'big' + i + '=' + 'v'.repeat(3000); }"
+        )
+        me = the_visitor(stack, available)
+        session = request_session(stack, me["id"])
+        expect(v.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        with v.page.expect_request(lambda r: r.url.endswith("/accept")) as accepted:
+            v.dialog().get_by_role("button", name="Accept").click()
+        expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(timeout=TIMEOUT_MS)
+        assert session_state(stack, session["id"]) == "active"
+        seeds = accepted.value.post_data_json["cookies"]
+        names = [c["name"] for c in seeds]
+        assert {"ok", "q", "big0"} <= set(names)
+        assert not {"a b", "c,d"} & set(names)
+        assert {c["value"] for c in seeds if c["name"] == "q"} == {'"x y", z'}
+        assert {c["url"] for c in seeds} == {customer.origin + "/"}
+    finally:
+        v.context.close()
+
+
+def test_a_page_that_gives_arrays_a_to_json_can_still_accept(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # Prototype.js 1.6 adds Array.prototype.toJSON, returning a string: JSON.stringify then sent the
+    # seed cookies as one string and the API refused the accept.
+    prototype_js = (
+        "<script>Array.prototype.toJSON = function () { var out = [];"
+        " for (var i = 0; i < this.length; i++) out.push(JSON.stringify(this[i]));"
+        " return '[' + out.join(', ') + ']'; };</script>"
+    )
+    v = customer.open(browser, customer.add("/prototype", "<p>old shop</p>", head=prototype_js))
+    try:
+        v.page.evaluate("() => { document.cookie = 'cart=red-mug'; }")
+        me = the_visitor(stack, available)
+        session = request_session(stack, me["id"])
+        with v.page.expect_request(lambda r: r.url.endswith("/accept")) as accepted:
+            v.accept()
+        assert session_state(stack, session["id"]) == "active"
+        assert accepted.value.post_data_json["cookies"][0]["name"] == "cart"
+    finally:
+        v.context.close()
+
+
+def api_csp(stack: Stack) -> str:
+    """What README tells a customer with a Content-Security-Policy to allow for the banner."""
+    api = stack.serve.public_api_url
+    return f"script-src 'self' {api}; connect-src 'self' {api} {api.replace('http', 'ws', 1)}"
+
+
+@pytest.mark.parametrize("policy", ["default-src 'self'", "style-src 'self'",
+                                    "require-trusted-types-for 'script'; trusted-types 'none'"])
+def test_a_strict_content_security_policy_still_shows_a_styled_prompt(
+    browser: Any, stack: Stack, customer: CustomerSite, policy: str
+) -> None:
+    # style-src (or default-src) without 'unsafe-inline' blocks the shadow root's <style>: the
+    # prompt was bare text in a box of no width, which a visitor could hardly read or answer.
+    url = customer.add("/csp", "<p>strict</p>", headers={
+        "Content-Security-Policy": f"{api_csp(stack)}; {policy}"})
+    v = customer.open(browser, url)
+    try:
+        me = the_visitor(stack, available)
+        request_session(stack, me["id"])
+        dialog = v.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        assert dialog.evaluate("d => getComputedStyle(d).position") == "fixed"
+        accept = dialog.get_by_role("button", name="Accept")
+        assert accept.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(27, 122, 62)"
+        v.accept()
+        assert v.end_button().evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(230, 57, 70)"
+    finally:
+        v.context.close()
+
+
+@pytest.mark.parametrize("hostile", ["div { display: none !important }", "body { transform: translateZ(0) }",
+                                     "an overlay added later", "* { all: unset !important }"])
+def test_page_css_cannot_hide_move_or_cover_the_prompt(
+    browser: Any, stack: Stack, customer: CustomerSite, hostile: str
+) -> None:
+    css = "" if hostile == "an overlay added later" else f"<style>{hostile}</style>"
+    url = customer.add("/css", "<p>top of the page</p><div style='height:5000px'></div>", head=css)
+    v = customer.open(browser, url)
+    try:
+        if hostile == "an overlay added later":  # a cookie wall or a chat widget, after the banner
+            v.page.evaluate("() => { const o = document.createElement('section'); o.style.cssText ="
+                            " 'position:fixed;inset:0;z-index:2147483647;background:rgba(0,0,0,.4)';"
+                            " document.body.appendChild(o); }")
+        me = the_visitor(stack, available)
+        request_session(stack, me["id"])
+        dialog = v.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        assert v.page.evaluate("scrollY") == 0  # the prompt took focus without scrolling the page
+        box = dialog.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 700
+        v.accept()  # a real click: Playwright checks that the button, not something above it, gets it
+        expect(v.end_button()).to_be_visible()
+    finally:
+        v.context.close()
+
+
+REPLACE = {
+    "body replaced": "const b = document.createElement('body'); b.innerHTML = '<main>app ' + n + '</main>';"
+                     " document.body = b;",
+    "body emptied": "document.body.innerHTML = '<main>app ' + n + '</main>';",
+    "html replaced": "const h = document.createElement('html'); h.innerHTML ="
+                     " '<head><title>App</title></head><body><main>app ' + n + '</main></body>';"
+                     " document.replaceChild(h, document.documentElement);",
+}
+
+
+@pytest.mark.parametrize("spa", list(REPLACE))
+def test_the_ui_survives_an_app_that_replaces_the_document(
+    browser: Any, stack: Stack, customer: CustomerSite, spa: str
+) -> None:
+    v = customer.open(browser, customer.add("/spa", "<p>server-rendered</p>"))
+    try:
+        render = f"n => {{ {REPLACE[spa]} }}"
+        me = the_visitor(stack, available)
+        v.page.evaluate(render, 1)  # the app boots (or hydrates) after the banner mounted
+        expect(v.page.get_by_text("app 1")).to_be_visible()
+        session = request_session(stack, me["id"])
+        v.accept()
+        v.page.evaluate(render, 2)  # and renders again during the session
+        expect(v.page.get_by_text("app 2")).to_be_visible()
+        expect(v.end_button()).to_be_visible()
+        v.end_button().click()
+        wait_until(lambda: session_state(stack, session["id"]) == "ended", "ended session")
+    finally:
+        v.context.close()
+
+
+def test_a_frame_of_a_page_with_the_banner_is_not_a_second_visitor(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # The tag is in the site's template, so the site's own frames (a help widget, a payment step)
+    # run it too: each registered, and the agent saw the one person twice.
+    inner = customer.add("/widget", "<p>help widget</p>")
+    v = customer.open(browser, customer.add("/framed", f"<p>shop</p><iframe src='{inner}'></iframe>"))
+    try:
+        me = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/framed"))
+        frame = v.page.frame_locator("iframe")
+        expect(frame.locator("p")).to_have_text("help widget")
+        inner_frame = v.page.frames[1]
+        inner_frame.wait_for_function(
+            "() => performance.getEntriesByType('resource').some(e => e.name.endsWith('/banner.js'))")
+        inner_frame.evaluate("() => new Promise(done => setTimeout(done, 100))")  # the script has run
+        assert inner_frame.evaluate("() => window.__cobrowseBanner === undefined")
+        assert [x["id"] for x in visitors_of(stack)] == [me["id"]]
+    finally:
+        v.context.close()
