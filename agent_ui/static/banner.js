@@ -458,8 +458,9 @@
     redrawOverlay();
   }
 
-  // Consent prompt: role=dialog aria-modal, focus moved to Accept and given back afterwards.
+  // Consent prompt: role=dialog aria-modal, focus moved to it (then to Refuse) and given back afterwards.
   var dialog = null, returnFocus = null;
+  var ARM_MS = 600;
   function showPrompt(sessionId, agentName) {
     hidePrompt(false);
     returnFocus = document.activeElement;
@@ -483,17 +484,31 @@
     accept.type = "button"; accept.className = "accept"; accept.textContent = "Accept";
     row.appendChild(refuse); row.appendChild(accept);
     dialog.appendChild(h); dialog.appendChild(p); dialog.appendChild(row);
-    accept.addEventListener("click", guard(function () { answer(sessionId, true); }, "accept"));
-    refuse.addEventListener("click", guard(function () { answer(sessionId, false); }, "refuse"));
+    // No answer by accident: a visitor typing (Enter, Space, Escape) or clicking just as the
+    // prompt appears must not answer it. For ARM_MS the buttons are disabled and the dialog
+    // itself holds the focus (screen readers read its title and text); then focus goes to Refuse,
+    // the answer that shares nothing (browsers' own permission prompts wait the same way).
+    var armed = false;
+    accept.disabled = refuse.disabled = true;
+    dialog.tabIndex = -1;
+    accept.addEventListener("click", guard(function () { if (armed) answer(sessionId, true); }, "accept"));
+    refuse.addEventListener("click", guard(function () { if (armed) answer(sessionId, false); }, "refuse"));
     dialog.addEventListener("keydown", guard(function (ev) {
-      if (ev.key === "Escape") { ev.preventDefault(); answer(sessionId, false); }
+      if (ev.key === "Escape") { ev.preventDefault(); if (armed) answer(sessionId, false); }
       else if (ev.key === "Tab") {
         ev.preventDefault(); // keep focus inside the modal dialog: two buttons, cycle between them
-        (root.activeElement === accept ? refuse : accept).focus();
-      }
+        if (armed) (root.activeElement === refuse ? accept : refuse).focus();
+      } else if (!armed) ev.preventDefault();
     }, "dialog keys"));
     root.appendChild(dialog);
-    accept.focus({ preventScroll: true });
+    dialog.focus({ preventScroll: true });
+    var shown = dialog;
+    setTimeout(guard(function () {
+      if (dialog !== shown) return; // answered or replaced meanwhile
+      armed = true;
+      accept.disabled = refuse.disabled = false;
+      refuse.focus({ preventScroll: true });
+    }, "arm prompt"), ARM_MS);
   }
   function hidePrompt(restore) {
     if (!dialog) return;

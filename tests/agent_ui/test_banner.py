@@ -173,6 +173,30 @@ def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, s
         v.context.close()
 
 
+def test_keys_and_clicks_as_the_prompt_appears_do_not_answer_it(browser: Any, stack: Stack) -> None:
+    """A visitor typing in a search box presses Enter (or Space, or Escape) just as the prompt
+    appears, or clicks where Accept is about to be: none of it answers the prompt."""
+    v = open_visitor(browser, stack, "/search")
+    try:
+        me = the_visitor(stack, available)
+        v.page.focus("#q")
+        session = request_session(stack, me["id"])
+        dialog = v.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        accept = dialog.get_by_role("button", name="Accept")
+        box = accept.bounding_box()
+        assert box is not None
+        for key in ("Enter", " ", "Escape", "Enter"):
+            v.page.keyboard.press(key)
+        v.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        assert session_state(stack, session["id"]) == "pending"
+        expect(dialog).to_be_visible()
+        accept.click()  # once armed, it answers
+        wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")
+    finally:
+        v.context.close()
+
+
 def test_consent_prompt_is_an_accessible_modal_and_escape_refuses(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/search")
     try:
@@ -185,11 +209,11 @@ def test_consent_prompt_is_an_accessible_modal_and_escape_refuses(browser: Any, 
         expect(dialog).to_contain_text(f"{stack.agent_name} would like to see your screen")
         accept = dialog.get_by_role("button", name="Accept")
         refuse = dialog.get_by_role("button", name="Refuse")
+        expect(refuse).to_be_focused()  # the answer that shares nothing
+        v.page.keyboard.press("Tab")
         expect(accept).to_be_focused()
         v.page.keyboard.press("Tab")
         expect(refuse).to_be_focused()
-        v.page.keyboard.press("Tab")
-        expect(accept).to_be_focused()
         v.page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
         expect(v.page.locator("#q")).to_be_focused()
