@@ -49,6 +49,25 @@ PRODUCTS: tuple[Product, ...] = (
 BY_ID = {p.id: p for p in PRODUCTS}
 
 
+HELP = [
+    (f"{topic}?", f"{answer} (answer {n} of the help centre)")
+    for n, (topic, answer) in enumerate(
+        [
+            ("How long does delivery take", "Two to four working days in the country."),
+            ("Can I return an item", "Within 30 days, in its box, with the receipt."),
+            ("Which cards do you take", "Every major card; the number is masked when shared."),
+            ("Can I change my order", "Until it ships: write to us with the order number."),
+            ("Do you ship abroad", "To most of Europe, in five to eight working days."),
+            ("How do I reset my password", "Use the link on the sign-in page."),
+            ("Is my cart kept", "For 30 days on this browser."),
+            ("Can I pay later", "Not yet: every order is paid when it is placed."),
+        ]
+        * 3,
+        1,
+    )
+]
+
+
 @dataclass(frozen=True)
 class ShopConfig:
     """Where the banner comes from and which account it belongs to (empty: no banner)."""
@@ -100,7 +119,7 @@ def _page(config: ShopConfig, request: Request, title: str, body: str, scripts: 
 <title>{html.escape(title)} - Demo Shop</title>
 <link rel="stylesheet" href="/static/shop.css">{extra}{banner}</head>
 <body><header class="site"><a class="brand" href="/">Demo Shop</a>
-<nav><a href="/">Products</a><a href="/search">Search</a><a href="/tour">Tour</a>
+<nav><a href="/">Products</a><a href="/search">Search</a><a href="/tour">Tour</a><a href="/help">Help</a>
 <a href="/cart" id="cart-link">Cart ({len(_cart(request))})</a><a href="/checkout">Checkout</a></nav>
 <span class="account">{account}</span></header>
 <main>{body}</main></body></html>"""
@@ -247,6 +266,15 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         )
         return _html(config, request, "Tour", body, "tour.js")
 
+    async def help_page(request: Request) -> Response:
+        # answers in a panel that scrolls on its own, as help centres and dashboards do
+        answers = "".join(
+            f'<section class="answer" id="q{n}"><h2>{html.escape(q)}</h2><p>{html.escape(a)}</p></section>'
+            for n, (q, a) in enumerate(HELP, 1)
+        )
+        body = f'<h1>Help</h1><div class="panel" id="answers" tabindex="0">{answers}</div>'
+        return _html(config, request, "Help", body)
+
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "products": len(PRODUCTS)})
 
@@ -262,6 +290,7 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         Route("/login", login_page),
         Route("/login", login, methods=["POST"]),
         Route("/checkout", checkout),
+        Route("/help", help_page),
         Route("/tour", tour),
         Route("/tour/{step}", tour),
         Route("/healthz", health),

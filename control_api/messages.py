@@ -173,9 +173,10 @@ VISITOR_MESSAGES: Mapping[str, MessageSpec] = {
         "the visitor's page changed (load or client-side navigation)",
     ),
     "scroll": MessageSpec(
-        {**SID_OPT, "x": req(_num), "y": req(_num), "anchor": opt(_anchor)},
+        {**SID_OPT, "x": req(_num), "y": req(_num), "anchor": opt(_anchor),
+         "target": opt(_nonempty_text(MAX_SELECTOR))},
         True,
-        "the visitor scrolled (document coordinates, CSS px)",
+        "the visitor scrolled the page (document coordinates, CSS px), or the element `target` names",
     ),
     "viewport": MessageSpec(
         {**SID_OPT, "width": req(_nonneg), "height": req(_nonneg)}, True, "the visitor's viewport size"

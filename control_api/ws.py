@@ -354,7 +354,7 @@ class VisitorConnection(Connection):
             await visitors.update_state(
                 self.store, self.visitor.id, {"viewport_w": data["width"], "viewport_h": data["height"]}
             )
-        elif message.type == "scroll":
+        elif message.type == "scroll" and "target" not in data:  # the page's, not an element's
             now = time.time()
             if now - self.last_scroll_store >= SCROLL_STORE_EVERY_S:
                 self.last_scroll_store = now

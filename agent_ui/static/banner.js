@@ -253,7 +253,7 @@
     }
   }
   function reportAll() {
-    reportPage(); reportViewport(); reportScroll();
+    reportPage(); reportViewport(); reportScroll(); reportBoxScrolls();
     if (state.session && state.session.state === "active") reportFields();
   }
   NS.report = reportAll;
@@ -298,6 +298,32 @@
     scrollTimer = setTimeout(guard(function () {
       scrollTimer = null; scrollSentAt = Date.now(); reportScroll();
     }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - Date.now()));
+  }
+  // An app that scrolls an element of its own (a <main> with overflow: auto under a fixed layout)
+  // never scrolls the window: such scrolls are reported with the element's cssPath as `target`, at
+  // most every SCROLL_EVERY_MS together, and the boxes seen are reported again with everything else
+  // (a view that opens late). Scroll events do not bubble, so they are heard in the capture phase.
+  var boxes = [], boxesDue = [], boxTimer = null, boxSentAt = 0, MAX_BOXES = 20;
+  function onBoxScroll(ev) {
+    var el = ev.target;
+    if (!el || el.nodeType !== 1 || el === document.scrollingElement || el === host) return;
+    if (boxes.indexOf(el) < 0) { boxes.push(el); if (boxes.length > MAX_BOXES) boxes.shift(); }
+    if (boxesDue.indexOf(el) < 0) boxesDue.push(el);
+    if (boxTimer) return;
+    boxTimer = setTimeout(guard(function () {
+      boxTimer = null; boxSentAt = Date.now();
+      var due = boxesDue; boxesDue = [];
+      due.forEach(reportBoxScroll);
+    }, "box scroll report"), Math.max(0, boxSentAt + SCROLL_EVERY_MS - Date.now()));
+  }
+  function reportBoxScroll(el) {
+    var selector = cssPath(el);
+    if (!selector || selector.length > MAX_SELECTOR) return;
+    send({ type: "scroll", target: selector, x: coord(el.scrollLeft), y: coord(el.scrollTop) });
+  }
+  function reportBoxScrolls() {
+    boxes = boxes.filter(function (el) { return el.isConnected; });
+    boxes.forEach(reportBoxScroll);
   }
   function onField(ev) {
     if (!state.session || state.session.state !== "active") return;
@@ -699,6 +725,7 @@
     window.addEventListener("popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
     window.addEventListener("hashchange", guard(reportPage, "hashchange"));
     window.addEventListener("scroll", guard(onScroll, "scroll"), { passive: true });
+    document.addEventListener("scroll", guard(onBoxScroll, "box scroll"), { capture: true, passive: true });
     window.addEventListener("resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
     document.addEventListener("input", guard(onField, "input"), true);
     document.addEventListener("change", guard(onField, "change"), true);

@@ -18,7 +18,7 @@
   var ended = false;
   var ws = null, retry = 0;
   var follow = true, mode = "none", drawing = false;
-  var visitor = { url: "", title: "", scroll: null, fields: {} }; // what the visitor has now
+  var visitor = { url: "", title: "", scroll: null, fields: {}, boxes: {} }; // what the visitor has now
   var frameInfo = { origin: null, url: "", ready: false };       // what the iframe shows now
   var loadingUrl = "";
   var frameScroll = { x: 0, y: 0 };                              // the agent's own scroll (follow off)                                          // upstream URL being loaded
@@ -145,6 +145,7 @@
     // Bring a freshly loaded (or re-followed) page to the visitor's scroll and field values.
     if (!frameInfo.ready || !sameUrl(visitor.url, frameInfo.url)) return;
     if (follow && visitor.scroll) toRuntime(scrollMessage(visitor.scroll));
+    if (follow) Object.keys(visitor.boxes).forEach(function (sel) { toRuntime(Object.assign({}, visitor.boxes[sel])); });
     Object.keys(visitor.fields).forEach(function (sel) { toRuntime(Object.assign({}, visitor.fields[sel])); });
   }
   // "ready" comes at DOMContentLoaded, before style sheets and images have settled the layout: an
@@ -289,7 +290,7 @@
       case "visitor_state": case "visitor": case "visitor_updated": case "visitor_update": {
         var v = msg.visitor || msg;
         if (!session || (v.visitor_id || v.id) !== session.visitor_id) break;
-        if (v.url && v.url !== visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; visitor.fields = {}; showLocation(); followVisitor(); }
+        if (v.url && v.url !== visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; visitor.fields = {}; visitor.boxes = {}; showLocation(); followVisitor(); }
         else if (v.title) { visitor.title = v.title; showLocation(); }
         if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
         if (v.viewport) setViewport(v.viewport);
@@ -300,13 +301,18 @@
         break;
       case "page":
         if (!forThisSession(msg)) break;
-        if (!sameUrl(msg.url, visitor.url)) visitor.fields = {};
+        if (!sameUrl(msg.url, visitor.url)) { visitor.fields = {}; visitor.boxes = {}; }
         visitor.url = msg.url; visitor.title = msg.title || "";
         showLocation();
         followVisitor();
         break;
       case "scroll":
         if (!forThisSession(msg)) break;
+        if (typeof msg.target === "string" && msg.target) { // an element of the page scrolled
+          var box = visitor.boxes[msg.target] = { type: "scroll", target: msg.target, x: msg.x || 0, y: msg.y || 0 };
+          if (follow) toRuntime(Object.assign({}, box));
+          break;
+        }
         visitor.scroll = { x: msg.x, y: msg.y, anchor: msg.anchor };
         if (follow) toRuntime(scrollMessage(visitor.scroll));
         break;

@@ -2233,9 +2233,15 @@
     function find(selector) {
       try { return doc.querySelector(StringCtor(selector)); } catch (e) { return null; }
     }
+    var elementScrollTo = win.Element.prototype.scrollTo;
     function applyScroll(msg) {
       var x = NumberCtor(msg.x) || 0;
       var y = NumberCtor(msg.y) || 0;
+      if (typeof msg.target === 'string') { // an element the visitor scrolled, not the page
+        var box = find(msg.target);
+        if (box) apply(elementScrollTo, box, [{ left: x, top: y, behavior: 'instant' }]);
+        return;
+      }
       var anchor = msg.anchor;
       if (anchor && typeof anchor.selector === 'string') {
         var el = find(anchor.selector);

@@ -14,7 +14,10 @@ def client(config: ShopConfig | None = None) -> httpx.AsyncClient:
 
 async def test_every_page_embeds_the_banner_with_the_site_key() -> None:
     c = client(ShopConfig(banner_src="http://cobrowse.localhost:9000/banner.js", site_key="pk_abc"))
-    paths = ("/", "/search", "/cart", "/login", "/checkout", "/tour", "/tour/2", f"/product/{PRODUCTS[0].id}")
+    paths = (
+        "/", "/search", "/cart", "/login", "/checkout", "/help", "/tour", "/tour/2",
+        f"/product/{PRODUCTS[0].id}",
+    )
     tag = '<script src="http://cobrowse.localhost:9000/banner.js" data-site-key="pk_abc" async>'
     for path in paths:
         page = await c.get(path)

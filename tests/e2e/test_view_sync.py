@@ -109,3 +109,29 @@ def test_the_view_comes_back_with_the_visitor_from_outside_the_scope(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_view_follows_a_panel_that_scrolls_on_its_own(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Help centres and dashboards scroll a panel of their own, not the window: the view scrolls
+    the same panel, and a view opened (or reloaded) later finds it where the visitor left it."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack, "/help")
+    agent = open_console(browser, stack)
+    at = "(y) => Math.abs(document.getElementById('answers').scrollTop - y) <= 1"
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+        visitor.page.locator("#answers").evaluate("e => e.scrollTo(0, 400)")
+        view_frame(vb).wait_for_function(at, arg=400, timeout=TIMEOUT_MS)
+        visitor.page.locator("#answers").evaluate("e => e.scrollTo(0, 650)")
+        view_frame(vb).wait_for_function(at, arg=650, timeout=TIMEOUT_MS)
+        assert view_frame(vb).evaluate("scrollY") == 0  # the window stays where it was
+
+        vb.reload()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(at, arg=650, timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
