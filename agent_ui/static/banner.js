@@ -724,6 +724,16 @@
     wrapHistory("replaceState");
     window.addEventListener("popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
     window.addEventListener("hashchange", guard(reportPage, "hashchange"));
+    // an app routing with the Navigation API (navigate event, intercept) changes the URL without
+    // pushState: report it once the navigation is done
+    if (window.navigation && window.navigation.addEventListener) {
+      window.navigation.addEventListener("navigatesuccess", guard(function () { reportPage(); reportScroll(); }, "navigation"));
+    }
+    // Two tabs of one visitor (a tab the page opened with window.open shares its identity): the
+    // view follows the one the visitor comes back to
+    var backHere = guard(function () { if (document.visibilityState !== "hidden") resync(); }, "back");
+    document.addEventListener("visibilitychange", backHere);
+    window.addEventListener("focus", backHere);
     window.addEventListener("scroll", guard(onScroll, "scroll"), { passive: true });
     document.addEventListener("scroll", guard(onBoxScroll, "box scroll"), { capture: true, passive: true });
     window.addEventListener("resize", guard(function () { reportViewport(); onScroll(); }, "resize"));

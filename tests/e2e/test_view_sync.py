@@ -135,3 +135,36 @@ def test_the_view_follows_a_panel_that_scrolls_on_its_own(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_view_follows_routes_of_the_navigation_api_and_the_tab_the_visitor_is_on(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An app that routes with the Navigation API changes its URL without pushState; a tab the page
+    opens itself shares the visitor's identity: the view follows the route, then the second tab,
+    then the first tab again once the visitor is back on it."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    url = lambda path: re.compile(re.escape(stack.shop.origin + path) + "$")  # noqa: E731
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.evaluate(
+            "navigation.addEventListener('navigate', (e) => { if (e.canIntercept) e.intercept("
+            "{handler: async () => { document.querySelector('h1').textContent = 'Routed'; }}); });"
+            "navigation.navigate('/search')"
+        )
+        expect(vb.locator("#vb-url")).to_have_text(url("/search"), timeout=TIMEOUT_MS)
+
+        with visitor.context.expect_page() as opened:
+            visitor.page.evaluate("window.open('/tour')")
+        second = opened.value
+        expect(vb.locator("#vb-url")).to_have_text(url("/tour"), timeout=TIMEOUT_MS)
+        second.close()
+        visitor.page.bring_to_front()
+        visitor.page.evaluate("dispatchEvent(new FocusEvent('focus'))")  # as when the visitor clicks it
+        expect(vb.locator("#vb-url")).to_have_text(url("/search"), timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
