@@ -292,6 +292,7 @@ async def on_response(
         # validators of this copy would let a later revalidation keep a copy without it
         response.headers.pop("etag", None)
         response.headers.pop("last-modified", None)
+        response.headers["accept-ranges"] = "none"  # nor may a range of the script complete it
     else:
         kind = "css" if STYLE_AS_SENT in flow.metadata else kind_of(content_type, body[:SNIFF_BYTES])
     if kind == "passthrough" and declared not in ("passthrough", "worker"):
@@ -331,6 +332,8 @@ async def on_response(
             response.headers["x-content-type-options"] = "nosniff"
     else:
         response.raw_content = out.body
+        # a rewritten copy is no byte range of the upstream's: never resumed with one
+        response.headers["accept-ranges"] = "none"
         if STYLE_AS_SENT in flow.metadata:  # the browser decides on the type it was sent
             sent = flow.metadata[STYLE_AS_SENT]
             if sent is None:

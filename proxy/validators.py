@@ -10,8 +10,10 @@ the other destination (a page without the runtime, whose masked fields then show
 So such an answer's ``ETag`` names its destination (``"e1"`` becomes ``"e1.cb-document"``) and
 loses ``Last-Modified`` (a date cannot say which copy it is). On the way back, a validator of the
 request's own destination goes upstream as the upstream wrote it; one of another destination
-goes as it is, which the upstream never matches, so it answers in full. ``If-Match`` (a write
-that must find the state it read) gets the upstream's own tag back whatever the destination.
+goes as it is, which the upstream never matches, so it answers in full (``If-Range`` always: a
+rewritten copy's bytes are not the upstream's, and a part of the upstream's body must never
+complete it). ``If-Match`` (a write that must find the state it read) gets the upstream's own tag
+back whatever the destination.
 Answers that are the same for every destination (typed bodies that stream untouched: scripts,
 JSON, images) keep their validators as they are.
 """
@@ -25,6 +27,10 @@ from mitmproxy import http
 from proxy.responses import destination
 
 VARIANT = "cobrowse.validator_variant"  # flow metadata: the request revalidated a copy of ours
+# destinations whose answer is rewritten even when the body came typed as something that streams
+# untouched elsewhere (a stylesheet is rewritten as CSS whatever its type): an untagged validator
+# names such a copy, never one of theirs
+UNTAGGED_NOT_OURS = frozenset({"style"})
 _SUFFIX_RE = re.compile(r'^(W/)?"(.*)\.cb-([a-z]+)"$', re.DOTALL)
 _TAG_RE = re.compile(r'\s*((?:W/)?"[^"]*"|\*)\s*(?:,|$)')
 
@@ -87,17 +93,23 @@ def untag_request(flow: http.HTTPFlow) -> None:
                 if name == own:
                     out.append(upstream)
                     matched = True
+                elif name is None and own in UNTAGGED_NOT_OURS:
+                    ours = True  # a typed copy that streamed untouched: this one is rewritten
                 else:
                     out.append(tag)  # another destination's copy (or the upstream's own tag)
-            headers["if-none-match"] = ", ".join(out)
+            if out:
+                headers["if-none-match"] = ", ".join(out)
+            else:
+                del headers["if-none-match"]
             if matched:
                 flow.metadata[VARIANT] = own  # its 304 is tagged like the copy it confirms
             elif ours:
                 headers.pop("if-modified-since", None)  # the date of a copy made for another
-    if "if-range" in headers:
-        upstream, name = _split(headers["if-range"].strip())
-        if name == own:
-            headers["if-range"] = upstream
+    elif own in UNTAGGED_NOT_OURS:
+        headers.pop("if-modified-since", None)
+    # If-Range stays as it is: a tag of ours names a rewritten copy, whose bytes are not the
+    # upstream's, so no part of the upstream's body may complete it (the upstream, which never
+    # wrote that tag, sends the whole body instead)
     if "if-match" in headers:
         tags = _tags(headers["if-match"])
         if tags is not None:

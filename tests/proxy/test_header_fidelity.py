@@ -74,6 +74,11 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
         _send(conn, f"HTTP/1.1 200 OK\nContent-Type: text/css\nContent-Disposition: attachment\n"
                     f"Content-Length: {len(css)}\n", css)
 
+    def tagged(conn: socket.socket) -> None:  # a page with validators, resumable upstream
+        _send(conn, f'HTTP/1.1 200 OK\nContent-Type: text/html\nETag: "p1"\nAccept-Ranges: bytes\n'
+                    f"Last-Modified: Mon, 30 Nov 2026 00:00:00 GMT\nContent-Length: {len(html)}\n", html)
+
+    upstream.scripts["/tagged"] = tagged
     upstream.scripts.update({"/ok": ok, "/login": login, "/logout": logout, "/odd-coding": odd_coding,
                              "/partial": partial, "/head": head, "/download": download, "/latin": latin,
                              "/sheet": sheet, "/head-plain": head_plain, "/head-untyped": head_untyped})
@@ -192,6 +197,24 @@ def test_a_part_of_a_page_goes_as_it_came_and_never_as_a_document(
     shown = _get(harness, s, upstream, "/partial", headers=as_document)
     assert shown.headers["content-type"] == "application/octet-stream"
     assert shown.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_rewritten_page_names_its_destination_in_its_validator_and_is_never_resumed(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """proxy/validators.py: the page's copy and a script's copy of one URL differ, so their tags
+    do; no date validator (it cannot say which copy); and no range of the upstream's bytes may
+    complete a rewritten copy."""
+    harness, upstream, s = up
+    page = _get(harness, s, upstream, "/tagged", headers={"sec-fetch-dest": "document"})
+    fetched = _get(harness, s, upstream, "/tagged", headers={"sec-fetch-dest": "empty"})
+    assert page.headers["etag"] == '"p1.cb-document"' and fetched.headers["etag"] == '"p1.cb-empty"'
+    for answer in (page, fetched):
+        assert "last-modified" not in answer.headers
+        assert answer.headers["accept-ranges"] == "none"
+    other_copy = {"sec-fetch-dest": "document", "if-none-match": '"p1.cb-empty"'}
+    _get(harness, s, upstream, "/tagged", headers=other_copy)
+    assert ("if-none-match", '"p1.cb-empty"') in upstream.fields()  # never the upstream's "p1"
 
 
 def test_a_head_of_a_rewritten_type_names_no_length_or_coding(

@@ -85,11 +85,25 @@ def test_if_match_gets_the_upstreams_tag_whatever_the_destination() -> None:
     assert flow.request.headers["if-match"] == '"e1", "e2"'
 
 
-@pytest.mark.parametrize(("dest", "sent"), [("video", '"v1"'), ("document", '"v1.cb-video"')])
-def test_if_range_is_the_upstreams_tag_only_for_its_own_destination(dest: str, sent: str) -> None:
-    flow = _flow(dest, if_range='"v1.cb-video"')
+@pytest.mark.parametrize("dest", ["document", "empty"])
+def test_if_range_of_a_copy_of_ours_never_matches_upstream(dest: str) -> None:
+    """A rewritten copy's bytes are not the upstream's: a part of the upstream's body must never
+    complete it, so the upstream, which never wrote the tag, sends the whole body."""
+    flow = _flow(dest, if_range='"v1.cb-document"', range="bytes=100-")
     untag_request(flow)
-    assert flow.request.headers["if-range"] == sent  # another's: never matches, the whole body comes
+    assert flow.request.headers["if-range"] == '"v1.cb-document"'
+
+
+def test_a_stylesheet_never_revalidates_a_copy_that_streamed_untouched() -> None:
+    """A body typed text/plain streams untouched to a page or a fetch, but is rewritten as CSS for
+    a stylesheet: the untagged validators of such a copy must not get it a 304."""
+    flow = _flow("style", if_none_match='"t1"', if_modified_since="Mon, 30 Nov 2026 00:00:00 GMT")
+    untag_request(flow)
+    assert "if-none-match" not in flow.request.headers
+    assert "if-modified-since" not in flow.request.headers
+    flow = _flow("style", if_none_match='"t1.cb-style"')
+    untag_request(flow)
+    assert flow.request.headers["if-none-match"] == '"t1"'  # its own copy is revalidated
 
 
 def test_a_malformed_if_none_match_is_left_alone() -> None:
