@@ -120,7 +120,9 @@
   var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false;
   function send(msg) {
     if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
-    else if (queue.length < 50) queue.push(msg);
+    // A field is never kept for later: until `hello` this page may not know every mask (those of
+    // the session come with it), and once it is open the changed fields are all reported again.
+    else if (msg.type !== "field" && queue.length < 50) queue.push(msg);
   }
 
   function register() {
@@ -303,18 +305,26 @@
   // never scrolls the window: such scrolls are reported with the element's cssPath as `target`, at
   // most every SCROLL_EVERY_MS together, and the boxes seen are reported again with everything else
   // (a view that opens late). Scroll events do not bubble, so they are heard in the capture phase.
-  var boxes = [], boxesDue = [], boxTimer = null, boxSentAt = 0, MAX_BOXES = 20;
+  // All elements share one budget, one report every BOX_EVERY_MS (panes a grid keeps in step would
+  // otherwise add up past the API's rate), sent only in a session; form controls never count (a
+  // field's own scroll follows its text: the width of a masked value).
+  var boxes = [], boxesDue = [], boxTimer = null, boxSentAt = 0, MAX_BOXES = 20, BOX_EVERY_MS = 80;
   function onBoxScroll(ev) {
     var el = ev.target;
     if (!el || el.nodeType !== 1 || el === document.scrollingElement || el === host) return;
+    if (el.localName === "input" || el.localName === "textarea" || el.localName === "select" || isMasked(el)) return;
     if (boxes.indexOf(el) < 0) { boxes.push(el); if (boxes.length > MAX_BOXES) boxes.shift(); }
+    if (!state.session || state.session.state !== "active") return; // remembered for the session's start
     if (boxesDue.indexOf(el) < 0) boxesDue.push(el);
-    if (boxTimer) return;
+    scheduleBoxReport();
+  }
+  function scheduleBoxReport() {
+    if (boxTimer || !boxesDue.length) return;
     boxTimer = setTimeout(guard(function () {
       boxTimer = null; boxSentAt = Date.now();
-      var due = boxesDue; boxesDue = [];
-      due.forEach(reportBoxScroll);
-    }, "box scroll report"), Math.max(0, boxSentAt + SCROLL_EVERY_MS - Date.now()));
+      reportBoxScroll(boxesDue.shift());
+      scheduleBoxReport();
+    }, "box scroll report"), Math.max(0, boxSentAt + BOX_EVERY_MS - Date.now()));
   }
   function reportBoxScroll(el) {
     var selector = cssPath(el);
@@ -323,7 +333,9 @@
   }
   function reportBoxScrolls() {
     boxes = boxes.filter(function (el) { return el.isConnected; });
-    boxes.forEach(reportBoxScroll);
+    if (!state.session || state.session.state !== "active") return;
+    boxes.forEach(function (el) { if (boxesDue.indexOf(el) < 0) boxesDue.push(el); });
+    scheduleBoxReport();
   }
   function onField(ev) {
     if (!state.session || state.session.state !== "active") return;

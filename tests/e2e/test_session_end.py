@@ -216,3 +216,47 @@ def test_a_field_masked_mid_session_never_reaches_the_agent_again(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_a_field_changed_before_the_socket_is_back_is_checked_against_the_sessions_masks(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """A new page of a live session learns the session's masks from `hello`: a field typed before
+    that arrives (hydration, a fast visitor) is not kept for later with no mask applied; once the
+    socket is open the changed fields are reported, masks known."""
+    stack = make_stack(policy={"consent": "none", "masked_selectors": ["#checkout-form #address"]})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    held: list[Any] = []
+    routes: list[Any] = []
+    released = False
+
+    def hold_server_messages(route: Any) -> None:
+        def from_server(message: Any) -> None:
+            if released:
+                route.send(message)
+            else:
+                held.append(message)
+
+        route.connect_to_server().on_message(from_server)
+        routes.append(route)
+
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), hold_server_messages)
+        visitor.page.goto(stack.shop.origin + "/checkout")
+        visitor.page.fill("#address", "12 Hidden Street")
+        visitor.page.fill("#name", "Ana Visible")
+        assert routes, "the banner's socket was not routed"
+        released = True  # from now on the server's messages go through
+        for message in held:
+            routes[0].send(message)
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+        expect(frame.locator("#name")).to_have_value("Ana Visible", timeout=TIMEOUT_MS)
+        for text in agent.frames.texts:
+            assert "Hidden Street" not in text
+    finally:
+        agent.context.close()
+        visitor.context.close()

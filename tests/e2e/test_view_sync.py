@@ -168,3 +168,47 @@ def test_the_view_follows_routes_of_the_navigation_api_and_the_tab_the_visitor_i
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_scrolling_panes_stay_under_the_apis_rate_and_fields_never_tell_their_width(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Grids keep several panes in step as they scroll: all elements share one budget, so the
+    visitor's socket is never closed for its rate (4429). A field scrolls with its text: its
+    scroll would tell the width of a password, so form controls are never reported."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack, "/help")
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+        visitor.page.evaluate(
+            "() => { const panel = document.getElementById('answers');"
+            " for (const id of ['left', 'right']) { const c = panel.cloneNode(true); c.id = id;"
+            " document.querySelector('main').appendChild(c); } }"
+        )
+        visitor.page.evaluate(
+            "() => new Promise(done => { const t0 = performance.now();"
+            " const panes = ['answers', 'left', 'right'].map(id => document.getElementById(id));"
+            " (function step() { for (const p of panes) p.scrollBy(0, 3); scrollBy(0, 2);"
+            " if (performance.now() - t0 < 2000) requestAnimationFrame(step); else done(); })(); })"
+        )
+        y = visitor.page.evaluate("Math.round(document.getElementById('answers').scrollTop)")
+        at = "(y) => Math.abs(document.getElementById('answers').scrollTop - y) <= 1"
+        view_frame(vb).wait_for_function(at, arg=y, timeout=TIMEOUT_MS)  # the view has the one panel
+        sent = [m for m in visitor.frames.messages() if m.get("type") == "scroll"]
+        # the page's 25 a second and the elements' 12.5 together, plus the last positions: under 50
+        assert len(sent) <= 2 * (25 + 13) + 14, f"{len(sent)} scroll reports in 2 s"
+        assert len([m for m in visitor.frames.messages() if m.get("type") == "hello"]) == 1  # never closed
+
+        visitor.page.goto(stack.shop.origin + "/login")
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Sign in", timeout=TIMEOUT_MS)
+        visitor.page.type("#password", "a-rather-long-secret-" * 4)
+        visitor.page.type("#email", "ana@example.com")
+        email = vb.frame_locator("#view").locator("#email")
+        expect(email).to_have_value("ana@example.com", timeout=TIMEOUT_MS)
+        scrolls = [m for m in visitor.frames.messages() if m.get("type") == "scroll"]
+        assert not [m for m in scrolls if "password" in str(m.get("target"))]
+    finally:
+        agent.context.close()
+        visitor.context.close()
