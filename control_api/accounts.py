@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import WatchError
+
 from control_api import keys
 from control_api.exceptions import not_found
 from control_api.policy import default_policy, validate_policy
@@ -125,18 +127,38 @@ async def update(
     return await get(store, account.id)
 
 
-async def set_policy(store: Store, aid: str, policy: dict[str, Any]) -> Account:
-    """Store a validated policy; keeps the origin index (used to answer CORS preflights) in step."""
-    account = await get(store, aid)
-    old, new = set(account.allowed_origins), set(policy.get("allowed_origins", []))
+class PolicyChanged(Exception):
+    """The stored policy is no longer the one a change was made from (another write came first)."""
+
+
+async def set_policy(
+    store: Store, aid: str, policy: dict[str, Any], *, base: dict[str, Any] | None = None
+) -> Account:
+    """Store a validated policy; keeps the origin index (used to answer CORS preflights) in step.
+
+    With ``base`` (the policy the change was computed from, as a PATCH is), raises
+    ``PolicyChanged`` instead of writing over a policy another write stored meanwhile."""
+    key = keys.account(store, aid)
     with translate_errors():
         async with store.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.account(store, aid), "policy", json.dumps(policy))
+            await pipe.watch(key)
+            record = await pipe.hgetall(key)
+            if not record.get("id"):
+                raise not_found("account", aid)
+            current = _from_record(record)
+            if base is not None and current.policy != base:
+                raise PolicyChanged(aid)
+            old, new = set(current.allowed_origins), set(policy.get("allowed_origins", []))
+            pipe.multi()
+            pipe.hset(key, "policy", json.dumps(policy))
             for origin in old - new:
                 pipe.srem(keys.origin_accounts(store, origin), aid)
             for origin in new - old:
                 pipe.sadd(keys.origin_accounts(store, origin), aid)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except WatchError as exc:  # written meanwhile
+                raise PolicyChanged(aid) from exc
     return await get(store, aid)
 
 

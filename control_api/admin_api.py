@@ -72,21 +72,40 @@ async def get_policy(request: Request, call: Call) -> Response:
     return json_response((await accounts.get(call.api.store, request.path_params["aid"])).policy)
 
 
-async def _set_policy(call: Call, account: accounts.Account, policy: dict[str, Any]) -> Response:
-    updated = await accounts.set_policy(call.api.store, account.id, policy)
-    if narrows(account.policy, updated.policy):  # sessions keep the policy they were made under
-        await _end_all(call, await sessions.live_of_account(call.api.store, account.id), "policy_changed")
-    return json_response(updated.policy)
+POLICY_RETRIES = 5
+
+
+async def _end_narrowed(call: Call, aid: str, policy: dict[str, Any]) -> None:
+    """End the account's live sessions that ``policy`` narrows, each judged by the policy it was
+    made under (whatever other writes came between)."""
+    store = call.api.store
+    for sid in await sessions.live_of_account(store, aid):
+        record = await sessions.get_record(store, sid)
+        if record is None:
+            continue
+        if narrows(sessions.policy_of(record), policy, pending=record["state"] == "pending"):
+            await _end_all(call, [sid], "policy_changed")
 
 
 async def put_policy(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
-    return await _set_policy(call, account, validate_policy(await json_body(request)))
+    updated = await accounts.set_policy(call.api.store, account.id, validate_policy(await json_body(request)))
+    await _end_narrowed(call, account.id, updated.policy)
+    return json_response(updated.policy)
 
 
 async def patch_policy(request: Request, call: Call) -> Response:
-    account = await accounts.get(call.api.store, request.path_params["aid"])
-    return await _set_policy(call, account, validate_policy(await json_body(request), base=account.policy))
+    data = await json_body(request)
+    for _ in range(POLICY_RETRIES):  # a PATCH applies to the policy it read, never over another write
+        account = await accounts.get(call.api.store, request.path_params["aid"])
+        policy = validate_policy(data, base=account.policy)
+        try:
+            updated = await accounts.set_policy(call.api.store, account.id, policy, base=account.policy)
+        except accounts.PolicyChanged:
+            continue
+        await _end_narrowed(call, account.id, updated.policy)
+        return json_response(updated.policy)
+    raise ApiError(409, "conflict", "the policy kept changing while this change was applied; try again")
 
 
 async def create_agent(request: Request, call: Call) -> Response:

@@ -212,16 +212,18 @@ def default_policy() -> dict[str, Any]:
     }
 
 
-def narrows(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """True when ``new`` lets a session show or do less than ``old`` did: a masked selector
-    added, an allowed origin removed, navigation by the agent taken away, or consent required
-    where it was not. A live session keeps the policy it was made under, so such a change ends
-    it (an administrator who masks a field means it to stop reaching agents now)."""
+def narrows(old: Mapping[str, Any], new: Mapping[str, Any], *, pending: bool = False) -> bool:
+    """True when ``new`` lets a session made under ``old`` show or do less: a masked selector
+    added, an allowed origin removed, navigation by the agent taken away, consent required where
+    it was not, or (for a session still ``pending``, whose consent would hand them over) the
+    visitor's cookies no longer seeded. A live session keeps the policy it was made under, so such
+    a change ends it (an administrator who masks a field means it to stop reaching agents now)."""
     return bool(
         set(new["masked_selectors"]) - set(old["masked_selectors"])
         or set(old["allowed_origins"]) - set(new["allowed_origins"])
         or (old["agent_can_navigate"] and not new["agent_can_navigate"])
         or (old["consent"] == "none" and new["consent"] != "none")
+        or (pending and old["seed_cookies"] and not new["seed_cookies"])
     )
 
 

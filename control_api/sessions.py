@@ -79,6 +79,17 @@ def public(record: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def policy_of(record: dict[str, str]) -> dict[str, Any]:
+    """The policy keys a session keeps from its creation (``policy.narrows`` reads these)."""
+    return {
+        "masked_selectors": json.loads(record.get("masked_selectors") or "[]"),
+        "allowed_origins": json.loads(record.get("allowed_origins") or "[]"),
+        "agent_can_navigate": record.get("agent_can_navigate") == "1",
+        "consent": record.get("consent", "request"),
+        "seed_cookies": record.get("seed_cookies") == "1",
+    }
+
+
 def due(record: dict[str, str], last_activity: float | None, now: float) -> tuple[str, str] | None:
     """The transition a deadline forces now, if any: (to, reason)."""
     state = record.get("state")

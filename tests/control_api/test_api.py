@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from cb_api_helpers import ORIGIN, World, open_world
 
-from control_api import proxy_access, visitors
+from control_api import accounts, proxy_access, visitors
 from control_api.policy import narrows, validate_policy
 from rewriter.cookies import load_records
 from rewriter.urls import Origin, encode_label
@@ -329,11 +329,40 @@ def test_a_policy_that_narrows_ends_live_sessions_and_one_that_widens_does_not(w
         ({"consent": "none"}, {"consent": "request"}, True),
         ({"consent": "request"}, {"consent": "none"}, False),
         ({}, {"agent_interface": "tab", "idle_timeout_s": 300}, False),
+        ({"seed_cookies": True}, {"seed_cookies": False}, False),  # an active session: seeded already
     ],
 )
 def test_which_policy_changes_narrow(before: dict[str, Any], after: dict[str, Any], narrower: bool) -> None:
     old = validate_policy({"allowed_origins": [ORIGIN], **before})
     assert narrows(old, validate_policy(after, base=old)) is narrower
+
+
+def test_a_pending_session_is_narrowed_by_seeding_no_more_cookies() -> None:
+    old = validate_policy({"allowed_origins": [ORIGIN], "seed_cookies": True})
+    assert narrows(old, validate_policy({"seed_cookies": False}, base=old), pending=True)
+
+
+def test_each_live_session_is_judged_by_the_policy_it_was_made_under(world: World) -> None:
+    """A session started without a mask; the mask then came back by a write whose own pass over
+    the live sessions missed this one (another API process, a race). The next change, which does
+    not narrow the stored policy, still ends the session: it is judged by the policy it has."""
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    url = f"/api/v1/accounts/{account['id']}/policy"
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        sid = world.session(agent, visitor)["id"]
+        assert ws.receive_json()["to"] == "active"
+        masked = {**world.client.get(url, headers=world.admin).json(), "masked_selectors": ["#ssn"]}
+        portal = world.client.portal  # type: ignore[union-attr]
+        portal.call(accounts.set_policy, world.store, account["id"], masked)  # no pass over sessions
+        assert world.client.get(f"/api/v1/sessions/{sid}", headers=world.admin).json()["state"] == "active"
+        r = world.client.patch(url, json={"idle_timeout_s": 300}, headers=world.admin)
+        assert r.status_code == 200 and r.json()["masked_selectors"] == ["#ssn"]
+        event = ws.receive_json()
+        assert (event["to"], event["reason"]) == ("ended", "policy_changed")
+    assert world.client.get(f"/api/v1/sessions/{sid}", headers=world.admin).json()["state"] == "ended"
 
 
 def test_metrics_exposition(world: World) -> None:

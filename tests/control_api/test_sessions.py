@@ -278,3 +278,18 @@ async def test_audit_is_paged_and_filtered_by_time(redis_store: Store) -> None:
     assert future["entries"] == []
     past = await audit.query(redis_store, stream, audit.AuditQuery(None, time.time() - 3600, None, 10))
     assert past["entries"] == []
+
+
+async def test_a_policy_change_never_writes_over_one_stored_meanwhile(redis_store: Store) -> None:
+    """A PATCH is computed from the policy it read: stored over another administrator's change, it
+    would undo it (a mask put back, an origin removed again) without anyone asking."""
+    account, _, _ = await _setup(redis_store)
+    read = account.policy
+    await accounts.set_policy(redis_store, account.id, {**read, "masked_selectors": ["#ssn"]})
+    with pytest.raises(accounts.PolicyChanged):
+        await accounts.set_policy(redis_store, account.id, {**read, "idle_timeout_s": 300}, base=read)
+    stored = (await accounts.get(redis_store, account.id)).policy
+    assert stored["masked_selectors"] == ["#ssn"] and stored["idle_timeout_s"] == read["idle_timeout_s"]
+    fresh = stored
+    updated = await accounts.set_policy(redis_store, account.id, {**fresh, "idle_timeout_s": 300}, base=fresh)
+    assert updated.policy["masked_selectors"] == ["#ssn"] and updated.policy["idle_timeout_s"] == 300
