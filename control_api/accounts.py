@@ -10,7 +10,7 @@ from typing import Any
 from redis.exceptions import WatchError
 
 from control_api import keys
-from control_api.exceptions import not_found
+from control_api.exceptions import ApiError, not_found
 from control_api.policy import default_policy, validate_policy
 from control_api.store import Store, translate_errors
 from control_api.tokens import new_id, new_token
@@ -127,8 +127,14 @@ async def update(
     return await get(store, account.id)
 
 
-class PolicyChanged(Exception):
+class PolicyChanged(ApiError):
     """The stored policy is no longer the one a change was made from (another write came first)."""
+
+    def __init__(self, aid: str) -> None:
+        super().__init__(409, "conflict", f"the policy of account {aid} changed meanwhile; try again")
+
+
+SET_POLICY_RETRIES = 20
 
 
 async def set_policy(
@@ -137,29 +143,33 @@ async def set_policy(
     """Store a validated policy; keeps the origin index (used to answer CORS preflights) in step.
 
     With ``base`` (the policy the change was computed from, as a PATCH is), raises
-    ``PolicyChanged`` instead of writing over a policy another write stored meanwhile."""
+    ``PolicyChanged`` instead of writing over a policy another write stored meanwhile. Without it
+    (a PUT: the whole policy) the write is tried again when anything else wrote the account
+    meanwhile (a rename, a site key), so the origin index follows the policy that was replaced."""
     key = keys.account(store, aid)
     with translate_errors():
-        async with store.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
-            record = await pipe.hgetall(key)
-            if not record.get("id"):
-                raise not_found("account", aid)
-            current = _from_record(record)
-            if base is not None and current.policy != base:
-                raise PolicyChanged(aid)
-            old, new = set(current.allowed_origins), set(policy.get("allowed_origins", []))
-            pipe.multi()
-            pipe.hset(key, "policy", json.dumps(policy))
-            for origin in old - new:
-                pipe.srem(keys.origin_accounts(store, origin), aid)
-            for origin in new - old:
-                pipe.sadd(keys.origin_accounts(store, origin), aid)
-            try:
-                await pipe.execute()
-            except WatchError as exc:  # written meanwhile
-                raise PolicyChanged(aid) from exc
-    return await get(store, aid)
+        for _ in range(SET_POLICY_RETRIES):
+            async with store.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                record = await pipe.hgetall(key)
+                if not record.get("id"):
+                    raise not_found("account", aid)
+                current = _from_record(record)
+                if base is not None and current.policy != base:
+                    raise PolicyChanged(aid)
+                old, new = set(current.allowed_origins), set(policy.get("allowed_origins", []))
+                pipe.multi()
+                pipe.hset(key, "policy", json.dumps(policy))
+                for origin in old - new:
+                    pipe.srem(keys.origin_accounts(store, origin), aid)
+                for origin in new - old:
+                    pipe.sadd(keys.origin_accounts(store, origin), aid)
+                try:
+                    await pipe.execute()
+                except WatchError:  # written meanwhile: read it again (a PATCH may no longer apply)
+                    continue
+            return await get(store, aid)
+    raise PolicyChanged(aid)
 
 
 async def rotate_site_key(store: Store, aid: str) -> Account:

@@ -142,10 +142,9 @@ def on_response_headers(
         response.stream = True
         if _is_xml_document(content_type):  # rendered with live links, which are not rewritten
             as_inert_document(flow, "text/plain" + _charset_param(content_type))
-            validators.tag_response(flow)  # inert as a page, as it is for a script
+            validators.tag_response(flow, rewritten=False)  # inert as a page, as it is for a script
         return
     # from here on what the browser gets depends on where it puts it (proxy/validators.py)
-    validators.tag_response(flow)
     download = _is_attachment(response.headers) and destination(flow) not in SUBRESOURCE_DESTS
     if response.status_code == 206 or download:
         # a part of a document (a Range request) cannot be rewritten, and a download (an
@@ -155,8 +154,10 @@ def on_response_headers(
         # <object> or <embed> might show an attachment)
         response.stream = True
         as_inert_document(flow)
+        validators.tag_response(flow, rewritten=False)
         return
     # html, css, or no type at all (sniffed once the body is here)
+    validators.tag_response(flow, rewritten=True)  # an untyped body left as it is counts as ours
     flow.metadata[KIND] = kind
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > ctx.settings.max_rewrite_bytes:

@@ -117,12 +117,13 @@
     });
   }
 
-  var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false;
+  var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
   function send(msg) {
     if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
-    // A field is never kept for later: until `hello` this page may not know every mask (those of
-    // the session come with it), and once it is open the changed fields are all reported again.
-    else if (msg.type !== "field" && queue.length < 50) queue.push(msg);
+    // Until this page's first `hello` it may not know every mask (those of the session come with
+    // it): a field or an element's scroll is not kept for later then (once the socket is open,
+    // the changed fields and the scrolled elements are all reported again, masks known).
+    else if ((heardHello || (msg.type !== "field" && !msg.target)) && queue.length < 50) queue.push(msg);
   }
 
   function register() {
@@ -146,7 +147,7 @@
     sock.onmessage = guard(function (ev) {
       var msg = JSON.parse(ev.data);
       if (msg.type === "hello") {
-        wsOpen = true; retry = 0;
+        wsOpen = true; retry = 0; heardHello = true;
         if (msg.policy) applyPolicy(msg.policy);
         takeSessionMasks(msg.session);
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
@@ -309,10 +310,11 @@
   // otherwise add up past the API's rate), sent only in a session; form controls never count (a
   // field's own scroll follows its text: the width of a masked value).
   var boxes = [], boxesDue = [], boxTimer = null, boxSentAt = 0, MAX_BOXES = 20, BOX_EVERY_MS = 80;
+  function isFormControl(el) { return el.localName === "input" || el.localName === "textarea" || el.localName === "select"; }
   function onBoxScroll(ev) {
     var el = ev.target;
     if (!el || el.nodeType !== 1 || el === document.scrollingElement || el === host) return;
-    if (el.localName === "input" || el.localName === "textarea" || el.localName === "select" || isMasked(el)) return;
+    if (isFormControl(el) || isMasked(el)) return;
     if (boxes.indexOf(el) < 0) { boxes.push(el); if (boxes.length > MAX_BOXES) boxes.shift(); }
     if (!state.session || state.session.state !== "active") return; // remembered for the session's start
     if (boxesDue.indexOf(el) < 0) boxesDue.push(el);
@@ -327,6 +329,8 @@
     }, "box scroll report"), Math.max(0, boxSentAt + BOX_EVERY_MS - Date.now()));
   }
   function reportBoxScroll(el) {
+    // checked when sent, not only when it scrolled: the masks may have come (or grown) since
+    if (!el || !state.session || state.session.state !== "active" || isFormControl(el) || isMasked(el)) return;
     var selector = cssPath(el);
     if (!selector || selector.length > MAX_SELECTOR) return;
     send({ type: "scroll", target: selector, x: coord(el.scrollLeft), y: coord(el.scrollTop) });
@@ -635,6 +639,7 @@
   function sessionOver(reason) {
     var was = state.session;
     state.session = null; saveState();
+    boxesDue = []; // nothing more is reported for it
     hideAll();
     if (was && was.state === "active") notice("Co-browsing has ended.");
     else if (reason === "expired") notice("The screen sharing request expired.");

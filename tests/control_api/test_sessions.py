@@ -293,3 +293,33 @@ async def test_a_policy_change_never_writes_over_one_stored_meanwhile(redis_stor
     fresh = stored
     updated = await accounts.set_policy(redis_store, account.id, {**fresh, "idle_timeout_s": 300}, base=fresh)
     assert updated.policy["masked_selectors"] == ["#ssn"] and updated.policy["idle_timeout_s"] == 300
+
+
+async def test_a_policy_stored_while_the_account_is_written_is_stored(
+    redis_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename (or a site key, or another policy) lands between the read and the write of a PUT:
+    the PUT reads again and stores its policy (no 500); a PATCH made from the old policy is told."""
+    import redis.asyncio.client
+
+    account, _, _ = await _setup(redis_store)
+    original = redis.asyncio.client.Pipeline.hgetall
+    writes = ["name", "policy"]
+
+    async def read_then_someone_writes(self: Any, name: str) -> Any:
+        record = await original(self, name)
+        if writes:
+            field = writes.pop(0)
+            value = "Renamed" if field == "name" else json.dumps({**account.policy, "idle_timeout_s": 301})
+            await redis_store.redis.hset(name, field, value)
+        return record
+
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "hgetall", read_then_someone_writes)
+    stored = await accounts.set_policy(redis_store, account.id, {**account.policy, "idle_timeout_s": 300})
+    assert stored.policy["idle_timeout_s"] == 300 and stored.name == "Renamed"
+    writes.append("policy")
+    with pytest.raises(accounts.PolicyChanged) as told:
+        await accounts.set_policy(
+            redis_store, account.id, {**stored.policy, "consent": "none"}, base=stored.policy
+        )
+    assert (told.value.status, told.value.code) == (409, "conflict")

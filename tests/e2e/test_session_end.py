@@ -218,13 +218,16 @@ def test_a_field_masked_mid_session_never_reaches_the_agent_again(
         visitor.context.close()
 
 
-def test_a_field_changed_before_the_socket_is_back_is_checked_against_the_sessions_masks(
-    browser: Any, make_stack: Callable[..., Stack]
+@pytest.mark.parametrize("what", ["a field", "a panel"])
+def test_what_changes_before_the_socket_is_back_is_checked_against_the_sessions_masks(
+    browser: Any, make_stack: Callable[..., Stack], what: str
 ) -> None:
-    """A new page of a live session learns the session's masks from `hello`: a field typed before
-    that arrives (hydration, a fast visitor) is not kept for later with no mask applied; once the
-    socket is open the changed fields are reported, masks known."""
-    stack = make_stack(policy={"consent": "none", "masked_selectors": ["#checkout-form #address"]})
+    """A new page of a live session learns the session's masks from `hello`: a field typed, or a
+    masked panel scrolled, before that arrives (hydration, a restored scroll, a fast visitor) is
+    not kept for later with no mask applied; once the socket is open they are reported, masks
+    known (the masked panel's scroll, which tells how much it holds, never)."""
+    masked = "#checkout-form #address" if what == "a field" else "main #answers"
+    stack = make_stack(policy={"consent": "none", "masked_selectors": [masked]})
     visitor = open_visitor(browser, stack)
     agent = open_console(browser, stack)
     held: list[Any] = []
@@ -245,18 +248,27 @@ def test_a_field_changed_before_the_socket_is_back_is_checked_against_the_sessio
         vb = agent.request()
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         visitor.page.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), hold_server_messages)
-        visitor.page.goto(stack.shop.origin + "/checkout")
-        visitor.page.fill("#address", "12 Hidden Street")
-        visitor.page.fill("#name", "Ana Visible")
+        frame = vb.frame_locator("#view")
+        if what == "a field":
+            visitor.page.goto(stack.shop.origin + "/checkout")
+            visitor.page.fill("#address", "12 Hidden Street")
+            visitor.page.fill("#name", "Ana Visible")
+        else:
+            visitor.page.goto(stack.shop.origin + "/help")
+            visitor.page.locator("#answers").evaluate("e => e.scrollTo(0, 500)")
         assert routes, "the banner's socket was not routed"
         released = True  # from now on the server's messages go through
         for message in held:
             routes[0].send(message)
-        frame = vb.frame_locator("#view")
-        expect(frame.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
-        expect(frame.locator("#name")).to_have_value("Ana Visible", timeout=TIMEOUT_MS)
+        if what == "a field":
+            expect(frame.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+            expect(frame.locator("#name")).to_have_value("Ana Visible", timeout=TIMEOUT_MS)
+        else:
+            expect(frame.locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+            visitor.page.evaluate("window.dispatchEvent(new FocusEvent('focus'))")  # a resync: all again
+            visitor.frames.wait_for(visitor.page, '"type":"viewport"')
         for text in agent.frames.texts:
-            assert "Hidden Street" not in text
+            assert "Hidden Street" not in text and '"target":"#answers"' not in text.replace(" ", "")
     finally:
         agent.context.close()
         visitor.context.close()
