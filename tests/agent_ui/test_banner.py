@@ -173,16 +173,22 @@ def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, s
         v.context.close()
 
 
+def _prompt_while_typing(stack: Stack, v: Any) -> tuple[dict[str, Any], Any]:
+    """The visitor is typing in the search box when the agent asks: (the session, the prompt)."""
+    me = the_visitor(stack, available)
+    v.page.focus("#q")
+    session = request_session(stack, me["id"])
+    dialog = v.dialog()
+    expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+    return session, dialog
+
+
 def test_keys_and_clicks_as_the_prompt_appears_do_not_answer_it(browser: Any, stack: Stack) -> None:
     """A visitor typing in a search box presses Enter (or Space, or Escape) just as the prompt
     appears, or clicks where Accept is about to be: none of it answers the prompt."""
     v = open_visitor(browser, stack, "/search")
     try:
-        me = the_visitor(stack, available)
-        v.page.focus("#q")
-        session = request_session(stack, me["id"])
-        dialog = v.dialog()
-        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        session, dialog = _prompt_while_typing(stack, v)
         accept = dialog.get_by_role("button", name="Accept")
         box = accept.bounding_box()
         assert box is not None
@@ -200,11 +206,7 @@ def test_keys_and_clicks_as_the_prompt_appears_do_not_answer_it(browser: Any, st
 def test_consent_prompt_is_an_accessible_modal_and_escape_refuses(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/search")
     try:
-        me = the_visitor(stack, available)
-        v.page.focus("#q")
-        session = request_session(stack, me["id"])
-        dialog = v.dialog()
-        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        session, dialog = _prompt_while_typing(stack, v)
         expect(dialog).to_have_attribute("aria-modal", "true")
         expect(dialog).to_contain_text(f"{stack.agent_name} would like to see your screen")
         accept = dialog.get_by_role("button", name="Accept")

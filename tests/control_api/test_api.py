@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,6 +18,19 @@ from rewriter.urls import Origin, encode_label
 def _connect_visitor(world: World, visitor: dict[str, Any]) -> Any:
     ws = world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"])
     return ws
+
+
+@contextmanager
+def _active_session(world: World) -> Iterator[tuple[Any, dict[str, Any], str]]:
+    """A visitor's socket (its greeting read) and a session started at once: (socket, account, sid)."""
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        sid = world.session(agent, visitor)["id"]
+        assert ws.receive_json()["to"] == "active"
+        yield ws, account, sid
 
 
 def test_errors_are_json_everywhere(world: World) -> None:
@@ -278,13 +293,7 @@ def test_feature_disabled(world: World) -> None:
 
 
 def test_disabling_the_account_ends_live_sessions(world: World) -> None:
-    account = world.account(consent="none")
-    agent = world.agent(account)
-    visitor = world.visitor(account)
-    with _connect_visitor(world, visitor) as ws:
-        ws.receive_json()
-        sid = world.session(agent, visitor)["id"]
-        assert ws.receive_json()["to"] == "active"
+    with _active_session(world) as (ws, account, sid):
         world.client.patch(
             f"/api/v1/accounts/{account['id']}", json={"cobrowse_enabled": False}, headers=world.admin
         )
@@ -297,14 +306,8 @@ def test_a_policy_that_narrows_ends_live_sessions_and_one_that_widens_does_not(w
     """A live session keeps the policy it was made under: a field masked now must stop reaching
     the agent now, so a narrowing change ends the account's live sessions; a widening one (an
     origin more, a selector fewer) leaves them be."""
-    account = world.account(consent="none")
-    agent = world.agent(account)
-    visitor = world.visitor(account)
-    url = f"/api/v1/accounts/{account['id']}/policy"
-    with _connect_visitor(world, visitor) as ws:
-        ws.receive_json()
-        sid = world.session(agent, visitor)["id"]
-        assert ws.receive_json()["to"] == "active"
+    with _active_session(world) as (ws, account, sid):
+        url = f"/api/v1/accounts/{account['id']}/policy"
         r = world.client.patch(
             url, json={"allowed_origins": [ORIGIN, "https://more.example"]}, headers=world.admin
         )
@@ -346,14 +349,8 @@ def test_each_live_session_is_judged_by_the_policy_it_was_made_under(world: Worl
     """A session started without a mask; the mask then came back by a write whose own pass over
     the live sessions missed this one (another API process, a race). The next change, which does
     not narrow the stored policy, still ends the session: it is judged by the policy it has."""
-    account = world.account(consent="none")
-    agent = world.agent(account)
-    visitor = world.visitor(account)
-    url = f"/api/v1/accounts/{account['id']}/policy"
-    with _connect_visitor(world, visitor) as ws:
-        ws.receive_json()
-        sid = world.session(agent, visitor)["id"]
-        assert ws.receive_json()["to"] == "active"
+    with _active_session(world) as (ws, account, sid):
+        url = f"/api/v1/accounts/{account['id']}/policy"
         masked = {**world.client.get(url, headers=world.admin).json(), "masked_selectors": ["#ssn"]}
         portal = world.client.portal  # type: ignore[union-attr]
         portal.call(accounts.set_policy, world.store, account["id"], masked)  # no pass over sessions
