@@ -135,11 +135,30 @@
     });
   }
 
+  // A page whose Content-Security-Policy has no wss://API in connect-src can never connect: one
+  // clear message, and no retry (each one would log again and send the site a violation report).
+  var WS_ORIGIN = API.replace(/^http/, "ws");
+  var blockedByPolicy = false;
+  function blockedByThePagesPolicy() {
+    if (blockedByPolicy) return;
+    blockedByPolicy = true;
+    NS.status = "blocked-by-csp";
+    try {
+      console.error("[cobrowse] this page's Content-Security-Policy does not allow " + WS_ORIGIN +
+        " in connect-src: co-browsing is off on this page (README, Content-Security-Policy)");
+    } catch (e) { /* ignore */ }
+  }
+  document.addEventListener("securitypolicyviolation", guard(function (ev) {
+    if (String(ev.blockedURI || "").indexOf(WS_ORIGIN) === 0) blockedByThePagesPolicy();
+  }, "csp"));
   function connect() {
-    if (stopped) return;
-    var url = API.replace(/^http/, "ws") + "/api/v1/visitor/ws";
+    if (stopped || blockedByPolicy) return;
+    var url = WS_ORIGIN + "/api/v1/visitor/ws";
     var sock;
-    try { sock = new WebSocket(url); } catch (e) { warn("ws", e); return scheduleReconnect(); }
+    try { sock = new WebSocket(url); } catch (e) {
+      if (e && e.name === "SecurityError") return blockedByThePagesPolicy();
+      warn("ws", e); return scheduleReconnect();
+    }
     ws = sock;
     sock.onopen = guard(function () {
       sock.send(toJson({ type: "auth", token: state.token }));

@@ -458,6 +458,37 @@ def test_a_strict_content_security_policy_still_shows_a_styled_prompt(
         v.context.close()
 
 
+def test_a_policy_that_blocks_the_banners_socket_is_said_once_and_not_retried(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """connect-src names the API's https:// origin but not its wss:// one: the banner can never
+    connect. It says so once in the console and stops, instead of retrying every few seconds (each
+    try a console error and a violation report sent to the site)."""
+    api = stack.serve.public_api_url
+    url = customer.add("/no-ws", "<p>page</p>", headers={
+        "Content-Security-Policy": f"script-src 'self' {api}; connect-src 'self' {api}"})
+    errors: list[str] = []
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.add_init_script(
+            "window.violations = 0; document.addEventListener('securitypolicyviolation',"
+            " (e) => { if (e.blockedURI.startsWith('ws')) window.violations += 1; });"
+        )
+        page.goto(url)
+        # (polled from here: the page's policy forbids the eval that wait_for_function uses)
+        status = "() => window.__cobrowseBanner && window.__cobrowseBanner.status"
+        wait_until(lambda: page.evaluate(status) == "blocked-by-csp", "the banner to say it is blocked")
+        assert page.evaluate("window.violations") == 1
+        # the first retry would come 250 ms later, the next ones within 2 s: none comes
+        page.evaluate("() => new Promise((done) => setTimeout(done, 2500))")
+        assert page.evaluate("window.violations") == 1
+        assert [e for e in errors if "does not allow" in e and "connect-src" in e]
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("hostile", ["div { display: none !important }", "body { transform: translateZ(0) }",
                                      "an overlay added later", "* { all: unset !important }"])
 def test_page_css_cannot_hide_move_or_cover_the_prompt(
