@@ -302,6 +302,9 @@ def test_a_console_reloaded_while_waiting_for_consent_uses_the_waiting_window(
         waiting = agent.request()
         expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
         expect(agent.button()).to_have_attribute("data-state", "busy")
+        # the window is named after the session once the console has the API's answer, which
+        # may come after the visitor's prompt: a reload before it would lose the window's handle
+        waiting.wait_for_function("window.name.startsWith('cobrowse-vb-')", timeout=TIMEOUT_MS)
         agent.page.reload()
         expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
         visitor.accept()
