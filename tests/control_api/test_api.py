@@ -21,8 +21,9 @@ def _connect_visitor(world: World, visitor: dict[str, Any]) -> Any:
 
 
 @contextmanager
-def _active_session(world: World) -> Iterator[tuple[Any, dict[str, Any], str]]:
-    """A visitor's socket (its greeting read) and a session started at once: (socket, account, sid)."""
+def _active_session(world: World) -> Iterator[tuple[Any, dict[str, Any], dict[str, Any], str]]:
+    """A visitor's socket (its greeting read) and a session started at once:
+    (socket, account, agent, sid)."""
     account = world.account(consent="none")
     agent = world.agent(account)
     visitor = world.visitor(account)
@@ -30,7 +31,7 @@ def _active_session(world: World) -> Iterator[tuple[Any, dict[str, Any], str]]:
         ws.receive_json()
         sid = world.session(agent, visitor)["id"]
         assert ws.receive_json()["to"] == "active"
-        yield ws, account, sid
+        yield ws, account, agent, sid
 
 
 def test_errors_are_json_everywhere(world: World) -> None:
@@ -293,7 +294,7 @@ def test_feature_disabled(world: World) -> None:
 
 
 def test_disabling_the_account_ends_live_sessions(world: World) -> None:
-    with _active_session(world) as (ws, account, sid):
+    with _active_session(world) as (ws, account, _, sid):
         world.client.patch(
             f"/api/v1/accounts/{account['id']}", json={"cobrowse_enabled": False}, headers=world.admin
         )
@@ -306,7 +307,7 @@ def test_a_policy_that_narrows_ends_live_sessions_and_one_that_widens_does_not(w
     """A live session keeps the policy it was made under: a field masked now must stop reaching
     the agent now, so a narrowing change ends the account's live sessions; a widening one (an
     origin more, a selector fewer) leaves them be."""
-    with _active_session(world) as (ws, account, sid):
+    with _active_session(world) as (ws, account, _, sid):
         url = f"/api/v1/accounts/{account['id']}/policy"
         r = world.client.patch(
             url, json={"allowed_origins": [ORIGIN, "https://more.example"]}, headers=world.admin
@@ -349,7 +350,7 @@ def test_each_live_session_is_judged_by_the_policy_it_was_made_under(world: Worl
     """A session started without a mask; the mask then came back by a write whose own pass over
     the live sessions missed this one (another API process, a race). The next change, which does
     not narrow the stored policy, still ends the session: it is judged by the policy it has."""
-    with _active_session(world) as (ws, account, sid):
+    with _active_session(world) as (ws, account, _, sid):
         url = f"/api/v1/accounts/{account['id']}/policy"
         masked = {**world.client.get(url, headers=world.admin).json(), "masked_selectors": ["#ssn"]}
         portal = world.client.portal  # type: ignore[union-attr]
@@ -378,12 +379,7 @@ def test_metrics_exposition(world: World) -> None:
 
 
 def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: Any) -> None:
-    account = world.account(consent="none")
-    agent = world.agent(account)
-    visitor = world.visitor(account)
-    with _connect_visitor(world, visitor) as ws:
-        ws.receive_json()
-        sid = world.session(agent, visitor)["id"]
+    with _active_session(world) as (_, account, agent, sid):
         ticket = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"]).json()[
             "ticket"
         ]

@@ -5,16 +5,38 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.e2e.harness import Stack
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
+from tests.e2e.pages import TIMEOUT_MS, Visitor, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+# the help page's panel scrolled to y (give y as the argument)
+PANEL_AT = "(y) => Math.abs(document.getElementById('answers').scrollTop - y) <= 1"
+
+
+@contextmanager
+def _following(
+    browser: Any, make_stack: Callable[..., Stack], path: str, heading: str
+) -> Iterator[tuple[Stack, Visitor, Page]]:
+    """A visitor on ``path`` and an agent whose view (a tab, no consent asked) shows it already."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack, path)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text(heading, timeout=TIMEOUT_MS)
+        yield stack, visitor, vb
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
 
 SAME_PLACE = "top => Math.abs(document.getElementById('more').getBoundingClientRect().top - top) <= 2"
 
@@ -116,25 +138,16 @@ def test_the_view_follows_a_panel_that_scrolls_on_its_own(
 ) -> None:
     """Help centres and dashboards scroll a panel of their own, not the window: the view scrolls
     the same panel, and a view opened (or reloaded) later finds it where the visitor left it."""
-    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
-    visitor = open_visitor(browser, stack, "/help")
-    agent = open_console(browser, stack)
-    at = "(y) => Math.abs(document.getElementById('answers').scrollTop - y) <= 1"
-    try:
-        vb = agent.request()
-        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+    with _following(browser, make_stack, "/help", "Help") as (stack, visitor, vb):
         visitor.page.locator("#answers").evaluate("e => e.scrollTo(0, 400)")
-        view_frame(vb).wait_for_function(at, arg=400, timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(PANEL_AT, arg=400, timeout=TIMEOUT_MS)
         visitor.page.locator("#answers").evaluate("e => e.scrollTo(0, 650)")
-        view_frame(vb).wait_for_function(at, arg=650, timeout=TIMEOUT_MS)
+        view_frame(vb).wait_for_function(PANEL_AT, arg=650, timeout=TIMEOUT_MS)
         assert view_frame(vb).evaluate("scrollY") == 0  # the window stays where it was
 
         vb.reload()
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
-        view_frame(vb).wait_for_function(at, arg=650, timeout=TIMEOUT_MS)
-    finally:
-        agent.context.close()
-        visitor.context.close()
+        view_frame(vb).wait_for_function(PANEL_AT, arg=650, timeout=TIMEOUT_MS)
 
 
 def test_the_view_follows_routes_of_the_navigation_api_and_the_tab_the_visitor_is_on(
@@ -143,13 +156,8 @@ def test_the_view_follows_routes_of_the_navigation_api_and_the_tab_the_visitor_i
     """An app that routes with the Navigation API changes its URL without pushState; a tab the page
     opens itself shares the visitor's identity: the view follows the route, then the second tab,
     then the first tab again once the visitor is back on it."""
-    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
-    visitor = open_visitor(browser, stack)
-    agent = open_console(browser, stack)
-    url = lambda path: re.compile(re.escape(stack.shop.origin + path) + "$")  # noqa: E731
-    try:
-        vb = agent.request()
-        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+    with _following(browser, make_stack, "/", "Products") as (stack, visitor, vb):
+        url = lambda path: re.compile(re.escape(stack.shop.origin + path) + "$")  # noqa: E731
         visitor.page.evaluate(
             "navigation.addEventListener('navigate', (e) => { if (e.canIntercept) e.intercept("
             "{handler: async () => { document.querySelector('h1').textContent = 'Routed'; }}); });"
@@ -165,9 +173,6 @@ def test_the_view_follows_routes_of_the_navigation_api_and_the_tab_the_visitor_i
         visitor.page.bring_to_front()
         visitor.page.evaluate("dispatchEvent(new FocusEvent('focus'))")  # as when the visitor clicks it
         expect(vb.locator("#vb-url")).to_have_text(url("/search"), timeout=TIMEOUT_MS)
-    finally:
-        agent.context.close()
-        visitor.context.close()
 
 
 def test_scrolling_panes_stay_under_the_apis_rate_and_fields_never_tell_their_width(
@@ -176,12 +181,7 @@ def test_scrolling_panes_stay_under_the_apis_rate_and_fields_never_tell_their_wi
     """Grids keep several panes in step as they scroll: all elements share one budget, so the
     visitor's socket is never closed for its rate (4429). A field scrolls with its text: its
     scroll would tell the width of a password, so form controls are never reported."""
-    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
-    visitor = open_visitor(browser, stack, "/help")
-    agent = open_console(browser, stack)
-    try:
-        vb = agent.request()
-        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+    with _following(browser, make_stack, "/help", "Help") as (stack, visitor, vb):
         visitor.page.evaluate(
             "() => { const panel = document.getElementById('answers');"
             " for (const id of ['left', 'right']) { const c = panel.cloneNode(true); c.id = id;"
@@ -194,8 +194,7 @@ def test_scrolling_panes_stay_under_the_apis_rate_and_fields_never_tell_their_wi
             " if (performance.now() - t0 < 2000) requestAnimationFrame(step); else done(); })(); })"
         )
         y = visitor.page.evaluate("Math.round(document.getElementById('answers').scrollTop)")
-        at = "(y) => Math.abs(document.getElementById('answers').scrollTop - y) <= 1"
-        view_frame(vb).wait_for_function(at, arg=y, timeout=TIMEOUT_MS)  # the view has the one panel
+        view_frame(vb).wait_for_function(PANEL_AT, arg=y, timeout=TIMEOUT_MS)  # the view has the one panel
         sent = [m for m in visitor.frames.messages() if m.get("type") == "scroll"]
         # the page's 25 a second and the elements' 12.5 together, plus the last positions: under 50
         assert len(sent) <= 2 * (25 + 13) + 14, f"{len(sent)} scroll reports in 2 s"
@@ -209,6 +208,3 @@ def test_scrolling_panes_stay_under_the_apis_rate_and_fields_never_tell_their_wi
         expect(email).to_have_value("ana@example.com", timeout=TIMEOUT_MS)
         scrolls = [m for m in visitor.frames.messages() if m.get("type") == "scroll"]
         assert not [m for m in scrolls if "password" in str(m.get("target"))]
-    finally:
-        agent.context.close()
-        visitor.context.close()
