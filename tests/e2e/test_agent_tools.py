@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.harness import Stack
+from tests.e2e.harness import Stack, wait_until
 from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
@@ -130,6 +130,14 @@ def test_seed_cookies_hand_the_visitors_cart_to_the_session(
     try:
         visitor.page.click("#p-red-mug button")
         expect(visitor.page.locator("#total")).to_have_text("$12.00")
+        # the cart is a new page: its banner connects anew, and a request made before that finds
+        # the visitor offline (409); the console's button may not have caught up yet
+        def on_the_cart() -> bool:
+            with stack.agent() as c:
+                listed = c.get("/visitors").json()["visitors"]
+            return any(v["online"] and (v["url"] or "").endswith("/cart") for v in listed)
+
+        wait_until(on_the_cart, "the visitor online on the cart page")
         vb = agent.request()
         visitor.accept()
         frame = vb.frame_locator("#view")
