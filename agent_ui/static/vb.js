@@ -78,7 +78,10 @@
   }
   // The proxy URL of an upstream URL (docs/ARCHITECTURE.md "URL codec"), for the direct label
   // kinds h/s; anything else (IPv6, long or non-LDH hosts) goes through a new ticket instead.
-  var proxyBase = null; // {scheme, domain, port} learnt from the first enter_url
+  // {scheme, domain, port} learnt from an enter_url, used once a page it led to is ready (the
+  // credential cookie is set then: a direct URL while the first entry still loads would replace
+  // that navigation, and the frame would never get the cookie)
+  var proxyBase = null, enteredBase = null;
   function directProxyUrl(upstream) {
     if (!proxyBase) return null;
     var u;
@@ -97,9 +100,9 @@
       var u = new URL(enterUrl);
       var dot = u.hostname.indexOf(".");
       if (dot > 0 && u.hostname.slice(0, sid.length) === sid) {
-        proxyBase = { scheme: u.protocol, domain: u.hostname.slice(dot + 1), port: u.port };
+        enteredBase = { scheme: u.protocol, domain: u.hostname.slice(dot + 1), port: u.port };
       }
-    } catch (e) { proxyBase = null; }
+    } catch (e) { enteredBase = null; }
   }
   function load(upstreamUrl) {
     if (ended) return;
@@ -162,6 +165,7 @@
     var msg = ev.data;
     switch (msg.type) {
       case "ready":
+        if (!proxyBase) proxyBase = enteredBase;
         frameInfo.origin = ev.origin;
         frameInfo.url = msg.url || "";
         frameInfo.ready = true;

@@ -3,6 +3,7 @@ scroll position and field values from before, and the visitor's page after a det
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.harness import Stack
+from tests.e2e.harness import Stack, wait_until
 from tests.e2e.pages import TIMEOUT_MS, Visitor, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
@@ -208,3 +209,33 @@ def test_scrolling_panes_stay_under_the_apis_rate_and_fields_never_tell_their_wi
         expect(email).to_have_value("ana@example.com", timeout=TIMEOUT_MS)
         scrolls = [m for m in visitor.frames.messages() if m.get("type") == "scroll"]
         assert not [m for m in scrolls if "password" in str(m.get("target"))]
+
+
+def test_the_view_gets_in_when_the_visitor_moves_on_during_its_first_entry(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor goes to another page while the view's first entry (the ticket that sets the
+    proxy's credential cookie) is still on its way: the view follows through a new entry, never
+    straight to the new page without the cookie (which showed "Not signed in to this session")."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    held: list[Any] = []
+    entries = re.compile(r"/__cobrowse/enter\?")
+    agent.context.route(entries, lambda route: held.append(route))  # held until the visitor moved on
+    navigations: list[str] = []
+    try:
+        vb = agent.request()
+        vb.on("request", lambda r: navigations.append(r.url) if r.is_navigation_request() else None)
+        wait_until(lambda: len(held) == 1, "the view's first entry", 15, page=vb)
+        visitor.page.click("header >> text=Search")
+        wait_until(lambda: sum("/__cobrowse/enter" in u or u.endswith("/search") for u in navigations) >= 2,
+                   lambda: f"the view following the visitor (navigations: {navigations})", 15, page=vb)
+        agent.context.unroute(entries)
+        for route in held:
+            with contextlib.suppress(Exception):  # the first entry was given up by the frame
+                route.continue_()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
