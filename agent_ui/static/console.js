@@ -278,8 +278,11 @@
       // still finds this one with the live button.
       try { if (win && !win.closed) win.name = "cobrowse-vb-" + s.id; } catch (e) { /* not ours */ }
       // The session's events may have overtaken this answer (a quick refusal): the latest state wins.
-      var known = latest.get(s.id);
-      onSessionState(known || s);
+      var known = latest.get(s.id) || s;
+      // The window becomes the virtual browser at once: it waits for the visitor's answer itself,
+      // so it opens the view even when this console was reloaded or closed meanwhile.
+      if (win && !win.closed && known.state === "pending") { win.location.href = vbUrl(s.id); pending.get(s.id).shown = true; }
+      onSessionState(known);
     }).catch(function (err) {
       v._requesting = false;
       if (win) win.close();
@@ -344,7 +347,7 @@
     if (v) v.session = s;
     if (s.state === "active") {
       if (p) {
-        if (p.win && !p.win.closed) p.win.location.href = vbUrl(s.id);
+        if (p.win && !p.win.closed) { if (!p.shown) p.win.location.href = vbUrl(s.id); }
         else window.open(vbUrl(s.id), "_blank");
         pending.delete(s.id);
       }

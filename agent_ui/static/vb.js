@@ -15,6 +15,7 @@
   // The console finds this window again by name (its live button), instead of opening a second one.
   if (sid) window.name = "cobrowse-vb-" + sid;
   var session = null;          // GET /sessions/{sid}
+  var started = false;         // the session is active and the view follows the visitor
   var ended = false;
   var ws = null, retry = 0;
   var follow = true, mode = "none", drawing = false;
@@ -105,7 +106,7 @@
     } catch (e) { enteredBase = null; }
   }
   function load(upstreamUrl) {
-    if (ended) return;
+    if (ended || !started) return; // nothing to show before the visitor accepts (the proxy refuses)
     loadingUrl = upstreamUrl || "";
     // Until the runtime says ready the frame shows nothing we know (an error page has no runtime).
     frameInfo.ready = false;
@@ -138,7 +139,7 @@
   // cookies, a client-side route) is not reloaded again and again, only when the visitor moves on.
   var followedUrl = "";
   function followVisitor(force) {
-    if (!follow || ended || !visitor.url) return;
+    if (!follow || ended || !started || !visitor.url) return;
     var here = sameUrl(visitor.url, frameInfo.url) || sameUrl(visitor.url, loadingUrl);
     if (here || (!force && sameUrl(visitor.url, followedUrl))) { syncView(); return; }
     followedUrl = visitor.url;
@@ -242,7 +243,8 @@
     $("vb-title").textContent = visitor.title || "(untitled page)";
     $("vb-url").textContent = visitor.url;
     $("vb-url").title = visitor.url;
-    document.title = (visitor.title ? visitor.title + " - " : "") + "cobrowse virtual browser";
+    document.title = !started && !ended ? "cobrowse - waiting for the visitor"
+      : (visitor.title ? visitor.title + " - " : "") + "cobrowse virtual browser";
   }
 
   // ---- the control API's live channel -------------------------------------------------------
@@ -252,7 +254,7 @@
     ws.send(JSON.stringify(msg));
   }
   function connect() {
-    if (ended) return;
+    if (ended || ws) return;
     var sock = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/v1/agent/ws");
     ws = sock;
     sock.onopen = function () {
@@ -282,10 +284,13 @@
         retry = 0;
         // Events published while this socket was not yet subscribed are lost to it: if the
         // session is no longer among the agent's live ones, ask the API how it ended.
-        if (Array.isArray(msg.sessions) && !msg.sessions.some(function (s) { return s && s.id === sid; })) checkSession();
+        var mine = Array.isArray(msg.sessions) ? msg.sessions.filter(function (s) { return s && s.id === sid; })[0] : null;
+        if (Array.isArray(msg.sessions) && !mine) checkSession();
         // What the visitor reported before this socket subscribed (a scroll, fields typed before the
         // consent, everything before a reload of this view) went to nobody: ask for it again.
-        else sendWs({ type: "resync" });
+        else if (started) sendWs({ type: "resync" });
+        // accepted while this socket was away: start now
+        else if (mine && mine.state === "active") checkSession();
         (msg.visitors || []).forEach(function (v) { if (session && v.id === session.visitor_id) handle({ type: "visitor", visitor: v }); });
         break;
       case "error":
@@ -334,6 +339,7 @@
         var s = msg.session || msg;
         if ((s.session_id || s.id) !== sid) break;
         if (s.state && s.state !== "active" && s.state !== "pending") stop(s.state, s.reason || msg.reason);
+        else if (s.state === "active" && !started) checkSession(); // the visitor accepted
         break;
       }
       default:
@@ -353,12 +359,20 @@
     policy_changed: "The account's co-browsing policy changed: start a new session to go on.",
     agent_revoked: "Your access was revoked."
   };
+  // A request that never became a session (this window waits for the visitor's answer itself).
+  var UNANSWERED = {
+    refused: ["Request refused", "The visitor refused the co-browsing request."],
+    expired: ["Request expired", "The visitor did not answer in time: the request expired."]
+  };
   function stop(state, reason) {
     if (ended) return;
     ended = true;
     document.body.classList.remove("active");
-    var text = REASONS[reason] || (reason ? "Reason: " + String(reason).replace(/_/g, " ") + "." : "");
-    if (state && state !== "ended") text = "The session is " + state + ". " + text;
+    var unanswered = !started && UNANSWERED[state];
+    var text = REASONS[reason] || (unanswered && unanswered[1]) ||
+      (reason ? "Reason: " + String(reason).replace(/_/g, " ") + "." : "");
+    if (state && state !== "ended" && !unanswered) text = "The session is " + state + ". " + text;
+    $("ended-title").textContent = unanswered ? unanswered[0] : "Session ended";
     $("ended-reason").textContent = text || "The co-browsing session is over.";
     $("ended").hidden = false;
     $("close-window").focus();
@@ -370,9 +384,11 @@
   function checkSession() {
     return api("GET", "/sessions/" + encodeURIComponent(sid)).then(function (data) {
       session = (data && (data.session || data)) || {};
+      if (session.state === "pending") { waitForAnswer(); return; }
       if (session.state !== "active") { stop(session.state, session.end_reason || session.reason); return; }
       $("navigate-form").hidden = !session.agent_can_navigate;
       showLocation();
+      begin();
     }).catch(function (err) {
       if (err.status === 404 || err.status === 403) stop("ended", "");
       else if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); stop("ended", "agent_revoked"); }
@@ -451,13 +467,19 @@
   });
 
   // ---- start --------------------------------------------------------------------------------
-  fit();
-  if (!sid) { status("No session given."); return; }
-  obtainToken().then(function () {
-    return checkSession();
-  }).then(function () {
-    if (ended) return;
-    return api("GET", "/visitors").then(function (data) {
+  // The console opens this window as soon as it asks the visitor: it waits for the answer itself,
+  // so a console reloaded or closed meanwhile loses nothing.
+  function waitForAnswer() {
+    status("Waiting for the visitor to accept...");
+    document.title = "cobrowse - waiting for the visitor";
+    connect(); // the session's events say when the visitor answers
+  }
+  var beginning = false;
+  function begin() {
+    if (beginning || ended) return;
+    beginning = true;
+    status("");
+    api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
       list.forEach(function (v) {
         if ((v.id || v.visitor_id) !== session.visitor_id) return;
@@ -465,12 +487,23 @@
         setViewport(v.viewport);
       });
       showLocation();
-    }, function () { /* the ticket's default URL is the visitor's page anyway */ });
-  }).then(function () {
-    if (ended) return;
-    document.body.classList.add("active");
-    connect();
-    return load(visitor.url);
+    }, function () { /* the ticket's default URL is the visitor's page anyway */ }).then(function () {
+      if (ended) return;
+      // only now: a visitor report meanwhile must not load a page of its own beside this one (two
+      // tickets redeemed at once can leave the frame with the older credential)
+      started = true;
+      document.body.classList.add("active");
+      if (ws) sendWs({ type: "resync" }); // subscribed while waiting: what the visitor has now
+      else connect();
+      return load(visitor.url);
+    }).catch(function (err) {
+      status(err.message);
+    });
+  }
+  fit();
+  if (!sid) { status("No session given."); return; }
+  obtainToken().then(function () {
+    return checkSession();
   }).catch(function (err) {
     status(err.message);
   });

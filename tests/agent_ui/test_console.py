@@ -79,9 +79,13 @@ def test_pending_refused_then_accepted_opens_the_virtual_browser(browser: Any, s
     agent = open_console(browser, stack)
     try:
         win = agent.request()
-        # opened inside the click, before the visitor answered
-        assert win.url == "about:blank"
+        # opened inside the click, before the visitor answered; made the virtual browser once the
+        # API has answered, which waits for the visitor itself and shows nothing of the site yet
         expect(win.locator("body")).to_contain_text("Waiting for the visitor")
+        expect(win).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        expect(win).to_have_title("cobrowse - waiting for the visitor")
+        assert win.locator("#view").get_attribute("src") is None
         expect(agent.button()).to_have_attribute("data-state", "busy")
         expect(agent.button()).to_have_attribute("aria-busy", "true")
         visitor.dialog().get_by_role("button", name="Refuse").click()
@@ -97,6 +101,25 @@ def test_pending_refused_then_accepted_opens_the_virtual_browser(browser: Any, s
         expect(agent.row().locator(".live-mark")).to_be_visible()
         # the virtual browser found the agent's token (sessionStorage copied into the opened window)
         expect(win2.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_the_waiting_window_tells_a_refusal_when_the_console_is_gone(browser: Any, stack: Stack) -> None:
+    """The agent closes the console while the visitor has not answered: the waiting window follows
+    the request itself and says that the visitor refused (no console is left to say it)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(win).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        agent.page.close()
+        visitor.dialog().get_by_role("button", name="Refuse").click()
+        expect(win.locator("#ended-title")).to_have_text("Request refused", timeout=TIMEOUT_MS)
+        expect(win.locator("#ended-reason")).to_have_text("The visitor refused the co-browsing request.")
+        assert win.locator("#view").get_attribute("src") in (None, "about:blank")
     finally:
         agent.context.close()
         visitor.context.close()

@@ -292,9 +292,9 @@ def test_the_console_reopens_the_virtual_browser_as_the_policy_says(
 def test_a_console_reloaded_while_waiting_for_consent_uses_the_waiting_window(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:
-    """The agent reloads the console while the visitor has not answered yet: once accepted, the
-    live button turns the "waiting" window it had opened into the virtual browser (no second one,
-    no stale "waiting" window left behind)."""
+    """The agent reloads the console while the visitor has not answered yet: the window it had
+    opened waits for the answer itself and becomes the view once accepted, and the live button
+    brings that one back (no second window, no stale "waiting" window left behind)."""
     stack = make_stack()
     visitor = open_visitor(browser, stack)
     agent = open_console(browser, stack)
@@ -302,16 +302,16 @@ def test_a_console_reloaded_while_waiting_for_consent_uses_the_waiting_window(
         waiting = agent.request()
         expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
         expect(agent.button()).to_have_attribute("data-state", "busy")
-        # the window is named after the session once the console has the API's answer, which
-        # may come after the visitor's prompt: a reload before it would lose the window's handle
-        waiting.wait_for_function("window.name.startsWith('cobrowse-vb-')", timeout=TIMEOUT_MS)
+        # the window waits by itself once the console has the API's answer, which may come after
+        # the visitor's prompt: a reload before it would lose the window
+        expect(waiting).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
         agent.page.reload()
         expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
         visitor.accept()
+        expect(waiting.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
         pages = len(agent.context.pages)
         agent.button().click()
-        expect(waiting).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
         expect(waiting.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         assert len(agent.context.pages) == pages
     finally:
