@@ -362,17 +362,23 @@
   // A request that never became a session (this window waits for the visitor's answer itself).
   var UNANSWERED = {
     refused: ["Request refused", "The visitor refused the co-browsing request."],
-    expired: ["Request expired", "The visitor did not answer in time: the request expired."]
+    expired: ["Request expired", "The visitor did not answer in time: the request expired."],
+    withdrawn: ["Request withdrawn", "You withdrew the co-browsing request."]
   };
   function stop(state, reason) {
     if (ended) return;
     ended = true;
     document.body.classList.remove("active");
-    var unanswered = !started && UNANSWERED[state];
-    var text = REASONS[reason] || (unanswered && unanswered[1]) ||
-      (reason ? "Reason: " + String(reason).replace(/_/g, " ") + "." : "");
-    if (state && state !== "ended" && !unanswered) text = "The session is " + state + ". " + text;
-    $("ended-title").textContent = unanswered ? unanswered[0] : "Session ended";
+    var title = "Session ended", text;
+    var unanswered = !started && UNANSWERED[reason === "agent_ended" ? "withdrawn" : state];
+    if (unanswered && (reason === "agent_ended" || !REASONS[reason])) {
+      title = unanswered[0];
+      text = unanswered[1];
+    } else {
+      text = REASONS[reason] || (reason ? "Reason: " + String(reason).replace(/_/g, " ") + "." : "");
+      if (state && state !== "ended" && started) text = "The session is " + state + ". " + text;
+    }
+    $("ended-title").textContent = title;
     $("ended-reason").textContent = text || "The co-browsing session is over.";
     $("ended").hidden = false;
     $("close-window").focus();
@@ -422,7 +428,7 @@
   $("reload").addEventListener("click", function () { load(visitor.url || frameInfo.url); });
   $("end").addEventListener("click", function () {
     api("POST", "/sessions/" + encodeURIComponent(sid) + "/end", {}).then(function () { stop("ended", "agent_ended"); },
-      function (err) { status("Could not end the session: " + err.message); });
+      function (err) { status((started ? "Could not end the session: " : "Could not withdraw the request: ") + err.message); });
   });
   $("close-window").addEventListener("click", function () { window.close(); });
   $("navigate-form").addEventListener("submit", function (ev) {
@@ -469,7 +475,15 @@
   // ---- start --------------------------------------------------------------------------------
   // The console opens this window as soon as it asks the visitor: it waits for the answer itself,
   // so a console reloaded or closed meanwhile loses nothing.
+  // Until the visitor accepts there is nothing to point at: the tools wait, and "End session"
+  // withdraws the request.
+  var TOOLS = ".toolbar button:not(#end), .toolbar input";
+  function setWaiting(on) {
+    Array.prototype.forEach.call(document.querySelectorAll(TOOLS), function (b) { b.disabled = on; });
+    $("end").textContent = on ? "Withdraw request" : "End session";
+  }
   function waitForAnswer() {
+    setWaiting(true);
     status("Waiting for the visitor to accept...");
     document.title = "cobrowse - waiting for the visitor";
     connect(); // the session's events say when the visitor answers
@@ -492,6 +506,7 @@
       // only now: a visitor report meanwhile must not load a page of its own beside this one (two
       // tickets redeemed at once can leave the frame with the older credential)
       started = true;
+      setWaiting(false);
       document.body.classList.add("active");
       if (ws) sendWs({ type: "resync" }); // subscribed while waiting: what the visitor has now
       else connect();

@@ -101,6 +101,8 @@ def test_pending_refused_then_accepted_opens_the_virtual_browser(browser: Any, s
         expect(agent.row().locator(".live-mark")).to_be_visible()
         # the virtual browser found the agent's token (sessionStorage copied into the opened window)
         expect(win2.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+        expect(win2.locator("#tool-pointer")).to_be_enabled()
+        expect(win2.locator("#end")).to_have_text("End session")
     finally:
         agent.context.close()
         visitor.context.close()
@@ -115,11 +117,32 @@ def test_the_waiting_window_tells_a_refusal_when_the_console_is_gone(browser: An
         win = agent.request()
         expect(win).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
         expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        expect(win.locator("#tool-pointer")).to_be_disabled()  # nothing to point at yet
+        expect(win.locator("#end")).to_have_text("Withdraw request")
         agent.page.close()
         visitor.dialog().get_by_role("button", name="Refuse").click()
         expect(win.locator("#ended-title")).to_have_text("Request refused", timeout=TIMEOUT_MS)
         expect(win.locator("#ended-reason")).to_have_text("The visitor refused the co-browsing request.")
         assert win.locator("#view").get_attribute("src") in (None, "about:blank")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_the_waiting_window_withdraws_the_request(browser: Any, stack: Stack) -> None:
+    """The agent changes their mind while the visitor has not answered (the console closed): the
+    waiting window's button withdraws the request, says so, and the visitor's prompt goes away."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win.locator("#end")).to_have_text("Withdraw request", timeout=TIMEOUT_MS)
+        agent.page.close()
+        win.locator("#end").click()
+        expect(win.locator("#ended-title")).to_have_text("Request withdrawn", timeout=TIMEOUT_MS)
+        expect(win.locator("#ended-reason")).to_have_text("You withdrew the co-browsing request.")
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
     finally:
         agent.context.close()
         visitor.context.close()
