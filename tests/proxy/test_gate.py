@@ -203,6 +203,19 @@ def test_unknown_or_undecodable_host_is_404(harness: Harness, sites: Sites, host
     assert sites.shop.total == 0
 
 
+def test_the_health_path_of_a_proxied_origin_is_the_sites_and_gated(harness: Harness, sites: Sites) -> None:
+    """``/healthz`` is the proxy's own only on a host that is no proxied origin; on a session's
+    origin it is the site's path like any other, behind the gate."""
+    s = harness.open_session((sites.shop.origin,))
+    host = harness.host(s, sites.shop.origin)
+    refused = harness.get(s, host, "/healthz")
+    assert refused.status_code == 403
+    assert sites.shop.total == 0
+    served = harness.get(s, host, "/healthz", credential=harness.credential(s))
+    assert served.status_code == 404  # the fixture site has no such page: its answer, not ours
+    assert sites.shop.hits["/healthz"] == 1
+
+
 def test_reserved_paths_other_than_ours_are_404(harness: Harness, sites: Sites) -> None:
     s = harness.open_session((sites.shop.origin,))
     host = harness.host(s, sites.shop.origin)
