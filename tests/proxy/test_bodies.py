@@ -201,8 +201,9 @@ def _html_of(size: int) -> bytes:
 
 @pytest.fixture
 def exact_upstream() -> Iterator[RawUpstream]:
-    """``/page?n`` answers n bytes of chunked HTML at once: /held keeps its connection open
-    after them (until the test ends), /whole ends the body there."""
+    """``/{kind}/{n}`` answers n bytes of HTML at once, chunked: /held keeps its connection open
+    after them (until the test ends), /whole ends the body there; /declared sends them with a
+    ``Content-Length``."""
     upstream = RawUpstream({})
 
     def send(conn: socket.socket, size: int, end: bool) -> bool:
@@ -213,9 +214,16 @@ def exact_upstream() -> Iterator[RawUpstream]:
             upstream.stop.wait(30)
         return not end
 
+    def declared(conn: socket.socket, size: int) -> bool:
+        body = _html_of(size)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        return False
+
     for size in (BOUNDARY, BOUNDARY + 1):
         upstream.scripts[f"/held/{size}"] = lambda conn, size=size: send(conn, size, False)
         upstream.scripts[f"/whole/{size}"] = lambda conn, size=size: send(conn, size, True)
+        upstream.scripts[f"/declared/{size}"] = lambda conn, size=size: declared(conn, size)
     try:
         yield upstream
     finally:
@@ -238,6 +246,25 @@ def test_a_buffered_page_of_exactly_the_limit_passes_and_one_byte_more_is_refuse
         # the byte over the limit is refused as it arrives, though the upstream holds its body open
         held = harness.get(s, host, f"/held/{BOUNDARY + 1}", credential=credential)
         assert held.status_code == 502 and "Page too large" in held.text
+    finally:
+        harness.close()
+
+
+def test_a_page_that_declares_exactly_the_limit_passes_and_one_byte_more_is_refused(
+    sites: Sites, redis_url: str, namespace: str, exact_upstream: RawUpstream
+) -> None:
+    # a Content-Length is checked with the headers, before any of the body is read
+    origin = exact_upstream.origin
+    harness = Harness(
+        make_settings(sites, dev_allow_origins=(origin,), max_rewrite_bytes=BOUNDARY), redis_url, namespace
+    )
+    try:
+        s, credential, host = harness.session_on(origin)
+        ok = harness.get(s, host, f"/declared/{BOUNDARY}", credential=credential)
+        assert ok.status_code == 200 and "x" * 1000 in ok.text
+        assert "/__cobrowse/runtime.js" in ok.text  # rewritten, not passed through
+        over = harness.get(s, host, f"/declared/{BOUNDARY + 1}", credential=credential)
+        assert over.status_code == 502 and "Page too large" in over.text and "xxxx" not in over.text
     finally:
         harness.close()
 
