@@ -122,7 +122,7 @@ def _system_store(monkeypatch: pytest.MonkeyPatch, cafile: Path) -> None:
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: real._replace(cafile=str(cafile)))
 
 
-@pytest.mark.parametrize("extra_file", [True], ids=["with-extra-file"])
+@pytest.mark.parametrize("extra_file", [False, True], ids=["system-only", "with-extra-file"])
 def test_the_system_ca_store_is_trusted_with_or_without_an_extra_ca_file(
     sites: Sites, tmp_path: Path, redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch,
     extra_file: bool,
