@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import random
 import zlib
@@ -188,3 +189,14 @@ def test_masked_selectors_of_the_policy_are_masked(harness: Harness, sites: Site
     host = harness.host(plain, sites.shop.origin)
     r = harness.get(plain, host, "/about", credential=harness.credential(plain))
     assert ">About</h1>" in r.text
+
+
+def test_the_runtime_is_told_the_policys_masked_selectors(harness: Harness, sites: Sites) -> None:
+    """Elements that scripts add later are masked by the runtime, with the selectors the proxy
+    hands it in its config."""
+    s = harness.open_session((sites.shop.origin,), masked=("#title", ".card-number"))
+    page = harness.get(s, harness.host(s, sites.shop.origin), "/about", credential=harness.credential(s)).text
+    start = page.index("data-cobrowse-config=") + len("data-cobrowse-config=")
+    quote = page[start]
+    config = json.loads(html.unescape(page[start + 1 : page.index(quote, start + 1)]))
+    assert config["masked"] == ["#title", ".card-number"]
