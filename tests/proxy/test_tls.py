@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from tests.proxy.conftest import Harness, Sites, make_settings
 from tests.proxy.sites import SiteServer
@@ -58,12 +58,13 @@ def _write_pki(directory: Path, ca_name: str) -> tuple[Path, Path, Path]:
 
 @contextmanager
 def serve_tls(
-    tmp_path: Path, home: Callable[[Request], Awaitable[HTMLResponse]], ca_name: str = "cobrowse test CA"
+    tmp_path: Path, home: Callable[[Request], Awaitable[HTMLResponse]], ca_name: str = "cobrowse test CA",
+    routes: Sequence[BaseRoute] = (),
 ) -> Iterator[tuple[int, Path]]:
-    """An HTTPS site answering ``/`` with ``home``, under a certificate for ``localhost`` signed
-    by a fresh CA: its port and the CA's file."""
+    """An HTTPS site answering ``/`` with ``home`` (and ``routes``), under a certificate for
+    ``localhost`` signed by a fresh CA: its port and the CA's file."""
     ca, cert, key = _write_pki(tmp_path, ca_name)
-    server = SiteServer(Starlette(routes=[Route("/", home)]))
+    server = SiteServer(Starlette(routes=[Route("/", home), *routes]))
     server.server.config.ssl_certfile = str(cert)
     server.server.config.ssl_keyfile = str(key)
     server.server.config.load()
