@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from proxy import buffering
+from proxy import buffering, rewrite_pool
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
 from tests.proxy.raw_upstream import RawUpstream
 from tests.proxy.sites import VIDEO
@@ -89,6 +91,33 @@ def test_rewrite_workers_zero_keeps_every_page_in_threads(
             r = harness.get(s, host, f"/big?kb={kb}", credential=credential)
             assert r.status_code == 200 and "/__cobrowse/runtime.js" in r.text
         assert not harness.proxy.ctx.rewrite_pool.processes_started
+
+
+def test_a_page_held_in_its_rewrite_does_not_stall_other_sessions(
+    sites: Sites, redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewriting runs off the event loop: while one session's page is held in its rewrite (a
+    thread here), another session's requests are answered."""
+    started, release = threading.Event(), threading.Event()
+    real = rewrite_pool.rewrite
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(10), "the rewrite was never released"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rewrite_pool, "rewrite", held)
+    with _harness(sites, redis_url, namespace, rewrite_workers=0) as (harness, s, credential, host):
+        other, other_credential, other_host = harness.session_on(sites.shop.origin)
+        with ThreadPoolExecutor(1) as executor:
+            page = executor.submit(harness.get, s, host, "/about", credential=credential)
+            assert started.wait(10)
+            r = harness.get(other, other_host, "/api/items", credential=other_credential)
+            assert r.status_code == 200 and r.json()["items"] == ["mug", "tee"]
+            assert not page.done()  # answered while the page was still in its rewrite
+            release.set()
+            answer = page.result(timeout=20)
+        assert answer.status_code == 200 and "/__cobrowse/runtime.js" in answer.text
 
 
 def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites) -> None:
