@@ -159,6 +159,21 @@ def test_clear_site_data_from_an_insecure_origin_clears_nothing(
     assert sorted(cookie.split("; ")) == ["hidden=1", "sess=1"]  # still logged in
 
 
+def test_a_request_in_absolute_form_goes_upstream_in_origin_form(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """``GET http://{proxy host}/ok``: the upstream gets ``GET /ok``, never a URL that names the
+    proxy's host or the address the connection was pinned to."""
+    harness, upstream, s = up
+    host = harness.host(s, upstream.origin)
+    answer = harness.raw_exchange(
+        f"GET http://{host}/ok HTTP/1.1\r\nHost: {host}\r\nCookie: __cb_{s.sid}={harness.credential(s)}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert upstream.heads[-1].startswith(b"GET /ok HTTP/1.1\r\n")
+
+
 def test_the_browser_holds_the_jars_script_view_for_the_runtime(
     up: tuple[Harness, RecordingUpstream, OpenSession],
 ) -> None:
