@@ -261,7 +261,8 @@ class Gate:
     async def _enter(self, flow: http.HTTPFlow, route: Route) -> None:
         if flow.request.method not in ("GET", "HEAD"):
             raise Refused("bad_request")
-        session = await self.ctx.gate.active_session(route.sid)
+        # read afresh: a request made just before the visitor accepted may have cached "pending"
+        session = await self.ctx.gate.active_session(route.sid, fresh=True)
         mapper = mapper_for(route.sid, self.ctx.public, session.allowed_origins)
         target = flow.request.query.get("url") or ""
         if any(ord(ch) < 0x20 or ch == "\x7f" for ch in target):

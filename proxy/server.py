@@ -213,14 +213,17 @@ def check_mitmproxy_version() -> None:
 
 
 def upstream_ca_bundle(settings: Settings, confdir: Path) -> str | None:
-    """The CA file for upstream TLS: the system store, plus ``settings.upstream_ca_file`` if set."""
-    if not settings.upstream_ca_file:
-        return None
+    """The CA file for upstream TLS: the system store, plus ``settings.upstream_ca_file`` if set.
+    None only when there is neither (mitmproxy then falls back to certifi's bundle, which it
+    would otherwise use instead of the system store, ignoring CAs installed on the machine)."""
     system = ssl.get_default_verify_paths().cafile
+    has_system = bool(system) and Path(str(system)).is_file()
+    if not settings.upstream_ca_file:
+        return system if has_system else None
     bundle = confdir / "upstream-ca.pem"
     parts = []
-    if system and Path(system).is_file():
-        parts.append(Path(system).read_bytes())
+    if has_system:
+        parts.append(Path(str(system)).read_bytes())
     parts.append(Path(settings.upstream_ca_file).read_bytes())
     bundle.write_bytes(b"\n".join(parts))
     return str(bundle)

@@ -78,9 +78,10 @@ class SessionGate:
         for key in [k for k in self._noted if k[0] == sid]:
             del self._noted[key]
 
-    async def session(self, sid: str) -> ProxySession | None:
+    async def session(self, sid: str, *, fresh: bool = False) -> ProxySession | None:
+        """The session as stored (None: unknown), cached unless ``fresh``."""
         entry = self._sessions.get(sid)
-        if entry is not None and self._fresh(entry):
+        if not fresh and entry is not None and self._fresh(entry):
             return entry.value  # type: ignore[return-value]
         try:
             found = await proxy_access.get_proxy_session(self.store, sid)
@@ -91,9 +92,10 @@ class SessionGate:
             self._sessions.clear()
         return found
 
-    async def active_session(self, sid: str) -> ProxySession:
-        """The session if it is active and not past its deadline; else ``Refused('not_active')``."""
-        found = await self.session(sid)
+    async def active_session(self, sid: str, *, fresh: bool = False) -> ProxySession:
+        """The session if it is active and not past its deadline; else ``Refused('not_active')``.
+        ``fresh``: read from the store, not the cache."""
+        found = await self.session(sid, fresh=fresh)
         if found is None or found.state != "active":
             raise Refused("not_active")
         if found.expires_at and found.expires_at < time.time():

@@ -12,6 +12,14 @@ def test_flag_beats_environment_beats_default() -> None:
     assert settings.proxy_domain == "cobrowse.localhost"  # default
 
 
+def test_the_proxys_limits_default_to_what_the_proxy_promises() -> None:
+    # HTML/CSS over 16 MiB gets the too-large page, an upstream gets 30 s, TLS is verified
+    settings = Settings.resolve({}, {})
+    assert settings.max_rewrite_bytes == 16 * 1024 * 1024
+    assert settings.upstream_timeout_s == 30.0
+    assert settings.insecure_upstream is False
+
+
 def test_environment_values_are_cast_and_checked() -> None:
     settings = Settings.resolve(
         {}, {"COBROWSE_INSECURE_UPSTREAM": "yes", "COBROWSE_DEV_ALLOW_ORIGINS": "http://a, http://b"}

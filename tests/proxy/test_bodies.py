@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from proxy import buffering
+from proxy import buffering, rewrite_pool
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
 from tests.proxy.raw_upstream import RawUpstream
 from tests.proxy.sites import VIDEO
@@ -89,6 +91,33 @@ def test_rewrite_workers_zero_keeps_every_page_in_threads(
             r = harness.get(s, host, f"/big?kb={kb}", credential=credential)
             assert r.status_code == 200 and "/__cobrowse/runtime.js" in r.text
         assert not harness.proxy.ctx.rewrite_pool.processes_started
+
+
+def test_a_page_held_in_its_rewrite_does_not_stall_other_sessions(
+    sites: Sites, redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewriting runs off the event loop: while one session's page is held in its rewrite (a
+    thread here), another session's requests are answered."""
+    started, release = threading.Event(), threading.Event()
+    real = rewrite_pool.rewrite
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(10), "the rewrite was never released"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rewrite_pool, "rewrite", held)
+    with _harness(sites, redis_url, namespace, rewrite_workers=0) as (harness, s, credential, host):
+        other, other_credential, other_host = harness.session_on(sites.shop.origin)
+        with ThreadPoolExecutor(1) as executor:
+            page = executor.submit(harness.get, s, host, "/about", credential=credential)
+            assert started.wait(10)
+            r = harness.get(other, other_host, "/api/items", credential=other_credential)
+            assert r.status_code == 200 and r.json()["items"] == ["mug", "tee"]
+            assert not page.done()  # answered while the page was still in its rewrite
+            release.set()
+            answer = page.result(timeout=20)
+        assert answer.status_code == 200 and "/__cobrowse/runtime.js" in answer.text
 
 
 def test_connections_are_kept_alive_on_both_sides(harness: Harness, sites: Sites) -> None:
@@ -201,8 +230,9 @@ def _html_of(size: int) -> bytes:
 
 @pytest.fixture
 def exact_upstream() -> Iterator[RawUpstream]:
-    """``/page?n`` answers n bytes of chunked HTML at once: /held keeps its connection open
-    after them (until the test ends), /whole ends the body there."""
+    """``/{kind}/{n}`` answers n bytes of HTML at once, chunked: /held keeps its connection open
+    after them (until the test ends), /whole ends the body there; /declared sends them with a
+    ``Content-Length``."""
     upstream = RawUpstream({})
 
     def send(conn: socket.socket, size: int, end: bool) -> bool:
@@ -213,9 +243,16 @@ def exact_upstream() -> Iterator[RawUpstream]:
             upstream.stop.wait(30)
         return not end
 
+    def declared(conn: socket.socket, size: int) -> bool:
+        body = _html_of(size)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        return False
+
     for size in (BOUNDARY, BOUNDARY + 1):
         upstream.scripts[f"/held/{size}"] = lambda conn, size=size: send(conn, size, False)
         upstream.scripts[f"/whole/{size}"] = lambda conn, size=size: send(conn, size, True)
+        upstream.scripts[f"/declared/{size}"] = lambda conn, size=size: declared(conn, size)
     try:
         yield upstream
     finally:
@@ -238,6 +275,25 @@ def test_a_buffered_page_of_exactly_the_limit_passes_and_one_byte_more_is_refuse
         # the byte over the limit is refused as it arrives, though the upstream holds its body open
         held = harness.get(s, host, f"/held/{BOUNDARY + 1}", credential=credential)
         assert held.status_code == 502 and "Page too large" in held.text
+    finally:
+        harness.close()
+
+
+def test_a_page_that_declares_exactly_the_limit_passes_and_one_byte_more_is_refused(
+    sites: Sites, redis_url: str, namespace: str, exact_upstream: RawUpstream
+) -> None:
+    # a Content-Length is checked with the headers, before any of the body is read
+    origin = exact_upstream.origin
+    harness = Harness(
+        make_settings(sites, dev_allow_origins=(origin,), max_rewrite_bytes=BOUNDARY), redis_url, namespace
+    )
+    try:
+        s, credential, host = harness.session_on(origin)
+        ok = harness.get(s, host, f"/declared/{BOUNDARY}", credential=credential)
+        assert ok.status_code == 200 and "x" * 1000 in ok.text
+        assert "/__cobrowse/runtime.js" in ok.text  # rewritten, not passed through
+        over = harness.get(s, host, f"/declared/{BOUNDARY + 1}", credential=credential)
+        assert over.status_code == 502 and "Page too large" in over.text and "xxxx" not in over.text
     finally:
         harness.close()
 

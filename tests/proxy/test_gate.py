@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from control_api import keys, proxy_access
+from proxy import session_gate
 from rewriter.urls import Origin, encode_label
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites, make_settings
 
@@ -89,6 +90,22 @@ def test_enter_takes_get_or_head_only(harness: Harness, sites: Sites) -> None:
     assert r.status_code == 400 and "set-cookie" not in r.headers and "location" not in r.headers
     assert _enter(harness, s, ticket, sites.shop.origin + "/")[0] == 303  # the ticket was not used
     assert sites.shop.total == 0
+
+
+def test_a_ticket_redeemed_just_after_consent_reads_the_state_afresh(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's cache may still hold "pending" from a request made before the visitor accepted:
+    redeeming a ticket reads the session again, or the agent's first entry (its one-time ticket
+    spent) would be refused."""
+    monkeypatch.setattr(session_gate, "CACHE_TTL_S", 3600.0)  # whatever is cached stays cached
+    s = harness.open_session((sites.shop.origin,), consent="request")
+    early = harness.get(s, harness.host(s, sites.shop.origin), "/", credential="whatever")
+    assert early.status_code == 403  # "pending", now in the cache
+    harness.accept(s)
+    status, location, cookie = _enter(harness, s, harness.ticket(s), sites.shop.origin + "/about")
+    assert status == 303 and cookie.startswith(f"__cb_{s.sid}=")
+    assert location == harness.url(s, sites.shop.origin + "/about")
 
 
 def test_pending_session_is_refused(harness: Harness, sites: Sites) -> None:
@@ -201,6 +218,19 @@ def test_unknown_or_undecodable_host_is_404(harness: Harness, sites: Sites, host
     assert r.status_code == 404
     assert "Unknown address" in r.text
     assert sites.shop.total == 0
+
+
+def test_the_health_path_of_a_proxied_origin_is_the_sites_and_gated(harness: Harness, sites: Sites) -> None:
+    """``/healthz`` is the proxy's own only on a host that is no proxied origin; on a session's
+    origin it is the site's path like any other, behind the gate."""
+    s = harness.open_session((sites.shop.origin,))
+    host = harness.host(s, sites.shop.origin)
+    refused = harness.get(s, host, "/healthz")
+    assert refused.status_code == 403
+    assert sites.shop.total == 0
+    served = harness.get(s, host, "/healthz", credential=harness.credential(s))
+    assert served.status_code == 404  # the fixture site has no such page: its answer, not ours
+    assert sites.shop.hits["/healthz"] == 1
 
 
 def test_reserved_paths_other_than_ours_are_404(harness: Harness, sites: Sites) -> None:

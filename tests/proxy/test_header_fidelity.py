@@ -15,6 +15,8 @@ import pytest
 
 from cobrowse.settings import Settings
 from proxy import cookie_sync
+from proxy.egress import EgressPolicy
+from tests.proxy import fake_dns as dns
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession
 from tests.proxy.raw_upstream import RecordingUpstream
 
@@ -136,6 +138,40 @@ def test_clear_site_data_cookies_empties_the_jar_and_the_rest_goes_on(
     assert r.headers.get_list("clear-site-data") == ['"storage"']
     _get(harness, s, upstream, "/ok")
     assert [name for name, _ in upstream.fields()].count("cookie") == 0  # logged out
+
+
+def test_clear_site_data_from_an_insecure_origin_clears_nothing(
+    up: tuple[Harness, RecordingUpstream, OpenSession], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Browsers apply ``Clear-Site-Data`` only from a potentially trustworthy origin: from plain
+    http on a name (not loopback) the jar keeps its cookies, as the browser would."""
+    harness, upstream, _ = up
+    dns.install(monkeypatch).answers["plain.test"] = [["127.0.0.1"]]
+    origin = f"http://plain.test:{upstream.port}"
+    harness.proxy.ctx.egress = EgressPolicy((*harness.settings.dev_allow_origins, origin))
+    s = harness.open_session((origin,))
+    credential, host = harness.credential(s), harness.host(s, origin)
+    harness.get(s, host, "/login", credential=credential)
+    r = harness.get(s, host, "/logout", credential=credential)
+    assert r.status_code == 200 and "clear-site-data" not in r.headers
+    harness.get(s, host, "/ok", credential=credential)
+    (cookie,) = [value for name, value in upstream.fields() if name == "cookie"]
+    assert sorted(cookie.split("; ")) == ["hidden=1", "sess=1"]  # still logged in
+
+
+def test_a_request_in_absolute_form_goes_upstream_in_origin_form(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """``GET http://{proxy host}/ok``: the upstream gets ``GET /ok``, never a URL that names the
+    proxy's host or the address the connection was pinned to."""
+    harness, upstream, s = up
+    host = harness.host(s, upstream.origin)
+    answer = harness.raw_exchange(
+        f"GET http://{host}/ok HTTP/1.1\r\nHost: {host}\r\nCookie: __cb_{s.sid}={harness.credential(s)}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert upstream.heads[-1].startswith(b"GET /ok HTTP/1.1\r\n")
 
 
 def test_the_browser_holds_the_jars_script_view_for_the_runtime(

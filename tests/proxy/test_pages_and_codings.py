@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import random
 import zlib
@@ -15,7 +16,7 @@ import zstandard
 from proxy import compression
 from proxy.error_pages import PAGES, render, wants_json
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
-from tests.proxy.conftest import Harness, Sites
+from tests.proxy.conftest import DOMAIN, Harness, Sites
 
 BODY = b"<html>" + b"hello world " * 1000 + b"</html>"
 
@@ -49,6 +50,17 @@ def test_expected_statuses() -> None:
     assert statuses["not_active"] == statuses["no_credential"] == statuses["outside_scope"] == 403
     assert statuses["unknown_host"] == 404
     assert statuses["upstream_unreachable"] == 502 and statuses["upstream_timeout"] == 504
+
+
+def test_a_request_mitmproxy_cannot_frame_gets_our_400_page(harness: Harness, sites: Sites) -> None:
+    # mitmproxy answers it itself, before any hook, with a page that names itself and the error
+    answer = harness.raw_exchange(
+        f"POST / HTTP/1.1\r\nContent-Length: 12abc\r\nHost: nothing.{DOMAIN}\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"Bad request" in answer and b"cobrowse" in answer
+    assert b"mitmproxy" not in answer.lower() and b"12abc" not in answer
+    assert sites.shop.total == 0
 
 
 @pytest.mark.parametrize(
@@ -177,3 +189,14 @@ def test_masked_selectors_of_the_policy_are_masked(harness: Harness, sites: Site
     host = harness.host(plain, sites.shop.origin)
     r = harness.get(plain, host, "/about", credential=harness.credential(plain))
     assert ">About</h1>" in r.text
+
+
+def test_the_runtime_is_told_the_policys_masked_selectors(harness: Harness, sites: Sites) -> None:
+    """Elements that scripts add later are masked by the runtime, with the selectors the proxy
+    hands it in its config."""
+    s = harness.open_session((sites.shop.origin,), masked=("#title", ".card-number"))
+    page = harness.get(s, harness.host(s, sites.shop.origin), "/about", credential=harness.credential(s)).text
+    start = page.index("data-cobrowse-config=") + len("data-cobrowse-config=")
+    quote = page[start]
+    config = json.loads(html.unescape(page[start + 1 : page.index(quote, start + 1)]))
+    assert config["masked"] == ["#title", ".card-number"]

@@ -7,13 +7,19 @@ import os
 import socket
 import struct
 import time
+from pathlib import Path
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from proxy import addons
-from tests.proxy.conftest import Harness, Sites, read_until_closed
+from tests.proxy.conftest import Harness, Sites, make_settings, read_until_closed
+from tests.proxy.test_tls import serve_tls
 
 
 def _connect(harness: Harness, host: str, cookie: str | None) -> object:
@@ -36,6 +42,31 @@ def test_websocket_echo_through_the_proxy_and_closed_at_session_end(harness: Har
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=1.0)  # type: ignore[attr-defined]
         assert time.monotonic() - ended_at < 1.0
+
+
+def test_a_websocket_of_an_https_origin_is_relayed_over_tls(
+    sites: Sites, tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse("<h1>secure</h1>")
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            await websocket.send_text(f"over tls: {text}")
+
+    with serve_tls(tmp_path, home, routes=[WebSocketRoute("/ws", echo)]) as (port, ca):
+        origin = f"https://localhost:{port}"
+        settings = make_settings(sites, dev_allow_origins=(origin,), upstream_ca_file=str(ca))
+        harness = Harness(settings, redis_url, namespace)
+        try:
+            s = harness.open_session((origin,))
+            ws = _connect(harness, harness.host(s, origin), f"__cb_{s.sid}={harness.credential(s)}")
+            with ws:  # type: ignore[attr-defined]
+                ws.send("hello")  # type: ignore[attr-defined]
+                assert ws.recv(timeout=5) == "over tls: hello"  # type: ignore[attr-defined]
+        finally:
+            harness.close()
 
 
 def test_websocket_without_credential_is_refused_before_upstream(harness: Harness, sites: Sites) -> None:
