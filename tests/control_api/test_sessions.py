@@ -139,6 +139,18 @@ async def test_end_racing_accept(redis_store: Store) -> None:
             assert isinstance(results[0], InvalidTransition)
 
 
+async def test_a_pending_session_ended_by_the_visitor_is_refused_and_by_the_agent_withdrawn(
+    redis_store: Store,
+) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    ended = await sessions.end(redis_store, sid, VISITOR)
+    assert (ended["state"], ended["reason"]) == ("refused", "visitor_ended")
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    ended = await sessions.end(redis_store, sid, sessions.Actor("agent", agent.id))
+    assert (ended["state"], ended["reason"]) == ("expired", "agent_ended")
+
+
 async def test_accept_racing_consent_timeout(redis_store: Store) -> None:
     account, agent, visitor = await _setup(redis_store, consent_timeout_s=5)
     sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
