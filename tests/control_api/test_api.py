@@ -392,6 +392,13 @@ def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: 
         assert r.status_code == 404
 
 
+def test_a_proxy_ticket_lives_at_most_60_seconds_whatever_the_setting(sync_store: Any) -> None:
+    for world in open_world(sync_store, ticket_ttl_s=600):
+        with _active_session(world) as (_, _account, agent, sid):
+            r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
+            assert r.status_code == 200 and r.json()["expires_in"] == 60
+
+
 async def test_a_client_that_goes_away_mid_request_is_not_an_error(
     namespace: str, caplog: Any
 ) -> None:
