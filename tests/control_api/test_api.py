@@ -247,6 +247,8 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
         world.client.get(f"/api/v1/accounts/{account['id']}/audit?cursor=zz", headers=world.admin).status_code
         == 422
     )
+    r = world.client.get(f"/api/v1/accounts/{account['id']}/audit?since=20&until=10", headers=world.admin)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_request") and "since" in r.json()["detail"]
 
 
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
