@@ -185,6 +185,23 @@ def test_abusive_messages_close_the_socket(world: World, payload: str, code: int
         assert _closed_with(ws) == code
 
 
+def test_the_rate_limiter_allows_bursts_of_its_rate_and_refills_at_its_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from control_api import ws
+
+    clock = [1000.0]
+    monkeypatch.setattr(ws, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    limiter = ws.RateLimiter(5)
+    assert [limiter.allow() for _ in range(6)] == [True] * 5 + [False]
+    clock[0] += 0.2  # one message's worth
+    assert [limiter.allow() for _ in range(2)] == [True, False]
+    clock[0] += 60  # a long pause saves up no more than one burst
+    assert [limiter.allow() for _ in range(6)] == [True] * 5 + [False]
+
+
 def test_flood_is_rate_limited(world: World) -> None:
     visitor = world.visitor(world.account())
     with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
