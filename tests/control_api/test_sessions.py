@@ -48,11 +48,11 @@ async def test_request_then_accept_then_end(redis_store: Store) -> None:
     page = await audit.query(
         redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)
     )
-    steps = [(e["from"], e["to"], e["actor_kind"]) for e in page["entries"]]
+    steps = [(e["from"], e["to"], e["actor_kind"], e["actor_id"]) for e in page["entries"]]
     assert steps == [
-        ("none", "pending", "agent"),
-        ("pending", "active", "visitor"),
-        ("active", "ended", "agent"),
+        ("none", "pending", "agent", agent.id),
+        ("pending", "active", "visitor", VISITOR.id),
+        ("active", "ended", "agent", agent.id),
     ]
     with pytest.raises(InvalidTransition):
         await sessions.accept(redis_store, sid, VISITOR)
