@@ -88,6 +88,8 @@ def test_pending_refused_then_accepted_opens_the_virtual_browser(browser: Any, s
         assert win.locator("#view").get_attribute("src") is None
         expect(agent.button()).to_have_attribute("data-state", "busy")
         expect(agent.button()).to_have_attribute("aria-busy", "true")
+        expect(agent.button()).to_be_disabled()  # no second request while one waits
+        expect(agent.row().locator(".reason")).to_have_text("Waiting for the visitor to accept")
         visitor.dialog().get_by_role("button", name="Refuse").click()
         expect(agent.page.locator("#flash")).to_have_text("The visitor refused the co-browsing request.")
         expect(agent.button()).to_have_attribute("data-state", "available")

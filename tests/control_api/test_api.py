@@ -247,6 +247,8 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
         world.client.get(f"/api/v1/accounts/{account['id']}/audit?cursor=zz", headers=world.admin).status_code
         == 422
     )
+    r = world.client.get(f"/api/v1/accounts/{account['id']}/audit?since=20&until=10", headers=world.admin)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_request") and "since" in r.json()["detail"]
 
 
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
@@ -390,6 +392,13 @@ def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: 
         other = world.agent(account, "Bob")
         r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=other["headers"])
         assert r.status_code == 404
+
+
+def test_a_proxy_ticket_lives_at_most_60_seconds_whatever_the_setting(sync_store: Any) -> None:
+    for world in open_world(sync_store, ticket_ttl_s=600):
+        with _active_session(world) as (_, _account, agent, sid):
+            r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
+            assert r.status_code == 200 and r.json()["expires_in"] == 60
 
 
 async def test_a_client_that_goes_away_mid_request_is_not_an_error(

@@ -51,6 +51,18 @@ def test_invalid_messages_carry_their_close_code(side: str, payload: str, code: 
     assert info.value.code == code
 
 
+def test_a_message_of_exactly_the_size_limit_passes_and_one_byte_more_does_not() -> None:
+    def scroll(size: int) -> str:
+        text = json.dumps({"type": "scroll", "x": 1, "y": 2, "pad": ""})
+        return text.replace('"pad": ""', '"pad": "' + "p" * (size - len(text)) + '"')
+
+    assert len(scroll(65536).encode()) == 65536
+    assert parse("visitor", scroll(65536), 65536).data == {"x": 1, "y": 2}
+    with pytest.raises(ProtocolViolation) as info:
+        parse("visitor", scroll(65537), 65536)
+    assert info.value.code == messages.CLOSE_TOO_BIG
+
+
 def test_every_documented_type_is_in_protocol_md() -> None:
     from pathlib import Path
 

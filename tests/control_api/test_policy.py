@@ -59,6 +59,18 @@ def test_invalid_values_name_the_field(patch: dict[str, Any], field: str) -> Non
     assert field in info.value.detail
 
 
+def test_list_keys_take_up_to_their_limit_and_no_more() -> None:
+    origins = [f"https://s{i}.example" for i in range(51)]
+    assert len(validate_policy({"allowed_origins": origins[:50]})["allowed_origins"]) == 50
+    selectors = [f"#f{i}" for i in range(101)]
+    assert len(validate_policy({"masked_selectors": selectors[:100]})["masked_selectors"]) == 100
+    for patch, field in (({"allowed_origins": origins}, "allowed_origins"),
+                         ({"masked_selectors": selectors}, "masked_selectors")):
+        with pytest.raises(ApiError) as info:
+            validate_policy(patch)
+        assert (info.value.status, info.value.field) == (422, field)
+
+
 def test_patch_merges_over_base_and_normalises() -> None:
     base = validate_policy({"consent": "none"})
     merged = validate_policy(

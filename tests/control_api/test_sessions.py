@@ -48,11 +48,11 @@ async def test_request_then_accept_then_end(redis_store: Store) -> None:
     page = await audit.query(
         redis_store, audit.session_stream(redis_store, sid), audit.AuditQuery(None, None, None, 10)
     )
-    steps = [(e["from"], e["to"], e["actor_kind"]) for e in page["entries"]]
+    steps = [(e["from"], e["to"], e["actor_kind"], e["actor_id"]) for e in page["entries"]]
     assert steps == [
-        ("none", "pending", "agent"),
-        ("pending", "active", "visitor"),
-        ("active", "ended", "agent"),
+        ("none", "pending", "agent", agent.id),
+        ("pending", "active", "visitor", VISITOR.id),
+        ("active", "ended", "agent", agent.id),
     ]
     with pytest.raises(InvalidTransition):
         await sessions.accept(redis_store, sid, VISITOR)
@@ -137,6 +137,18 @@ async def test_end_racing_accept(redis_store: Store) -> None:
         assert final["state"] == path[-1]
         if path[-1] == "expired":
             assert isinstance(results[0], InvalidTransition)
+
+
+async def test_a_pending_session_ended_by_the_visitor_is_refused_and_by_the_agent_withdrawn(
+    redis_store: Store,
+) -> None:
+    account, agent, visitor = await _setup(redis_store)
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    ended = await sessions.end(redis_store, sid, VISITOR)
+    assert (ended["state"], ended["reason"]) == ("refused", "visitor_ended")
+    sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]
+    ended = await sessions.end(redis_store, sid, sessions.Actor("agent", agent.id))
+    assert (ended["state"], ended["reason"]) == ("expired", "agent_ended")
 
 
 async def test_accept_racing_consent_timeout(redis_store: Store) -> None:

@@ -140,6 +140,21 @@ def test_sessions_do_not_leak_into_each_other(world: World) -> None:
         assert _closed_with(aws1) == messages.CLOSE_FORBIDDEN
 
 
+def _closed_before_pong(ws: Any) -> int:
+    """The close code of a socket that must close before it answers the ping sent last."""
+    with pytest.raises(WebSocketDisconnect) as info:
+        for _ in range(20):
+            assert ws.receive_json()["type"] != "pong", "the socket stayed open"
+    return info.value.code
+
+
+def test_a_visitor_message_naming_another_session_closes_the_socket(world: World) -> None:
+    with live_session(world) as (vws1, aws1, s1, _), live_session(world) as (vws2, aws2, s2, _):
+        vws1.send_json({"type": "scroll", "session_id": s2["id"], "x": 0, "y": 1})
+        vws1.send_json({"type": "ping"})
+        assert _closed_before_pong(vws1) == messages.CLOSE_FORBIDDEN
+
+
 def test_sync_waits_for_consent(world: World) -> None:
     with both_sides(world) as (vws, aws, agent, visitor):
         session = world.session(agent, visitor)
@@ -170,6 +185,23 @@ def test_abusive_messages_close_the_socket(world: World, payload: str, code: int
         assert _closed_with(ws) == code
 
 
+def test_the_rate_limiter_allows_bursts_of_its_rate_and_refills_at_its_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from control_api import ws
+
+    clock = [1000.0]
+    monkeypatch.setattr(ws, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    limiter = ws.RateLimiter(5)
+    assert [limiter.allow() for _ in range(6)] == [True] * 5 + [False]
+    clock[0] += 0.2  # one message's worth
+    assert [limiter.allow() for _ in range(2)] == [True, False]
+    clock[0] += 60  # a long pause saves up no more than one burst
+    assert [limiter.allow() for _ in range(6)] == [True] * 5 + [False]
+
+
 def test_flood_is_rate_limited(world: World) -> None:
     visitor = world.visitor(world.account())
     with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
@@ -194,6 +226,18 @@ def test_authentication_failures(world: World, who: str) -> None:
     with world.client.websocket_connect(path) as ws:
         ws.send_json(first)
         assert _closed_with(ws) == messages.CLOSE_UNAUTHORIZED
+
+
+@pytest.mark.parametrize("path", ["/api/v1/agent/ws", "/api/v1/visitor/ws"])
+def test_a_header_token_of_another_kind_is_refused(world: World, path: str) -> None:
+    """A visitor's token on the agent socket would otherwise see the account's visitors."""
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    other = visitor if path == "/api/v1/agent/ws" else agent
+    with world.client.websocket_connect(path, headers=other["headers"]) as ws:
+        ws.send_json({"type": "ping"})
+        assert _closed_before_pong(ws) == messages.CLOSE_UNAUTHORIZED
 
 
 def test_visitor_socket_from_a_foreign_origin_is_refused(world: World) -> None:

@@ -44,6 +44,10 @@ CASES = [
         f"@font-face{{src:url({CDN}) format('woff2')}}",
     ),
     ("a{b:url(https\\3a //cdn.example/a.png)}", f"a{{b:url({CDN})}}"),
+    (  # escaped parentheses in a bare url(): the mapped URL is quoted
+        "a{b:url(https://cdn.example/a\\(1\\).png)}",
+        f'a{{b:url("{proxy("s-cdn-example", "/a(1).png")}")}}',
+    ),
     ('a{b:url("https://cdn.example/a b.png")}', f'a{{b:url("{proxy("s-cdn-example", "/a b.png")}")}}'),
     ("a{b:url(https://cdn.example/a.png", "a{b:url(https://cdn.example/a.png"),  # unterminated: unchanged
     ('a{b:url("https://cdn.example/a.png', f'a{{b:url("{CDN}"'),  # unterminated string, closed

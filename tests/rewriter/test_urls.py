@@ -43,6 +43,8 @@ LABELS = [
     ("https://[2001:db8::1]", "k3j9x2ab7qj-2001xdb8xx1"),
     ("ws://chat.example", "k3j9x2ab7qh-chat-example"),
     ("wss://chat.example", "k3j9x2ab7qs-chat-example"),
+    # the longest direct label (63 characters) is still direct, not hashed
+    ("https://" + "a" * 47 + ".com", "k3j9x2ab7qs-" + "a" * 47 + "-com"),
 ]
 
 
@@ -123,6 +125,7 @@ def test_other_schemes_are_refused(text: str) -> None:
     [
         "https://",
         "https://a.example:99999",
+        "https://a.example:65536",
         "https://a.example:8x",
         "https://a.example:0",
         "https://[::1",
@@ -329,6 +332,7 @@ def test_is_proxy_host_and_origins() -> None:
     assert not m.is_proxy_host("cobrowse.localhost:8001")
     assert not m.is_proxy_host("shop.example")
     assert not m.is_proxy_host("evilcobrowse.localhost")
+    assert not m.is_proxy_host(f"www.k3j9x2ab7qs-shop-example.{P}")  # one label, never two
     origin = Origin.parse("https://shop.example")
     assert m.proxy_origin(origin) == f"http://k3j9x2ab7qs-shop-example.{P}"
     assert m.upstream_origin(f"http://k3j9x2ab7qs-shop-example.{P}") == origin

@@ -1,0 +1,35 @@
+"""Availability of a visitor for co-browsing: the reasons in their order of precedence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from control_api.accounts import Account
+from control_api.policy import default_policy
+from control_api.visitors import Visitor, availability
+
+
+def _account(enabled: bool = True, **policy: Any) -> Account:
+    return Account("a1", "Shop", enabled, "sk", 0.0, {**default_policy(), **policy})
+
+
+def _visitor(online: bool = True, live: str | None = None, **state: Any) -> Visitor:
+    return Visitor("v1", "a1", "https://shop.example", 0.0, 0.0, online, live, state)
+
+
+@pytest.mark.parametrize(
+    ("account", "visitor", "reason"),
+    [
+        (_account(min_bandwidth_kbps=256), _visitor(bandwidth_kbps=256), "available"),  # the minimum: enough
+        (_account(min_bandwidth_kbps=256), _visitor(bandwidth_kbps=255.9), "low_bandwidth"),
+        (_account(min_bandwidth_kbps=256), _visitor(), "low_bandwidth"),  # not measured yet
+        (_account(min_bandwidth_kbps=0), _visitor(), "available"),
+        (_account(False), _visitor(online=False), "feature_disabled"),
+        (_account(), _visitor(online=False, live="s1", bandwidth_kbps=1), "visitor_offline"),
+        (_account(), _visitor(live="s1", bandwidth_kbps=1), "session_live"),
+    ],
+)
+def test_availability_reasons(account: Account, visitor: Visitor, reason: str) -> None:
+    assert availability(account, visitor) == reason
