@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from control_api.exceptions import ApiError
-from control_api.policy import POLICY_KEYS, default_policy, normalize_origin, validate_policy
+from control_api.policy import POLICY_KEYS, PolicyKey, default_policy, normalize_origin, validate_policy
 
 DESIGN_DEFAULTS = {
     "consent": "request",
@@ -69,6 +69,22 @@ def test_list_keys_take_up_to_their_limit_and_no_more() -> None:
         with pytest.raises(ApiError) as info:
             validate_policy(patch)
         assert (info.value.status, info.value.field) == (422, field)
+
+
+@pytest.mark.parametrize(
+    "key", [k for k in POLICY_KEYS if k.schema.get("type") in ("integer", "number")], ids=lambda k: k.name
+)
+def test_number_keys_take_both_ends_of_their_range_and_nothing_past_them(key: PolicyKey) -> None:
+    """Each end of the range the schema publishes is valid; one past either end is a 422 naming
+    the key (only the schema and the error message said where the ranges start)."""
+    low, high = key.schema["minimum"], key.schema["maximum"]
+    step = 1 if key.schema["type"] == "integer" else 0.001
+    for value in (low, high):
+        assert validate_policy({key.name: value})[key.name] == value
+    for value in (low - step, high + step):
+        with pytest.raises(ApiError) as info:
+            validate_policy({key.name: value})
+        assert (info.value.status, info.value.field) == (422, key.name)
 
 
 def test_patch_merges_over_base_and_normalises() -> None:
