@@ -228,7 +228,9 @@
     else if (endsWith(host, '.')) host = strSlice(host, 0, -1);
     if (!host) return null;
     var port = urlPort(u);
-    return { scheme: scheme, host: host, port: port === '' ? DEFAULT_PORTS[proto] : NumberCtor(port), v6: v6 };
+    var number = port === '' ? DEFAULT_PORTS[proto] : NumberCtor(port);
+    if (number === 0) return null; // the URL parser takes port 0, rewriter/urls.py refuses it
+    return { scheme: scheme, host: host, port: number, v6: v6 };
   }
 
   function canonicalOrigin(o) {

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_fixtures.fake_proxy import SID, FakeProxy, browser_session, serve_fake_proxy
+from runtime_fixtures.fake_proxy import DOMAIN, SID, FakeProxy, browser_session, serve_fake_proxy
 
 from rewriter.exceptions import RewriteError
 from rewriter.urls import UrlMapper
@@ -45,6 +45,7 @@ EDGE_CASES = [
     "https://a.example:443/",
     "https://a.example:80/",
     "http://a.example:65535/",
+    "http://a.example:0/port-zero",
     "ws://socket.example/s",
     "wss://socket.example:444/s?x=1",
     "WSS://SOCKET.example/",
@@ -56,6 +57,9 @@ EDGE_CASES = [
     "http://2130706433/",
     "http://" + LONG_HOST + "/long",
     "https://" + "b" * 63 + ".example/label-too-long",
+    "http://" + "c" * 43 + ".example/direct-label-of-63",  # the longest direct label
+    "http://" + "c" * 44 + ".example/label-of-64-is-hashed",
+    f"http://two.labels.{DOMAIN}/not-a-proxy-host",  # a proxy host has one label before the domain
     "http://under_score.example:8080/x",
     "http://under_score.example/unknown-port",
     "//cdn.example/protocol-relative.js",
@@ -73,6 +77,7 @@ EDGE_CASES = [
     "about:blank",
     "  http://spaces.example/trimmed  ",
     "http://tab\t.example/",
+    "ht\rtp://carriage\n-return.example/",
     "https://shop.example.com/%7Euser/%E2%82%AC?q=%20",
     "https://shop.example.com/a,b;c=d/e@f:g",
     "https://x.example/?",
@@ -167,6 +172,31 @@ def test_edge_cases_are_not_identity(page: Any, fake: FakeProxy) -> None:
         )
         == f"https://{LONG_HOST}/k?v"
     )
+
+
+# labels of proxy hosts the codec never makes: no upstream URL for them, on either side
+BACK_LABELS = [
+    f"{SID}h-upstream-example",  # a real one, so that the comparison is not vacuous
+    f"{SID}h080-upstream-example",  # the port not as the codec writes it
+    f"{SID}h0-upstream-example",
+    f"{SID}h1000000-upstream-example",
+    f"{SID}h-upstream---example",  # an odd run of hyphens
+    f"{SID}h-upstream-example-",
+    f"{SID}s443-upstream-example",  # the default port written out
+    f"{SID}i-0x0x0x0x0x0x0x1",  # an IPv6 address not in its shortest form
+    f"{SID}x" + "a" * 13,  # a hashed label of no known origin
+    f"{SID}q-upstream-example",  # no such kind
+    "zzzzzzzzzzh-upstream-example",  # another session
+    f"{SID}h-upstream-example.{SID}h-cdn-example",  # two labels before the proxy domain
+]
+
+
+def test_proxy_hosts_decode_identically(page: Any, fake: FakeProxy) -> None:
+    urls = [f"http://{label}.{DOMAIN}:{fake.port}/p?q" for label in BACK_LABELS]
+    js = page.evaluate("(urls) => urls.map((u) => window.__cobrowse.toUpstream(u))", urls)
+    py = as_requested(page, [python_back(fake.mapper, url) for url in urls])
+    assert js == py
+    assert py[0] == "http://upstream.example/p?q" and py[1:] == [None] * (len(BACK_LABELS) - 1)
 
 
 # --------------------------------------------------------------------------------------------
