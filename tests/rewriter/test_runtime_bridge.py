@@ -175,6 +175,11 @@ def test_agent_pointer_in_document_coordinates(session: BrowserSession, fake: Fa
     page.mouse.move(120, 80)
     pointer = wait_message(page, "agent-pointer")[-1]
     assert (pointer["x"], pointer["y"]) == (120, 180)
+    send(page, {"type": "mode", "mode": "scribble"})  # no such mode: the mode stays
+    roundtrip(page, frame)
+    page.mouse.move(130, 90)
+    pointer = wait_message(page, "agent-pointer", 2)[-1]
+    assert (pointer["x"], pointer["y"]) == (130, 190)
 
 
 def test_highlight_mode_click_is_prevented_and_reported(session: BrowserSession, fake: FakeProxy) -> None:
@@ -186,6 +191,13 @@ def test_highlight_mode_click_is_prevented_and_reported(session: BrowserSession,
     assert report == [{"cobrowse": 1, "type": "agent-click-highlight", "selector": "#link"}]
     assert frame.evaluate("window.pageClicks") == 0
     assert frame.url == fake.proxy_url(UPSTREAM + "/bridge.html")
+    # the page's own clicks (element.click(), untrusted) are none of the agent's
+    clicks = frame.evaluate(
+        "() => { let n = 0; const li = document.querySelector('li'); li.addEventListener('click', () => n++);"
+        " li.click(); return n; }"
+    )
+    assert clicks == 1
+    assert len(messages(page, "agent-click-highlight")) == 1
     send(page, {"type": "mode", "mode": "none"})
     roundtrip(page, frame)
     frame.click("#link")
@@ -221,6 +233,28 @@ def test_messages_from_another_origin_are_ignored(session: BrowserSession, fake:
     assert frame.evaluate("document.getElementById('name').value") == ""
     assert frame.evaluate("window.seen")[0] == bad  # not taken as a bridge message: the page saw it
     assert [m["data"] for m in page.evaluate("window.got")] == ["pong"]  # no ready posted to this origin
+
+
+def test_messages_from_another_window_of_the_console_origin_are_ignored(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """Only the parent speaks for the console: another window of its origin (here a blank frame
+    of the console page) is not the virtual browser."""
+    page, frame = open_console(session, fake)
+    wait_message(page, "ready")
+    bad = {"cobrowse": 1, "type": "scroll", "x": 0, "y": 500}
+    page.evaluate(
+        """(m) => {
+          const other = document.createElement('iframe');
+          document.body.appendChild(other);
+          const post = '(m) => parent.document.getElementById("f").contentWindow.postMessage(m, "*")';
+          other.contentWindow.eval(post)(m);
+        }""",
+        bad,
+    )
+    roundtrip(page, frame)
+    assert frame.evaluate("window.scrollY") == 0
+    assert frame.evaluate("window.seen")[0] == bad  # the page saw it: not a bridge message
 
 
 CSS_PATH_PAGE = """<!doctype html><html><head><title>paths</title></head><body>
