@@ -109,6 +109,16 @@ NETWORK_CASES = {
         UPSTREAM,
         "/n/cache",
     ),
+    "cache addAll": (
+        "caches.open('c').then(function (c) { return c.addAll(['http://upstream.example/n/cache-all']); })",
+        UPSTREAM,
+        "/n/cache-all",
+    ),
+    "worklet module": (
+        "CSS.paintWorklet.addModule('https://cdn.example/n/worklet.js').catch(Boolean)",
+        CDN,
+        "/n/worklet.js",
+    ),
 }
 
 
@@ -703,6 +713,7 @@ def test_submitter_formaction_is_mapped(session: BrowserSession, fake: FakeProxy
 
 WORKER_JS = (
     "self.whereAmI = self.location.href;"
+    "importScripts('https://cdn.example/w/imported.js');"
     "fetch('http://upstream.example/w/absolute').catch(Boolean);"
     "fetch('relative-from-worker');"
     "var x = new XMLHttpRequest(); x.open('GET', 'https://cdn.example/w/xhr'); x.send();"
@@ -719,6 +730,7 @@ MODULE_WORKER_JS = (
 
 def test_worker_urls_and_requests_inside_workers_are_mapped(session: BrowserSession, fake: FakeProxy) -> None:
     fake.add(UPSTREAM, "/w/worker.js", WORKER_JS, "application/javascript")
+    fake.add(CDN, "/w/imported.js", "self.imported = true;", "application/javascript")
     page = load(
         session,
         fake,
@@ -731,6 +743,7 @@ def test_worker_urls_and_requests_inside_workers_are_mapped(session: BrowserSess
     # the worker runs at its own (proxy) URL, not at a bootstrap's blob: URL
     assert page.evaluate("window.started") == fake.proxy_url(UPSTREAM + "/w/worker.js")
     fake.wait_for_path("/w/worker.js")
+    fake.wait_for_path("/w/imported.js", host=fake.proxy_host(CDN))
     fake.wait_for_path("/w/absolute")
     fake.wait_for_path("/w/relative-from-worker")
     fake.wait_for_path("/w/xhr", host=fake.proxy_host(CDN))
@@ -829,6 +842,26 @@ def test_a_worker_made_from_a_blob_runs_the_runtime(
     fake.wait_for_path("/w/from-blob")
     fake.wait_for_path("/w/from-blob-cdn", host=fake.proxy_host(CDN))
     assert_contained(session, fake)
+
+
+def test_a_worker_from_a_revoked_blob_url_fails_as_without_the_runtime(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The runtime keeps its own copy of each blob a worker may start from, but only while the
+    page's URL for it lives: once revoked, the URL starts nothing, as in a browser without us."""
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.outcome = null;"
+            "var url = URL.createObjectURL(new Blob(['postMessage(1)'], {type: 'text/javascript'}));"
+            "URL.revokeObjectURL(url); var w = new Worker(url);"
+            "w.onmessage = function () { window.outcome = 'ran'; };"
+            "w.onerror = function () { window.outcome = 'error'; };"
+        ),
+    )
+    page.wait_for_function("window.outcome !== null")
+    assert page.evaluate("window.outcome") == "error"
 
 
 def test_a_shared_worker_made_from_a_blob_runs_the_runtime_and_stays_one(
