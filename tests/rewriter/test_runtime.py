@@ -948,6 +948,33 @@ def test_document_cookie_shows_the_jar_and_writes_back(session: BrowserSession, 
     assert "__cbjs=" in fake.wait_for_path("/next.html").headers.get("cookie", "")
 
 
+# what a script writes on http://upstream.example/t.html -> whether document.cookie shows it
+COOKIE_WRITES = {
+    "h=1; HttpOnly": False,  # a script cannot set an HttpOnly cookie
+    "s=1; Secure": False,  # not on an http page
+    "d=1; Domain=other.example": False,
+    "__cbjs=page": False,  # the proxy's own names are not the page's
+    "__cbjv=page": False,
+    "m=1; Max-Age=3600; Expires=Thu, 01 Jan 1970 00:00:00 GMT": True,  # Max-Age wins, in any order
+    "e=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=3600": True,
+    "u=1; Domain=.upstream.example": True,
+    "p=1; Path=/": True,
+}
+
+
+def test_document_cookie_refuses_what_the_browser_would(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            f"{json.dumps(list(COOKIE_WRITES))}.forEach(function (c) {{ document.cookie = c; }});"
+            "window.after = document.cookie;"
+        ),
+    )
+    shown = [pair.split("=")[0] for pair in page.evaluate("window.after").split("; ")]
+    assert shown == [write.split("=")[0] for write, visible in COOKIE_WRITES.items() if visible]
+
+
 def test_document_cookie_keeps_the_browsers_order(session: BrowserSession, fake: FakeProxy) -> None:
     """Longest path first, then oldest; a cookie is its name and path (Chromium's order, RFC 6265
     5.4), for the proxy's cookies and for what scripts write alike."""
@@ -1208,6 +1235,26 @@ def test_cookie_store_api_shows_the_same_jar(session: BrowserSession, fake: Fake
     bodies = [json_body(h)["cookies"] for h in fake.hits if h.path == "/__cobrowse/cookies"]
     assert ["theme=dark"] in bodies and ["sess=; Max-Age=0"] in bodies
     assert [c["name"] for c in session.context.cookies()] == ["__cbjs"]  # no real cookie was set
+
+
+def test_cookie_store_api_takes_paths(session: BrowserSession, fake: FakeProxy) -> None:
+    page = load(
+        session,
+        fake,
+        page_with(
+            "window.out = null;"
+            "(async function () {"
+            "  await cookieStore.set({name: 'root', value: '1', path: '/'});"
+            "  await cookieStore.set({name: 'gone', value: '1', path: '/'});"
+            "  await cookieStore.set({name: 'away', value: '1', path: '/elsewhere'});"
+            "  await cookieStore.delete({name: 'gone', path: '/'});"  # not the default path, /dir
+            "  window.out = document.cookie;"
+            "})();"
+        ),
+        path="/dir/t.html",
+    )
+    page.wait_for_function("window.out !== null")
+    assert page.evaluate("window.out") == "root=1"
 
 
 def test_cookie_written_in_a_frame_is_seen_by_its_parent(session: BrowserSession, fake: FakeProxy) -> None:
