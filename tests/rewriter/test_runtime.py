@@ -244,6 +244,19 @@ def test_location_assignment_stays_in_the_proxy(session: BrowserSession, fake: F
     assert_contained(session, fake)
 
 
+def test_location_replace_stays_a_replace(session: BrowserSession, fake: FakeProxy) -> None:
+    """The navigation the runtime cancels and re-issues mapped keeps its kind: a replace adds no
+    history entry (Back must not return to the page that replaced itself)."""
+    fake.add(UPSTREAM, "/replaced.html", page_with("", body="<p>replaced</p>"))
+    page = load(session, fake, page_with(""))
+    before = page.evaluate("history.length")
+    page.evaluate("location.replace('http://upstream.example/replaced.html')")
+    page.wait_for_url(fake.proxy_url(UPSTREAM + "/replaced.html"))
+    assert page.locator("p").inner_text() == "replaced"
+    assert page.evaluate("history.length") == before
+    assert_contained(session, fake)
+
+
 def test_link_to_upstream_made_by_script_stays_in_the_proxy(session: BrowserSession, fake: FakeProxy) -> None:
     fake.add(UPSTREAM, "/clicked.html", page_with("", body="<p>clicked</p>"))
     page = load(
@@ -276,6 +289,16 @@ def test_window_open_maps_the_url(session: BrowserSession, fake: FakeProxy, open
     popup = popup_info.value
     popup.wait_for_load_state()
     assert popup.url == fake.proxy_url(UPSTREAM + "/popup.html")
+    assert_contained(session, fake)
+
+
+@pytest.mark.parametrize("opener", ["window.open('', '_blank')", "document.open('', '_blank', '')"])
+def test_a_blank_popup_gets_the_runtime(session: BrowserSession, fake: FakeProxy, opener: str) -> None:
+    script = f"var w = {opener}; w.fetch('http://upstream.example/n/from-popup');"
+    page = load(session, fake, page_with("", body=f'<button id=b onclick="{script}">open</button>'))
+    with session.context.expect_page():
+        page.click("#b")
+    fake.wait_for_path("/n/from-popup")
     assert_contained(session, fake)
 
 
@@ -606,6 +629,29 @@ def test_url_attributes_read_back_as_proxy_urls(session: BrowserSession, fake: F
     ]
 
 
+def test_attributes_that_hold_urls_only_on_some_elements_are_left_alone_on_others(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """``data`` is a URL only on ``<object>``, ``integrity`` a hash only on ``<link>`` and
+    ``<script>`` (as the server's tables say): elsewhere they are the page's own values."""
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var U = 'http://upstream.example/d';"
+            "var d = document.createElement('div'); d.setAttribute('data', U);"
+            "var i = document.createElement('img'); i.setAttribute('integrity', 'sha384-abc');"
+            "var o = document.createElement('object'); o.setAttribute('data', U);"
+            "window.values = [d.getAttribute('data'), i.getAttribute('integrity'), o.getAttribute('data')];"
+        ),
+    )
+    assert page.evaluate("window.values") == [
+        "http://upstream.example/d",
+        "sha384-abc",
+        fake.proxy_url(UPSTREAM + "/d"),
+    ]
+
+
 def test_srcset_with_commas_in_urls(session: BrowserSession, fake: FakeProxy) -> None:
     page = load(
         session,
@@ -656,14 +702,24 @@ def test_markup_with_urls_is_rewritten(session: BrowserSession, fake: FakeProxy,
     assert_contained(session, fake)
 
 
-def test_iframe_srcdoc_gets_the_runtime(session: BrowserSession, fake: FakeProxy) -> None:
+@pytest.mark.parametrize(
+    "how",
+    [
+        "f.srcdoc = S",
+        "f.setAttribute('srcdoc', S)",
+        # past the setters: the MutationObserver fallback watches srcdoc too
+        "f.setAttributeNS(null, 'srcdoc', S)",
+        "f.setAttribute('srcdoc', ''); f.getAttributeNode('srcdoc').value = S",
+    ],
+)
+def test_iframe_srcdoc_gets_the_runtime(session: BrowserSession, fake: FakeProxy, how: str) -> None:
     load(
         session,
         fake,
         page_with(
             "var f = document.createElement('iframe');"
-            "f.srcdoc = '<script>fetch(\"http://upstream.example/n/srcdoc\")<\\/script>';"
-            "document.body.appendChild(f);"
+            "var S = '<script>fetch(\"http://upstream.example/n/srcdoc\")<\\/script>';"
+            f"document.body.appendChild(f); setTimeout(function () {{ {how}; }}, 0);"  # f is in already
         ),
     )
     fake.wait_for_path("/n/srcdoc")
@@ -1190,8 +1246,13 @@ def test_dynamically_added_password_and_masked_elements_are_masked(
             "document.body.appendChild(d);"
             "var t = document.createElement('input'); t.id = 'later'; t.value = 'visible';"
             "document.body.appendChild(t);"
+            "var n = document.createElement('input'); n.className = 'secret'; n.id = 'note';"
+            "n.placeholder = 'card 4111'; n.title = 'tip 4111'; n.setAttribute('data-card', '4111');"
+            "document.body.appendChild(n);"
+            "var a = document.createElement('textarea'); a.className = 'secret'; a.id = 'area';"
+            "document.body.appendChild(a);"
             "setTimeout(function () { t.type = 'password'; p.value = 'again-secret';"
-            "window.changed = true; }, 0);"
+            "a.value = 'typed-secret'; window.changed = true; }, 0);"
         ),
     )
     page.wait_for_function("window.changed === true")
@@ -1200,16 +1261,24 @@ def test_dynamically_added_password_and_masked_elements_are_masked(
     assert page.evaluate("document.getElementById('later').value") == MASK
     assert page.get_attribute("#pw", "data-cobrowse-masked") == ""
     assert page.get_attribute("#card", "data-cobrowse-masked") == ""
+    assert [page.get_attribute("#note", name) for name in ("placeholder", "title", "data-card")] == [
+        MASK,
+        MASK,
+        None,
+    ]  # text-bearing attributes masked, the others gone (rewriter/masking.py)
+    assert page.evaluate("document.getElementById('area').value") == MASK
     assert page.inner_text("#card") == MASK
     assert page.evaluate("document.querySelector('#card').children.length") == 0  # as the server masks
     page.evaluate("document.getElementById('card').insertAdjacentHTML('beforeend', '<b>5500 0000</b>')")
     page.wait_for_function(f"document.getElementById('card').textContent === '{MASK}'")
+    page.evaluate("document.getElementById('card').append('6011 0000')")  # a text node alone
+    page.wait_for_function(f"document.getElementById('card').textContent === '{MASK}'")
     content = page.evaluate(
         "[...document.body.children].filter((e) => e.localName !== 'script').map((e) => e.outerHTML).join('')"
     )
-    for secret in ("hunter2", "again-secret", "4111", "5500", "visible"):
+    for secret in ("hunter2", "again-secret", "4111", "5500", "6011", "visible"):
         assert secret not in content
-    assert page.evaluate("[...document.querySelectorAll('input')].map((i) => i.value)") == [MASK, MASK]
+    assert page.evaluate("[...document.querySelectorAll('input')].map((i) => i.value)") == [MASK, MASK, MASK]
 
 
 def test_cookie_store_api_shows_the_same_jar(session: BrowserSession, fake: FakeProxy) -> None:
