@@ -681,6 +681,7 @@ MARKUP_CASES = {
     "DOMParser": "var d = new DOMParser().parseFromString('<img src=\"http://upstream.example/m/parsed.png\">',"
     "'text/html'); document.body.appendChild(document.adoptNode(d.body.firstChild))",
     "document.write": "document.write('<img src=\"http://upstream.example/m/written.png\" alt=x>')",
+    "document.write, unquoted": "document.write('<img src=http://upstream.example/m/bare.png alt=x>')",
     "Document.parseHTMLUnsafe": "var d = Document.parseHTMLUnsafe('<img src=\"http://upstream.example/m/unsafe.png\">');"
     "document.body.appendChild(document.importNode(d.body.firstChild, true))",
 }
@@ -691,6 +692,7 @@ MARKUP_PATHS = {
     "createContextualFragment": "/m/fragment.png",
     "DOMParser": "/m/parsed.png",
     "document.write": "/m/written.png",
+    "document.write, unquoted": "/m/bare.png",
     "Document.parseHTMLUnsafe": "/m/unsafe.png",
 }
 
