@@ -1398,12 +1398,38 @@
       var styleProto = win.CSSStyleDeclaration.prototype;
       var props = ['background', 'backgroundImage', 'borderImage', 'borderImageSource', 'listStyle', 'listStyleImage',
         'content', 'cursor', 'mask', 'maskImage', 'webkitMaskImage', 'shapeOutside', 'filter', 'src'];
+      // Chromium (156) has no accessors for them: each declaration answers them as named
+      // properties, which an accessor on the prototype comes before (the MutationObserver fallback
+      // is too late once a script reads the style back, and never sees a style sheet rule's style)
+      var setPropertyNative = weakMapGet(nativeOf, styleProto.setProperty) || styleProto.setProperty;
+      var getPropertyValue = styleProto.getPropertyValue;
+      var probe = nativeCreateElement(doc, 'div').style;
+      var cssName = function (prop) {
+        var out = startsWith(prop, 'webkit') ? '-' : '';
+        for (var k = 0; k < prop.length; k++) {
+          var c = prop[k];
+          out += c !== strLower(c) ? '-' + strLower(c) : c;
+        }
+        return out;
+      };
       for (var i = 0; i < props.length; i++) {
         (function (prop) {
           guard(function () {
             var proto = styleProto;
             while (proto && !getOwnPropertyDescriptor(proto, prop)) proto = getPrototypeOf(proto);
-            wrapSetter(proto, prop, function (v) { return mapCss(v, map); });
+            if (proto) { wrapSetter(proto, prop, function (v) { return mapCss(v, map); }); return; }
+            if (!(prop in probe)) return;
+            var name = cssName(prop);
+            defineProperty(styleProto, prop, {
+              get: function () { return apply(getPropertyValue, this, [name]); },
+              set: function (value) {
+                var v = value === null ? '' : StringCtor(value);
+                try { v = mapCss(v, map); } catch (e) { /* keep */ }
+                apply(setPropertyNative, this, [name, v]);
+              },
+              enumerable: true,
+              configurable: true
+            });
           });
         })(props[i]);
       }

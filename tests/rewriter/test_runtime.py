@@ -561,6 +561,20 @@ SETTER_CASES = {
         "e.style.backgroundImage = 'url(' + U + ')'; document.body.appendChild(e)",
         "/e/style",
     ),
+    # the value read back at once: the browser fetches before the MutationObserver fallback runs
+    "style cursor, read back": (
+        "var e = document.createElement('div'); e.textContent = 'x'; document.body.appendChild(e);"
+        "e.style.cursor = 'url(' + U + '), auto'; window.cursor = getComputedStyle(e).cursor",
+        "/e/cursor",
+    ),
+    # a rule's style changes no attribute: no MutationObserver record at all
+    "style rule property": (
+        "var s = document.createElement('style'); s.textContent = '.r { color: red }';"
+        "document.head.appendChild(s); s.sheet.cssRules[0].style.backgroundImage = 'url(' + U + ')';"
+        "var e = document.createElement('p'); e.className = 'r'; e.textContent = 'x';"
+        "document.body.appendChild(e)",
+        "/e/rule-style",
+    ),
     "style element text": (
         "var e = document.createElement('style'); document.head.appendChild(e);"
         "e.textContent = 'body { background: url(\"' + U + '\") }';",
