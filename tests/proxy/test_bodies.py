@@ -21,13 +21,14 @@ from tests.proxy.sites import VIDEO
 
 @contextlib.contextmanager
 def _harness(
-    sites: Sites, redis_url: str, namespace: str, **settings: Any
+    sites: Sites, redis_url: str, namespace: str, origin: str = "", **settings: Any
 ) -> Iterator[tuple[Harness, OpenSession, str, str]]:
-    """A proxy with its own settings and a session on the shop; on the way out the shop's stalled
-    responses are released (so its server stops at once) and the proxy is closed."""
+    """A proxy with its own settings and a session on ``origin`` (the shop by default); on the way
+    out the shop's stalled responses are released (so its server stops at once) and the proxy is
+    closed."""
     harness = Harness(make_settings(sites, **settings), redis_url, namespace)
     try:
-        yield (harness, *harness.session_on(sites.shop.origin))
+        yield (harness, *harness.session_on(origin or sites.shop.origin))
     finally:
         sites.shop.release.set()
         harness.close()
@@ -263,11 +264,8 @@ def test_a_buffered_page_of_exactly_the_limit_passes_and_one_byte_more_is_refuse
     sites: Sites, redis_url: str, namespace: str, exact_upstream: RawUpstream
 ) -> None:
     origin = exact_upstream.origin
-    harness = Harness(
-        make_settings(sites, dev_allow_origins=(origin,), max_rewrite_bytes=BOUNDARY), redis_url, namespace
-    )
-    try:
-        s, credential, host = harness.session_on(origin)
+    limited = {"origin": origin, "dev_allow_origins": (origin,), "max_rewrite_bytes": BOUNDARY}
+    with _harness(sites, redis_url, namespace, **limited) as (harness, s, credential, host):
         ok = harness.get(s, host, f"/whole/{BOUNDARY}", credential=credential)
         assert ok.status_code == 200 and "x" * 1000 in ok.text
         over = harness.get(s, host, f"/whole/{BOUNDARY + 1}", credential=credential)
@@ -275,8 +273,6 @@ def test_a_buffered_page_of_exactly_the_limit_passes_and_one_byte_more_is_refuse
         # the byte over the limit is refused as it arrives, though the upstream holds its body open
         held = harness.get(s, host, f"/held/{BOUNDARY + 1}", credential=credential)
         assert held.status_code == 502 and "Page too large" in held.text
-    finally:
-        harness.close()
 
 
 def test_a_page_that_declares_exactly_the_limit_passes_and_one_byte_more_is_refused(
@@ -284,18 +280,13 @@ def test_a_page_that_declares_exactly_the_limit_passes_and_one_byte_more_is_refu
 ) -> None:
     # a Content-Length is checked with the headers, before any of the body is read
     origin = exact_upstream.origin
-    harness = Harness(
-        make_settings(sites, dev_allow_origins=(origin,), max_rewrite_bytes=BOUNDARY), redis_url, namespace
-    )
-    try:
-        s, credential, host = harness.session_on(origin)
+    limited = {"origin": origin, "dev_allow_origins": (origin,), "max_rewrite_bytes": BOUNDARY}
+    with _harness(sites, redis_url, namespace, **limited) as (harness, s, credential, host):
         ok = harness.get(s, host, f"/declared/{BOUNDARY}", credential=credential)
         assert ok.status_code == 200 and "x" * 1000 in ok.text
         assert "/__cobrowse/runtime.js" in ok.text  # rewritten, not passed through
         over = harness.get(s, host, f"/declared/{BOUNDARY + 1}", credential=credential)
         assert over.status_code == 502 and "Page too large" in over.text and "xxxx" not in over.text
-    finally:
-        harness.close()
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "declared"])
