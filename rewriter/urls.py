@@ -54,6 +54,7 @@ _PREFIX_CACHE_SIZE = 4096
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _DIRECT_BODY_RE = re.compile(r"(0|[1-9][0-9]{0,4})?-([a-z0-9-]+)")
 _HYPHEN_RUN_RE = re.compile(r"-+")
+_HASH_BODY_RE = re.compile(r"[a-z2-7]{13}")
 _STRIP = "".join(chr(c) for c in range(0x21))  # C0 controls and space, stripped at both ends
 _TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
 
@@ -401,8 +402,10 @@ class UrlMapper:
 
         Relative URLs stay as they are (they resolve right on the proxy origin); ``data:``,
         ``blob:``, ``javascript:``, ``mailto:``, ``about:``, ``#frag`` and other non-http(s)
-        schemes are returned unchanged. ``base`` (the upstream document or ``<base href>`` URL)
-        gives protocol-relative URLs their scheme (https without one). Raises ``InvalidUrl``.
+        schemes are returned unchanged; a URL on a proxy origin of this session keeps its path,
+        query and fragment byte for byte (``is_own_proxy_origin``). ``base`` (the upstream
+        document or ``<base href>`` URL) gives protocol-relative URLs their scheme (https without
+        one). Raises ``InvalidUrl``.
         """
         simple = _SIMPLE_ABSOLUTE_RE.match(url)
         if simple is not None and url[-1] > " " and "\t" not in url and "\n" not in url and "\r" not in url:
@@ -432,7 +435,38 @@ class UrlMapper:
         self._prefixes[prefix] = mapped
         return mapped
 
+    def is_own_proxy_origin(self, origin: Origin) -> bool:
+        """Whether ``origin`` is a proxy origin of this session: the proxy's scheme and port, and a
+        host ``{label}.{proxy domain}`` whose label decodes to this session (``x`` labels only
+        among the known origins).
+
+        A URL on such an origin is mapped already and stays as it is (a server may echo a URL the
+        runtime gave it, e.g. ``?return=`` + ``location.href``). Any other host, another session's
+        proxy host or another one-label name under the proxy domain included, is an upstream
+        host like any other: its URL is mapped to a label of this session, which the proxy serves
+        only if that origin is in the session's scope (so never into another session, and a proxy
+        domain that is also an ordinary upstream domain name keeps working). The client runtime's
+        ``isProxyURL`` is the twin of this test. A hashed label of this session counts even when
+        it names no known origin (the proxy refuses it as outside the scope), so that mapping is
+        idempotent: ``to_proxy(to_proxy(u)) == to_proxy(u)``.
+        """
+        if origin.scheme != self.proxy.scheme or origin.port != self.proxy.port:
+            return False
+        suffix = "." + self.proxy.domain
+        label = origin.host[: -len(suffix)] if origin.host.endswith(suffix) else ""
+        if not label or "." in label or label[:10] != self.session_id:
+            return False
+        try:
+            decode_label(label, self.known_origins)
+        except UnknownOrigin:  # this session's hashed label of an origin outside its scope
+            return _HASH_BODY_RE.fullmatch(label[11:]) is not None
+        except BadLabel:
+            return False
+        return True
+
     def _map(self, parsed: ParsedUrl) -> str:
+        if self.is_own_proxy_origin(parsed.origin):
+            return parsed.serialize()  # mapped already (userinfo dropped, as for any URL)
         ws = parsed.scheme in ("ws", "wss")
         scheme = {"http": "ws", "https": "wss"}[self.proxy.scheme] if ws else self.proxy.scheme
         netloc = self.proxy.netloc(self.label_for(parsed.origin))

@@ -335,8 +335,24 @@
       var prefix = urlProtocol(u) + '//' + (user || pass ? user + (pass ? ':' + pass : '') + '@' : '') + urlHost(u);
       return strSlice(urlHref(u), prefix.length);
     }
+    // a parsed URL on a proxy origin of this session: the proxy's scheme (or its ws twin) and
+    // port, and a label that decodes to this session. Such a URL is mapped already (a server may
+    // echo location.href back); any other host, another session's proxy host included, is mapped
+    // like an upstream one, to a label of this session that the proxy serves only within the
+    // session's scope (rewriter/urls.py is_own_proxy_origin is the twin)
     function isProxyURL(u) {
-      return labelOfHostname(urlHostname(u)) !== null;
+      var proto = strSlice(urlProtocol(u), 0, -1);
+      if (!hasOwn(ORIGIN_SCHEME, proto) || ORIGIN_SCHEME[proto] !== scheme) return false;
+      var p = urlPort(u);
+      if ((p === '' ? DEFAULT_PORTS[proto] : NumberCtor(p)) !== port) return false;
+      var label = labelOfHostname(urlHostname(u));
+      if (label === null) return false;
+      if (decodeLabel(label) !== null) return true;
+      // this session's hashed label of an origin outside its scope (the proxy refuses it): kept,
+      // so that mapping stays idempotent
+      if (label.length !== 24 || strSlice(label, 0, 10) !== sid || label[10] !== 'x') return false;
+      for (var k = 11; k < 24; k++) if (strIndexOf(BASE32, label[k]) < 0) return false;
+      return true;
     }
     var blockedOrigin = { scheme: 'http', host: BLOCKED_HOST, port: 80, v6: false };
 
@@ -354,7 +370,7 @@
       mapParsed: function (u, ws) {
         var proto = strSlice(urlProtocol(u), 0, -1);
         if (!hasOwn(ORIGIN_SCHEME, proto)) return urlHref(u);
-        if (isProxyURL(u)) return urlHref(u);
+        if (isProxyURL(u)) return urlProtocol(u) + '//' + urlHost(u) + restOf(u); // userinfo dropped, as below
         var o = originOf(u);
         if (!o) return proxyBase(blockedOrigin, ws) + '/';
         return proxyBase(o, ws || proto === 'ws' || proto === 'wss') + restOf(u);

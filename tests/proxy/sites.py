@@ -11,6 +11,7 @@ import base64
 import functools
 import gzip
 import hashlib
+import html
 import json
 import secrets
 import socket
@@ -357,6 +358,14 @@ onconnect = async (event) => {{
     async def redirect_in(request: Request) -> Response:
         return RedirectResponse(f"{site.origin}/about", status_code=302)
 
+    async def return_to(request: Request) -> Response:
+        """Echoes the URL it is given (a login's ``?return=`` + ``location.href``), as a link or,
+        with ``redirect``, as a redirect."""
+        to = request.query_params.get("to", "/")
+        if request.query_params.get("redirect"):
+            return RedirectResponse(to, status_code=303)
+        return _page("return", f'<a id="back" href="{html.escape(to)}">back</a>')
+
     async def redirect_out(request: Request) -> Response:
         return RedirectResponse("http://example.invalid/elsewhere", status_code=302)
 
@@ -496,6 +505,7 @@ onconnect = async (event) => {{
     routes = [
         Route("/", home),
         Route("/about", about),
+        Route("/return", return_to),
         Route("/app", app),
         Route("/media", media),
         Route("/app/step2", app),

@@ -8,6 +8,7 @@ import time
 import urllib.parse
 
 import httpx
+import lxml.html
 import pytest
 
 from control_api import keys, proxy_access
@@ -441,3 +442,38 @@ def test_behind_a_trusted_balancer_the_forwarded_address_is_the_agents(
         assert _cors(harness, shop, "/api/items", cdn_page).status_code == 403  # the balancer itself
     finally:
         harness.close()
+
+
+def test_a_url_the_page_echoes_back_stays_in_its_session(harness: Harness, sites: Sites) -> None:
+    """A server echoes a URL the runtime gave it (``?return=`` + ``location.href``, a proxy URL):
+    one of this session is kept as it is, in a link and in a redirect; one of another session of
+    the same agent becomes a URL of this session outside its scope, refused (a redirect to it
+    too) without reaching the other session or upstream."""
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,), agent_of=a)
+    cookies = f"__cb_{a.sid}={harness.credential(a)}; __cb_{b.sid}={harness.credential(b)}"
+    host = harness.host(a, sites.shop.origin)
+
+    def echoed(to: str, **redirect: int) -> httpx.Response:
+        query = urllib.parse.urlencode({"to": to, **redirect})
+        return harness.get(None, host, f"/return?{query}", headers={"cookie": cookies})
+
+    def link(to: str) -> str:
+        r = echoed(to)
+        assert r.status_code == 200
+        return str(lxml.html.fromstring(r.text).get_element_by_id("back").get("href"))
+
+    own = harness.url(a, sites.shop.origin + "/about?x=1#top")
+    assert link(own) == own
+    r = echoed(own, redirect=1)
+    assert (r.status_code, r.headers["location"]) == (303, own)
+
+    theirs = harness.url(b, sites.shop.origin + "/api/items")
+    href = link(theirs)
+    assert href.startswith(f"http://{a.sid}x")
+    parts = urllib.parse.urlsplit(href)
+    r = harness.get(None, parts.netloc, parts.path, headers={"cookie": cookies, "sec-fetch-mode": "cors"})
+    assert r.status_code == 403 and r.json()["error"] == "outside_scope"
+    r = echoed(theirs, redirect=1)
+    assert r.status_code == 403 and "location" not in r.headers
+    assert sites.shop.hits["/api/items"] == 0

@@ -174,6 +174,40 @@ def test_edge_cases_are_not_identity(page: Any, fake: FakeProxy) -> None:
     )
 
 
+def proxy_host_urls(port: int) -> list[str]:
+    """URLs on hosts under the proxy domain: this session's proxy origins (mapped already, kept)
+    and everything else there (another session, another port or scheme, a name that is no label
+    of this session), which both sides map as upstream URLs (docs/PROTOCOL.md)."""
+    own = f"{SID}s-shop-example-com.{DOMAIN}"
+    return [
+        f"http://{own}:{port}/return?to=%2Fa&b=c#f",
+        f"http://{own}:{port}",
+        f"ws://{own}:{port}/socket",
+        f"HTTP://{own.upper()}:{port}/Path",
+        f"http://user:pw@{own}:{port}/a",
+        f"  http://{own}:{port}/a\\b?c",
+        f"http://{SID}h-cobrowse--blocked-invalid.{DOMAIN}:{port}/",
+        f"http://{SID}x{'a' * 13}.{DOMAIN}:{port}/hashed-unknown",
+        f"http://{SID}x{'a' * 12}1.{DOMAIN}:{port}/not-base32",
+        f"http://{SID}s443-shop-example-com.{DOMAIN}:{port}/non-canonical",
+        f"http://zzzzzzzzzzs-shop-example-com.{DOMAIN}:{port}/another-session",
+        f"http://help.{DOMAIN}:{port}/an-upstream-name",
+        f"http://{own}:{port + 1}/another-port",
+        f"http://{own}/default-port",
+        f"https://{own}:{port}/another-scheme",
+        f"wss://{own}:{port}/another-ws-scheme",
+        f"//{own}:{port}/protocol-relative-https",
+    ]
+
+
+def test_urls_on_proxy_hosts_map_identically(page: Any, fake: FakeProxy) -> None:
+    urls = proxy_host_urls(fake.port)
+    compare(page, fake, urls)
+    mapped = page.evaluate("(urls) => urls.map((u) => window.__cobrowse.toProxy(u))", urls)
+    assert mapped[0] == urls[0] and mapped[7] == urls[7]  # kept: not vacuous
+    assert mapped[10].startswith(f"http://{SID}x")  # another session's host: mapped into this one
+
+
 # labels of proxy hosts the codec never makes: no upstream URL for them, on either side
 BACK_LABELS = [
     f"{SID}h-upstream-example",  # a real one, so that the comparison is not vacuous

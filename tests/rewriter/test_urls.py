@@ -271,6 +271,55 @@ def test_blocked_url_is_the_runtimes_blocked_origin() -> None:
     assert mapper().blocked_url(ws=True) == f"ws://k3j9x2ab7qh-cobrowse--blocked-invalid.{P}/"
 
 
+OWN = f"http://k3j9x2ab7qs-shop-example.{P}"  # this session's proxy origin of https://shop.example
+
+
+def _as_upstream(name: str, port: int = 8001, scheme: str = "http") -> str:
+    """The proxy origin (of this session) serving upstream ``{scheme}://{name}.cobrowse.localhost``."""
+    return f"http://{encode_label(SID, Origin(scheme, name + '.cobrowse.localhost', port))}.{P}"
+
+
+# (url, expected or None for "unchanged"): a URL on a proxy origin of this session is mapped
+# already (a server echoes ``location.href`` back); on any other host it is an upstream URL
+PROXY_HOST_URLS = [
+    (f"{OWN}/return?to=%2Fa&b=c#f", None),
+    (f"{OWN}", f"{OWN}/"),
+    (f"ws://k3j9x2ab7qs-shop-example.{P}/socket", None),
+    ("HTTP://K3J9X2AB7QS-SHOP-EXAMPLE.COBROWSE.LOCALHOST:8001/A", f"{OWN}/A"),
+    (f"http://user:pw@k3j9x2ab7qs-shop-example.{P}/a", f"{OWN}/a"),  # userinfo dropped, as always
+    (f" {OWN}/a\\b", f"{OWN}/a\\b"),  # the slow path keeps the path byte for byte too
+    (f"http://k3j9x2ab7qh-cobrowse--blocked-invalid.{P}/", None),  # blocked stays blocked
+    (f"http://k3j9x2ab7q{encode_label(SID, Origin('https', LONG_HOST, 443))[10:]}.{P}/", None),
+    # another session's proxy host: an upstream host of this session, outside its scope
+    (f"http://abcdefghijs-shop-example.{P}/account", _as_upstream("abcdefghijs-shop-example") + "/account"),
+    # one label under the proxy domain that is no label of this session (an ordinary upstream
+    # name where the proxy domain is also a real domain)
+    (f"http://help.{P}/faq", _as_upstream("help") + "/faq"),
+    # this session's label, but not the proxy's port or scheme
+    (f"{OWN[:-4]}8002/", _as_upstream("k3j9x2ab7qs-shop-example", 8002) + "/"),
+    (f"https://k3j9x2ab7qs-shop-example.{P}/", _as_upstream("k3j9x2ab7qs-shop-example", 8001, "https") + "/"),
+    # this session's hashed label of no known origin: refused by the proxy, kept (idempotence)
+    (f"http://k3j9x2ab7qxaaaaaaaaaaaaa.{P}/", None),
+    # a hashed label's shape with a letter base32 lacks, and a non-canonical label
+    (f"http://k3j9x2ab7qxaaaaaaaaaaaa1.{P}/", _as_upstream("k3j9x2ab7qxaaaaaaaaaaaa1") + "/"),
+    (f"http://k3j9x2ab7qs443-shop-example.{P}/", _as_upstream("k3j9x2ab7qs443-shop-example") + "/"),
+]
+
+
+@pytest.mark.parametrize(("url", "expected"), PROXY_HOST_URLS)
+def test_urls_on_proxy_hosts(url: str, expected: str | None) -> None:
+    m = mapper(f"https://{LONG_HOST}")
+    result = m.to_proxy(url)
+    assert result == (url if expected is None else expected)
+    assert m.to_proxy(result) == result  # mapping is idempotent
+
+
+def test_another_sessions_url_leads_back_to_its_host_as_an_upstream() -> None:
+    """What the proxy sees for another session's URL: an upstream origin it serves only if in scope."""
+    other = f"http://abcdefghijs-shop-example.{P}/account"
+    assert mapper().to_upstream(mapper().to_proxy(other)) == other
+
+
 # (base, reference, resolved) as Chromium's URL parser resolves them
 JOINS = [
     ("https://a.example/d/p", "x", "https://a.example/d/x"),
