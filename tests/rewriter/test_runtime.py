@@ -23,6 +23,7 @@ from runtime_fixtures.fake_proxy import (
     json_body,
     serve_fake_proxy,
 )
+from runtime_fixtures.tiny_font import tiny_ttf
 
 pytestmark = pytest.mark.browser
 
@@ -453,6 +454,47 @@ def test_css_rules_added_inside_rules_are_mapped(session: BrowserSession, fake: 
         assert fake.proxy_url(UPSTREAM + path) in css
     fake.wait_for_path("/n/media.png")
     fake.wait_for_path("/n/legacy.png")
+    assert_contained(session, fake)
+
+
+FONT_FACE_CASES = {
+    "style.src": "r.style.src = 'url(' + U + ') format(\"truetype\")'",
+    "style['src']": "r.style['src'] = 'url(\"' + U + '\")'",
+    "style.setProperty": "r.style.setProperty('src', 'url(' + U + ')')",
+    "style.cssText": "r.style.cssText = 'font-family: F; src: url(' + U + ')'",
+}
+
+
+@pytest.mark.parametrize("case", list(FONT_FACE_CASES))
+def test_a_font_face_rules_src_is_mapped(session: BrowserSession, fake: FakeProxy, case: str) -> None:
+    """A script points an ``@font-face`` rule elsewhere: the font loads through the proxy, nothing
+    goes to the upstream host (the rule's ``style``, a plain ``CSSStyleDeclaration`` in Chromium
+    156, changes no attribute: the MutationObserver never sees it)."""
+    path = "/f/" + "".join(ch for ch in case if ch.isalnum()) + ".ttf"
+    fake.add(UPSTREAM, path, tiny_ttf(), "font/ttf")
+    page = load(
+        session,
+        fake,
+        page_with(
+            f"var U = 'http://upstream.example{path}';"
+            "var st = document.createElement('style');"
+            "st.textContent = '@font-face { font-family: F; src: url(/f/first.ttf) }';"
+            "document.head.appendChild(st); var r = st.sheet.cssRules[0];"
+            f"{FONT_FACE_CASES[case]};"
+            "window.src = r.style.getPropertyValue('src');"
+            "document.fonts.load('16px F').then("
+            " function (faces) { window.font = faces.map(function (f) { return f.status; }).join(); },"
+            " function (e) { window.font = String(e); });",
+            body="<p style='font-family: F'>text</p>",
+        ),
+    )
+    page.wait_for_function("window.font !== undefined")
+    assert page.evaluate("window.font") == "loaded"
+    assert page.evaluate("window.src") == f'url("{fake.proxy_url(UPSTREAM + path)}")' + (
+        ' format("truetype")' if case == "style.src" else ""
+    )
+    assert fake.paths_on(fake.proxy_host()).count(path) == 1
+    assert "/f/first.ttf" not in fake.paths_on(fake.proxy_host())
     assert_contained(session, fake)
 
 
