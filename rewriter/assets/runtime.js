@@ -1615,12 +1615,24 @@
           var replace = event.navigationType === 'replace';
           var formData = event.formData;
           var download = event.downloadRequest;
+          // the browser honours `download` only for a URL of the page's own origin, which an
+          // upstream URL never is (its proxy URL may be, as the upstream URL was for the upstream
+          // page): the link's own attribute says, and the browser decides again for the proxy URL
+          if (download === null || download === undefined) download = downloadOf(event.sourceElement);
           setTimeout_(function () {
             try { renavigate(mapped, replace, formData, download); } catch (e) { /* nothing more to do */ }
           }, 0);
         } catch (e) { /* keep */ }
       });
     });
+    // the download attribute of a link (<a>, <area>) that started a navigation, else null
+    function downloadOf(element) {
+      try {
+        if (!element || element.namespaceURI !== 'http://www.w3.org/1999/xhtml') return null;
+        if (element.localName !== 'a' && element.localName !== 'area') return null;
+        return nativeHasAttribute(element, 'download') ? nativeGetAttribute(element, 'download') : null;
+      } catch (e) { return null; }
+    }
     function renavigate(url, replace, formData, download) {
       if (download !== null && download !== undefined) {
         var a = nativeCreateElement(doc, 'a');

@@ -258,6 +258,47 @@ def test_location_replace_stays_a_replace(session: BrowserSession, fake: FakePro
     assert_contained(session, fake)
 
 
+def test_a_download_link_the_setters_miss_downloads_through_the_proxy(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """A download link whose upstream URL got past the setters (an attribute made apart and put
+    in with ``setNamedItem``, clicked before the MutationObserver runs) is cancelled and made
+    again to the proxy URL as a download: its file name kept, the page not navigated away."""
+    fake.add(UPSTREAM, "/files/report.txt", "report", "text/plain")
+    page = load(session, fake, page_with(""))
+    with page.expect_download(timeout=10_000) as info:
+        page.evaluate(
+            "var a = document.createElement('a'); var h = document.createAttribute('href');"
+            "h.value = 'http://upstream.example/files/report.txt'; a.attributes.setNamedItem(h);"
+            "a.download = 'saved.txt'; window.unmapped = a.getAttribute('href'); a.click()"
+        )
+    download = info.value
+    assert page.evaluate("window.unmapped") == "http://upstream.example/files/report.txt"  # not vacuous
+    assert download.url == fake.proxy_url(UPSTREAM + "/files/report.txt")
+    assert download.suggested_filename == "saved.txt"
+    fake.wait_for_path("/files/report.txt")
+    assert page.url == fake.proxy_url(UPSTREAM + "/t.html")
+    assert page.evaluate("window.done") is True  # the same document
+    assert_contained(session, fake)
+
+
+def test_a_download_link_to_another_origin_navigates_as_it_would_upstream(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The browser ignores ``download`` on a link to another origin: upstream as through the
+    proxy, such a link navigates (to the proxy URL)."""
+    fake.add(CDN, "/files/other.txt", "other", "text/plain")
+    page = load(session, fake, page_with(""))
+    page.evaluate(
+        "var a = document.createElement('a'); var h = document.createAttribute('href');"
+        "h.value = 'https://cdn.example/files/other.txt'; a.attributes.setNamedItem(h);"
+        "a.download = 'saved.txt'; a.click()"
+    )
+    page.wait_for_url(fake.proxy_url(CDN + "/files/other.txt"))
+    assert page.locator("body").inner_text() == "other"
+    assert_contained(session, fake)
+
+
 def test_link_to_upstream_made_by_script_stays_in_the_proxy(session: BrowserSession, fake: FakeProxy) -> None:
     fake.add(UPSTREAM, "/clicked.html", page_with("", body="<p>clicked</p>"))
     page = load(
