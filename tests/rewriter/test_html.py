@@ -322,6 +322,28 @@ def test_integrity_and_csp_meta_are_removed_nonce_kept() -> None:
     assert b"nonce-r4nd" not in out
 
 
+# (fragment, integrity values left in the output): a hash on <script> and <link> (any rel, any
+# case) is dropped, since the proxy may rewrite those bytes; elsewhere the attribute is the page's
+INTEGRITY = [
+    ('<script src="/a.js" integrity="sha384-a"></script>', []),
+    ('<script integrity="sha384-a">inline()</script>', []),
+    ('<link rel="stylesheet" href="/s.css" integrity="sha384-b">', []),
+    ('<link rel="modulepreload" href="/m.js" integrity="sha384-c">', []),
+    ('<link rel="preload" as="style" href="/s.css" integrity="sha384-d">', []),
+    ('<LINK REL="stylesheet" HREF="/s.css" INTEGRITY="sha384-e">', []),
+    ('<script src="/a.js" integrity="">x</script>', []),
+    ('<img src="/a.png" integrity="sha384-f">', ["sha384-f"]),
+    ('<div integrity="sha384-g"></div>', ["sha384-g"]),
+    # an SVG <script> too (one name for both; the browser checks integrity on neither there)
+    ('<svg><script href="/a.js" integrity="sha384-h"></script></svg>', []),
+]
+
+
+@pytest.mark.parametrize(("fragment", "kept"), INTEGRITY)
+def test_integrity_is_dropped_on_script_and_link_only(fragment: str, kept: list[str]) -> None:
+    assert [str(v) for v in parse(rewrite(fragment)).xpath("//@integrity")] == kept
+
+
 def test_iframe_srcdoc_is_rewritten_as_a_document() -> None:
     out = parse(
         rewrite(

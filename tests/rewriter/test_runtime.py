@@ -681,6 +681,70 @@ SETTER_CASES = {
 }
 
 
+# ways a script gives a <link> or <script> an integrity (a hash of the upstream's bytes, which the
+# proxy may rewrite): the runtime empties it as the server drops it (rewriter/attributes.py)
+INTEGRITY_CASES = {
+    "link property": "e = link(); e.integrity = H; e.href = U + '.css'; document.head.appendChild(e)",
+    "script property": "e = script(); e.integrity = H; e.src = U + '.js'; document.head.appendChild(e)",
+    "link setAttribute": (
+        "e = link(); e.setAttribute('INTEGRITY', H); e.href = U + '.css'; document.head.appendChild(e)"
+    ),
+    "script setAttributeNS": (
+        "e = script(); e.setAttributeNS(null, 'integrity', H); e.src = U + '.js';"
+        "document.head.appendChild(e)"
+    ),
+    "script setAttributeNode": (
+        "e = script(); var a = document.createAttribute('integrity'); a.value = H; e.setAttributeNode(a);"
+        "e.src = U + '.js'; document.head.appendChild(e)"
+    ),
+    "link Attr.value": (
+        "e = link(); e.setAttribute('integrity', ''); e.getAttributeNode('integrity').value = H;"
+        "e.href = U + '.css'; document.head.appendChild(e)"
+    ),
+    "link innerHTML": (
+        "var box = document.createElement('div');"
+        "box.innerHTML = '<link rel=stylesheet integrity=\"' + H + '\" href=\"' + U + '.css\">';"
+        "e = track(box.firstChild); document.head.appendChild(e)"
+    ),
+    "link insertAdjacentHTML": (
+        "document.head.insertAdjacentHTML('beforeend',"
+        " '<link rel=stylesheet integrity=\"' + H + '\" href=\"' + U + '.css\">');"
+        "e = track(document.head.lastElementChild)"
+    ),
+    "script document.write": (
+        "document.write('<script integrity=\"' + H + '\" src=\"' + U + '.js\"><\\/script>');"
+        "e = track(document.scripts[document.scripts.length - 1])"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INTEGRITY_CASES))
+def test_integrity_a_script_gives_is_dropped(session: BrowserSession, fake: FakeProxy, case: str) -> None:
+    """A stylesheet or script loads although its integrity names a hash its bytes do not have:
+    the attribute is gone (the proxy rewrites stylesheets, so the upstream's hash would fail)."""
+    fake.add(UPSTREAM, "/i/r.css", "p { color: rgb(0, 128, 0) }", "text/css")
+    fake.add(UPSTREAM, "/i/r.js", "window.ran = true;", "application/javascript")
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var H = 'sha384-' + 'A'.repeat(64); var U = 'http://upstream.example/i/r'; var e;"
+            "window.outcome = 'pending';"
+            "function track(el) { el.addEventListener('load', function () { window.outcome = 'loaded'; });"
+            " el.addEventListener('error', function () { window.outcome = 'blocked'; }); return el; }"
+            "function link() { var l = document.createElement('link'); l.rel = 'stylesheet';"
+            " return track(l); }"
+            "function script() { return track(document.createElement('script')); }"
+            f"{INTEGRITY_CASES[case]};"
+            "window.integrity = e.getAttribute('integrity');",
+        ),
+    )
+    page.wait_for_function("window.outcome !== 'pending'")
+    assert page.evaluate("window.outcome") == "loaded"
+    assert page.evaluate("window.integrity") in (None, "")
+    assert_contained(session, fake)
+
+
 @pytest.mark.parametrize("case", list(SETTER_CASES))
 def test_element_url_setters_are_mapped(session: BrowserSession, fake: FakeProxy, case: str) -> None:
     script, path = SETTER_CASES[case]
