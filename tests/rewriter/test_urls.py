@@ -257,6 +257,16 @@ def test_https_proxy_maps_websockets_to_wss() -> None:
     assert m.to_proxy("ws://chat.example/s") == "wss://k3j9x2ab7qh-chat-example.cobrowse.example.com/s"
     assert m.to_proxy("http://a.example/") == "https://k3j9x2ab7qh-a-example.cobrowse.example.com/"
     assert m.to_upstream("wss://k3j9x2ab7qh-chat-example.cobrowse.example.com/s") == "ws://chat.example/s"
+    # its own URLs (default port) are kept; the same host on plain http is another origin
+    assert m.to_proxy("wss://k3j9x2ab7qh-chat-example.cobrowse.example.com/s") == (
+        "wss://k3j9x2ab7qh-chat-example.cobrowse.example.com/s"
+    )
+    assert m.to_proxy("https://k3j9x2ab7qh-a-example.cobrowse.example.com:443/") == (
+        "https://k3j9x2ab7qh-a-example.cobrowse.example.com/"
+    )
+    assert m.to_proxy("http://k3j9x2ab7qh-a-example.cobrowse.example.com/") == (
+        "https://k3j9x2ab7qh-k3j9x2ab7qh--a--example-cobrowse-example-com.cobrowse.example.com/"
+    )
 
 
 def test_to_proxy_raises_on_invalid_absolute_urls() -> None:
@@ -443,6 +453,7 @@ def test_decode_encode_is_normalisation(url: str) -> None:
     label = host.removesuffix(".cobrowse.localhost")
     assert LABEL_RE.fullmatch(label)
     assert m.to_upstream(proxied) == normalised
+    assert m.to_proxy(proxied) == proxied  # mapping is idempotent
     assert normalize_url(normalised) == normalised  # normalisation is idempotent
     assert decode_label(label, known) == (SID, known[0])
 
