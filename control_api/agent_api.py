@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import Response
 
 from control_api import accounts, agents, proxy_access, sessions, visitors
 from control_api.endpoint import Call, Endpoint, json_response
-from control_api.exceptions import ApiError, not_found
+from control_api.exceptions import ApiError, invalid, not_found
 from control_api.policy import normalize_origin
 from control_api.request_parsing import json_body, no_unknown, string
 from control_api.visitor_api import session_for
@@ -18,6 +19,7 @@ from rewriter.exceptions import RewriteError
 from rewriter.urls import Origin, ProxyConfig, encode_label
 
 A = ("agent",)
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 async def _agent_and_account(call: Call) -> tuple[agents.Agent, accounts.Account]:
@@ -50,11 +52,32 @@ async def list_visitors(request: Request, call: Call) -> Response:
     return json_response({"visitors": [visitors.view(account, v) for v in present]})
 
 
+def _request_id(data: dict[str, object]) -> str | None:
+    value = data.get("request_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+        raise invalid("request_id", "must be 16 to 64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def _made_by_request(record: dict[str, str], vid: str) -> Response:
+    if record["visitor_id"] != vid:
+        raise ApiError(409, "request_id_reused", "this request_id asked for another visitor")
+    return json_response(sessions.public(record), 201)
+
+
 async def create_session(request: Request, call: Call) -> Response:
     agent, account = await _agent_and_account(call)
     data = await json_body(request)
-    no_unknown(data, ("visitor_id",))
+    no_unknown(data, ("visitor_id", "request_id"))
     vid = string(data, "visitor_id", required=True, max_len=64) or ""
+    rid = _request_id(data)
+    # The same request sent again (the console's answer was lost, its window asks for it) gets the
+    # session it made, never a second one; looked up among this agent's requests only.
+    earlier = await sessions.of_request(call.api.store, agent.id, rid) if rid else None
+    if earlier is not None:
+        return _made_by_request(earlier, vid)
     visitor = await visitors.find(call.api.store, vid)
     if visitor is None or visitor.account_id != account.id:
         raise not_found("visitor", vid)
@@ -62,9 +85,13 @@ async def create_session(request: Request, call: Call) -> Response:
     if reason == "feature_disabled":
         raise ApiError(403, "feature_disabled", "co-browsing is not enabled for this account")
     if reason != visitors.AVAILABLE:
+        # its twin may have made the session that makes the visitor busy a moment ago
+        earlier = await sessions.of_request(call.api.store, agent.id, rid) if rid else None
+        if earlier is not None:
+            return _made_by_request(earlier, vid)
         raise ApiError(409, reason, f"the visitor cannot be co-browsed now: {reason}")
-    record = await sessions.create(call.api.store, account, agent, visitor.id)
-    return json_response(sessions.public(record), 201)
+    record = await sessions.create(call.api.store, account, agent, visitor.id, request_id=rid)
+    return _made_by_request(record, vid)
 
 
 def enter_url(call: Call, sid: str, target: str, ticket: str) -> str:

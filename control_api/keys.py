@@ -1,6 +1,7 @@
 """Where everything lives in the store: one function per key or channel, so the layout is in one place.
 
 Sessions:  session:{sid} (hash)  session:{sid}:live-of-visitor via visitor:{vid}:live (string)
+           agent:{aid}:request:{request_id} (string sid, TTL: the session an agent's request made)
            session:{sid}:cred (set of credential SHA-256)  session:{sid}:jar (hash)
            session:{sid}:agent-addr (set of the addresses the agent's credential came from)
            session:{sid}:activity (string, last activity time)  session:{sid}:audit (stream)
@@ -91,6 +92,11 @@ def agent(store: Store, agent_id: str) -> str:
 
 def agent_live(store: Store, agent_id: str) -> str:
     return store.key("agent", agent_id, "live")
+
+
+def agent_request(store: Store, agent_id: str, request_id: str) -> str:
+    """The session that the agent's request ``request_id`` made (``POST /sessions`` is idempotent)."""
+    return store.key("agent", agent_id, "request", request_id)
 
 
 def visitor(store: Store, vid: str) -> str:

@@ -111,7 +111,15 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "idle_timeout_s": NUM_OR_NULL,
         }
     ),
-    "SessionCreate": obj({"visitor_id": {"type": "string", "minLength": 1, "maxLength": 64}}, extra=False),
+    "SessionCreate": obj(
+        {
+            "visitor_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            # chosen by the client: the same request sent again gets the session it made
+            "request_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+        },
+        required=["visitor_id"],
+        extra=False,
+    ),
     "SeedCookie": obj(
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 256},

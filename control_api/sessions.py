@@ -226,20 +226,31 @@ def _new_record(sid: str, account_id: str, agent: Agent, visitor_id: str, policy
     }
 
 
-async def create(store: Store, account: Account, agent: Agent, visitor_id: str) -> dict[str, str]:
+async def create(
+    store: Store, account: Account, agent: Agent, visitor_id: str, request_id: str | None = None
+) -> dict[str, str]:
     """A new session for the visitor: pending (consent: request) or active (consent: none).
 
     It is made under the account's policy as stored when it commits (read inside the transaction,
     which watches the account): a policy an administrator changes meanwhile either applies to it,
-    or finds it among the account's live sessions (``admin_api``: narrowing ends them)."""
+    or finds it among the account's live sessions (``admin_api``: narrowing ends them).
+
+    With a ``request_id`` (chosen by the agent's client), a request that already made a session
+    returns that session (in whatever state it is now) instead of making another one."""
     sid = new_session_id()
     live_key = keys.visitor_live(store, visitor_id)
     account_key = keys.account(store, account.id)
+    request_key = keys.agent_request(store, agent.id, request_id) if request_id else None
     with translate_errors():
         for _ in range(MAX_RETRIES):
             async with store.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(live_key, account_key)
+                    await pipe.watch(live_key, account_key, *([request_key] if request_key else []))
+                    if request_key:
+                        made = await pipe.get(request_key)
+                        earlier = await pipe.hgetall(keys.session(store, made)) if made else {}
+                        if earlier.get("id"):
+                            return dict(earlier)
                     stored, enabled = await pipe.hmget(account_key, ["policy", "cobrowse_enabled"])
                     if enabled != "1":
                         raise ApiError(403, "feature_disabled", "co-browsing is not enabled for this account")
@@ -255,6 +266,8 @@ async def create(store: Store, account: Account, agent: Agent, visitor_id: str) 
                             raise ApiError(409, "session_live", "the visitor already has a live session")
                     pipe.multi()
                     pipe.set(live_key, sid)
+                    if request_key:
+                        pipe.set(request_key, sid, ex=RETENTION_S)
                     pipe.sadd(keys.agent_live(store, agent.id), sid)
                     pipe.sadd(keys.account_live(store, account.id), sid)
                     new = _queue_transition(
@@ -275,6 +288,14 @@ async def get_record(store: Store, sid: str) -> dict[str, str] | None:
     with translate_errors():
         record = await store.redis.hgetall(keys.session(store, sid))
     return record if record.get("id") else None
+
+
+async def of_request(store: Store, agent_id: str, request_id: str) -> dict[str, str] | None:
+    """The session the agent's request ``request_id`` made, if it made one."""
+    with translate_errors():
+        sid = await store.redis.get(keys.agent_request(store, agent_id, request_id))
+    record = await get_record(store, sid) if sid else None
+    return record if record is not None and record.get("agent_id") == agent_id else None
 
 
 async def get(store: Store, sid: str) -> dict[str, str]:

@@ -10,6 +10,8 @@
   var me = null;               // GET /me
   var visitors = new Map();    // visitor_id -> visitor record
   var pending = new Map();     // session_id -> {visitorId, win}
+  var requests = new Map();    // request_id -> {state: "sending" | "sent" | "unknown", sid}: what the
+                               // window opened for a request asks this console (vb.js)
   var left = new Set();        // visitors the API said are gone
   var ws = null, retry = 0, signedIn = false;
 
@@ -230,19 +232,24 @@
     return (me && me.policy && me.policy.agent_interface) || "popin";
   }
   var POPIN = "popup=yes,width=1280,height=860,left=80,top=60";
-  function openWindow(iface) {
-    // Opened synchronously inside the click, so no pop-up blocker fires; navigated later.
-    var win = iface === "tab" ? window.open("about:blank", "_blank") : window.open("about:blank", "_blank", POPIN);
-    if (win) {
-      try {
-        win.document.title = "cobrowse - waiting for the visitor";
-        win.document.body.innerHTML =
-          '<p style="font:16px system-ui,sans-serif;padding:24px">Waiting for the visitor to accept...</p>';
-      } catch (e) { /* not ours to write */ }
-    }
-    return win;
+  function newRequestId() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function openWindow(iface, rid, visitorId) {
+    // Opened synchronously inside the click, so no pop-up blocker fires, and on the virtual browser
+    // itself, which knows its request: if this console is reloaded or closed before the API has
+    // answered, the window asks the API for the session (the request id makes that safe).
+    var url = location.origin + "/vb#request=" + rid + "&visitor=" + encodeURIComponent(visitorId);
+    return iface === "tab" ? window.open(url, "_blank") : window.open(url, "_blank", POPIN);
   }
   function vbUrl(sessionId) { return location.origin + "/vb#session=" + encodeURIComponent(sessionId); }
+  function showSession(win, sessionId) {
+    // Only the fragment changes when the window already runs vb.js: it takes the session in place
+    // (no reload); replace, so that "back" does not lead to the request again.
+    win.location.replace(vbUrl(sessionId));
+  }
   function reopen(s) {
     // The virtual browser names its window after the session (vb.js): bring that one back if it is
     // open, else open a new one the way the session's policy says.
@@ -264,12 +271,16 @@
       return;
     }
     flash("");
-    var win = openWindow(agentInterface());
+    var rid = newRequestId();
+    var win = openWindow(agentInterface(), rid, id);
+    var req = { state: "sending", sid: "" };
+    requests.set(rid, req);
     v._requesting = true;
     v._message = "";
     render();
-    api("POST", "/sessions", { visitor_id: id }).then(function (data) {
+    api("POST", "/sessions", { visitor_id: id, request_id: rid }).then(function (data) {
       var s = normSession(data);
+      req.state = "sent"; req.sid = s.id;
       v._requesting = false;
       v._consent = s.consent;
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
@@ -279,12 +290,21 @@
       try { if (win && !win.closed) win.name = "cobrowse-vb-" + s.id; } catch (e) { /* not ours */ }
       // The session's events may have overtaken this answer (a quick refusal): the latest state wins.
       var known = latest.get(s.id) || s;
-      // The window becomes the virtual browser at once: it waits for the visitor's answer itself,
-      // so it opens the view even when this console was reloaded or closed meanwhile.
-      if (win && !win.closed && known.state === "pending") { win.location.href = vbUrl(s.id); pending.get(s.id).shown = true; }
+      // The window takes the session at once: it waits for the visitor's answer itself, so it
+      // opens the view even when this console is reloaded or closed meanwhile.
+      if (win && !win.closed && known.state === "pending") { showSession(win, s.id); pending.get(s.id).shown = true; }
       onSessionState(known);
     }).catch(function (err) {
       v._requesting = false;
+      if (win && !win.closed && (!err.status || err.status >= 500)) {
+        // No answer (the network, or the server failed): the request may or may not have been
+        // made. The window sends it again with the same request id, which finds the session if
+        // there is one and makes it if not, and says so itself when it cannot.
+        req.state = "unknown";
+        render();
+        return;
+      }
+      requests.delete(rid);
       if (win) win.close();
       var text = reasonText(err.code) || err.message;
       v._message = "Could not start: " + text;
@@ -347,7 +367,7 @@
     if (v) v.session = s;
     if (s.state === "active") {
       if (p) {
-        if (p.win && !p.win.closed) { if (!p.shown) p.win.location.href = vbUrl(s.id); }
+        if (p.win && !p.win.closed) { if (!p.shown) showSession(p.win, s.id); }
         else window.open(vbUrl(s.id), "_blank");
         pending.delete(s.id);
       }
@@ -432,9 +452,17 @@
   }
 
   window.addEventListener("message", function (ev) {
+    if (ev.origin !== location.origin || !ev.data || !ev.source) return;
     // The virtual browser asks its opener for the token when its sessionStorage has none.
-    if (ev.origin !== location.origin || !ev.data || ev.data.cobrowseConsole !== "token?") return;
-    if (ev.source) ev.source.postMessage({ cobrowseConsole: "token", token: token() }, location.origin);
+    if (ev.data.cobrowseConsole === "token?") {
+      ev.source.postMessage({ cobrowseConsole: "token", token: token() }, location.origin);
+    } else if (ev.data.cobrowseConsole === "request?" && typeof ev.data.request === "string") {
+      // The window opened for a request asks what became of it; a console reloaded meanwhile
+      // does not know it ("unknown"): the window then asks the API itself.
+      var r = requests.get(ev.data.request);
+      ev.source.postMessage({ cobrowseConsole: "request", request: ev.data.request,
+        state: r ? r.state : "unknown", session: (r && r.sid) || null }, location.origin);
+    }
   });
 
   if (token()) signIn(); else showSignedOut("");

@@ -1,6 +1,7 @@
 /* cobrowse virtual browser: the visitor's page through the proxy, following the visitor.
  *
- * vb.html#session=SID, opened by the console. Talks to the control API (agent token from
+ * vb.html#session=SID, or vb.html#request=RID&visitor=VID as the console opens it for a request
+ * (the session comes with the API's answer; see findSession). Talks to the control API (agent token from
  * sessionStorage, or from the opener console) and to the client runtime inside the proxied iframe
  * (postMessage, docs/PROTOCOL.md "Runtime bridge").
  */
@@ -11,7 +12,12 @@
   var $ = function (id) { return document.getElementById(id); };
   var frame = $("view");
 
-  var sid = new URLSearchParams(location.hash.slice(1)).get("session") || "";
+  var SID = /^[a-z][a-z0-9]{9}$/;
+  var hash = new URLSearchParams(location.hash.slice(1));
+  var sid = hash.get("session") || "";
+  // Opened by the console for a request it is sending (POST /sessions with this request id).
+  var request = sid ? null : { id: hash.get("request") || "", visitor: hash.get("visitor") || "" };
+  if (request && !(/^[A-Za-z0-9_-]{16,64}$/.test(request.id) && request.visitor)) request = null;
   // The console finds this window again by name (its live button), instead of opening a second one.
   if (sid) window.name = "cobrowse-vb-" + sid;
   var session = null;          // GET /sessions/{sid}
@@ -367,8 +373,6 @@
   };
   function stop(state, reason) {
     if (ended) return;
-    ended = true;
-    document.body.classList.remove("active");
     var title = "Session ended", text;
     var unanswered = !started && UNANSWERED[reason === "agent_ended" ? "withdrawn" : state];
     if (unanswered && (reason === "agent_ended" || !REASONS[reason])) {
@@ -378,8 +382,15 @@
       text = REASONS[reason] || (reason ? "Reason: " + String(reason).replace(/_/g, " ") + "." : "");
       if (state && state !== "ended" && started) text = "The session is " + state + ". " + text;
     }
+    over(title, text || "The co-browsing session is over.");
+  }
+  function over(title, text) {
+    if (ended) return;
+    ended = true;
+    stopAsking();
+    document.body.classList.remove("active");
     $("ended-title").textContent = title;
-    $("ended-reason").textContent = text || "The co-browsing session is over.";
+    $("ended-reason").textContent = text;
     $("ended").hidden = false;
     $("close-window").focus();
     frame.src = "about:blank";
@@ -515,10 +526,95 @@
       status(err.message);
     });
   }
+  // ---- a request the console is sending: which session is ours ------------------------------
+  // The console names the session when the API answers (it changes this window's fragment to
+  // #session=SID, or says so when asked). A console reloaded or closed before that cannot: then
+  // this window sends the request again with the same request id, which the API answers with the
+  // session the first one made, or makes it if that one never arrived, or says why not.
+  var ASK_EVERY_MS = 250, UNANSWERED_ASKS = 4;
+  var asking = null, silent = 0, resending = false, resendTries = 0;
+  var NOT_SENT = {
+    visitor_offline: "The visitor is offline.",
+    visitor_left: "The visitor has left the site.",
+    visitor_not_found: "The visitor has left the site.",
+    session_live: "The visitor is already in a co-browsing session.",
+    low_bandwidth: "The visitor's bandwidth is too low.",
+    feature_disabled: "Co-browsing is off for this account.",
+    invalid_token: "Your access was revoked."
+  };
+  function adopt(id) {
+    if (sid || ended || !SID.test(id || "")) return;
+    sid = id;
+    stopAsking();
+    window.name = "cobrowse-vb-" + sid;
+    if (location.hash !== "#session=" + sid) history.replaceState(history.state, "", "#session=" + sid);
+    $("end").disabled = false;
+    tokenReady.then(checkSession, function () { /* said already */ });
+  }
+  window.addEventListener("hashchange", function () {
+    if (request && !sid) adopt(new URLSearchParams(location.hash.slice(1)).get("session"));
+  });
+  function onConsoleAnswer(ev) {
+    var d = ev.data;
+    if (ev.origin !== location.origin || ev.source !== window.opener || !d || d.cobrowseConsole !== "request" ||
+        d.request !== request.id) return;
+    if (d.session) adopt(d.session);
+    else if (d.state === "sending") silent = 0;
+    else sendAgain(); // a console that does not know the request (reloaded), or got no answer
+  }
+  function stopAsking() {
+    if (asking) clearInterval(asking);
+    asking = null;
+    window.removeEventListener("message", onConsoleAnswer);
+  }
+  function findSession() {
+    window.addEventListener("message", onConsoleAnswer);
+    function ask() {
+      if (sid || ended) { stopAsking(); return; }
+      var opener = window.opener;
+      if (!opener || opener.closed || silent >= UNANSWERED_ASKS) { sendAgain(); return; }
+      silent += 1;
+      try { opener.postMessage({ cobrowseConsole: "request?", request: request.id }, location.origin); }
+      catch (e) { silent = UNANSWERED_ASKS; }
+    }
+    asking = setInterval(ask, ASK_EVERY_MS);
+    ask();
+  }
+  function sendAgain() {
+    stopAsking();
+    if (sid || ended || resending) return;
+    resending = true;
+    api("POST", "/sessions", { visitor_id: request.visitor, request_id: request.id }).then(function (data) {
+      resending = false;
+      var s = (data && (data.session || data)) || {};
+      adopt(s.id || s.session_id);
+    }, function (err) {
+      resending = false;
+      if (sid || ended) return;
+      if (err.status && err.status < 500) {
+        over("Request not sent", "The co-browsing request was not sent: " +
+          (NOT_SENT[err.code] || err.message.replace(/\.?$/, ".")));
+      } else if (++resendTries < 5) {
+        status("Could not reach the server: trying again...");
+        setTimeout(sendAgain, 1000 * resendTries);
+      } else {
+        over("Request not sent", "The co-browsing request was not sent: the server could not be reached.");
+      }
+    });
+  }
+
   fit();
-  if (!sid) { status("No session given."); return; }
-  obtainToken().then(function () {
-    return checkSession();
+  if (!sid && !request) { status("No session given."); return; }
+  var tokenReady = obtainToken();
+  if (request) {
+    // the same look as waiting for the visitor's answer, which is what comes next
+    setWaiting(true);
+    $("end").disabled = true; // nothing to withdraw before the session is known
+    status("Waiting for the visitor to accept...");
+    document.title = "cobrowse - waiting for the visitor";
+  }
+  tokenReady.then(function () {
+    return request ? findSession() : checkSession();
   }).catch(function (err) {
     status(err.message);
   });

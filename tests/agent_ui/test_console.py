@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, Route, expect
 
-from tests.e2e.harness import Stack
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor
+from tests.e2e.harness import Stack, wait_until
+from tests.e2e.pages import TIMEOUT_MS, Agent, open_console, open_visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -145,6 +145,167 @@ def test_the_waiting_window_withdraws_the_request(browser: Any, stack: Stack) ->
         expect(win.locator("#ended-title")).to_have_text("Request withdrawn", timeout=TIMEOUT_MS)
         expect(win.locator("#ended-reason")).to_have_text("You withdrew the co-browsing request.")
         expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
+
+
+def hold_requests(agent: Agent) -> list[Route]:
+    """The console's ``POST /sessions`` requests, held (never answered unless a test says so)."""
+    held: list[Route] = []
+    agent.page.route("**/api/v1/sessions", lambda route: held.append(route))
+    return held
+
+
+def request_held(agent: Agent) -> tuple[Page, Route]:
+    """Press co-browse with the console's request held: (the window opened in the click, the request)."""
+    held = hold_requests(agent)
+    win = agent.request()
+    wait_until(lambda: held, "the console's POST /sessions", TIMEOUT_MS / 1000, page=agent.page)
+    return win, held[0]
+
+
+def pending_sessions(stack: Stack) -> list[str]:
+    with stack.serve.admin() as c:
+        entries = c.get(f"/accounts/{stack.account['id']}/audit").json()["entries"]
+    return [e["session_id"] for e in entries if e["to"] == "pending"]
+
+
+def test_a_slow_answer_leaves_the_window_waiting_and_it_takes_the_session_in_place(
+    browser: Any, stack: Stack
+) -> None:
+    """The window opens on the virtual browser at once and waits while the API is slow to answer
+    (the console is there: the window sends nothing itself); the answer gives it the session
+    without a reload (same document, no flash of another page)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, held = request_held(agent)
+        posts: list[str] = []
+        win.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        expect(win).to_have_title("cobrowse - waiting for the visitor")
+        expect(win.locator("#tool-pointer")).to_be_disabled()
+        win.evaluate("window.__loadedOnce = true")
+        agent.page.wait_for_timeout(1500)  # longer than the window waits for a console that is gone
+        assert posts == [] and win.url.split("#")[1].startswith("request=")
+        held.continue_()
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        expect(win.locator("#end")).to_have_text("Withdraw request")
+        expect(win.locator("#end")).to_be_enabled()
+        assert win.evaluate("window.__loadedOnce") is True
+        assert posts == []
+        visitor.accept()
+        expect(win.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+        expect(win.locator("#tool-pointer")).to_be_enabled()
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_console_reloaded_before_the_answer_leaves_the_window_on_the_session_it_made(
+    browser: Any, stack: Stack
+) -> None:
+    """The request reached the API, but the console was reloaded before its answer came: the
+    window asks the API for its request and finds that session (no second request)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, held = request_held(agent)
+        with stack.agent() as c:  # the request, as the API received it
+            made = c.post("/sessions", json=held.request.post_data_json)
+        assert made.status_code == 201, made.text
+        sid = made.json()["id"]
+        agent.page.reload()
+        expect(win).to_have_url(re.compile(rf"/vb#session={sid}$"), timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
+        visitor.accept()
+        expect(win.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+        expect(win.locator("#tool-pointer")).to_be_enabled()
+        assert pending_sessions(stack) == [sid]
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_request_lost_with_the_reloaded_console_is_sent_by_its_window(browser: Any, stack: Stack) -> None:
+    """The console was reloaded before its request left: the window sends it (once) and waits."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, _ = request_held(agent)
+        agent.page.reload()
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
+        visitor.accept()
+        expect(win.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+        expect(win.locator("#tool-pointer")).to_be_enabled()
+        assert pending_sessions(stack) == [win.url.rsplit("=", 1)[1]]
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_request_that_cannot_be_made_says_so_in_its_window(browser: Any, stack: Stack) -> None:
+    """The console was closed before its request left, and the visitor has gone offline
+    meanwhile: the window says that the request was not sent, and why, with a way to close it."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, _ = request_held(agent)
+        visitor.page.close()
+        with stack.agent() as c:
+            wait_until(
+                lambda: [v["cobrowse"]["reason"] for v in c.get("/visitors").json()["visitors"]]
+                == ["visitor_offline"],
+                "the visitor offline",
+                TIMEOUT_MS / 1000,
+            )
+        agent.page.close()
+        expect(win.locator("#ended-title")).to_have_text("Request not sent", timeout=TIMEOUT_MS)
+        expect(win.locator("#ended-reason")).to_have_text(
+            "The co-browsing request was not sent: The visitor is offline."
+        )
+        expect(win.locator("#close-window")).to_be_focused()
+        assert pending_sessions(stack) == []
+        with win.expect_event("close"):
+            win.locator("#close-window").click()
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def fail_request(route: Route, how: str) -> None:
+    if how == "network":
+        route.abort("connectionreset")
+    else:
+        route.fulfill(status=503, json={"error": "store_unavailable", "detail": "the store is unavailable"})
+
+
+@pytest.mark.parametrize("how", ["network", "503"])
+def test_a_request_without_an_answer_is_sent_again_by_its_window(
+    browser: Any, stack: Stack, how: str
+) -> None:
+    """The console's request failed on the network or with a server error (it may or may not
+    have been made): instead of closing the window, the console leaves it to the window, which
+    sends it again and waits for the visitor."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        agent.page.route("**/api/v1/sessions", lambda route: fail_request(route, how))
+        win = agent.request()
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
+        visitor.accept()
+        expect(win.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+        expect(win.locator("#tool-pointer")).to_be_enabled()
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
     finally:
         agent.context.close()
         visitor.context.close()

@@ -281,6 +281,55 @@ def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_s
                 )
 
 
+def test_a_request_sent_again_gets_the_session_it_made_and_only_its_own_agents(world: World) -> None:
+    """``request_id`` makes ``POST /sessions`` idempotent: the console's window sends the request
+    again when the console's answer was lost; it gets the session the first one made (in its
+    current state), never a second session, and another agent's request never finds it."""
+    account = world.account()
+    agent, other = world.agent(account), world.agent(account, "Bob")
+    visitor, second = world.visitor(account), world.visitor(account)
+    rid = "req-0123456789abcdef"
+    create = {"visitor_id": visitor["visitor_id"], "request_id": rid}
+    with _connect_visitor(world, visitor) as ws, _connect_visitor(world, second) as ws2:
+        ws.receive_json()
+        ws2.receive_json()
+        first = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (first.status_code, first.json()["state"]) == (201, "pending")
+        sid = first.json()["id"]
+        again = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (again.status_code, again.json()["id"], again.json()["state"]) == (201, sid, "pending")
+        # another agent with the same request id: its own request, refused as the visitor is busy
+        r = world.client.post("/api/v1/sessions", json=create, headers=other["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "session_live")
+        assert sid not in r.text
+        # the same request id for another visitor is a client bug, not a new request
+        reused = {"visitor_id": second["visitor_id"], "request_id": rid}
+        r = world.client.post("/api/v1/sessions", json=reused, headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "request_id_reused")
+        world.client.post(f"/api/v1/sessions/{sid}/refuse", headers=visitor["headers"]).raise_for_status()
+        late = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (late.status_code, late.json()["id"], late.json()["state"]) == (201, sid, "refused")
+        fresh = {"visitor_id": visitor["visitor_id"], "request_id": "req-fedcba9876543210"}
+        r = world.client.post("/api/v1/sessions", json=fresh, headers=agent["headers"])
+        assert r.status_code == 201 and r.json()["id"] != sid
+    audit = world.client.get(f"/api/v1/accounts/{account['id']}/audit", headers=world.admin).json()
+    assert [(e["session_id"], e["to"]) for e in audit["entries"] if e["to"] == "pending"] == [
+        (sid, "pending"),
+        (r.json()["id"], "pending"),
+    ]
+    for bad in ("short", "x" * 65, "has space in it here", 12345678901234567):
+        r = world.client.post(
+            "/api/v1/sessions",
+            json={"visitor_id": visitor["visitor_id"], "request_id": bad},
+            headers=agent["headers"],
+        )
+        assert (r.status_code, r.json()["error"], r.json().get("field")) == (
+            422,
+            "invalid_request",
+            "request_id",
+        )
+
+
 def test_feature_disabled(world: World) -> None:
     account = world.account(enabled=False)
     agent = world.agent(account)

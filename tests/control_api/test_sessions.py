@@ -104,6 +104,34 @@ async def test_racing_creates_make_one_session(redis_store: Store) -> None:
     )
 
 
+async def test_a_request_sent_again_gets_its_session_on_either_store(store: Store) -> None:
+    account, agent, visitor = await _setup(store)
+    first = await sessions.create(store, account, agent, visitor.id, request_id="q" * 16)
+    again = await sessions.create(store, account, agent, visitor.id, request_id="q" * 16)
+    assert again == first
+    with pytest.raises(ApiError) as info:  # a new request for a visitor who is busy
+        await sessions.create(store, account, agent, visitor.id, request_id="p" * 16)
+    assert info.value.code == "session_live"
+    await sessions.refuse(store, first["id"], VISITOR)
+    late = await sessions.create(store, account, agent, visitor.id, request_id="q" * 16)
+    assert (late["id"], late["state"]) == (first["id"], "refused")
+    assert int(await store.redis.ttl(keys.agent_request(store, agent.id, "q" * 16))) > 0
+
+
+async def test_racing_creates_of_one_request_all_get_its_session(redis_store: Store) -> None:
+    """The console and its window may send one request at once: one session, and both get it."""
+    account, agent, visitor = await _setup(redis_store)
+    rid = "r" * 16
+    results = await asyncio.gather(
+        *(sessions.create(redis_store, account, agent, visitor.id, request_id=rid) for _ in range(8))
+    )
+    assert len({r["id"] for r in results}) == 1
+    assert await sessions.live_of_agent(redis_store, agent.id) == [results[0]["id"]]
+    assert (await sessions.of_request(redis_store, agent.id, rid) or {}).get("id") == results[0]["id"]
+    other, _ = await agents.create(redis_store, account.id, "Bob")
+    assert await sessions.of_request(redis_store, other.id, rid) is None
+
+
 async def test_two_accepts_make_exactly_one_transition(redis_store: Store) -> None:
     account, agent, visitor = await _setup(redis_store)
     sid = (await sessions.create(redis_store, account, agent, visitor.id))["id"]

@@ -302,8 +302,8 @@ def test_a_console_reloaded_while_waiting_for_consent_uses_the_waiting_window(
         waiting = agent.request()
         expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
         expect(agent.button()).to_have_attribute("data-state", "busy")
-        # the window waits by itself once the console has the API's answer, which may come after
-        # the visitor's prompt: a reload before it would lose the window
+        # the window waits by itself (tests/agent_ui/test_console.py: also when the console is
+        # reloaded before the API's answer)
         expect(waiting).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
         agent.page.reload()
         expect(agent.button()).to_have_attribute("data-state", "busy", timeout=TIMEOUT_MS)
