@@ -175,7 +175,17 @@
   }
 
   var ws = null, wsMaker = window, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
+  // Two tabs of one visitor (a tab the page opens with window.open keeps its sessionStorage, so its
+  // identity): where the visitor is, is where the visitor looks. A hidden tab does not report its
+  // page, scroll, viewport or fields (a title a timer changes or a pushState in a tab behind took
+  // the agent's view), and a tab coming to the front reports them at once. Only a tab that made
+  // the identity itself and was never in front (a first visit opened in a background tab) reports
+  // while hidden: no other tab can have told the visitor's page.
+  var WHERE = { page: 1, scroll: 1, viewport: 1, field: 1 };
+  var ownIdentity = false, seenInFront = !isHidden();
+  function isHidden() { return document.visibilityState === "hidden"; }
   function send(msg) {
+    if (WHERE[msg.type] === 1 && isHidden() && (seenInFront || !ownIdentity)) return;
     if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
     // Until this page's first `hello` it may not know every mask (those of the session come with
     // it): a field or an element's scroll is not kept for later then (once the socket is open,
@@ -187,6 +197,7 @@
     return api("POST", "/visitors", { site_key: SITE_KEY }).then(function (data) {
       state.visitor_id = data.visitor_id;
       state.token = data.token || data.visitor_token;
+      ownIdentity = true;
       if (data.policy) applyPolicy(data.policy);
       saveState();
     });
@@ -523,7 +534,7 @@
       return;
     }
     lastResync = Date.now();
-    if (state.session && state.session.state === "active") reportAll();
+    reportAll(); // fields and element scrolls only in a session
   }
   var pointerTimer = null;
 
@@ -584,8 +595,9 @@
   var dialog = null, returnFocus = null;
   var ARM_MS = 600;
   function showPrompt(sessionId, agentName) {
+    var back = dialog ? returnFocus : document.activeElement; // shown again: focus still goes back there
     hidePrompt(false);
-    returnFocus = document.activeElement;
+    returnFocus = back;
     dialog = document.createElement("div");
     dialog.className = "dialog";
     dialog.setAttribute("role", "dialog");
@@ -631,6 +643,18 @@
       accept.disabled = refuse.disabled = false;
       refuse.focus({ preventScroll: true });
     }, "arm prompt"), ARM_MS);
+  }
+  // The tab the visitor comes back to (or a window they focus, two side by side) is where they are
+  // now. A prompt waiting there is shown again, as new: its first ARM_MS answer nothing (a key
+  // pressed on the way back to the tab must not answer it).
+  var frontAt = 0;
+  function toFront(shown) {
+    seenInFront = true;
+    var s = state.session;
+    if (shown && dialog && s && s.state === "pending") showPrompt(s.id, s.agent_name);
+    if (Date.now() - frontAt < 500) return; // visibilitychange and focus come together
+    frontAt = Date.now();
+    resync();
   }
   function hidePrompt(restore) {
     if (!dialog) return;
@@ -796,7 +820,8 @@
         break;
       case "navigate":
         // The API relays "navigate" only when the policy lets agents navigate, to an allowed origin.
-        if (!s || s.state !== "active") break;
+        // Only the tab in front goes: the visitor's other tabs keep their pages.
+        if (!s || s.state !== "active" || isHidden()) break;
         try {
           var target = new B.URL(msg.url, location.href);
           if (target.protocol === "http:" || target.protocol === "https:") {
@@ -828,9 +853,8 @@
     }
     // Two tabs of one visitor (a tab the page opened with window.open shares its identity): the
     // view follows the one the visitor comes back to
-    var backHere = guard(function () { if (document.visibilityState !== "hidden") resync(); }, "back");
-    on(document, "visibilitychange", backHere);
-    on(window, "focus", backHere);
+    on(document, "visibilitychange", guard(function () { if (!isHidden()) toFront(true); }, "visible"));
+    on(window, "focus", guard(function () { if (!isHidden()) toFront(false); }, "focus"));
     on(window, "scroll", guard(onScroll, "scroll"), { passive: true });
     on(document, "scroll", guard(onBoxScroll, "box scroll"), { capture: true, passive: true });
     on(window, "resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
