@@ -33,9 +33,11 @@
   // frame (same origin, no script of the page) has an untouched set: each built-in below is the
   // page's while it is still the browser's own, else the frame's, and all are taken now, before a
   // later script of the page changes them. Functions taken from the frame keep working, called on
-  // this window, after the frame is gone (an app that replaces <body> unloads it); a WebSocket made
-  // by the frame lives only as long as the frame, so one is made there only when the page's is not
-  // the browser's. The frame lives in the UI's shadow root, hidden, out of the page's reach.
+  // this window, after the frame is gone, so the host is taken out again at once (mounted at
+  // DOMContentLoaded, as always: a node in the middle of <body> would change the page's cssPaths).
+  // A WebSocket made by the frame lives only as long as the frame (reloaded each time the host is
+  // mounted), so one is made there only when the page's is not the browser's, once mounted. The
+  // frame lives in the UI's shadow root, hidden, in a closed shadow root of its own.
   var host = document.createElement("div");
   host.setAttribute("data-cobrowse", "banner");
   // !important: the page's own !important rules (div { display: none !important }) lose to these.
@@ -75,6 +77,7 @@
     addEventListener: builtin("addEventListener", own(function () { return EventTarget.prototype.addEventListener; }), F.EventTarget.prototype.addEventListener)
   };
   var socketFromFrame = B.WebSocket === F.WebSocket && F !== window;
+  host.remove(); // (the frame's window loses its properties now: everything is taken above)
   function later(fn, ms) { return apply(B.setTimeout, window, [fn, ms]); }
   function cancel(id) { apply(B.clearTimeout, window, [id]); }
   function every(fn, ms) { return apply(B.setInterval, window, [fn, ms]); }
@@ -174,7 +177,7 @@
     });
   }
 
-  var ws = null, wsMaker = window, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
+  var ws = null, wsMaker = window, connectOnMount = false, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
   // Two tabs of one visitor (a tab the page opens with window.open keeps its sessionStorage, so its
   // identity): where the visitor is, is where the visitor looks. A hidden tab does not report its
   // page, scroll, viewport or fields (a title a timer changes or a pushState in a tab behind took
@@ -225,6 +228,7 @@
     var sock;
     // the frame's WebSocket closes, silently, with the frame: made by the frame as it is now
     var maker = socketFromFrame ? realm() : window;
+    if (!maker) { connectOnMount = true; return; } // not mounted yet (or not again)
     try { sock = new (socketFromFrame ? maker.WebSocket : B.WebSocket)(url); wsMaker = maker; } catch (e) {
       if (e && e.name === "SecurityError") return blockedByThePagesPolicy();
       warn("ws", e); return scheduleReconnect();
@@ -876,11 +880,8 @@
   function keepMounted() {
     var html = document.documentElement, body = document.body, parent = body || html;
     if (parent && host.parentNode !== parent) {
-      // moveBefore keeps the frame of built-ins loaded (appendChild reloads it, taking its socket)
-      var moved = false;
-      if (parent.moveBefore && host.isConnected) { try { parent.moveBefore(host, null); moved = true; } catch (e) { moved = false; } }
-      if (!moved) parent.appendChild(host);
-      reviveSocket();
+      parent.appendChild(host); // (the frame of built-ins loads anew: a socket it made is gone)
+      if (connectOnMount) { connectOnMount = false; connect(); } else reviveSocket();
     }
     onTop();
     if (!keeper || (watched[0] === html && watched[1] === body)) return;
