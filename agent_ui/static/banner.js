@@ -64,7 +64,9 @@
   }
   function builtin(name, mine, theirs) { return isNative(mine, name) || !theirs ? mine : theirs; }
   var B = {
-    JSON: F.JSON, Promise: F.Promise, // plain JavaScript: the frame's are the same, and untouched
+    stringify: builtin("stringify", own(function () { return JSON.stringify; }), F.JSON.stringify),
+    parse: builtin("parse", own(function () { return JSON.parse; }), F.JSON.parse),
+    Promise: builtin("Promise", own(function () { return window.Promise; }), F.Promise),
     URL: builtin("URL", own(function () { return window.URL; }), F.URL),
     fetch: builtin("fetch", own(function () { return window.fetch; }), F.fetch),
     WebSocket: builtin("WebSocket", own(function () { return window.WebSocket; }), F.WebSocket),
@@ -92,7 +94,7 @@
   // JSON of our own values, whatever toJSON the page gave their prototypes (Prototype.js 1.6 gives
   // arrays one that returns a string): the replacer hands back each value as it was.
   function toJson(value) {
-    return B.JSON.stringify(value, function (key) { return this[key]; });
+    return B.stringify(value, function (key) { return this[key]; });
   }
   function guard(fn, what) {
     return function () {
@@ -113,7 +115,7 @@
 
   // ---- state kept across page navigations of the same tab ------------------------------------
   function loadState() {
-    try { return B.JSON.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
+    try { return B.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
   }
   function saveState() {
     try { sessionStorage.setItem(STORE_KEY, toJson(state)); } catch (e) { /* storage off */ }
@@ -170,7 +172,7 @@
     }).then(function (r) {
       return r.text().then(function (t) {
         var data = null;
-        try { data = t ? B.JSON.parse(t) : null; } catch (e) { data = null; }
+        try { data = t ? B.parse(t) : null; } catch (e) { data = null; }
         if (!r.ok) { var err = new Error((data && data.error) || ("HTTP " + r.status)); err.status = r.status; err.data = data; throw err; }
         return data;
       });
@@ -238,7 +240,7 @@
       sock.send(toJson({ type: "auth", token: state.token }));
     }, "ws open");
     sock.onmessage = guard(function (ev) {
-      var msg = B.JSON.parse(ev.data);
+      var msg = B.parse(ev.data);
       if (msg.type === "hello") {
         wsOpen = true; retry = 0; heardHello = true;
         if (msg.policy) applyPolicy(msg.policy);
@@ -866,7 +868,7 @@
     on(document, "change", guard(onField, "change"), true);
     on(document, "click", guard(onLinkClick, "click"), false);
     if (state.session && state.session.state === "active") showBar(state.session.agent_name);
-    var ready = state.token ? B.Promise.resolve() : register();
+    var ready = state.token ? new B.Promise(function (done) { done(); }) : register();
     ready.then(function () {
       connect();
       measureBandwidth();
