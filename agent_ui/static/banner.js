@@ -24,25 +24,87 @@
     return false;
   }
 
+  var script = document.currentScript || document.querySelector("script[data-site-key][src*='banner.js']");
+  if (!script) return;
+
+  // ---- the browser's own built-ins ------------------------------------------------------------
+  // Sites break globals before the banner loads: Prototype.js's Array toJSON, polyfills that replace
+  // fetch, WebSocket, Promise, JSON or URL, wrapped timers or addEventListener. A fresh about:blank
+  // frame (same origin, no script of the page) has an untouched set: each built-in below is the
+  // page's while it is still the browser's own, else the frame's, and all are taken now, before a
+  // later script of the page changes them. Functions taken from the frame keep working, called on
+  // this window, after the frame is gone, so the host is taken out again at once (mounted at
+  // DOMContentLoaded, as always: a node in the middle of <body> would change the page's cssPaths).
+  // A WebSocket made by the frame lives only as long as the frame (reloaded each time the host is
+  // mounted), so one is made there only when the page's is not the browser's, once mounted. The
+  // frame lives in the UI's shadow root, hidden, in a closed shadow root of its own.
+  var host = document.createElement("div");
+  host.setAttribute("data-cobrowse", "banner");
+  // !important: the page's own !important rules (div { display: none !important }) lose to these.
+  host.style.cssText = "all: initial !important; position: fixed !important; top: 0 !important; left: 0 !important;" +
+    " width: 0 !important; height: 0 !important; z-index: 2147483647 !important;";
+  // In the top layer (a manual popover) nothing of the page covers the UI, not even an overlay added
+  // later, and no transform or filter of <body> moves it off the viewport.
+  if (host.showPopover) host.setAttribute("popover", "manual");
+  var root = host.attachShadow({ mode: "open" });
+  var realmFrame = document.createElement("iframe");
+  realmFrame.setAttribute("aria-hidden", "true");
+  realmFrame.tabIndex = -1;
+  realmFrame.style.cssText = "display: none !important";
+  var realmHolder = document.createElement("span"); // a closed shadow root of its own: the UI's is open
+  realmHolder.attachShadow({ mode: "closed" }).appendChild(realmFrame);
+  root.appendChild(realmHolder);
+  (document.body || document.documentElement).appendChild(host);
+  function realm() { try { return realmFrame.contentWindow; } catch (e) { return null; } }
+  var F = realm() || window;
+  var apply = F.Reflect.apply, fnText = F.Function.prototype.toString;
+  function own(get) { try { return get(); } catch (e) { return undefined; } }
+  function isNative(fn, name) {
+    try { return typeof fn === "function" && apply(fnText, fn, []) === "function " + name + "() { [native code] }"; } catch (e) { return false; }
+  }
+  function builtin(name, mine, theirs) { return isNative(mine, name) || !theirs ? mine : theirs; }
+  var B = {
+    stringify: builtin("stringify", own(function () { return JSON.stringify; }), F.JSON.stringify),
+    parse: builtin("parse", own(function () { return JSON.parse; }), F.JSON.parse),
+    Promise: builtin("Promise", own(function () { return window.Promise; }), F.Promise),
+    URL: builtin("URL", own(function () { return window.URL; }), F.URL),
+    fetch: builtin("fetch", own(function () { return window.fetch; }), F.fetch),
+    WebSocket: builtin("WebSocket", own(function () { return window.WebSocket; }), F.WebSocket),
+    MutationObserver: builtin("MutationObserver", own(function () { return window.MutationObserver; }), F.MutationObserver),
+    setTimeout: builtin("setTimeout", own(function () { return window.setTimeout; }), F.setTimeout),
+    clearTimeout: builtin("clearTimeout", own(function () { return window.clearTimeout; }), F.clearTimeout),
+    setInterval: builtin("setInterval", own(function () { return window.setInterval; }), F.setInterval),
+    clearInterval: builtin("clearInterval", own(function () { return window.clearInterval; }), F.clearInterval),
+    requestAnimationFrame: builtin("requestAnimationFrame", own(function () { return window.requestAnimationFrame; }), F.requestAnimationFrame),
+    addEventListener: builtin("addEventListener", own(function () { return EventTarget.prototype.addEventListener; }), F.EventTarget.prototype.addEventListener)
+  };
+  var socketFromFrame = B.WebSocket === F.WebSocket && F !== window;
+  host.remove(); // (the frame's window loses its properties now: everything is taken above)
+  function later(fn, ms) { return apply(B.setTimeout, window, [fn, ms]); }
+  function cancel(id) { apply(B.clearTimeout, window, [id]); }
+  function every(fn, ms) { return apply(B.setInterval, window, [fn, ms]); }
+  function stopEvery(id) { apply(B.clearInterval, window, [id]); }
+  function nextFrame(fn) { return apply(B.requestAnimationFrame, window, [fn]); }
+  function on(target, type, fn, options) { apply(B.addEventListener, target, [type, fn, options]); }
+  function request(url, init) { return apply(B.fetch, window, [url, init]); }
+
   function warn(what, err) {
     try { if (window.console && console.warn) console.warn("[cobrowse] " + what, err); } catch (e) { /* ignore */ }
   }
   // JSON of our own values, whatever toJSON the page gave their prototypes (Prototype.js 1.6 gives
   // arrays one that returns a string): the replacer hands back each value as it was.
   function toJson(value) {
-    return JSON.stringify(value, function (key) { return this[key]; });
+    return B.stringify(value, function (key) { return this[key]; });
   }
   function guard(fn, what) {
     return function () {
-      try { return fn.apply(this, arguments); } catch (err) { warn(what || "error", err); }
+      try { return apply(fn, this, arguments); } catch (err) { warn(what || "error", err); }
     };
   }
 
   // ---- configuration -------------------------------------------------------------------------
-  var script = document.currentScript || document.querySelector("script[data-site-key][src*='banner.js']");
-  if (!script) return;
   var SITE_KEY = script.getAttribute("data-site-key") || "";
-  var API = new URL(script.src, location.href).origin;
+  var API = new B.URL(script.src, location.href).origin;
   var API_V1 = API + "/api/v1";
   var STORE_KEY = "__cobrowse:" + SITE_KEY;
   var BANDWIDTH_BYTES = 131072;
@@ -53,7 +115,7 @@
 
   // ---- state kept across page navigations of the same tab ------------------------------------
   function loadState() {
-    try { return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
+    try { return B.parse(sessionStorage.getItem(STORE_KEY) || "null") || {}; } catch (e) { return {}; }
   }
   function saveState() {
     try { sessionStorage.setItem(STORE_KEY, toJson(state)); } catch (e) { /* storage off */ }
@@ -104,21 +166,31 @@
     var text = body === undefined ? undefined : toJson(body);
     // keepalive: an answer (accept, refuse, end) still reaches the API when the visitor follows a
     // link right after clicking; browsers cap keepalive bodies at 64 KB, so only small ones
-    return fetch(API_V1 + path, {
+    return request(API_V1 + path, {
       method: method, headers: headers, credentials: "omit", mode: "cors", body: text,
       keepalive: method === "POST" && (text || "").length < 60000
     }).then(function (r) {
       return r.text().then(function (t) {
         var data = null;
-        try { data = t ? JSON.parse(t) : null; } catch (e) { data = null; }
+        try { data = t ? B.parse(t) : null; } catch (e) { data = null; }
         if (!r.ok) { var err = new Error((data && data.error) || ("HTTP " + r.status)); err.status = r.status; err.data = data; throw err; }
         return data;
       });
     });
   }
 
-  var ws = null, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
+  var ws = null, wsMaker = window, connectOnMount = false, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
+  // Two tabs of one visitor (a tab the page opens with window.open keeps its sessionStorage, so its
+  // identity): where the visitor is, is where the visitor looks. A hidden tab does not report its
+  // page, scroll, viewport or fields (a title a timer changes or a pushState in a tab behind took
+  // the agent's view), and a tab coming to the front reports them at once. Only a tab that made
+  // the identity itself and was never in front (a first visit opened in a background tab) reports
+  // while hidden: no other tab can have told the visitor's page.
+  var WHERE = { page: 1, scroll: 1, viewport: 1, field: 1 };
+  var ownIdentity = false, seenInFront = !isHidden();
+  function isHidden() { return document.visibilityState === "hidden"; }
   function send(msg) {
+    if (WHERE[msg.type] === 1 && isHidden() && (seenInFront || !ownIdentity)) return;
     if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
     // Until this page's first `hello` it may not know every mask (those of the session come with
     // it): a field or an element's scroll is not kept for later then (once the socket is open,
@@ -130,6 +202,7 @@
     return api("POST", "/visitors", { site_key: SITE_KEY }).then(function (data) {
       state.visitor_id = data.visitor_id;
       state.token = data.token || data.visitor_token;
+      ownIdentity = true;
       if (data.policy) applyPolicy(data.policy);
       saveState();
     });
@@ -148,14 +221,17 @@
         " in connect-src: co-browsing is off on this page (README, Content-Security-Policy)");
     } catch (e) { /* ignore */ }
   }
-  document.addEventListener("securitypolicyviolation", guard(function (ev) {
+  on(document, "securitypolicyviolation", guard(function (ev) {
     if (String(ev.blockedURI || "").indexOf(WS_ORIGIN) === 0) blockedByThePagesPolicy();
   }, "csp"));
   function connect() {
     if (stopped || blockedByPolicy) return;
     var url = WS_ORIGIN + "/api/v1/visitor/ws";
     var sock;
-    try { sock = new WebSocket(url); } catch (e) {
+    // the frame's WebSocket closes, silently, with the frame: made by the frame as it is now
+    var maker = socketFromFrame ? realm() : window;
+    if (!maker) { connectOnMount = true; return; } // not mounted yet (or not again)
+    try { sock = new (socketFromFrame ? maker.WebSocket : B.WebSocket)(url); wsMaker = maker; } catch (e) {
       if (e && e.name === "SecurityError") return blockedByThePagesPolicy();
       warn("ws", e); return scheduleReconnect();
     }
@@ -164,7 +240,7 @@
       sock.send(toJson({ type: "auth", token: state.token }));
     }, "ws open");
     sock.onmessage = guard(function (ev) {
-      var msg = JSON.parse(ev.data);
+      var msg = B.parse(ev.data);
       if (msg.type === "hello") {
         wsOpen = true; retry = 0; heardHello = true;
         if (msg.policy) applyPolicy(msg.policy);
@@ -192,16 +268,27 @@
   }
   function startPings(sock, everyS) {
     var ms = Math.max(1000, (Number(everyS) || 10) * 1000);
-    var timer = setInterval(guard(function () {
-      if (ws !== sock || sock.readyState !== 1) { clearInterval(timer); return; }
+    var timer = every(guard(function () {
+      if (ws === sock && reviveSocket()) return;
+      if (ws !== sock || sock.readyState !== 1) { stopEvery(timer); return; }
       sock.send('{"type":"ping"}');
     }, "ping"), ms);
+  }
+  // A socket made by the frame of built-ins went with it (an app replaced <body> and the frame
+  // unloaded): no close event comes, so connect again.
+  function reviveSocket() {
+    if (!ws || wsMaker === window || !wsMaker.closed) return false;
+    var dead = ws;
+    dead.onopen = dead.onmessage = dead.onclose = null;
+    ws = null; wsOpen = false;
+    connect();
+    return true;
   }
   function scheduleReconnect() {
     if (stopped) return;
     retry = Math.min(retry + 1, 6);
     // 250 ms, 0.5, 1, 2, 4, then every 5 s (plus a little jitter so many visitors do not align)
-    setTimeout(guard(connect, "reconnect"), Math.min(5000, 125 * Math.pow(2, retry)) + Math.random() * 100);
+    later(guard(connect, "reconnect"), Math.min(5000, 125 * Math.pow(2, retry)) + Math.random() * 100);
   }
 
   function applyPolicy(p) {
@@ -282,7 +369,7 @@
 
   function measureBandwidth() {
     var t0 = performance.now();
-    return fetch(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES, {
+    return request(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES, {
       cache: "no-store", credentials: "omit", headers: { Authorization: "Bearer " + state.token }
     }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
@@ -300,8 +387,8 @@
     var orig = history[name];
     if (typeof orig !== "function") return;
     history[name] = function () {
-      var out = orig.apply(this, arguments);
-      try { setTimeout(guard(function () { reportPage(); reportScroll(); }, name), 0); } catch (e) { /* ignore */ }
+      var out = apply(orig, this, arguments);
+      try { later(guard(function () { reportPage(); reportScroll(); }, name), 0); } catch (e) { /* ignore */ }
       return out;
     };
   }
@@ -313,11 +400,11 @@
   function onScroll() {
     if (scrollPending) return;
     scrollPending = true;
-    requestAnimationFrame(guard(function () { scrollPending = false; redrawOverlay(); scheduleScrollReport(); }, "scroll"));
+    nextFrame(guard(function () { scrollPending = false; redrawOverlay(); scheduleScrollReport(); }, "scroll"));
   }
   function scheduleScrollReport() {
     if (scrollTimer) return;
-    scrollTimer = setTimeout(guard(function () {
+    scrollTimer = later(guard(function () {
       scrollTimer = null; scrollSentAt = Date.now(); reportScroll();
     }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - Date.now()));
   }
@@ -341,7 +428,7 @@
   }
   function scheduleBoxReport() {
     if (boxTimer || !boxesDue.length) return;
-    boxTimer = setTimeout(guard(function () {
+    boxTimer = later(guard(function () {
       boxTimer = null; boxSentAt = Date.now();
       reportBoxScroll(boxesDue.shift());
       scheduleBoxReport();
@@ -373,9 +460,9 @@
     if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
     var a = ev.target && ev.target.closest ? ev.target.closest("a[href]") : null;
     if (!a || (a.target && a.target !== "_self") || a.hasAttribute("download")) return;
-    setTimeout(guard(function () {
+    later(guard(function () {
       if (ev.defaultPrevented) return; // the page routed it itself (pushState is reported anyway)
-      var url = new URL(a.href, location.href);
+      var url = new B.URL(a.href, location.href);
       if (url.protocol !== "http:" && url.protocol !== "https:") return;
       if (url.href.split("#")[0] === location.href.split("#")[0]) return;
       var href = reportableUrl(url.href);
@@ -384,18 +471,9 @@
   }
 
   // ---- UI: shadow root with the prompt, the live bar and the overlay --------------------------
-  var host = document.createElement("div");
-  host.setAttribute("data-cobrowse", "banner");
-  // !important: the page's own !important rules (div { display: none !important }) lose to these.
-  host.style.cssText = "all: initial !important; position: fixed !important; top: 0 !important; left: 0 !important;" +
-    " width: 0 !important; height: 0 !important; z-index: 2147483647 !important;";
-  // In the top layer (a manual popover) nothing of the page covers the UI, not even an overlay added
-  // later, and no transform or filter of <body> moves it off the viewport.
-  if (host.showPopover) host.setAttribute("popover", "manual");
   function onTop() {
     try { if (host.showPopover && host.isConnected && !host.matches(":popover-open")) host.showPopover(); } catch (e) { warn("top layer", e); }
   }
-  var root = host.attachShadow({ mode: "open" });
   var STYLE = [
     ":host { all: initial; }",
     "* { box-sizing: border-box; font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; }",
@@ -458,11 +536,11 @@
   function resync() {
     var wait = lastResync + 1000 - Date.now();
     if (wait > 0) {
-      if (!resyncTimer) resyncTimer = setTimeout(guard(function () { resyncTimer = null; resync(); }, "resync"), wait);
+      if (!resyncTimer) resyncTimer = later(guard(function () { resyncTimer = null; resync(); }, "resync"), wait);
       return;
     }
     lastResync = Date.now();
-    if (state.session && state.session.state === "active") reportAll();
+    reportAll(); // fields and element scrolls only in a session
   }
   var pointerTimer = null;
 
@@ -523,8 +601,9 @@
   var dialog = null, returnFocus = null;
   var ARM_MS = 600;
   function showPrompt(sessionId, agentName) {
+    var back = dialog ? returnFocus : document.activeElement; // shown again: focus still goes back there
     hidePrompt(false);
-    returnFocus = document.activeElement;
+    returnFocus = back;
     dialog = document.createElement("div");
     dialog.className = "dialog";
     dialog.setAttribute("role", "dialog");
@@ -552,9 +631,9 @@
     var armed = false;
     accept.disabled = refuse.disabled = true;
     dialog.tabIndex = -1;
-    accept.addEventListener("click", guard(function () { if (armed) answer(sessionId, true); }, "accept"));
-    refuse.addEventListener("click", guard(function () { if (armed) answer(sessionId, false); }, "refuse"));
-    dialog.addEventListener("keydown", guard(function (ev) {
+    on(accept, "click", guard(function () { if (armed) answer(sessionId, true); }, "accept"));
+    on(refuse, "click", guard(function () { if (armed) answer(sessionId, false); }, "refuse"));
+    on(dialog, "keydown", guard(function (ev) {
       if (ev.key === "Escape") { ev.preventDefault(); if (armed) answer(sessionId, false); }
       else if (ev.key === "Tab") {
         ev.preventDefault(); // keep focus inside the modal dialog: two buttons, cycle between them
@@ -564,12 +643,24 @@
     root.appendChild(dialog);
     dialog.focus({ preventScroll: true });
     var shown = dialog;
-    setTimeout(guard(function () {
+    later(guard(function () {
       if (dialog !== shown) return; // answered or replaced meanwhile
       armed = true;
       accept.disabled = refuse.disabled = false;
       refuse.focus({ preventScroll: true });
     }, "arm prompt"), ARM_MS);
+  }
+  // The tab the visitor comes back to (or a window they focus, two side by side) is where they are
+  // now. A prompt waiting there is shown again, as new: its first ARM_MS answer nothing (a key
+  // pressed on the way back to the tab must not answer it).
+  var frontAt = 0;
+  function toFront(shown) {
+    seenInFront = true;
+    var s = state.session;
+    if (shown && dialog && s && s.state === "pending") showPrompt(s.id, s.agent_name);
+    if (Date.now() - frontAt < 500) return; // visibilitychange and focus come together
+    frontAt = Date.now();
+    resync();
   }
   function hidePrompt(restore) {
     if (!dialog) return;
@@ -595,7 +686,7 @@
     var end = document.createElement("button");
     end.type = "button"; end.textContent = "End";
     end.setAttribute("aria-label", "End co-browsing");
-    end.addEventListener("click", guard(function () { endSession(); }, "end"));
+    on(end, "click", guard(function () { endSession(); }, "end"));
     bar.appendChild(dot); bar.appendChild(who); bar.appendChild(end);
     root.appendChild(bar);
   }
@@ -606,8 +697,8 @@
     var n = root.querySelector(".notice");
     if (!n) { n = document.createElement("div"); n.className = "notice"; n.setAttribute("role", "status"); root.appendChild(n); }
     n.textContent = text;
-    clearTimeout(noticeTimer);
-    noticeTimer = setTimeout(guard(function () { n.remove(); }, "notice"), 4000);
+    cancel(noticeTimer);
+    noticeTimer = later(guard(function () { n.remove(); }, "notice"), 4000);
   }
   function hideAll() { hidePrompt(); hideBar(); clearAnnotations(); }
 
@@ -712,8 +803,8 @@
         annotations.pointer = msg;
         redrawOverlay();
         // The agent's pointer fades out when the agent stops moving it.
-        clearTimeout(pointerTimer);
-        pointerTimer = setTimeout(guard(function () { annotations.pointer = null; redrawOverlay(); }, "pointer"), 5000);
+        cancel(pointerTimer);
+        pointerTimer = later(guard(function () { annotations.pointer = null; redrawOverlay(); }, "pointer"), 5000);
         break;
       case "highlight":
         if (!s || s.state !== "active" || !msg.selector) break;
@@ -735,9 +826,10 @@
         break;
       case "navigate":
         // The API relays "navigate" only when the policy lets agents navigate, to an allowed origin.
-        if (!s || s.state !== "active") break;
+        // Only the tab in front goes: the visitor's other tabs keep their pages.
+        if (!s || s.state !== "active" || isHidden()) break;
         try {
-          var target = new URL(msg.url, location.href);
+          var target = new B.URL(msg.url, location.href);
           if (target.protocol === "http:" || target.protocol === "https:") {
             location.assign(target.href);
           }
@@ -758,39 +850,42 @@
   var boot = guard(function () {
     wrapHistory("pushState");
     wrapHistory("replaceState");
-    window.addEventListener("popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
-    window.addEventListener("hashchange", guard(reportPage, "hashchange"));
+    on(window, "popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
+    on(window, "hashchange", guard(reportPage, "hashchange"));
     // an app routing with the Navigation API (navigate event, intercept) changes the URL without
     // pushState: report it once the navigation is done
     if (window.navigation && window.navigation.addEventListener) {
-      window.navigation.addEventListener("navigatesuccess", guard(function () { reportPage(); reportScroll(); }, "navigation"));
+      on(window.navigation, "navigatesuccess", guard(function () { reportPage(); reportScroll(); }, "navigation"));
     }
     // Two tabs of one visitor (a tab the page opened with window.open shares its identity): the
     // view follows the one the visitor comes back to
-    var backHere = guard(function () { if (document.visibilityState !== "hidden") resync(); }, "back");
-    document.addEventListener("visibilitychange", backHere);
-    window.addEventListener("focus", backHere);
-    window.addEventListener("scroll", guard(onScroll, "scroll"), { passive: true });
-    document.addEventListener("scroll", guard(onBoxScroll, "box scroll"), { capture: true, passive: true });
-    window.addEventListener("resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
-    document.addEventListener("input", guard(onField, "input"), true);
-    document.addEventListener("change", guard(onField, "change"), true);
-    document.addEventListener("click", guard(onLinkClick, "click"), false);
+    on(document, "visibilitychange", guard(function () { if (!isHidden()) toFront(true); }, "visible"));
+    on(window, "focus", guard(function () { if (!isHidden()) toFront(false); }, "focus"));
+    on(window, "scroll", guard(onScroll, "scroll"), { passive: true });
+    on(document, "scroll", guard(onBoxScroll, "box scroll"), { capture: true, passive: true });
+    on(window, "resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
+    on(document, "input", guard(onField, "input"), true);
+    on(document, "change", guard(onField, "change"), true);
+    on(document, "click", guard(onLinkClick, "click"), false);
     if (state.session && state.session.state === "active") showBar(state.session.agent_name);
-    var ready = state.token ? Promise.resolve() : register();
+    var ready = state.token ? new B.Promise(function (done) { done(); }) : register();
     ready.then(function () {
       connect();
       measureBandwidth();
-      setInterval(guard(measureBandwidth, "bandwidth"), BANDWIDTH_EVERY_MS);
+      every(guard(measureBandwidth, "bandwidth"), BANDWIDTH_EVERY_MS);
     }, function (e) { warn("register", e); });
   }, "boot");
   // An app that boots or hydrates may replace <body> or <html>, or empty the body: the UI goes back
   // (the prompt, the bar and the session live in the shadow root, which moves with the host).
-  var keeper = window.MutationObserver ? new MutationObserver(guard(keepMounted, "remount")) : null;
+  var keeper = B.MutationObserver ? new B.MutationObserver(guard(keepMounted, "remount")) : null;
   var watched = [];
   function keepMounted() {
     var html = document.documentElement, body = document.body, parent = body || html;
-    if (parent && host.parentNode !== parent) { parent.appendChild(host); onTop(); }
+    if (parent && host.parentNode !== parent) {
+      parent.appendChild(host); // (the frame of built-ins loads anew: a socket it made is gone)
+      if (connectOnMount) { connectOnMount = false; connect(); } else reviveSocket();
+    }
+    onTop();
     if (!keeper || (watched[0] === html && watched[1] === body)) return;
     watched = [html, body];
     keeper.disconnect();
@@ -801,8 +896,8 @@
   var mount = guard(function () {
     keepMounted();
     var titleEl = document.querySelector("title");
-    if (titleEl && window.MutationObserver) {
-      new MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });
+    if (titleEl && B.MutationObserver) {
+      new B.MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });
     }
     if (wsOpen) { // connected before the document was complete: report what is now there
       reportPage(); reportScroll();
@@ -811,6 +906,6 @@
   }, "mount");
 
   boot();
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount);
+  if (document.readyState === "loading") on(document, "DOMContentLoaded", mount);
   else mount();
 })();

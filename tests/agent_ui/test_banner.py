@@ -430,6 +430,56 @@ def test_a_page_that_gives_arrays_a_to_json_can_still_accept(
         v.context.close()
 
 
+# What real sites do to built-ins before the banner's tag (old polyfills, Prototype.js, shims).
+BROKEN_GLOBALS = {
+    "fetch": "window.fetch = function () { return Promise.reject(new TypeError('fetch polyfill')); };",
+    "WebSocket": "window.WebSocket = function () { throw new Error('WebSocket shim: no transport'); };",
+    "Promise": "window.Promise = function Promise() {};",  # a promise polyfill gone wrong: no resolve
+    "JSON": "window.JSON = { stringify: function (v) { return String(v); },"
+            " parse: function (t) { return eval('(' + t + ')'); } };",
+    "timers": "window.setTimeout = window.setInterval = window.requestAnimationFrame ="
+              " function () { return 0; }; window.clearTimeout = window.clearInterval = function () {};",
+    "URL": "window.URL = function URL(url) { this.href = String(url); };",  # an old polyfill: no origin
+    "addEventListener": "var add = EventTarget.prototype.addEventListener;"
+                        " EventTarget.prototype.addEventListener = function (type, fn, options) {"
+                        " if (options && typeof options === 'object') throw new TypeError('no options');"
+                        " return add.call(this, type, fn, options); };",
+    "MutationObserver": "window.MutationObserver = function () { throw new Error('polyfill'); };",
+}
+BROKEN_GLOBALS["all at once"] = " ".join([
+    "Array.prototype.toJSON = function () { return '[' + this.join(', ') + ']'; };",  # Prototype.js 1.6
+    "Object.keys = function () { return []; };",
+    *BROKEN_GLOBALS.values(),
+])
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_GLOBALS))
+def test_a_page_that_broke_built_ins_before_the_banner_still_registers_reports_and_prompts(
+    browser: Any, stack: Stack, customer: CustomerSite, broken: str
+) -> None:
+    # The page's own scripts replace built-ins the banner used before its tag runs: it never
+    # registered, never connected, or showed a prompt that could not be answered. A Promise that
+    # is broken matters once the visitor has an identity: that page is the second one.
+    plain = customer.add("/plain", "<p>home</p>")
+    url = customer.add("/old", "<p>an old shop</p><div style='height:3000px'></div>",
+                       head=f"<script>{BROKEN_GLOBALS[broken]}</script>")
+    v = customer.open(browser, plain if broken == "Promise" else url)
+    try:
+        if broken == "Promise":
+            first = the_visitor(stack, lambda x: x["url"] == plain)
+            v.page.goto(url)
+        me = the_visitor(stack, lambda x: available(x) and x["url"] == url and x["title"] == "Customer")
+        if broken == "Promise":
+            assert me["id"] == first["id"]
+        session = request_session(stack, me["id"])
+        v.accept()
+        wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")
+        v.page.mouse.wheel(0, 1200)  # and the agent's view follows: scroll reports still go
+        v.frames.wait_for(v.page, '"type":"scroll","x":0,"y":1200,')
+    finally:
+        v.context.close()
+
+
 def api_csp(stack: Stack) -> str:
     """What README tells a customer with a Content-Security-Policy to allow for the banner."""
     api = stack.serve.public_api_url
@@ -548,6 +598,119 @@ def test_the_ui_survives_an_app_that_replaces_the_document(
         v.context.close()
 
 
+def test_an_app_that_replaces_the_body_does_not_take_the_socket_made_by_the_banners_frame(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # With the page's WebSocket broken, the banner's socket comes from its own frame, which a new
+    # <body> unloads (the socket closes without a word): the banner must connect again.
+    url = customer.add("/spa-old", "<p>server-rendered</p>",
+                       head=f"<script>{BROKEN_GLOBALS['WebSocket']}</script>")
+    v = customer.open(browser, url)
+    try:
+        me = the_visitor(stack, available)
+        v.page.evaluate("n => { " + REPLACE["body replaced"] + " }", 1)
+        expect(v.page.get_by_text("app 1")).to_be_visible()
+        wait_until(lambda: len(customer.sockets) == 2, "a second socket", page=v.page)
+        session = request_session(stack, me["id"])
+        v.accept()
+        wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")
+    finally:
+        v.context.close()
+
+
+# Headless Chromium keeps every page visible (bring_to_front, a minimized window and CDP's lifecycle
+# states change nothing): each page gets a visibility the test switches, as a tab switch would.
+EMULATED_VISIBILITY = (
+    "(() => { let state = window.name === 'opened-behind' ? 'hidden' : 'visible';"
+    " Object.defineProperty(Document.prototype, 'visibilityState', {configurable: true, get: () => state});"
+    " Object.defineProperty(Document.prototype, 'hidden',"
+    " {configurable: true, get: () => state === 'hidden'});"
+    " window.__testVisibility = (s) => { state = s; document.dispatchEvent(new Event('visibilitychange')); };"
+    " })();"
+)
+
+
+def switch_tab(away: Any, to: Any) -> None:
+    """The visitor switches from tab ``away`` to tab ``to`` (the old one is hidden first, as in Chromium)."""
+    away.evaluate("() => __testVisibility('hidden')")
+    to.evaluate("() => __testVisibility('visible')")
+
+
+def test_two_tabs_of_one_visitor_the_view_follows_the_one_in_front(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # A tab the site opens with window.open keeps the opener's sessionStorage, so its identity: both
+    # reported their pages, and the agent's view jumped to whichever tab changed last.
+    long = "<p>top</p><div style='height:4000px'></div>"
+    a_url = customer.add("/tab-a", long, title="Tab A")
+    b_url = customer.add("/tab-b", long, title="Tab B")
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    context.add_init_script(EMULATED_VISIBILITY)
+    try:
+        a, a_frames = context.new_page(), Frames()
+        a_frames.attach(a)
+        a.goto(a_url)
+        me = the_visitor(stack, lambda x: available(x) and x["url"] == a_url)
+        with a.expect_popup() as popup:
+            a.evaluate("url => { __testVisibility('hidden'); window.open(url); }", b_url)
+        b = popup.value
+        the_visitor(stack, lambda x: x["url"] == b_url)
+        assert [x["id"] for x in visitors_of(stack)] == [me["id"]]  # one visitor, two tabs
+
+        # the tab behind changes its page and scrolls: the visitor is still on the tab in front
+        a.evaluate("() => { history.pushState({}, '', '/tab-a/moved'); document.title = 'Tab A, later';"
+                   " scrollTo(0, 1500); }")
+        b.evaluate("() => history.pushState({}, '', '/tab-b/2')")
+        the_visitor(stack, lambda x: x["url"] == customer.origin + "/tab-b/2" and x["title"] == "Tab B")
+        a.evaluate("0")  # lets Playwright deliver tab A's WebSocket frames
+        assert not [t for t in a_frames.texts if "/tab-a/moved" in t or '"y":1500' in t]
+
+        # back to tab A: its page and scroll are reported at once
+        switch_tab(b, a)
+        the_visitor(stack, lambda x: x["url"] == customer.origin + "/tab-a/moved")
+        a_frames.wait_for(a, '"type":"scroll","x":0,"y":1500,')
+
+        # a request: the prompt is in the tab in front; looked at again after a visit to the other
+        # tab, it answers nothing for its first moments (Enter on the way back does not answer it)
+        session = request_session(stack, me["id"])
+        accept = a.get_by_role("dialog").get_by_role("button", name="Accept")
+        expect(accept).to_be_enabled(timeout=TIMEOUT_MS)
+        switch_tab(a, b)
+        switch_tab(b, a)
+        expect(accept).to_be_disabled()
+        a.keyboard.press("Enter")
+        assert session_state(stack, session["id"]) == "pending"
+        accept.click()
+        wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")
+        for tab in (a, b):  # the bar is in every tab
+            expect(tab.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(timeout=TIMEOUT_MS)
+
+        # the agent navigates the visitor: the tab in front goes, the one behind keeps its page
+        for tab in (b, a):
+            tab.evaluate("url => window.__cobrowseBanner._handle({type: 'navigate', url})", b_url + "?next")
+        a.wait_for_url(b_url + "?next")
+        assert b.url == customer.origin + "/tab-b/2"
+    finally:
+        context.close()
+
+
+def test_a_first_visit_opened_in_a_background_tab_is_listed_with_its_page(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # No other tab has this identity: the tab that made it tells the visitor's page while hidden.
+    url = customer.add("/behind", "<p>opened with a middle click</p>")
+    context = browser.new_context()
+    context.add_init_script(EMULATED_VISIBILITY)
+    try:
+        page = context.new_page()
+        page.evaluate("() => { window.name = 'opened-behind'; }")
+        page.goto(url)
+        assert page.evaluate("document.visibilityState") == "hidden"
+        the_visitor(stack, lambda x: x["online"] and x["url"] == url)
+    finally:
+        context.close()
+
+
 def test_a_frame_of_a_page_with_the_banner_is_not_a_second_visitor(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
@@ -559,7 +722,7 @@ def test_a_frame_of_a_page_with_the_banner_is_not_a_second_visitor(
         me = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/framed"))
         frame = v.page.frame_locator("iframe")
         expect(frame.locator("p")).to_have_text("help widget")
-        inner_frame = v.page.frames[1]
+        inner_frame = next(f for f in v.page.frames if f.url == inner)  # (the banner has a frame of its own)
         inner_frame.wait_for_function(
             "() => performance.getEntriesByType('resource').some(e => e.name.endsWith('/banner.js'))")
         inner_frame.evaluate("() => new Promise(done => setTimeout(done, 100))")  # the script has run
