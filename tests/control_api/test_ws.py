@@ -185,6 +185,9 @@ def test_sync_waits_for_consent(world: World) -> None:
         (json.dumps({"type": "teleport"}), messages.CLOSE_INVALID),
         ("{not json", messages.CLOSE_INVALID),
         (json.dumps({"type": "scroll", "x": "far", "y": 0}), messages.CLOSE_INVALID),
+        # an integer past float range: 4400, not 1011 with a traceback in the log
+        pytest.param('{"type": "pointer", "x": 1' + "0" * 400 + ', "y": 0}', messages.CLOSE_INVALID,
+                     id="huge-int"),
     ],
 )
 def test_abusive_messages_close_the_socket(world: World, payload: str, code: int) -> None:
