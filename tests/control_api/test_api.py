@@ -98,6 +98,7 @@ def test_policy_get_put_patch(world: World) -> None:
         ({"nope": 1}, "nope"),
         ({"allowed_origins": ["not an origin"]}, "allowed_origins[0]"),
         ({"idle_timeout_s": "10"}, "idle_timeout_s"),
+        ({"min_bandwidth_kbps": 10**400}, "min_bandwidth_kbps"),  # past float range: was a 500
     ):
         r = world.client.patch(url, json=body, headers=world.admin)
         assert r.status_code == 422 and r.json()["field"] == field, r.text
