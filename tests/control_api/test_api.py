@@ -252,6 +252,27 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
     assert (r.status_code, r.json()["error"]) == (422, "invalid_request") and "since" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("cursor", "status"),
+    [
+        ("99999999999999999999-0", 422),  # past 2**64 - 1: Redis refused it, a 500
+        ("0-99999999999999999999", 422),
+        ("1-1%0A", 422),  # a trailing newline passed the pattern's "$"
+        ("18446744073709551615-18446744073709551615", 422),  # the last id: nothing comes after it
+        ("18446744073709551615-18446744073709551614", 200),
+        ("0-0", 200),
+    ],
+)
+def test_audit_cursors_redis_cannot_take_are_a_422(world: World, cursor: str, status: int) -> None:
+    account = world.account()
+    for url in (f"/api/v1/accounts/{account['id']}/audit", "/api/v1/sessions/k3j9x2ab7q/audit"):
+        r = world.client.get(f"{url}?cursor={cursor}", headers=world.admin)
+        expected = 404 if status == 200 and "sessions" in url else status  # no such session
+        assert r.status_code == expected, r.text
+        if status == 422:
+            assert r.json()["field"] == "cursor"
+
+
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
     for allowed in (True, False):
         account = world.account(seed_cookies=allowed)
