@@ -466,6 +466,18 @@ def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: 
         assert r.status_code == 404
 
 
+def test_a_page_url_python_cannot_split_leaves_the_ticket_to_the_first_allowed_origin(world: World) -> None:
+    """The visitor reports its URL: one ``urlsplit`` refuses ("http://[x") made the agent's
+    ticket a 500, so a visitor could keep the agent from ever opening the view."""
+    with _active_session(world) as (ws, _account, agent, sid):
+        ws.send_json({"type": "page", "url": "http://[::1"})
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json()["type"] == "pong"  # the page is stored before the pong
+        r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
+        assert r.status_code == 200, r.text
+        assert "url=http%3A%2F%2F127.0.0.1%3A8002%2F&" in r.json()["enter_url"] + "&"
+
+
 def test_a_proxy_ticket_lives_at_most_60_seconds_whatever_the_setting(sync_store: Any) -> None:
     for world in open_world(sync_store, ticket_ttl_s=600):
         with _active_session(world) as (_, _account, agent, sid):
