@@ -103,7 +103,8 @@ async def revoke(store: Store, account_id: str, agent_id: str) -> Agent:
 
 
 async def delete_all_for(store: Store, account_id: str) -> list[str]:
-    """Revoke and forget every agent of a deleted account; returns their ids."""
+    """Revoke and forget every agent of a deleted account (their open sockets close, as on
+    ``revoke``); returns their ids."""
     agents = await list_for(store, account_id)
     with translate_errors():
         async with store.redis.pipeline(transaction=True) as pipe:
@@ -112,6 +113,8 @@ async def delete_all_for(store: Store, account_id: str) -> list[str]:
                 if token_hash:
                     pipe.delete(keys.token(store, token_hash))
                 pipe.delete(keys.agent(store, agent.id))
+                # as for ``revoke``: an open console would go on hearing the account's visitors
+                pipe.publish(keys.agent_channel(store, agent.id), json.dumps({"type": "revoked"}))
             pipe.delete(keys.account_agents(store, account_id))
             await pipe.execute()
     return [a.id for a in agents]

@@ -310,6 +310,18 @@ def test_revoking_an_agent_closes_its_console_and_ends_its_sessions(world: World
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
 
 
+@pytest.mark.timeout(30)  # a socket left open would keep the test waiting for its close
+def test_deleting_the_account_closes_its_agents_consoles(world: World) -> None:
+    """The agents' tokens go with the account; their open sockets went on hearing the account's
+    visitors (the pages they visit) with no token left to revoke."""
+    with live_session(world) as (vws, aws, session, _agent):
+        r = world.client.delete(f"/api/v1/accounts/{session['account_id']}", headers=world.admin)
+        assert r.status_code == 204
+        event = _next(vws, "session")
+        assert (event["to"], event["reason"]) == ("ended", "account_deleted")
+        assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
+
+
 @pytest.mark.timeout(30)  # without the re-read the agent waits for the scroll forever
 def test_a_message_right_after_accept_is_relayed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The visitor accepted over HTTP, its socket has not yet seen the lifecycle event (here: never
