@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from cb_api_helpers import ORIGIN, World, open_world
 
-from control_api import accounts, proxy_access, visitors
+from control_api import accounts, keys, proxy_access, visitors
 from control_api.policy import narrows, validate_policy
+from control_api.tokens import digest
 from rewriter.cookies import load_records
 from rewriter.urls import Origin, encode_label
 
@@ -476,6 +477,22 @@ def test_a_page_url_python_cannot_split_leaves_the_ticket_to_the_first_allowed_o
         r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
         assert r.status_code == 200, r.text
         assert "url=http%3A%2F%2F127.0.0.1%3A8002%2F&" in r.json()["enter_url"] + "&"
+
+
+def test_a_visitor_token_lives_as_long_as_the_visitor_its_socket_keeps(world: World, sync_store: Any) -> None:
+    """The token lapsed 24 hours after registration whatever the visitor did since: a visitor
+    whose socket stayed open (and went on relaying to the agent) then got a 401 for its End."""
+    account = world.account(consent="none")
+    visitor = world.visitor(account)
+    key = keys.token(sync_store, digest(visitor["token"]))
+    portal = world.client.portal  # type: ignore[union-attr]
+    portal.call(sync_store.redis.expire, key, 100)  # as if registered almost 24 hours ago
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()  # the greeting comes after the socket counted the visitor as seen
+        assert portal.call(sync_store.redis.ttl, key) > 3600
+        sid = world.session(world.agent(account), visitor)["id"]
+        r = world.client.post(f"/api/v1/sessions/{sid}/end", headers=visitor["headers"])
+        assert r.status_code == 200
 
 
 def test_a_proxy_ticket_lives_at_most_60_seconds_whatever_the_setting(sync_store: Any) -> None:
