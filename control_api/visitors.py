@@ -15,7 +15,7 @@ from typing import Any
 from control_api import keys
 from control_api.accounts import Account
 from control_api.store import Store, translate_errors
-from control_api.tokens import digest, new_id, new_token
+from control_api.tokens import digest, new_id, new_token, plausible_id
 
 VISITOR_TTL_S = 24 * 3600
 MAX_PRESENT = 500  # visitors listed to an agent at most
@@ -120,7 +120,7 @@ async def find_many(store: Store, vids: list[str]) -> list[Visitor]:
 
 
 async def find(store: Store, vid: str) -> Visitor | None:
-    if not vid or len(vid) > 64:
+    if not plausible_id(vid):
         return None
     found = await find_many(store, [vid])
     return found[0] if found else None

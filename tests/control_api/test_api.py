@@ -274,6 +274,31 @@ def test_audit_cursors_redis_cannot_take_are_a_422(world: World, cursor: str, st
             assert r.json()["field"] == "cursor"
 
 
+def test_ids_that_name_other_store_keys_are_not_found(world: World) -> None:
+    """An id goes into a store key, where ``:`` is the separator: ``vis_x:conns`` named the
+    visitor's presence set, and Redis answered WRONGTYPE (a 500, with a traceback per request,
+    an agent's token enough for it)."""
+    account = world.account(consent="request")
+    agent, visitor = world.agent(account), world.visitor(account)
+    aid, vid = account["id"], visitor["visitor_id"]
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        world.session(agent, visitor)  # the visitor's :live, the agent's :live, the account's :live
+        for suffix in (":conns", ":live"):
+            body = {"visitor_id": vid + suffix}
+            r = world.client.post("/api/v1/sessions", json=body, headers=agent["headers"])
+            assert (r.status_code, r.json()["error"]) == (404, "visitor_not_found"), r.text
+        for method, path in (
+            ("GET", f"/api/v1/accounts/{aid}:agents"),
+            ("GET", f"/api/v1/accounts/{aid}:live/policy"),
+            ("PATCH", f"/api/v1/accounts/{aid}:audit/policy"),
+            ("GET", f"/api/v1/accounts/{aid}:visitors/audit"),
+            ("DELETE", f"/api/v1/accounts/{aid}/agents/{agent['id']}:live"),
+        ):
+            r = world.client.request(method, path, json={}, headers=world.admin)
+            assert r.status_code == 404, (path, r.text)
+
+
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
     for allowed in (True, False):
         account = world.account(seed_cookies=allowed)
