@@ -310,6 +310,28 @@ def test_revoking_an_agent_closes_its_console_and_ends_its_sessions(world: World
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
 
 
+def test_an_agent_revoked_while_its_socket_authenticates_is_closed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation is published to the agent's channel: one that comes after the token was
+    checked and before the socket subscribed reached no one, and the socket stayed open."""
+    from control_api import accounts, agents
+
+    account = world.account()
+    agent = world.agent(account)
+    real_find = accounts.find
+
+    async def find_and_revoke(store: Any, aid: str) -> Any:  # the agent socket's setup calls it
+        monkeypatch.setattr(accounts, "find", real_find)
+        found = await real_find(store, aid)
+        await agents.revoke(store, aid, agent["id"])  # an administrator, at that moment
+        return found
+
+    monkeypatch.setattr(accounts, "find", find_and_revoke)
+    with world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as ws:
+        assert _closed_on(ws) == messages.CLOSE_UNAUTHORIZED
+
+
 @pytest.mark.timeout(30)  # a socket left open would keep the test waiting for its close
 def test_deleting_the_account_closes_its_agents_consoles(world: World) -> None:
     """The agents' tokens go with the account; their open sockets went on hearing the account's
