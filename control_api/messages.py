@@ -53,7 +53,7 @@ def _num(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number")
     # compared before isfinite: an integer past float range (JSON allows 10**400) makes it raise
-    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_COORD:
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_COORD:
         raise ValueError("out of range")
     return value
 

@@ -49,7 +49,7 @@ def view_cookie_name(sid: str) -> str:
 
 
 MAX_VIEW_BYTES = 3800  # a browser keeps a cookie of at most 4096 bytes, name included
-HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv as the request came
+HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv_{sid} as the request came
 # flow metadata
 RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
 UPSTREAM_COOKIE = "cobrowse.upstream_cookie"  # the Cookie header the jar gives this request
@@ -159,7 +159,7 @@ def _merge_writes(records: dict[str, CookieRecord], writes: list[str], page_url:
 
 
 async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
-    """Merge ``__cbjs``; the jar's Cookie header for upstream goes to ``UPSTREAM_COOKIE`` (the
+    """Merge ``__cbjs_{sid}``; the jar's Cookie header for upstream goes to ``UPSTREAM_COOKIE`` (the
     browser's Cookie header, proxy cookies only, is dropped by ``request_fixup``)."""
     if flow.metadata.get(ANONYMOUS):
         flow.metadata[RECORDS] = {}
@@ -210,7 +210,7 @@ async def on_set_cookies(
     *,
     clear_site: bool = False,
 ) -> None:
-    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs`` expire.
+    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs_{sid}`` expire.
     ``clear_site`` (``Clear-Site-Data: "cookies"``) first empties the jar of the response's site,
     as a browser clears its cookies (a logout must log out)."""
     origin: Origin = flow.metadata["cobrowse.origin"]
@@ -236,7 +236,7 @@ async def on_set_cookies(
 
 
 def view_value(view: list[tuple[str, str, str]]) -> str:
-    """The ``__cbjv`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
+    """The ``__cbjv_{sid}`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
     too large for a cookie, ``!`` and a digest of it (the runtime then asks the proxy)."""
     # ASCII: a value the upstream sent in Latin-1 holds lone surrogates (mitmproxy's
     # surrogateescape), which have no UTF-8 to percent-encode
@@ -251,7 +251,7 @@ async def _send_view(
     ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, origin: Origin,
     records: dict[str, CookieRecord],
 ) -> None:
-    """Set ``__cbjv`` when the jar's view for this origin is not what the browser holds. The view
+    """Set ``__cbjv_{sid}`` when the jar's view for this origin is not what the browser holds. The view
     is read from the store again then: another answer may have changed the jar meanwhile."""
     held = flow.metadata.get(HELD_VIEW)
     if held == view_value(jar_model.origin_script_view(records.values(), origin.serialize() + "/")):

@@ -1932,9 +1932,9 @@
       return endsWith(cookiePath, '/') || path[cookiePath.length] === '/';
     }
     // the proxy keeps the jar's script-visible cookies of this origin in the browser cookie
-    // __cbjv (proxy/cookie_sync.py): a cookie that a fetch's answer sets shows at once, and a page
+    // __cbjv_{sid} (proxy/cookie_sync.py): a cookie that a fetch's answer sets shows at once, and a page
     // the browser had cached shows the jar as it is now. Writes still on their way to the jar
-    // (in __cbjs) stay on top of it.
+    // (in __cbjs_{sid}) stay on top of it.
     var lastView = null;
     function nativeCookie(name) {
       var current = '; ' + apply(nativeGet, doc, []);
@@ -2059,7 +2059,7 @@
       guard(function () { if (channel) channel.postMessage(raw); });
     }
     function persist(raw) {
-      // 1. __cbjs: travels with the very next request, even if the page navigates away at once
+      // 1. __cbjs_{sid}: travels with the very next request, even if the page navigates away at once
       guard(function () {
         var current = apply(nativeGet, doc, []);
         var list = [];
