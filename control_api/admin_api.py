@@ -62,7 +62,10 @@ async def patch_account(request: Request, call: Call) -> Response:
 
 async def delete_account(request: Request, call: Call) -> Response:
     aid = request.path_params["aid"]
-    await accounts.get(call.api.store, aid)
+    # Off first: a session asked for from now on is refused (``sessions.create`` reads the flag in
+    # its transaction); one asked for after the live ones were ended would have outlived the
+    # account. A deletion that fails half-way leaves the account, off, to be deleted again.
+    await accounts.update(call.api.store, aid, cobrowse_enabled=False)
     await _end_all(call, await sessions.live_of_account(call.api.store, aid), "account_deleted")
     await agents.delete_all_for(call.api.store, aid)
     await accounts.delete(call.api.store, aid)

@@ -10,6 +10,7 @@ import pytest
 from cb_api_helpers import ORIGIN, World, open_world
 
 from control_api import accounts, keys, proxy_access, visitors
+from control_api.exceptions import ApiError
 from control_api.policy import narrows, validate_policy
 from control_api.tokens import digest
 from rewriter.cookies import load_records
@@ -518,6 +519,40 @@ def test_a_visitor_token_lives_as_long_as_the_visitor_its_socket_keeps(world: Wo
         sid = world.session(world.agent(account), visitor)["id"]
         r = world.client.post(f"/api/v1/sessions/{sid}/end", headers=visitor["headers"])
         assert r.status_code == 200
+
+
+def test_a_session_asked_for_while_the_account_is_deleted_is_not_left_live(
+    world: World, sync_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account's live sessions were ended first and the account deleted last: a request that
+    came between (consent none: at once active) made a session the proxy served for an account
+    that no longer existed, and no one ended it."""
+    from control_api import agents, sessions
+
+    account = world.account(consent="none")
+    agent, visitor = world.agent(account), world.visitor(account)
+    portal = world.client.portal  # type: ignore[union-attr]
+    # an agent's request that has read its account and itself before the deletion began...
+    stored = portal.call(accounts.find, sync_store, account["id"])
+    found = portal.call(agents.find, sync_store, agent["id"])
+    assert stored is not None and found is not None
+    made: list[Any] = []
+    real_delete_all_for = agents.delete_all_for
+
+    async def agent_asks_meanwhile(store: Any, aid: str) -> list[str]:
+        try:  # ...and makes its session now, the live ones ended, its token not yet gone
+            made.append(await sessions.create(store, stored, found, visitor["visitor_id"]))
+        except ApiError as exc:
+            made.append(exc.code)
+        return await real_delete_all_for(store, aid)
+
+    monkeypatch.setattr(agents, "delete_all_for", agent_asks_meanwhile)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        r = world.client.delete(f"/api/v1/accounts/{account['id']}", headers=world.admin)
+        assert r.status_code == 204
+    assert made == ["feature_disabled"]  # it was made, active, once
+    assert portal.call(sessions.live_of_account, sync_store, account["id"]) == []
 
 
 def test_a_proxy_ticket_lives_at_most_60_seconds_whatever_the_setting(sync_store: Any) -> None:
