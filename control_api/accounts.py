@@ -13,7 +13,7 @@ from control_api import keys
 from control_api.exceptions import ApiError, not_found
 from control_api.policy import default_policy, validate_policy
 from control_api.store import Store, translate_errors
-from control_api.tokens import new_id, new_token
+from control_api.tokens import new_id, new_token, plausible_id
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _record(account: Account) -> dict[str, str]:
 
 
 async def find(store: Store, aid: str) -> Account | None:
-    if not aid or len(aid) > 64:
+    if not plausible_id(aid):
         return None
     with translate_errors():
         record = await store.redis.hgetall(keys.account(store, aid))

@@ -16,6 +16,7 @@ from control_api.request_parsing import boolean, json_body, no_unknown, query_fl
 
 ADMIN = ("admin",)
 CURSOR_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+MAX_STREAM_PART = 2**64 - 1  # a Redis stream id is two unsigned 64-bit numbers
 
 
 async def create_account(request: Request, call: Call) -> Response:
@@ -61,7 +62,10 @@ async def patch_account(request: Request, call: Call) -> Response:
 
 async def delete_account(request: Request, call: Call) -> Response:
     aid = request.path_params["aid"]
-    await accounts.get(call.api.store, aid)
+    # Off first: a session asked for from now on is refused (``sessions.create`` reads the flag in
+    # its transaction); one asked for after the live ones were ended would have outlived the
+    # account. A deletion that fails half-way leaves the account, off, to be deleted again.
+    await accounts.update(call.api.store, aid, cobrowse_enabled=False)
     await _end_all(call, await sessions.live_of_account(call.api.store, aid), "account_deleted")
     await agents.delete_all_for(call.api.store, aid)
     await accounts.delete(call.api.store, aid)
@@ -134,9 +138,19 @@ async def rotate_site_key(request: Request, call: Call) -> Response:
     return json_response({"site_key": account.site_key})
 
 
+def _stream_id_before_last(cursor: str) -> bool:
+    """Whether ``cursor`` is a stream id Redis takes as the exclusive start of a range: in range
+    (Redis refuses 20 digits past 2**64 - 1) and not the last id there is (nothing comes after
+    it; Redis refuses the interval). ``fullmatch``: ``$`` would let a trailing newline through."""
+    if not CURSOR_RE.fullmatch(cursor):
+        return False
+    ms, seq = (int(part) for part in cursor.split("-"))
+    return ms <= MAX_STREAM_PART and seq <= MAX_STREAM_PART and (ms, seq) != (MAX_STREAM_PART,) * 2
+
+
 def _audit_query(request: Request) -> audit.AuditQuery:
     cursor = request.query_params.get("cursor")
-    if cursor is not None and not CURSOR_RE.match(cursor):
+    if cursor is not None and not _stream_id_before_last(cursor):
         raise invalid("cursor", "must be a next_cursor value from a previous page")
     since, until = query_float(request, "since"), query_float(request, "until")
     if since is not None and until is not None and since > until:

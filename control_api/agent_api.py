@@ -105,8 +105,8 @@ def enter_url(call: Call, sid: str, target: str, ticket: str) -> str:
 def _target_url(record: dict[str, str], visitor_url: str | None) -> str:
     allowed = json.loads(record.get("allowed_origins") or "[]")
     if visitor_url:
-        parts = urllib.parse.urlsplit(visitor_url)
-        try:
+        try:  # the visitor reported it: urlsplit too may refuse it ("http://[x")
+            parts = urllib.parse.urlsplit(visitor_url)
             if normalize_origin(f"{parts.scheme}://{parts.netloc}") in allowed:
                 return visitor_url
         except ValueError:

@@ -10,7 +10,7 @@ from typing import Any
 from control_api import keys
 from control_api.exceptions import not_found
 from control_api.store import Store, translate_errors
-from control_api.tokens import digest, new_id, new_token
+from control_api.tokens import digest, new_id, new_token, plausible_id
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ async def create(store: Store, account_id: str, display_name: str) -> tuple[Agen
 
 
 async def find(store: Store, agent_id: str) -> Agent | None:
-    if not agent_id or len(agent_id) > 64:
+    if not plausible_id(agent_id):
         return None
     with translate_errors():
         record = await store.redis.hgetall(keys.agent(store, agent_id))
@@ -88,6 +88,8 @@ async def list_for(store: Store, account_id: str) -> list[Agent]:
 
 async def revoke(store: Store, account_id: str, agent_id: str) -> Agent:
     """Revoke an agent's token; its live sessions are ended by the caller."""
+    if not plausible_id(agent_id):
+        raise not_found("agent", agent_id)
     with translate_errors():
         record = await store.redis.hgetall(keys.agent(store, agent_id))
         if not record.get("id") or record.get("account_id") != account_id:
@@ -103,7 +105,8 @@ async def revoke(store: Store, account_id: str, agent_id: str) -> Agent:
 
 
 async def delete_all_for(store: Store, account_id: str) -> list[str]:
-    """Revoke and forget every agent of a deleted account; returns their ids."""
+    """Revoke and forget every agent of a deleted account (their open sockets close, as on
+    ``revoke``); returns their ids."""
     agents = await list_for(store, account_id)
     with translate_errors():
         async with store.redis.pipeline(transaction=True) as pipe:
@@ -112,6 +115,8 @@ async def delete_all_for(store: Store, account_id: str) -> list[str]:
                 if token_hash:
                     pipe.delete(keys.token(store, token_hash))
                 pipe.delete(keys.agent(store, agent.id))
+                # as for ``revoke``: an open console would go on hearing the account's visitors
+                pipe.publish(keys.agent_channel(store, agent.id), json.dumps({"type": "revoked"}))
             pipe.delete(keys.account_agents(store, account_id))
             await pipe.execute()
     return [a.id for a in agents]

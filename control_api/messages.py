@@ -50,9 +50,10 @@ Check = Callable[[Any], Any]
 
 
 def _num(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number")
-    if abs(value) > MAX_COORD:
+    # compared before isfinite: an integer past float range (JSON allows 10**400) makes it raise
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_COORD:
         raise ValueError("out of range")
     return value
 

@@ -54,7 +54,10 @@ def _int_range(low: int, high: int) -> Callable[[str, Any], int]:
 
 def _number_range(low: float, high: float) -> Callable[[str, Any], float | int]:
     def check(field: str, value: Any) -> float | int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _policy_error(field, "must be a number")
+        # isfinite only for floats: an integer past float range (10**400) makes it raise
+        if isinstance(value, float) and not math.isfinite(value):
             raise _policy_error(field, "must be a number")
         if not low <= value <= high:
             raise _policy_error(field, f"must be between {low} and {high}")

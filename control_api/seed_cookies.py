@@ -44,8 +44,8 @@ def parse_seed_cookies(raw: Any, allowed_origins: Iterable[str]) -> list[SeedCoo
             raise invalid(f"{field}.value", "must be a cookie value")
         if not isinstance(url, str) or len(url) > 4096:
             raise invalid(f"{field}.url", "must be an http(s) URL")
-        parts = urllib.parse.urlsplit(url)
-        try:
+        try:  # urlsplit too refuses some ("http://[x")
+            parts = urllib.parse.urlsplit(url)
             origin = normalize_origin(f"{parts.scheme}://{parts.netloc}")
         except ValueError as exc:
             raise invalid(f"{field}.url", "must be an http(s) URL") from exc

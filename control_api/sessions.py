@@ -240,17 +240,24 @@ async def create(
     sid = new_session_id()
     live_key = keys.visitor_live(store, visitor_id)
     account_key = keys.account(store, account.id)
+    agent_key = keys.agent(store, agent.id)
     request_key = keys.agent_request(store, agent.id, request_id) if request_id else None
     with translate_errors():
         for _ in range(MAX_RETRIES):
             async with store.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(live_key, account_key, *([request_key] if request_key else []))
+                    await pipe.watch(live_key, account_key, agent_key, *filter(None, [request_key]))
                     if request_key:
                         made = await pipe.get(request_key)
                         earlier = await pipe.hgetall(keys.session(store, made)) if made else {}
                         if earlier.get("id"):
                             return dict(earlier)
+                    # read here, not only by the route: a request that read its agent before an
+                    # administrator revoked it made a session after the revocation had ended
+                    # the agent's live ones, and it stayed
+                    agent_id, revoked = await pipe.hmget(agent_key, ["id", "revoked"])
+                    if agent_id != agent.id or revoked == "1":
+                        raise ApiError(401, "invalid_token", "the agent no longer exists")
                     stored, enabled = await pipe.hmget(account_key, ["policy", "cobrowse_enabled"])
                     if enabled != "1":
                         raise ApiError(403, "feature_disabled", "co-browsing is not enabled for this account")

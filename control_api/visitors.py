@@ -15,7 +15,7 @@ from typing import Any
 from control_api import keys
 from control_api.accounts import Account
 from control_api.store import Store, translate_errors
-from control_api.tokens import digest, new_id, new_token
+from control_api.tokens import digest, new_id, new_token, plausible_id
 
 VISITOR_TTL_S = 24 * 3600
 MAX_PRESENT = 500  # visitors listed to an agent at most
@@ -36,6 +36,7 @@ class Visitor:
     online: bool
     live_session: str | None
     state: dict[str, Any]
+    token_hash: str = ""  # its token's key lives as long as the visitor (``touch_connection``)
 
     @property
     def bandwidth_kbps(self) -> float | None:
@@ -46,6 +47,7 @@ class Visitor:
 async def register(store: Store, account: Account, origin: str, grace_s: float) -> tuple[Visitor, str]:
     vid = new_id("vis")
     token = new_token()
+    token_hash = digest(token)
     now = time.time()
     with translate_errors():
         async with store.redis.pipeline(transaction=True) as pipe:
@@ -57,19 +59,20 @@ async def register(store: Store, account: Account, origin: str, grace_s: float) 
                     "origin": origin,
                     "created_at": repr(now),
                     "last_seen": repr(now),
+                    "token_hash": token_hash,
                 },
             )
             pipe.expire(keys.visitor(store, vid), VISITOR_TTL_S)
             pipe.hset(
-                keys.token(store, digest(token)),
+                keys.token(store, token_hash),
                 mapping={"kind": "visitor", "id": vid, "account_id": account.id},
             )
-            pipe.expire(keys.token(store, digest(token)), VISITOR_TTL_S)
+            pipe.expire(keys.token(store, token_hash), VISITOR_TTL_S)
             # ranked below every visitor seen in the last hour until its socket opens (``present``)
             pipe.zadd(keys.account_visitors(store, account.id), {vid: now - UNSEEN_RANK_S})
             pipe.zadd(keys.visitor_deadlines(store), {vid: now + grace_s})
             await pipe.execute()
-    visitor = Visitor(vid, account.id, origin, now, now, False, None, {})
+    visitor = Visitor(vid, account.id, origin, now, now, False, None, {}, token_hash)
     return visitor, token
 
 
@@ -95,6 +98,7 @@ def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visit
         online=conns_online > 0,
         live_session=live or None,
         state=state,
+        token_hash=record.get("token_hash", ""),
     )
 
 
@@ -116,7 +120,7 @@ async def find_many(store: Store, vids: list[str]) -> list[Visitor]:
 
 
 async def find(store: Store, vid: str) -> Visitor | None:
-    if not vid or len(vid) > 64:
+    if not plausible_id(vid):
         return None
     found = await find_many(store, [vid])
     return found[0] if found else None
@@ -155,6 +159,11 @@ async def touch_connection(
             pipe.expire(keys.visitor_conns(store, visitor.id), int(hold_s + grace_s) + 60)
             pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
             pipe.expire(keys.visitor(store, visitor.id), VISITOR_TTL_S)
+            if visitor.token_hash:
+                # as long as the visitor: a token that lapsed 24 hours after registration, with
+                # the socket open all along, made the visitor's End a 401 while the agent still
+                # saw the page (its socket, authenticated once, went on relaying)
+                pipe.expire(keys.token(store, visitor.token_hash), VISITOR_TTL_S)
             pipe.zadd(keys.account_visitors(store, visitor.account_id), {visitor.id: now})
             pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + hold_s + grace_s})
             await pipe.execute()

@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from control_api import accounts, keys, masking, presence, sessions, visitors
+from control_api import accounts, agents, keys, masking, presence, sessions, visitors
 from control_api.accounts import Account
 from control_api.auth import Principal, resolve
 from control_api.context import Api
@@ -395,6 +395,11 @@ class AgentConnection(Connection):
         if account is None:
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "unknown account")
         await self.subscribe(keys.agent_channel(self.store, self.principal.id))
+        # A revocation published before that subscription reached no one: read the agent again
+        # now that any later one will reach this socket (revoke marks it in the same MULTI).
+        agent = await agents.find(self.store, self.principal.id)
+        if agent is None or agent.revoked:
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "token revoked")
         await self.subscribe(keys.account_channel(self.store, account.id))
         live = []
         for sid in await sessions.live_of_agent(self.store, self.principal.id):

@@ -385,7 +385,8 @@ class RequestFixup:
 
 
 class CookieJar:
-    """The session's server-side cookie jar: fills ``Cookie``, takes ``Set-Cookie``, merges ``__cbjs``."""
+    """The session's server-side cookie jar: fills ``Cookie``, takes ``Set-Cookie``, merges
+    ``__cbjs_{sid}``."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx

@@ -1,9 +1,9 @@
 """The session's cookie jar on the server, shared by every proxy process through the store.
 
-The browser holds only proxy cookies: the credential (``__cb_{sid}``), ``__cbjs``, the
-runtime's note of ``document.cookie`` writes not yet merged, and ``__cbjv``, the jar's
+The browser holds only proxy cookies: the credential (``__cb_{sid}``), ``__cbjs_{sid}``, the
+runtime's note of ``document.cookie`` writes not yet merged, and ``__cbjv_{sid}``, the jar's
 script-visible cookies of the origin for the runtime. On every request the proxy merges
-``__cbjs`` into the jar (and expires it), then sends upstream the jar's ``Cookie`` header; every
+``__cbjs_{sid}`` into the jar (and expires it), then sends upstream the jar's ``Cookie`` header; every
 upstream ``Set-Cookie`` goes into the jar and never to the browser. The cookie model (RFC 6265 on
 ``http.cookiejar``) is ``rewriter.cookies``; the store keeps JSON records (``proxy_access.jar_*``).
 """
@@ -34,8 +34,22 @@ SCRIPT_COOKIE = "__cbjs"
 # a cookie a fetch's answer sets (a CSRF token a script then reads) shows in document.cookie at
 # once, and a page the browser had cached shows the jar as it is now, not as it was
 VIEW_COOKIE = "__cbjv"
+# Both are named after the session (``__cbjs_{sid}``): a page can write a cookie for the whole
+# proxy domain (with a Document cookie setter borrowed from a frame the runtime is not in, such
+# as a blob: document), which the browser then sends to every session's origins; under the bare
+# names, one session's page put cookies into another session's jar. It knows no other session id.
+
+
+def script_cookie_name(sid: str) -> str:
+    return f"{SCRIPT_COOKIE}_{sid}"
+
+
+def view_cookie_name(sid: str) -> str:
+    return f"{VIEW_COOKIE}_{sid}"
+
+
 MAX_VIEW_BYTES = 3800  # a browser keeps a cookie of at most 4096 bytes, name included
-HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv as the request came
+HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv_{sid} as the request came
 # flow metadata
 RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
 UPSTREAM_COOKIE = "cobrowse.upstream_cookie"  # the Cookie header the jar gives this request
@@ -145,7 +159,7 @@ def _merge_writes(records: dict[str, CookieRecord], writes: list[str], page_url:
 
 
 async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession) -> None:
-    """Merge ``__cbjs``; the jar's Cookie header for upstream goes to ``UPSTREAM_COOKIE`` (the
+    """Merge ``__cbjs_{sid}``; the jar's Cookie header for upstream goes to ``UPSTREAM_COOKIE`` (the
     browser's Cookie header, proxy cookies only, is dropped by ``request_fixup``)."""
     if flow.metadata.get(ANONYMOUS):
         flow.metadata[RECORDS] = {}
@@ -153,9 +167,10 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
         return
     mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
     origin: Origin = flow.metadata["cobrowse.origin"]
-    flow.metadata[HELD_VIEW] = flow.request.cookies.get(VIEW_COOKIE)  # the Cookie header goes soon
-    records = await _load(ctx, session.session_id)
-    script_raw = flow.request.cookies.get(SCRIPT_COOKIE)
+    sid = session.session_id
+    flow.metadata[HELD_VIEW] = flow.request.cookies.get(view_cookie_name(sid))  # the Cookie header goes soon
+    records = await _load(ctx, sid)
+    script_raw = flow.request.cookies.get(script_cookie_name(sid))
     if script_raw is not None:
         flow.metadata[EXPIRE_SCRIPT_COOKIE] = True
         change = _merge_writes(records, _script_writes(script_raw), _page_url(flow, mapper, origin))
@@ -195,7 +210,7 @@ async def on_set_cookies(
     *,
     clear_site: bool = False,
 ) -> None:
-    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs`` expire.
+    """Upstream ``Set-Cookie`` values go into the jar; the browser only sees ``__cbjs_{sid}`` expire.
     ``clear_site`` (``Clear-Site-Data: "cookies"``) first empties the jar of the response's site,
     as a browser clears its cookies (a logout must log out)."""
     origin: Origin = flow.metadata["cobrowse.origin"]
@@ -214,19 +229,20 @@ async def on_set_cookies(
     assert flow.response is not None
     flow.response.headers.pop("set-cookie", None)
     if flow.metadata.get(EXPIRE_SCRIPT_COOKIE):
-        flow.response.headers.add("set-cookie", f"{SCRIPT_COOKIE}=; Max-Age=0; Path=/; SameSite=Lax")
+        name = script_cookie_name(session.session_id)
+        flow.response.headers.add("set-cookie", f"{name}=; Max-Age=0; Path=/; SameSite=Lax")
     if not flow.metadata.get(ANONYMOUS):
         await _send_view(ctx, flow, session, origin, records)
 
 
 def view_value(view: list[tuple[str, str, str]]) -> str:
-    """The ``__cbjv`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
+    """The ``__cbjv_{sid}`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
     too large for a cookie, ``!`` and a digest of it (the runtime then asks the proxy)."""
     # ASCII: a value the upstream sent in Latin-1 holds lone surrogates (mitmproxy's
     # surrogateescape), which have no UTF-8 to percent-encode
     text = json.dumps(view, separators=(",", ":"))
     encoded = urllib.parse.quote(text, safe="")
-    if len(encoded) + len(VIEW_COOKIE) + 1 <= MAX_VIEW_BYTES:
+    if len(encoded) + len(view_cookie_name("s" * 10)) + 1 <= MAX_VIEW_BYTES:
         return encoded
     return "!" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -235,7 +251,7 @@ async def _send_view(
     ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySession, origin: Origin,
     records: dict[str, CookieRecord],
 ) -> None:
-    """Set ``__cbjv`` when the jar's view for this origin is not what the browser holds. The view
+    """Set ``__cbjv_{sid}`` when the jar's view for this origin is not what the browser holds. The view
     is read from the store again then: another answer may have changed the jar meanwhile."""
     held = flow.metadata.get(HELD_VIEW)
     if held == view_value(jar_model.origin_script_view(records.values(), origin.serialize() + "/")):
@@ -246,7 +262,8 @@ async def _send_view(
         return
     secure = "; Secure" if ctx.public.scheme == "https" else ""
     assert flow.response is not None
-    flow.response.headers.add("set-cookie", f"{VIEW_COOKIE}={value}; Path=/; SameSite=Lax{secure}")
+    name = view_cookie_name(session.session_id)
+    flow.response.headers.add("set-cookie", f"{name}={value}; Path=/; SameSite=Lax{secure}")
 
 
 def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str]]:

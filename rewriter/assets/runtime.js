@@ -1917,6 +1917,11 @@
     var nativeGet = desc.get;
     var nativeSet = desc.set;
     var nativeFetch = win.fetch && weakMapGet(nativeOf, win.fetch) || win.fetch;
+    // the session's own names: a page of another session can write a cookie for the whole proxy
+    // domain (with a Document cookie setter of a frame the runtime is not in), which every
+    // session's requests would carry, but it knows no other session id
+    var SCRIPT_COOKIE = '__cbjs_' + ctx.codec.sid;
+    var VIEW_COOKIE = '__cbjv_' + ctx.codec.sid;
 
     function upstreamURL() {
       return mapper.toUpstream(win.location.href) || ctx.cfg.origin + '/';
@@ -1927,9 +1932,9 @@
       return endsWith(cookiePath, '/') || path[cookiePath.length] === '/';
     }
     // the proxy keeps the jar's script-visible cookies of this origin in the browser cookie
-    // __cbjv (proxy/cookie_sync.py): a cookie that a fetch's answer sets shows at once, and a page
+    // __cbjv_{sid} (proxy/cookie_sync.py): a cookie that a fetch's answer sets shows at once, and a page
     // the browser had cached shows the jar as it is now. Writes still on their way to the jar
-    // (in __cbjs) stay on top of it.
+    // (in __cbjs_{sid}) stay on top of it.
     var lastView = null;
     function nativeCookie(name) {
       var current = '; ' + apply(nativeGet, doc, []);
@@ -1956,7 +1961,7 @@
       return list;
     }
     function refresh() {
-      var raw = nativeCookie('__cbjv');
+      var raw = nativeCookie(VIEW_COOKIE);
       if (raw === null || raw === lastView) return;
       lastView = raw;
       var list = raw[0] === '!' ? askView() : JSONparse(decodeURIComponent_(raw));
@@ -1971,7 +1976,7 @@
       arrSplice(ctx.cookies, 0, ctx.cookies.length);
       for (i = 0; i < next.length; i++) push(ctx.cookies, next[i]);
       var pending = [];
-      try { pending = JSONparse(decodeURIComponent_(nativeCookie('__cbjs') || '%5B%5D')); } catch (e) { pending = []; }
+      try { pending = JSONparse(decodeURIComponent_(nativeCookie(SCRIPT_COOKIE) || '%5B%5D')); } catch (e) { pending = []; }
       if (isArray(pending)) for (i = 0; i < pending.length; i++) if (typeof pending[i] === 'string') write(pending[i], true);
     }
     function fresh() { try { refresh(); } catch (e) { /* keep what we have */ } }
@@ -2054,13 +2059,13 @@
       guard(function () { if (channel) channel.postMessage(raw); });
     }
     function persist(raw) {
-      // 1. __cbjs: travels with the very next request, even if the page navigates away at once
+      // 1. __cbjs_{sid}: travels with the very next request, even if the page navigates away at once
       guard(function () {
         var current = apply(nativeGet, doc, []);
         var list = [];
-        var at = strIndexOf('; ' + current, '; __cbjs=');
+        var at = strIndexOf('; ' + current, '; ' + SCRIPT_COOKIE + '=');
         if (at >= 0) {
-          var start = at + 7;
+          var start = at + SCRIPT_COOKIE.length + 1;
           var end = strIndexOf(current, ';', start);
           try { list = JSONparse(decodeURIComponent_(strSlice(current, start, end < 0 ? current.length : end))); } catch (e) { list = []; }
           if (!isArray(list)) list = [];
@@ -2072,7 +2077,7 @@
           encoded = encodeURIComponent_(JSONstringify(list));
         }
         var secure = ctx.codec.scheme === 'https' ? '; Secure' : '';
-        apply(nativeSet, doc, ['__cbjs=' + encoded + '; Path=/; SameSite=Lax' + secure]);
+        apply(nativeSet, doc, [SCRIPT_COOKIE + '=' + encoded + '; Path=/; SameSite=Lax' + secure]);
       });
       // 2. the POST, for requests that carry no cookies
       guard(function () {

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from cb_api_helpers import ORIGIN, World, open_world
 
-from control_api import accounts, proxy_access, visitors
+from control_api import accounts, keys, proxy_access, visitors
+from control_api.exceptions import ApiError
 from control_api.policy import narrows, validate_policy
+from control_api.tokens import digest
 from rewriter.cookies import load_records
 from rewriter.urls import Origin, encode_label
 
@@ -98,6 +100,7 @@ def test_policy_get_put_patch(world: World) -> None:
         ({"nope": 1}, "nope"),
         ({"allowed_origins": ["not an origin"]}, "allowed_origins[0]"),
         ({"idle_timeout_s": "10"}, "idle_timeout_s"),
+        ({"min_bandwidth_kbps": 10**400}, "min_bandwidth_kbps"),  # past float range: was a 500
     ):
         r = world.client.patch(url, json=body, headers=world.admin)
         assert r.status_code == 422 and r.json()["field"] == field, r.text
@@ -251,6 +254,52 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
     assert (r.status_code, r.json()["error"]) == (422, "invalid_request") and "since" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("cursor", "status"),
+    [
+        ("99999999999999999999-0", 422),  # past 2**64 - 1: Redis refused it, a 500
+        ("0-99999999999999999999", 422),
+        ("1-1%0A", 422),  # a trailing newline passed the pattern's "$"
+        ("18446744073709551615-18446744073709551615", 422),  # the last id: nothing comes after it
+        ("18446744073709551615-18446744073709551614", 200),
+        ("0-0", 200),
+    ],
+)
+def test_audit_cursors_redis_cannot_take_are_a_422(world: World, cursor: str, status: int) -> None:
+    account = world.account()
+    for url in (f"/api/v1/accounts/{account['id']}/audit", "/api/v1/sessions/k3j9x2ab7q/audit"):
+        r = world.client.get(f"{url}?cursor={cursor}", headers=world.admin)
+        expected = 404 if status == 200 and "sessions" in url else status  # no such session
+        assert r.status_code == expected, r.text
+        if status == 422:
+            assert r.json()["field"] == "cursor"
+
+
+def test_ids_that_name_other_store_keys_are_not_found(world: World) -> None:
+    """An id goes into a store key, where ``:`` is the separator: ``vis_x:conns`` named the
+    visitor's presence set, and Redis answered WRONGTYPE (a 500, with a traceback per request,
+    an agent's token enough for it)."""
+    account = world.account(consent="request")
+    agent, visitor = world.agent(account), world.visitor(account)
+    aid, vid = account["id"], visitor["visitor_id"]
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        world.session(agent, visitor)  # the visitor's :live, the agent's :live, the account's :live
+        for suffix in (":conns", ":live"):
+            body = {"visitor_id": vid + suffix}
+            r = world.client.post("/api/v1/sessions", json=body, headers=agent["headers"])
+            assert (r.status_code, r.json()["error"]) == (404, "visitor_not_found"), r.text
+        for method, path in (
+            ("GET", f"/api/v1/accounts/{aid}:agents"),
+            ("GET", f"/api/v1/accounts/{aid}:live/policy"),
+            ("PATCH", f"/api/v1/accounts/{aid}:audit/policy"),
+            ("GET", f"/api/v1/accounts/{aid}:visitors/audit"),
+            ("DELETE", f"/api/v1/accounts/{aid}/agents/{agent['id']}:live"),
+        ):
+            r = world.client.request(method, path, json={}, headers=world.admin)
+            assert r.status_code == 404, (path, r.text)
+
+
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
     for allowed in (True, False):
         account = world.account(seed_cookies=allowed)
@@ -259,11 +308,12 @@ def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_s
         with _connect_visitor(world, visitor) as ws:
             ws.receive_json()
             sid = world.session(agent, visitor)["id"]
-            bad = [{"name": "a", "value": "1", "url": "https://elsewhere.example/"}]
-            r = world.client.post(
-                f"/api/v1/sessions/{sid}/accept", json={"cookies": bad}, headers=visitor["headers"]
-            )
-            assert (r.status_code, r.json()["field"]) == (422, "cookies[0].url")
+            for url in ("https://elsewhere.example/", "http://[::1"):  # the second: a 500 once
+                bad = [{"name": "a", "value": "1", "url": url}]
+                r = world.client.post(
+                    f"/api/v1/sessions/{sid}/accept", json={"cookies": bad}, headers=visitor["headers"]
+                )
+                assert (r.status_code, r.json()["field"]) == (422, "cookies[0].url")
             good = [{"name": "cart", "value": "42", "url": ORIGIN + "/shop"}]
             r = world.client.post(
                 f"/api/v1/sessions/{sid}/accept", json={"cookies": good}, headers=visitor["headers"]
@@ -441,6 +491,68 @@ def test_ticket_redeems_once_and_only_for_its_session(world: World, sync_store: 
         other = world.agent(account, "Bob")
         r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=other["headers"])
         assert r.status_code == 404
+
+
+def test_a_page_url_python_cannot_split_leaves_the_ticket_to_the_first_allowed_origin(world: World) -> None:
+    """The visitor reports its URL: one ``urlsplit`` refuses ("http://[x") made the agent's
+    ticket a 500, so a visitor could keep the agent from ever opening the view."""
+    with _active_session(world) as (ws, _account, agent, sid):
+        ws.send_json({"type": "page", "url": "http://[::1"})
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json()["type"] == "pong"  # the page is stored before the pong
+        r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
+        assert r.status_code == 200, r.text
+        assert "url=http%3A%2F%2F127.0.0.1%3A8002%2F&" in r.json()["enter_url"] + "&"
+
+
+def test_a_visitor_token_lives_as_long_as_the_visitor_its_socket_keeps(world: World, sync_store: Any) -> None:
+    """The token lapsed 24 hours after registration whatever the visitor did since: a visitor
+    whose socket stayed open (and went on relaying to the agent) then got a 401 for its End."""
+    account = world.account(consent="none")
+    visitor = world.visitor(account)
+    key = keys.token(sync_store, digest(visitor["token"]))
+    portal = world.client.portal  # type: ignore[union-attr]
+    portal.call(sync_store.redis.expire, key, 100)  # as if registered almost 24 hours ago
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()  # the greeting comes after the socket counted the visitor as seen
+        assert portal.call(sync_store.redis.ttl, key) > 3600
+        sid = world.session(world.agent(account), visitor)["id"]
+        r = world.client.post(f"/api/v1/sessions/{sid}/end", headers=visitor["headers"])
+        assert r.status_code == 200
+
+
+def test_a_session_asked_for_while_the_account_is_deleted_is_not_left_live(
+    world: World, sync_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account's live sessions were ended first and the account deleted last: a request that
+    came between (consent none: at once active) made a session the proxy served for an account
+    that no longer existed, and no one ended it."""
+    from control_api import agents, sessions
+
+    account = world.account(consent="none")
+    agent, visitor = world.agent(account), world.visitor(account)
+    portal = world.client.portal  # type: ignore[union-attr]
+    # an agent's request that has read its account and itself before the deletion began...
+    stored = portal.call(accounts.find, sync_store, account["id"])
+    found = portal.call(agents.find, sync_store, agent["id"])
+    assert stored is not None and found is not None
+    made: list[Any] = []
+    real_delete_all_for = agents.delete_all_for
+
+    async def agent_asks_meanwhile(store: Any, aid: str) -> list[str]:
+        try:  # ...and makes its session now, the live ones ended, its token not yet gone
+            made.append(await sessions.create(store, stored, found, visitor["visitor_id"]))
+        except ApiError as exc:
+            made.append(exc.code)
+        return await real_delete_all_for(store, aid)
+
+    monkeypatch.setattr(agents, "delete_all_for", agent_asks_meanwhile)
+    with _connect_visitor(world, visitor) as ws:
+        ws.receive_json()
+        r = world.client.delete(f"/api/v1/accounts/{account['id']}", headers=world.admin)
+        assert r.status_code == 204
+    assert made == ["feature_disabled"]  # it was made, active, once
+    assert portal.call(sessions.live_of_account, sync_store, account["id"]) == []
 
 
 def test_a_proxy_ticket_lives_at_most_60_seconds_whatever_the_setting(sync_store: Any) -> None:

@@ -33,6 +33,13 @@ def test_valid_messages_keep_only_known_fields() -> None:
         ("agent", '{"type": "pointer", "session_id": "BAD", "x": 1, "y": 2}', messages.CLOSE_INVALID),
         ("visitor", '{"type": "scroll", "x": "1", "y": 2}', messages.CLOSE_INVALID),
         ("visitor", '{"type": "scroll", "x": 1e308, "y": 2}', messages.CLOSE_INVALID),
+        # integers past float range (math.isfinite raised OverflowError on them)
+        pytest.param("visitor", '{"type": "scroll", "x": 1' + "0" * 400 + ', "y": 2}',
+                     messages.CLOSE_INVALID, id="huge-int-scroll"),
+        pytest.param("visitor", '{"type": "bandwidth", "kbps": 1' + "0" * 400 + "}",
+                     messages.CLOSE_INVALID, id="huge-int-bandwidth"),
+        pytest.param("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": [[1, -1'
+                     + "0" * 400 + "]]}", messages.CLOSE_INVALID, id="huge-int-draw"),
         ("visitor", '{"type": "page", "url": "javascript:alert(1)"}', messages.CLOSE_INVALID),
         ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": []}', messages.CLOSE_INVALID),
         ("agent", "[" * 60000, messages.CLOSE_INVALID),  # too deep for the parser

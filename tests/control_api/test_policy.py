@@ -41,6 +41,7 @@ def test_defaults_are_design_md() -> None:
         ({"session_max_s": 10}, "session_max_s"),
         ({"idle_timeout_s": "600"}, "idle_timeout_s"),
         ({"min_bandwidth_kbps": -1}, "min_bandwidth_kbps"),
+        ({"min_bandwidth_kbps": 10**400}, "min_bandwidth_kbps"),  # past float range: was a 500
         ({"allowed_origins": "https://a.example"}, "allowed_origins"),
         ({"allowed_origins": ["https://a.example", "https://a.example/path"]}, "allowed_origins[1]"),
         ({"allowed_origins": ["ftp://a.example"]}, "allowed_origins[0]"),

@@ -75,6 +75,24 @@ async def test_a_session_is_made_under_the_policy_stored_when_it_commits(redis_s
     assert refused.value.code == "feature_disabled"
 
 
+@pytest.mark.parametrize("gone", ["revoked", "account_deleted"])
+async def test_an_agent_revoked_or_deleted_after_its_request_read_it_makes_no_session(
+    redis_store: Store, gone: str
+) -> None:
+    """The route read the agent before an administrator revoked it (or deleted it with its
+    account), whose ending of the agent's live sessions then ran before this one existed: it was
+    made all the same (consent none: active), and lived on for an agent whose token was gone."""
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    if gone == "revoked":
+        await agents.revoke(redis_store, account.id, agent.id)
+    else:
+        await agents.delete_all_for(redis_store, account.id)
+    with pytest.raises(ApiError) as refused:
+        await sessions.create(redis_store, account, agent, visitor.id)  # the agent as read before
+    assert (refused.value.status, refused.value.code) == (401, "invalid_token")
+    assert await sessions.live_of_agent(redis_store, agent.id) == []
+
+
 async def test_consent_none_starts_active_at_once(redis_store: Store) -> None:
     account, agent, visitor = await _setup(redis_store, consent="none")
     record = await sessions.create(redis_store, account, agent, visitor.id)

@@ -185,6 +185,9 @@ def test_sync_waits_for_consent(world: World) -> None:
         (json.dumps({"type": "teleport"}), messages.CLOSE_INVALID),
         ("{not json", messages.CLOSE_INVALID),
         (json.dumps({"type": "scroll", "x": "far", "y": 0}), messages.CLOSE_INVALID),
+        # an integer past float range: 4400, not 1011 with a traceback in the log
+        pytest.param('{"type": "pointer", "x": 1' + "0" * 400 + ', "y": 0}', messages.CLOSE_INVALID,
+                     id="huge-int"),
     ],
 )
 def test_abusive_messages_close_the_socket(world: World, payload: str, code: int) -> None:
@@ -304,6 +307,40 @@ def test_revoking_an_agent_closes_its_console_and_ends_its_sessions(world: World
         assert r.status_code == 204
         event = _next(vws, "session")
         assert (event["to"], event["reason"]) == ("ended", "agent_revoked")
+        assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
+
+
+def test_an_agent_revoked_while_its_socket_authenticates_is_closed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation is published to the agent's channel: one that comes after the token was
+    checked and before the socket subscribed reached no one, and the socket stayed open."""
+    from control_api import accounts, agents
+
+    account = world.account()
+    agent = world.agent(account)
+    real_find = accounts.find
+
+    async def find_and_revoke(store: Any, aid: str) -> Any:  # the agent socket's setup calls it
+        monkeypatch.setattr(accounts, "find", real_find)
+        found = await real_find(store, aid)
+        await agents.revoke(store, aid, agent["id"])  # an administrator, at that moment
+        return found
+
+    monkeypatch.setattr(accounts, "find", find_and_revoke)
+    with world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as ws:
+        assert _closed_on(ws) == messages.CLOSE_UNAUTHORIZED
+
+
+@pytest.mark.timeout(30)  # a socket left open would keep the test waiting for its close
+def test_deleting_the_account_closes_its_agents_consoles(world: World) -> None:
+    """The agents' tokens go with the account; their open sockets went on hearing the account's
+    visitors (the pages they visit) with no token left to revoke."""
+    with live_session(world) as (vws, aws, session, _agent):
+        r = world.client.delete(f"/api/v1/accounts/{session['account_id']}", headers=world.admin)
+        assert r.status_code == 204
+        event = _next(vws, "session")
+        assert (event["to"], event["reason"]) == ("ended", "account_deleted")
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
 
 

@@ -306,6 +306,24 @@ onconnect = async (event) => {{
             "</script>",
         )
 
+    async def plant_cookie(request: Request) -> Response:
+        # a page that gets round the runtime: a blob: document (the runtime is not in it) lends
+        # its Document cookie setter, which writes a cookie for the whole proxy domain
+        domain = request.query_params.get("domain", "")
+        frame = (
+            "<script>var d = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');"
+            "d.set.call(parent.document, '__cbjs=' + encodeURIComponent(JSON.stringify(['planted=1']))"
+            f" + '; Domain={domain}; Path=/');"
+            "parent.document.getElementById('out').textContent = 'planted';<\\/script>"
+        )
+        return _page(
+            "Plant a cookie",
+            '<p id="out"></p><script>'
+            f"var f = document.createElement('iframe'); f.src = URL.createObjectURL("
+            f"new Blob([\"{frame}\"], {{type: 'text/html'}})); document.body.appendChild(f);"
+            "</script>",
+        )
+
     async def messages(request: Request) -> Response:
         # postMessage naming the upstream origin (to itself, from a same-origin frame) and a fetch
         # to its own origin without credentials
@@ -525,6 +543,7 @@ onconnect = async (event) => {{
         Route("/modules", modules),
         Route("/messages", messages),
         Route("/fetched-cookie", fetched_cookie),
+        Route("/plant-cookie", plant_cookie),
         Route("/integrity", integrity),
         Route("/message-child", message_child),
         Route("/static/mod-a.js", module_a),

@@ -258,6 +258,24 @@ def test_two_sessions_on_one_site_keep_cookies_and_storage_apart(
         context.close()
 
 
+def test_a_cookie_one_session_plants_for_the_whole_proxy_domain_reaches_no_other_jar(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A page can get round the runtime (the Document cookie setter of a blob: frame) and write
+    a cookie for the whole proxy domain, which the browser sends to every session's origins:
+    under the one name all sessions shared, the proxy merged it into another session's jar."""
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    context, page_a, _ = _open(browser, harness, a, sites.shop.origin + f"/plant-cookie?domain={DOMAIN}")
+    try:
+        assert _text(page_a, "out") == "planted"
+        assert "__cbjs" in [c["name"] for c in context.cookies() if c["domain"] == "." + DOMAIN]
+        _, page_b, _ = _open(browser, harness, b, sites.shop.origin + "/echo-headers", context)
+        assert "planted" not in page_b.locator("body").inner_text(timeout=15000)
+    finally:
+        context.close()
+
+
 def test_video_range_and_download_go_through_the_proxy(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

@@ -125,7 +125,8 @@ def _echo_cookies(
 def _write(harness: Harness, s: OpenSession, credential: str, origin: str, writes: list[str],
            headers: dict[str, str] | None = None) -> dict[str, str]:
     cbjs = urllib.parse.quote(json.dumps(writes))
-    return _echo_cookies(harness, s, credential, origin, {"cookie": f"__cbjs={cbjs}", **(headers or {})})
+    cookie = f"__cbjs_{s.sid}={cbjs}"
+    return _echo_cookies(harness, s, credential, origin, {"cookie": cookie, **(headers or {})})
 
 
 def test_a_cross_site_request_carries_no_lax_or_strict_cookie(
@@ -209,8 +210,9 @@ def test_the_cookie_post_is_held_to_its_size_and_number_of_writes(
     assert [c["name"] for c in ok.json()["cookies"]] == ["a", "b", "c"]  # the first writes only
     over = post(at_limit + b" ")
     assert over.status_code == 400 and "Bad request" in over.text
-    # in __cbjs too
+    # in __cbjs_{sid} too
     cbjs = urllib.parse.quote(json.dumps(["f=1", "g=1", "h=1", "i=1"]))
-    r = harness.get(s, host, "/echo-headers", credential=credential, headers={"cookie": f"__cbjs={cbjs}"})
+    cookie = {"cookie": f"__cbjs_{s.sid}={cbjs}"}
+    r = harness.get(s, host, "/echo-headers", credential=credential, headers=cookie)
     sent = {p.strip().split("=", 1)[0] for p in r.json()["cookie"].split(";")}
     assert sent == {"a", "b", "c", "f", "g", "h"}

@@ -32,7 +32,7 @@ def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness,
     r = harness.get(s, host, "/set-cookie", credential=credential)
     assert r.status_code == 200
     # the browser gets only the proxy's own: the jar's script view for the runtime
-    assert [c.split("=", 1)[0] for c in r.headers.get_list("set-cookie")] == ["__cbjv"]
+    assert [c.split("=", 1)[0] for c in r.headers.get_list("set-cookie")] == [f"__cbjv_{s.sid}"]
     assert "server_c" not in r.headers["set-cookie"]  # HttpOnly: not even in the view
     sent = _cookies(_echo(harness, s, sites, credential).get("cookie", ""))
     assert sent == {"server_c": "s1", "visible_c": "v1"}  # and no __cb_* credential
@@ -50,10 +50,25 @@ def test_script_writes_in_cbjs_are_merged_at_once_and_expired(harness: Harness, 
     credential = harness.credential(s)
     writes = urllib.parse.quote(json.dumps(["js_c=hello; path=/", "bad=1; HttpOnly"]))
     r = harness.get(s, harness.host(s, sites.shop.origin), "/echo-headers", credential=credential,
-                    headers={"cookie": f"__cbjs={writes}"})
+                    headers={"cookie": f"__cbjs_{s.sid}={writes}"})
     assert _cookies(r.json()["cookie"]) == {"js_c": "hello"}  # a script cannot set HttpOnly
-    assert r.headers["set-cookie"].startswith("__cbjs=; Max-Age=0")
+    assert r.headers["set-cookie"].startswith(f"__cbjs_{s.sid}=; Max-Age=0")
     assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"js_c": "hello"}
+
+
+def test_script_writes_under_another_sessions_name_are_not_merged(harness: Harness, sites: Sites) -> None:
+    """A page can set a cookie for the whole proxy domain (with a cookie setter of a blob: frame,
+    where the runtime is not), which the browser sends to every session's origins: under a name
+    shared by all sessions, one session's page put cookies into another's jar (checked in
+    Chromium: the other session's upstream got them)."""
+    s = harness.open_session((sites.shop.origin,))
+    credential = harness.credential(s)
+    planted = urllib.parse.quote(json.dumps(["sid=attacker; path=/"]))
+    for name in ("__cbjs", "__cbjs_" + "x" * 10):  # the bare name, another session's
+        r = harness.get(s, harness.host(s, sites.shop.origin), "/echo-headers", credential=credential,
+                        headers={"cookie": f"{name}={planted}"})
+        assert "sid=attacker" not in r.json().get("cookie", "")
+    assert "cookie" not in _echo(harness, s, sites, credential)
 
 
 def test_cookie_post_from_the_runtime(harness: Harness, sites: Sites) -> None:

@@ -177,18 +177,19 @@ def test_a_request_in_absolute_form_goes_upstream_in_origin_form(
 def test_the_browser_holds_the_jars_script_view_for_the_runtime(
     up: tuple[Harness, RecordingUpstream, OpenSession],
 ) -> None:
-    """``__cbjv``: the origin's script-visible cookies on every path (the runtime filters by its
+    """``__cbjv_{sid}``: the origin's script-visible cookies on every path (the runtime filters by its
     document's), in document.cookie order; sent only when the browser's copy is not the jar's."""
     harness, upstream, s = up
+    view = f"__cbjv_{s.sid}"
     r = _get(harness, s, upstream, "/login")
     sent = r.headers.get_list("set-cookie")
-    (value,) = [c.split(";")[0].split("=", 1)[1] for c in sent if c.startswith("__cbjv=")]
+    (value,) = [c.split(";")[0].split("=", 1)[1] for c in sent if c.startswith(view + "=")]
     assert json.loads(urllib.parse.unquote(value)) == [["theme", "dark", "/app"], ["sess", "1", "/"]]
-    again = _get(harness, s, upstream, "/ok", headers={"cookie": f"__cbjv={value}"})
-    assert not [c for c in again.headers.get_list("set-cookie") if c.startswith("__cbjv=")]
+    again = _get(harness, s, upstream, "/ok", headers={"cookie": f"{view}={value}"})
+    assert not [c for c in again.headers.get_list("set-cookie") if c.startswith(view + "=")]
     assert all("__cbjv" not in v for _, v in upstream.fields())  # a proxy cookie: never upstream
-    cleared = _get(harness, s, upstream, "/logout", headers={"cookie": f"__cbjv={value}"})
-    assert "__cbjv=%5B%5D; Path=/; SameSite=Lax" in cleared.headers.get_list("set-cookie")
+    cleared = _get(harness, s, upstream, "/logout", headers={"cookie": f"{view}={value}"})
+    assert f"{view}=%5B%5D; Path=/; SameSite=Lax" in cleared.headers.get_list("set-cookie")
     # too large for a cookie: a digest, and the runtime asks the proxy
     big = [("c", "v" * 5000, "/")]
     assert cookie_sync.view_value(big).startswith("!") and len(cookie_sync.view_value(big)) == 17
@@ -290,7 +291,7 @@ def test_a_cookie_value_in_latin_1_breaks_nothing(up: tuple[Harness, RecordingUp
     harness, upstream, s = up
     r = _get(harness, s, upstream, "/latin")
     assert r.status_code == 200
-    assert "__cbjv=%5B%5B%22lang%22%2C%22caf%5Cudce9%22%2C%22%2F%22%5D%5D" in r.headers["set-cookie"]
+    assert f"__cbjv_{s.sid}=%5B%5B%22lang%22%2C%22caf%5Cudce9%22%2C%22%2F%22%5D%5D" in r.headers["set-cookie"]
     assert _get(harness, s, upstream, "/ok").status_code == 200
     assert ("cookie", "lang=caf\udce9") in [(n, v.encode("latin-1").decode("utf-8", "surrogateescape"))
                                              for n, v in upstream.fields()]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from runtime_fixtures.fake_proxy import (
     CDN,
+    SID,
     UPSTREAM,
     BrowserSession,
     FakeProxy,
@@ -1155,16 +1156,17 @@ def test_document_cookie_shows_the_jar_and_writes_back(session: BrowserSession, 
         "pref=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
     ]
     jar = {c["name"]: c for c in session.context.cookies()}
-    assert set(jar) == {"__cbjs"}
-    written = json.loads(urllib.parse.unquote(jar["__cbjs"]["value"]))
+    script = f"__cbjs_{SID}"  # the session's own name: a page elsewhere cannot guess it
+    assert set(jar) == {script}
+    written = json.loads(urllib.parse.unquote(jar[script]["value"]))
     assert written == [
         "added=1; Path=/; Max-Age=3600",
         "pref=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
         "other=2; path=/elsewhere",
     ]
-    assert jar["__cbjs"]["domain"] == fake.proxy_host().split(":")[0]  # host-only
+    assert jar[script]["domain"] == fake.proxy_host().split(":")[0]  # host-only
     page.goto(fake.proxy_url(UPSTREAM + "/next.html"))
-    assert "__cbjs=" in fake.wait_for_path("/next.html").headers.get("cookie", "")
+    assert script + "=" in fake.wait_for_path("/next.html").headers.get("cookie", "")
 
 
 # what a script writes on http://upstream.example/t.html -> whether document.cookie shows it
@@ -1174,6 +1176,8 @@ COOKIE_WRITES = {
     "d=1; Domain=other.example": False,
     "__cbjs=page": False,  # the proxy's own names are not the page's
     "__cbjv=page": False,
+    f"__cbjs_{SID}=page": False,
+    f"__cbjv_{SID}=page": False,
     "m=1; Max-Age=3600; Expires=Thu, 01 Jan 1970 00:00:00 GMT": True,  # Max-Age wins, in any order
     "e=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=3600": True,
     "u=1; Domain=.upstream.example": True,
@@ -1226,18 +1230,21 @@ def test_document_cookie_keeps_the_browsers_order(session: BrowserSession, fake:
 def test_document_cookie_follows_the_jar_the_proxy_sends_along(
     session: BrowserSession, fake: FakeProxy
 ) -> None:
-    """The proxy keeps the jar's script view in the browser cookie ``__cbjv`` (a cookie a fetch's
-    answer set, a page shown from the cache): the runtime shows it, for its own path, with the
-    page's writes not yet in the jar (``__cbjs``) on top."""
+    """The proxy keeps the jar's script view in the browser cookie ``__cbjv_{sid}`` (a cookie a
+    fetch's answer set, a page shown from the cache): the runtime shows it, for its own path, with
+    the page's writes not yet in the jar (``__cbjs_{sid}``) on top; a view under another name (a
+    page of another session can set one for the whole proxy domain) is not the session's."""
     fake.cookies = [{"name": "old", "value": "1", "path": "/"}]
     page = load(session, fake, page_with("window.before = document.cookie;"), path="/dir/t.html")
     assert page.evaluate("window.before") == "old=1"
 
-    def send_view(view: list[list[str]]) -> None:
+    def send_view(view: list[list[str]], name: str = f"__cbjv_{SID}") -> None:
         value = urllib.parse.quote(json.dumps(view), safe="")
-        cookie = {"name": "__cbjv", "value": value, "url": fake.proxy_url(UPSTREAM + "/")}
+        cookie = {"name": name, "value": value, "url": fake.proxy_url(UPSTREAM + "/")}
         session.context.add_cookies([cookie])
 
+    send_view([["planted", "1", "/"]], name="__cbjv")
+    assert page.evaluate("document.cookie") == "old=1"
     send_view([["deep", "3", "/dir"], ["new", "2", "/"], ["other", "4", "/elsewhere"]])
     assert page.evaluate("document.cookie") == "deep=3; new=2"
     page.evaluate("document.cookie = 'mine=5'")  # on its way to the jar, in __cbjs
@@ -1466,7 +1473,7 @@ def test_cookie_store_api_shows_the_same_jar(session: BrowserSession, fake: Fake
     fake.wait_for(lambda: len([h for h in fake.hits if h.path == "/__cobrowse/cookies"]) >= 2)
     bodies = [json_body(h)["cookies"] for h in fake.hits if h.path == "/__cobrowse/cookies"]
     assert ["theme=dark"] in bodies and ["sess=; Max-Age=0"] in bodies
-    assert [c["name"] for c in session.context.cookies()] == ["__cbjs"]  # no real cookie was set
+    assert [c["name"] for c in session.context.cookies()] == [f"__cbjs_{SID}"]  # no real cookie was set
 
 
 def test_cookie_store_api_takes_paths(session: BrowserSession, fake: FakeProxy) -> None:
