@@ -132,6 +132,8 @@
     session_live: "Already in a co-browsing session",
     not_allowed_origin: "This page's origin is not allowed for co-browsing"
   };
+  // A live or pending session outlasts a dropped connection for the grace period: say so.
+  var AWAY = "Visitor's page is not connected: waiting for it to come back";
   function availability(v) {
     // The API says whether a visitor can be co-browsed and why not; the console only shows it.
     var a = v.availability || v.cobrowse || {};
@@ -200,13 +202,14 @@
       btn.dataset.state = "live";
       btn.disabled = false;
       btn.textContent = "Open virtual browser";
-      reason.textContent = "";
+      reason.textContent = v.online === false ? AWAY : "";
     } else if (isPending(v)) {
       btn.dataset.state = "busy";
       btn.disabled = true;
       btn.setAttribute("aria-busy", "true");
       btn.textContent = "Waiting for the visitor...";
-      reason.textContent = v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
+      reason.textContent = v.online === false ? AWAY
+        : v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
     } else if (av.available) {
       btn.dataset.state = "available";
       btn.disabled = false;

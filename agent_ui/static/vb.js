@@ -309,6 +309,7 @@
         else if (v.title) { visitor.title = v.title; showLocation(); }
         if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
         if (v.viewport) setViewport(v.viewport);
+        if (typeof v.online === "boolean") visitorAway(!v.online);
         break;
       }
       case "viewport":
@@ -351,6 +352,18 @@
       default:
         break;
     }
+  }
+  // The visitor's page lost its connection (tab closed, reload, network): the session lasts the
+  // grace period in case it comes back, and the agent is told meanwhile instead of pointing at
+  // nobody.
+  var AWAY = "The visitor's page is not connected (closed, reloading or offline): waiting for it to come back.";
+  var away = false;
+  function visitorAway(on) {
+    if (on === away || ended) return;
+    away = on;
+    document.body.classList.toggle("visitor-away", on);
+    if (on) status(AWAY);
+    else if ($("vb-status").textContent === AWAY) status(started ? "" : "Waiting for the visitor to accept...");
   }
   // ---- session ------------------------------------------------------------------------------
   var REASONS = {
@@ -495,7 +508,7 @@
   }
   function waitForAnswer() {
     setWaiting(true);
-    status("Waiting for the visitor to accept...");
+    status(away ? AWAY : "Waiting for the visitor to accept...");
     document.title = "cobrowse - waiting for the visitor";
     connect(); // the session's events say when the visitor answers
   }
@@ -503,7 +516,7 @@
   function begin() {
     if (beginning || ended) return;
     beginning = true;
-    status("");
+    status(away ? AWAY : "");
     api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
       list.forEach(function (v) {

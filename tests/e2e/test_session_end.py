@@ -272,3 +272,58 @@ def test_what_changes_before_the_socket_is_back_is_checked_against_the_sessions_
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+
+@pytest.mark.parametrize("consent", ["none", "request"])
+def test_the_view_says_while_the_visitors_page_is_away_and_clears_when_it_is_back(
+    browser: Any, make_stack: Callable[..., Stack], consent: str
+) -> None:
+    """The visitor's connection drops (tab closed, reload, network): the session (or the request)
+    lives on for the grace period, and the agent's view and console say that nobody is on the other
+    end meanwhile, instead of showing a live view or "waiting for the visitor to accept"."""
+    stack = make_stack(policy={"consent": consent}, extra=("--visitor-grace-s", "120"))
+    context = browser.new_context()
+    down = False
+    sockets: list[Any] = []
+
+    def maybe_refuse(ws: Any) -> None:
+        if down:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), maybe_refuse)
+    page = context.new_page()
+    agent = open_console(browser, stack)
+    try:
+        page.goto(stack.shop.origin + "/")
+        vb = agent.request()
+        status = vb.locator("#vb-status")
+        reason = agent.row().locator(".reason")
+        if consent == "none":
+            expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+            expect(status).to_be_hidden()
+            state, before = "live", ""
+        else:
+            expect(page.get_by_role("button", name="Accept")).to_be_visible(timeout=TIMEOUT_MS)
+            before = "Waiting for the visitor to accept"
+            expect(status).to_have_text(before + "...", timeout=TIMEOUT_MS)
+            state = "busy"
+        down = True
+        sockets[-1].close()
+        expect(status).to_contain_text("The visitor's page is not connected", timeout=TIMEOUT_MS)
+        expect(reason).to_have_text("Visitor's page is not connected: waiting for it to come back")
+        expect(agent.button()).to_have_attribute("data-state", state)
+        expect(vb.locator("#ended")).to_be_hidden()
+        down = False
+        if consent == "none":
+            expect(status).to_be_hidden(timeout=TIMEOUT_MS)
+        else:
+            expect(status).to_have_text(before + "...", timeout=TIMEOUT_MS)
+        expect(reason).to_have_text(before, timeout=TIMEOUT_MS)
+        expect(vb.locator("#ended")).to_be_hidden()
+    finally:
+        agent.context.close()
+        context.close()
