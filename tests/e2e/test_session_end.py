@@ -274,7 +274,6 @@ def test_what_changes_before_the_socket_is_back_is_checked_against_the_sessions_
         visitor.context.close()
 
 
-
 @pytest.mark.parametrize("consent", ["none", "request"])
 def test_the_view_says_while_the_visitors_page_is_away_and_clears_when_it_is_back(
     browser: Any, make_stack: Callable[..., Stack], consent: str
