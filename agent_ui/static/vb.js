@@ -406,6 +406,7 @@
     $("ended-reason").textContent = text;
     $("ended").hidden = false;
     $("close-window").focus();
+    frameInfo.ready = false; // the blank page's load must not be synced as the visitor's page
     frame.src = "about:blank";
     Array.prototype.forEach.call(document.querySelectorAll(".toolbar button, .toolbar input"), function (b) { b.disabled = true; });
     status("");

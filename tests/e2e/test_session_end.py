@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.harness import Stack
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor
+from tests.e2e.harness import Stack, wait_until
+from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -326,3 +326,34 @@ def test_the_view_says_while_the_visitors_page_is_away_and_clears_when_it_is_bac
     finally:
         agent.context.close()
         context.close()
+
+
+def test_the_view_sends_nothing_to_the_blank_frame_it_leaves_when_the_session_ends(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An ended view blanks its frame; the frame's load must not replay the visitor's scroll to
+    it (a postMessage to the old proxy origin, a warning in the agent's console each time)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        errors: list[str] = []
+        vb.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+        vb.on("pageerror", lambda e: errors.append(str(e)))
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.evaluate("window.scrollTo(0, 300)")
+        wait_until(lambda: view_frame(vb).evaluate("scrollY") == 300, "the view at the visitor's scroll")
+        vb.evaluate(
+            """() => document.getElementById("view").addEventListener("load", (ev) => {
+                 if (ev.target.contentWindow.location.href === "about:blank") window.__blankLoaded = true;
+               })"""
+        )
+        vb.click("#end")
+        expect(vb.locator("#ended-reason")).to_have_text("You ended the session.")
+        vb.wait_for_function("window.__blankLoaded === true", timeout=TIMEOUT_MS)
+        assert errors == []
+    finally:
+        agent.context.close()
+        visitor.context.close()
