@@ -288,6 +288,7 @@
       v._consent = s.consent;
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
       pending.set(s.id, { visitorId: id, win: win });
+      watchWindows();
       // Named like the virtual browser's window, so that a reloaded console (which forgets `pending`)
       // still finds this one with the live button.
       try { if (win && !win.closed) win.name = "cobrowse-vb-" + s.id; } catch (e) { /* not ours */ }
@@ -354,8 +355,10 @@
     policy_changed: "The account's co-browsing policy changed: start a new session to go on.",
     agent_revoked: "Your access was revoked."
   };
+  var withdrawn = new Set(); // requests withdrawn because the agent closed their waiting window
   function endMessage(s) {
     if (s.state === "refused") return MESSAGES.refused;
+    if (withdrawn.has(s.id)) return "You closed the waiting window: the co-browsing request was withdrawn.";
     return (s.reason && END_REASONS[s.reason]) || MESSAGES[s.state];
   }
   var ORDER = { pending: 1, active: 2, refused: 3, expired: 3, ended: 3 };
@@ -384,6 +387,29 @@
       flash(endMessage(s), s.state !== "ended");
     }
     render();
+  }
+
+  // An agent who closes the window that waits for the visitor's answer is done with the request:
+  // withdraw it, or the visitor is still asked and, on accepting, shared with nobody watching.
+  var watching = null;
+  function watchWindows() {
+    if (watching) return;
+    watching = setInterval(function () {
+      if (!pending.size) { clearInterval(watching); watching = null; return; }
+      pending.forEach(function (p, id) {
+        var s = latest.get(id);
+        if (!p.win || !p.win.closed || p.withdrawing || (s && s.state !== "pending")) return;
+        p.withdrawing = true;
+        withdrawn.add(id);
+        api("POST", "/sessions/" + encodeURIComponent(id) + "/end", {}).then(function (data) {
+          onSessionState(normSession(data));
+        }, function () {
+          // already answered (its event tells how), or the server is away: try again while pending
+          withdrawn.delete(id);
+          p.withdrawing = false;
+        });
+      });
+    }, 500);
   }
 
   // ---- live updates ---------------------------------------------------------------------------

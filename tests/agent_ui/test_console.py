@@ -150,6 +150,27 @@ def test_the_waiting_window_withdraws_the_request(browser: Any, stack: Stack) ->
         visitor.context.close()
 
 
+def test_closing_the_waiting_window_withdraws_the_request(browser: Any, stack: Stack) -> None:
+    """The agent closes the window that waits for the visitor's answer: the request is withdrawn
+    (the visitor is no longer asked, and cannot accept a session nobody watches), and the console
+    says so and turns the button green again."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        win.close()
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        text = "You closed the waiting window: the co-browsing request was withdrawn."
+        expect(agent.row().locator(".reason")).to_have_text(text)
+        expect(agent.page.locator("#flash")).to_have_text(text)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 
