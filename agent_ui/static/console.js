@@ -276,6 +276,13 @@
     flash("");
     var rid = newRequestId();
     var win = openWindow(agentInterface(), rid, id);
+    if (!win) {
+      // A pop-up blocker: asking the visitor now would share their page with no view open.
+      v._message = "";
+      flash("The browser blocked the virtual browser's window: allow pop-ups for this page, then press Co-browse again.", true);
+      render();
+      return;
+    }
     var req = { state: "sending", sid: "" };
     requests.set(rid, req);
     v._requesting = true;

@@ -171,6 +171,34 @@ def test_closing_the_waiting_window_withdraws_the_request(browser: Any, stack: S
         visitor.context.close()
 
 
+
+def test_a_blocked_pop_up_is_said_and_the_visitor_is_not_asked(browser: Any, stack: Stack) -> None:
+    """A pop-up blocker stops the virtual browser's window: the console says so and sends no
+    request (the visitor would be asked to share their page with no view open)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    sent: list[str] = []
+    try:
+        agent.page.evaluate("window.open = () => null")
+
+        def record(route: Route) -> None:
+            sent.append(route.request.method)
+            route.continue_()
+
+        agent.page.route("**/api/v1/sessions", record)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        agent.button().click()
+        expect(agent.page.locator("#flash")).to_have_text(
+            "The browser blocked the virtual browser's window: allow pop-ups for this page, then press"
+            " Co-browse again."
+        )
+        expect(agent.button()).to_have_attribute("data-state", "available")
+        expect(visitor.dialog()).to_be_hidden()
+        assert sent == []
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 
