@@ -353,10 +353,10 @@
         break;
     }
   }
-  // The visitor's page lost its connection (tab closed, reload, network): the session lasts the
-  // grace period in case it comes back, and the agent is told meanwhile instead of pointing at
-  // nobody.
-  var AWAY = "The visitor's page is not connected (closed, reloading or offline): waiting for it to come back.";
+  // The visitor's page lost its connection (tab closed, reload, network, a page of another site):
+  // the session lasts the grace period in case it comes back, and the agent is told meanwhile
+  // instead of pointing at nobody.
+  var AWAY = "The visitor's page is not connected (closed, reloading, offline, or a page without co-browsing): waiting for it to come back.";
   var away = false;
   function visitorAway(on) {
     if (on === away || ended) return;
