@@ -363,9 +363,15 @@
     agent_revoked: "Your access was revoked."
   };
   var withdrawn = new Set(); // requests withdrawn because the agent closed their waiting window
+  // ... and for a request that ended before the visitor answered (state "expired")
+  var UNANSWERED_REASONS = {
+    visitor_left: "The visitor left the site before answering: the request ended.",
+    agent_ended: "You withdrew the co-browsing request."
+  };
   function endMessage(s) {
     if (s.state === "refused") return MESSAGES.refused;
     if (withdrawn.has(s.id)) return "You closed the waiting window: the co-browsing request was withdrawn.";
+    if (s.state === "expired" && UNANSWERED_REASONS[s.reason]) return UNANSWERED_REASONS[s.reason];
     return (s.reason && END_REASONS[s.reason]) || MESSAGES[s.state];
   }
   var ORDER = { pending: 1, active: 2, refused: 3, expired: 3, ended: 3 };

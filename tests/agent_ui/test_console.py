@@ -199,6 +199,23 @@ def test_a_blocked_pop_up_is_said_and_the_visitor_is_not_asked(browser: Any, sta
         agent.context.close()
         visitor.context.close()
 
+
+def test_a_visitor_who_leaves_before_answering_ends_the_request_not_a_session(
+    browser: Any, stack: Stack
+) -> None:
+    """The visitor closes the tab while asked: when the grace period is over the console says the
+    request ended, not "the co-browsing session ended" (there never was one)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        visitor.context.close()
+        text = "The visitor left the site before answering: the request ended."
+        expect(agent.page.locator("#flash")).to_have_text(text, timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 
