@@ -216,6 +216,22 @@ def test_a_visitor_who_leaves_before_answering_ends_the_request_not_a_session(
     finally:
         agent.context.close()
 
+
+def test_withdrawing_from_the_waiting_window_is_told_as_a_withdrawal(browser: Any, stack: Stack) -> None:
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        win.locator("#end").click()
+        flash = agent.page.locator("#flash")
+        expect(flash).to_have_text("You withdrew the co-browsing request.", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 
