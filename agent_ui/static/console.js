@@ -97,6 +97,7 @@
     // Merge in place: pending requests hold on to this object.
     if (old) Object.assign(old, v);
     else visitors.set(id, Object.assign({}, v));
+    noteOnline(visitors.get(id));
   }
   function replaceAll(list) {
     var keep = {};
@@ -132,8 +133,24 @@
     session_live: "Already in a co-browsing session",
     not_allowed_origin: "This page's origin is not allowed for co-browsing"
   };
-  // A live or pending session outlasts a dropped connection for the grace period: say so.
+  // A live or pending session outlasts a dropped connection for the grace period: say so, once
+  // the gap is longer than a page change makes (AWAY_AFTER_MS).
   var AWAY = "Visitor's page is not connected: waiting for it to come back";
+  var AWAY_AFTER_MS = 3000;
+  var awayTimers = new Map(); // visitor id -> timer that marks it away
+  function noteOnline(v) {
+    var id = visitorId(v), timer = awayTimers.get(id);
+    if (v.online !== false) {
+      if (timer) { clearTimeout(timer); awayTimers.delete(id); }
+      v._away = false;
+    } else if (!v._away && !timer) {
+      awayTimers.set(id, setTimeout(function () {
+        awayTimers.delete(id);
+        var now = visitors.get(id);
+        if (now && now.online === false) { now._away = true; render(); }
+      }, AWAY_AFTER_MS));
+    }
+  }
   function availability(v) {
     // The API says whether a visitor can be co-browsed and why not; the console only shows it.
     var a = v.availability || v.cobrowse || {};
@@ -202,13 +219,13 @@
       btn.dataset.state = "live";
       btn.disabled = false;
       btn.textContent = "Open virtual browser";
-      reason.textContent = v.online === false ? AWAY : "";
+      reason.textContent = v._away ? AWAY : "";
     } else if (isPending(v)) {
       btn.dataset.state = "busy";
       btn.disabled = true;
       btn.setAttribute("aria-busy", "true");
       btn.textContent = "Waiting for the visitor...";
-      reason.textContent = v.online === false ? AWAY
+      reason.textContent = v._away ? AWAY
         : v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
     } else if (av.available) {
       btn.dataset.state = "available";

@@ -357,8 +357,17 @@
   // the session lasts the grace period in case it comes back, and the agent is told meanwhile
   // instead of pointing at nobody.
   var AWAY = "The visitor's page is not connected (closed, reloading, offline, or a page without co-browsing): waiting for it to come back.";
-  var away = false;
+  // A page change drops the connection for a moment too: only a gap longer than AWAY_AFTER_MS is told.
+  var AWAY_AFTER_MS = 3000;
+  var away = false, awayTimer = null;
   function visitorAway(on) {
+    if (!on && awayTimer) { clearTimeout(awayTimer); awayTimer = null; }
+    if (on && !away && !awayTimer) {
+      awayTimer = setTimeout(function () { awayTimer = null; showAway(true); }, AWAY_AFTER_MS);
+    }
+    if (!on) showAway(false);
+  }
+  function showAway(on) {
     if (on === away || ended) return;
     away = on;
     document.body.classList.toggle("visitor-away", on);

@@ -357,3 +357,36 @@ def test_the_view_sends_nothing_to_the_blank_frame_it_leaves_when_the_session_en
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_visitors_page_changes_are_not_told_as_a_lost_connection(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Each page load of the visitor drops and remakes their socket for a moment: neither the view
+    nor the console may flash "not connected" for that."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    record = """([root, sel]) => { window.__texts = []; const el = document.querySelector(root);
+        new MutationObserver(() => window.__texts.push(document.querySelector(sel).textContent))
+          .observe(el, {childList: true, characterData: true, subtree: true}); }"""
+    try:
+        vb = agent.request()
+        heading = vb.frame_locator("#view").locator("h1")
+        expect(heading).to_have_text("Products", timeout=TIMEOUT_MS)
+        vb.evaluate(record, ["#vb-status", "#vb-status"])
+        agent.page.evaluate(record, ["#visitors", ".reason"])
+        for link, title in (("Help", "Help"), ("Tour", "Tour"), ("Products", "Products")):
+            visitor.page.get_by_role("link", name=link, exact=True).click()
+            expect(heading).to_have_text(title, timeout=TIMEOUT_MS)
+            expect(agent.button()).to_have_attribute("data-state", "live")
+        visitor.page.reload()
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
+        expect(agent.row().locator(".url")).to_have_text(re.compile(r"/$"))
+        assert not [t for t in vb.evaluate("window.__texts") if "not connected" in t]
+        assert not [t for t in agent.page.evaluate("window.__texts") if "not connected" in t]
+    finally:
+        agent.context.close()
+        visitor.context.close()
