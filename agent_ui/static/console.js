@@ -383,7 +383,8 @@
   // ... and for a request that ended before the visitor answered (state "expired")
   var UNANSWERED_REASONS = {
     visitor_left: "The visitor left the site before answering: the request ended.",
-    agent_ended: "You withdrew the co-browsing request."
+    agent_ended: "You withdrew the co-browsing request.",
+    admin_ended: "An administrator withdrew the co-browsing request."
   };
   function endMessage(s) {
     if (s.state === "refused") return MESSAGES.refused;

@@ -232,6 +232,24 @@ def test_withdrawing_from_the_waiting_window_is_told_as_a_withdrawal(browser: An
         agent.context.close()
         visitor.context.close()
 
+
+def test_a_request_an_administrator_ends_is_told_as_withdrawn(browser: Any, stack: Stack) -> None:
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        sid = win.url.rsplit("=", 1)[1]
+        with stack.serve.admin() as c:
+            assert c.post(f"/sessions/{sid}/end", json={}).status_code == 200
+        flash = agent.page.locator("#flash")
+        expect(flash).to_have_text("An administrator withdrew the co-browsing request.", timeout=TIMEOUT_MS)
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 
