@@ -393,11 +393,19 @@
     expired: ["Request expired", "The visitor did not answer in time: the request expired."],
     withdrawn: ["Request withdrawn", "You withdrew the co-browsing request."]
   };
+  // ... ended by someone else before the visitor answered
+  var UNANSWERED_REASONS = {
+    visitor_left: "The visitor left the site before answering.",
+    admin_ended: "An administrator withdrew the co-browsing request."
+  };
   function stop(state, reason) {
     if (ended) return;
     var title = "Session ended", text;
     var unanswered = !started && UNANSWERED[reason === "agent_ended" ? "withdrawn" : state];
-    if (unanswered && (reason === "agent_ended" || !REASONS[reason])) {
+    if (!started && state === "expired" && UNANSWERED_REASONS[reason]) {
+      title = "Request ended";
+      text = UNANSWERED_REASONS[reason];
+    } else if (unanswered && (reason === "agent_ended" || !REASONS[reason])) {
       title = unanswered[0];
       text = unanswered[1];
     } else {

@@ -250,6 +250,23 @@ def test_a_request_an_administrator_ends_is_told_as_withdrawn(browser: Any, stac
         agent.context.close()
         visitor.context.close()
 
+
+def test_the_waiting_window_tells_a_visitor_who_left_before_answering(browser: Any, stack: Stack) -> None:
+    """The console is gone; the visitor closes their tab while asked: the waiting window says the
+    request ended, not that a session ended."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        agent.page.close()
+        visitor.context.close()
+        expect(win.locator("#ended-title")).to_have_text("Request ended", timeout=TIMEOUT_MS)
+        expect(win.locator("#ended-reason")).to_have_text("The visitor left the site before answering.")
+    finally:
+        agent.context.close()
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 
