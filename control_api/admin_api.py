@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from control_api import accounts, agents, audit, sessions
+from control_api import accounts, agents, audit, presence, sessions
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response, no_content
 from control_api.exceptions import ApiError, invalid, not_found
 from control_api.policy import narrows, validate_policy
@@ -57,6 +57,8 @@ async def patch_account(request: Request, call: Call) -> Response:
     account = await accounts.update(call.api.store, aid, name=name, cobrowse_enabled=enabled)
     if enabled is False:
         await _end_all(call, await sessions.live_of_account(call.api.store, aid), "feature_disabled")
+    if enabled is not None:
+        await presence.publish_account(call.api.store, aid)
     return json_response(account.public())
 
 
@@ -95,6 +97,7 @@ async def put_policy(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
     updated = await accounts.set_policy(call.api.store, account.id, validate_policy(await json_body(request)))
     await _end_narrowed(call, account.id, updated.policy)
+    await presence.publish_account(call.api.store, account.id)
     return json_response(updated.policy)
 
 
@@ -108,6 +111,7 @@ async def patch_policy(request: Request, call: Call) -> Response:
         except accounts.PolicyChanged:
             continue
         await _end_narrowed(call, account.id, updated.policy)
+        await presence.publish_account(call.api.store, account.id)
         return json_response(updated.policy)
     raise ApiError(409, "conflict", "the policy kept changing while this change was applied; try again")
 

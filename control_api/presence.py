@@ -20,6 +20,24 @@ async def publish_visitor(store: Store, account_id: str, vid: str) -> None:
         await store.redis.publish(keys.account_channel(store, account_id), json.dumps(message))
 
 
+async def publish_account(store: Store, account_id: str) -> None:
+    """Publish every present visitor's view again: the account's switch or policy changed, and
+    with it who can be co-browsed (consoles would otherwise show the old availability until each
+    visitor next reports)."""
+    account = await accounts.find(store, account_id)
+    present = await visitors.present(store, account_id)
+    if not present:
+        return
+    now = time.time()
+    channel = keys.account_channel(store, account_id)
+    with translate_errors():
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for visitor in present:
+                message = {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": now}
+                pipe.publish(channel, json.dumps(message))
+            await pipe.execute()
+
+
 async def publish_left(store: Store, account_id: str, vid: str) -> None:
     message = {"type": "visitor_left", "visitor_id": vid, "ts": time.time()}
     with translate_errors():

@@ -109,6 +109,10 @@
   var STORE_KEY = "__cobrowse:" + SITE_KEY;
   var BANDWIDTH_BYTES = 131072;
   var BANDWIDTH_EVERY_MS = 30000;
+  // A measurement ends after this long with what has arrived: on a slow link 128 KiB takes minutes
+  // (the agent would see "measuring..." for ever, and measurements would pile up on the visitor's
+  // little bandwidth).
+  var BANDWIDTH_MAX_MS = 5000;
   // Limits of the API's visitor messages (docs/PROTOCOL.md): a message over one closes the socket
   // (4400), and the reconnect would send it again.
   var MAX_URL = 4096, MAX_TEXT = 1024, MAX_SELECTOR = 1000, MAX_COORD = 10000000;
@@ -367,19 +371,47 @@
   }
   NS.report = reportAll;
 
+  var measuring = false;
   function measureBandwidth() {
-    var t0 = performance.now();
-    return request(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES, {
+    if (measuring) return; // the last one is still running: never two at once on a slow link
+    measuring = true;
+    var t0 = performance.now(), got = 0, reader = null, over = false, timer = null;
+    function finish() {
+      if (over) return;
+      over = true;
+      measuring = false;
+      cancel(timer);
+      if (reader) { try { reader.cancel().then(null, function () { /* gone already */ }); } catch (e) { /* done */ } }
+      var ms = Math.max(1, performance.now() - t0);
+      var kbps = Math.round((got * 8) / ms); // bits per millisecond = kilobits per second
+      NS.bandwidthKbps = kbps;
+      send({ type: "bandwidth", kbps: kbps });
+    }
+    timer = later(guard(finish, "bandwidth"), BANDWIDTH_MAX_MS);
+    request(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES, {
       cache: "no-store", credentials: "omit", headers: { Authorization: "Bearer " + state.token }
     }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.arrayBuffer();
-    }).then(function (buf) {
-      var ms = Math.max(1, performance.now() - t0);
-      var kbps = Math.round((buf.byteLength * 8) / ms); // bits per millisecond = kilobits per second
-      NS.bandwidthKbps = kbps;
-      send({ type: "bandwidth", kbps: kbps });
-    }).catch(function (e) { warn("bandwidth", e); });
+      if (!r.body || typeof r.body.getReader !== "function") {
+        return r.arrayBuffer().then(function (buf) { got = buf.byteLength; finish(); });
+      }
+      reader = r.body.getReader();
+      function next() {
+        if (over) return null;
+        return reader.read().then(function (chunk) {
+          if (chunk.done) { finish(); return null; }
+          got += chunk.value.byteLength;
+          return next();
+        });
+      }
+      return next();
+    }).catch(function (e) {
+      if (over) return;
+      over = true;
+      measuring = false;
+      cancel(timer);
+      warn("bandwidth", e);
+    });
   }
 
   // ---- the host page's events -----------------------------------------------------------------

@@ -97,6 +97,7 @@
     // Merge in place: pending requests hold on to this object.
     if (old) Object.assign(old, v);
     else visitors.set(id, Object.assign({}, v));
+    noteOnline(visitors.get(id));
   }
   function replaceAll(list) {
     var keep = {};
@@ -132,6 +133,24 @@
     session_live: "Already in a co-browsing session",
     not_allowed_origin: "This page's origin is not allowed for co-browsing"
   };
+  // A live or pending session outlasts a dropped connection for the grace period: say so, once
+  // the gap is longer than a page change makes (AWAY_AFTER_MS).
+  var AWAY = "Visitor's page is not connected: waiting for it to come back";
+  var AWAY_AFTER_MS = 3000;
+  var awayTimers = new Map(); // visitor id -> timer that marks it away
+  function noteOnline(v) {
+    var id = visitorId(v), timer = awayTimers.get(id);
+    if (v.online !== false) {
+      if (timer) { clearTimeout(timer); awayTimers.delete(id); }
+      v._away = false;
+    } else if (!v._away && !timer) {
+      awayTimers.set(id, setTimeout(function () {
+        awayTimers.delete(id);
+        var now = visitors.get(id);
+        if (now && now.online === false) { now._away = true; render(); }
+      }, AWAY_AFTER_MS));
+    }
+  }
   function availability(v) {
     // The API says whether a visitor can be co-browsed and why not; the console only shows it.
     var a = v.availability || v.cobrowse || {};
@@ -200,13 +219,14 @@
       btn.dataset.state = "live";
       btn.disabled = false;
       btn.textContent = "Open virtual browser";
-      reason.textContent = "";
+      reason.textContent = v._away ? AWAY : "";
     } else if (isPending(v)) {
       btn.dataset.state = "busy";
       btn.disabled = true;
       btn.setAttribute("aria-busy", "true");
       btn.textContent = "Waiting for the visitor...";
-      reason.textContent = v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
+      reason.textContent = v._away ? AWAY
+        : v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
     } else if (av.available) {
       btn.dataset.state = "available";
       btn.disabled = false;
@@ -273,6 +293,13 @@
     flash("");
     var rid = newRequestId();
     var win = openWindow(agentInterface(), rid, id);
+    if (!win) {
+      // A pop-up blocker: asking the visitor now would share their page with no view open.
+      v._message = "";
+      flash("The browser blocked the virtual browser's window: allow pop-ups for this page, then press Co-browse again.", true);
+      render();
+      return;
+    }
     var req = { state: "sending", sid: "" };
     requests.set(rid, req);
     v._requesting = true;
@@ -285,6 +312,7 @@
       v._consent = s.consent;
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
       pending.set(s.id, { visitorId: id, win: win });
+      watchWindows();
       // Named like the virtual browser's window, so that a reloaded console (which forgets `pending`)
       // still finds this one with the live button.
       try { if (win && !win.closed) win.name = "cobrowse-vb-" + s.id; } catch (e) { /* not ours */ }
@@ -351,8 +379,17 @@
     policy_changed: "The account's co-browsing policy changed: start a new session to go on.",
     agent_revoked: "Your access was revoked."
   };
+  var withdrawn = new Set(); // requests withdrawn because the agent closed their waiting window
+  // ... and for a request that ended before the visitor answered (state "expired")
+  var UNANSWERED_REASONS = {
+    visitor_left: "The visitor left the site before answering: the request ended.",
+    agent_ended: "You withdrew the co-browsing request.",
+    admin_ended: "An administrator withdrew the co-browsing request."
+  };
   function endMessage(s) {
     if (s.state === "refused") return MESSAGES.refused;
+    if (withdrawn.has(s.id)) return "You closed the waiting window: the co-browsing request was withdrawn.";
+    if (s.state === "expired" && UNANSWERED_REASONS[s.reason]) return UNANSWERED_REASONS[s.reason];
     return (s.reason && END_REASONS[s.reason]) || MESSAGES[s.state];
   }
   var ORDER = { pending: 1, active: 2, refused: 3, expired: 3, ended: 3 };
@@ -381,6 +418,29 @@
       flash(endMessage(s), s.state !== "ended");
     }
     render();
+  }
+
+  // An agent who closes the window that waits for the visitor's answer is done with the request:
+  // withdraw it, or the visitor is still asked and, on accepting, shared with nobody watching.
+  var watching = null;
+  function watchWindows() {
+    if (watching) return;
+    watching = setInterval(function () {
+      if (!pending.size) { clearInterval(watching); watching = null; return; }
+      pending.forEach(function (p, id) {
+        var s = latest.get(id);
+        if (!p.win || !p.win.closed || p.withdrawing || (s && s.state !== "pending")) return;
+        p.withdrawing = true;
+        withdrawn.add(id);
+        api("POST", "/sessions/" + encodeURIComponent(id) + "/end", {}).then(function (data) {
+          onSessionState(normSession(data));
+        }, function () {
+          // already answered (its event tells how), or the server is away: try again while pending
+          withdrawn.delete(id);
+          p.withdrawing = false;
+        });
+      });
+    }, 500);
   }
 
   // ---- live updates ---------------------------------------------------------------------------

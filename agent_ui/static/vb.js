@@ -309,6 +309,7 @@
         else if (v.title) { visitor.title = v.title; showLocation(); }
         if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
         if (v.viewport) setViewport(v.viewport);
+        if (typeof v.online === "boolean") visitorAway(!v.online);
         break;
       }
       case "viewport":
@@ -352,6 +353,27 @@
         break;
     }
   }
+  // The visitor's page lost its connection (tab closed, reload, network, a page of another site):
+  // the session lasts the grace period in case it comes back, and the agent is told meanwhile
+  // instead of pointing at nobody.
+  var AWAY = "The visitor's page is not connected (closed, reloading, offline, or a page without co-browsing): waiting for it to come back.";
+  // A page change drops the connection for a moment too: only a gap longer than AWAY_AFTER_MS is told.
+  var AWAY_AFTER_MS = 3000;
+  var away = false, awayTimer = null;
+  function visitorAway(on) {
+    if (!on && awayTimer) { clearTimeout(awayTimer); awayTimer = null; }
+    if (on && !away && !awayTimer) {
+      awayTimer = setTimeout(function () { awayTimer = null; showAway(true); }, AWAY_AFTER_MS);
+    }
+    if (!on) showAway(false);
+  }
+  function showAway(on) {
+    if (on === away || ended) return;
+    away = on;
+    document.body.classList.toggle("visitor-away", on);
+    if (on) status(AWAY);
+    else if ($("vb-status").textContent === AWAY) status(started ? "" : "Waiting for the visitor to accept...");
+  }
   // ---- session ------------------------------------------------------------------------------
   var REASONS = {
     visitor_ended: "The visitor ended the session.",
@@ -371,11 +393,19 @@
     expired: ["Request expired", "The visitor did not answer in time: the request expired."],
     withdrawn: ["Request withdrawn", "You withdrew the co-browsing request."]
   };
+  // ... ended by someone else before the visitor answered
+  var UNANSWERED_REASONS = {
+    visitor_left: "The visitor left the site before answering.",
+    admin_ended: "An administrator withdrew the co-browsing request."
+  };
   function stop(state, reason) {
     if (ended) return;
     var title = "Session ended", text;
     var unanswered = !started && UNANSWERED[reason === "agent_ended" ? "withdrawn" : state];
-    if (unanswered && (reason === "agent_ended" || !REASONS[reason])) {
+    if (!started && state === "expired" && UNANSWERED_REASONS[reason]) {
+      title = "Request ended";
+      text = UNANSWERED_REASONS[reason];
+    } else if (unanswered && (reason === "agent_ended" || !REASONS[reason])) {
       title = unanswered[0];
       text = unanswered[1];
     } else {
@@ -393,6 +423,7 @@
     $("ended-reason").textContent = text;
     $("ended").hidden = false;
     $("close-window").focus();
+    frameInfo.ready = false; // the blank page's load must not be synced as the visitor's page
     frame.src = "about:blank";
     Array.prototype.forEach.call(document.querySelectorAll(".toolbar button, .toolbar input"), function (b) { b.disabled = true; });
     status("");
@@ -495,7 +526,7 @@
   }
   function waitForAnswer() {
     setWaiting(true);
-    status("Waiting for the visitor to accept...");
+    status(away ? AWAY : "Waiting for the visitor to accept...");
     document.title = "cobrowse - waiting for the visitor";
     connect(); // the session's events say when the visitor answers
   }
@@ -503,7 +534,7 @@
   function begin() {
     if (beginning || ended) return;
     beginning = true;
-    status("");
+    status(away ? AWAY : "");
     api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
       list.forEach(function (v) {

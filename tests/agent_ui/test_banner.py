@@ -167,6 +167,25 @@ def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, 
         v.context.close()
 
 
+def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser: Any, stack: Stack) -> None:
+    """On a link too slow for the 128 KiB download (here: it never comes), the banner reports what
+    arrived in its time limit, so the agent sees a figure and the reason instead of "measuring..."
+    for ever; and it never starts a second download beside one still running."""
+    context = browser.new_context()
+    held: list[Any] = []
+    context.route("**/api/v1/bandwidth?*", lambda route: held.append(route))
+    page = context.new_page()
+    try:
+        page.goto(stack.shop.origin + "/")
+        seen = the_visitor(stack, lambda x: x["online"] and x["bandwidth_kbps"] is not None)
+        assert seen["bandwidth_kbps"] == 0
+        assert seen["cobrowse"] == {"available": False, "reason": "low_bandwidth"}
+        wait_until(lambda: len(held) == 1, "the held measurement", page=page)
+        page.evaluate("window.__cobrowseBanner._handle({type: 'measure_bandwidth'})")
+        wait_until(lambda: len(held) == 2, "a second measurement once the first one gave up", page=page)
+    finally:
+        context.close()
+
 def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/tour")
     try:

@@ -150,6 +150,123 @@ def test_the_waiting_window_withdraws_the_request(browser: Any, stack: Stack) ->
         visitor.context.close()
 
 
+def test_closing_the_waiting_window_withdraws_the_request(browser: Any, stack: Stack) -> None:
+    """The agent closes the window that waits for the visitor's answer: the request is withdrawn
+    (the visitor is no longer asked, and cannot accept a session nobody watches), and the console
+    says so and turns the button green again."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        win.close()
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        text = "You closed the waiting window: the co-browsing request was withdrawn."
+        expect(agent.row().locator(".reason")).to_have_text(text)
+        expect(agent.page.locator("#flash")).to_have_text(text)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+
+def test_a_blocked_pop_up_is_said_and_the_visitor_is_not_asked(browser: Any, stack: Stack) -> None:
+    """A pop-up blocker stops the virtual browser's window: the console says so and sends no
+    request (the visitor would be asked to share their page with no view open)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    sent: list[str] = []
+    try:
+        agent.page.evaluate("window.open = () => null")
+
+        def record(route: Route) -> None:
+            sent.append(route.request.method)
+            route.continue_()
+
+        agent.page.route("**/api/v1/sessions", record)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        agent.button().click()
+        expect(agent.page.locator("#flash")).to_have_text(
+            "The browser blocked the virtual browser's window: allow pop-ups for this page, then press"
+            " Co-browse again."
+        )
+        expect(agent.button()).to_have_attribute("data-state", "available")
+        expect(visitor.dialog()).to_be_hidden()
+        assert sent == []
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_visitor_who_leaves_before_answering_ends_the_request_not_a_session(
+    browser: Any, stack: Stack
+) -> None:
+    """The visitor closes the tab while asked: when the grace period is over the console says the
+    request ended, not "the co-browsing session ended" (there never was one)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        visitor.context.close()
+        text = "The visitor left the site before answering: the request ended."
+        expect(agent.page.locator("#flash")).to_have_text(text, timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+
+
+def test_withdrawing_from_the_waiting_window_is_told_as_a_withdrawal(browser: Any, stack: Stack) -> None:
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        win.locator("#end").click()
+        flash = agent.page.locator("#flash")
+        expect(flash).to_have_text("You withdrew the co-browsing request.", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_request_an_administrator_ends_is_told_as_withdrawn(browser: Any, stack: Stack) -> None:
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        sid = win.url.rsplit("=", 1)[1]
+        with stack.serve.admin() as c:
+            assert c.post(f"/sessions/{sid}/end", json={}).status_code == 200
+        flash = agent.page.locator("#flash")
+        expect(flash).to_have_text("An administrator withdrew the co-browsing request.", timeout=TIMEOUT_MS)
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_the_waiting_window_tells_a_visitor_who_left_before_answering(browser: Any, stack: Stack) -> None:
+    """The console is gone; the visitor closes their tab while asked: the waiting window says the
+    request ended, not that a session ended."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        agent.page.close()
+        visitor.context.close()
+        expect(win.locator("#ended-title")).to_have_text("Request ended", timeout=TIMEOUT_MS)
+        expect(win.locator("#ended-reason")).to_have_text("The visitor left the site before answering.")
+    finally:
+        agent.context.close()
+
 SESSION_URL = re.compile(r"/vb#session=[a-z][a-z0-9]{9}$")
 
 

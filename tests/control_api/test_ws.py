@@ -378,3 +378,55 @@ def test_the_relay_does_not_wait_for_the_visitor_state_write(
         monkeypatch.setattr(visitors, "update_state", stalled_store)
         vws.send_json({"type": "scroll", "x": 0, "y": 31})
         assert _next(aws, "scroll")["y"] == 31
+
+
+def _visitor_views_until(aws: Any, sentinel: str) -> dict[str, dict[str, Any]]:
+    """The last view of each visitor the console was sent, up to the first one of ``sentinel``."""
+    views: dict[str, dict[str, Any]] = {}
+    for _ in range(50):
+        message = aws.receive_json()
+        if message["type"] != "visitor":
+            continue
+        if message["visitor"]["id"] == sentinel:
+            return views
+        views[message["visitor"]["id"]] = message["visitor"]
+    raise AssertionError(f"no view of {sentinel}")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "reason"),
+    [
+        ("PATCH", "", {"cobrowse_enabled": False}, "feature_disabled"),
+        ("PATCH", "/policy", {"min_bandwidth_kbps": 5000}, "low_bandwidth"),
+        ("PUT", "/policy", {"allowed_origins": [ORIGIN], "min_bandwidth_kbps": 5000}, "low_bandwidth"),
+    ],
+)
+def test_an_admin_change_reaches_the_consoles_at_once(
+    world: World, method: str, path: str, body: dict[str, Any], reason: str
+) -> None:
+    """Switching co-browse off or raising the bandwidth minimum greys the button now, not when the
+    visitor next reports (its bandwidth only every 30 s)."""
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    other = world.visitor(account)  # connects after the change: its view marks where to stop reading
+    with (
+        world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
+        world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
+    ):
+        vws.receive_json()
+        assert aws.receive_json()["type"] == "hello"
+        vws.send_json({"type": "bandwidth", "kbps": 1000})
+        for _ in range(10):
+            view = _next(aws, "visitor")
+            if view["visitor"]["id"] == visitor["visitor_id"] and view["visitor"]["bandwidth_kbps"] == 1000:
+                break
+        assert view["visitor"]["bandwidth_kbps"] == 1000
+        assert view["visitor"]["cobrowse"] == {"available": True, "reason": "available"}
+        url = f"/api/v1/accounts/{account['id']}{path}"
+        r = world.client.request(method, url, json=body, headers=world.admin)
+        assert r.status_code == 200, r.text
+        with world.client.websocket_connect("/api/v1/visitor/ws", headers=other["headers"]) as ows:
+            ows.receive_json()
+            views = _visitor_views_until(aws, other["visitor_id"])
+        assert views.get(visitor["visitor_id"], {}).get("cobrowse") == {"available": False, "reason": reason}

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.harness import Stack
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor
+from tests.e2e.harness import Stack, wait_until
+from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -269,6 +269,124 @@ def test_what_changes_before_the_socket_is_back_is_checked_against_the_sessions_
             visitor.frames.wait_for(visitor.page, '"type":"viewport"')
         for text in agent.frames.texts:
             assert "Hidden Street" not in text and '"target":"#answers"' not in text.replace(" ", "")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+@pytest.mark.parametrize("consent", ["none", "request"])
+def test_the_view_says_while_the_visitors_page_is_away_and_clears_when_it_is_back(
+    browser: Any, make_stack: Callable[..., Stack], consent: str
+) -> None:
+    """The visitor's connection drops (tab closed, reload, network): the session (or the request)
+    lives on for the grace period, and the agent's view and console say that nobody is on the other
+    end meanwhile, instead of showing a live view or "waiting for the visitor to accept"."""
+    stack = make_stack(policy={"consent": consent}, extra=("--visitor-grace-s", "120"))
+    context = browser.new_context()
+    down = False
+    sockets: list[Any] = []
+
+    def maybe_refuse(ws: Any) -> None:
+        if down:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), maybe_refuse)
+    page = context.new_page()
+    agent = open_console(browser, stack)
+    try:
+        page.goto(stack.shop.origin + "/")
+        vb = agent.request()
+        status = vb.locator("#vb-status")
+        reason = agent.row().locator(".reason")
+        if consent == "none":
+            expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+            expect(status).to_be_hidden()
+            state, before = "live", ""
+        else:
+            expect(page.get_by_role("button", name="Accept")).to_be_visible(timeout=TIMEOUT_MS)
+            before = "Waiting for the visitor to accept"
+            expect(status).to_have_text(before + "...", timeout=TIMEOUT_MS)
+            state = "busy"
+        down = True
+        sockets[-1].close()
+        expect(status).to_contain_text("The visitor's page is not connected", timeout=TIMEOUT_MS)
+        expect(reason).to_have_text("Visitor's page is not connected: waiting for it to come back")
+        expect(agent.button()).to_have_attribute("data-state", state)
+        expect(vb.locator("#ended")).to_be_hidden()
+        down = False
+        if consent == "none":
+            expect(status).to_be_hidden(timeout=TIMEOUT_MS)
+        else:
+            expect(status).to_have_text(before + "...", timeout=TIMEOUT_MS)
+        expect(reason).to_have_text(before, timeout=TIMEOUT_MS)
+        expect(vb.locator("#ended")).to_be_hidden()
+    finally:
+        agent.context.close()
+        context.close()
+
+
+def test_the_view_sends_nothing_to_the_blank_frame_it_leaves_when_the_session_ends(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An ended view blanks its frame; the frame's load must not replay the visitor's scroll to
+    it (a postMessage to the old proxy origin, a warning in the agent's console each time)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        errors: list[str] = []
+        vb.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+        vb.on("pageerror", lambda e: errors.append(str(e)))
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.evaluate("window.scrollTo(0, 300)")
+        wait_until(lambda: view_frame(vb).evaluate("scrollY") == 300, "the view at the visitor's scroll")
+        vb.evaluate(
+            """() => document.getElementById("view").addEventListener("load", (ev) => {
+                 if (ev.target.contentWindow.location.href === "about:blank") window.__blankLoaded = true;
+               })"""
+        )
+        vb.click("#end")
+        expect(vb.locator("#ended-reason")).to_have_text("You ended the session.")
+        vb.wait_for_function("window.__blankLoaded === true", timeout=TIMEOUT_MS)
+        assert errors == []
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_the_visitors_page_changes_are_not_told_as_a_lost_connection(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Each page load of the visitor drops and remakes their socket for a moment: neither the view
+    nor the console may flash "not connected" for that."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    record = """([root, sel]) => { window.__texts = []; const el = document.querySelector(root);
+        new MutationObserver(() => window.__texts.push(document.querySelector(sel).textContent))
+          .observe(el, {childList: true, characterData: true, subtree: true}); }"""
+    try:
+        vb = agent.request()
+        heading = vb.frame_locator("#view").locator("h1")
+        expect(heading).to_have_text("Products", timeout=TIMEOUT_MS)
+        vb.evaluate(record, ["#vb-status", "#vb-status"])
+        agent.page.evaluate(record, ["#visitors", ".reason"])
+        for link, title in (("Help", "Help"), ("Tour", "Tour"), ("Products", "Products")):
+            visitor.page.get_by_role("link", name=link, exact=True).click()
+            expect(heading).to_have_text(title, timeout=TIMEOUT_MS)
+            expect(agent.button()).to_have_attribute("data-state", "live")
+        visitor.page.reload()
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
+        expect(agent.row().locator(".url")).to_have_text(re.compile(r"/$"))
+        assert not [t for t in vb.evaluate("window.__texts") if "not connected" in t]
+        assert not [t for t in agent.page.evaluate("window.__texts") if "not connected" in t]
     finally:
         agent.context.close()
         visitor.context.close()
