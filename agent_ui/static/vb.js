@@ -113,7 +113,7 @@
   }
   function load(upstreamUrl) {
     if (ended || !started) return; // nothing to show before the visitor accepts (the proxy refuses)
-    loadingUrl = upstreamUrl || "";
+    loadingUrl = sentUrl = upstreamUrl || "";
     // Until the runtime says ready the frame shows nothing we know (an error page has no runtime).
     frameInfo.ready = false;
     frameInfo.url = "";
@@ -128,6 +128,7 @@
       learnProxyBase(t.enter_url);
       // The ticket targets the visitor's page as the API knows it: remember which one is loading.
       try { loadingUrl = new URL(t.enter_url).searchParams.get("url") || loadingUrl; } catch (e) { /* keep */ }
+      sentUrl = loadingUrl;
       frame.src = t.enter_url;
     }).catch(function (err) {
       if (err.status === 409 || err.status === 410 || err.status === 403) checkSession();
@@ -144,6 +145,11 @@
   // The visitor's URL the view was last sent to: a page that redirects the agent elsewhere (other
   // cookies, a client-side route) is not reloaded again and again, only when the visitor moves on.
   var followedUrl = "";
+  // The page the frame was last sent to: the API relays the visitor's move before it stores it,
+  // so a ticket asked for at once may target the page before. A view that lands elsewhere than
+  // the visitor was sent elsewhere then, and goes on (once per visitor page: a ticket that always
+  // targets another page, an origin outside the scope, must not reload the view for ever).
+  var sentUrl = "", resentFor = "";
   function followVisitor(force) {
     if (!follow || ended || !started || !visitor.url) return;
     var here = sameUrl(visitor.url, frameInfo.url) || sameUrl(visitor.url, loadingUrl);
@@ -181,10 +187,12 @@
         toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
         showLocation();
         var elsewhere = follow && visitor.url && !sameUrl(visitor.url, frameInfo.url);
+        var stale = elsewhere && !sameUrl(visitor.url, sentUrl) && !sameUrl(visitor.url, resentFor);
         // Sent to the visitor's page but landed elsewhere (a redirect for the agent): say so.
-        status(elsewhere && sameUrl(visitor.url, followedUrl)
+        status(elsewhere && !stale && sameUrl(visitor.url, followedUrl)
           ? "Your view shows " + frameInfo.url + " (the visitor is on " + visitor.url + ")." : "");
-        if (elsewhere) followVisitor(); else syncView();
+        if (stale) resentFor = visitor.url;
+        if (elsewhere) followVisitor(stale); else syncView();
         break;
       case "navigated":
         frameInfo.url = msg.url || frameInfo.url;

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -236,6 +237,52 @@ def test_the_view_gets_in_when_the_visitor_moves_on_during_its_first_entry(
             with contextlib.suppress(Exception):  # the first entry was given up by the frame
                 route.continue_()
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_ticket_made_before_the_api_stored_the_visitors_new_page_still_ends_on_that_page(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The API relays the visitor's new page to the agent before it stores it, so a ticket asked for
+    at once may still target the page before. The view that lands there (while the visitor is on
+    the new one) must go on to the visitor's page, not take it for a redirect of the agent's and
+    stay (seen under load: the view kept "Products" while the visitor was on "Search")."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    first_page = visitor.page.url
+    agent = open_console(browser, stack)
+    held: list[Any] = []
+    entries = re.compile(r"/__cobrowse/enter\?")
+    agent.context.route(entries, lambda route: held.append(route))  # the first entry waits
+    tickets: list[str] = []
+
+    def stale_ticket(route: Any) -> None:
+        tickets.append(route.request.url)
+        if len(tickets) != 2:
+            route.continue_()
+            return
+        with stack.agent() as client:  # the real ticket (Playwright's fetch resolves no *.localhost)
+            answer = client.post(urlsplit(route.request.url).path.removeprefix("/api/v1"))
+        data = answer.json()
+        # what the API answers when it has not stored the visitor's move yet: the page before
+        data["enter_url"] = re.sub(r"([?&]url=)[^&]*", lambda m: m.group(1) + quote(first_page, safe=""),
+                                   data["enter_url"])
+        route.fulfill(status=answer.status_code, json=data)
+
+    agent.context.route(re.compile(r"/proxy-ticket$"), stale_ticket)
+    try:
+        vb = agent.request()
+        wait_until(lambda: len(held) == 1, "the view's first entry", 15, page=vb)
+        visitor.page.click("header >> text=Search")
+        wait_until(lambda: len(held) == 2, "the view's second entry (its ticket made stale)", 15, page=vb)
+        agent.context.unroute(entries)
+        for route in held:
+            with contextlib.suppress(Exception):  # the first entry was given up by the frame
+                route.continue_()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
+        assert len(tickets) == 2, tickets  # the view went on with the proxy URL it had learnt by then
     finally:
         agent.context.close()
         visitor.context.close()
