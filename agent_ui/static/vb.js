@@ -431,6 +431,11 @@
     $("ended-reason").textContent = text;
     $("ended").hidden = false;
     $("close-window").focus();
+    // the tools' marks belonged to the visitor's page: none stays over the card
+    drawing = false;
+    clearInk();
+    $("draw-layer").hidden = true;
+    $("pointer-echo").hidden = true;
     frameInfo.ready = false; // the blank page's load must not be synced as the visitor's page
     frame.src = "about:blank";
     Array.prototype.forEach.call(document.querySelectorAll(".toolbar button, .toolbar input"), function (b) { b.disabled = true; });

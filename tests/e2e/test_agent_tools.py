@@ -73,6 +73,13 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         vb.check("#follow")
         expect(frame.locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
 
+        # a stroke still on the agent's ink layer (draw mode is still on) when the session ends
+        vb.mouse.move(layer["x"] + 100, layer["y"] + 100)
+        vb.mouse.down()
+        vb.mouse.move(layer["x"] + 160, layer["y"] + 130)
+        vb.mouse.up()
+        expect(vb.locator("#draw-layer polyline")).to_have_count(1)
+
         # an administrator ends the session: both sides are told
         sid = vb.url.rsplit("=", 1)[1]
         with stack.serve.admin() as c:
@@ -81,6 +88,10 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
             "An administrator ended the session.", timeout=TIMEOUT_MS
         )
         expect(vb.locator("#end")).to_be_disabled()
+        # nothing of the agent's tools stays over the card
+        expect(vb.locator("#draw-layer")).to_be_hidden()
+        expect(vb.locator("#draw-layer polyline")).to_have_count(0)
+        expect(vb.locator("#pointer-echo")).to_be_hidden()
         expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
     finally:
         agent.context.close()
