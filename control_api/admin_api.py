@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from control_api import accounts, agents, audit, presence, sessions
+from control_api import accounts, agents, audit, presence, sessions, visitors
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response, no_content
 from control_api.exceptions import ApiError, invalid, not_found
 from control_api.policy import narrows, validate_policy
@@ -71,6 +71,8 @@ async def delete_account(request: Request, call: Call) -> Response:
     await _end_all(call, await sessions.live_of_account(call.api.store, aid), "account_deleted")
     await agents.delete_all_for(call.api.store, aid)
     await accounts.delete(call.api.store, aid)
+    # last: the visitors' sockets would otherwise go on reporting pages to an account that is gone
+    await visitors.close_all_for(call.api.store, aid)
     return no_content()
 
 

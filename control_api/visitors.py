@@ -8,6 +8,7 @@ session with reason ``visitor_left``). Deadlines live in the store, so any API p
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -241,6 +242,18 @@ async def settle(store: Store, vid: str, grace_s: float) -> Visitor | None:
             await store.redis.zadd(keys.visitor_deadlines(store), {vid: visitor.last_seen + grace_s})
             return None
     return visitor
+
+
+async def close_all_for(store: Store, account_id: str) -> None:
+    """Close the open sockets of a deleted account's visitors (``control_api.ws``). Called once the
+    account is gone: a socket that lists itself after this read finds no account (its setup reads
+    the account again after listing itself)."""
+    with translate_errors():
+        vids = await store.redis.zrange(keys.account_visitors(store, account_id), 0, -1)
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for vid in vids:
+                pipe.publish(keys.visitor_channel(store, vid), json.dumps({"type": "revoked"}))
+            await pipe.execute()
 
 
 async def forget(store: Store, visitor: Visitor) -> bool:
