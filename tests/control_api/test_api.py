@@ -84,6 +84,38 @@ def test_account_crud_and_activation_flag(world: World) -> None:
     assert world.client.delete(f"/api/v1/accounts/{aid}", headers=world.admin).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Shop\x00",  # C0
+        "Shop\nInc",
+        "Shop\x7f",
+        "Shop\x9bInc",  # C1
+        "evil\u202egnp.exe",  # right-to-left override
+        "Shop \u2066Inc\u2069",  # isolates
+        "\u202aShop",
+    ],
+)
+def test_names_people_read_refuse_control_and_bidi_formatting_characters(world: World, name: str) -> None:
+    """Account and agent names are shown in the console, the banner's prompt and the audit: a
+    control character broke the line they are shown on, an override reordered what follows."""
+    account = world.account()
+    for method, url, field in (
+        ("POST", "/api/v1/accounts", "name"),
+        ("PATCH", f"/api/v1/accounts/{account['id']}", "name"),
+        ("POST", f"/api/v1/accounts/{account['id']}/agents", "display_name"),
+    ):
+        r = world.client.request(method, url, json={field: name}, headers=world.admin)
+        body = r.json()
+        assert (r.status_code, body["error"], body["field"]) == (422, "invalid_request", field), r.text
+    assert world.client.get(f"/api/v1/accounts/{account['id']}", headers=world.admin).json()["name"] == "Shop"
+    # what is not control or formatting is a name: other scripts, marks, symbols
+    r = world.client.post(
+        "/api/v1/accounts", json={"name": "Caf\u00e9 \u05e9\u05dc\u05d5\u05dd \u2615"}, headers=world.admin
+    )
+    assert r.status_code == 201, r.text
+
+
 def test_policy_get_put_patch(world: World) -> None:
     account = world.account(consent="none")
     url = f"/api/v1/accounts/{account['id']}/policy"
