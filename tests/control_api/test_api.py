@@ -332,6 +332,22 @@ def test_ids_that_name_other_store_keys_are_not_found(world: World) -> None:
             assert r.status_code == 404, (path, r.text)
 
 
+def test_a_404_echoes_at_most_64_characters_of_the_id(world: World) -> None:
+    """The detail repeated the id the client sent whole, however long (up to what a URL holds)."""
+    account = world.account()
+    long_id = "acc_" + "x" * 4000
+    for path, what in (
+        (f"/api/v1/accounts/{long_id}", "account"),
+        (f"/api/v1/accounts/{account['id']}/agents/{long_id}", "agent"),
+    ):
+        r = world.client.request("GET" if what == "account" else "DELETE", path, headers=world.admin)
+        assert r.status_code == 404, r.text
+        assert r.json()["detail"] == f"no such {what}: {long_id[:64]}..."
+    short = "acc_" + "x" * 60  # 64: whole
+    r = world.client.get(f"/api/v1/accounts/{short}", headers=world.admin)
+    assert r.json()["detail"] == f"no such account: {short}"
+
+
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:
     for allowed in (True, False):
         account = world.account(seed_cookies=allowed)
