@@ -25,6 +25,13 @@ STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_
 
 AVAILABLE = "available"
 REASONS = ("available", "feature_disabled", "low_bandwidth", "visitor_offline", "session_live")
+# every reason but ``available``, said to a person (the API's ``detail``; the code is ``error``)
+UNAVAILABLE_DETAILS = {
+    "feature_disabled": "co-browsing is not enabled for this account",
+    "low_bandwidth": "the visitor's bandwidth is not measured yet or is below the account's minimum",
+    "visitor_offline": "the visitor is offline: no page of theirs is connected now",
+    "session_live": "the visitor already has a live session",
+}
 
 
 @dataclass(frozen=True)

@@ -214,10 +214,19 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
     create = {"visitor_id": visitor["visitor_id"]}
     assert reason() == "visitor_offline"
     r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
-    assert (r.status_code, r.json()["error"]) == (409, "visitor_offline")
+    assert r.status_code == 409
+    assert r.json() == {
+        "error": "visitor_offline",
+        "detail": "the visitor is offline: no page of theirs is connected now",
+    }
     with _connect_visitor(world, visitor) as ws:
         assert ws.receive_json()["type"] == "hello"
         assert reason() == "low_bandwidth"
+        r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "low_bandwidth")
+        assert r.json()["detail"] == (
+            "the visitor's bandwidth is not measured yet or is below the account's minimum"
+        )
         ws.send_json({"type": "bandwidth", "kbps": 100})
         ws.send_json({"type": "ping"})
         assert ws.receive_json()["type"] == "pong"
@@ -241,6 +250,7 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
         assert reason() == "session_live"
         r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
         assert (r.status_code, r.json()["error"]) == (409, "session_live")
+        assert r.json()["detail"] == "the visitor already has a live session"
         event = ws.receive_json()
         assert (event["type"], event["to"], event["session"]["agent_name"]) == ("session", "pending", "Alice")
         sid = session["id"]
