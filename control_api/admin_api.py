@@ -8,11 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from control_api import accounts, agents, audit, presence, sessions
+from control_api import accounts, agents, audit, presence, sessions, visitors
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response, no_content
 from control_api.exceptions import ApiError, invalid, not_found
 from control_api.policy import narrows, validate_policy
-from control_api.request_parsing import boolean, json_body, no_unknown, query_float, query_int, string
+from control_api.request_parsing import boolean, display_text, json_body, no_unknown, query_float, query_int
 
 ADMIN = ("admin",)
 CURSOR_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
@@ -22,7 +22,7 @@ MAX_STREAM_PART = 2**64 - 1  # a Redis stream id is two unsigned 64-bit numbers
 async def create_account(request: Request, call: Call) -> Response:
     data = await json_body(request)
     no_unknown(data, ("name", "cobrowse_enabled", "policy"))
-    name = string(data, "name", required=True)
+    name = display_text(data, "name", required=True)
     enabled = boolean(data, "cobrowse_enabled") or False
     policy = data.get("policy")
     if policy is not None and not isinstance(policy, dict):
@@ -51,7 +51,7 @@ async def _end_all(call: Call, sids: list[str], reason: str) -> None:
 async def patch_account(request: Request, call: Call) -> Response:
     data = await json_body(request)
     no_unknown(data, ("name", "cobrowse_enabled"))
-    name = string(data, "name", required=False)
+    name = display_text(data, "name", required=False)
     enabled = boolean(data, "cobrowse_enabled")
     aid = request.path_params["aid"]
     account = await accounts.update(call.api.store, aid, name=name, cobrowse_enabled=enabled)
@@ -71,6 +71,8 @@ async def delete_account(request: Request, call: Call) -> Response:
     await _end_all(call, await sessions.live_of_account(call.api.store, aid), "account_deleted")
     await agents.delete_all_for(call.api.store, aid)
     await accounts.delete(call.api.store, aid)
+    # last: the visitors' sockets would otherwise go on reporting pages to an account that is gone
+    await visitors.close_all_for(call.api.store, aid)
     return no_content()
 
 
@@ -120,7 +122,7 @@ async def create_agent(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
     data = await json_body(request)
     no_unknown(data, ("display_name",))
-    name = string(data, "display_name", required=True)
+    name = display_text(data, "display_name", required=True)
     agent, token = await agents.create(call.api.store, account.id, name or "")
     return json_response({**agent.public(), "token": token}, 201)
 

@@ -83,13 +83,13 @@ async def create_session(request: Request, call: Call) -> Response:
         raise not_found("visitor", vid)
     reason = visitors.availability(account, visitor)
     if reason == "feature_disabled":
-        raise ApiError(403, "feature_disabled", "co-browsing is not enabled for this account")
+        raise ApiError(403, "feature_disabled", visitors.UNAVAILABLE_DETAILS[reason])
     if reason != visitors.AVAILABLE:
         # its twin may have made the session that makes the visitor busy a moment ago
         earlier = await sessions.of_request(call.api.store, agent.id, rid) if rid else None
         if earlier is not None:
             return _made_by_request(earlier, vid)
-        raise ApiError(409, reason, f"the visitor cannot be co-browsed now: {reason}")
+        raise ApiError(409, reason, visitors.UNAVAILABLE_DETAILS[reason])
     record = await sessions.create(call.api.store, account, agent, visitor.id, request_id=rid)
     return _made_by_request(record, vid)
 

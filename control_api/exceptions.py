@@ -43,8 +43,13 @@ class InvalidTransition(ApiError):
         self.state = state
 
 
+MAX_ECHOED_ID = 64  # our ids are about 20 characters: a longer one is only the client's own text
+
+
 def not_found(what: str, ident: str = "") -> ApiError:
-    return ApiError(404, f"{what}_not_found", f"no such {what}" + (f": {ident}" if ident else ""))
+    # enough of the id to recognise it, not whatever length the client sent (up to a URL's limit)
+    shown = ident if len(ident) <= MAX_ECHOED_ID else ident[:MAX_ECHOED_ID] + "..."
+    return ApiError(404, f"{what}_not_found", f"no such {what}" + (f": {shown}" if shown else ""))
 
 
 def invalid(field: str, detail: str) -> ApiError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -11,6 +12,11 @@ from control_api import json_text
 from control_api.exceptions import ApiError, invalid
 
 MAX_BODY_BYTES = 256 * 1024
+# C0 and C1 controls (DEL too) and the bidirectional embeddings, overrides and isolates, as a class
+# body both Python and the OpenAPI document's ECMAScript patterns read: in a name people read, they
+# break the line it is shown on or reorder the text around it (a name that reads as another)
+UNSAFE_TEXT_CHARS = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+UNSAFE_TEXT = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
 
 
 async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
@@ -52,6 +58,14 @@ def string(
     if not isinstance(value, str) or not min_len <= len(value.strip()) <= max_len:
         raise invalid(name, f"must be a string of {min_len} to {max_len} characters")
     return value.strip()
+
+
+def display_text(data: dict[str, Any], name: str, *, required: bool) -> str | None:
+    """A ``string`` shown to people (an account's or an agent's name)."""
+    value = string(data, name, required=required)
+    if value is not None and UNSAFE_TEXT.search(value):
+        raise invalid(name, "must not contain control characters or bidirectional formatting characters")
+    return value
 
 
 def boolean(data: dict[str, Any], name: str) -> bool | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from control_api.policy import policy_schema
+from control_api.request_parsing import UNSAFE_TEXT_CHARS
 
 NUM = {"type": "number"}
 NUM_OR_NULL = {"type": ["number", "null"]}
 STR = {"type": "string"}
 STR_OR_NULL = {"type": ["string", "null"]}
 BOOL = {"type": "boolean"}
+DISPLAY_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": f"^[^{UNSAFE_TEXT_CHARS}]*$"}
 
 
 def obj(properties: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict[str, Any]:
@@ -45,7 +47,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "AccountList": obj({"accounts": {"type": "array", "items": ref("Account")}}),
     "AccountCreate": obj(
         {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "name": DISPLAY_TEXT,
             "cobrowse_enabled": BOOL,
             "policy": ref("PolicyPatch"),
         },
@@ -54,7 +56,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     ),
     "AccountPatch": obj(
         {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "name": DISPLAY_TEXT,
             "cobrowse_enabled": BOOL,
         },
         required=[],
@@ -72,7 +74,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         }
     ),
     "AgentList": obj({"agents": {"type": "array", "items": ref("Agent")}}),
-    "AgentCreate": obj({"display_name": {"type": "string", "minLength": 1, "maxLength": 200}}, extra=False),
+    "AgentCreate": obj({"display_name": DISPLAY_TEXT}, extra=False),
     "SiteKey": obj({"site_key": STR}),
     "AuditEntry": obj(
         {

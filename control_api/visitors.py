@@ -8,6 +8,7 @@ session with reason ``visitor_left``). Deadlines live in the store, so any API p
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,13 @@ STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_
 
 AVAILABLE = "available"
 REASONS = ("available", "feature_disabled", "low_bandwidth", "visitor_offline", "session_live")
+# every reason but ``available``, said to a person (the API's ``detail``; the code is ``error``)
+UNAVAILABLE_DETAILS = {
+    "feature_disabled": "co-browsing is not enabled for this account",
+    "low_bandwidth": "the visitor's bandwidth is not measured yet or is below the account's minimum",
+    "visitor_offline": "the visitor is offline: no page of theirs is connected now",
+    "session_live": "the visitor already has a live session",
+}
 
 
 @dataclass(frozen=True)
@@ -241,6 +249,18 @@ async def settle(store: Store, vid: str, grace_s: float) -> Visitor | None:
             await store.redis.zadd(keys.visitor_deadlines(store), {vid: visitor.last_seen + grace_s})
             return None
     return visitor
+
+
+async def close_all_for(store: Store, account_id: str) -> None:
+    """Close the open sockets of a deleted account's visitors (``control_api.ws``). Called once the
+    account is gone: a socket that lists itself after this read finds no account (its setup reads
+    the account again after listing itself)."""
+    with translate_errors():
+        vids = await store.redis.zrange(keys.account_visitors(store, account_id), 0, -1)
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for vid in vids:
+                pipe.publish(keys.visitor_channel(store, vid), json.dumps({"type": "revoked"}))
+            await pipe.execute()
 
 
 async def forget(store: Store, visitor: Visitor) -> bool:

@@ -290,6 +290,11 @@ class VisitorConnection(Connection):
         await visitors.touch_connection(
             self.store, self.visitor, self.conn_id, self.hold_s, self.api.settings.visitor_grace_s
         )
+        # An account deletion closes the sockets of the visitors it lists once the account is
+        # gone: one that listed them before this socket subscribed and listed itself reached no
+        # one, and the account read above may predate it.
+        if await accounts.find(self.store, self.account.id) is None:
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "account deleted")
         await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
         await self.send(
             {
@@ -382,6 +387,8 @@ class VisitorConnection(Connection):
         if kind == "session":
             await self.refresh_session(str(event.get("session_id", "")))
             await self.send(event)
+        elif kind == "revoked":  # its account was deleted (``visitors.close_all_for``)
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "account deleted")
         elif event.get("from") == "agent":
             await self.deliver_sync(event)
 

@@ -10,8 +10,8 @@
   var me = null;               // GET /me
   var visitors = new Map();    // visitor_id -> visitor record
   var pending = new Map();     // session_id -> {visitorId, win}
-  var requests = new Map();    // request_id -> {state: "sending" | "sent" | "unknown", sid}: what the
-                               // window opened for a request asks this console (vb.js)
+  var requests = new Map();    // request_id -> {state: "sending" | "sent", sid}, until settled: what
+                               // the window opened for a request asks this console (vb.js)
   var left = new Set();        // visitors the API said are gone
   var ws = null, retry = 0, signedIn = false;
 
@@ -53,6 +53,12 @@
     $("conn").hidden = true;
     $("signin-error").textContent = message || "";
     if (ws) { try { ws.close(); } catch (e) { /* closed */ } ws = null; }
+    // The signed-out agent's requests: with no token left, withdrawing a closed window's request
+    // failed (401) and was tried again every 500 ms for as long as the page stayed open. Their
+    // windows, asked, now hear "unknown" and go on with the token they hold.
+    stopWatching();
+    pending.clear();
+    requests.clear();
     visitors.clear();
     render();
   }
@@ -301,6 +307,7 @@
       return;
     }
     var req = { state: "sending", sid: "" };
+    var who = token();
     requests.set(rid, req);
     v._requesting = true;
     v._message = "";
@@ -309,6 +316,8 @@
       var s = normSession(data);
       req.state = "sent"; req.sid = s.id;
       v._requesting = false;
+      // Signed out meanwhile: this console no longer speaks for the request (its window does).
+      if (token() !== who) return;
       v._consent = s.consent;
       if (s.agent_interface && me.policy) me.policy.agent_interface = s.agent_interface;
       pending.set(s.id, { visitorId: id, win: win });
@@ -324,15 +333,15 @@
       onSessionState(known);
     }).catch(function (err) {
       v._requesting = false;
+      // Failed: what the window hears of it now is "unknown", as from a console that never knew it.
+      requests.delete(rid);
       if (win && !win.closed && (!err.status || err.status >= 500)) {
         // No answer (the network, or the server failed): the request may or may not have been
         // made. The window sends it again with the same request id, which finds the session if
         // there is one and makes it if not, and says so itself when it cannot.
-        req.state = "unknown";
         render();
         return;
       }
-      requests.delete(rid);
       if (win) win.close();
       var text = reasonText(err.code) || err.message;
       v._message = "Could not start: " + text;
@@ -414,6 +423,8 @@
         if (p.win && !p.win.closed) p.win.close();
         pending.delete(s.id);
       }
+      // Settled: its window was closed above, or has the session and follows it itself.
+      requests.forEach(function (r, rid) { if (r.sid === s.id) requests.delete(rid); });
       if (v) { v.session = null; v._message = endMessage(s); }
       flash(endMessage(s), s.state !== "ended");
     }
@@ -423,10 +434,14 @@
   // An agent who closes the window that waits for the visitor's answer is done with the request:
   // withdraw it, or the visitor is still asked and, on accepting, shared with nobody watching.
   var watching = null;
+  function stopWatching() {
+    if (watching) clearInterval(watching);
+    watching = null;
+  }
   function watchWindows() {
     if (watching) return;
     watching = setInterval(function () {
-      if (!pending.size) { clearInterval(watching); watching = null; return; }
+      if (!pending.size) { stopWatching(); return; }
       pending.forEach(function (p, id) {
         var s = latest.get(id);
         if (!p.win || !p.win.closed || p.withdrawing || (s && s.state !== "pending")) return;

@@ -171,6 +171,77 @@ def test_closing_the_waiting_window_withdraws_the_request(browser: Any, stack: S
         visitor.context.close()
 
 
+def test_signing_out_stops_withdrawing_the_closed_windows_requests(browser: Any, stack: Stack) -> None:
+    """The agent signs out, then closes the waiting window: the console, with no token left, sent
+    POST /end (401) every 500 ms for as long as its page stayed open."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)  # the console knows the session
+        ends: list[str] = []
+        agent.page.on("request", lambda r: ends.append(r.url) if r.url.endswith("/end") else None)
+        agent.page.click("#signout")
+        expect(agent.page.locator("#signin")).to_be_visible()
+        win.close()
+        # the page's own clock: three ticks of 500 ms, as long as the watcher's period, started after
+        agent.page.evaluate("window.__ticks = 0; setInterval(function () { window.__ticks++; }, 500)")
+        wait_until(
+            lambda: agent.page.evaluate("window.__ticks") >= 3, "three 500 ms ticks", 10, page=agent.page
+        )
+        assert ends == []
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+ASK_CONSOLE = """rid => new Promise(function (done) {
+  addEventListener("message", function heard(ev) {
+    if (!ev.data || ev.data.cobrowseConsole !== "request" || ev.data.request !== rid) return;
+    removeEventListener("message", heard);
+    done(ev.data);
+  });
+  postMessage({ cobrowseConsole: "request?", request: rid }, location.origin);
+})"""
+
+
+def test_a_settled_request_is_forgotten(browser: Any, stack: Stack) -> None:
+    """The console kept every request it had sent (request id -> state) for as long as its page
+    was open; once the session is over, it answers for it as for a request it never knew."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        sent: list[str] = []
+        agent.page.on(
+            "request",
+            lambda r: (
+                sent.append(r.post_data_json["request_id"])
+                if r.method == "POST" and r.url.endswith("/api/v1/sessions")
+                else None
+            ),
+        )
+        win = agent.request()
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        sid = win.url.rsplit("=", 1)[1]
+        assert agent.page.evaluate(ASK_CONSOLE, sent[0]) == {
+            "cobrowseConsole": "request",
+            "request": sent[0],
+            "state": "sent",
+            "session": sid,
+        }
+        visitor.dialog().get_by_role("button", name="Refuse").click()
+        expect(agent.page.locator("#flash")).to_have_text("The visitor refused the co-browsing request.")
+        assert agent.page.evaluate(ASK_CONSOLE, sent[0]) == {
+            "cobrowseConsole": "request",
+            "request": sent[0],
+            "state": "unknown",
+            "session": None,
+        }
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
 
 def test_a_blocked_pop_up_is_said_and_the_visitor_is_not_asked(browser: Any, stack: Stack) -> None:
     """A pop-up blocker stops the virtual browser's window: the console says so and sends no

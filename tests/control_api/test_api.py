@@ -84,6 +84,38 @@ def test_account_crud_and_activation_flag(world: World) -> None:
     assert world.client.delete(f"/api/v1/accounts/{aid}", headers=world.admin).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Shop\x00",  # C0
+        "Shop\nInc",
+        "Shop\x7f",
+        "Shop\x9bInc",  # C1
+        "evil\u202egnp.exe",  # right-to-left override
+        "Shop \u2066Inc\u2069",  # isolates
+        "\u202aShop",
+    ],
+)
+def test_names_people_read_refuse_control_and_bidi_formatting_characters(world: World, name: str) -> None:
+    """Account and agent names are shown in the console, the banner's prompt and the audit: a
+    control character broke the line they are shown on, an override reordered what follows."""
+    account = world.account()
+    for method, url, field in (
+        ("POST", "/api/v1/accounts", "name"),
+        ("PATCH", f"/api/v1/accounts/{account['id']}", "name"),
+        ("POST", f"/api/v1/accounts/{account['id']}/agents", "display_name"),
+    ):
+        r = world.client.request(method, url, json={field: name}, headers=world.admin)
+        body = r.json()
+        assert (r.status_code, body["error"], body["field"]) == (422, "invalid_request", field), r.text
+    assert world.client.get(f"/api/v1/accounts/{account['id']}", headers=world.admin).json()["name"] == "Shop"
+    # what is not control or formatting is a name: other scripts, marks, symbols
+    r = world.client.post(
+        "/api/v1/accounts", json={"name": "Caf\u00e9 \u05e9\u05dc\u05d5\u05dd \u2615"}, headers=world.admin
+    )
+    assert r.status_code == 201, r.text
+
+
 def test_policy_get_put_patch(world: World) -> None:
     account = world.account(consent="none")
     url = f"/api/v1/accounts/{account['id']}/policy"
@@ -182,10 +214,19 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
     create = {"visitor_id": visitor["visitor_id"]}
     assert reason() == "visitor_offline"
     r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
-    assert (r.status_code, r.json()["error"]) == (409, "visitor_offline")
+    assert r.status_code == 409
+    assert r.json() == {
+        "error": "visitor_offline",
+        "detail": "the visitor is offline: no page of theirs is connected now",
+    }
     with _connect_visitor(world, visitor) as ws:
         assert ws.receive_json()["type"] == "hello"
         assert reason() == "low_bandwidth"
+        r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "low_bandwidth")
+        assert r.json()["detail"] == (
+            "the visitor's bandwidth is not measured yet or is below the account's minimum"
+        )
         ws.send_json({"type": "bandwidth", "kbps": 100})
         ws.send_json({"type": "ping"})
         assert ws.receive_json()["type"] == "pong"
@@ -209,6 +250,7 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
         assert reason() == "session_live"
         r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
         assert (r.status_code, r.json()["error"]) == (409, "session_live")
+        assert r.json()["detail"] == "the visitor already has a live session"
         event = ws.receive_json()
         assert (event["type"], event["to"], event["session"]["agent_name"]) == ("session", "pending", "Alice")
         sid = session["id"]
@@ -298,6 +340,22 @@ def test_ids_that_name_other_store_keys_are_not_found(world: World) -> None:
         ):
             r = world.client.request(method, path, json={}, headers=world.admin)
             assert r.status_code == 404, (path, r.text)
+
+
+def test_a_404_echoes_at_most_64_characters_of_the_id(world: World) -> None:
+    """The detail repeated the id the client sent whole, however long (up to what a URL holds)."""
+    account = world.account()
+    long_id = "acc_" + "x" * 4000
+    for path, what in (
+        (f"/api/v1/accounts/{long_id}", "account"),
+        (f"/api/v1/accounts/{account['id']}/agents/{long_id}", "agent"),
+    ):
+        r = world.client.request("GET" if what == "account" else "DELETE", path, headers=world.admin)
+        assert r.status_code == 404, r.text
+        assert r.json()["detail"] == f"no such {what}: {long_id[:64]}..."
+    short = "acc_" + "x" * 60  # 64: whole
+    r = world.client.get(f"/api/v1/accounts/{short}", headers=world.admin)
+    assert r.json()["detail"] == f"no such account: {short}"
 
 
 def test_seed_cookies_reach_the_jar_only_when_policy_allows(world: World, sync_store: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from control_api.accounts import Account
 from control_api.policy import default_policy
-from control_api.visitors import Visitor, availability
+from control_api.visitors import AVAILABLE, REASONS, UNAVAILABLE_DETAILS, Visitor, availability
 
 
 def _account(enabled: bool = True, **policy: Any) -> Account:
@@ -33,3 +33,10 @@ def _visitor(online: bool = True, live: str | None = None, **state: Any) -> Visi
 )
 def test_availability_reasons(account: Account, visitor: Visitor, reason: str) -> None:
     assert availability(account, visitor) == reason
+
+
+def test_every_reason_not_to_co_browse_has_a_sentence_that_is_not_its_code() -> None:
+    """POST /sessions says why in ``detail``: it said "...: visitor_offline", the code again."""
+    assert set(UNAVAILABLE_DETAILS) == set(REASONS) - {AVAILABLE}
+    for reason, detail in UNAVAILABLE_DETAILS.items():
+        assert reason not in detail and " " in detail

@@ -344,6 +344,46 @@ def test_deleting_the_account_closes_its_agents_consoles(world: World) -> None:
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
 
 
+@pytest.mark.timeout(30)  # a socket left open would keep the test waiting for its close
+def test_deleting_the_account_closes_its_visitors_sockets(world: World) -> None:
+    """The agents' sockets closed, the visitors' stayed open: their banners went on reporting pages
+    and bandwidth for an account that no longer existed, until the page was left."""
+    with live_session(world) as (vws, _aws, session, _agent):
+        account = world.client.get(f"/api/v1/accounts/{session['account_id']}", headers=world.admin).json()
+        idle = world.visitor(account)  # no session
+        with world.client.websocket_connect("/api/v1/visitor/ws", headers=idle["headers"]) as ows:
+            assert ows.receive_json()["type"] == "hello"
+            r = world.client.delete(f"/api/v1/accounts/{account['id']}", headers=world.admin)
+            assert r.status_code == 204
+            event = _next(vws, "session")
+            assert (event["to"], event["reason"]) == ("ended", "account_deleted")
+            assert _closed_with(vws) == messages.CLOSE_UNAUTHORIZED
+            assert _closed_with(ows) == messages.CLOSE_UNAUTHORIZED
+
+
+def test_a_visitor_whose_account_is_deleted_while_its_socket_opens_is_closed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deletion is published to the visitors the account lists once it is gone: a socket that
+    read the account before and subscribed after reached no one, and stayed open."""
+    from control_api import accounts, visitors
+
+    account = world.account()
+    visitor = world.visitor(account)
+    real_find = accounts.find
+
+    async def find_and_delete(store: Any, aid: str) -> Any:  # the visitor socket's setup calls it
+        monkeypatch.setattr(accounts, "find", real_find)
+        found = await real_find(store, aid)
+        await accounts.delete(store, aid)  # an administrator, at that moment
+        await visitors.close_all_for(store, aid)
+        return found
+
+    monkeypatch.setattr(accounts, "find", find_and_delete)
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
+        assert _closed_on(ws) == messages.CLOSE_UNAUTHORIZED
+
+
 @pytest.mark.timeout(30)  # without the re-read the agent waits for the scroll forever
 def test_a_message_right_after_accept_is_relayed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The visitor accepted over HTTP, its socket has not yet seen the lifecycle event (here: never
