@@ -23,6 +23,8 @@ CLOSE_INVALID = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
+# a visitor whose account was deleted: its site key is gone too, so registering again cannot work
+CLOSE_GONE = 4410
 CLOSE_RATE_LIMITED = 4429
 
 MAX_COORD = 10_000_000

@@ -27,6 +27,7 @@ from control_api.exceptions import StoreUnavailable
 from control_api.messages import (
     CLOSE_AUTH_TIMEOUT,
     CLOSE_FORBIDDEN,
+    CLOSE_GONE,
     CLOSE_RATE_LIMITED,
     CLOSE_SERVER_ERROR,
     CLOSE_TRY_AGAIN,
@@ -277,8 +278,10 @@ class VisitorConnection(Connection):
         assert self.principal is not None
         self.visitor = await visitors.find(self.store, self.principal.id)
         self.account = await accounts.find(self.store, self.principal.account_id or "")
-        if self.visitor is None or self.account is None:
+        if self.visitor is None:
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "unknown visitor")
+        if self.account is None:  # deleted: its site key too, so the banner must not register again
+            raise ProtocolViolation(CLOSE_GONE, "account deleted")
         origin = self.ws.headers.get("origin")
         if origin is not None and origin not in self.account.allowed_origins:
             raise ProtocolViolation(CLOSE_FORBIDDEN, "origin not allowed for this account")
@@ -294,7 +297,7 @@ class VisitorConnection(Connection):
         # gone: one that listed them before this socket subscribed and listed itself reached no
         # one, and the account read above may predate it.
         if await accounts.find(self.store, self.account.id) is None:
-            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "account deleted")
+            raise ProtocolViolation(CLOSE_GONE, "account deleted")
         await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
         await self.send(
             {
@@ -388,7 +391,7 @@ class VisitorConnection(Connection):
             await self.refresh_session(str(event.get("session_id", "")))
             await self.send(event)
         elif kind == "revoked":  # its account was deleted (``visitors.close_all_for``)
-            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "account deleted")
+            raise ProtocolViolation(CLOSE_GONE, "account deleted")
         elif event.get("from") == "agent":
             await self.deliver_sync(event)
 

@@ -260,6 +260,16 @@
     }, "ws message");
     sock.onclose = guard(function (ev) {
       wsOpen = false; ws = null;
+      // 4410: the account was deleted, and its site key with it. Registering again cannot work
+      // (nor even be told apart from a network failure: no CORS for an origin no account allows),
+      // so the banner is off on this page, as when its first registration fails.
+      if (ev.code === 4410) {
+        stopped = true;
+        NS.status = "account-deleted";
+        state = {}; saveState();
+        hideAll();
+        return;
+      }
       // 4401/4403: our token is no longer valid; register again as a new visitor.
       if (ev.code === 4401 || ev.code === 4403 || ev.code === 1008) {
         state = {}; saveState();
@@ -374,6 +384,7 @@
   var measuring = false;
   function measureBandwidth() {
     if (measuring) return; // the last one is still running: never two at once on a slow link
+    if (stopped) return; // off on this page
     measuring = true;
     var t0 = performance.now(), got = 0, reader = null, over = false, timer = null;
     function finish() {

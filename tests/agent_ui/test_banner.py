@@ -763,3 +763,29 @@ def test_a_frame_of_a_page_with_the_banner_is_not_a_second_visitor(
         assert [x["id"] for x in visitors_of(stack)] == [me["id"]]
     finally:
         v.context.close()
+
+
+def test_a_page_whose_account_is_deleted_stops_asking_the_api(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """The account is deleted while its visitor's page is open: the API closes the socket saying so
+    (4410) and the banner stops, instead of registering and reconnecting every few seconds for as
+    long as the page stays open (registering cannot work: the site key went with the account)."""
+    url = customer.add("/deleted", "<p>page</p>")
+    v = customer.open(browser, url)
+    registrations: list[str] = []
+    v.page.on("request", lambda r: registrations.append(r.url)
+              if r.method == "POST" and r.url.endswith("/api/v1/visitors") else None)
+    try:
+        wait_until(lambda: 0 in customer.hellos, "the banner's socket, greeted", page=v.page)
+        before = len(registrations)  # its own, if heard yet (it came before the hello)
+        with stack.serve.admin() as c:
+            c.delete(f"/accounts/{stack.account['id']}").raise_for_status()
+        status = "() => window.__cobrowseBanner && window.__cobrowseBanner.status"
+        wait_until(lambda: v.page.evaluate(status) == "account-deleted", "the banner to stop", page=v.page)
+        # retries would come 250 ms, 0.5 s and 1 s apart (then every 5 s): none comes
+        v.page.wait_for_timeout(2500)
+        assert len(registrations) == before, registrations
+        assert len(customer.sockets) == 1
+    finally:
+        v.context.close()

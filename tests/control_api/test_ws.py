@@ -357,8 +357,8 @@ def test_deleting_the_account_closes_its_visitors_sockets(world: World) -> None:
             assert r.status_code == 204
             event = _next(vws, "session")
             assert (event["to"], event["reason"]) == ("ended", "account_deleted")
-            assert _closed_with(vws) == messages.CLOSE_UNAUTHORIZED
-            assert _closed_with(ows) == messages.CLOSE_UNAUTHORIZED
+            assert _closed_with(vws) == messages.CLOSE_GONE
+            assert _closed_with(ows) == messages.CLOSE_GONE
 
 
 def test_a_visitor_whose_account_is_deleted_while_its_socket_opens_is_closed(
@@ -381,7 +381,17 @@ def test_a_visitor_whose_account_is_deleted_while_its_socket_opens_is_closed(
 
     monkeypatch.setattr(accounts, "find", find_and_delete)
     with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
-        assert _closed_on(ws) == messages.CLOSE_UNAUTHORIZED
+        assert _closed_on(ws) == messages.CLOSE_GONE
+
+
+def test_a_visitor_of_a_deleted_account_that_connects_again_is_told_it_is_gone(world: World) -> None:
+    """Its token outlives the account for a while: it is told the account is gone (4410, the banner
+    stops), not that its token failed (4401, on which the banner registers again, and again)."""
+    account = world.account()
+    visitor = world.visitor(account)
+    assert world.client.delete(f"/api/v1/accounts/{account['id']}", headers=world.admin).status_code == 204
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
+        assert _closed_on(ws) == messages.CLOSE_GONE
 
 
 @pytest.mark.timeout(30)  # without the re-read the agent waits for the scroll forever
