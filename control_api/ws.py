@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from control_api import accounts, agents, keys, masking, presence, sessions, visitors
@@ -64,6 +65,12 @@ class RateLimiter:
             self.tokens -= 1.0
             return True
         return False
+
+
+# what closing a socket raises once its client is gone (anyio's: Starlette's in-process transport)
+CLIENT_GONE = (
+    RuntimeError, OSError, WebSocketDisconnect, anyio.ClosedResourceError, anyio.BrokenResourceError
+)
 
 
 class Connection:
@@ -179,7 +186,7 @@ class Connection:
         if self.ws.application_state == connected and self.ws.client_state == connected:
             try:
                 await self.ws.close(code, reason)
-            except (RuntimeError, OSError, WebSocketDisconnect):
+            except CLIENT_GONE:
                 pass  # the client went away first
 
     async def read_loop(self) -> None:
