@@ -310,24 +310,36 @@ def test_revoking_an_agent_closes_its_console_and_ends_its_sessions(world: World
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
 
 
+def _after_the_sockets_account_read(monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
+    """``action(store, account_id)``, an administrator's, runs right after the next socket's setup
+    has read its account (``accounts.find``), before it subscribes."""
+    from control_api import accounts
+
+    real_find = accounts.find
+
+    async def find_then_act(store: Any, aid: str) -> Any:
+        monkeypatch.setattr(accounts, "find", real_find)
+        found = await real_find(store, aid)
+        await action(store, aid)
+        return found
+
+    monkeypatch.setattr(accounts, "find", find_then_act)
+
+
 def test_an_agent_revoked_while_its_socket_authenticates_is_closed(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The revocation is published to the agent's channel: one that comes after the token was
     checked and before the socket subscribed reached no one, and the socket stayed open."""
-    from control_api import accounts, agents
+    from control_api import agents
 
     account = world.account()
     agent = world.agent(account)
-    real_find = accounts.find
 
-    async def find_and_revoke(store: Any, aid: str) -> Any:  # the agent socket's setup calls it
-        monkeypatch.setattr(accounts, "find", real_find)
-        found = await real_find(store, aid)
-        await agents.revoke(store, aid, agent["id"])  # an administrator, at that moment
-        return found
+    async def revoke(store: Any, aid: str) -> None:
+        await agents.revoke(store, aid, agent["id"])
 
-    monkeypatch.setattr(accounts, "find", find_and_revoke)
+    _after_the_sockets_account_read(monkeypatch, revoke)
     with world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as ws:
         assert _closed_on(ws) == messages.CLOSE_UNAUTHORIZED
 
@@ -370,16 +382,12 @@ def test_a_visitor_whose_account_is_deleted_while_its_socket_opens_is_closed(
 
     account = world.account()
     visitor = world.visitor(account)
-    real_find = accounts.find
 
-    async def find_and_delete(store: Any, aid: str) -> Any:  # the visitor socket's setup calls it
-        monkeypatch.setattr(accounts, "find", real_find)
-        found = await real_find(store, aid)
-        await accounts.delete(store, aid)  # an administrator, at that moment
+    async def delete(store: Any, aid: str) -> None:
+        await accounts.delete(store, aid)
         await visitors.close_all_for(store, aid)
-        return found
 
-    monkeypatch.setattr(accounts, "find", find_and_delete)
+    _after_the_sockets_account_read(monkeypatch, delete)
     with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
         assert _closed_on(ws) == messages.CLOSE_GONE
 

@@ -128,6 +128,28 @@ def test_switching_the_feature_off_ends_live_sessions_and_says_why(
         visitor.context.close()
 
 
+class VisitorLink:
+    """The visitor's socket to the API, through a route the test can cut: while ``down``, every
+    new socket is refused (the banner keeps trying)."""
+
+    def __init__(self, context: Any) -> None:
+        self.down = False
+        self.sockets: list[Any] = []
+        context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), self._route)
+
+    def _route(self, ws: Any) -> None:
+        if self.down:
+            ws.close()
+            return
+        ws.connect_to_server()
+        self.sockets.append(ws)
+
+    def cut(self) -> None:
+        """Close the open socket and refuse the next ones."""
+        self.down = True
+        self.sockets[-1].close()
+
+
 def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:
@@ -135,17 +157,7 @@ def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
     left); when the banner connects again, its bar goes away with the same notice as any end."""
     stack = make_stack(policy={"consent": "none"}, extra=("--visitor-grace-s", "2"))
     context = browser.new_context()
-    down = False
-    sockets: list[Any] = []
-
-    def maybe_refuse(ws: Any) -> None:
-        if down:
-            ws.close()
-            return
-        ws.connect_to_server()
-        sockets.append(ws)
-
-    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), maybe_refuse)
+    link = VisitorLink(context)
     page = context.new_page()
     agent = open_console(browser, stack)
     try:
@@ -154,10 +166,9 @@ def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         bar = page.get_by_text(f"Co-browsing with {stack.agent_name}")
         expect(bar).to_be_visible(timeout=TIMEOUT_MS)
-        down = True
-        sockets[-1].close()
+        link.cut()
         expect(vb.locator("#ended-reason")).to_have_text("The visitor left the site.", timeout=TIMEOUT_MS)
-        down = False
+        link.down = False
         expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
         expect(page.get_by_role("status")).to_have_text("Co-browsing has ended.")
     finally:
@@ -283,17 +294,7 @@ def test_the_view_says_while_the_visitors_page_is_away_and_clears_when_it_is_bac
     end meanwhile, instead of showing a live view or "waiting for the visitor to accept"."""
     stack = make_stack(policy={"consent": consent}, extra=("--visitor-grace-s", "120"))
     context = browser.new_context()
-    down = False
-    sockets: list[Any] = []
-
-    def maybe_refuse(ws: Any) -> None:
-        if down:
-            ws.close()
-            return
-        ws.connect_to_server()
-        sockets.append(ws)
-
-    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), maybe_refuse)
+    link = VisitorLink(context)
     page = context.new_page()
     agent = open_console(browser, stack)
     try:
@@ -310,13 +311,12 @@ def test_the_view_says_while_the_visitors_page_is_away_and_clears_when_it_is_bac
             before = "Waiting for the visitor to accept"
             expect(status).to_have_text(before + "...", timeout=TIMEOUT_MS)
             state = "busy"
-        down = True
-        sockets[-1].close()
+        link.cut()
         expect(status).to_contain_text("The visitor's page is not connected", timeout=TIMEOUT_MS)
         expect(reason).to_have_text("Visitor's page is not connected: waiting for it to come back")
         expect(agent.button()).to_have_attribute("data-state", state)
         expect(vb.locator("#ended")).to_be_hidden()
-        down = False
+        link.down = False
         if consent == "none":
             expect(status).to_be_hidden(timeout=TIMEOUT_MS)
         else:
