@@ -28,7 +28,9 @@ def ref(name: str) -> dict[str, str]:
 
 
 SESSION_STATES = ["pending", "active", "ended", "refused", "expired"]
-REASONS = ["available", "feature_disabled", "low_bandwidth", "visitor_offline", "session_live"]
+REASONS = [
+    "available", "feature_disabled", "low_bandwidth", "visitor_offline", "request_pending", "session_live"
+]
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": obj({"error": STR, "detail": STR, "field": STR}, required=["error", "detail"]),

@@ -8,6 +8,7 @@ session with reason ``visitor_left``). Deadlines live in the store, so any API p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -24,12 +25,15 @@ UNSEEN_RANK_S = 3600.0  # a registration ranks as if last seen this long before 
 STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_y", "bandwidth_kbps")
 
 AVAILABLE = "available"
-REASONS = ("available", "feature_disabled", "low_bandwidth", "visitor_offline", "session_live")
+REASONS = (
+    "available", "feature_disabled", "low_bandwidth", "visitor_offline", "request_pending", "session_live"
+)
 # every reason but ``available``, said to a person (the API's ``detail``; the code is ``error``)
 UNAVAILABLE_DETAILS = {
     "feature_disabled": "co-browsing is not enabled for this account",
     "low_bandwidth": "the visitor's bandwidth is not measured yet or is below the account's minimum",
     "visitor_offline": "the visitor is offline: no page of theirs is connected now",
+    "request_pending": "another request to co-browse with the visitor is waiting for their answer",
     "session_live": "the visitor already has a live session",
 }
 
@@ -45,6 +49,7 @@ class Visitor:
     live_session: str | None
     state: dict[str, Any]
     token_hash: str = ""  # its token's key lives as long as the visitor (``touch_connection``)
+    live_state: str | None = None  # the live session's state: "pending" until the visitor answers
 
     @property
     def bandwidth_kbps(self) -> float | None:
@@ -124,7 +129,16 @@ async def find_many(store: Store, vids: list[str]) -> list[Visitor]:
         record, online, live = replies[i : i + 3]
         if record.get("id"):
             result.append(_parse(record, int(online), live))
-    return result
+    live = [v for v in result if v.live_session]
+    if not live:
+        return result
+    # a pending request is told apart from a session (another agent's console says which)
+    with translate_errors():
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for visitor in live:
+                pipe.hget(keys.session(store, visitor.live_session or ""), "state")
+            states = dict(zip((v.id for v in live), await pipe.execute(), strict=True))
+    return [dataclasses.replace(v, live_state=states[v.id]) if v.id in states else v for v in result]
 
 
 async def find(store: Store, vid: str) -> Visitor | None:
@@ -194,7 +208,7 @@ def availability(account: Account | None, visitor: Visitor) -> str:
     if not visitor.online:
         return "visitor_offline"
     if visitor.live_session:
-        return "session_live"
+        return "request_pending" if visitor.live_state == "pending" else "session_live"
     minimum = float(account.policy.get("min_bandwidth_kbps", 0))
     bandwidth = visitor.bandwidth_kbps
     if minimum > 0 and (bandwidth is None or bandwidth < minimum):

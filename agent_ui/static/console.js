@@ -136,6 +136,7 @@
     low_bandwidth: "Visitor's bandwidth is too low",
     visitor_offline: "Visitor is offline",
     visitor_left: "Visitor has left",
+    request_pending: "Another co-browsing request is waiting for the visitor's answer",
     session_live: "Already in a co-browsing session",
     not_allowed_origin: "This page's origin is not allowed for co-browsing"
   };

@@ -581,6 +581,7 @@
     visitor_offline: "The visitor is offline.",
     visitor_left: "The visitor has left the site.",
     visitor_not_found: "The visitor has left the site.",
+    request_pending: "Another co-browsing request is waiting for the visitor's answer.",
     session_live: "The visitor is already in a co-browsing session.",
     low_bandwidth: "The visitor's bandwidth is too low.",
     feature_disabled: "Co-browsing is off for this account.",

@@ -514,3 +514,27 @@ def test_feature_off_shows_the_reason(browser: Any, make_stack: Callable[..., St
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_another_agents_request_is_told_apart_from_a_session(browser: Any, stack: Stack) -> None:
+    """While one agent's request waits for the visitor's answer, another agent's console says so;
+    it said "Already in a co-browsing session" before the visitor had even been asked."""
+    with stack.serve.admin() as c:
+        made = c.post(f"/accounts/{stack.account['id']}/agents", json={"display_name": "Bob"})
+        made.raise_for_status()
+    visitor = open_visitor(browser, stack)
+    alice = open_console(browser, stack)
+    bob = open_console(browser, stack, made.json()["token"])
+    try:
+        expect(bob.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        alice.request()
+        reason = bob.row().locator(".reason")
+        expect(reason).to_have_text("Another co-browsing request is waiting for the visitor's answer",
+                                    timeout=TIMEOUT_MS)
+        expect(bob.button()).to_be_disabled()
+        visitor.accept()
+        expect(reason).to_have_text("Already in a co-browsing session", timeout=TIMEOUT_MS)
+    finally:
+        bob.context.close()
+        alice.context.close()
+        visitor.context.close()

@@ -247,10 +247,12 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
             "popin",
         )
         assert session["agent_can_navigate"] is False
-        assert reason() == "session_live"
+        assert reason() == "request_pending"  # not a session yet: the visitor has not answered
         r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
-        assert (r.status_code, r.json()["error"]) == (409, "session_live")
-        assert r.json()["detail"] == "the visitor already has a live session"
+        assert (r.status_code, r.json()["error"]) == (409, "request_pending")
+        assert r.json()["detail"] == (
+            "another request to co-browse with the visitor is waiting for their answer"
+        )
         event = ws.receive_json()
         assert (event["type"], event["to"], event["session"]["agent_name"]) == ("session", "pending", "Alice")
         sid = session["id"]
@@ -262,6 +264,10 @@ def test_availability_reasons_and_session_lifecycle(world: World) -> None:
         )
         assert r.status_code == 200 and r.json()["state"] == "active"
         assert ws.receive_json()["to"] == "active"
+        assert reason() == "session_live"
+        r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "session_live")
+        assert r.json()["detail"] == "the visitor already has a live session"
         r = world.client.post(f"/api/v1/sessions/{sid}/proxy-ticket", headers=agent["headers"])
         assert r.status_code == 200
         ticket = r.json()
@@ -408,7 +414,7 @@ def test_a_request_sent_again_gets_the_session_it_made_and_only_its_own_agents(w
         assert (again.status_code, again.json()["id"], again.json()["state"]) == (201, sid, "pending")
         # another agent with the same request id: its own request, refused as the visitor is busy
         r = world.client.post("/api/v1/sessions", json=create, headers=other["headers"])
-        assert (r.status_code, r.json()["error"]) == (409, "session_live")
+        assert (r.status_code, r.json()["error"]) == (409, "request_pending")
         assert sid not in r.text
         # the same request id for another visitor is a client bug, not a new request
         reused = {"visitor_id": second["visitor_id"], "request_id": rid}

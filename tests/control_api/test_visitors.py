@@ -15,8 +15,10 @@ def _account(enabled: bool = True, **policy: Any) -> Account:
     return Account("a1", "Shop", enabled, "sk", 0.0, {**default_policy(), **policy})
 
 
-def _visitor(online: bool = True, live: str | None = None, **state: Any) -> Visitor:
-    return Visitor("v1", "a1", "https://shop.example", 0.0, 0.0, online, live, state)
+def _visitor(
+    online: bool = True, live: str | None = None, live_state: str | None = None, **state: Any
+) -> Visitor:
+    return Visitor("v1", "a1", "https://shop.example", 0.0, 0.0, online, live, state, live_state=live_state)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,9 @@ def _visitor(online: bool = True, live: str | None = None, **state: Any) -> Visi
         (_account(False), _visitor(online=False), "feature_disabled"),
         (_account(), _visitor(online=False, live="s1", bandwidth_kbps=1), "visitor_offline"),
         (_account(), _visitor(live="s1", bandwidth_kbps=1), "session_live"),
+        (_account(), _visitor(live="s1", live_state="active", bandwidth_kbps=1), "session_live"),
+        (_account(), _visitor(live="s1", live_state="pending", bandwidth_kbps=1), "request_pending"),
+        (_account(), _visitor(online=False, live="s1", live_state="pending"), "visitor_offline"),
     ],
 )
 def test_availability_reasons(account: Account, visitor: Visitor, reason: str) -> None:

@@ -91,14 +91,15 @@ def open_visitor(browser: Any, stack: Stack, path: str = "/") -> Visitor:
     return Visitor(context, page, frames)
 
 
-def open_console(browser: Any, stack: Stack) -> Agent:
+def open_console(browser: Any, stack: Stack, token: str | None = None) -> Agent:
+    """The console in a context of its own, signed in as the stack's agent (or ``token``'s)."""
     context = browser.new_context(viewport={"width": 1100, "height": 700})
     page = context.new_page()
     frames = Frames()
     frames.attach(page)
     context.on("page", frames.attach)
     page.goto(stack.console_url)
-    page.fill("#token", stack.agent_token)
+    page.fill("#token", token or stack.agent_token)
     page.click("#signin-form button[type=submit]")
     expect(page.locator("#visitors-panel")).to_be_visible(timeout=TIMEOUT_MS)
     return Agent(context, page, frames)
