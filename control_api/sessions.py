@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
-from control_api import audit, keys, presence
+from control_api import audit, keys, presence, visitors
 from control_api.accounts import Account
 from control_api.agents import Agent
 from control_api.exceptions import ApiError, InvalidTransition, not_found
@@ -269,8 +269,9 @@ async def create(
                     current = await pipe.get(live_key)
                     if current:
                         state = await pipe.hget(keys.session(store, current), "state")
-                        if state in LIVE:
-                            raise ApiError(409, "session_live", "the visitor already has a live session")
+                        if state in LIVE:  # as ``visitors.availability`` says it
+                            reason = "request_pending" if state == "pending" else "session_live"
+                            raise ApiError(409, reason, visitors.UNAVAILABLE_DETAILS[reason])
                     pipe.multi()
                     pipe.set(live_key, sid)
                     if request_key:

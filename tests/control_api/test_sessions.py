@@ -104,10 +104,18 @@ async def test_one_live_session_per_visitor(redis_store: Store) -> None:
     first = await sessions.create(redis_store, account, agent, visitor.id)
     with pytest.raises(ApiError) as info:
         await sessions.create(redis_store, account, agent, visitor.id)
-    assert info.value.code == "session_live"
+    assert info.value.code == "request_pending"  # the visitor has not answered the first yet
     await sessions.refuse(redis_store, first["id"], VISITOR)
     second = await sessions.create(redis_store, account, agent, visitor.id)
     assert second["id"] != first["id"]
+
+
+async def test_a_visitor_in_an_active_session_is_session_live(redis_store: Store) -> None:
+    account, agent, visitor = await _setup(redis_store, consent="none")
+    await sessions.create(redis_store, account, agent, visitor.id)
+    with pytest.raises(ApiError) as info:
+        await sessions.create(redis_store, account, agent, visitor.id)
+    assert info.value.code == "session_live"
 
 
 async def test_racing_creates_make_one_session(redis_store: Store) -> None:
@@ -118,7 +126,7 @@ async def test_racing_creates_make_one_session(redis_store: Store) -> None:
     made = [r for r in results if isinstance(r, dict)]
     assert len(made) == 1
     assert all(
-        isinstance(r, ApiError) and r.code == "session_live" for r in results if not isinstance(r, dict)
+        isinstance(r, ApiError) and r.code == "request_pending" for r in results if not isinstance(r, dict)
     )
 
 
@@ -129,7 +137,7 @@ async def test_a_request_sent_again_gets_its_session_on_either_store(store: Stor
     assert again == first
     with pytest.raises(ApiError) as info:  # a new request for a visitor who is busy
         await sessions.create(store, account, agent, visitor.id, request_id="p" * 16)
-    assert info.value.code == "session_live"
+    assert info.value.code == "request_pending"
     await sessions.refuse(store, first["id"], VISITOR)
     late = await sessions.create(store, account, agent, visitor.id, request_id="q" * 16)
     assert (late["id"], late["state"]) == (first["id"], "refused")
