@@ -69,6 +69,7 @@
     Promise: builtin("Promise", own(function () { return window.Promise; }), F.Promise),
     URL: builtin("URL", own(function () { return window.URL; }), F.URL),
     fetch: builtin("fetch", own(function () { return window.fetch; }), F.fetch),
+    AbortController: builtin("AbortController", own(function () { return window.AbortController; }), F.AbortController),
     WebSocket: builtin("WebSocket", own(function () { return window.WebSocket; }), F.WebSocket),
     MutationObserver: builtin("MutationObserver", own(function () { return window.MutationObserver; }), F.MutationObserver),
     setTimeout: builtin("setTimeout", own(function () { return window.setTimeout; }), F.setTimeout),
@@ -386,13 +387,19 @@
     if (measuring) return; // the last one is still running: never two at once on a slow link
     if (stopped) return; // off on this page
     measuring = true;
-    var t0 = performance.now(), got = 0, reader = null, over = false, timer = null;
-    function finish() {
-      if (over) return;
+    var t0 = performance.now(), got = 0, over = false, timer = null;
+    var aborter = B.AbortController ? new B.AbortController() : null;
+    function end() { // false if it was over already
+      if (over) return false;
       over = true;
       measuring = false;
       cancel(timer);
-      if (reader) { try { reader.cancel().then(null, function () { /* gone already */ }); } catch (e) { /* done */ } }
+      // a download still running is cut: its bytes would go on taking the visitor's bandwidth
+      if (aborter) { try { aborter.abort(); } catch (e) { /* done */ } }
+      return true;
+    }
+    function finish() {
+      if (!end()) return;
       var ms = Math.max(1, performance.now() - t0);
       var kbps = Math.round((got * 8) / ms); // bits per millisecond = kilobits per second
       NS.bandwidthKbps = kbps;
@@ -400,13 +407,15 @@
     }
     timer = later(guard(finish, "bandwidth"), BANDWIDTH_MAX_MS);
     request(API_V1 + "/bandwidth?bytes=" + BANDWIDTH_BYTES, {
-      cache: "no-store", credentials: "omit", headers: { Authorization: "Bearer " + state.token }
+      cache: "no-store", credentials: "omit", headers: { Authorization: "Bearer " + state.token },
+      signal: aborter ? aborter.signal : undefined
     }).then(function (r) {
+      if (over) return null;
       if (!r.ok) throw new Error("HTTP " + r.status);
       if (!r.body || typeof r.body.getReader !== "function") {
         return r.arrayBuffer().then(function (buf) { got = buf.byteLength; finish(); });
       }
-      reader = r.body.getReader();
+      var reader = r.body.getReader();
       function next() {
         if (over) return null;
         return reader.read().then(function (chunk) {
@@ -417,11 +426,7 @@
       }
       return next();
     }).catch(function (e) {
-      if (over) return;
-      over = true;
-      measuring = false;
-      cancel(timer);
-      warn("bandwidth", e);
+      if (end()) warn("bandwidth", e); // (after the end: our own abort)
     });
   }
 
