@@ -450,10 +450,17 @@
         withdrawn.add(id);
         api("POST", "/sessions/" + encodeURIComponent(id) + "/end", {}).then(function (data) {
           onSessionState(normSession(data));
-        }, function () {
-          // already answered (its event tells how), or the server is away: try again while pending
+        }, function (err) {
           withdrawn.delete(id);
           p.withdrawing = false;
+          // The server is away: the next tick tries again. Refused (4xx): the request was answered
+          // meanwhile, perhaps while this console's socket was away (a hello lists live sessions
+          // only, so no event would ever tell): read how it stands, or every tick would try again.
+          if (!err.status || err.status >= 500) return;
+          if (err.status === 404) { pending.delete(id); render(); return; }
+          api("GET", "/sessions/" + encodeURIComponent(id)).then(function (data) {
+            onSessionState(normSession(data));
+          }, function () { /* the next tick asks again */ });
         });
       });
     }, 500);

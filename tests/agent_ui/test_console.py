@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Agent, open_console, open_visitor
+from tests.e2e.pages import TIMEOUT_MS, Agent, Frames, open_console, open_visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -537,4 +537,46 @@ def test_another_agents_request_is_told_apart_from_a_session(browser: Any, stack
     finally:
         bob.context.close()
         alice.context.close()
+        visitor.context.close()
+
+
+def test_a_closed_window_whose_request_was_answered_unheard_is_not_withdrawn_for_ever(
+    browser: Any, stack: Stack
+) -> None:
+    """The visitor refused while the console's socket missed it (a reconnect's hello lists live
+    sessions only), then the agent closed the waiting window: withdrawing it was refused (409)
+    and tried again every 500 ms for as long as the console stayed open. It now reads the
+    request's state and is told the refusal."""
+    visitor = open_visitor(browser, stack)
+    context = browser.new_context()
+    deaf: list[bool] = []  # set: the console's socket hears no session event
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+        server.on_message(lambda m: None if deaf and '"type": "session"' in str(m) else ws.send(m))
+
+    context.route_web_socket(re.compile(r"/api/v1/agent/ws$"), route)
+    page = context.new_page()
+    ends: list[str] = []
+    page.on("request", lambda r: ends.append(r.url) if r.method == "POST" and r.url.endswith("/end")
+            else None)
+    try:
+        page.goto(stack.console_url)
+        page.fill("#token", stack.agent_token)
+        page.click("#signin-form button[type=submit]")
+        agent = Agent(context, page, Frames())
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        deaf.append(True)
+        visitor.dialog().get_by_role("button", name="Refuse").click()
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        win.close()
+        expect(page.locator("#flash")).to_have_text("The visitor refused the co-browsing request.",
+                                                    timeout=TIMEOUT_MS)
+        tried = len(ends)
+        page.wait_for_timeout(1500)  # three of the watcher's ticks
+        assert len(ends) == tried <= 1, ends
+    finally:
+        context.close()
         visitor.context.close()
