@@ -12,10 +12,11 @@ from control_api import json_text
 from control_api.exceptions import ApiError, invalid
 
 MAX_BODY_BYTES = 256 * 1024
-# C0 and C1 controls (DEL too) and the bidirectional embeddings, overrides and isolates, as a class
-# body both Python and the OpenAPI document's ECMAScript patterns read: in a name people read, they
-# break the line it is shown on or reorder the text around it (a name that reads as another)
-UNSAFE_TEXT_CHARS = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+# C0 and C1 controls (DEL too), the line and paragraph separators, the bidirectional marks,
+# embeddings, overrides and isolates, as a class body both Python and the OpenAPI document's
+# ECMAScript patterns read: in a name people read, they break the line it is shown on or reorder
+# the text around it (a name that reads as another)
+UNSAFE_TEXT_CHARS = r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 UNSAFE_TEXT = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
 
 

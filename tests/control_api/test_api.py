@@ -94,6 +94,11 @@ def test_account_crud_and_activation_flag(world: World) -> None:
         "evil\u202egnp.exe",  # right-to-left override
         "Shop \u2066Inc\u2069",  # isolates
         "\u202aShop",
+        "Shop\u2028Inc",  # line separator
+        "Shop\u2029Inc",  # paragraph separator (at an end, it is stripped as whitespace)
+        "\u200fShop",  # right-to-left mark
+        "Shop\u200e",  # left-to-right mark
+        "\u061cShop",  # Arabic letter mark
     ],
 )
 def test_names_people_read_refuse_control_and_bidi_formatting_characters(world: World, name: str) -> None:
