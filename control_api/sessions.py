@@ -260,7 +260,8 @@ async def create(
                         raise ApiError(401, "invalid_token", "the agent no longer exists")
                     stored, enabled = await pipe.hmget(account_key, ["policy", "cobrowse_enabled"])
                     if enabled != "1":
-                        raise ApiError(403, "feature_disabled", "co-browsing is not enabled for this account")
+                        detail = visitors.UNAVAILABLE_DETAILS["feature_disabled"]
+                        raise ApiError(403, "feature_disabled", detail)
                     policy = default_policy()
                     policy.update(json.loads(stored or "{}"))
                     now = time.time()

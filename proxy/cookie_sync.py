@@ -49,6 +49,8 @@ def view_cookie_name(sid: str) -> str:
 
 
 MAX_VIEW_BYTES = 3800  # a browser keeps a cookie of at most 4096 bytes, name included
+SESSION_ID_CHARS = 10  # every session id (``rewriter.urls.SESSION_ID_RE``)
+VIEW_NAME_BYTES = len(VIEW_COOKIE) + 1 + SESSION_ID_CHARS
 HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv_{sid} as the request came
 # flow metadata
 RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
@@ -242,7 +244,7 @@ def view_value(view: list[tuple[str, str, str]]) -> str:
     # surrogateescape), which have no UTF-8 to percent-encode
     text = json.dumps(view, separators=(",", ":"))
     encoded = urllib.parse.quote(text, safe="")
-    if len(encoded) + len(view_cookie_name("s" * 10)) + 1 <= MAX_VIEW_BYTES:
+    if len(encoded) + VIEW_NAME_BYTES + 1 <= MAX_VIEW_BYTES:
         return encoded
     return "!" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
