@@ -415,7 +415,7 @@
     if (s.state === "active") {
       if (p) {
         if (p.win && !p.win.closed) { if (!p.shown) showSession(p.win, s.id); }
-        else window.open(vbUrl(s.id), "_blank");
+        else reopen(s); // as the session's policy says (it opened a tab whatever the interface)
         pending.delete(s.id);
       }
       if (v) v._message = "";

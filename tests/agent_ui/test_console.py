@@ -580,3 +580,26 @@ def test_a_closed_window_whose_request_was_answered_unheard_is_not_withdrawn_for
     finally:
         context.close()
         visitor.context.close()
+
+
+def test_a_view_reopened_for_an_accept_after_its_window_closed_is_a_pop_in(
+    browser: Any, stack: Stack
+) -> None:
+    """The waiting window was closed and its withdrawal did not get through before the visitor
+    accepted: the console opens the view again, as the policy says (it opened a tab)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        agent.context.route(re.compile(r"/sessions/[a-z0-9]+/end$"), lambda route: route.abort())
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        win.close()
+        with agent.page.expect_popup(timeout=TIMEOUT_MS) as popup:
+            visitor.accept()
+        view = popup.value
+        expect(view).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        assert view.evaluate("window.toolbar.visible") is False
+    finally:
+        agent.context.close()
+        visitor.context.close()
