@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -37,18 +37,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_redis(port: int, deadline_s: float = 10.0) -> None:
-    end = time.monotonic() + deadline_s
+def wait_until(
+    predicate: Any, what: str | Callable[[], str], timeout_s: float = 20.0, *, page: Any = None
+) -> None:
+    """Poll ``predicate`` (a readiness check, never a fixed sleep) until true or fail naming ``what``.
+
+    Pass the ``page`` when the predicate reads what Playwright event handlers collect (console
+    messages, WebSocket frames): sync Playwright runs handlers only inside its own calls, so the
+    poll then ticks with ``page.wait_for_timeout`` instead of ``time.sleep``.
+    """
+    end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"redis-server on port {port} did not answer PING within {deadline_s}s")
+        if predicate():
+            return
+        if page is not None:
+            page.wait_for_timeout(20)
+        else:
+            time.sleep(0.02)
+    raise AssertionError(f"{what() if callable(what) else what} not ready within {timeout_s}s")
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _wait_for_redis(port: int, deadline_s: float = 10.0) -> None:
+    wait_until(lambda: _redis_answers(port), f"redis-server on port {port} (PING)", deadline_s)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from cb_api_helpers import ADMIN_TOKEN, ApiProcess
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://127.0.0.1:8002"
@@ -140,9 +140,7 @@ def test_deadline_fires_after_a_restart_with_nobody_connected(clean_redis: str) 
     assert client.hget(f"cobrowse:session:{sid}", "state") == "pending"
     second = ApiProcess(clean_redis).wait_ready()
     try:
-        end = time.monotonic() + 10
-        while time.monotonic() < end and client.hget(f"cobrowse:session:{sid}", "state") == "pending":
-            time.sleep(0.1)
+        wait_until(lambda: client.hget(f"cobrowse:session:{sid}", "state") != "pending", "the sweep", 10)
         assert client.hget(f"cobrowse:session:{sid}", "state") == "expired"
         assert client.hget(f"cobrowse:session:{sid}", "reason") == "consent_timeout"
     finally:
@@ -179,14 +177,15 @@ def test_store_outage_is_503_and_recovers(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
+
+        def answers() -> bool:
             try:
-                if sync_redis.Redis(port=port).ping():
-                    return proc
+                return bool(sync_redis.Redis(port=port).ping())
             except sync_redis.ConnectionError:
-                time.sleep(0.05)
-        pytest.fail("redis-server did not start")
+                return False
+
+        wait_until(answers, "redis-server", 10)
+        return proc
 
     redis_proc = start_redis()
     api = ApiProcess(f"redis://127.0.0.1:{port}/0").wait_ready()
@@ -216,10 +215,7 @@ def test_store_outage_is_503_and_recovers(tmp_path: Path) -> None:
                 assert "Traceback" not in r.text
                 assert c.get("/healthz").status_code == 200
                 redis_proc = start_redis()
-                end = time.monotonic() + 15
-                while time.monotonic() < end and c.get("/readyz").status_code != 200:
-                    time.sleep(0.1)
-                assert c.get("/readyz").status_code == 200
+                wait_until(lambda: c.get("/readyz").status_code == 200, "ready again", 15)
                 assert c.post("/api/v1/accounts", json={"name": "x"}, headers=H_ADMIN).status_code == 201
                 v = visitor.json()
 

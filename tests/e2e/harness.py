@@ -28,6 +28,7 @@ import pytest
 import uvicorn
 
 from cobrowse.demo_shop import ShopConfig, create_shop_app
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_DOMAIN = "cobrowse.localhost"
@@ -39,26 +40,6 @@ def bound_socket() -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
-
-
-def wait_until(
-    predicate: Any, what: str | Callable[[], str], timeout_s: float = 20.0, *, page: Any = None
-) -> None:
-    """Poll ``predicate`` (a readiness check, never a fixed sleep) until true or fail naming ``what``.
-
-    Pass the ``page`` when the predicate reads what Playwright event handlers collect (console
-    messages, WebSocket frames): sync Playwright runs handlers only inside its own calls, so the
-    poll then ticks with ``page.wait_for_timeout`` instead of ``time.sleep``.
-    """
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return
-        if page is not None:
-            page.wait_for_timeout(20)
-        else:
-            time.sleep(0.02)
-    raise AssertionError(f"{what() if callable(what) else what} not ready within {timeout_s}s")
 
 
 class ShopServer:
