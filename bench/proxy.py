@@ -182,19 +182,48 @@ def run_cobrowse(port: int, upstream_port: int, conn: Connection) -> None:
 # -- the load -----------------------------------------------------------------------------------
 
 
+class HeldCookies:
+    """The cookies a browser would send back: the fixed request headers (the credential) plus
+    what the proxy's answers set (its ``__Host-cbjv_{sid}`` view of the jar). httpx's own jar
+    would not do: it adds nothing to a request that has a Cookie header, and sends no ``Secure``
+    cookie over http, which a browser does on ``localhost`` names."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.base = headers
+        self.held: dict[str, str] = {}
+
+    def headers(self) -> dict[str, str]:
+        if not self.held:
+            return self.base
+        cookies = [self.base["cookie"]] if "cookie" in self.base else []
+        cookies += [f"{name}={value}" for name, value in self.held.items()]
+        return {**self.base, "cookie": "; ".join(cookies)}
+
+    def update(self, response: httpx.Response) -> None:
+        for line in response.headers.get_list("set-cookie"):
+            pair, _, attributes = line.partition(";")
+            name, _, value = pair.strip().partition("=")
+            if "max-age=0" in attributes.lower().replace(" ", ""):
+                self.held.pop(name, None)
+            else:
+                self.held[name] = value
+
+
 async def measure(
     port: int, headers: dict[str, str], concurrency: int, duration: float, pages: int = PAGES
 ) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    cookies = HeldCookies(headers)  # one browser
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
         async def worker(offset: int, until: float, record: bool) -> None:
             nonlocal errors
             i = offset
             while time.perf_counter() < until:
                 start = time.perf_counter()
-                response = await client.get(f"/page/{i % pages}", headers=headers)
+                response = await client.get(f"/page/{i % pages}", headers=cookies.headers())
+                cookies.update(response)
                 if response.status_code != 200:
                     errors += 1
                 if record:
@@ -217,17 +246,19 @@ async def measure(
 
 async def stall(port: int, headers: dict[str, str], duration: float) -> dict[str, float]:
     """Latency of a tiny page, alone and while 4 clients fetch 2 MiB pages (rewritten by ours)."""
+    cookies = HeldCookies(headers)
+
     async def tiny_latencies(client: httpx.AsyncClient, until: float) -> list[float]:
         out = []
         while time.perf_counter() < until:
             start = time.perf_counter()
-            await client.get("/tiny", headers=headers)
+            cookies.update(await client.get("/tiny", headers=cookies.headers()))
             out.append(time.perf_counter() - start)
         return sorted(out)
 
     async def big_loop(client: httpx.AsyncClient, until: float) -> None:
         while time.perf_counter() < until:
-            await client.get("/big", headers=headers)
+            cookies.update(await client.get("/big", headers=cookies.headers()))
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         idle = await tiny_latencies(client, time.perf_counter() + duration)

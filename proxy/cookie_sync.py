@@ -27,30 +27,52 @@ from rewriter import cookies as jar_model
 from rewriter.cookies import CookieChange, CookieRecord
 from rewriter.exceptions import RewriteError
 from rewriter.headers import schemeful_site, site_of_host
-from rewriter.urls import Origin, UrlMapper
+from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
 SCRIPT_COOKIE = "__cbjs"
 # the jar's script-visible cookies of the origin, kept current in the browser for the runtime:
-# a cookie a fetch's answer sets (a CSRF token a script then reads) shows in document.cookie at
-# once, and a page the browser had cached shows the jar as it is now, not as it was
+# a cookie a fetch's answer sets (a CSRF token a script then reads) shows at once, and a page the
+# browser had cached shows the jar as it is now, not as it was
 VIEW_COOKIE = "__cbjv"
 # Both are named after the session (``__cbjs_{sid}``): a page can write a cookie for the whole
 # proxy domain (with a Document cookie setter borrowed from a frame the runtime is not in, such
 # as a blob: document), which the browser then sends to every session's origins; under the bare
 # names, one session's page put cookies into another session's jar. It knows no other session id.
+# Where the browser keeps ``__Host-`` cookies (https, and the secure-context ``localhost`` names),
+# they are ``__Host-cbjs_{sid}``/``__Host-cbjv_{sid}``: the browser refuses such a cookie with a
+# Domain, so a page cannot plant one for the session's other origins either (the runtime,
+# ``cookieNames`` in runtime.js, computes the same names).
+HOST_PREFIX = "__Host-"
 
 
-def script_cookie_name(sid: str) -> str:
-    return f"{SCRIPT_COOKIE}_{sid}"
+def host_only_names(public: ProxyConfig) -> bool:
+    """Whether the proxy's own script cookies get the ``__Host-`` prefix (it needs ``Secure``,
+    which browsers keep over https and on ``localhost`` names, secure contexts over http)."""
+    return public.scheme == "https" or public.domain == "localhost" or public.domain.endswith(".localhost")
 
 
-def view_cookie_name(sid: str) -> str:
-    return f"{VIEW_COOKIE}_{sid}"
+def _name(base: str, sid: str, public: ProxyConfig) -> str:
+    if host_only_names(public):
+        return f"{HOST_PREFIX}{base[2:]}_{sid}"
+    return f"{base}_{sid}"
+
+
+def script_cookie_name(sid: str, public: ProxyConfig) -> str:
+    return _name(SCRIPT_COOKIE, sid, public)
+
+
+def view_cookie_name(sid: str, public: ProxyConfig) -> str:
+    return _name(VIEW_COOKIE, sid, public)
+
+
+def _attributes(public: ProxyConfig) -> str:
+    """What follows the value of a proxy script cookie the proxy sets or expires."""
+    return "Path=/; SameSite=Lax" + ("; Secure" if host_only_names(public) else "")
 
 
 MAX_VIEW_BYTES = 3800  # a browser keeps a cookie of at most 4096 bytes, name included
 SESSION_ID_CHARS = 10  # every session id (``rewriter.urls.SESSION_ID_RE``)
-VIEW_NAME_BYTES = len(VIEW_COOKIE) + 1 + SESSION_ID_CHARS
+VIEW_NAME_BYTES = len(HOST_PREFIX) + len(VIEW_COOKIE) - 2 + 1 + SESSION_ID_CHARS  # the longer name
 HELD_VIEW = "cobrowse.held_view"  # flow metadata: the browser's __cbjv_{sid} as the request came
 # flow metadata
 RECORDS = "cobrowse.jar"  # dict key -> CookieRecord, as of this request
@@ -170,9 +192,10 @@ async def on_request(ctx: ProxyContext, flow: http.HTTPFlow, session: ProxySessi
     mapper: UrlMapper = flow.metadata["cobrowse.mapper"]
     origin: Origin = flow.metadata["cobrowse.origin"]
     sid = session.session_id
-    flow.metadata[HELD_VIEW] = flow.request.cookies.get(view_cookie_name(sid))  # the Cookie header goes soon
+    # the browser's Cookie header goes soon (request_fixup)
+    flow.metadata[HELD_VIEW] = flow.request.cookies.get(view_cookie_name(sid, ctx.public))
     records = await _load(ctx, sid)
-    script_raw = flow.request.cookies.get(script_cookie_name(sid))
+    script_raw = flow.request.cookies.get(script_cookie_name(sid, ctx.public))
     if script_raw is not None:
         flow.metadata[EXPIRE_SCRIPT_COOKIE] = True
         change = _merge_writes(records, _script_writes(script_raw), _page_url(flow, mapper, origin))
@@ -231,8 +254,8 @@ async def on_set_cookies(
     assert flow.response is not None
     flow.response.headers.pop("set-cookie", None)
     if flow.metadata.get(EXPIRE_SCRIPT_COOKIE):
-        name = script_cookie_name(session.session_id)
-        flow.response.headers.add("set-cookie", f"{name}=; Max-Age=0; Path=/; SameSite=Lax")
+        name = script_cookie_name(session.session_id, ctx.public)
+        flow.response.headers.add("set-cookie", f"{name}=; Max-Age=0; {_attributes(ctx.public)}")
     if not flow.metadata.get(ANONYMOUS):
         await _send_view(ctx, flow, session, origin, records)
 
@@ -262,10 +285,9 @@ async def _send_view(
     value = view_value(jar_model.origin_script_view(fresh.values(), origin.serialize() + "/"))
     if value == held:
         return
-    secure = "; Secure" if ctx.public.scheme == "https" else ""
     assert flow.response is not None
-    name = view_cookie_name(session.session_id)
-    flow.response.headers.add("set-cookie", f"{name}={value}; Path=/; SameSite=Lax{secure}")
+    name = view_cookie_name(session.session_id, ctx.public)
+    flow.response.headers.add("set-cookie", f"{name}={value}; {_attributes(ctx.public)}")
 
 
 def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str]]:

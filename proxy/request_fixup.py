@@ -1,7 +1,7 @@
 """Request headers on their way upstream, through ``rewriter.headers`` (policy as a table there).
 
 Host, Origin and Referer become the upstream's; hop-by-hop, forwarding and Cookie headers are
-dropped (the jar supplies Cookie, so the proxy's own ``__cb_*``/``__cbjs`` cookies never leave);
+dropped (the jar supplies Cookie, so the proxy's own cookies (``proxy.cookie_sync``) never leave);
 a WebSocket handshake keeps its Upgrade/Connection pair; only encodings the proxy can decode are
 offered (of those the browser offers).
 """
@@ -15,12 +15,6 @@ from proxy.responses import is_worker_script
 from proxy.validators import untag_request
 from rewriter.headers import rewrite_request_headers
 from rewriter.urls import Origin, UrlMapper
-
-PROXY_COOKIE_PREFIXES = ("__cb_", "__cbjs", "__cbjv")
-
-
-def is_proxy_cookie(name: str) -> bool:
-    return name.startswith(PROXY_COOKIE_PREFIXES)
 
 
 def _enc(text: str) -> bytes:

@@ -359,6 +359,7 @@
     return {
       sid: sid,
       scheme: scheme,
+      domain: domain,
       labelFor: labelFor,
       blockedURL: function (ws) { return proxyBase(blockedOrigin, ws) + '/'; },
       // upstream origin served at a parsed proxy URL, or null
@@ -1919,9 +1920,14 @@
     var nativeFetch = win.fetch && weakMapGet(nativeOf, win.fetch) || win.fetch;
     // the session's own names: a page of another session can write a cookie for the whole proxy
     // domain (with a Document cookie setter of a frame the runtime is not in), which every
-    // session's requests would carry, but it knows no other session id
-    var SCRIPT_COOKIE = '__cbjs_' + ctx.codec.sid;
-    var VIEW_COOKIE = '__cbjv_' + ctx.codec.sid;
+    // session's requests would carry, but it knows no other session id. Where the browser keeps
+    // __Host- cookies (https, and localhost names), the prefix stops a page of this session from
+    // planting them for its other origins: the browser refuses a __Host- cookie with a Domain
+    // (the proxy computes the same names: proxy/cookie_sync.py)
+    var domain = ctx.codec.domain;
+    var hostOnly = ctx.codec.scheme === 'https' || domain === 'localhost' || endsWith(domain, '.localhost');
+    var SCRIPT_COOKIE = (hostOnly ? '__Host-cbjs_' : '__cbjs_') + ctx.codec.sid;
+    var VIEW_COOKIE = (hostOnly ? '__Host-cbjv_' : '__cbjv_') + ctx.codec.sid;
 
     function upstreamURL() {
       return mapper.toUpstream(win.location.href) || ctx.cfg.origin + '/';
@@ -1995,7 +2001,8 @@
       var eq = strIndexOf(pair, '=');
       var name = eq < 0 ? '' : strTrim(strSlice(pair, 0, eq));
       var value = eq < 0 ? strTrim(pair) : strTrim(strSlice(pair, eq + 1));
-      if (startsWith(name, '__cb')) return; // the proxy's own cookie names are not the page's
+      // the proxy's own cookie names are not the page's
+      if (startsWith(name, '__cb') || startsWith(name, '__Host-cbj')) return;
       var upstream = new NativeURL(upstreamURL());
       var host = urlHostname(upstream);
       var path = new NativeURL(upstreamURL()).pathname;
@@ -2076,8 +2083,7 @@
           arrSplice(list, 0, 1);
           encoded = encodeURIComponent_(JSONstringify(list));
         }
-        var secure = ctx.codec.scheme === 'https' ? '; Secure' : '';
-        apply(nativeSet, doc, [SCRIPT_COOKIE + '=' + encoded + '; Path=/; SameSite=Lax' + secure]);
+        apply(nativeSet, doc, [SCRIPT_COOKIE + '=' + encoded + '; Path=/; SameSite=Lax' + (hostOnly ? '; Secure' : '')]);
       });
       // 2. the POST, for requests that carry no cookies
       guard(function () {

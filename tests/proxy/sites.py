@@ -106,6 +106,10 @@ def _page(title: str, body: str, head: str = "") -> HTMLResponse:
     )
 
 
+async def echo_headers(request: Request) -> Response:
+    return JSONResponse({k: v for k, v in request.headers.items()})
+
+
 def shop_app(site: Site, cdn: Site) -> Starlette:
     sessions: dict[str, str] = {}
 
@@ -309,11 +313,15 @@ onconnect = async (event) => {{
     async def plant_cookie(request: Request) -> Response:
         # a page that gets round the runtime: a blob: document (the runtime is not in it) lends
         # its Document cookie setter, which writes a cookie for the whole proxy domain
+        # ?name=NAME, where {sid} stands for the page's own session id (its host name's first
+        # ten characters)
         domain = request.query_params.get("domain", "")
+        sid = "' + parent.location.hostname.slice(0, 10) + '"
+        name = request.query_params.get("name", "__cbjs").replace("{sid}", sid)
         frame = (
             "<script>var d = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');"
-            "d.set.call(parent.document, '__cbjs=' + encodeURIComponent(JSON.stringify(['planted=1']))"
-            f" + '; Domain={domain}; Path=/');"
+            f"d.set.call(parent.document, '{name}=' + encodeURIComponent(JSON.stringify(['planted=1']))"
+            f" + '; Domain={domain}; Path=/; Secure');"
             "parent.document.getElementById('out').textContent = 'planted';<\\/script>"
         )
         return _page(
@@ -357,9 +365,6 @@ onconnect = async (event) => {{
         response.set_cookie("server_c", "s1", path="/", httponly=True)
         response.set_cookie("visible_c", "v1", path="/")
         return response
-
-    async def echo_headers(request: Request) -> Response:
-        return JSONResponse({k: v for k, v in request.headers.items()})
 
     async def many_cookies(request: Request) -> Response:
         response = PlainTextResponse("ok")
@@ -613,6 +618,7 @@ def cdn_app(site: Site, shop: Site) -> Starlette:
         Route("/static/font.woff2", font),
         Route("/static/app.js", app_js),
         Route("/frame", frame),
+        Route("/echo-headers", echo_headers),
         Route("/static/mod-b.js", module_b),
     ]
     return _counting(Starlette(routes=routes), site)

@@ -215,9 +215,9 @@ def test_server_cookies_show_in_document_cookie_unless_httponly(
         cookies = _text(page, "cookies")
         assert "visible_c=v1" in cookies and "server_c" not in cookies
         assert "__cb" not in cookies
-        assert [c["name"] for c in context.cookies()] == [f"__cb_{s.sid}"] or all(
-            c["name"].startswith("__cb") for c in context.cookies()
-        )
+        names = {c["name"] for c in context.cookies()}  # the proxy's own only
+        assert f"__cb_{s.sid}" in names
+        assert names <= {f"__cb_{s.sid}", f"__Host-cbjv_{s.sid}", f"__Host-cbjs_{s.sid}"}
     finally:
         context.close()
 
@@ -272,6 +272,27 @@ def test_a_cookie_one_session_plants_for_the_whole_proxy_domain_reaches_no_other
         assert "__cbjs" in [c["name"] for c in context.cookies() if c["domain"] == "." + DOMAIN]
         _, page_b, _ = _open(browser, harness, b, sites.shop.origin + "/echo-headers", context)
         assert "planted" not in page_b.locator("body").inner_text(timeout=15000)
+    finally:
+        context.close()
+
+
+def test_a_page_cannot_plant_script_writes_for_the_sessions_other_origins(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A page knows its own session id, so it could plant the session's script-write cookie for
+    the whole proxy domain (from a blob: frame) and so write cookies of the session's other
+    upstream origins: the names are ``__Host-`` ones, which a browser keeps on one origin."""
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    plant = sites.shop.origin + f"/plant-cookie?domain={DOMAIN}&name="
+    context, page, _ = _open(browser, harness, s, plant + "__Host-cbjs_{sid}")
+    try:
+        assert _text(page, "out") == "planted"
+        page.goto(harness.url(s, plant + "__cbjs_{sid}"))  # the session's name without __Host-
+        assert _text(page, "out") == "planted"
+        domain_wide = {c["name"] for c in context.cookies() if c["domain"] == "." + DOMAIN}
+        assert domain_wide == {f"__cb_{s.sid}", f"__cbjs_{s.sid}"}  # the credential; no __Host- one
+        page.goto(harness.url(s, sites.cdn.origin + "/echo-headers"))
+        assert "planted" not in page.locator("body").inner_text(timeout=15000)
     finally:
         context.close()
 

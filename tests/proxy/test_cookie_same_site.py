@@ -125,7 +125,7 @@ def _echo_cookies(
 def _write(harness: Harness, s: OpenSession, credential: str, origin: str, writes: list[str],
            headers: dict[str, str] | None = None) -> dict[str, str]:
     cbjs = urllib.parse.quote(json.dumps(writes))
-    cookie = f"__cbjs_{s.sid}={cbjs}"
+    cookie = f"__Host-cbjs_{s.sid}={cbjs}"
     return _echo_cookies(harness, s, credential, origin, {"cookie": cookie, **(headers or {})})
 
 
@@ -212,7 +212,7 @@ def test_the_cookie_post_is_held_to_its_size_and_number_of_writes(
     assert over.status_code == 400 and "Bad request" in over.text
     # in __cbjs_{sid} too
     cbjs = urllib.parse.quote(json.dumps(["f=1", "g=1", "h=1", "i=1"]))
-    cookie = {"cookie": f"__cbjs_{s.sid}={cbjs}"}
+    cookie = {"cookie": f"__Host-cbjs_{s.sid}={cbjs}"}
     r = harness.get(s, host, "/echo-headers", credential=credential, headers=cookie)
     sent = {p.strip().split("=", 1)[0] for p in r.json()["cookie"].split(";")}
     assert sent == {"a", "b", "c", "f", "g", "h"}

@@ -7,8 +7,10 @@ import json
 import urllib.parse
 
 import httpx
+import pytest
 
 from control_api import keys
+from proxy import cookie_sync
 from rewriter.cookies import MAX_PER_DOMAIN
 from rewriter.headers import confinement_policy
 from rewriter.urls import ProxyConfig
@@ -32,7 +34,7 @@ def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness,
     r = harness.get(s, host, "/set-cookie", credential=credential)
     assert r.status_code == 200
     # the browser gets only the proxy's own: the jar's script view for the runtime
-    assert [c.split("=", 1)[0] for c in r.headers.get_list("set-cookie")] == [f"__cbjv_{s.sid}"]
+    assert [c.split("=", 1)[0] for c in r.headers.get_list("set-cookie")] == [f"__Host-cbjv_{s.sid}"]
     assert "server_c" not in r.headers["set-cookie"]  # HttpOnly: not even in the view
     sent = _cookies(_echo(harness, s, sites, credential).get("cookie", ""))
     assert sent == {"server_c": "s1", "visible_c": "v1"}  # and no __cb_* credential
@@ -41,7 +43,8 @@ def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness,
 def test_proxy_cookies_never_go_upstream(harness: Harness, sites: Sites) -> None:
     s = harness.open_session((sites.shop.origin,))
     credential = harness.credential(s)
-    echoed = _echo(harness, s, sites, credential, headers={"cookie": "__cb_other=x; __cbjs_x=y; mine=1"})
+    cookie = "__cb_other=x; __cbjs_x=y; __Host-cbjs_x=z; mine=1"
+    echoed = _echo(harness, s, sites, credential, headers={"cookie": cookie})
     assert "cookie" not in echoed
 
 
@@ -50,13 +53,13 @@ def test_script_writes_in_cbjs_are_merged_at_once_and_expired(harness: Harness, 
     credential = harness.credential(s)
     writes = urllib.parse.quote(json.dumps(["js_c=hello; path=/", "bad=1; HttpOnly"]))
     r = harness.get(s, harness.host(s, sites.shop.origin), "/echo-headers", credential=credential,
-                    headers={"cookie": f"__cbjs_{s.sid}={writes}"})
+                    headers={"cookie": f"__Host-cbjs_{s.sid}={writes}"})
     assert _cookies(r.json()["cookie"]) == {"js_c": "hello"}  # a script cannot set HttpOnly
-    assert r.headers["set-cookie"].startswith(f"__cbjs_{s.sid}=; Max-Age=0")
+    assert r.headers["set-cookie"].startswith(f"__Host-cbjs_{s.sid}=; Max-Age=0")
     assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"js_c": "hello"}
 
 
-def test_script_writes_under_another_sessions_name_are_not_merged(harness: Harness, sites: Sites) -> None:
+def test_script_writes_under_another_name_are_not_merged(harness: Harness, sites: Sites) -> None:
     """A page can set a cookie for the whole proxy domain (with a cookie setter of a blob: frame,
     where the runtime is not), which the browser sends to every session's origins: under a name
     shared by all sessions, one session's page put cookies into another's jar (checked in
@@ -64,7 +67,10 @@ def test_script_writes_under_another_sessions_name_are_not_merged(harness: Harne
     s = harness.open_session((sites.shop.origin,))
     credential = harness.credential(s)
     planted = urllib.parse.quote(json.dumps(["sid=attacker; path=/"]))
-    for name in ("__cbjs", "__cbjs_" + "x" * 10):  # the bare name, another session's
+    # the bare name, another session's, and this session's without the __Host- prefix (a page
+    # knows its own session id and can plant that one for the whole domain, so for the
+    # session's other origins: the browser refuses a __Host- cookie with a Domain)
+    for name in ("__cbjs", "__Host-cbjs_" + "x" * 10, f"__cbjs_{s.sid}"):
         r = harness.get(s, harness.host(s, sites.shop.origin), "/echo-headers", credential=credential,
                         headers={"cookie": f"{name}={planted}"})
         assert "sid=attacker" not in r.json().get("cookie", "")
@@ -230,3 +236,25 @@ def test_an_upstream_cannot_grow_the_jar_past_a_browsers_limits(harness: Harness
     sent = harness.get(s, host, "/echo-headers", credential=credential).json()["cookie"]
     names = {pair.split("=", 1)[0] for pair in sent.split("; ")}
     assert len(names) == MAX_PER_DOMAIN and "many299" in names and "many0" not in names
+
+
+@pytest.mark.parametrize(
+    ("scheme", "domain", "names"),
+    [
+        ("https", "proxy.example", ("__Host-cbjs_abcdefghij", "__Host-cbjv_abcdefghij", "; Secure")),
+        ("http", "localhost", ("__Host-cbjs_abcdefghij", "__Host-cbjv_abcdefghij", "; Secure")),
+        ("http", "cobrowse.localhost", ("__Host-cbjs_abcdefghij", "__Host-cbjv_abcdefghij", "; Secure")),
+        # plain http elsewhere (development): a browser drops a Secure cookie there, so no __Host-
+        ("http", "proxy.example", ("__cbjs_abcdefghij", "__cbjv_abcdefghij", "")),
+        ("http", "notlocalhost", ("__cbjs_abcdefghij", "__cbjv_abcdefghij", "")),
+    ],
+)
+def test_script_cookie_names_are_host_only_where_browsers_keep_them(
+    scheme: str, domain: str, names: tuple[str, str, str]
+) -> None:
+    public = ProxyConfig(domain, 443 if scheme == "https" else 80, scheme)
+    sid = "abcdefghij"
+    script, view = cookie_sync.script_cookie_name(sid, public), cookie_sync.view_cookie_name(sid, public)
+    assert (script, view) == names[:2]
+    assert cookie_sync._attributes(public).endswith("SameSite=Lax" + names[2])
+    assert len(cookie_sync.view_cookie_name(sid, public)) <= cookie_sync.VIEW_NAME_BYTES

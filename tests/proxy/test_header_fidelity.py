@@ -180,16 +180,16 @@ def test_the_browser_holds_the_jars_script_view_for_the_runtime(
     """``__cbjv_{sid}``: the origin's script-visible cookies on every path (the runtime filters by its
     document's), in document.cookie order; sent only when the browser's copy is not the jar's."""
     harness, upstream, s = up
-    view = f"__cbjv_{s.sid}"
+    view = f"__Host-cbjv_{s.sid}"
     r = _get(harness, s, upstream, "/login")
     sent = r.headers.get_list("set-cookie")
     (value,) = [c.split(";")[0].split("=", 1)[1] for c in sent if c.startswith(view + "=")]
     assert json.loads(urllib.parse.unquote(value)) == [["theme", "dark", "/app"], ["sess", "1", "/"]]
     again = _get(harness, s, upstream, "/ok", headers={"cookie": f"{view}={value}"})
     assert not [c for c in again.headers.get_list("set-cookie") if c.startswith(view + "=")]
-    assert all("__cbjv" not in v for _, v in upstream.fields())  # a proxy cookie: never upstream
+    assert all("cbjv" not in v for _, v in upstream.fields())  # a proxy cookie: never upstream
     cleared = _get(harness, s, upstream, "/logout", headers={"cookie": f"{view}={value}"})
-    assert f"{view}=%5B%5D; Path=/; SameSite=Lax" in cleared.headers.get_list("set-cookie")
+    assert f"{view}=%5B%5D; Path=/; SameSite=Lax; Secure" in cleared.headers.get_list("set-cookie")
     # too large for a cookie: a digest, and the runtime asks the proxy
     big = [("c", "v" * 5000, "/")]
     assert cookie_sync.view_value(big).startswith("!") and len(cookie_sync.view_value(big)) == 17
@@ -291,7 +291,8 @@ def test_a_cookie_value_in_latin_1_breaks_nothing(up: tuple[Harness, RecordingUp
     harness, upstream, s = up
     r = _get(harness, s, upstream, "/latin")
     assert r.status_code == 200
-    assert f"__cbjv_{s.sid}=%5B%5B%22lang%22%2C%22caf%5Cudce9%22%2C%22%2F%22%5D%5D" in r.headers["set-cookie"]
+    view = "%5B%5B%22lang%22%2C%22caf%5Cudce9%22%2C%22%2F%22%5D%5D"
+    assert f"__Host-cbjv_{s.sid}={view}" in r.headers["set-cookie"]
     assert _get(harness, s, upstream, "/ok").status_code == 200
     assert ("cookie", "lang=caf\udce9") in [(n, v.encode("latin-1").decode("utf-8", "surrogateescape"))
                                              for n, v in upstream.fields()]

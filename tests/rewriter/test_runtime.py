@@ -1156,7 +1156,9 @@ def test_document_cookie_shows_the_jar_and_writes_back(session: BrowserSession, 
         "pref=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
     ]
     jar = {c["name"]: c for c in session.context.cookies()}
-    script = f"__cbjs_{SID}"  # the session's own name: a page elsewhere cannot guess it
+    # the session's own name (a page elsewhere cannot guess it), __Host-: no page can plant it for
+    # the session's other origins (the fake proxy is on a localhost name, a secure context)
+    script = f"__Host-cbjs_{SID}"
     assert set(jar) == {script}
     written = json.loads(urllib.parse.unquote(jar[script]["value"]))
     assert written == [
@@ -1165,6 +1167,7 @@ def test_document_cookie_shows_the_jar_and_writes_back(session: BrowserSession, 
         "other=2; path=/elsewhere",
     ]
     assert jar[script]["domain"] == fake.proxy_host().split(":")[0]  # host-only
+    assert jar[script]["secure"]
     page.goto(fake.proxy_url(UPSTREAM + "/next.html"))
     assert script + "=" in fake.wait_for_path("/next.html").headers.get("cookie", "")
 
@@ -1178,6 +1181,8 @@ COOKIE_WRITES = {
     "__cbjv=page": False,
     f"__cbjs_{SID}=page": False,
     f"__cbjv_{SID}=page": False,
+    f"__Host-cbjs_{SID}=page": False,
+    f"__Host-cbjv_{SID}=page": False,
     "m=1; Max-Age=3600; Expires=Thu, 01 Jan 1970 00:00:00 GMT": True,  # Max-Age wins, in any order
     "e=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=3600": True,
     "u=1; Domain=.upstream.example": True,
@@ -1238,12 +1243,18 @@ def test_document_cookie_follows_the_jar_the_proxy_sends_along(
     page = load(session, fake, page_with("window.before = document.cookie;"), path="/dir/t.html")
     assert page.evaluate("window.before") == "old=1"
 
-    def send_view(view: list[list[str]], name: str = f"__cbjv_{SID}") -> None:
+    host = fake.proxy_host().split(":")[0]
+
+    def send_view(view: list[list[str]], name: str = f"__Host-cbjv_{SID}", domain: str = host) -> None:
         value = urllib.parse.quote(json.dumps(view), safe="")
-        cookie = {"name": name, "value": value, "url": fake.proxy_url(UPSTREAM + "/")}
+        # a domain without its leading dot: host-only (the way the proxy's Set-Cookie sets it)
+        cookie = {"name": name, "value": value, "domain": domain, "path": "/", "secure": True}
         session.context.add_cookies([cookie])
 
-    send_view([["planted", "1", "/"]], name="__cbjv")
+    # views a page can plant for the whole proxy domain: the bare name, and the session's own
+    # name without __Host- (a page knows its session id, and so could reach its other origins)
+    send_view([["planted", "1", "/"]], name="__cbjv", domain="." + host.split(".", 1)[1])
+    send_view([["planted", "2", "/"]], name=f"__cbjv_{SID}", domain="." + host.split(".", 1)[1])
     assert page.evaluate("document.cookie") == "old=1"
     send_view([["deep", "3", "/dir"], ["new", "2", "/"], ["other", "4", "/elsewhere"]])
     assert page.evaluate("document.cookie") == "deep=3; new=2"
@@ -1473,7 +1484,7 @@ def test_cookie_store_api_shows_the_same_jar(session: BrowserSession, fake: Fake
     fake.wait_for(lambda: len([h for h in fake.hits if h.path == "/__cobrowse/cookies"]) >= 2)
     bodies = [json_body(h)["cookies"] for h in fake.hits if h.path == "/__cobrowse/cookies"]
     assert ["theme=dark"] in bodies and ["sess=; Max-Age=0"] in bodies
-    assert [c["name"] for c in session.context.cookies()] == [f"__cbjs_{SID}"]  # no real cookie was set
+    assert [c["name"] for c in session.context.cookies()] == [f"__Host-cbjs_{SID}"]  # no real cookie was set
 
 
 def test_cookie_store_api_takes_paths(session: BrowserSession, fake: FakeProxy) -> None:
