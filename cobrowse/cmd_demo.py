@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from cobrowse.settings import Settings, SettingsError
+from cobrowse.settings import Settings, SettingsError, command_line_secret_warnings
 
 SHOP_HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
@@ -210,6 +210,8 @@ async def run_demo(settings: Settings, shop_port: int, out: TextIO = sys.stdout)
 
 
 def run(args: argparse.Namespace) -> int:
+    for warning in command_line_secret_warnings(args):
+        print(warning, file=sys.stderr)
     settings = Settings.resolve(args)
     level = settings.log_level.upper()
     logging.basicConfig(

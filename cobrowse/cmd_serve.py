@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Any, Protocol
 
-from cobrowse.settings import Settings
+from cobrowse.settings import Settings, command_line_secret_warnings
 
 log = logging.getLogger("cobrowse.serve")
 
@@ -184,13 +184,15 @@ def check(settings: Settings) -> str | None:
     """A reason not to start, for the user, or None."""
     if settings.role in ("all", "api") and not settings.admin_token:
         return (
-            "cobrowse: no admin token: set COBROWSE_ADMIN_TOKEN (or --admin-token) to serve the API; "
+            "cobrowse: no admin token: set COBROWSE_ADMIN_TOKEN (or --admin-token-file) to serve the API; "
             "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     return None
 
 
 def run(args: argparse.Namespace) -> int:
+    for warning in command_line_secret_warnings(args):
+        print(warning, file=sys.stderr)
     settings = Settings.resolve(args)
     problem = check(settings)
     if problem:

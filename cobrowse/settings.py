@@ -69,6 +69,9 @@ class Settings:
     # Prefix of every Redis key and channel: one Redis may hold several deployments (and tests).
     redis_namespace: str = "cobrowse:"
     admin_token: str = field(default="", repr=False)
+    # A file holding the admin token (a Docker or Kubernetes secret): unlike --admin-token, the
+    # token then shows in no process list, and unlike the environment, in no `docker inspect`.
+    admin_token_file: str = ""
     insecure_upstream: bool = False
     upstream_ca_file: str = ""
     # Development only: loopback/private origins the proxy may fetch (tests and the demo).
@@ -142,6 +145,11 @@ class Settings:
                 values[option.name] = option.cast(raw)
             except ValueError as exc:
                 raise SettingsError(f"{option.env}={raw!r}: {exc}") from exc
+        if values.get("admin_token_file"):
+            if values.get("admin_token"):
+                raise SettingsError("give the admin token one way: --admin-token-file "
+                                    "(COBROWSE_ADMIN_TOKEN_FILE) or --admin-token (COBROWSE_ADMIN_TOKEN)")
+            values["admin_token"] = read_token_file(values["admin_token_file"])
         settings = cls(**values)
         settings.validate()
         return settings
@@ -175,6 +183,42 @@ class Settings:
 
 
 ROLES = ("all", "api", "proxy")
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def read_token_file(path: str) -> str:
+    """The token in ``path``: its text without the surrounding white space (a secret file often
+    ends with a newline). A clear error when it is unreadable, empty or not one line of text."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError(f"admin token file {path!r}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise SettingsError(f"admin token file {path!r} is larger than {MAX_TOKEN_FILE_BYTES} bytes")
+    try:
+        token = data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"admin token file {path!r} is not UTF-8 text") from exc
+    if not token:
+        raise SettingsError(f"admin token file {path!r} is empty")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise SettingsError(f"admin token file {path!r} holds more than one token (white space inside)")
+    return token
+
+
+def command_line_secret_warnings(flags: Mapping[str, Any] | argparse.Namespace) -> list[str]:
+    """What to tell the user about secrets given as flags, which every user of the machine can
+    read in the process list."""
+    if isinstance(flags, argparse.Namespace):
+        flags = vars(flags)
+    names = {o.name for o in OPTIONS}
+    return [
+        f"cobrowse: warning: {o.flag} shows in the process list (ps) to every user of this machine; "
+        f"prefer {o.env}" + (f" or {o.flag}-file" if f"{o.name}_file" in names else "")
+        for o in OPTIONS
+        if o.secret and flags.get(o.name)
+    ]
 
 OPTIONS: tuple[Option, ...] = (
     Option("role", str, "what to run: all (API and proxy in one process), api, or proxy"),
@@ -187,7 +231,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("api_public_url", str, "base URL browsers use to reach the API (default: derived)"),
     Option("redis_url", str, "Redis URL for shared state; empty runs the embedded in-process store"),
     Option("redis_namespace", str, "prefix of every Redis key and pub/sub channel of this deployment"),
-    Option("admin_token", str, "bearer token of administrators", secret=True),
+    Option("admin_token", str, "bearer token of administrators (shows in the process list: "
+           "prefer the environment or --admin-token-file)", secret=True),
+    Option("admin_token_file", str, "file holding the bearer token of administrators"),
     Option("insecure_upstream", _bool, "do not verify upstream TLS certificates (development only)"),
     Option("upstream_ca_file", str, "extra CA bundle (PEM) trusted for upstream HTTPS"),
     Option(

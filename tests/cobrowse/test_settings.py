@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from cobrowse.cli import main
-from cobrowse.settings import Settings, SettingsError
+from cobrowse.settings import Settings, SettingsError, command_line_secret_warnings
 
 
 def test_flag_beats_environment_beats_default() -> None:
@@ -78,3 +80,57 @@ def test_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) 
 def test_trusted_proxies_come_from_the_environment_as_a_list() -> None:
     settings = Settings.resolve({}, {"COBROWSE_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"})
     assert settings.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
+
+
+def test_admin_token_from_a_file(tmp_path: Path) -> None:
+    """A secret file (Docker, Kubernetes) keeps the token out of the process list and the
+    environment; its trailing newline is not part of the token."""
+    path = tmp_path / "token"
+    path.write_text("s3cret-from-file\n")
+    settings = Settings.resolve({"admin_token_file": str(path)}, {})
+    assert settings.admin_token == "s3cret-from-file"
+    from_env = Settings.resolve({}, {"COBROWSE_ADMIN_TOKEN_FILE": str(path)})
+    assert from_env.admin_token == "s3cret-from-file"
+    assert "s3cret-from-file" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "No such file"),
+        (b"", "is empty"),
+        (b" \n\n", "is empty"),
+        (b"one two\n", "more than one token"),
+        (b"one\ntwo\n", "more than one token"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"x" * 5000, "larger than"),
+    ],
+)
+def test_a_bad_admin_token_file_is_a_clear_error(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SettingsError, match=message) as raised:
+        Settings.resolve({"admin_token_file": str(path)}, {})
+    assert str(path) in str(raised.value)
+
+
+def test_the_admin_token_is_given_one_way(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("from-file")
+    with pytest.raises(SettingsError, match="one way"):
+        Settings.resolve({"admin_token_file": str(path)}, {"COBROWSE_ADMIN_TOKEN": "from-env"})
+
+
+def test_a_secret_flag_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--admin-token`` shows in ``ps`` to every user of the machine: a warning names the
+    alternatives; the environment and the file give none."""
+    (warning,) = command_line_secret_warnings({"admin_token": "s3cret"})
+    assert "--admin-token" in warning and "COBROWSE_ADMIN_TOKEN" in warning
+    assert "--admin-token-file" in warning
+    assert "s3cret" not in warning
+    assert command_line_secret_warnings({"admin_token": None, "admin_token_file": "/run/secrets/t"}) == []
+    # and `cobrowse serve` prints it (here it then stops: no Redis for the proxy role)
+    assert main(["serve", "--role", "proxy", "--admin-token", "s3cret"]) == 2
+    err = capsys.readouterr().err
+    assert "warning: --admin-token shows in the process list" in err and "s3cret" not in err

@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import free_port, wait_until
+from tests.serve_process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://127.0.0.1:8002"
@@ -289,3 +290,23 @@ def test_ctrl_c_stops_cleanly_and_logs_no_tokens(clean_redis: str) -> None:
     assert "/api/v1/accounts" in output  # the debug log does show requests...
     assert agent_token not in output and ADMIN_TOKEN not in output  # ...never tokens
     assert "Traceback" not in output and "cobrowse: stopped" in output
+
+
+def test_serves_with_the_admin_token_from_a_file(clean_redis: str, tmp_path: Path) -> None:
+    """``--admin-token-file``: the token is in no flag and no environment variable of the process."""
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COBROWSE_")}
+    port = free_port()
+    args = ["--role", "api", "--host", "127.0.0.1", "--api-port", str(port), "--redis-url", clean_redis,
+            "--admin-token-file", str(token_file)]
+    api = ServeProcess(args, env).wait_ready()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.get("/api/v1/accounts", headers=H_ADMIN).status_code == 200
+            wrong = c.get("/api/v1/accounts", headers={"Authorization": "Bearer " + ADMIN_TOKEN + "x"})
+            assert wrong.status_code == 401
+    finally:
+        assert api.stop() == 0
+    assert ADMIN_TOKEN not in "".join(api.output)
+    assert "warning" not in "".join(api.output)
