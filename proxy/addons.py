@@ -33,7 +33,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
 from cobrowse.client_address import client_ip
-from proxy import buffering, cookie_sync, request_fixup, rewriting
+from proxy import buffering, cookie_sync, foreign_cookies, request_fixup, rewriting
 from proxy.buffering import BODY_WATCH
 from proxy.context import ProxyContext
 from proxy.exceptions import Refused
@@ -595,6 +595,45 @@ class ClientClose:
             flow.response.headers["connection"] = "close"
 
 
+class ForeignCookies:
+    """Answers expire the browser's cookies of the proxy domain that are not the proxy's own
+    (``proxy.foreign_cookies``): a page that got round the runtime could otherwise flood every
+    session of the agent's browser with them. Last in the list: its ``response`` hook runs after
+    every other addon may have replaced the answer."""
+
+    NAMES = "cobrowse.foreign_cookies"  # flow metadata: the names the request carried
+    DONE = "cobrowse.foreign_cookies_expired"  # flow metadata: the response they were added to
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+        self.secure = cookie_sync.host_only_names(ctx.public)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        cookies = flow.request.headers.get_all("cookie")
+        names = foreign_cookies.foreign_names(cookies) if cookies else []
+        if names:
+            flow.metadata[self.DONE] = None
+            flow.metadata[self.NAMES] = names
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._expire(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._expire(flow)
+
+    def _expire(self, flow: http.HTTPFlow) -> None:
+        names = flow.metadata.get(self.NAMES)
+        response = flow.response
+        if not names or response is None or response.status_code == 101:
+            return
+        if flow.metadata[self.DONE] is response:  # added in responseheaders
+            return
+        flow.metadata[self.DONE] = response
+        paths = foreign_cookies.cookie_paths(flow.request.path)
+        for value in foreign_cookies.expiries(names, self.ctx.public.domain, paths, secure=self.secure):
+            response.headers.add("set-cookie", value)
+
+
 def make_addons(ctx: ProxyContext) -> list[Any]:
     """Every cobrowse addon, in hook order. They run before mitmproxy's own (TLS needs our SNI)."""
     return [
@@ -611,4 +650,5 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         UpstreamTimeout(ctx),
         Connections(ctx),
         ClientClose(),
+        ForeignCookies(ctx),
     ]

@@ -35,6 +35,9 @@ PAGES: dict[str, Page] = {
     "unknown_host": Page(404, "Unknown address", "This address is not a co-browsing address."),
     "not_found": Page(404, "Not found", "There is nothing at this address."),
     "bad_request": Page(400, "Bad request", "The request could not be understood."),
+    "head_too_large": Page(431, "Request too large",
+                           "The browser sent request headers larger than co-browsing accepts, usually "
+                           "too many cookies. Reload the page."),
     "method_not_allowed": Page(405, "Method not allowed", "This request method is not co-browsed."),
     "misdirected": Page(421, "Misdirected request", "Reload the page."),
     "upstream_unreachable": Page(502, "Site unreachable", "The site could not be reached. Try again later."),

@@ -315,13 +315,25 @@ onconnect = async (event) => {{
         # its Document cookie setter, which writes a cookie for the whole proxy domain
         # ?name=NAME, where {sid} stands for the page's own session id (its host name's first
         # ten characters)
+        # ?path=P: the cookies' path ("/")
+        # ?count=N&size=S plants N cookies NAME0..NAME{N-1} of S bytes each (a flood)
         domain = request.query_params.get("domain", "")
+        path = request.query_params.get("path", "/")
         sid = "' + parent.location.hostname.slice(0, 10) + '"
         name = request.query_params.get("name", "__cbjs").replace("{sid}", sid)
+        count = int(request.query_params.get("count", "0"))
+        size = int(request.query_params.get("size", "0"))
+        value = "encodeURIComponent(JSON.stringify(['planted=1']))"
+        attributes = f"'; Domain={domain}; Path={path}; Secure'"
+        plant = f"d.set.call(parent.document, '{name}=' + {value} + {attributes});"
+        if count:
+            plant = (
+                f"for (var i = 0; i < {count}; i++) d.set.call(parent.document, '{name}' + i + '='"
+                f" + 'v'.repeat({size}) + {attributes});"
+            )
         frame = (
             "<script>var d = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');"
-            f"d.set.call(parent.document, '{name}=' + encodeURIComponent(JSON.stringify(['planted=1']))"
-            f" + '; Domain={domain}; Path=/; Secure');"
+            f"{plant}"
             "parent.document.getElementById('out').textContent = 'planted';<\\/script>"
         )
         return _page(

@@ -266,7 +266,10 @@ def test_a_cookie_one_session_plants_for_the_whole_proxy_domain_reaches_no_other
     under the one name all sessions shared, the proxy merged it into another session's jar."""
     a = harness.open_session((sites.shop.origin,))
     b = harness.open_session((sites.shop.origin,))
-    context, page_a, _ = _open(browser, harness, a, sites.shop.origin + f"/plant-cookie?domain={DOMAIN}")
+    # on the path of the request below only: the proxy expires cookies it did not set from the
+    # browser (proxy.foreign_cookies), which would otherwise go with the page's next request
+    plant = f"/plant-cookie?domain={DOMAIN}&path=/echo-headers"
+    context, page_a, _ = _open(browser, harness, a, sites.shop.origin + plant)
     try:
         assert _text(page_a, "out") == "planted"
         assert "__cbjs" in [c["name"] for c in context.cookies() if c["domain"] == "." + DOMAIN]
@@ -293,6 +296,33 @@ def test_a_page_cannot_plant_script_writes_for_the_sessions_other_origins(
         assert domain_wide == {f"__cb_{s.sid}", f"__cbjs_{s.sid}"}  # the credential; no __Host- one
         page.goto(harness.url(s, sites.cdn.origin + "/echo-headers"))
         assert "planted" not in page.locator("body").inner_text(timeout=15000)
+    finally:
+        context.close()
+
+
+def test_a_cookie_flood_one_session_plants_breaks_no_other_session(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A page that got round the runtime plants 20 cookies of 3.9 KB for the whole proxy domain:
+    the browser sends them with every request to every session (78 KB heads, over the 64 KiB
+    limit, which got the 431 page). Another session's page loads, and the cookies are gone."""
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    # on the path of the request below only, or the page's next request has them expired first
+    flood = f"/plant-cookie?domain={DOMAIN}&name=junk&count=20&size=3900&path=/echo-headers"
+    context, page_a, _ = _open(browser, harness, a, sites.shop.origin + flood)
+    try:
+        assert _text(page_a, "out") == "planted"
+        assert len([c for c in context.cookies() if c["name"].startswith("junk")]) == 20
+        _, page_b, _ = _open(browser, harness, b, sites.shop.origin + "/echo-headers", context)
+        echoed = page_b.locator("body").inner_text(timeout=15000)
+        assert '"host"' in echoed and "junk" not in echoed  # the page, and no junk upstream
+        assert [c["name"] for c in context.cookies() if c["name"].startswith("junk")] == []
+        # planted for every path: the planting page's own next request takes them away
+        page_a.goto(harness.url(a, sites.shop.origin + flood.replace("/echo-headers", "/")))
+        assert _text(page_a, "out") == "planted"
+        page_a.goto(harness.url(a, sites.shop.origin + "/about"))
+        assert [c["name"] for c in context.cookies() if c["name"].startswith("junk")] == []
     finally:
         context.close()
 
