@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import multiprocessing
 import os
 import platform
@@ -76,7 +77,7 @@ def make_image(kb: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + os.urandom(kb * 1024 - 8)
 
 
-def run_upstream(port: int, kb: int, html: list[str], images: bool, conn: Connection) -> None:
+def run_upstream(port: int, kb: int, html: list[str], images: bool, gzipped: bool, conn: Connection) -> None:
     import uvicorn
 
     origin = f"http://127.0.0.1:{port}"
@@ -88,6 +89,9 @@ def run_upstream(port: int, kb: int, html: list[str], images: bool, conn: Connec
         pages = {f"/page/{i}": make_page(i, origin, kb) for i in range(PAGES)}
     pages["/big"] = make_page(99, origin, 2048)
     pages["/tiny"] = b"<!doctype html><title>t</title>"
+    # --gzip-upstream: HTML gzipped once here (level 6, as Apache's default), sent to clients that
+    # accept it, as most servers send pages
+    zipped = {path: gzip.compress(body, 6) for path, body in pages.items()} if gzipped else {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -95,7 +99,12 @@ def run_upstream(port: int, kb: int, html: list[str], images: bool, conn: Connec
         body = pages.get(scope["path"], b"not found")
         status = 200 if scope["path"] in pages else 404
         kind = PNG_TYPE if body.startswith(b"\x89PNG") else b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", kind)]})
+        headers = [(b"content-type", kind)]
+        accept = dict(scope["headers"]).get(b"accept-encoding", b"")
+        if scope["path"] in zipped and kind != PNG_TYPE and b"gzip" in accept:
+            body = zipped[scope["path"]]
+            headers.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
@@ -291,6 +300,9 @@ def main() -> int:
     parser.add_argument("--html", action="append", default=[], metavar="FILE",
                         help="serve this HTML file as one of the pages instead of the generated ones "
                              "(repeatable)")
+    parser.add_argument("--gzip-upstream", action="store_true",
+                        help="the upstream sends its HTML gzipped (level 6) to clients that accept it, "
+                             "as most servers do")
     parser.add_argument("--images", action="store_true",
                         help="serve PNG images of --page-kb KiB instead of HTML pages (loaded as <img>)")
     args = parser.parse_args()
@@ -299,7 +311,7 @@ def main() -> int:
     up_port, pass_port, ours_port = free_port(), free_port(), free_port()
     processes = []
     try:
-        proc, _ = start(run_upstream, up_port, args.page_kb, args.html, args.images)
+        proc, _ = start(run_upstream, up_port, args.page_kb, args.html, args.images, args.gzip_upstream)
         processes.append(proc)
         proc, _ = start(run_passthrough, pass_port, up_port)
         processes.append(proc)
@@ -332,7 +344,7 @@ def main() -> int:
         "HTML files " + ", ".join(f"{Path(n).name} ({Path(n).stat().st_size // 1024} KiB)" for n in args.html)
         if args.html else f"{PAGES} PNG images of {args.page_kb} KiB" if args.images
         else f"{PAGES} generated HTML pages of {args.page_kb} KiB"
-    )
+    ) + (", sent gzipped by the upstream" if args.gzip_upstream else "")
     print(f"# proxy benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"{page_set}, {args.duration:g} s per cell")
     print("| target | concurrency | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")

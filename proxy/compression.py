@@ -105,3 +105,56 @@ def accept_encoding(value: str) -> str:
                 seen.add(name)
                 out.append(name + weight)
     return ", ".join(out) or "identity"
+
+
+# Rewritten bodies go to the browser compressed when it accepts a coding: a page the upstream sent
+# compressed would otherwise reach the agent 4 to 5 times larger than it reaches the visitor. The
+# fastest settings of each coding (bench/proxy.py, docs/BENCHMARKS.md): an 88 KB page costs about
+# 0.25 ms in zstd or br and 0.6 ms in gzip, next to some 3 ms of rewriting.
+ENCODE_PREFERENCE = ("zstd", "br", "gzip")
+MIN_ENCODE_BYTES = 1024  # below it the coding's own bytes and the time are not worth it
+_ZSTD_LEVEL = 3
+_BR_QUALITY = 1
+_GZIP_LEVEL = 1
+
+
+def choose_coding(accept: str | None) -> str | None:
+    """The coding to send a rewritten body in, from the browser's ``Accept-Encoding`` (None:
+    as it is). A coding needs a weight above 0, given by name or by ``*``; ``identity`` alone, or
+    no header, gets none."""
+    if not accept:
+        return None
+    weights: dict[str, float] = {}
+    star: float | None = None
+    for part in accept.split(","):
+        coding, _, params = part.strip().partition(";")
+        coding = coding.strip().lower()
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if coding == "*":
+            star = weight
+        elif coding:
+            weights[coding] = weight
+    usable = [c for c in ENCODE_PREFERENCE if weights.get(c, 0.0 if star is None else star) > 0]
+    if not usable:
+        return None
+    best = max(weights.get(c, star or 0.0) for c in usable)
+    return next(c for c in usable if weights.get(c, star or 0.0) == best)
+
+
+def encode(data: bytes, coding: str) -> bytes:
+    """``data`` in ``coding`` (one of ``ENCODE_PREFERENCE``), at the fastest useful setting."""
+    if coding == "zstd":
+        return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
+    if coding == "br":
+        return bytes(brotli.compress(data, quality=_BR_QUALITY))
+    if coding == "gzip":
+        compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        return compressor.compress(data) + compressor.flush()
+    raise ValueError(f"cannot encode in {coding!r}")

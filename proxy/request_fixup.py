@@ -22,11 +22,13 @@ def _enc(text: str) -> bytes:
 
 
 CLIENT_CLOSE = "cobrowse.client_close"  # flow metadata: the browser asked to close after this
+BROWSER_ACCEPT_ENCODING = "cobrowse.accept_encoding"  # flow metadata: the browser's, for rewritten bodies
 
 
 def fix_request(flow: http.HTTPFlow, mapper: UrlMapper, origin: Origin, cookie: str = "") -> None:
     """Rewrite ``flow``'s request headers for ``origin``; ``cookie`` is the jar's Cookie header."""
     request = flow.request
+    flow.metadata[BROWSER_ACCEPT_ENCODING] = request.headers.get("accept-encoding")
     is_websocket = request.headers.get("upgrade", "").lower() == "websocket"
     framed = "content-length" in request.headers or "transfer-encoding" in request.headers
     if any(t.strip().lower() == "close" for t in request.headers.get("connection", "").split(",")):

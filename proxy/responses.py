@@ -76,13 +76,19 @@ def is_worker_script(flow: http.HTTPFlow) -> bool:
 
 
 
+def vary_on(response: http.Response, field: str) -> None:
+    """Add ``field`` to the response's ``Vary`` (once; ``*`` already covers it)."""
+    vary = response.headers.get("vary", "")
+    names = {name.strip().lower() for name in vary.split(",")}
+    if field.lower() not in names and "*" not in names:
+        response.headers["vary"] = f"{vary}, {field}" if vary.strip() else field
+
+
 def vary_on_destination(flow: http.HTTPFlow) -> None:
     """The response depends on ``Sec-Fetch-Dest``: a cached copy fetched as an image must not
     answer a later navigation to the same URL."""
     assert flow.response is not None
-    vary = flow.response.headers.get("vary", "")
-    if "sec-fetch-dest" not in vary.lower():
-        flow.response.headers["vary"] = f"{vary}, Sec-Fetch-Dest" if vary.strip() else "Sec-Fetch-Dest"
+    vary_on(flow.response, "Sec-Fetch-Dest")
 
 
 def as_inert_document(flow: http.HTTPFlow, content_type: str = "application/octet-stream") -> None:

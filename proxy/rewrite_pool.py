@@ -14,7 +14,7 @@ Three lanes, by body size (bench/proxy.py measures the choice):
 
 Workers receive the session's mapping (session, proxy, origins) rather than its ``UrlMapper``
 and keep one mapper per mapping, so its origin caches stay warm across requests. This module
-imports only the rewriter, so spawned workers start light.
+imports only the rewriter (and ``proxy.compression``), so spawned workers start light.
 
 Each worker is a spawned process on one end of a socket pair; the event loop talks to it with
 length-prefixed pickles, one rewrite at a time per worker. No thread and no queue sits between
@@ -27,6 +27,7 @@ proxy process, however that ends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from proxy import compression
 from rewriter.dispatch import SNIFF_BYTES, Kind, Rewritten, kind_of, rewrite_body
 from rewriter.exceptions import UnrewritableDocument
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
@@ -53,14 +55,21 @@ MAX_WORKERS = 4
 Lane = Literal["thread", "medium", "large"]
 
 
-def rewrite(kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_type: str | None,
-            inject: str, masked: Sequence[str], document: bool = True) -> Rewritten:
+def rewrite(
+    kind: Kind, body: bytes, *, url: str, mapper: UrlMapper, content_type: str | None, inject: str,
+    masked: Sequence[str], document: bool = True, encoding: str | None = None,
+) -> Rewritten:
+    """``body`` rewritten; when it was and ``encoding`` (a coding the browser accepts, see
+    ``compression.choose_coding``) is given, in that coding, done here, off the event loop."""
     if kind == "passthrough":
         kind = kind_of(content_type, body[:SNIFF_BYTES])
-    return rewrite_body(
+    out = rewrite_body(
         body, url=url, mapper=mapper, content_type=content_type, inject=inject if kind == "html" else "",
         mask_selectors=tuple(masked), kind=kind, document=document,
     )
+    if encoding and out.kind != "passthrough" and len(out.body) >= compression.MIN_ENCODE_BYTES:
+        return dataclasses.replace(out, body=compression.encode(out.body, encoding), encoding=encoding)
+    return out
 
 
 MapperSpec = tuple[str, ProxyConfig, tuple[Origin, ...]]

@@ -17,6 +17,7 @@ from proxy import buffering, compression, cookie_sync, validators
 from proxy.buffering import BODY_WATCH, BodyWatch
 from proxy.context import ProxyContext
 from proxy.exceptions import BodyTooLarge, ContentDecodingError
+from proxy.request_fixup import BROWSER_ACCEPT_ENCODING
 from proxy.responses import (
     MEDIA_DESTS,
     NOT_SCRIPTS,
@@ -27,6 +28,7 @@ from proxy.responses import (
     is_worker_script,
     replace_while_streaming,
     untouched_untyped,
+    vary_on,
     vary_on_destination,
 )
 from rewriter.charset import charset_param, extract_content_type, mime_type
@@ -314,6 +316,7 @@ async def on_response(
                 content_type=content_type, inject=inject, masked=session.masked_selectors,
                 # fetch/XHR: markup a script reads (htmx, Turbo, templates) gets nothing added
                 document=destination(flow) != "empty",
+                encoding=compression.choose_coding(flow.metadata.get(BROWSER_ACCEPT_ENCODING)),
             )
     except RewriteError:
         logger.warning("rewriting failed for a %s body", kind, exc_info=True)
@@ -335,6 +338,14 @@ async def on_response(
         response.raw_content = out.body
         # a rewritten copy is no byte range of the upstream's: never resumed with one
         response.headers["accept-ranges"] = "none"
+        vary_on(response, "Accept-Encoding")  # sent in a coding the browser accepts, or none
+        if out.encoding:
+            response.headers["content-encoding"] = out.encoding
+            # one validator per content coding would be a strong one's due: a weak one says "same
+            # content", and a rewritten copy is never resumed with a range anyway
+            etag = response.headers.get("etag")
+            if etag is not None and not etag.lstrip().startswith("W/"):
+                response.headers["etag"] = "W/" + etag.strip()
         if STYLE_AS_SENT in flow.metadata:  # the browser decides on the type it was sent
             sent = flow.metadata[STYLE_AS_SENT]
             if sent is None:

@@ -86,11 +86,13 @@ def kind_of(content_type: str | None, body_prefix: bytes = b"") -> Kind:
 
 @dataclass(frozen=True)
 class Rewritten:
-    """A rewritten body and the Content-Type to send with it."""
+    """A rewritten body and the Content-Type to send with it; ``encoding``: the content coding
+    the proxy then applied to ``body`` for the browser ("" for none)."""
 
     body: bytes
     content_type: str | None
     kind: Kind
+    encoding: str = ""
 
 
 def rewrite_body(

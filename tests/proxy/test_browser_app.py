@@ -327,6 +327,22 @@ def test_a_cookie_flood_one_session_plants_breaks_no_other_session(
         context.close()
 
 
+def test_pages_reach_the_browser_compressed(browser: Any, harness: Harness, sites: Sites) -> None:
+    """A rewritten page goes to the agent's browser in a coding it accepts (Chromium offers zstd
+    and br on localhost names), and the runtime in it runs."""
+    s = harness.open_session((sites.shop.origin, sites.cdn.origin))
+    context, page, _ = _open(browser, harness, s, sites.shop.origin + "/app")
+    try:
+        assert _text(page, "done") == "yes"
+        response = page.reload()
+        assert response is not None and response.status == 200
+        offered = response.request.all_headers()["accept-encoding"]
+        assert response.all_headers().get("content-encoding") == ("zstd" if "zstd" in offered else "br")
+        assert _text(page, "done") == "yes"
+    finally:
+        context.close()
+
+
 def test_video_range_and_download_go_through_the_proxy(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

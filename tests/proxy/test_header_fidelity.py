@@ -4,6 +4,7 @@ The upstream is the raw one: it records every request head as it arrived."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import urllib.parse
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from cobrowse.settings import Settings
-from proxy import cookie_sync
+from proxy import compression, cookie_sync
 from proxy.egress import EgressPolicy
 from tests.proxy import fake_dns as dns
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession
@@ -80,7 +81,15 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
         _send(conn, f'HTTP/1.1 200 OK\nContent-Type: text/html\nETag: "p1"\nAccept-Ranges: bytes\n'
                     f"Last-Modified: Mon, 30 Nov 2026 00:00:00 GMT\nContent-Length: {len(html)}\n", html)
 
+    big = b"<html><body>" + link * 200 + b"</body></html>"
+    zipped = gzip.compress(big)
+
+    def big_gzipped(conn: socket.socket) -> None:  # as most servers send a page
+        _send(conn, f'HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Encoding: gzip\nETag: "p2"\n'
+                    f"Content-Length: {len(zipped)}\n", zipped)
+
     upstream.scripts["/tagged"] = tagged
+    upstream.scripts["/big-gzipped"] = big_gzipped
     upstream.scripts.update({"/ok": ok, "/login": login, "/logout": logout, "/odd-coding": odd_coding,
                              "/partial": partial, "/head": head, "/download": download, "/latin": latin,
                              "/sheet": sheet, "/head-plain": head_plain, "/head-untyped": head_untyped})
@@ -296,3 +305,59 @@ def test_a_cookie_value_in_latin_1_breaks_nothing(up: tuple[Harness, RecordingUp
     assert _get(harness, s, upstream, "/ok").status_code == 200
     assert ("cookie", "lang=caf\udce9") in [(n, v.encode("latin-1").decode("utf-8", "surrogateescape"))
                                              for n, v in upstream.fields()]
+
+
+def _raw(harness: Harness, s: OpenSession, upstream: RecordingUpstream, path: str,
+         headers: dict[str, str]) -> tuple[httpx.Headers, bytes]:
+    """The answer's headers and its body as it came on the wire (not decoded)."""
+    credential = f"__cb_{s.sid}={harness.credential(s)}"
+    all_headers = {"host": harness.host(s, upstream.origin), "cookie": credential, **headers}
+    with harness.client() as c, c.stream("GET", path, headers=all_headers) as r:
+        assert r.status_code == 200
+        return r.headers, b"".join(r.iter_raw())
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip, deflate, br, zstd", "zstd"),  # what Chromium sends over https
+        ("gzip, deflate, br", "br"),
+        ("gzip, deflate", "gzip"),
+        ("zstd;q=0.1, gzip", "gzip"),
+        ("*", "zstd"),
+        ("deflate", None),  # the one coding browsers disagree on: never sent
+        ("identity", None),
+        ("br;q=0, *;q=0", None),
+    ],
+)
+def test_rewritten_bodies_go_in_a_coding_the_browser_accepts(
+    up: tuple[Harness, RecordingUpstream, OpenSession], accept: str, coding: str | None
+) -> None:
+    """The upstream sends its page gzipped (as most do); the proxy decodes it to rewrite it, and
+    the agent's browser gets it compressed again (it would be 4 to 5 times larger otherwise)."""
+    harness, upstream, s = up
+    nav = {"sec-fetch-dest": "document", "sec-fetch-mode": "navigate"}
+    headers, raw = _raw(harness, s, upstream, "/big-gzipped", {**nav, "accept-encoding": accept})
+    _, plain = _raw(harness, s, upstream, "/big-gzipped", {**nav, "accept-encoding": "identity"})
+    assert headers.get("content-encoding") == coding
+    assert int(headers["content-length"]) == len(raw)
+    body = compression.decode(raw, coding or "", 10_000_000)
+    assert body == plain and b"cobrowse-config" in body and harness.host(s, upstream.origin).encode() in body
+    if coding:
+        assert len(raw) * 5 < len(body)
+    assert "accept-encoding" in [v.strip().lower() for v in headers["vary"].split(",")]
+    # another coding, another representation: the validator is a weak one then
+    assert headers["etag"] == ('W/"p2.cbr-document"' if coding else '"p2.cbr-document"')
+
+
+def test_small_or_untouched_bodies_are_not_compressed_again(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    harness, upstream, s = up
+    accept = {"accept-encoding": "gzip, br, zstd"}
+    # a fetched fragment of under 1 KiB: the coding's own bytes are not worth it
+    headers, raw = _raw(harness, s, upstream, "/tagged", {**accept, "sec-fetch-dest": "empty"})
+    assert "content-encoding" not in headers and raw.startswith(b"<html>")
+    # not rewritten: as the upstream sent it
+    headers, raw = _raw(harness, s, upstream, "/ok", accept)
+    assert "content-encoding" not in headers and raw == b"ok"
