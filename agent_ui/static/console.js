@@ -434,6 +434,8 @@
 
   // An agent who closes the window that waits for the visitor's answer is done with the request:
   // withdraw it, or the visitor is still asked and, on accepting, shared with nobody watching.
+  // The window asks this before it goes (vb.js): a request no console watches, it withdraws itself.
+  window.cobrowseWatches = function (id) { return signedIn && pending.has(id); };
   var watching = null;
   function stopWatching() {
     if (watching) clearInterval(watching);

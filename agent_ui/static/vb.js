@@ -648,6 +648,27 @@
     });
   }
 
+  // Closed while it waits for the visitor's answer: the console that sent the request withdraws
+  // it when it sees the window closed. A console closed or signed out meanwhile will not; then
+  // the window withdraws it itself as it goes (keepalive: the request outlives the page). A
+  // reload goes this way too (a page cannot tell it from a close): the reloaded window then says
+  // the request was withdrawn, and the agent asks again.
+  function consoleWatches() {
+    try {
+      var o = window.opener;
+      return !!(o && !o.closed && typeof o.cobrowseWatches === "function" && o.cobrowseWatches(sid));
+    } catch (e) { return false; } // another page now, of another origin
+  }
+  window.addEventListener("pagehide", function () {
+    if (!sid || started || beginning || ended || !token() || consoleWatches()) return;
+    try {
+      fetch(API + "/sessions/" + encodeURIComponent(sid) + "/end", {
+        method: "POST", keepalive: true, body: "{}",
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + token() }
+      }).catch(function () { /* gone with the page */ });
+    } catch (e) { /* keepalive refused: nothing more to do as the page goes */ }
+  });
+
   fit();
   if (!sid && !request) { status("No session given."); return; }
   var tokenReady = obtainToken();

@@ -196,6 +196,62 @@ def test_signing_out_stops_withdrawing_the_closed_windows_requests(browser: Any,
         visitor.context.close()
 
 
+def _session(stack: Stack, sid: str) -> dict[str, Any]:
+    with stack.agent() as c:
+        return dict(c.get(f"/sessions/{sid}").json())
+
+
+@pytest.mark.parametrize("console", ["signed out", "closed"])
+def test_a_waiting_window_no_console_watches_withdraws_its_request_as_it_closes(
+    browser: Any, stack: Stack, console: str
+) -> None:
+    """The console withdraws the request of a waiting window it sees closed; one closed or signed
+    out meanwhile will not, so the window withdraws it itself as it goes: the visitor was still
+    asked and, on accepting, shared their page with nobody watching."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        sid = win.url.split("#session=", 1)[1]
+        if console == "closed":
+            agent.page.close()
+        else:
+            agent.page.click("#signout")
+            expect(agent.page.locator("#signin")).to_be_visible()
+        assert _session(stack, sid)["state"] == "pending"
+        win.close(run_before_unload=True)  # as a person closes it: the page's pagehide runs
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        ended = _session(stack, sid)
+        assert (ended["state"], ended.get("end_reason") or ended.get("reason")) == ("expired", "agent_ended")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_waiting_window_reloaded_keeps_its_request(browser: Any, stack: Stack) -> None:
+    """While the console watches, the window leaves the request alone as it goes (a reload looks
+    the same as a close to the page): the reloaded window waits on, and the visitor is still asked."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        sid = win.url.split("#session=", 1)[1]
+        ends: list[str] = []
+        win.on("request", lambda r: ends.append(r.url) if r.url.endswith("/end") else None)
+        win.reload()
+        expect(win.locator("#end")).to_have_text("Withdraw request", timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        assert ends == [] and _session(stack, sid)["state"] == "pending"
+        expect(visitor.dialog()).to_be_visible()
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 ASK_CONSOLE = """rid => new Promise(function (done) {
   addEventListener("message", function heard(ev) {
     if (!ev.data || ev.data.cobrowseConsole !== "request" || ev.data.request !== rid) return;
