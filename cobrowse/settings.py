@@ -133,10 +133,12 @@ class Settings:
         flags = flags or {}
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        from_flags: set[str] = set()
         for option in OPTIONS:
             given = flags.get(option.name)
             if given is not None:
                 values[option.name] = given
+                from_flags.add(option.name)
                 continue
             raw = environ.get(option.env)
             if raw is None:
@@ -145,11 +147,7 @@ class Settings:
                 values[option.name] = option.cast(raw)
             except ValueError as exc:
                 raise SettingsError(f"{option.env}={raw!r}: {exc}") from exc
-        if values.get("admin_token_file"):
-            if values.get("admin_token"):
-                raise SettingsError("give the admin token one way: --admin-token-file "
-                                    "(COBROWSE_ADMIN_TOKEN_FILE) or --admin-token (COBROWSE_ADMIN_TOKEN)")
-            values["admin_token"] = read_token_file(values["admin_token_file"])
+        _admin_token_from_file(values, from_flags)
         settings = cls(**values)
         settings.validate()
         return settings
@@ -205,6 +203,23 @@ def read_token_file(path: str) -> str:
     if any(c.isspace() or not c.isprintable() for c in token):
         raise SettingsError(f"admin token file {path!r} holds more than one token (white space inside)")
     return token
+
+
+def _admin_token_from_file(values: dict[str, Any], from_flags: set[str]) -> None:
+    """``admin_token`` from ``admin_token_file`` when that is the one given: a flag beats the
+    environment (``--admin-token-file`` wins over ``COBROWSE_ADMIN_TOKEN``); two ways from the
+    same place are an error."""
+    pair = ("admin_token", "admin_token_file")
+    given = [name for name in pair if values.get(name)]
+    if len(given) == 2:
+        flagged = [name for name in given if name in from_flags]
+        if len(flagged) != 1:
+            raise SettingsError("give the admin token one way: --admin-token-file "
+                                "(COBROWSE_ADMIN_TOKEN_FILE) or --admin-token (COBROWSE_ADMIN_TOKEN)")
+        given = flagged
+        values.pop(next(name for name in pair if name not in flagged))
+    if given == ["admin_token_file"]:
+        values["admin_token"] = read_token_file(values["admin_token_file"])
 
 
 def command_line_secret_warnings(flags: Mapping[str, Any] | argparse.Namespace) -> list[str]:

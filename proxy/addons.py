@@ -43,6 +43,7 @@ from proxy.session_gate import credential_cookie, credential_cookie_name
 from proxy.timeouts import BODY_TIMED_OUT, UpstreamTimer, take_timeout_mark
 from rewriter.exceptions import RewriteError
 from rewriter.headers import clear_site_data, trustworthy
+from rewriter.urls import ProxyConfig
 
 logger = logging.getLogger(__name__)
 
@@ -595,25 +596,47 @@ class ClientClose:
             flow.response.headers["connection"] = "close"
 
 
-class ForeignCookies:
-    """Answers expire the browser's cookies of the proxy domain that are not the proxy's own
-    (``proxy.foreign_cookies``): a page that got round the runtime could otherwise flood every
-    session of the agent's browser with them. Last in the list: its ``response`` hook runs after
-    every other addon may have replaced the answer."""
+def flood_expiries(public: ProxyConfig, host: str, path: str, cookie_headers: list[str]) -> list[str]:
+    """The ``Set-Cookie`` values that expire a flood of cookies the proxy did not set, for a
+    request to ``host`` and ``path`` that carried ``cookie_headers`` (``proxy.foreign_cookies``);
+    none for fewer of them."""
+    label = label_of_host(host, public.domain)
+    if label is None:
+        return []  # not one of the proxy's origins: a cookie for its domain is not this host's
+    sid = label[:10]
+    names = (cookie_sync.script_cookie_name(sid, public), cookie_sync.view_cookie_name(sid, public))
+    flood = foreign_cookies.flood_names(cookie_headers, foreign_cookies.own_script_names(sid, names))
+    if not flood:
+        return []
+    paths = foreign_cookies.cookie_paths(path)
+    return foreign_cookies.expiries(flood, public.domain, paths, secure=cookie_sync.host_only_names(public))
 
-    NAMES = "cobrowse.foreign_cookies"  # flow metadata: the names the request carried
+
+class ForeignCookies:
+    """Answers expire a flood of the browser's cookies of the proxy domain that are not the
+    proxy's own (``proxy.foreign_cookies``): a page that got round the runtime could otherwise
+    break every session of the agent's browser with them. Last in the list: its ``response``
+    hook runs after every other addon may have replaced the answer. Its options tell the 431 page
+    of a head too large (``proxy/server.py``, before any addon) the proxy's domain and scheme."""
+
+    EXPIRIES = "cobrowse.foreign_cookie_expiries"  # flow metadata: the Set-Cookie values to add
     DONE = "cobrowse.foreign_cookies_expired"  # flow metadata: the response they were added to
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
-        self.secure = cookie_sync.host_only_names(ctx.public)
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option("cobrowse_proxy_domain", str, "", "domain of the proxied origins")
+        loader.add_option("cobrowse_proxy_scheme", str, "http", "scheme browsers reach the proxy with")
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         cookies = flow.request.headers.get_all("cookie")
-        names = foreign_cookies.foreign_names(cookies) if cookies else []
-        if names:
+        if not cookies:
+            return
+        values = flood_expiries(self.ctx.public, flow.request.host_header or "", flow.request.path, cookies)
+        if values:
             flow.metadata[self.DONE] = None
-            flow.metadata[self.NAMES] = names
+            flow.metadata[self.EXPIRIES] = values
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self._expire(flow)
@@ -622,15 +645,14 @@ class ForeignCookies:
         self._expire(flow)
 
     def _expire(self, flow: http.HTTPFlow) -> None:
-        names = flow.metadata.get(self.NAMES)
+        values = flow.metadata.get(self.EXPIRIES)
         response = flow.response
-        if not names or response is None or response.status_code == 101:
+        if not values or response is None or response.status_code == 101:
             return
         if flow.metadata[self.DONE] is response:  # added in responseheaders
             return
         flow.metadata[self.DONE] = response
-        paths = foreign_cookies.cookie_paths(flow.request.path)
-        for value in foreign_cookies.expiries(names, self.ctx.public.domain, paths, secure=self.secure):
+        for value in values:
             response.headers.add("set-cookie", value)
 
 

@@ -1,50 +1,77 @@
-"""Browser cookies on the proxy's domain that are not the proxy's own are expired.
+"""A flood of browser cookies on the proxy's domain that are not the proxy's own is expired.
 
-The browser should hold no cookie of the proxy's domain but the proxy's own (``__cb_{sid}``, the
-credential of each of the agent's sessions, and ``proxy.cookie_sync``'s script-write and view
-cookies): upstream cookies live in the server-side jar, and the runtime keeps ``document.cookie``
-there too. A page can still get round the runtime (a ``Document`` cookie setter borrowed from a
-``blob:`` frame) and write real cookies, even for the whole proxy domain, which the browser then
-sends to every proxy origin of every session. A flood of them (a few dozen of 4 KB) makes every
-request head of the agent's browser too large (431) and so breaks the agent's other sessions.
+The browser should hold no cookie of the proxy domain but the proxy's own: the credential of
+each of the agent's sessions (``__cb_{sid}``, for the whole domain) and, on each proxy origin,
+``proxy.cookie_sync``'s script-write and view cookies. Upstream cookies live in the server-side
+jar, and the runtime keeps ``document.cookie`` there too. A page can still get round the runtime
+(a ``Document`` cookie setter borrowed from a ``blob:`` frame) and write real cookies, even for
+the whole proxy domain, which the browser then sends to every proxy origin of every session: a
+few dozen of 4 KB make every request head of the agent's browser larger than the proxy reads
+(64 KiB, ``proxy/server.py``), and so break the agent's other sessions.
 
-So every answer of the proxy to a request that carried such cookies expires them for the proxy
-domain (what reaches every session; a cookie of one proxy origin only is that page's own
-business), on ``/`` and on the request path's first directories (a cookie the browser
-sent has one of those paths), a bounded number per answer; the 431 page for a head too large
-does the same, on ``/``, from what it could read. Nothing of this reaches the page: its ``document.cookie``
-is the runtime's view of the jar.
+So when the cookies of a request that are not the proxy's own weigh ``FLOOD_BYTES`` or more,
+its answer expires them (``Max-Age=0`` for the proxy domain, on ``/`` and on the request path's
+first directories: a cookie the browser sent has one of those paths), ``MAX_NAMES`` per answer;
+the 431 page of a head too large does the same from what it could read. A planted flood is gone
+after a request or two. Fewer of them harm nothing and are left alone: cookies of a *parent* of
+the proxy domain (``example.com``'s own, for a proxy domain ``cobrowse.example.com``) reach every
+proxy origin too, and no expiry of the proxy's could remove them.
 """
 
 from __future__ import annotations
 
 import re
 
-# the proxy's own names (session ids: ``rewriter.urls.SESSION_ID_RE``)
-_OWN = re.compile(r"__cb_[a-z][a-z0-9]{9}|(?:__Host-cbj|__cbj)[sv]_[a-z][a-z0-9]{9}")
-# a cookie name as browsers send it: a token (RFC 6265 cookie-name), no "=" or ";"
-_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
-_PATH = re.compile(r"/[!#-:<-~]*")  # printable, no ";", "," or space: safe as an attribute
-MAX_NAMES = 32  # per answer: the browser sends the rest again, and the next answer expires more
-MAX_PATH_DEPTH = 2  # directories of the request path besides "/"
+from rewriter.urls import SESSION_ID_RE
+
+FLOOD_BYTES = 16 * 1024  # foreign cookie bytes in one request from which they are expired
+MAX_NAMES = 24  # per answer: the browser sends the rest again, and the next answer expires more
+MAX_PATH_DEPTH = 3  # directories of the request path besides "/"
+
+_SID = SESSION_ID_RE.pattern
+_CREDENTIAL_NAME = re.compile(rf"__cb_{_SID}")
+_CREDENTIAL_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")  # control_api.tokens.new_token
+# a name a Set-Cookie can give back as it came: no control character, ";" or "=" (browsers
+# allow the rest, spaces inside too)
+_NAME = re.compile(r"[^\x00-\x1f\x7f;=]{1,4096}")
+_PATH = re.compile(r"/[!#-:<-~]*")  # printable, no ";" or space: safe as an attribute
 
 
-def foreign_names(cookie_headers: list[str]) -> list[str]:
-    """The names of the cookies in ``cookie_headers`` (the request's Cookie header values) that
-    are not the proxy's own, each once, at most ``MAX_NAMES``. A name that is not a plain token
-    is skipped: an expiry could not name it."""
-    names: dict[str, None] = {}
+def is_own(name: str, value: str, own_names: frozenset[str]) -> bool:
+    """Whether a cookie the browser sent is the proxy's: the credential of one of the agent's
+    sessions (any: the browser holds one per session, for the whole domain), or one of
+    ``own_names`` (the request's own session's script cookies, ``proxy.cookie_sync``). A page can
+    plant cookies under these names too, but not many: each of its credentials is a few bytes."""
+    if name in own_names:
+        return True
+    return _CREDENTIAL_NAME.fullmatch(name) is not None and _CREDENTIAL_VALUE.fullmatch(value) is not None
+
+
+def flood_names(cookie_headers: list[str], own_names: frozenset[str]) -> list[str]:
+    """The names of the request's cookies (``cookie_headers``: its Cookie header values) that are
+    not the proxy's, when together they weigh ``FLOOD_BYTES`` or more; else none. Each once, at
+    most ``MAX_NAMES``, ``__Host-`` ones last (they cannot be the whole domain's, and could
+    otherwise take every place while the domain's flood stays)."""
+    found: dict[str, None] = {}
+    weight = 0
     for header in cookie_headers:
         for part in header.split(";"):
-            if "=" not in part:  # a cookie without a name: no Set-Cookie can name it
-                continue
-            name = part.split("=", 1)[0].strip()
-            if not name or name in names or _OWN.fullmatch(name) or not _NAME.fullmatch(name):
-                continue
-            names[name] = None
-            if len(names) >= MAX_NAMES:
-                return list(names)
-    return list(names)
+            name, eq, value = part.partition("=")
+            name, value = name.strip(), value.strip()
+            if not eq or not _NAME.fullmatch(name) or is_own(name, value, own_names):
+                continue  # a cookie without a name: no Set-Cookie can name it
+            weight += len(name) + len(value)
+            found[name] = None
+    if weight < FLOOD_BYTES:
+        return []
+    host_only = [n for n in found if n.startswith("__Host-")]
+    return ([n for n in found if not n.startswith("__Host-")] + host_only)[:MAX_NAMES]
+
+
+def own_script_names(sid: str, names: tuple[str, str]) -> frozenset[str]:
+    """The set ``is_own`` takes for a request of session ``sid`` (``names``: its script-write and
+    view cookie names)."""
+    return frozenset(names) if SESSION_ID_RE.fullmatch(sid) else frozenset()
 
 
 def cookie_paths(path: str) -> list[str]:
@@ -68,17 +95,17 @@ def cookie_paths(path: str) -> list[str]:
     return paths
 
 
-def expiries(names: list[str], domain: str, paths: list[str], *, secure: bool | None) -> list[str]:
+def expiries(names: list[str], domain: str, paths: list[str], *, secure: bool) -> list[str]:
     """``Set-Cookie`` values that expire each of ``names`` for ``domain`` on each of ``paths``.
-    ``secure``: whether to add ``Secure``, which ``__Secure-`` names need and which a browser
-    refuses over plain http but on ``localhost`` names; None sends both forms, for a caller that
-    cannot tell (the browser keeps the one it accepts). A ``__Host-`` cookie has no domain: it
-    stays on the one origin that set it, and is left alone."""
-    forms = ["; Secure"] if secure else [""] if secure is False else ["", "; Secure"]
-    return [
-        f"{name}=; Max-Age=0; Domain={domain}; Path={path}{form}"
-        for name in names
-        if not name.startswith("__Host-")
-        for path in paths
-        for form in forms
-    ]
+    ``secure``: the proxy's origins are secure contexts (https, ``localhost`` names), where a
+    page can set ``Secure`` and ``Partitioned`` cookies, and ``__Host-`` ones (host-only, ``/``):
+    each of those needs an expiry of its own kind. Elsewhere a browser refuses them all."""
+    out: list[str] = []
+    forms = ["; Secure", "; Secure; Partitioned"] if secure else [""]
+    for name in names:
+        if name.startswith("__Host-"):
+            if secure:
+                out += [f"{name}=; Max-Age=0; Path=/{form}" for form in forms]
+            continue
+        out += [f"{name}=; Max-Age=0; Domain={domain}; Path={path}{form}" for path in paths for form in forms]
+    return out

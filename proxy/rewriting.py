@@ -120,6 +120,8 @@ def on_response_headers(
             kind_of(declared) != "passthrough" or mime_type(declared) in UNKNOWN_TYPES
             or destination(flow) == "style" or is_worker_script(flow)
         )
+        if rewritable:  # what a 200 would say (RFC 9110 15.4.5): its coding depends on the browser
+            vary_on(response, "Accept-Encoding")
         if flow.request.method == "HEAD" and rewritable:
             # what a GET would get is rewritten: another length, and decoded
             for name in ("content-length", "content-encoding"):
@@ -340,12 +342,10 @@ async def on_response(
         response.headers["accept-ranges"] = "none"
         vary_on(response, "Accept-Encoding")  # sent in a coding the browser accepts, or none
         if out.encoding:
+            # the validator stays as it was (validators.tag_response): made weak, it would reach
+            # the upstream weak in an If-Match, which never matches (412); a rewritten copy is
+            # never resumed with a range, where a coding of its own would matter
             response.headers["content-encoding"] = out.encoding
-            # one validator per content coding would be a strong one's due: a weak one says "same
-            # content", and a rewritten copy is never resumed with a range anyway
-            etag = response.headers.get("etag")
-            if etag is not None and not etag.lstrip().startswith("W/"):
-                response.headers["etag"] = "W/" + etag.strip()
         if STYLE_AS_SENT in flow.metadata:  # the browser decides on the type it was sent
             sent = flow.metadata[STYLE_AS_SENT]
             if sent is None:

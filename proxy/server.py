@@ -34,7 +34,7 @@ with warnings.catch_warnings():
 
 from cobrowse.settings import Settings
 from control_api.store import Store
-from proxy import buffering, foreign_cookies, websocket_close
+from proxy import buffering, websocket_close
 from proxy.addons import make_addons
 from proxy.context import ProxyContext
 from proxy.error_pages import STATUS_PAGES, render, wants_json
@@ -109,9 +109,6 @@ def install_error_pages() -> None:
 # DoS"): anyone who can connect could fill the proxy's memory before any hook of ours runs
 MAX_REQUEST_HEAD = 64 * 1024  # nginx's default allows 32 KiB, Node 16 KiB
 MAX_RESPONSE_HEAD = 256 * 1024  # what Chromium accepts from a server
-# a head whose Cookie lines take it over MAX_REQUEST_HEAD is read up to this: a browser sends up to
-# 180 cookies of 4 KiB per domain (Chromium), and cookies of parent domains too
-MAX_COOKIE_HEAD = 1024 * 1024
 HEAD_TOO_LARGE = "response head too large"
 
 _original_server_read_headers = _http1.Http1Server.read_headers
@@ -128,21 +125,8 @@ def _data(buf: Any) -> bytes | bytearray:
 
 
 def _head_too_long(buf: Any, limit: int) -> bool:
-    """Whether the head being read (``buf`` holds what has arrived) is longer than ``limit``, not
-    counting its Cookie lines, or longer than ``MAX_COOKIE_HEAD`` with them. Cookies of the proxy
-    domain that a page planted (``proxy.foreign_cookies``) can make every request head of the
-    agent's browser larger than ``limit``: such a request is served, and its answer expires them."""
-    if len(buf) <= limit:
-        return False
-    data = _data(buf)
-    end = _HEAD_END.search(data, 0, MAX_COOKIE_HEAD + 3)
-    if end is None and len(data) > MAX_COOKIE_HEAD:
-        return True
-    stop = end.end() if end is not None else len(data)
-    if end is not None and stop <= limit + 3:
-        return False
-    cookies = sum(len(m.group(0)) for m in _COOKIE_LINE.finditer(data, 0, stop))
-    return stop - cookies > limit
+    """Whether the head being read (``buf`` holds what has arrived) is longer than ``limit``."""
+    return len(buf) > limit and _HEAD_END.search(_data(buf), 0, limit + 3) is None
 
 
 def _drop_blank_lines(buf: Any) -> None:
@@ -153,31 +137,32 @@ def _drop_blank_lines(buf: Any) -> None:
         buf.maybe_extract_at_most(match.end())
 
 
-# the proxy domains of this process's proxies (``install_head_limits``): a head too large names
-# its host, and the 431 page expires foreign cookies only for the proxy domain it is under
-_PROXY_DOMAINS: set[str] = set()
 _REQUEST_LINE = re.compile(rb"[A-Z]+ (/[^ \r\n]*) ")
 _HOST_LINE = re.compile(rb"\r?\nhost:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _COOKIE_LINE = re.compile(rb"\r?\ncookie:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
-def _too_long_page(head: bytes) -> bytes:
-    """The 431 page; it expires the foreign cookies of the proxy domain (``proxy.foreign_cookies``)
-    the head holds, which are what usually makes an agent's request heads too large: a page that
-    planted them would otherwise break every session of the agent's browser until they expire."""
+def _too_long_page(options: Any, head: bytes) -> bytes:
+    """The 431 page. A flood of cookies the proxy did not set (``proxy.foreign_cookies``) is what
+    usually makes an agent's request heads too large: the page expires those it could read, or
+    a page that planted them would break every session of the agent's browser until they expire.
+    ``options``: mitmproxy's, where ``addons.ForeignCookies`` keeps the proxy's domain and scheme
+    (none without our addons: mitmproxy alone, in the bench)."""
     from mitmproxy import http
     from mitmproxy.net.http import http1
+
+    from proxy.addons import flood_expiries
 
     status, headers, body = render("head_too_large", wants_json(_head_fields(head)))
     response = http.Response.make(431, body, headers)
     response.headers["connection"] = "close"
+    domain = getattr(options, "cobrowse_proxy_domain", "")
     line, host = _REQUEST_LINE.match(head), _HOST_LINE.search(head)
-    name = host.group(1).decode("latin-1").strip().rsplit(":", 1)[0].lower() if host else ""
-    domain = name.split(".", 1)[1] if "." in name else ""
-    if line and domain in _PROXY_DOMAINS:
+    if domain and line and host:
+        public = ProxyConfig(domain, 80, getattr(options, "cobrowse_proxy_scheme", "http"))
         cookies = [m.group(1).decode("latin-1") for m in _COOKIE_LINE.finditer(head)]
-        names = foreign_cookies.foreign_names(cookies)
-        for value in foreign_cookies.expiries(names, domain, ["/"], secure=None):
+        target = host.group(1).decode("latin-1").strip()
+        for value in flood_expiries(public, target, line.group(1).decode("latin-1"), cookies):
             response.headers.add("set-cookie", value)
     return bytes(http1.assemble_response(response))
 
@@ -196,7 +181,8 @@ def _server_read_headers(self: Any, event: Any) -> Generator[Any, Any, None]:
     if isinstance(event, events.DataReceived):
         _drop_blank_lines(self.buf)
         if _head_too_long(self.buf, MAX_REQUEST_HEAD):
-            yield commands.SendData(self.conn, _too_long_page(bytes(_data(self.buf)[:MAX_REQUEST_HEAD])))
+            head = bytes(_data(self.buf)[:MAX_REQUEST_HEAD])
+            yield commands.SendData(self.conn, _too_long_page(self.context.options, head))
             yield commands.CloseConnection(self.conn)
             self.state = self.done
             return
@@ -246,11 +232,10 @@ class _NoPriorKnowledgeWarning(logging.Filter):
         return "HTTP/2 connections with prior knowledge" not in record.getMessage()
 
 
-def install_head_limits(proxy_domain: str) -> None:
+def install_head_limits() -> None:
     """Request heads over ``MAX_REQUEST_HEAD`` get a 431 page and the connection closes; an
     upstream response head over ``MAX_RESPONSE_HEAD`` closes the upstream connection and the
     browser gets the 502 page. The upstream's interim 1xx answers are dropped."""
-    _PROXY_DOMAINS.add(proxy_domain)
     _http1.Http1Server.read_headers = _server_read_headers  # type: ignore[method-assign]
     _http1.Http1Server._handle_event = _server_handle_event  # type: ignore[method-assign]
     _http1.Http1Client.read_headers = _client_read_headers  # type: ignore[method-assign]
@@ -311,7 +296,7 @@ class ProxyServer:
     async def start(self) -> None:
         check_mitmproxy_version()
         install_error_pages()
-        install_head_limits(self.ctx.public.domain)
+        install_head_limits()
         websocket_close.install()
         if self.settings.insecure_upstream:
             logger.warning("upstream TLS certificates are NOT verified (--insecure-upstream): dev only")
@@ -350,6 +335,8 @@ class ProxyServer:
                 cobrowse_max_rewrite_bytes=self.settings.max_rewrite_bytes,
                 cobrowse_max_decompressed_bytes=self.settings.max_decompressed_bytes,
                 cobrowse_upstream_timeout=self.settings.upstream_timeout_s,
+                cobrowse_proxy_domain=self.ctx.public.domain,
+                cobrowse_proxy_scheme=self.ctx.public.scheme,
             )
         opts.update(**updates)
         self.master = master

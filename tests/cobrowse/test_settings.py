@@ -116,13 +116,22 @@ def test_a_bad_admin_token_file_is_a_clear_error(tmp_path: Path, content: bytes 
 
 
 def test_the_admin_token_is_given_one_way(tmp_path: Path) -> None:
+    """A flag beats the environment, for the token as for every setting; two ways from the same
+    place are an error."""
     path = tmp_path / "token"
     path.write_text("from-file")
+    env_token, env_file = {"COBROWSE_ADMIN_TOKEN": "from-env"}, {"COBROWSE_ADMIN_TOKEN_FILE": str(path)}
+    assert Settings.resolve({"admin_token_file": str(path)}, env_token).admin_token == "from-file"
+    assert Settings.resolve({"admin_token": "from-flag"}, env_file).admin_token == "from-flag"
     with pytest.raises(SettingsError, match="one way"):
-        Settings.resolve({"admin_token_file": str(path)}, {"COBROWSE_ADMIN_TOKEN": "from-env"})
+        Settings.resolve({}, {**env_token, **env_file})
+    with pytest.raises(SettingsError, match="one way"):
+        Settings.resolve({"admin_token": "from-flag", "admin_token_file": str(path)}, {})
 
 
-def test_a_secret_flag_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_secret_flag_is_warned_about(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--admin-token`` shows in ``ps`` to every user of the machine: a warning names the
     alternatives; the environment and the file give none."""
     (warning,) = command_line_secret_warnings({"admin_token": "s3cret"})
@@ -131,6 +140,7 @@ def test_a_secret_flag_is_warned_about(capsys: pytest.CaptureFixture[str]) -> No
     assert "s3cret" not in warning
     assert command_line_secret_warnings({"admin_token": None, "admin_token_file": "/run/secrets/t"}) == []
     # and `cobrowse serve` prints it (here it then stops: no Redis for the proxy role)
+    monkeypatch.delenv("COBROWSE_REDIS_URL", raising=False)
     assert main(["serve", "--role", "proxy", "--admin-token", "s3cret"]) == 2
     err = capsys.readouterr().err
     assert "warning: --admin-token shows in the process list" in err and "s3cret" not in err

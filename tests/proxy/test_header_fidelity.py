@@ -88,8 +88,18 @@ def up(redis_url: str, namespace: str) -> Iterator[tuple[Harness, RecordingUpstr
         _send(conn, f'HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Encoding: gzip\nETag: "p2"\n'
                     f"Content-Length: {len(zipped)}\n", zipped)
 
+    def unchanged(conn: socket.socket) -> None:  # a revalidated page
+        _send(conn, 'HTTP/1.1 304 Not Modified\nContent-Type: text/html\nETag: "p2"\n')
+
+    data = b'{"items": [' + b",".join(b'"item"' for _ in range(400)) + b"]}"
+
+    def big_json(conn: socket.socket) -> None:  # streams untouched
+        _send(conn, f"HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: {len(data)}\n", data)
+
     upstream.scripts["/tagged"] = tagged
     upstream.scripts["/big-gzipped"] = big_gzipped
+    upstream.scripts["/unchanged"] = unchanged
+    upstream.scripts["/big-json"] = big_json
     upstream.scripts.update({"/ok": ok, "/login": login, "/logout": logout, "/odd-coding": odd_coding,
                              "/partial": partial, "/head": head, "/download": download, "/latin": latin,
                              "/sheet": sheet, "/head-plain": head_plain, "/head-untyped": head_untyped})
@@ -346,8 +356,26 @@ def test_rewritten_bodies_go_in_a_coding_the_browser_accepts(
     if coding:
         assert len(raw) * 5 < len(body)
     assert "accept-encoding" in [v.strip().lower() for v in headers["vary"].split(",")]
-    # another coding, another representation: the validator is a weak one then
-    assert headers["etag"] == ('W/"p2.cbr-document"' if coding else '"p2.cbr-document"')
+    assert headers["etag"] == '"p2.cbr-document"'  # whatever the coding (see the next test)
+
+
+def test_a_compressed_copys_validator_still_names_the_upstreams(
+    up: tuple[Harness, RecordingUpstream, OpenSession],
+) -> None:
+    """The tag of a compressed copy is the copy's as ever: a script that read the page writes
+    with ``If-Match`` and the upstream gets its own strong tag back (made weak, it never matches:
+    412). A 304 or a HEAD for a page says ``Vary: Accept-Encoding`` as its 200 would."""
+    harness, upstream, s = up
+    fetch = {"sec-fetch-dest": "empty", "sec-fetch-mode": "cors", "accept-encoding": "zstd"}
+    headers, _ = _raw(harness, s, upstream, "/big-gzipped", fetch)
+    assert headers["content-encoding"] == "zstd" and headers["etag"] == '"p2.cbr-empty"'
+    _get(harness, s, upstream, "/ok", headers={**fetch, "if-match": headers["etag"]})
+    assert ("if-match", '"p2"') in upstream.fields()
+    r = _get(harness, s, upstream, "/unchanged", headers={**fetch, "if-none-match": headers["etag"]})
+    assert r.status_code == 304 and "accept-encoding" in r.headers["vary"].lower()
+    assert ("if-none-match", '"p2"') in upstream.fields()
+    r = _get(harness, s, upstream, "/head", method="HEAD", headers={"accept-encoding": "zstd"})
+    assert "content-encoding" not in r.headers and "accept-encoding" in r.headers["vary"].lower()
 
 
 def test_small_or_untouched_bodies_are_not_compressed_again(
@@ -358,6 +386,6 @@ def test_small_or_untouched_bodies_are_not_compressed_again(
     # a fetched fragment of under 1 KiB: the coding's own bytes are not worth it
     headers, raw = _raw(harness, s, upstream, "/tagged", {**accept, "sec-fetch-dest": "empty"})
     assert "content-encoding" not in headers and raw.startswith(b"<html>")
-    # not rewritten: as the upstream sent it
-    headers, raw = _raw(harness, s, upstream, "/ok", accept)
-    assert "content-encoding" not in headers and raw == b"ok"
+    # not rewritten (JSON streams untouched): as the upstream sent it, however large
+    headers, raw = _raw(harness, s, upstream, "/big-json", accept)
+    assert "content-encoding" not in headers and raw.startswith(b'{"items"') and len(raw) > 2048

@@ -200,3 +200,30 @@ def test_the_runtime_is_told_the_policys_masked_selectors(harness: Harness, site
     quote = page[start]
     config = json.loads(html.unescape(page[start + 1 : page.index(quote, start + 1)]))
     assert config["masked"] == ["#title", ".card-number"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip, deflate, br, zstd", "zstd"),
+        ("gzip;q=1, br;q=1", "br"),  # a tie: the proxy's preference
+        ("gzip;q=0.9, br;q=0.5", "gzip"),  # the browser's weights first
+        ("GZIP", "gzip"),
+        ("br;q=nan, gzip", "gzip"),
+        ("br;q=bad, gzip;q=0.1", "gzip"),
+        ("*", "zstd"),
+        ("*;q=0.5, gzip;q=0.8", "gzip"),
+        ("zstd;q=0, *", "br"),
+        ("identity;q=1, *;q=0", None),  # what Chromium sends for media
+        ("deflate", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_coding_of_a_rewritten_body(accept: str | None, coding: str | None) -> None:
+    assert compression.choose_coding(accept) == coding
+
+
+@pytest.mark.parametrize("coding", compression.ENCODE_PREFERENCE)
+def test_encoded_bodies_decode_to_what_they_were(coding: str) -> None:
+    assert compression.decode(compression.encode(BODY, coding), coding, len(BODY)) == BODY
