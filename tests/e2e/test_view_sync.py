@@ -274,6 +274,12 @@ def test_a_ticket_made_before_the_api_stored_the_visitors_new_page_still_ends_on
     agent.context.route(re.compile(r"/proxy-ticket$"), stale_ticket)
     try:
         vb = agent.request()
+        # what the view did, for the failure message (a run under load once asked 6 tickets)
+        seen: list[str] = []
+        vb.on("framenavigated", lambda f: seen.append(f"nav {f.url[-60:]}") if f != vb.main_frame else None)
+        vb.on("console", lambda m: seen.append(f"console {m.text[:120]}"))
+        api = "/api/v1/"
+        agent.context.on("request", lambda r: seen.append(f"req {r.url[-70:]}") if api in r.url else None)
         wait_until(lambda: len(held) == 1, "the view's first entry", 15, page=vb)
         visitor.page.click("header >> text=Search")
         wait_until(lambda: len(held) == 2, "the view's second entry (its ticket made stale)", 15, page=vb)
@@ -282,7 +288,7 @@ def test_a_ticket_made_before_the_api_stored_the_visitors_new_page_still_ends_on
             with contextlib.suppress(Exception):  # the first entry was given up by the frame
                 route.continue_()
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
-        assert len(tickets) == 2, tickets  # the view went on with the proxy URL it had learnt by then
+        assert len(tickets) == 2, seen  # the view went on with the proxy URL it had learnt by then
     finally:
         agent.context.close()
         visitor.context.close()
