@@ -26,6 +26,8 @@ from rewriter.urls import SESSION_ID_RE
 
 FLOOD_BYTES = 16 * 1024  # foreign cookie bytes in one request from which they are expired
 MAX_NAMES = 24  # per answer: the browser sends the rest again, and the next answer expires more
+MAX_COOKIES = 400  # read per request (Chromium keeps 180 per domain): a client's 64 KiB of "a=b;"
+MAX_EXPIRY_BYTES = 32 * 1024  # of Set-Cookie values per answer (Chromium drops heads over 256 KiB)
 MAX_PATH_DEPTH = 3  # directories of the request path besides "/"
 
 _SID = SESSION_ID_RE.pattern
@@ -50,22 +52,29 @@ def is_own(name: str, value: str, own_names: frozenset[str]) -> bool:
 def flood_names(cookie_headers: list[str], own_names: frozenset[str]) -> list[str]:
     """The names of the request's cookies (``cookie_headers``: its Cookie header values) that are
     not the proxy's, when together they weigh ``FLOOD_BYTES`` or more; else none. Each once, at
-    most ``MAX_NAMES``, ``__Host-`` ones last (they cannot be the whole domain's, and could
-    otherwise take every place while the domain's flood stays)."""
-    found: dict[str, None] = {}
-    weight = 0
+    most ``MAX_NAMES``, the heaviest first (a flood is large cookies; a few small ones of a parent
+    domain, which no expiry removes, must not take its places), ``__Host-`` ones last (they
+    cannot be the whole domain's). Cheap when there is no flood (most requests): the headers'
+    length decides first, and at most ``MAX_COOKIES`` cookies are read."""
+    if sum(len(h) for h in cookie_headers) < FLOOD_BYTES:
+        return []
+    found: dict[str, int] = {}
+    weight = seen = 0
     for header in cookie_headers:
         for part in header.split(";"):
+            seen += 1
+            if seen > MAX_COOKIES:
+                break
             name, eq, value = part.partition("=")
             name, value = name.strip(), value.strip()
             if not eq or not _NAME.fullmatch(name) or is_own(name, value, own_names):
                 continue  # a cookie without a name: no Set-Cookie can name it
             weight += len(name) + len(value)
-            found[name] = None
+            found[name] = max(found.get(name, 0), len(name) + len(value))
     if weight < FLOOD_BYTES:
         return []
-    host_only = [n for n in found if n.startswith("__Host-")]
-    return ([n for n in found if not n.startswith("__Host-")] + host_only)[:MAX_NAMES]
+    order = sorted(found, key=lambda n: (n.startswith("__Host-"), -found[n]))
+    return order[:MAX_NAMES]
 
 
 def own_script_names(sid: str, names: tuple[str, str]) -> frozenset[str]:
@@ -96,16 +105,25 @@ def cookie_paths(path: str) -> list[str]:
 
 
 def expiries(names: list[str], domain: str, paths: list[str], *, secure: bool) -> list[str]:
-    """``Set-Cookie`` values that expire each of ``names`` for ``domain`` on each of ``paths``.
-    ``secure``: the proxy's origins are secure contexts (https, ``localhost`` names), where a
-    page can set ``Secure`` and ``Partitioned`` cookies, and ``__Host-`` ones (host-only, ``/``):
-    each of those needs an expiry of its own kind. Elsewhere a browser refuses them all."""
+    """``Set-Cookie`` values that expire each of ``names`` for ``domain`` on each of ``paths``,
+    ``/`` first, at most ``MAX_EXPIRY_BYTES`` of them (long names on a deep path would make an
+    answer the browser drops, and the flood would stay). ``secure``: the proxy's origins are
+    secure contexts (https, ``localhost`` names), where a page can set ``Secure`` and
+    ``Partitioned`` cookies, and ``__Host-`` ones (host-only, ``/``): each of those needs an
+    expiry of its own kind. Elsewhere a browser refuses them all."""
     out: list[str] = []
+    size = 0
     forms = ["; Secure", "; Secure; Partitioned"] if secure else [""]
-    for name in names:
-        if name.startswith("__Host-"):
-            if secure:
-                out += [f"{name}=; Max-Age=0; Path=/{form}" for form in forms]
-            continue
-        out += [f"{name}=; Max-Age=0; Domain={domain}; Path={path}{form}" for path in paths for form in forms]
+    for path in paths:
+        for name in names:
+            if name.startswith("__Host-"):
+                if not secure or path != "/":
+                    continue
+                values = [f"{name}=; Max-Age=0; Path=/{form}" for form in forms]
+            else:
+                values = [f"{name}=; Max-Age=0; Domain={domain}; Path={path}{form}" for form in forms]
+            size += sum(len(v) for v in values)
+            if size > MAX_EXPIRY_BYTES:
+                return out
+            out += values
     return out

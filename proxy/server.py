@@ -160,9 +160,13 @@ def _too_long_page(options: Any, head: bytes) -> bytes:
     line, host = _REQUEST_LINE.match(head), _HOST_LINE.search(head)
     if domain and line and host:
         public = ProxyConfig(domain, 80, getattr(options, "cobrowse_proxy_scheme", "http"))
-        cookies = [m.group(1).decode("latin-1") for m in _COOKIE_LINE.finditer(head)]
-        target = host.group(1).decode("latin-1").strip()
-        for value in flood_expiries(public, target, line.group(1).decode("latin-1"), cookies):
+        # decoded as mitmproxy decodes header values (and encodes them back): an expiry names a
+        # non-ASCII cookie with the bytes it came with
+        def text(raw: bytes) -> str:
+            return raw.decode("utf-8", "surrogateescape")
+
+        cookies = [text(m.group(1)) for m in _COOKIE_LINE.finditer(head)]
+        for value in flood_expiries(public, text(host.group(1)).strip(), text(line.group(1)), cookies):
             response.headers.add("set-cookie", value)
     return bytes(http1.assemble_response(response))
 

@@ -537,7 +537,9 @@
     Array.prototype.forEach.call(document.querySelectorAll(TOOLS), function (b) { b.disabled = on; });
     $("end").textContent = on ? "Withdraw request" : "End session";
   }
+  var waiting = false; // the API said pending: the visitor has not answered yet
   function waitForAnswer() {
+    waiting = true;
     setWaiting(true);
     status(away ? AWAY : "Waiting for the visitor to accept...");
     document.title = "cobrowse - waiting for the visitor";
@@ -547,6 +549,7 @@
   function begin() {
     if (beginning || ended) return;
     beginning = true;
+    waiting = false;
     status(away ? AWAY : "");
     api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
@@ -660,7 +663,9 @@
     } catch (e) { return false; } // another page now, of another origin
   }
   window.addEventListener("pagehide", function () {
-    if (!sid || started || beginning || ended || !token() || consoleWatches()) return;
+    // only a request the API said was waiting (a window reopened on a live session, whose state
+    // is still being asked for, must not end it)
+    if (!sid || !waiting || started || beginning || ended || !token() || consoleWatches()) return;
     try {
       fetch(API + "/sessions/" + encodeURIComponent(sid) + "/end", {
         method: "POST", keepalive: true, body: "{}",
@@ -668,6 +673,10 @@
       }).catch(function () { /* gone with the page */ });
     } catch (e) { /* keepalive refused: nothing more to do as the page goes */ }
   });
+
+  // Back from the page cache (a browser may keep a window it could restore): what it shows may
+  // be over, or withdrawn as it went: ask again.
+  window.addEventListener("pageshow", function (ev) { if (ev.persisted && sid && !ended) checkSession(); });
 
   fit();
   if (!sid && !request) { status("No session given."); return; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -225,6 +226,41 @@ def test_a_waiting_window_no_console_watches_withdraws_its_request_as_it_closes(
         expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
         ended = _session(stack, sid)
         assert (ended["state"], ended.get("end_reason") or ended.get("reason")) == ("expired", "agent_ended")
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_window_reopened_on_a_live_session_does_not_end_it_as_it_closes(
+    browser: Any, stack: Stack
+) -> None:
+    """A window opened on an accepted session (the console's live button, a reload), closed
+    while it still asks the API how the session stands: it never said it waited for an answer,
+    so it withdraws nothing (``POST /end`` would end the live session)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        sid = win.url.split("#session=", 1)[1]
+        visitor.accept()
+        wait_until(lambda: _session(stack, sid)["state"] == "active", "the session is active", 15)
+        url = win.url
+        win.close()
+        agent.page.close()  # no console watches
+        asked: list[Route] = []
+        agent.context.route(re.compile(rf"/api/v1/sessions/{sid}$"), lambda route: asked.append(route))
+        again = agent.context.new_page()
+        # the token the console's window.open would have copied into the window's session storage
+        token = json.dumps(stack.agent_token)
+        again.add_init_script(f"sessionStorage.setItem('cobrowse.agentToken', {token})")
+        again.goto(url)
+        wait_until(lambda: asked, "the window's GET /sessions/SID", 15, page=again)
+        again.close(run_before_unload=True)
+        again.wait_for_event("close", timeout=TIMEOUT_MS)
+        for route in asked:
+            route.abort()
+        assert _session(stack, sid)["state"] == "active"
     finally:
         agent.context.close()
         visitor.context.close()
