@@ -427,6 +427,7 @@
     ended = true;
     stopAsking();
     document.body.classList.remove("active");
+    document.body.classList.remove("waiting");
     $("ended-title").textContent = title;
     $("ended-reason").textContent = text;
     $("ended").hidden = false;
@@ -540,6 +541,7 @@
   var waiting = false; // the API said pending: the visitor has not answered yet
   function waitForAnswer() {
     waiting = true;
+    document.body.classList.add("waiting");
     setWaiting(true);
     status(away ? AWAY : "Waiting for the visitor to accept...");
     document.title = "cobrowse - waiting for the visitor";
@@ -550,6 +552,7 @@
     if (beginning || ended) return;
     beginning = true;
     waiting = false;
+    document.body.classList.remove("waiting");
     status(away ? AWAY : "");
     api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];

@@ -216,6 +216,8 @@ def test_a_waiting_window_no_console_watches_withdraws_its_request_as_it_closes(
         expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
         expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
         sid = win.url.split("#session=", 1)[1]
+        # the window withdraws a request only once the API has told it that it waits
+        expect(win.locator("body")).to_have_class(re.compile(r"\bwaiting\b"), timeout=TIMEOUT_MS)
         if console == "closed":
             agent.page.close()
         else:
