@@ -271,6 +271,10 @@ async def create(
                     if current:
                         state = await pipe.hget(keys.session(store, current), "state")
                         if state in LIVE:  # as ``visitors.availability`` says it
+                            if request_key and await pipe.get(request_key):
+                                # a racing create of this very request made it since it was read
+                                # above: the next round returns that session
+                                continue
                             reason = "request_pending" if state == "pending" else "session_live"
                             raise ApiError(409, reason, visitors.UNAVAILABLE_DETAILS[reason])
                     pipe.multi()
