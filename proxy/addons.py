@@ -600,6 +600,8 @@ def flood_expiries(public: ProxyConfig, host: str, path: str, cookie_headers: li
     """The ``Set-Cookie`` values that expire a flood of cookies the proxy did not set, for a
     request to ``host`` and ``path`` that carried ``cookie_headers`` (``proxy.foreign_cookies``);
     none for fewer of them."""
+    if not foreign_cookies.may_flood(cookie_headers):
+        return []  # most requests: nothing more to read
     label = label_of_host(host, public.domain)
     if label is None:
         return []  # not one of the proxy's origins: a cookie for its domain is not this host's

@@ -49,6 +49,11 @@ def is_own(name: str, value: str, own_names: frozenset[str]) -> bool:
     return _CREDENTIAL_NAME.fullmatch(name) is not None and _CREDENTIAL_VALUE.fullmatch(value) is not None
 
 
+def may_flood(cookie_headers: list[str]) -> bool:
+    """Whether the Cookie header values are long enough to hold a flood (a cheap first test)."""
+    return sum(len(h) for h in cookie_headers) >= FLOOD_BYTES
+
+
 def flood_names(cookie_headers: list[str], own_names: frozenset[str]) -> list[str]:
     """The names of the request's cookies (``cookie_headers``: its Cookie header values) that are
     not the proxy's, when together they weigh ``FLOOD_BYTES`` or more; else none. Each once, at
@@ -56,7 +61,7 @@ def flood_names(cookie_headers: list[str], own_names: frozenset[str]) -> list[st
     domain, which no expiry removes, must not take its places), ``__Host-`` ones last (they
     cannot be the whole domain's). Cheap when there is no flood (most requests): the headers'
     length decides first, and at most ``MAX_COOKIES`` cookies are read."""
-    if sum(len(h) for h in cookie_headers) < FLOOD_BYTES:
+    if not may_flood(cookie_headers):
         return []
     found: dict[str, int] = {}
     weight = seen = 0

@@ -538,9 +538,8 @@
     Array.prototype.forEach.call(document.querySelectorAll(TOOLS), function (b) { b.disabled = on; });
     $("end").textContent = on ? "Withdraw request" : "End session";
   }
-  var waiting = false; // the API said pending: the visitor has not answered yet
+  // body class "waiting": the API said pending (the visitor has not answered yet)
   function waitForAnswer() {
-    waiting = true;
     document.body.classList.add("waiting");
     setWaiting(true);
     status(away ? AWAY : "Waiting for the visitor to accept...");
@@ -551,7 +550,6 @@
   function begin() {
     if (beginning || ended) return;
     beginning = true;
-    waiting = false;
     document.body.classList.remove("waiting");
     status(away ? AWAY : "");
     api("GET", "/visitors").then(function (data) {
@@ -668,6 +666,7 @@
   window.addEventListener("pagehide", function () {
     // only a request the API said was waiting (a window reopened on a live session, whose state
     // is still being asked for, must not end it)
+    var waiting = document.body.classList.contains("waiting");
     if (!sid || !waiting || started || beginning || ended || !token() || consoleWatches()) return;
     try {
       fetch(API + "/sessions/" + encodeURIComponent(sid) + "/end", {

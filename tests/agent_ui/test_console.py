@@ -202,29 +202,31 @@ def _session(stack: Stack, sid: str) -> dict[str, Any]:
         return dict(c.get(f"/sessions/{sid}").json())
 
 
-# "closed" (the console page closed first) passed locally but failed once in CI (the window
-# did not withdraw): left out until understood (issue 4 note, 2026-12-01)
-@pytest.mark.parametrize("console", ["signed out"])
+def _asked(agent: Agent, visitor: Any) -> tuple[Page, str]:
+    """Press co-browse and wait until the visitor is asked and the window has its session:
+    (the window, the session id)."""
+    win = agent.request()
+    expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+    expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+    return win, win.url.split("#session=", 1)[1]
+
+
 def test_a_waiting_window_no_console_watches_withdraws_its_request_as_it_closes(
-    browser: Any, stack: Stack, console: str
+    browser: Any, stack: Stack
 ) -> None:
-    """The console withdraws the request of a waiting window it sees closed; one closed or signed
-    out meanwhile will not, so the window withdraws it itself as it goes: the visitor was still
-    asked and, on accepting, shared their page with nobody watching."""
+    """The console withdraws the request of a waiting window it sees closed; one signed out
+    meanwhile will not, so the window withdraws it itself as it goes: the visitor was still asked
+    and, on accepting, shared their page with nobody watching. (With the console page closed
+    instead, this passed locally but failed once in CI: the window did not withdraw. Left out
+    until understood; issue 4 note, 2026-12-01.)"""
     visitor = open_visitor(browser, stack)
     agent = open_console(browser, stack)
     try:
-        win = agent.request()
-        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
-        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
-        sid = win.url.split("#session=", 1)[1]
+        win, sid = _asked(agent, visitor)
         # the window withdraws a request only once the API has told it that it waits
         expect(win.locator("body")).to_have_class(re.compile(r"\bwaiting\b"), timeout=TIMEOUT_MS)
-        if console == "closed":
-            agent.page.close()
-        else:
-            agent.page.click("#signout")
-            expect(agent.page.locator("#signin")).to_be_visible()
+        agent.page.click("#signout")
+        expect(agent.page.locator("#signin")).to_be_visible()
         assert _session(stack, sid)["state"] == "pending"
         win.close(run_before_unload=True)  # as a person closes it: the page's pagehide runs
         expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
@@ -244,9 +246,7 @@ def test_a_window_reopened_on_a_live_session_does_not_end_it_as_it_closes(
     visitor = open_visitor(browser, stack)
     agent = open_console(browser, stack)
     try:
-        win = agent.request()
-        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
-        sid = win.url.split("#session=", 1)[1]
+        win, sid = _asked(agent, visitor)
         visitor.accept()
         wait_until(lambda: _session(stack, sid)["state"] == "active", "the session is active", 15)
         url = win.url
@@ -276,10 +276,7 @@ def test_a_waiting_window_reloaded_keeps_its_request(browser: Any, stack: Stack)
     visitor = open_visitor(browser, stack)
     agent = open_console(browser, stack)
     try:
-        win = agent.request()
-        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
-        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
-        sid = win.url.split("#session=", 1)[1]
+        win, sid = _asked(agent, visitor)
         ends: list[str] = []
         win.on("request", lambda r: ends.append(r.url) if r.url.endswith("/end") else None)
         win.reload()
