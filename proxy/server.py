@@ -368,7 +368,8 @@ class ProxyServer:
         assert self.master is not None
         ps = self.master.addons.get("proxyserver")
         await ps.servers.update([])
-        for handler in list(ps.connections.values()):
+        handlers = list(ps.connections.values())
+        for handler in handlers:
             try:
                 handler.close_connection(handler.client)
             except (KeyError, AssertionError, OSError):
@@ -376,6 +377,14 @@ class ProxyServer:
         deadline = asyncio.get_running_loop().time() + 5
         while ps.connections and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
+        # mitmproxy leaves a closed connection's addon hooks running (a request being checked, a
+        # page being rewritten); stopped means none of them goes on to use the store or a worker.
+        hooks = [task for handler in handlers for task in getattr(handler, "hook_tasks", ())
+                 if not task.done()]
+        for task in hooks:
+            task.cancel()
+        if hooks:
+            await asyncio.wait(hooks, timeout=5)
 
     async def stop(self) -> None:
         if self.master is not None and self._task is not None:

@@ -76,8 +76,10 @@ class Harness:
 
     def close(self) -> None:
         self.call(self.proxy.stop())
-        self.call(self.store.close())
+        # Whatever is left may still use the store: stop it before closing the store, or it opens
+        # a new Redis connection that nobody closes (a ResourceWarning in a later test).
         self.call(self._cancel_leftovers())
+        self.call(self.store.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

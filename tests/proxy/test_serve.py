@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -18,7 +20,7 @@ from control_api import accounts, agents, proxy_access, sessions, visitors
 from control_api.store import Store
 from rewriter.urls import Origin, encode_label
 from tests.conftest import free_port
-from tests.proxy.conftest import DOMAIN, Sites
+from tests.proxy.conftest import DOMAIN, Harness, Sites
 from tests.serve_process import ServeProcess, children_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +152,38 @@ def test_session_end_reaches_every_proxy_process(redis_url: str, namespace: str,
     finally:
         serve.stop()
         in_process.close()
+
+
+def test_stopping_the_proxy_stops_the_hooks_of_the_connections_it_closes(
+    harness: Harness, sites: Sites
+) -> None:
+    """mitmproxy leaves a closed connection's hooks running; a stopped proxy must not, or a check
+    still under way goes on to use the store (and opens connections nobody closes)."""
+
+    class Stuck:
+        def __init__(self) -> None:
+            self.started, self.cancelled = threading.Event(), threading.Event()
+
+        async def request(self, flow: object) -> None:
+            self.started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+
+    stuck = Stuck()
+
+    async def add() -> None:
+        assert harness.proxy.master is not None
+        harness.proxy.master.addons.add(stuck)
+
+    harness.call(add())
+    s = harness.open_session((sites.shop.origin,))
+    head = (f"GET /about HTTP/1.1\r\nHost: {harness.host(s, sites.shop.origin)}\r\n"
+            f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        assert stuck.started.wait(10), "the request never reached the hook"
+        harness.call(harness.proxy.stop())
+    assert stuck.cancelled.is_set(), "the hook of a closed connection kept running after stop()"
