@@ -1,8 +1,10 @@
 """The bundled sample shop of ``cobrowse demo``: a few server-rendered pages on its own origin.
 
 It exercises what co-browsing must survive: images, a fetch() search, a cart kept in a cookie,
-a login form (password input, always masked), a checkout with a masked card field, and a page
-that routes with ``history.pushState``. Every page embeds the visitor banner script.
+a login form (password input, always masked), an account page that needs the HttpOnly session
+cookie (never handed to the agent, so the agent's view of it is redirected to the login page),
+a checkout with a masked card field, and a page that routes with ``history.pushState``. Every
+page embeds the visitor banner script.
 """
 
 from __future__ import annotations
@@ -98,6 +100,13 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(body).items()}
 
 
+def _local_path(target: str) -> str:
+    """``target`` when it is a path of this shop, else ``/`` (no open redirect after sign-in)."""
+    if not target.startswith("/") or target.startswith("//") or any(c in target for c in "\\\t\r\n"):
+        return "/"
+    return target
+
+
 def _cart(request: Request) -> list[str]:
     raw = unquote(request.cookies.get("cart", ""))
     return [item for item in raw.split(",") if item in BY_ID]
@@ -105,7 +114,9 @@ def _cart(request: Request) -> list[str]:
 
 def _page(config: ShopConfig, request: Request, title: str, body: str, scripts: tuple[str, ...] = ()) -> str:
     user = unquote(request.cookies.get("shop_user", ""))
-    account = f"Hi, {html.escape(user)}" if user else '<a href="/login">Sign in</a>'
+    account = f'<a href="/account" id="account-link">Hi, {html.escape(user)}</a>' if user else (
+        '<a href="/login">Sign in</a>'
+    )
     banner = ""
     if config.banner_src:
         banner = (
@@ -227,8 +238,10 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         return response
 
     async def login_page(request: Request) -> Response:
+        back = _local_path(request.query_params.get("next", ""))
         body = (
             '<h1>Sign in</h1><form method="post" action="/login" id="login-form">'
+            f'<input type="hidden" name="next" value="{html.escape(back)}">'
             '<label for="email">Email</label>'
             '<input type="email" id="email" name="email" autocomplete="username">'
             '<label for="password">Password</label>'
@@ -240,10 +253,22 @@ def create_shop_app(config: ShopConfig) -> Starlette:
     async def login(request: Request) -> Response:
         form = await _form(request)
         email = str(form.get("email", "")).strip() or "guest"
-        response = RedirectResponse("/", status_code=303)
+        response = RedirectResponse(_local_path(form.get("next", "")), status_code=303)
         response.set_cookie("shop_user", quote(email), path="/", samesite="lax")
         response.set_cookie("shop_session", "s-" + quote(email), path="/", httponly=True, samesite="lax")
         return response
+
+    async def account(request: Request) -> Response:
+        # The session cookie is HttpOnly: a co-browsing agent never gets it, so this page sends
+        # the agent's view to the login page while the visitor sees their account.
+        if not request.cookies.get("shop_session"):
+            return RedirectResponse("/login?next=/account", status_code=303)
+        user = unquote(request.cookies.get("shop_user", "")) or "guest"
+        body = (
+            f'<h1>Your account</h1><p id="signed-in">Signed in as {html.escape(user)}.</p>'
+            f"<p>Items in your cart: {len(_cart(request))}.</p>"
+        )
+        return _html(config, request, "Your account", body)
 
     async def checkout(request: Request) -> Response:
         body = (
@@ -289,6 +314,7 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         Route("/cart/clear", cart_clear, methods=["POST"]),
         Route("/login", login_page),
         Route("/login", login, methods=["POST"]),
+        Route("/account", account),
         Route("/checkout", checkout),
         Route("/help", help_page),
         Route("/tour", tour),

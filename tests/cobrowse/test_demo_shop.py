@@ -15,7 +15,7 @@ def client(config: ShopConfig | None = None) -> httpx.AsyncClient:
 async def test_every_page_embeds_the_banner_with_the_site_key() -> None:
     c = client(ShopConfig(banner_src="http://cobrowse.localhost:9000/banner.js", site_key="pk_abc"))
     paths = (
-        "/", "/search", "/cart", "/login", "/checkout", "/help", "/tour", "/tour/2",
+        "/", "/search", "/cart", "/login", "/login?next=/account", "/checkout", "/help", "/tour", "/tour/2",
         f"/product/{PRODUCTS[0].id}",
     )
     tag = '<script src="http://cobrowse.localhost:9000/banner.js" data-site-key="pk_abc" async>'
@@ -72,3 +72,20 @@ async def test_checkout_has_the_masked_card_field_and_login_a_password() -> None
     c = client()
     assert 'class="card-number"' in (await c.get("/checkout")).text
     assert 'type="password"' in (await c.get("/login")).text
+
+
+async def test_the_account_page_needs_the_httponly_session_and_sign_in_comes_back_to_it() -> None:
+    c = client()
+    away = await c.get("/account")
+    assert (away.status_code, away.headers["location"]) == (303, "/login?next=/account")
+    form = (await c.get("/login?next=/account")).text
+    assert '<input type="hidden" name="next" value="/account">' in form
+    answer = await c.post("/login", data={"email": "ana@example.com", "password": "pw", "next": "/account"})
+    assert (answer.status_code, answer.headers["location"]) == (303, "/account")
+    page = await c.get("/account")
+    assert page.status_code == 200 and "Signed in as ana@example.com." in page.text
+    assert '<a href="/account" id="account-link">Hi, ana@example.com</a>' in page.text
+    # only a path of the shop: never another site
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example/", "/\t/evil.example/", ""):
+        answer = await client().post("/login", data={"email": "a@b.c", "next": target})
+        assert answer.headers["location"] == "/", target

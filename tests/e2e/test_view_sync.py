@@ -292,3 +292,31 @@ def test_a_ticket_made_before_the_api_stored_the_visitors_new_page_still_ends_on
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_a_page_that_sends_the_agent_elsewhere_is_loaded_once_and_the_view_says_so(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The shop's account page needs its HttpOnly session cookie, which the agent never gets, so
+    the agent's view of it is redirected to the sign-in page. The view says where it is and stays:
+    it must not load the visitor's page again and again (each load lands on the sign-in page
+    again), only when the visitor moves on."""
+    with _following(browser, make_stack, "/login", "Sign in") as (stack, visitor, vb):
+        loads: list[str] = []
+        vb.context.on("request", lambda r: loads.append(r.url) if (
+            r.resource_type == "document" and urlsplit(r.url).path == "/account") else None)
+        view = vb.frame_locator("#view")
+        visitor.page.fill("#email", "ana@example.com")
+        visitor.page.fill("#password", "secret")
+        visitor.page.click("#login-form button[type=submit]")
+        expect(view.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.page.click("#account-link")
+        expect(visitor.page.locator("h1")).to_have_text("Your account")
+        expect(view.locator("h1")).to_have_text("Sign in", timeout=TIMEOUT_MS)
+        note = (f"Your view shows {stack.shop.origin}/login?next=/account "
+                f"(the visitor is on {stack.shop.origin}/account).")
+        expect(vb.locator("#vb-status")).to_have_text(note, timeout=TIMEOUT_MS)
+        visitor.page.click("header >> text=Help")
+        expect(view.locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-status")).to_be_hidden()
+        assert len(loads) == 1, loads
