@@ -3,9 +3,12 @@ credential, gets a 403 page and nothing is fetched upstream."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import httpx
 import lxml.html
@@ -14,6 +17,7 @@ import pytest
 from control_api import keys, proxy_access
 from proxy import session_gate
 from rewriter.urls import Origin, encode_label
+from tests.conftest import _wait_for_redis, free_port, wait_until
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites, make_settings
 
 
@@ -293,7 +297,11 @@ def test_label_of_an_origin_outside_the_scope_is_refused(harness: Harness, sites
 
 
 @pytest.mark.parametrize(
-    "target", ["//evil.example/", "/\\evil.example/", "http://evil.example/", "/x\r\nSet-Cookie: a=b"]
+    "target",
+    ["//evil.example/", "/\\evil.example/", "http://evil.example/", "/x\r\nSet-Cookie: a=b",
+     # not a web URL at all: nothing the view could be sent to
+     "javascript:alert(1)", "data:text/html,<h1>x</h1>", "mailto:a@example.com", "http://[x/",
+     "ftp://127.0.0.1/"],
 )
 def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites, target: str) -> None:
     s = harness.open_session((sites.shop.origin,))
@@ -301,6 +309,12 @@ def test_enter_never_redirects_out_of_the_session(harness: Harness, sites: Sites
     status, location, cookie = _enter(harness, s, ticket, target)
     assert status in (400, 403) and location == "" and cookie == ""
     assert _enter(harness, s, ticket, "/")[0] == 303  # the refused target did not use the ticket up
+
+
+def test_enter_without_a_target_goes_to_the_start_page(harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    status, location, cookie = _enter(harness, s, harness.ticket(s), "")
+    assert (status, location) == (303, "/") and cookie.startswith(f"__cb_{s.sid}=")
 
 
 def _cors(harness: Harness, host: str, path: str, origin: str, source: str = "127.0.0.1",
@@ -477,3 +491,49 @@ def test_a_url_the_page_echoes_back_stays_in_its_session(harness: Harness, sites
     r = echoed(theirs, redirect=1)
     assert r.status_code == 403 and "location" not in r.headers
     assert sites.shop.hits["/api/items"] == 0
+
+
+def test_a_store_outage_refuses_every_request_with_503_and_fetches_nothing(
+    sites: Sites, tmp_path: Path
+) -> None:
+    """Without Redis the proxy cannot tell an active session from an ended one: it refuses (after
+    at most its short cache of session states), never serves on a guess."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is required"
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h: Harness | None = None
+    try:
+        _wait_for_redis(port)
+        h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "outage:")
+        s = h.open_session((sites.shop.origin,))
+        credential = h.credential(s)
+        other = h.open_session((sites.shop.origin,))  # never seen by the proxy before the outage
+        other_credential = h.credential(other)
+        host = h.host(s, sites.shop.origin)
+        assert h.get(s, host, "/api/items", credential=credential).status_code == 200
+        proc.terminate()
+        proc.wait(10)
+
+        def refused() -> bool:
+            r = h.get(s, host, "/api/items", credential=credential, headers={"sec-fetch-mode": "cors"})
+            return r.status_code == 503 and r.json()["error"] == "store_unavailable"
+
+        wait_until(refused, "a request refused during the outage", 15)
+        hits = sites.shop.total
+        nav = h.get(s, host, "/", credential=credential,
+                    headers={"sec-fetch-mode": "navigate", "accept": "text/html"})
+        assert nav.status_code == 503 and "Co-browsing is temporarily unavailable." in nav.text
+        assert str(port) not in nav.text and "redis" not in nav.text.lower()  # no internal detail
+        fresh = h.get(other, h.host(other, sites.shop.origin), "/api/items", credential=other_credential,
+                      headers={"sec-fetch-mode": "cors"})
+        assert fresh.status_code == 503 and fresh.json()["error"] == "store_unavailable"
+        assert sites.shop.total == hits
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if h is not None:
+            h.close()
+
