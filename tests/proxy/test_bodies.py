@@ -306,3 +306,37 @@ def test_a_request_body_of_exactly_the_limit_passes_and_one_byte_more_gets_413(
     over = post(BOUNDARY + 1)
     assert over.status_code == 413 and "Request too large" in over.text
     assert sites.shop.hits["/echo-body"] == 1
+
+
+@pytest.mark.parametrize(
+    ("broken", "path", "upstream_text"),
+    [
+        ("on_response_headers", "/about", ">About</h1>"),  # a page to rewrite
+        ("on_response_headers", "/download", "report,1"),  # a body that would stream
+        ("on_response", "/about", ">About</h1>"),
+    ],
+)
+def test_a_bug_while_answering_gives_the_error_page_and_nothing_of_the_upstream_body(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch, broken: str, path: str,
+    upstream_text: str,
+) -> None:
+    """A response hook that fails must not let the upstream answer through as it came (unrewritten,
+    its URLs leaving the session): the agent gets the "internal" page, and the next request works."""
+    from proxy import rewriting
+
+    s, credential, host = harness.session_on(sites.shop.origin)
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the proxy")
+
+    monkeypatch.setattr(rewriting, broken, bug)
+    for mode, accept in (("navigate", "text/html"), ("cors", "*/*")):
+        r = harness.get(s, host, path, credential=credential,
+                        headers={"sec-fetch-mode": mode, "accept": accept})
+        assert r.status_code == 500, (mode, r.status_code, r.text[:200])
+        assert upstream_text not in r.text and "a bug in the proxy" not in r.text
+        if mode == "cors":
+            assert r.json()["error"] == "internal"
+    assert sites.shop.hits[path] == 2  # fetched, and refused on the way back
+    monkeypatch.undo()
+    assert upstream_text in harness.get(s, host, path, credential=credential).text
