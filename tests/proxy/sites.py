@@ -378,6 +378,16 @@ onconnect = async (event) => {{
         response.set_cookie("visible_c", "v1", path="/")
         return response
 
+    async def forget_cookies(request: Request) -> Response:
+        """A logout: the cookies of /set-cookie deleted, one by Max-Age=0, one by a past Expires;
+        a cookie for another site's domain and a malformed one, which a browser ignores."""
+        response = PlainTextResponse("bye")
+        response.headers.append("set-cookie", "server_c=; Max-Age=0; Path=/; HttpOnly")
+        response.headers.append("set-cookie", "visible_c=gone; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/")
+        response.headers.append("set-cookie", "elsewhere=1; Domain=evil.example; Path=/")
+        response.headers.append("set-cookie", "=; Path=/")
+        return response
+
     async def many_cookies(request: Request) -> Response:
         response = PlainTextResponse("ok")
         for i in range(int(request.query_params.get("n", "1"))):
@@ -567,6 +577,7 @@ onconnect = async (event) => {{
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/echo-body", echo_body, methods=["POST", "PUT"]),
         Route("/many-cookies", many_cookies),
+        Route("/forget-cookies", forget_cookies),
         Route("/redirect-in", redirect_in),
         Route("/redirect-out", redirect_out),
         Route("/login", login, methods=["GET", "POST"]),

@@ -9,7 +9,7 @@ import urllib.parse
 import httpx
 import pytest
 
-from control_api import keys
+from control_api import keys, proxy_access
 from proxy import cookie_sync
 from rewriter.cookies import MAX_PER_DOMAIN
 from rewriter.headers import confinement_policy
@@ -38,6 +38,29 @@ def test_upstream_cookies_live_in_the_jar_never_in_the_browser(harness: Harness,
     assert "server_c" not in r.headers["set-cookie"]  # HttpOnly: not even in the view
     sent = _cookies(_echo(harness, s, sites, credential).get("cookie", ""))
     assert sent == {"server_c": "s1", "visible_c": "v1"}  # and no __cb_* credential
+
+
+def test_an_upstream_logout_deletes_its_cookies_from_the_jar(harness: Harness, sites: Sites) -> None:
+    """Deleted by Max-Age=0 or a past Expires: gone from the jar, from what goes upstream and from
+    the script view; a cookie for another site's domain, and a nameless one, are never kept."""
+    s, credential, host = harness.session_on(sites.shop.origin)
+    assert harness.get(s, host, "/set-cookie", credential=credential).status_code == 200
+    assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"server_c": "s1", "visible_c": "v1"}
+    r = harness.get(s, host, "/forget-cookies", credential=credential)
+    assert r.status_code == 200 and r.text == "bye"
+    view = [c for c in r.headers.get_list("set-cookie") if c.startswith(f"__Host-cbjv_{s.sid}=")]
+    assert len(view) == 1 and "visible_c" not in urllib.parse.unquote(view[0])  # scripts see it go
+    assert "cookie" not in _echo(harness, s, sites, credential)
+    assert harness.call(proxy_access.jar_load(harness.store, s.sid)) == {}
+
+
+def test_a_script_deletes_a_cookie_through_document_cookie(harness: Harness, sites: Sites) -> None:
+    s, credential, host = harness.session_on(sites.shop.origin)
+    for writes in (["js_c=hello; path=/", "keep=1; path=/"], ["js_c=; max-age=0; path=/"]):
+        value = urllib.parse.quote(json.dumps(writes))
+        harness.get(s, host, "/echo-headers", credential=credential,
+                    headers={"cookie": f"__Host-cbjs_{s.sid}={value}"})
+    assert _cookies(_echo(harness, s, sites, credential)["cookie"]) == {"keep": "1"}
 
 
 def test_proxy_cookies_never_go_upstream(harness: Harness, sites: Sites) -> None:
