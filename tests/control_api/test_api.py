@@ -716,3 +716,18 @@ def test_visitor_registrations_are_not_limited_when_the_limit_is_zero(sync_store
             for _ in range(5)
         ]
         assert statuses == [201] * 5
+
+
+def test_an_unexpected_error_is_a_bare_500_that_reveals_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(store: Any) -> Any:
+        raise RuntimeError("secret detail: /srv/cobrowse/db.py line 12")
+
+    monkeypatch.setattr(accounts, "list_all", broken)
+    r = world.client.get("/api/v1/accounts", headers=world.admin)
+    assert r.status_code == 500 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"] == "internal_error" and "secret" not in r.text and "db.py" not in r.text
+    assert "secret detail" in caplog.text  # the operator's log has it
+    monkeypatch.undo()
+    assert world.client.get("/api/v1/accounts", headers=world.admin).status_code == 200
