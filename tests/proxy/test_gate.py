@@ -3,16 +3,19 @@ credential, gets a 403 page and nothing is fetched upstream."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import lxml.html
 import pytest
+import redis
 
 from control_api import keys, proxy_access
 from proxy import session_gate
@@ -493,47 +496,83 @@ def test_a_url_the_page_echoes_back_stays_in_its_session(harness: Harness, sites
     assert sites.shop.hits["/api/items"] == 0
 
 
-def test_a_store_outage_refuses_every_request_with_503_and_fetches_nothing(
-    sites: Sites, tmp_path: Path
-) -> None:
-    """Without Redis the proxy cannot tell an active session from an ended one: it refuses (after
-    at most its short cache of session states), never serves on a guess."""
+@contextlib.contextmanager
+def _private_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A Redis of this test alone (it is stopped, or its clients cut): (the process, its port)."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is required"
     port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    h: Harness | None = None
     try:
         _wait_for_redis(port)
-        h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "outage:")
-        s = h.open_session((sites.shop.origin,))
-        credential = h.credential(s)
-        other = h.open_session((sites.shop.origin,))  # never seen by the proxy before the outage
-        other_credential = h.credential(other)
-        host = h.host(s, sites.shop.origin)
-        assert h.get(s, host, "/api/items", credential=credential).status_code == 200
-        proc.terminate()
-        proc.wait(10)
-
-        def refused() -> bool:
-            r = h.get(s, host, "/api/items", credential=credential, headers={"sec-fetch-mode": "cors"})
-            return r.status_code == 503 and r.json()["error"] == "store_unavailable"
-
-        wait_until(refused, "a request refused during the outage", 15)
-        hits = sites.shop.total
-        nav = h.get(s, host, "/", credential=credential,
-                    headers={"sec-fetch-mode": "navigate", "accept": "text/html"})
-        assert nav.status_code == 503 and "Co-browsing is temporarily unavailable." in nav.text
-        assert str(port) not in nav.text and "redis" not in nav.text.lower()  # no internal detail
-        fresh = h.get(other, h.host(other, sites.shop.origin), "/api/items", credential=other_credential,
-                      headers={"sec-fetch-mode": "cors"})
-        assert fresh.status_code == 503 and fresh.json()["error"] == "store_unavailable"
-        assert sites.shop.total == hits
+        yield proc, port
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        if h is not None:
+
+
+def test_a_store_outage_refuses_every_request_with_503_and_fetches_nothing(
+    sites: Sites, tmp_path: Path
+) -> None:
+    """Without Redis the proxy cannot tell an active session from an ended one: it refuses (after
+    at most its short cache of session states), never serves on a guess."""
+    with _private_redis(tmp_path) as (proc, port):
+        h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "outage:")
+        try:
+            s = h.open_session((sites.shop.origin,))
+            credential = h.credential(s)
+            other = h.open_session((sites.shop.origin,))  # never seen by the proxy before the outage
+            other_credential = h.credential(other)
+            host = h.host(s, sites.shop.origin)
+            assert h.get(s, host, "/api/items", credential=credential).status_code == 200
+            proc.terminate()
+            proc.wait(10)
+
+            def refused() -> bool:
+                r = h.get(s, host, "/api/items", credential=credential, headers={"sec-fetch-mode": "cors"})
+                return r.status_code == 503 and r.json()["error"] == "store_unavailable"
+
+            wait_until(refused, "a request refused during the outage", 15)
+            hits = sites.shop.total
+            nav = h.get(s, host, "/", credential=credential,
+                        headers={"sec-fetch-mode": "navigate", "accept": "text/html"})
+            assert nav.status_code == 503 and "Co-browsing is temporarily unavailable." in nav.text
+            assert str(port) not in nav.text and "redis" not in nav.text.lower()  # no internal detail
+            fresh = h.get(other, h.host(other, sites.shop.origin), "/api/items",
+                          credential=other_credential, headers={"sec-fetch-mode": "cors"})
+            assert fresh.status_code == 503 and fresh.json()["error"] == "store_unavailable"
+            assert sites.shop.total == hits
+        finally:
             h.close()
 
+
+def test_the_proxy_hears_session_ends_again_after_its_subscription_is_cut(
+    sites: Sites, tmp_path: Path
+) -> None:
+    """A Redis restart or a failover cuts the proxy's pub/sub connection: it subscribes again, so a
+    session that ends afterwards still has its open connections closed at once."""
+    with _private_redis(tmp_path) as (_, port):
+        h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "resub:")
+        client = redis.Redis(port=port)
+        try:
+            channel = proxy_access.session_ended_channel(h.store)
+
+            def subscribers() -> int:
+                return int(client.pubsub_numsub(channel)[0][1])
+
+            wait_until(lambda: subscribers() == 1, "the proxy's subscription", 10)
+            assert client.client_kill_filter(_type="pubsub") == 1
+            wait_until(lambda: subscribers() == 1, "the proxy's subscription, again", 10)
+            s = h.open_session((sites.shop.origin,))
+            host = h.host(s, sites.shop.origin)
+            with socket.create_connection(("127.0.0.1", h.port)) as sock:
+                sock.sendall(_raw_request(h.port, host, "/api/items", f"__cb_{s.sid}={h.credential(s)}"))
+                assert _read_response(sock).startswith(b"HTTP/1.1 200")
+                h.end(s)
+                sock.settimeout(1.0)
+                assert sock.recv(1024) == b""  # closed by the proxy on hearing the end
+        finally:
+            client.close()
+            h.close()
