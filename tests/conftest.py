@@ -7,6 +7,7 @@ is a test failure, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +70,24 @@ def _redis_answers(port: int) -> bool:
 
 def _wait_for_redis(port: int, deadline_s: float = 10.0) -> None:
     wait_until(lambda: _redis_answers(port), f"redis-server on port {port} (PING)", deadline_s)
+
+
+@contextlib.contextmanager
+def private_redis(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A Redis of one test alone, for a test that stops it or cuts its clients (which on the
+    shared one would reach other tests): (the process, its port)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is required"
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_redis(port)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,9 @@ credential, gets a 403 page and nothing is fetched upstream."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import socket
-import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +16,7 @@ import redis
 from control_api import keys, proxy_access
 from proxy import session_gate
 from rewriter.urls import Origin, encode_label
-from tests.conftest import _wait_for_redis, free_port, wait_until
+from tests.conftest import private_redis, wait_until
 from tests.proxy.conftest import DOMAIN, Harness, OpenSession, Sites, make_settings
 
 
@@ -496,29 +492,12 @@ def test_a_url_the_page_echoes_back_stays_in_its_session(harness: Harness, sites
     assert sites.shop.hits["/api/items"] == 0
 
 
-@contextlib.contextmanager
-def _private_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A Redis of this test alone (it is stopped, or its clients cut): (the process, its port)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required"
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_redis(port)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
 def test_a_store_outage_refuses_every_request_with_503_and_fetches_nothing(
     sites: Sites, tmp_path: Path
 ) -> None:
     """Without Redis the proxy cannot tell an active session from an ended one: it refuses (after
     at most its short cache of session states), never serves on a guess."""
-    with _private_redis(tmp_path) as (proc, port):
+    with private_redis(tmp_path) as (proc, port):
         h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "outage:")
         try:
             s = h.open_session((sites.shop.origin,))
@@ -553,7 +532,7 @@ def test_the_proxy_hears_session_ends_again_after_its_subscription_is_cut(
 ) -> None:
     """A Redis restart or a failover cuts the proxy's pub/sub connection: it subscribes again, so a
     session that ends afterwards still has its open connections closed at once."""
-    with _private_redis(tmp_path) as (_, port):
+    with private_redis(tmp_path) as (_, port):
         h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "resub:")
         client = redis.Redis(port=port)
         try:
