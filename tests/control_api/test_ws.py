@@ -510,3 +510,43 @@ async def test_closing_a_socket_whose_client_went_first_is_not_an_error() -> Non
     api = SimpleNamespace(store=None, settings=SimpleNamespace(ws_rate_per_s=50))
     connection = Connection(api, GoneClient())  # type: ignore[arg-type]
     await connection._cleanup([], messages.CLOSE_NORMAL, "done")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/agent/ws", "/api/v1/visitor/ws"])
+def test_a_socket_that_never_authenticates_is_closed(
+    world: World, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    from control_api import ws as ws_module
+
+    monkeypatch.setattr(ws_module, "AUTH_TIMEOUT_S", 0.2)
+    with world.client.websocket_connect(path) as ws:
+        assert _closed_with(ws) == messages.CLOSE_AUTH_TIMEOUT
+
+
+async def test_a_reader_too_slow_for_its_events_is_told_to_reconnect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events for a socket wait in a bounded queue: once it is full the socket is closed with
+    1013 (reconnect and read the state afresh) rather than the API holding ever more for it, or
+    silently skipping events."""
+    from types import SimpleNamespace
+
+    from control_api import ws as ws_module
+
+    monkeypatch.setattr(ws_module, "QUEUE_SIZE", 3)
+    sent: list[str] = []
+
+    class Client:
+        async def send_text(self, text: str) -> None:
+            sent.append(text)
+
+    api = SimpleNamespace(store=None, settings=SimpleNamespace(ws_rate_per_s=50))
+    connection = ws_module.Connection(api, Client())  # type: ignore[arg-type]
+    for n in range(3):
+        connection.sink(json.dumps({"type": "scroll", "n": n}))
+    assert not connection.overflow
+    connection.sink(json.dumps({"type": "scroll", "n": 3}))  # one too many
+    assert connection.overflow
+    with pytest.raises(messages.ProtocolViolation) as closed:
+        await connection.write_loop()
+    assert closed.value.code == messages.CLOSE_TRY_AGAIN and sent == []
