@@ -388,6 +388,12 @@ onconnect = async (event) => {{
         response.headers.append("set-cookie", "=; Path=/")
         return response
 
+    async def broken_svg(request: Request) -> Response:
+        """An SVG document that is not well-formed, padded to ``kb`` KiB (a browser renders none)."""
+        pad = "<!--" + "x" * (int(request.query_params.get("kb", "1")) * 1024) + "-->"
+        body = f'<svg xmlns="http://www.w3.org/2000/svg">{pad}<a href="/about"><text>unclosed</svg'
+        return Response(body.encode(), media_type="image/svg+xml")
+
     async def many_cookies(request: Request) -> Response:
         response = PlainTextResponse("ok")
         for i in range(int(request.query_params.get("n", "1"))):
@@ -577,6 +583,7 @@ onconnect = async (event) => {{
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/echo-body", echo_body, methods=["POST", "PUT"]),
         Route("/many-cookies", many_cookies),
+        Route("/broken.svg", broken_svg),
         Route("/forget-cookies", forget_cookies),
         Route("/redirect-in", redirect_in),
         Route("/redirect-out", redirect_out),

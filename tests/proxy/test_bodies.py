@@ -340,3 +340,16 @@ def test_a_bug_while_answering_gives_the_error_page_and_nothing_of_the_upstream_
     assert sites.shop.hits[path] == 2  # fetched, and refused on the way back
     monkeypatch.undo()
     assert upstream_text in harness.get(s, host, path, credential=credential).text
+
+
+@pytest.mark.parametrize("kb", [1, 40, 200])  # rewritten in a thread, in a worker, in the large lane
+def test_a_document_the_rewriter_cannot_read_gets_the_unreadable_page_and_the_next_one_works(
+    harness: Harness, sites: Sites, kb: int
+) -> None:
+    s, credential, host = harness.session_on(sites.shop.origin)
+    r = harness.get(s, host, f"/broken.svg?kb={kb}", credential=credential,
+                    headers={"sec-fetch-mode": "navigate", "accept": "text/html,image/svg+xml"})
+    assert r.status_code == 502 and "Unreadable page" in r.text and "unclosed" not in r.text
+    for _ in range(3):  # the pool that failed it still rewrites (every worker of the lane)
+        page = harness.get(s, host, f"/big?kb={kb}", credential=credential)
+        assert page.status_code == 200 and "/__cobrowse/runtime.js" in page.text
