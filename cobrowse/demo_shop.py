@@ -276,6 +276,11 @@ def create_shop_app(config: ShopConfig) -> Starlette:
             '<label for="name">Name on the order</label><input type="text" id="name" name="name">'
             '<label for="address">Delivery address</label>'
             '<textarea id="address" name="address" rows="2"></textarea>'
+            '<fieldset id="delivery"><legend>Delivery</legend>'
+            '<label><input type="radio" name="delivery" id="standard" value="standard"> Standard</label>'
+            '<label><input type="radio" name="delivery" id="express" value="express"> Express</label>'
+            "</fieldset>"
+            '<label><input type="checkbox" id="gift" name="gift"> Gift wrap</label>'
             '<label for="card">Card number</label>'
             '<input type="text" id="card" name="card" class="card-number" autocomplete="cc-number">'
             '<p class="note">Your card number is masked: it never reaches a support agent.</p>'

@@ -346,6 +346,8 @@
         if (msg.masked) f.masked = true;
         else if (typeof msg.checked === "boolean") f.checked = msg.checked;
         else f.value = msg.value;
+        // replayed in the order last changed: of a radio group picked twice, the last pick wins
+        delete visitor.fields[msg.selector];
         visitor.fields[msg.selector] = f;
         toRuntime(Object.assign({}, f));
         break;

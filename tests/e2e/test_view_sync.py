@@ -320,3 +320,29 @@ def test_a_page_that_sends_the_agent_elsewhere_is_loaded_once_and_the_view_says_
         expect(view.locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
         expect(vb.locator("#vb-status")).to_be_hidden()
         assert len(loads) == 1, loads
+
+
+def test_the_view_follows_checkboxes_and_radio_buttons_and_keeps_them_on_reload(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """A radio button the visitor picks unticks the others of its group in the agent's copy too,
+    and a view reloaded afterwards shows the one picked last (not the last of the group picked a
+    first time)."""
+    with _following(browser, make_stack, "/checkout", "Checkout") as (_, visitor, vb):
+        view = vb.frame_locator("#view")
+        visitor.page.check("#gift")
+        expect(view.locator("#gift")).to_be_checked(timeout=TIMEOUT_MS)
+        for picked in ("#standard", "#express", "#standard"):
+            visitor.page.check(picked)
+            other = "#express" if picked == "#standard" else "#standard"
+            expect(view.locator(picked)).to_be_checked(timeout=TIMEOUT_MS)
+            expect(view.locator(other)).not_to_be_checked()
+        visitor.page.uncheck("#gift")
+        expect(view.locator("#gift")).not_to_be_checked(timeout=TIMEOUT_MS)
+        visitor.page.check("#gift")
+        expect(view.locator("#gift")).to_be_checked(timeout=TIMEOUT_MS)
+        vb.click("#reload")
+        expect(view.locator("h1")).to_have_text("Checkout", timeout=TIMEOUT_MS)
+        expect(view.locator("#standard")).to_be_checked(timeout=TIMEOUT_MS)
+        expect(view.locator("#express")).not_to_be_checked()
+        expect(view.locator("#gift")).to_be_checked()
