@@ -195,6 +195,22 @@ def test_visitor_registration_checks_site_key_and_origin_with_exact_cors(world: 
     assert r.status_code == 201
 
 
+@pytest.mark.parametrize("origin", ["null", "http://[x", "https://", "file://", "not an origin"])
+def test_an_origin_that_is_no_origin_is_refused_for_registration_and_preflight(
+    world: World, origin: str
+) -> None:
+    """``Origin: null`` (a sandboxed frame, a file) and malformed values: 403 with no CORS header,
+    never a 500 or a grant to ``null``."""
+    account = world.account()
+    body = {"site_key": account["site_key"]}
+    r = world.client.post("/api/v1/visitors", json=body, headers={"Origin": origin})
+    assert (r.status_code, r.json()["error"]) == (403, "origin_not_allowed")
+    assert "access-control-allow-origin" not in r.headers
+    pre = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    r = world.client.options("/api/v1/visitors", headers=pre)
+    assert r.status_code == 204 and "access-control-allow-origin" not in r.headers
+
+
 def test_bandwidth_is_bounded(world: World) -> None:
     visitor = world.visitor(world.account())
     r = world.client.get("/api/v1/bandwidth?bytes=1000", headers={**visitor["headers"], "Origin": ORIGIN})
