@@ -19,6 +19,10 @@ def test_valid_messages_keep_only_known_fields() -> None:
         "agent", json.dumps({"type": "highlight", "session_id": "k3j9x2ab7q", "selector": "#a"}), 65536
     )
     assert dict(msg.data) == {"session_id": "k3j9x2ab7q", "selector": "#a"}
+    box = {"type": "field", "selector": "#gift", "input_type": "checkbox", "checked": False,
+           "tag": "input", "attrs": {"id": "gift", "type": "checkbox"}}
+    expected = {k: v for k, v in box.items() if k != "type"}
+    assert dict(parse("visitor", json.dumps(box), 65536).data) == expected
 
 
 @pytest.mark.parametrize(
@@ -43,6 +47,30 @@ def test_valid_messages_keep_only_known_fields() -> None:
         ("visitor", '{"type": "page", "url": "javascript:alert(1)"}', messages.CLOSE_INVALID),
         ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": []}', messages.CLOSE_INVALID),
         ("agent", "[" * 60000, messages.CLOSE_INVALID),  # too deep for the parser
+        ("visitor", '{"type": "viewport", "width": -1, "height": 600}', messages.CLOSE_INVALID),
+        ("visitor", '{"type": "page", "url": "https://a.example/", "title": 7}', messages.CLOSE_INVALID),
+        ("visitor", json.dumps({"type": "page", "url": "https://a.example/", "title": "t" * 20_000}),
+         messages.CLOSE_INVALID),
+        ("agent", '{"type": "highlight", "session_id": "k3j9x2ab7q", "selector": ""}',
+         messages.CLOSE_INVALID),
+        ("visitor", '{"type": "scroll", "x": 0, "y": 0, "anchor": "#top"}', messages.CLOSE_INVALID),
+        ("visitor", '{"type": "scroll", "x": 0, "y": 0, "anchor": {"selector": "", "offset": 0}}',
+         messages.CLOSE_INVALID),
+        ("visitor", '{"type": "field", "selector": "#a", "input_type": "checkbox", "checked": "yes"}',
+         messages.CLOSE_INVALID),
+        ("visitor", json.dumps({"type": "field", "selector": "#a", "input_type": "text",
+                                "attrs": {f"a{i}": "v" for i in range(21)}}), messages.CLOSE_INVALID),
+        ("visitor", '{"type": "field", "selector": "#a", "input_type": "text", "attrs": {"": "v"}}',
+         messages.CLOSE_INVALID),
+        ("visitor", '{"type": "field", "selector": "#a", "input_type": "text", "attrs": {"id": 1}}',
+         messages.CLOSE_INVALID),
+        ("visitor", '{"type": "field", "selector": "#a", "input_type": "text", "attrs": ["id"]}',
+         messages.CLOSE_INVALID),
+        ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": [[1, 2, 3]]}',
+         messages.CLOSE_INVALID),
+        ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": [1, 2]}', messages.CLOSE_INVALID),
+        ("agent", '{"type": "draw", "session_id": "k3j9x2ab7q", "points": [[1, 2]], "width": -3}',
+         messages.CLOSE_INVALID),
         ("visitor", '{"type": "page", "url": "https://a.example/", "title": "\\ud800"}',
          messages.CLOSE_INVALID),  # a lone surrogate
         (
