@@ -550,3 +550,31 @@ async def test_a_reader_too_slow_for_its_events_is_told_to_reconnect(
     with pytest.raises(messages.ProtocolViolation) as closed:
         await connection.write_loop()
     assert closed.value.code == messages.CLOSE_TRY_AGAIN and sent == []
+
+
+def test_sockets_opened_again_during_a_live_session_find_it_and_relay(world: World) -> None:
+    """Every page change of the visitor, and a reloaded console, opens a new socket in the middle
+    of a session: its hello names the live session and messages flow both ways at once."""
+    account = world.account(consent="none")
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    client = world.client
+    with (
+        client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws,
+        client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws,
+    ):
+        vws.receive_json()
+        aws.receive_json()
+        sid = world.session(agent, visitor)["id"]
+        assert _next(aws, "session")["to"] == "active"
+    with client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as vws:
+        hello = vws.receive_json()
+        assert hello["type"] == "hello" and hello["session"]["id"] == sid, hello
+        with client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws:
+            hello = _next(aws, "hello")
+            assert [s["id"] for s in hello["sessions"]] == [sid], hello
+            vws.send_json({"type": "page", "url": ORIGIN + "/again", "title": "Again"})
+            assert _next(aws, "page")["url"] == ORIGIN + "/again"
+            aws.send_json({"type": "pointer", "session_id": sid, "x": 5, "y": 6})
+            got = _next(vws, "pointer")
+            assert (got["session_id"], got["x"], got["y"]) == (sid, 5, 6)
