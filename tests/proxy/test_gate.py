@@ -555,3 +555,43 @@ def test_the_proxy_hears_session_ends_again_after_its_subscription_is_cut(
         finally:
             client.close()
             h.close()
+
+
+def test_the_gates_caches_stay_bounded_whatever_a_client_sends(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone can send made-up session labels and credentials: each answer is cached briefly, but
+    the caches never grow past their bound, and the session's own credential still passes."""
+    from proxy.exceptions import Refused
+
+    s = harness.open_session((sites.shop.origin,))
+    good = harness.credential(s)
+
+    async def check_credential(store: object, sid: str, credential: str) -> bool:
+        return credential == good
+
+    real_session = proxy_access.get_proxy_session
+
+    async def get_proxy_session(store: object, sid: str) -> object:
+        # a made-up label is unknown to the store (answered here without 10,000 round trips)
+        return await real_session(store, sid) if sid == s.sid else None  # type: ignore[arg-type]
+
+    monkeypatch.setattr(proxy_access, "get_proxy_session", get_proxy_session)
+    monkeypatch.setattr(proxy_access, "check_credential", check_credential)
+    gate = harness.proxy.ctx.gate
+    bound = 10_000
+
+    async def flood() -> tuple[int, int]:
+        largest = [0, 0]
+        for i in range(bound + 50):
+            for sid, credential in ((f"made{i:06d}", "x"), (s.sid, f"made-up-{i}")):
+                try:
+                    await gate.check(sid, credential)
+                except Refused:
+                    pass
+            largest = [max(largest[0], len(gate._sessions)), max(largest[1], len(gate._credentials))]
+        await gate.check(s.sid, good)  # still passes
+        return largest[0], largest[1]
+
+    sessions, credentials = harness.call(flood(), timeout=120)
+    assert sessions <= bound + 1 and credentials <= bound + 1
