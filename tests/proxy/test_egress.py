@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from starlette.responses import HTMLResponse
 
 from proxy import addons
 from proxy.egress import EgressPolicy, forbidden_reason
-from proxy.exceptions import EgressRefused
+from proxy.exceptions import EgressRefused, Refused
 from rewriter.urls import Origin
 from tests.conftest import free_port
 from tests.proxy import fake_dns as dns
@@ -81,6 +82,30 @@ async def test_names_resolving_to_loopback_are_refused_unless_listed() -> None:
 async def test_resolves_to_one_pinned_address() -> None:
     target = await EgressPolicy(["http://127.0.0.1:8000"]).resolve(Origin.parse("http://127.0.0.1:8000"))
     assert target.address == "127.0.0.1"
+
+
+async def test_a_name_that_does_not_resolve_is_unreachable_not_an_error(
+    fake_dns: FakeDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No such name, no address at all, or a resolver that does not answer in time: the
+    "unreachable" page (502), never a crash and never a wait past the resolve timeout."""
+    fake_dns.answers["empty.test"] = [[]]
+    real = fake_dns.getaddrinfo
+
+    def resolver(host: object, port: object, *args: object, **kwargs: object) -> object:
+        if host == "nxdomain.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if host == "slow.test":
+            time.sleep(1.0)  # a resolver that hangs (the lookup runs in the loop's executor)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    policy = EgressPolicy(resolve_timeout_s=0.2)
+    for name, detail in (("nxdomain.test", "name resolution failed"), ("empty.test", "no address"),
+                         ("slow.test", "name resolution failed")):
+        with pytest.raises(Refused) as refused:
+            await policy.resolve(Origin.parse(f"https://{name}"))
+        assert (refused.value.page, refused.value.detail) == ("upstream_unreachable", detail), name
 
 
 def test_ssrf_targets_in_a_sessions_scope_are_still_refused(harness: Harness, sites: Sites) -> None:
