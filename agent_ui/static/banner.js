@@ -275,7 +275,8 @@
       if (ev.code === 4401 || ev.code === 4403 || ev.code === 1008) {
         state = {}; saveState();
         hideAll();
-        register().then(connect, function (e) { warn("register", e); scheduleReconnect(); });
+        register().then(function () { connect(); measureSoon(); },
+          function (e) { warn("register", e); scheduleReconnect(); });
         return;
       }
       scheduleReconnect();
@@ -382,7 +383,14 @@
   }
   NS.report = reportAll;
 
-  var measuring = false;
+  // Measure now, or as soon as the measurement under way ends (it may have been refused: it ran
+  // with the token that was just replaced, and the next round is BANDWIDTH_EVERY_MS away).
+  function measureSoon() {
+    if (measuring) measureAfter = true;
+    else measureBandwidth();
+  }
+
+  var measuring = false, measureAfter = false;
   function measureBandwidth() {
     if (measuring) return; // the last one is still running: never two at once on a slow link
     if (stopped) return; // off on this page
@@ -396,6 +404,7 @@
       cancel(timer);
       // a download still running is cut: its bytes would go on taking the visitor's bandwidth
       if (aborter) { try { aborter.abort(); } catch (e) { /* done */ } }
+      if (measureAfter) { measureAfter = false; later(guard(measureBandwidth, "bandwidth"), 0); }
       return true;
     }
     function finish() {

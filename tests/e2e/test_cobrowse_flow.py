@@ -136,6 +136,26 @@ def test_refusal_then_a_new_request_works(browser: Any, make_stack: Callable[...
         visitor.context.close()
 
 
+def test_a_prompt_still_unanswered_comes_back_on_the_visitors_next_page(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor moves on before answering: the next page asks again, and accepting there opens
+    the view on that page."""
+    stack = make_stack()
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        visitor.page.click("header >> text=Search")
+        expect(visitor.page.locator("h1")).to_have_text("Search")
+        visitor.accept()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_consent_none_starts_at_once(browser: Any, make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(policy={"consent": "none"})
     visitor = open_visitor(browser, stack)

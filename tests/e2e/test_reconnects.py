@@ -1,0 +1,102 @@
+"""Sockets that drop and tokens that go stale: every side comes back by itself and goes on."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.harness import Stack, wait_until
+from tests.e2e.pages import TIMEOUT_MS, Agent, Frames, open_console, open_visitor
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+
+class Sockets:
+    """The agent WebSockets of a context, passed through to the server and kept, to be cut."""
+
+    def __init__(self, context: Any) -> None:
+        self.routes: list[Any] = []
+        context.route_web_socket(re.compile(r"/api/v1/agent/ws$"), self._route)
+
+    def _route(self, ws: Any) -> None:
+        ws.connect_to_server()
+        self.routes.append(ws)
+
+
+def test_the_console_reconnects_after_its_socket_drops_and_goes_on(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack()
+    visitor = open_visitor(browser, stack)
+    context = browser.new_context()
+    sockets = Sockets(context)
+    page = context.new_page()
+    try:
+        page.goto(stack.console_url)
+        page.fill("#token", stack.agent_token)
+        page.click("#signin-form button[type=submit]")
+        agent = Agent(context, page, Frames())
+        expect(page.locator("#conn")).to_have_text("Live", timeout=TIMEOUT_MS)
+        expect(agent.row().locator(".url")).to_have_text(stack.shop.origin + "/", timeout=TIMEOUT_MS)
+        sockets.routes[-1].close(code=1011, reason="server restart")
+        expect(page.locator("#conn")).to_have_text("Reconnecting...", timeout=TIMEOUT_MS)
+        expect(page.locator("#conn")).to_have_text("Live", timeout=TIMEOUT_MS)
+        visitor.page.click("header >> text=Search")
+        expect(agent.row().locator(".url")).to_have_text(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
+    finally:
+        context.close()
+        visitor.context.close()
+
+
+def test_the_view_reconnects_after_its_socket_drops_and_follows_again(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)  # its socket is open before the routing: not routed
+    sockets = Sockets(agent.context)  # so these are the view's
+    try:
+        vb = agent.request()
+        view = vb.frame_locator("#view")
+        expect(view.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        wait_until(lambda: len(sockets.routes) == 1, "the view's socket", 15, page=vb)
+        sockets.routes[0].close(code=1011, reason="server restart")
+        wait_until(lambda: len(sockets.routes) == 2, "the view's new socket", 15, page=vb)
+        visitor.page.click("header >> text=Help")
+        expect(view.locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_visitor_whose_stored_token_is_stale_registers_again_and_is_measured_at_once(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """A token kept in the page's session storage from before (a visitor deleted, a token
+    rotated): the socket refuses it, the banner registers again, and measures the bandwidth again
+    at once, since its first measurement ran with the stale token (else the console showed the
+    visitor as "too low" for the 30 s until the next one)."""
+    stack = make_stack()
+    key = "__cobrowse:" + stack.account["site_key"]
+    stale = json.dumps({"visitor_id": "vis_gone", "token": "not-a-valid-token"})
+    context = browser.new_context()
+    context.add_init_script(  # once, in the top page (the banner's own frame runs scripts too)
+        f"if (window.top === window && !sessionStorage.getItem('seeded')) {{"
+        f" sessionStorage.setItem('seeded', '1');"
+        f" sessionStorage.setItem({json.dumps(key)}, {json.dumps(stale)}); }}"
+    )
+    page = context.new_page()
+    agent = open_console(browser, stack)
+    try:
+        page.goto(stack.shop.origin + "/")
+        expect(agent.row().locator(".url")).to_have_text(stack.shop.origin + "/", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        assert "vis_gone" not in page.evaluate(f"sessionStorage.getItem({json.dumps(key)})")
+    finally:
+        agent.context.close()
+        context.close()
