@@ -156,6 +156,33 @@ def test_a_prompt_still_unanswered_comes_back_on_the_visitors_next_page(
         visitor.context.close()
 
 
+@pytest.mark.parametrize(
+    ("status", "told"), [(409, "This request has expired."), (503, "Could not start co-browsing.")]
+)
+def test_an_accept_the_api_does_not_take_tells_the_visitor(
+    browser: Any, make_stack: Callable[..., Stack], status: int, told: str
+) -> None:
+    """The request was withdrawn or expired as the visitor accepted (409), or the API failed: the
+    visitor reads why, and no co-browsing bar says a session runs."""
+    stack = make_stack()
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    visitor.context.route(re.compile(r"/api/v1/sessions/[^/]+/accept$"), lambda route: route.fulfill(
+        status=status, json={"error": "invalid_transition" if status == 409 else "store_unavailable",
+                             "detail": "-"}))
+    try:
+        agent.request()
+        dialog = visitor.dialog()
+        expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        dialog.get_by_role("button", name="Accept").click()
+        expect(visitor.page.get_by_role("status")).to_have_text(told, timeout=TIMEOUT_MS)
+        expect(dialog).to_be_hidden()
+        expect(visitor.page.get_by_text("Co-browsing with")).to_be_hidden()
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_consent_none_starts_at_once(browser: Any, make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(policy={"consent": "none"})
     visitor = open_visitor(browser, stack)
@@ -242,6 +269,35 @@ def test_agent_ends(browser: Any, make_stack: Callable[..., Stack]) -> None:
         expect(visitor.page.get_by_role("status")).to_have_text("Co-browsing has ended.")
         expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
         assert proxy_status(agent, proxied) == 403
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_an_end_the_api_does_not_take_says_so_and_the_session_goes_on(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The API is away when the agent presses End: the view says the session could not be ended
+    (never that it ended: the visitor is still shared), and a second press ends it."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    ends = re.compile(r"/api/v1/sessions/[^/]+/end$")
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        agent.context.route(ends, lambda route: route.fulfill(
+            status=503, json={"error": "store_unavailable", "detail": "the store is unavailable"}))
+        vb.click("#end")
+        expect(vb.locator("#vb-status")).to_have_text(
+            "Could not end the session: the store is unavailable", timeout=TIMEOUT_MS)
+        expect(vb.locator("#ended")).to_be_hidden()
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+        agent.context.unroute(ends)
+        vb.click("#end")
+        expect(vb.locator("#ended-reason")).to_have_text("You ended the session.", timeout=TIMEOUT_MS)
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden(
+            timeout=TIMEOUT_MS)
     finally:
         agent.context.close()
         visitor.context.close()
