@@ -773,6 +773,23 @@ def test_a_frame_of_a_page_with_the_banner_is_not_a_second_visitor(
         v.context.close()
 
 
+def test_a_page_with_the_tag_twice_is_one_visitor_with_one_prompt(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """A template that embeds the tag twice (in the layout and in a page part): the second copy
+    does nothing, so the agent sees one visitor and the visitor gets one prompt."""
+    v = customer.open(browser, customer.add("/twice", f"<p>shop</p>{customer.tag}"))
+    try:
+        me = the_visitor(stack, lambda x: (x["url"] or "").endswith("/twice") and available(x))
+        assert [x["id"] for x in visitors_of(stack)] == [me["id"]]
+        expect(v.page.locator("[data-cobrowse=banner]")).to_have_count(1)
+        request_session(stack, me["id"])
+        expect(v.page.get_by_role("dialog")).to_have_count(1, timeout=TIMEOUT_MS)
+        expect(v.page.get_by_role("dialog")).to_be_visible()
+    finally:
+        v.context.close()
+
+
 def test_a_page_whose_account_is_deleted_stops_asking_the_api(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
