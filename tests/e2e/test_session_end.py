@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -392,6 +393,38 @@ def test_the_visitors_page_changes_are_not_told_as_a_lost_connection(
         vb.wait_for_timeout(3500)
         assert not [t for t in vb.evaluate("window.__texts") if "not connected" in t]
         assert not [t for t in agent.page.evaluate("window.__texts") if "not connected" in t]
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_ticket_answered_after_the_session_ended_opens_nothing(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The view asked for a proxy ticket; the visitor ended the session before the answer (a
+    ticket made just before the end) came: the view stays on its "ended" card and never enters
+    the proxy with it."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    held: list[Any] = []
+    entries: list[str] = []
+    agent.context.route(re.compile(r"/proxy-ticket$"), lambda route: held.append(route))
+    agent.context.on("request", lambda r: entries.append(r.url) if "/__cobrowse/enter" in r.url else None)
+    try:
+        vb = agent.request()
+        wait_until(lambda: len(held) == 1, "the view's ticket request", 15, page=vb)
+        with stack.agent() as client:  # the ticket the API made before the end
+            answer = client.post(urlsplit(held[0].request.url).path.removeprefix("/api/v1"))
+        assert answer.status_code == 200, answer.text
+        visitor.end_button().click()
+        expect(vb.locator("#ended-reason")).to_have_text("The visitor ended the session.", timeout=TIMEOUT_MS)
+        with vb.expect_event("requestfinished", lambda r: r.url.endswith("/proxy-ticket")):
+            held[0].fulfill(status=200, json=answer.json())
+        vb.evaluate("() => new Promise(done => setTimeout(done, 100))")  # its callbacks have run
+        expect(vb.locator("#ended")).to_be_visible()
+        assert vb.locator("#view").get_attribute("src") in (None, "", "about:blank")
+        assert entries == []
     finally:
         agent.context.close()
         visitor.context.close()
