@@ -4,7 +4,8 @@ socket of the agent; a view must act on its own session's only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -42,14 +43,27 @@ def _view_paths(vb: Page) -> list[str]:
     return paths
 
 
-def test_a_view_follows_its_own_visitor_and_not_another_of_the_account(
+@contextmanager
+def _ana_and_bob(
     browser: Any, make_stack: Callable[..., Stack]
-) -> None:
+) -> Iterator[tuple[Stack, Visitor, Visitor, Agent]]:
+    """Ana on the products, Bob on the tour, an agent's console; no consent asked, views in tabs."""
     stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
     ana = open_visitor(browser, stack)
     bob = open_visitor(browser, stack, "/tour")
     agent = open_console(browser, stack)
     try:
+        yield stack, ana, bob, agent
+    finally:
+        agent.context.close()
+        ana.context.close()
+        bob.context.close()
+
+
+def test_a_view_follows_its_own_visitor_and_not_another_of_the_account(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    with _ana_and_bob(browser, make_stack) as (stack, ana, bob, agent):
         vb = _cobrowse(agent, ana, "Products")
         went = _view_paths(vb)
         bob.page.click("header >> text=Help")
@@ -59,20 +73,12 @@ def test_a_view_follows_its_own_visitor_and_not_another_of_the_account(
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
         expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/search")
         assert not any(p.startswith("help") for p in went), went
-    finally:
-        agent.context.close()
-        ana.context.close()
-        bob.context.close()
 
 
 def test_one_session_ending_leaves_the_agents_other_session_alone(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:
-    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
-    ana = open_visitor(browser, stack)
-    bob = open_visitor(browser, stack, "/tour")
-    agent = open_console(browser, stack)
-    try:
+    with _ana_and_bob(browser, make_stack) as (_, ana, bob, agent):
         vb_ana = _cobrowse(agent, ana, "Products")
         vb_bob = _cobrowse(agent, bob, "Tour")
         went = _view_paths(vb_ana)
@@ -85,7 +91,3 @@ def test_one_session_ending_leaves_the_agents_other_session_alone(
         expect(vb_ana.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
         expect(vb_ana.locator("#ended")).to_be_hidden()
         assert not any(p.startswith("help") for p in went), went
-    finally:
-        agent.context.close()
-        ana.context.close()
-        bob.context.close()
