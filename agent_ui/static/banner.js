@@ -192,6 +192,7 @@
   // the identity itself and was never in front (a first visit opened in a background tab) reports
   // while hidden: no other tab can have told the visitor's page.
   var WHERE = { page: 1, scroll: 1, viewport: 1, field: 1 };
+  var STATE_NOW = { page: 1, scroll: 1, viewport: 1 }; // what reportAll sends afresh
   var ownIdentity = false, seenInFront = !isHidden();
   function isHidden() { return document.visibilityState === "hidden"; }
   function send(msg) {
@@ -253,7 +254,12 @@
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
         startPings(sock, msg.heartbeat_s);
         restoreSession(msg.session);
-        while (queue.length) send(queue.shift());
+        // reportAll tells where the page is now: a page, viewport or scroll kept from before would
+        // be told twice, the older copy last to arrive at times (the agent then followed a tab the
+        // visitor had already left)
+        var kept = queue;
+        queue = [];
+        kept.forEach(function (m) { if (!STATE_NOW[m.type]) send(m); });
         reportAll();
         return;
       }
@@ -383,14 +389,13 @@
   }
   NS.report = reportAll;
 
+  var measuring = false, measureAfter = false;
   // Measure now, or as soon as the measurement under way ends (it may have been refused: it ran
   // with the token that was just replaced, and the next round is BANDWIDTH_EVERY_MS away).
   function measureSoon() {
     if (measuring) measureAfter = true;
     else measureBandwidth();
   }
-
-  var measuring = false, measureAfter = false;
   function measureBandwidth() {
     if (measuring) return; // the last one is still running: never two at once on a slow link
     if (stopped) return; // off on this page
