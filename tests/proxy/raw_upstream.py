@@ -85,3 +85,12 @@ def unconnectable_origin() -> Iterator[str]:
         filler.connect(listener.getsockname())
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
+
+@contextlib.contextmanager
+def handshakeless_origin() -> Iterator[str]:
+    """An https origin on loopback that accepts TCP connections (the kernel does) but never
+    answers a TLS handshake: nothing accepts them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"

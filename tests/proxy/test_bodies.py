@@ -18,7 +18,7 @@ import pytest
 from proxy import buffering, rewrite_pool
 from tests.conftest import wait_until
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
-from tests.proxy.raw_upstream import RawUpstream, unconnectable_origin
+from tests.proxy.raw_upstream import RawUpstream, handshakeless_origin, unconnectable_origin
 from tests.proxy.sites import VIDEO
 
 
@@ -220,14 +220,17 @@ def _live_upstream_connections(harness: Harness) -> tuple[int, list[str]]:
     return harness.call(look())
 
 
+@pytest.mark.parametrize("hangs_in", ["tcp connect", "tls handshake"])
 def test_an_upstream_whose_connect_never_completes_gets_the_504_page(
-    sites: Sites, redis_url: str, namespace: str
+    sites: Sites, redis_url: str, namespace: str, hangs_in: str
 ) -> None:
-    """The upstream timeout covers the TCP connect (mitmproxy has no connect timeout of its own:
-    the OS's answers a 502 after about two minutes): a navigation gets the 504 page, a fetch its
-    JSON form, in time; nothing of the attempt is left, and the session's next page works."""
+    """The upstream timeout covers opening the connection, its TCP connect (mitmproxy has no
+    connect timeout of its own: the OS's answers after about two minutes) and its TLS handshake:
+    a navigation gets the 504 page, a fetch its JSON form, in time; nothing of the attempt is
+    left, and the session's next page works."""
     timeout = 1.0
-    with unconnectable_origin() as hung:
+    origin = unconnectable_origin if hangs_in == "tcp connect" else handshakeless_origin
+    with origin() as hung:
         allowed = {"dev_allow_origins": (hung, sites.shop.origin), "upstream_timeout_s": timeout}
         with _harness(sites, redis_url, namespace, **allowed) as (harness, _s, _c, _h):
             s = harness.open_session((hung, sites.shop.origin))
