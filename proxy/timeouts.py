@@ -2,9 +2,11 @@
 ``settings.upstream_timeout_s`` gets the 504 page, and its upstream connection is closed. The
 same holds for a body buffered for rewriting that stops arriving: no new data for that long.
 
-mitmproxy has no such timeout of its own. The timer marks the client connection and closes the
-server connection; the HTTP/1 layer then reports the failure, and ``mark_send`` turns that one
-report into a 504 (``server.install_error_pages`` wraps mitmproxy's ``Http1Server.send``).
+mitmproxy has no such timeout of its own, not even for the connect (the OS gives up on an
+unanswered one after about two minutes: a 502). The timer marks the client connection and closes
+the server connection, or the one being opened while its connect or TLS handshake hangs; the
+HTTP/1 layer then reports the failure, and ``server._send_failure`` turns that report into a 504
+(``server.install_error_pages`` wraps mitmproxy's ``Http1Server.send``).
 """
 
 from __future__ import annotations
@@ -84,10 +86,29 @@ class UpstreamTimer:
         setattr(flow.client_conn, MARK, True)
         if body:
             flow.metadata[BODY_TIMED_OUT] = True
+        upstream = _upstream_of(handler, flow)
         try:
-            if flow.server_conn in handler.transports:
-                handler.close_connection(flow.server_conn)
-            else:  # still connecting: give up on the whole client connection
+            if upstream is not None:
+                handler.close_connection(upstream)
+            else:  # no upstream connection of its own yet: give up on the whole client connection
                 handler.close_connection(handler.client)
         except (KeyError, AssertionError, OSError):
             logger.debug("upstream connection already closed")
+
+
+def _upstream_of(handler: Any, flow: http.HTTPFlow) -> Any:
+    """The upstream connection of ``flow`` in ``handler`` (its client's), or None.
+
+    mitmproxy sets ``flow.server_conn`` only once the connection is established: while its TCP
+    connect (or TLS handshake) hangs, it is the connection to the flow's address not yet
+    established. Closing that one fails the attempt, and the HTTP layer reports it (the 504 page);
+    closing the client connection instead would leave the browser without an answer."""
+    if flow.server_conn in handler.transports:
+        return flow.server_conn
+    address = (flow.request.host, flow.request.port)
+    for conn in handler.transports:
+        if conn is handler.client or conn.address != address or conn.error:
+            continue
+        if conn.timestamp_tcp_setup is None or (conn.tls and not conn.tls_established):
+            return conn
+    return None

@@ -1,12 +1,13 @@
 """A scripted HTTP/1 upstream on a raw socket, for the framings no web framework sends: a 304 with
 ``Transfer-Encoding: chunked``, an HTTP/1.0 body that stops half-way, chunks split anywhere, a
-connection dropped without an answer."""
+connection dropped without an answer; and an origin whose connect never completes."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # path -> handler(connection); a handler returns True to close the connection afterwards
 Script = Callable[[socket.socket], bool | None]
@@ -70,3 +71,26 @@ class RecordingUpstream(RawUpstream):
         """The header fields of a request received, names lowercased."""
         lines = self.heads[index].decode("latin-1").split("\r\n")[1:]
         return [(n.strip().lower(), v.strip()) for n, _, v in (ln.partition(":") for ln in lines if ln)]
+
+
+@contextlib.contextmanager
+def unconnectable_origin() -> Iterator[str]:
+    """A loopback origin whose TCP connect never completes: a listener with ``listen(0)`` whose
+    accept queue one connection, never accepted, already fills. Linux drops further SYNs (it
+    resets them only with ``tcp_abort_on_overflow``), so ``connect()`` waits for the OS's own
+    timeout (``tcp_syn_retries``: about two minutes)."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@contextlib.contextmanager
+def handshakeless_origin() -> Iterator[str]:
+    """An https origin on loopback that accepts TCP connections (the kernel does) but never
+    answers a TLS handshake: nothing accepts them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"

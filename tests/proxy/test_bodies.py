@@ -3,10 +3,12 @@ size limits give the "too large" page, slow upstreams the 504 page."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,8 +16,9 @@ from typing import Any
 import pytest
 
 from proxy import buffering, rewrite_pool
+from tests.conftest import wait_until
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
-from tests.proxy.raw_upstream import RawUpstream
+from tests.proxy.raw_upstream import RawUpstream, handshakeless_origin, unconnectable_origin
 from tests.proxy.sites import VIDEO
 
 
@@ -204,6 +207,50 @@ def test_slow_upstream_gets_the_504_page(sites: Sites, redis_url: str, namespace
         # answered by the timeout, not after the upstream's late answer
         assert "504-page" not in sites.shop.slow_answered
         assert harness.get(s, host, "/about", credential=credential).status_code == 200
+
+
+def _live_upstream_connections(harness: Harness) -> tuple[int, list[str]]:
+    """The proxy's client connections and its upstream connection tasks not yet done."""
+    async def look() -> tuple[int, list[str]]:
+        ps = harness.proxy.ctx.connections.proxyserver
+        tasks = [t.get_name() for t in asyncio.all_tasks()
+                 if t.get_name().startswith("server connection handler") and not t.done()]
+        return len(ps.connections), tasks
+
+    return harness.call(look())
+
+
+@pytest.mark.parametrize("hangs_in", ["tcp connect", "tls handshake"])
+def test_an_upstream_whose_connect_never_completes_gets_the_504_page(
+    sites: Sites, redis_url: str, namespace: str, hangs_in: str
+) -> None:
+    """The upstream timeout covers opening the connection, its TCP connect (mitmproxy has no
+    connect timeout of its own: the OS's answers after about two minutes) and its TLS handshake:
+    a navigation gets the 504 page, a fetch its JSON form, in time; nothing of the attempt is
+    left, and the session's next page works."""
+    timeout = 1.0
+    origin = unconnectable_origin if hangs_in == "tcp connect" else handshakeless_origin
+    with origin() as hung:
+        allowed = {"dev_allow_origins": (hung, sites.shop.origin), "upstream_timeout_s": timeout}
+        with _harness(sites, redis_url, namespace, **allowed) as (harness, _s, _c, _h):
+            s = harness.open_session((hung, sites.shop.origin))
+            credential = harness.credential(s)
+            for mode, accept in (("navigate", "text/html"), ("cors", "*/*")):
+                started = time.monotonic()
+                r = harness.get(s, harness.host(s, hung), "/", credential=credential, timeout=timeout + 4,
+                                headers={"sec-fetch-mode": mode, "accept": accept})
+                elapsed = time.monotonic() - started
+                assert r.status_code == 504, (mode, r.status_code, r.text[:200])
+                assert timeout <= elapsed < timeout + 2, (mode, elapsed)
+                if mode == "navigate":
+                    assert "Site too slow" in r.text and r.headers["content-type"].startswith("text/html")
+                else:
+                    assert r.json()["error"] == "upstream_timeout"
+            wait_until(lambda: _live_upstream_connections(harness) == (0, []),
+                       lambda: f"connections and upstream tasks left: {_live_upstream_connections(harness)}",
+                       timeout_s=5)
+            shop = harness.get(s, harness.host(s, sites.shop.origin), "/about", credential=credential)
+            assert shop.status_code == 200 and ">About</h1>" in shop.text
 
 
 def test_pages_are_rewritten_in_the_lane_of_their_size(harness: Harness, sites: Sites) -> None:

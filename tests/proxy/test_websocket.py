@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 from proxy import addons
 from tests.proxy.conftest import Harness, Sites, make_settings, read_until_closed
+from tests.proxy.raw_upstream import unconnectable_origin
 from tests.proxy.test_tls import serve_tls
 
 
@@ -156,3 +157,27 @@ def test_a_close_from_the_server_waits_for_the_browsers_answer(harness: Harness,
         sock.settimeout(10)
         sock.sendall(_frame(0x8, struct.pack("!H", 4001)))  # the browser's answer
         assert read_until_closed(sock) == b""  # and then it ends
+
+
+def test_a_websocket_to_an_upstream_whose_connect_never_completes_gets_504(
+    sites: Sites, redis_url: str, namespace: str
+) -> None:
+    """The upgrade is a request like any other: the upstream timeout answers it with 504 when
+    the connect hangs, and no WebSocket opens."""
+    timeout = 1.0
+    with unconnectable_origin() as hung:
+        settings = make_settings(sites, dev_allow_origins=(hung,), upstream_timeout_s=timeout)
+        harness = Harness(settings, redis_url, namespace)
+        try:
+            s = harness.open_session((hung,))
+            cookie = f"__cb_{s.sid}={harness.credential(s)}"
+            with socket.create_connection(("127.0.0.1", harness.port), timeout=timeout + 4) as sock:
+                started = time.monotonic()
+                with pytest.raises(InvalidStatus) as info:
+                    connect(f"ws://{harness.host(s, hung)}/ws", sock=sock, open_timeout=timeout + 4,
+                            additional_headers={"Cookie": cookie})
+                elapsed = time.monotonic() - started
+            assert info.value.response.status_code == 504
+            assert timeout <= elapsed < timeout + 2, elapsed
+        finally:
+            harness.close()
