@@ -372,6 +372,42 @@ def test_a_blocked_pop_up_is_said_and_the_visitor_is_not_asked(browser: Any, sta
         visitor.context.close()
 
 
+def test_a_blocked_window_for_a_live_session_is_said_and_the_session_goes_on(
+    browser: Any, stack: Stack
+) -> None:
+    """The agent closed the view of a live session and presses the live button to open it again,
+    but a pop-up blocker stops the window: the console says so, opens nothing, and the session
+    (and its button) stays live."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, sid = _asked(agent, visitor)
+        visitor.accept()
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        # closed once it has started the session (its tools on): a window closed while it still
+        # waits for the answer withdraws the request as it goes, which ends a session accepted
+        # that instant (this test once closed it then)
+        expect(win.locator("#tool-pointer")).to_be_enabled(timeout=TIMEOUT_MS)
+        win.close()
+        agent.page.evaluate("window.open = () => null")
+        opened: list[Page] = []
+        agent.context.on("page", lambda page: opened.append(page))
+        agent.button().click()
+        expect(agent.page.locator("#flash")).to_have_text(
+            "The browser blocked the virtual browser's window: allow pop-ups for this page."
+        )
+        expect(agent.page.locator("#flash")).to_have_class(re.compile(r"\bbad\b"))
+        expect(agent.button()).to_have_attribute("data-state", "live")
+        expect(agent.button()).to_be_enabled()
+        expect(agent.row().locator(".live-mark")).to_be_visible()
+        assert _session(stack, sid)["state"] == "active"
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+        assert opened == [] and agent.context.pages == [agent.page]
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_a_visitor_who_leaves_before_answering_ends_the_request_not_a_session(
     browser: Any, stack: Stack
 ) -> None:
