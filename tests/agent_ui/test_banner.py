@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -814,3 +816,76 @@ def test_a_page_whose_account_is_deleted_stops_asking_the_api(
         assert len(customer.sockets) == 1
     finally:
         v.context.close()
+
+
+# Resolves once the banner has made its reports of what the test just did: its scroll handler waits
+# a frame, then reports within 40 ms; a 100 ms timer of the page set two frames later fires after.
+SETTLED = """() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(
+  () => setTimeout(done, 100))))"""
+
+
+def test_what_changed_before_the_sockets_hello_is_told_once_as_it_is_now(
+    browser: Any, stack: Stack
+) -> None:
+    """The visitor moves (a pushState), scrolls and resizes the window while the banner's socket
+    waits for its ``hello``: once it comes, the page, the viewport and the scroll are each told
+    once, as they are now. The reports kept from before went too, ahead of the fresh ones, and an
+    older copy could arrive last (the agent's view then followed a page the visitor had left)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    # A routed socket is Playwright's stand-in in the page (``window.WebSocket`` is replaced): it
+    # fires no "websocket"/"framesent" event, so what the banner sends is read in the route itself.
+    sent: list[str] = []  # what the banner sent on its socket, in order
+    held: list[str] = []  # what the server said, held until released
+    routes: list[Any] = []
+    released = False
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            sent.append(str(message))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if released:
+                ws.send(message)
+            else:
+                held.append(str(message))
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+        routes.append(ws)
+
+    context.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), route)
+    page = context.new_page()
+    try:
+        page.goto(stack.shop.origin + "/")
+        expect(page.locator("[data-cobrowse=banner]")).to_be_attached(timeout=TIMEOUT_MS)
+        wait_until(lambda: any('"hello"' in m for m in held), "the server's hello, held", page=page)
+        page.evaluate("document.body.style.minHeight = '5000px'")
+        page.evaluate("history.pushState(null, '', '/search?q=before')")
+        page.evaluate("window.scrollTo(0, 300)")
+        page.set_viewport_size({"width": 900, "height": 600})
+        page.evaluate("history.pushState(null, '', '/search?q=held')")
+        page.evaluate("window.scrollTo(0, 420)")
+        page.evaluate(SETTLED)
+        assert [json.loads(m)["type"] for m in sent] == ["auth"]  # everything else waits for hello
+        for message in held:  # (a message the server sends meanwhile is held too, then sent here)
+            routes[0].send(message)
+        released = True
+
+        def told() -> list[dict[str, Any]]:
+            """The page, viewport and scroll reports (the scroll's anchor left out)."""
+            state = [m for m in map(json.loads, sent) if m["type"] in ("page", "viewport", "scroll")]
+            return [{k: v for k, v in m.items() if k != "anchor"} for m in state]
+
+        # reportAll sends the scroll last: what was kept from before went ahead of it
+        wait_until(lambda: any(m["type"] == "scroll" for m in told()),
+                   lambda: f"the state told after hello (sent: {sent})", page=page)
+        assert told() == [
+            {"type": "page", "url": stack.shop.origin + "/search?q=held", "title": "Products - Demo Shop"},
+            {"type": "viewport", "width": 900, "height": 600},
+            {"type": "scroll", "x": 0, "y": 420},
+        ], sent
+    finally:
+        context.close()

@@ -372,6 +372,42 @@ def test_a_blocked_pop_up_is_said_and_the_visitor_is_not_asked(browser: Any, sta
         visitor.context.close()
 
 
+def test_a_blocked_window_for_a_live_session_is_said_and_the_session_goes_on(
+    browser: Any, stack: Stack
+) -> None:
+    """The agent closed the view of a live session and presses the live button to open it again,
+    but a pop-up blocker stops the window: the console says so, opens nothing, and the session
+    (and its button) stays live."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, sid = _asked(agent, visitor)
+        visitor.accept()
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        # closed once it has started the session (its tools on): a window closed while it still
+        # waits for the answer withdraws the request as it goes, which ends a session accepted
+        # that instant (this test once closed it then)
+        expect(win.locator("#tool-pointer")).to_be_enabled(timeout=TIMEOUT_MS)
+        win.close()
+        agent.page.evaluate("window.open = () => null")
+        opened: list[Page] = []
+        agent.context.on("page", lambda page: opened.append(page))
+        agent.button().click()
+        expect(agent.page.locator("#flash")).to_have_text(
+            "The browser blocked the virtual browser's window: allow pop-ups for this page."
+        )
+        expect(agent.page.locator("#flash")).to_have_class(re.compile(r"\bbad\b"))
+        expect(agent.button()).to_have_attribute("data-state", "live")
+        expect(agent.button()).to_be_enabled()
+        expect(agent.row().locator(".live-mark")).to_be_visible()
+        assert _session(stack, sid)["state"] == "active"
+        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible()
+        assert opened == [] and agent.context.pages == [agent.page]
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_a_visitor_who_leaves_before_answering_ends_the_request_not_a_session(
     browser: Any, stack: Stack
 ) -> None:
@@ -596,6 +632,91 @@ def test_a_request_without_an_answer_is_sent_again_by_its_window(
         expect(win.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
         expect(win.locator("#tool-pointer")).to_be_enabled()
         expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def fail_the_windows_requests(win: Page, failures: list[str]) -> list[str]:
+    """The window's own ``POST /sessions``: the first ones fail as ``failures`` says ("network" or
+    "503"), in turn; the next ones go to the API. Returns the POSTs as they are sent."""
+    posts: list[str] = []
+
+    def route(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        posts.append(route.request.post_data_json["request_id"])
+        if len(posts) <= len(failures):
+            fail_request(route, failures[len(posts) - 1])
+        else:
+            route.continue_()
+
+    win.route("**/api/v1/sessions", route)
+    return posts
+
+
+def test_a_window_whose_own_request_fails_tries_again_and_reaches_the_visitor(
+    browser: Any, stack: Stack
+) -> None:
+    """The console was closed before its request left; the window's own request then fails on the
+    network, then with a server error: the window says it is trying again, and its third try
+    makes the session, which the visitor is asked for and accepts (one request id throughout)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, held = request_held(agent)
+        posts = fail_the_windows_requests(win, ["network", "503"])
+        agent.page.close()
+        expect(win.locator("#vb-status")).to_have_text(
+            "Could not reach the server: trying again...", timeout=TIMEOUT_MS
+        )
+        expect(win).to_have_url(SESSION_URL, timeout=TIMEOUT_MS)
+        expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
+        assert posts == [held.request.post_data_json["request_id"]] * 3
+        visitor.accept()
+        expect(win.locator("#vb-title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
+        expect(win.locator("#tool-pointer")).to_be_enabled()
+        sid = win.url.rsplit("=", 1)[1]
+        assert pending_sessions(stack) == [sid]
+        assert _session(stack, sid)["state"] == "active"
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_window_whose_own_request_always_fails_gives_up_after_five_tries(
+    browser: Any, stack: Stack
+) -> None:
+    """The console was closed before its request left, and the server fails every time the window
+    sends it: after five tries (1 + 2 + 3 + 4 s apart) the window says the request was not sent
+    and why; the visitor was never asked."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win, _ = request_held(agent)
+        posts = fail_the_windows_requests(win, ["503"] * 6)
+        # the page's timers, faked from now on (time still flows): the waits between tries are
+        # skipped, half a second at a time, instead of waited out
+        win.clock.install()
+        agent.page.close()
+        expect(win.locator("#vb-status")).to_have_text(
+            "Could not reach the server: trying again...", timeout=TIMEOUT_MS
+        )
+
+        def given_up() -> bool:
+            win.clock.run_for(500)
+            return win.locator("#ended").is_visible()
+
+        wait_until(given_up, "the window giving up", TIMEOUT_MS / 1000, page=win)
+        expect(win.locator("#ended-title")).to_have_text("Request not sent")
+        expect(win.locator("#ended-reason")).to_have_text(
+            "The co-browsing request was not sent: the server could not be reached."
+        )
+        expect(win.locator("#close-window")).to_be_focused()
+        assert len(posts) == 5
+        assert pending_sessions(stack) == []
+        expect(visitor.dialog()).to_be_hidden()
     finally:
         agent.context.close()
         visitor.context.close()
