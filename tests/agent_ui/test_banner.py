@@ -151,8 +151,10 @@ def customer(stack: Stack) -> Iterator[CustomerSite]:
 def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack)
     try:
+        # (each is stored as its report arrives: a bandwidth measured before the socket's hello
+        # is told ahead of the page and viewport, which are told afresh at hello)
         seen = the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/")
-                           and x["bandwidth_kbps"] is not None)
+                           and x["bandwidth_kbps"] is not None and x["viewport"] is not None)
         assert seen["title"] == "Products - Demo Shop"
         assert seen["bandwidth_kbps"] > 0
         assert seen["cobrowse"] == {"available": True, "reason": "available"}

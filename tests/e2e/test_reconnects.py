@@ -58,11 +58,16 @@ def test_the_view_reconnects_after_its_socket_drops_and_follows_again(
 ) -> None:
     stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
     visitor = open_visitor(browser, stack)
-    agent = open_console(browser, stack)  # its socket is open before the routing: not routed
-    sockets = Sockets(agent.context)  # so these are the view's
+    agent = open_console(browser, stack)
     try:
         vb = agent.request()
         view = vb.frame_locator("#view")
+        expect(view.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        # Routed from now on: the console's socket is open already, so the routed ones are the
+        # view's, which is loaded again for it. (Routed before the view opened, its socket went
+        # unrouted in one run: Playwright's stand-in reached the new window too late.)
+        sockets = Sockets(agent.context)
+        vb.reload()
         expect(view.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         wait_until(lambda: len(sockets.routes) == 1, "the view's socket", 15, page=vb)
         sockets.routes[0].close(code=1011, reason="server restart")
