@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import signal
@@ -62,14 +63,30 @@ class ApiPart:
         self.server = Server(config)
         self._task: asyncio.Task[None] | None = None
 
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        except SystemExit as exc:
+            # uvicorn exits the process when it cannot listen (after logging why): a plain error
+            # here, so that `serve` stops what it started and says so in one line
+            cause = exc.__context__
+            if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+                raise RuntimeError("address already in use (choose another port with --api-port)") from None
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else ""
+            raise RuntimeError(reason.rpartition(": ")[2] or f"uvicorn exited with {exc.code}") from None
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve(), name="cobrowse-api")
+        self._task = asyncio.create_task(self._serve(), name="cobrowse-api")
         while not self.server.started:
             if self._task.done():
                 break
             await asyncio.sleep(0.02)
         if not self.server.started:
-            raise RuntimeError(f"the API could not listen on {self.settings.host}:{self.settings.api_port}")
+            failure = self._task.exception() if self._task.done() and not self._task.cancelled() else None
+            reason = f": {failure}" if failure is not None else ""
+            raise RuntimeError(
+                f"the API could not listen on {self.settings.host}:{self.settings.api_port}{reason}"
+            )
         print(f"cobrowse: api ready on {self.settings.host}:{self.port}", flush=True)
 
     @property

@@ -9,9 +9,11 @@ private temporary directory, so nothing lands in the user's home.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
 import shutil
+import socket
 import ssl
 import tempfile
 import warnings
@@ -284,6 +286,21 @@ class Ready:
         self.event.set()
 
 
+def _bind_failure(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on, as ``": address already in use (...)"``, or "".
+
+    mitmproxy only logs the reason; binding once more tells it for the one-line error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.bind(address)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        hint = " (choose another port with --proxy-port)" if exc.errno == errno.EADDRINUSE else ""
+        return f": {reason}{hint}"
+    return ""
+
+
 class ProxyServer:
     """The rewriting proxy of one process. ``await start()`` returns once it listens."""
 
@@ -347,14 +364,19 @@ class ProxyServer:
         ps = master.addons.get("proxyserver")
         self.ctx.connections.proxyserver = ps
         if self.with_cobrowse:
-            await self.ctx.gate.start()
+            try:
+                await self.ctx.gate.start()
+            except ProxyError:  # the store cannot be reached: nothing of ours is left behind
+                await self.stop()
+                raise
         self._task = asyncio.create_task(master.run(), name="cobrowse-proxy")
         ready_wait = asyncio.create_task(ready.event.wait())
         await asyncio.wait([ready_wait, self._task], return_when=asyncio.FIRST_COMPLETED)
         if not ps.listen_addrs():
             ready_wait.cancel()
             await self.stop()
-            raise ProxyError(f"the proxy could not listen on {self.settings.host}:{self.settings.proxy_port}")
+            host, port = self.settings.host, self.settings.proxy_port
+            raise ProxyError(f"the proxy could not listen on {host}:{port}{_bind_failure(host, port)}")
         self.port = int(ps.listen_addrs()[0][1])
         if self.settings.proxy_public_port == 0:
             self.ctx.public = ProxyConfig(self.ctx.public.domain, self.port, self.ctx.public.scheme)

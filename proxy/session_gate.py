@@ -21,12 +21,13 @@ from control_api.exceptions import StoreUnavailable
 from control_api.proxy_access import ProxySession
 from control_api.store import Store
 from control_api.tasks import check_cancelled, stop
-from proxy.exceptions import Refused
+from proxy.exceptions import ProxyError, Refused
 
 logger = logging.getLogger(__name__)
 
 CACHE_TTL_S = 0.5
 RENOTE_S = 60.0  # an address already noted is written again after this long (a lost key heals)
+SUBSCRIBE_TIMEOUT_S = 10.0  # how long start() waits for the store (a Redis still starting)
 COOKIE_PREFIX = "__cb_"
 
 
@@ -63,6 +64,7 @@ class SessionGate:
         self._ended_listeners: list[Callable[[str], object]] = []
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._last_error: Exception | None = None  # why the last subscription attempt failed
 
     # -- cache
 
@@ -188,10 +190,20 @@ class SessionGate:
                 logger.exception("session-ended listener failed for %s", sid)
 
     async def start(self) -> None:
-        """Subscribe to ``session_ended_channel``; returns once subscribed."""
+        """Subscribe to ``session_ended_channel``; returns once subscribed. Raises ``ProxyError``
+        when the store cannot be reached within ``SUBSCRIBE_TIMEOUT_S``: a proxy that would not
+        hear of sessions ending must not serve them (a Redis still starting has that long)."""
         if self._task is None:
             self._task = asyncio.create_task(self._listen(), name="cobrowse-session-ended")
-        await asyncio.wait_for(self._subscribed.wait(), 10)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError:
+            await self.stop()
+            reason = f": {self._last_error}" if self._last_error is not None else ""
+            raise ProxyError(
+                f"the proxy could not subscribe to session ends in Redis within {SUBSCRIBE_TIMEOUT_S:g} s"
+                f"{reason}"
+            ) from None
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -225,6 +237,7 @@ class SessionGate:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                self._last_error = exc
                 logger.warning("session-ended subscription lost (%s); retrying", exc)
             finally:
                 try:

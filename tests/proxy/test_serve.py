@@ -15,6 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 import httpx
+import pytest
 
 from control_api import accounts, agents, proxy_access, sessions, visitors
 from control_api.store import Store
@@ -187,3 +188,54 @@ def test_stopping_the_proxy_stops_the_hooks_of_the_connections_it_closes(
         assert stuck.started.wait(10), "the request never reached the hook"
         harness.call(harness.proxy.stop())
     assert stuck.cancelled.is_set(), "the hook of a closed connection kept running after stop()"
+
+
+@pytest.mark.parametrize("busy", ["api", "proxy"])
+def test_a_port_in_use_is_said_in_one_line(busy: str) -> None:
+    """Another program holds the port: `serve` stops what it started and says which port, why,
+    and which flag changes it, in one line and with exit status 1 (no traceback: uvicorn exits
+    the process when it cannot listen, mitmproxy only logs it)."""
+    api_port, proxy_port = free_port(), free_port()
+    held = api_port if busy == "api" else proxy_port
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", held))
+        holder.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "cobrowse", "serve", "--host", "127.0.0.1",
+             "--api-port", str(api_port), "--proxy-port", str(proxy_port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN, "COBROWSE_REDIS_URL": ""},
+        )
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    name = "API" if busy == "api" else "proxy"
+    assert last == (
+        f"cobrowse: the {name} could not listen on 127.0.0.1:{held}: address already in use"
+        f" (choose another port with --{busy}-port)"
+    ), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+async def test_a_proxy_that_cannot_reach_redis_says_so_and_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Redis cannot be reached when the proxy starts: within the gate's wait it gives up with a
+    message that names Redis and the reason (it was an empty line before), and stops its
+    subscription task. A proxy that would not hear of sessions ending must not serve them."""
+    from cobrowse.cmd_serve import serve
+    from cobrowse.settings import Settings
+    from proxy import session_gate
+
+    monkeypatch.setattr(session_gate, "SUBSCRIBE_TIMEOUT_S", 0.5)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+    settings = Settings(host="127.0.0.1", proxy_port=free_port(), role="proxy", redis_url=nowhere)
+    with pytest.raises(RuntimeError) as info:
+        await serve(settings, stop_event=asyncio.Event())
+    message = str(info.value)
+    expected = "the proxy could not subscribe to session ends in Redis within 0.5 s: "
+    assert message.startswith(expected), message
+    assert "connecting to 127.0.0.1" in message, message
+    left = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not [name for name in left if name.startswith("cobrowse")], left
