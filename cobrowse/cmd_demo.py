@@ -220,6 +220,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(run_demo(settings, int(args.shop_port)))
-    except DemoError as exc:
+    except (RuntimeError, OSError) as exc:  # DemoError, or what stopped `serve` (a port in use)
         print(f"cobrowse demo: {exc}", file=sys.stderr)
         return 1

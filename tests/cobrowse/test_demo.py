@@ -68,3 +68,29 @@ def test_demo_reports_a_busy_shop_port() -> None:
         )
     assert done.returncode == 2
     assert f"--shop-port {port}: cannot listen" in done.stderr
+
+
+@pytest.mark.parametrize("busy", ["api", "proxy"])
+def test_demo_reports_a_busy_api_or_proxy_port_in_one_line(busy: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    ports = {"api": free_port(), "proxy": free_port(), "shop": free_port()}
+    flags = [arg for kind, port in ports.items() for arg in (f"--{kind}-port", str(port))]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports[busy]))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "cobrowse", "demo", *flags],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    name = "API" if busy == "api" else "proxy"
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"cobrowse demo: the {name} could not listen on 127.0.0.1:{ports[busy]}: address already in use"
+        f" (choose another port with --{busy}-port)"
+    ), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
