@@ -27,6 +27,7 @@ from cobrowse.settings import Settings, SettingsError, command_line_secret_warni
 
 SHOP_HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
+STOPPING_WAIT_S = 5.0  # for `serve` to end, when the API it served went away
 
 
 class DemoError(RuntimeError):
@@ -186,7 +187,17 @@ async def run_demo(settings: Settings, shop_port: int, out: TextIO = sys.stdout)
     try:
         client = AdminClient(settings)
         await _wait_ready(client, serving)
-        provisioned = await asyncio.to_thread(client.provision, shop_origin)
+        try:
+            provisioned = await asyncio.to_thread(client.provision, shop_origin)
+        except DemoError as exc:
+            # the API answered ready, then went: what stopped `serve` (the proxy's port in use)
+            # says more than the refused connection
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, urllib.error.HTTPError):
+                await asyncio.wait([serving], timeout=STOPPING_WAIT_S)
+                if serving.done() and not serving.cancelled() and serving.exception() is not None:
+                    serving.result()
+            raise
         config = ShopConfig(banner_src=settings.public_api_url + "/banner.js", site_key=provisioned.site_key)
         shop = _ShopServer(
             uvicorn.Config(

@@ -238,6 +238,22 @@ class _NoPriorKnowledgeWarning(logging.Filter):
         return "HTTP/2 connections with prior knowledge" not in record.getMessage()
 
 
+class _NoMitmproxyListenHints(logging.Filter):
+    """When the proxy cannot listen, mitmproxy logs the reason with a hint about its own ``--mode``
+    flag (with our placeholder target in it), then an empty error line: keep the reason only.
+    ``ProxyServer.start`` then says it again, with our ``--proxy-port``."""
+
+    HINT = "\nTry specifying a different port by using `--mode"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.strip():
+            return False
+        if self.HINT in message:
+            record.msg, record.args = message.split(self.HINT, 1)[0], ()
+        return True
+
+
 def install_head_limits() -> None:
     """Request heads over ``MAX_REQUEST_HEAD`` get a 431 page and the connection closes; an
     upstream response head over ``MAX_RESPONSE_HEAD`` closes the upstream connection and the
@@ -248,6 +264,9 @@ def install_head_limits() -> None:
     root = logging.getLogger()
     if not any(isinstance(f, _NoPriorKnowledgeWarning) for f in root.filters):
         root.addFilter(_NoPriorKnowledgeWarning())
+    servers = logging.getLogger("mitmproxy.addons.proxyserver")
+    if not any(isinstance(f, _NoMitmproxyListenHints) for f in servers.filters):
+        servers.addFilter(_NoMitmproxyListenHints())
 
 
 def check_mitmproxy_version() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -94,3 +95,32 @@ def test_demo_reports_a_busy_api_or_proxy_port_in_one_line(busy: str) -> None:
         f" (choose another port with --{busy}-port)"
     ), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+async def test_demo_names_what_stopped_the_server_when_the_api_goes_while_provisioning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API answered ready, then the proxy could not listen and `serve` stopped it: the
+    provisioning call that then finds nobody is not what the demo reports, the busy port is."""
+    import socket
+    import urllib.error
+
+    from cobrowse import cmd_demo
+    from cobrowse.settings import Settings
+    from tests.conftest import free_port
+
+    def provision_once_the_api_is_gone(self: cmd_demo.AdminClient, shop_origin: str) -> None:
+        while self.ready():  # the proxy fails and `serve` stops the API meanwhile
+            time.sleep(0.02)
+        cause = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        raise cmd_demo.DemoError(f"POST /api/v1/accounts: {cause}") from cause
+
+    monkeypatch.setattr(cmd_demo.AdminClient, "provision", provision_once_the_api_is_gone)
+    api_port, proxy_port = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", proxy_port))
+        taken.listen()
+        settings = Settings(host="127.0.0.1", api_port=api_port, proxy_port=proxy_port, log_level="warning")
+        with pytest.raises(RuntimeError) as info:
+            await cmd_demo.run_demo(settings, free_port())
+    assert str(info.value).startswith(f"the proxy could not listen on 127.0.0.1:{proxy_port}"), info.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import select
 import socket
 import subprocess
@@ -214,6 +215,9 @@ def test_a_port_in_use_is_said_in_one_line(busy: str) -> None:
         f" (choose another port with --{busy}-port)"
     ), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    # nor mitmproxy's hint about a flag of its own, nor its empty error line
+    assert "--mode" not in result.stderr, result.stderr
+    assert not re.search(r"ERROR \S+: *$", result.stderr, re.M), result.stderr
 
 
 async def test_a_proxy_that_cannot_reach_redis_says_so_and_leaves_nothing_running(
