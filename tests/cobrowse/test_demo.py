@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import httpx
@@ -107,11 +106,11 @@ async def test_demo_names_what_stopped_the_server_when_the_api_goes_while_provis
 
     from cobrowse import cmd_demo
     from cobrowse.settings import Settings
-    from tests.conftest import free_port
+    from tests.conftest import free_port, wait_until
 
     def provision_once_the_api_is_gone(self: cmd_demo.AdminClient, shop_origin: str) -> None:
-        while self.ready():  # the proxy fails and `serve` stops the API meanwhile
-            time.sleep(0.02)
+        # the proxy fails and `serve` stops the API meanwhile
+        wait_until(lambda: not self.ready(), "the API stopped by `serve`", 30)
         cause = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
         raise cmd_demo.DemoError(f"POST /api/v1/accounts: {cause}") from cause
 
