@@ -89,6 +89,9 @@ _LENGTH = struct.Struct("!Q")
 
 
 PARENT_CHECK_EVERY_S = 0.5
+# a worker says it is up (a new interpreter, the rewriter and lxml imported) in an empty frame; the
+# rewrite timeout counts from then, so a busy machine's slow start is not taken for a stuck rewrite
+WORKER_START_TIMEOUT_S = 60.0
 
 
 def _serve(sock: socket.socket, parent_pid: int) -> None:
@@ -97,6 +100,10 @@ def _serve(sock: socket.socket, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the proxy's to handle; EOF ends us
     _exit_with_parent(parent_pid)
     with sock:
+        try:
+            sock.sendall(_LENGTH.pack(0))  # up: the parent's rewrite timeouts start from here
+        except OSError:
+            return
         while True:
             request = _receive(sock)
             if request is None:
@@ -180,6 +187,31 @@ class _Worker:
         self.sock = ours
         self.busy = False
         self.closing = False
+        self.up = False  # its start frame has been read
+        self.starting: asyncio.Future[None] | None = None
+
+    def started(self) -> asyncio.Future[None]:
+        """Done once the worker has said it is up; ``WorkerGone`` if it ended before."""
+        if self.starting is None:
+            self.starting = asyncio.ensure_future(self._read_start())
+            # its failure is handled by whoever waits; with nobody left waiting it is not an error
+            self.starting.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return self.starting
+
+    async def _read_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.busy = True
+        try:
+            header = await _read_exactly(loop, self.sock, _LENGTH.size)
+        except OSError as exc:
+            raise WorkerGone(str(exc)) from exc
+        finally:
+            self.busy = False
+            if self.closing:
+                self.sock.close()
+        if _LENGTH.unpack(header)[0] != 0:
+            raise WorkerGone("the worker's first frame was not its start")
+        self.up = True
 
     async def call(self, request: bytes) -> Any:
         loop = asyncio.get_running_loop()
@@ -240,6 +272,8 @@ class _Lane:
 
     async def call(self, request: bytes, timeout_s: float | None = None) -> Any:
         worker = await self._acquire()
+        if not worker.up:
+            await self._start(worker)
         exchange = asyncio.ensure_future(worker.call(request))
         try:
             result = await asyncio.wait_for(asyncio.shield(exchange), timeout_s)
@@ -266,6 +300,25 @@ class _Lane:
             raise
         self._release(worker)
         return result
+
+    async def _start(self, worker: _Worker) -> None:
+        """Wait (outside the rewrite timeout) for a new worker to say it is up."""
+        starting = worker.started()
+        try:
+            await asyncio.wait_for(asyncio.shield(starting), WORKER_START_TIMEOUT_S)
+        except TimeoutError:
+            worker.process.kill()
+            self._drop(worker)
+            raise NoWorker(f"a rewrite worker did not start within {WORKER_START_TIMEOUT_S:g} s") from None
+        except asyncio.CancelledError:
+            if starting.done():
+                self._after(worker, starting)
+            else:  # it is still starting: the worker is free (or gone) once it has said so
+                starting.add_done_callback(functools.partial(self._after, worker))
+            raise
+        except WorkerGone:
+            self._drop(worker)
+            raise
 
     def _after(self, worker: _Worker, exchange: asyncio.Future[Any]) -> None:
         """A call whose caller was cancelled has ended: the worker is free, or gone."""
@@ -351,8 +404,10 @@ class RewritePool:
 
     ``workers`` is the medium lane's size (the large lane gets half as many, at least one);
     0 rewrites everything in threads. A body a worker has not rewritten within ``timeout_s``
-    raises ``RewriteTimedOut`` (an ``UnrewritableDocument``: the proxy's "bad content" page) and
-    that worker is replaced.
+    (counted from the moment the worker is up: a new worker's start does not count) raises
+    ``RewriteTimedOut`` (an ``UnrewritableDocument``: the proxy's "bad content" page) and that
+    worker is replaced. A worker not up within ``WORKER_START_TIMEOUT_S`` is stopped, and the body
+    rewritten in a thread.
     """
 
     def __init__(

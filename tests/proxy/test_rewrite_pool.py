@@ -327,11 +327,102 @@ def test_a_rewrite_that_does_not_end_is_stopped_and_its_worker_replaced() -> Non
                 raise AssertionError("no timeout")
             stuck.process.join(15)
             assert not stuck.process.is_alive()
-            # a new worker starts (a new interpreter, lxml imported): on a busy machine that alone
-            # can outlast the 1 s meant for the stuck call above
-            pool.timeout_s = 60.0
             assert await pool.run("html", body, **_options()) == expected  # a new worker
             assert pool._lanes["medium"].workers != [stuck]
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def _slow_worker_start(monkeypatch: Any, tmp_path: Path, seconds: float) -> None:
+    """New worker processes (new interpreters, which inherit the environment) take ``seconds``
+    longer to start, as on a machine under load: a ``sitecustomize`` that sleeps."""
+    (tmp_path / "sitecustomize.py").write_text(f"import time\ntime.sleep({seconds})\n")
+    paths = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
+
+
+def test_a_workers_slow_start_is_not_counted_as_a_stuck_rewrite(monkeypatch: Any, tmp_path: Path) -> None:
+    """The rewrite timeout counts from the moment the worker is up: a new interpreter that takes
+    longer than the timeout to start (a busy machine) is waited for, not killed, and rewrites."""
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+    _slow_worker_start(monkeypatch, tmp_path, 1.5)
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, timeout_s=1.0)
+        try:
+            started = time.monotonic()
+            assert await pool.call("medium", os.getpid) != os.getpid()  # in the new worker
+            assert time.monotonic() - started >= 1.5  # its start did outlast the timeout
+            (worker,) = pool._lanes["medium"].workers
+            assert await pool.run("html", body, **_options()) == expected
+            assert pool._lanes["medium"].workers == [worker] and worker.process.is_alive()
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_worker_that_does_not_start_is_stopped_and_the_body_rewritten_in_a_thread(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from proxy import rewrite_pool
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+    _slow_worker_start(monkeypatch, tmp_path, 60)
+    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
+    made: list[Any] = []
+    init = rewrite_pool._Worker.__init__
+
+    def recorded(self: Any) -> None:
+        init(self)
+        made.append(self)
+
+    monkeypatch.setattr(rewrite_pool._Worker, "__init__", recorded)
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, timeout_s=60.0)
+        try:
+            lane = pool._lane("medium")
+            assert await pool.run("html", body, **_options()) == expected  # in a thread, this once
+            assert lane.workers == [] and lane.idle == []
+            (worker,) = made
+            worker.process.join(15)
+            assert not worker.process.is_alive()  # the worker that did not start was stopped
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_caller_that_goes_while_its_worker_starts_leaves_the_worker_to_the_next(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from proxy.rewrite_pool import RewritePool
+
+    _slow_worker_start(monkeypatch, tmp_path, 1.0)
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, timeout_s=60.0)
+        try:
+            first = asyncio.create_task(pool.call("medium", os.getpid))
+            await _until(lambda: "medium" in pool._lanes and pool._lanes["medium"].workers)
+            (worker,) = pool._lanes["medium"].workers
+            first.cancel()  # the browser went away while the worker was still starting
+            assert await pool.call("medium", os.getpid) == worker.process.pid
+            assert pool._lanes["medium"].workers == [worker]
         finally:
             pool.close()
 
