@@ -165,6 +165,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "viewport": {"oneOf": [{"type": "null"}, obj({"width": NUM, "height": NUM})]},
             "live_session": STR_OR_NULL,
             "cobrowse": obj({"available": BOOL, "reason": {"type": "string", "enum": REASONS}}),
+            "rev": {"type": "integer", "minimum": 0},
         }
     ),
     "VisitorList": obj({"visitors": {"type": "array", "items": ref("VisitorView")}}),

@@ -50,6 +50,9 @@ class Visitor:
     state: dict[str, Any]
     token_hash: str = ""  # its token's key lives as long as the visitor (``touch_connection``)
     live_state: str | None = None  # the live session's state: "pending" until the visitor answers
+    # the revision of ``state``, one more at each write: views read before a write (published by
+    # another socket of the visitor, or another API process) are told apart from the ones after
+    rev: int = 0
 
     @property
     def bandwidth_kbps(self) -> float | None:
@@ -112,6 +115,7 @@ def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visit
         live_session=live or None,
         state=state,
         token_hash=record.get("token_hash", ""),
+        rev=int(record["rev"]) if record.get("rev", "").isdigit() else 0,
     )
 
 
@@ -160,13 +164,19 @@ async def present(store: Store, account_id: str) -> list[Visitor]:
     return await find_many(store, list(vids))
 
 
-async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> None:
+async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> int:
+    """Store the visitor's reported state; the state's new revision (``Visitor.rev``)."""
     values = {
         k: (v if isinstance(v, str) else repr(float(v))) for k, v in fields.items() if k in STATE_FIELDS
     }
-    if values:
-        with translate_errors():
-            await store.redis.hset(keys.visitor(store, vid), mapping=values)
+    if not values:
+        return 0
+    with translate_errors():
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.visitor(store, vid), mapping=values)
+            pipe.hincrby(keys.visitor(store, vid), "rev", 1)
+            _, rev = await pipe.execute()
+    return int(rev)
 
 
 async def touch_connection(
@@ -233,6 +243,9 @@ def view(account: Account | None, visitor: Visitor) -> dict[str, Any]:
         ),
         "live_session": visitor.live_session,
         "cobrowse": {"available": reason == AVAILABLE, "reason": reason},
+        # url, title, viewport and bandwidth as of this revision: a view with a lower one than a
+        # client has seen (in a view or a relayed page or viewport) was read before that, and is stale
+        "rev": visitor.rev,
     }
 
 

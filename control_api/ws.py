@@ -217,9 +217,12 @@ class Connection:
                 continue
             await self.deliver(event)
 
-    async def relay(self, sid: str, message: ClientMessage, to_side: str) -> None:
+    async def relay(
+        self, sid: str, message: ClientMessage, to_side: str, extra: dict[str, Any] | None = None
+    ) -> None:
         now = time.time()
-        event = {**message.data, "type": message.type, "session_id": sid, "from": self.side, "ts": now}
+        event = {**message.data, **(extra or {}), "type": message.type, "session_id": sid, "from": self.side,
+                 "ts": now}
         with translate_errors():
             channel = keys.sync_channel(self.store, sid, to_side)
             await self.api.hub.publisher.publish(channel, json.dumps(event))
@@ -358,18 +361,22 @@ class VisitorConnection(Connection):
             await visitors.update_state(self.store, self.visitor.id, {"bandwidth_kbps": data["kbps"]})
             await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
             return
-        # the agent first (latency), then the visitor's stored state (presence, late joiners)
+        if message.type in ("page", "viewport"):
+            # stored first, so the agent gets the state's revision with it: a view of the visitor
+            # read before this write (another socket's close as the visitor moves to a new page, or
+            # another API process) is published with a lower one, and never takes the view back
+            if message.type == "page":
+                fields = {"url": data["url"], "title": data.get("title", "")}
+            else:
+                fields = {"viewport_w": data["width"], "viewport_h": data["height"]}
+            rev = await visitors.update_state(self.store, self.visitor.id, fields)
+            await self.relay_to_agent(message, {"rev": rev})
+            if message.type == "page":
+                await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
+            return
+        # the agent first (latency: a scroll's store is once a second), then the stored state
         await self.relay_to_agent(message)
-        if message.type == "page":
-            await visitors.update_state(
-                self.store, self.visitor.id, {"url": data["url"], "title": data.get("title", "")}
-            )
-            await presence.publish_visitor(self.store, self.account.id, self.visitor.id)
-        elif message.type == "viewport":
-            await visitors.update_state(
-                self.store, self.visitor.id, {"viewport_w": data["width"], "viewport_h": data["height"]}
-            )
-        elif message.type == "scroll" and "target" not in data:  # the page's, not an element's
+        if message.type == "scroll" and "target" not in data:  # the page's, not an element's
             now = time.time()
             if now - self.last_scroll_store >= SCROLL_STORE_EVERY_S:
                 self.last_scroll_store = now
@@ -377,7 +384,7 @@ class VisitorConnection(Connection):
                     self.store, self.visitor.id, {"scroll_x": data["x"], "scroll_y": data["y"]}
                 )
 
-    async def relay_to_agent(self, message: ClientMessage) -> None:
+    async def relay_to_agent(self, message: ClientMessage, extra: dict[str, Any] | None = None) -> None:
         sid = self.active_session() or await self.newly_active_session()
         if sid is None:
             return
@@ -390,7 +397,7 @@ class VisitorConnection(Connection):
             ):
                 self.api.metrics.fields_dropped += 1
                 return
-        await self.relay(sid, message, "agent")
+        await self.relay(sid, message, "agent", extra)
 
     async def deliver(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

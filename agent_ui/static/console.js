@@ -100,6 +100,9 @@
     var id = visitorId(v);
     if (!id) return;
     var old = visitors.get(id);
+    // A view read before one we have (docs/PROTOCOL.md, `rev`: views are published by whichever
+    // socket changed something, and one can overtake another) would show the page before.
+    if (old && typeof v.rev === "number" && typeof old.rev === "number" && v.rev < old.rev) return;
     // Merge in place: pending requests hold on to this object.
     if (old) Object.assign(old, v);
     else visitors.set(id, Object.assign({}, v));

@@ -26,6 +26,16 @@
   var ws = null, retry = 0;
   var follow = true, mode = "none", drawing = false;
   var visitor = { url: "", title: "", scroll: null, fields: {}, boxes: {} }; // what the visitor has now
+  // The revision of the visitor's reported state (docs/PROTOCOL.md, `rev`): a view of the visitor
+  // read before a write can arrive after the page it predates (the old page's socket closing as
+  // the visitor moves on), and must not take the view back to the page before.
+  var visitorRev = -1;
+  function fresh(rev) {
+    if (typeof rev !== "number") return true;
+    if (rev < visitorRev) return false;
+    visitorRev = rev;
+    return true;
+  }
   var frameInfo = { origin: null, url: "", ready: false };       // what the iframe shows now
   var loadingUrl = "";
   var frameScroll = { x: 0, y: 0 };                              // the agent's own scroll (follow off)                                          // upstream URL being loaded
@@ -145,8 +155,9 @@
   // The visitor's URL the view was last sent to: a page that redirects the agent elsewhere (other
   // cookies, a client-side route) is not reloaded again and again, only when the visitor moves on.
   var followedUrl = "";
-  // The page the frame was last sent to: the API relays the visitor's move before it stores it,
-  // so a ticket asked for at once may target the page before. A view that lands elsewhere than
+  // The page the frame was last sent to: a ticket targets the visitor's page as the API has it
+  // stored when it is made, which may be the page before (the visitor moved on again meanwhile,
+  // or an older API stored after relaying). A view that lands elsewhere than
   // the visitor was sent elsewhere then, and goes on (once per visitor page: a ticket that always
   // targets another page, an origin outside the scope, must not reload the view for ever).
   var sentUrl = "", resentFor = "";
@@ -313,6 +324,7 @@
       case "visitor_state": case "visitor": case "visitor_updated": case "visitor_update": {
         var v = msg.visitor || msg;
         if (!session || (v.visitor_id || v.id) !== session.visitor_id) break;
+        if (!fresh(v.rev)) break; // read before a state we have: all of it as old
         if (v.url && v.url !== visitor.url) { visitor.url = v.url; visitor.title = v.title || ""; visitor.fields = {}; visitor.boxes = {}; showLocation(); followVisitor(); }
         else if (v.title) { visitor.title = v.title; showLocation(); }
         if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
@@ -321,10 +333,10 @@
         break;
       }
       case "viewport":
-        if (forThisSession(msg)) setViewport(msg);
+        if (forThisSession(msg) && fresh(msg.rev)) setViewport(msg);
         break;
       case "page":
-        if (!forThisSession(msg)) break;
+        if (!forThisSession(msg) || !fresh(msg.rev)) break;
         if (!sameUrl(msg.url, visitor.url)) { visitor.fields = {}; visitor.boxes = {}; }
         visitor.url = msg.url; visitor.title = msg.title || "";
         showLocation();
@@ -557,7 +569,7 @@
     api("GET", "/visitors").then(function (data) {
       var list = Array.isArray(data) ? data : (data && (data.visitors || data.items)) || [];
       list.forEach(function (v) {
-        if ((v.id || v.visitor_id) !== session.visitor_id) return;
+        if ((v.id || v.visitor_id) !== session.visitor_id || !fresh(v.rev)) return;
         if (v.url) { visitor.url = v.url; visitor.title = v.title || ""; }
         setViewport(v.viewport);
       });

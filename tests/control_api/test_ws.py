@@ -578,3 +578,35 @@ def test_sockets_opened_again_during_a_live_session_find_it_and_relay(world: Wor
             aws.send_json({"type": "pointer", "session_id": sid, "x": 5, "y": 6})
             got = _next(vws, "pointer")
             assert (got["session_id"], got["x"], got["y"]) == (sid, 5, 6)
+
+
+def _page_and_view(aws: Any, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The relayed page at ``url`` and the first view of the visitor on it, in either order."""
+    page: dict[str, Any] | None = None
+    view: dict[str, Any] | None = None
+    for _ in range(20):
+        message = aws.receive_json()
+        if message["type"] == "page" and message["url"] == url:
+            page = message
+        elif message["type"] == "visitor" and message["visitor"]["url"] == url and view is None:
+            view = message["visitor"]
+        if page is not None and view is not None:
+            return page, view
+    raise AssertionError(f"no page and view at {url}")
+
+
+def test_page_and_viewport_are_relayed_with_the_revision_of_the_state_they_stored(world: World) -> None:
+    """Views of the visitor are published by whichever socket changed something, so one read
+    before a page was stored can reach an agent after that page's relay (the old page's socket
+    closing as the visitor moves on): the revision of the stored state tells it apart."""
+    with live_session(world) as (vws, aws, _, _):
+        vws.send_json({"type": "page", "url": ORIGIN + "/a", "title": "A"})
+        page_a, view_a = _page_and_view(aws, ORIGIN + "/a")
+        assert page_a["rev"] == view_a["rev"] > 0  # stored, then relayed, then published
+        vws.send_json({"type": "page", "url": ORIGIN + "/b", "title": "B"})
+        page_b, view_b = _page_and_view(aws, ORIGIN + "/b")
+        assert page_b["rev"] == view_b["rev"] > view_a["rev"]  # a view read on /a is older
+        vws.send_json({"type": "viewport", "width": 800, "height": 600})
+        assert _next(aws, "viewport")["rev"] > page_b["rev"]
+        vws.send_json({"type": "page", "url": ORIGIN + "/c", "title": "C", "rev": 0})
+        assert _page_and_view(aws, ORIGIN + "/c")[0]["rev"] > page_b["rev"]  # never the visitor's own
