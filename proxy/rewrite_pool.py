@@ -92,6 +92,8 @@ PARENT_CHECK_EVERY_S = 0.5
 # a worker says it is up (a new interpreter, the rewriter and lxml imported) in an empty frame; the
 # rewrite timeout counts from then, so a busy machine's slow start is not taken for a stuck rewrite
 WORKER_START_TIMEOUT_S = 60.0
+# after a worker did not start in time, its lane starts none for this long (bodies go to threads)
+START_BACKOFF_S = 30.0
 
 
 def _serve(sock: socket.socket, parent_pid: int) -> None:
@@ -202,7 +204,13 @@ class _Worker:
         loop = asyncio.get_running_loop()
         self.busy = True
         try:
-            header = await _read_exactly(loop, self.sock, _LENGTH.size)
+            # the limit is the worker's own, not its first caller's: a caller may go before it
+            header = await asyncio.wait_for(
+                _read_exactly(loop, self.sock, _LENGTH.size), WORKER_START_TIMEOUT_S
+            )
+        except TimeoutError:
+            self.process.kill()
+            raise NoWorker(f"a rewrite worker did not start within {WORKER_START_TIMEOUT_S:g} s") from None
         except OSError as exc:
             raise WorkerGone(str(exc)) from exc
         finally:
@@ -269,6 +277,7 @@ class _Lane:
         # callers waiting for a worker; handed one, or None when a slot came free (a worker died)
         self.waiting: list[asyncio.Future[_Worker | None]] = []
         self.closed = False
+        self.no_start_until = 0.0  # loop time: a worker did not start in time, none is started before
 
     async def call(self, request: bytes, timeout_s: float | None = None) -> Any:
         worker = await self._acquire()
@@ -302,27 +311,42 @@ class _Lane:
         return result
 
     async def _start(self, worker: _Worker) -> None:
-        """Wait (outside the rewrite timeout) for a new worker to say it is up."""
+        """Wait (outside the rewrite timeout) for a new worker to say it is up; ``NoWorker`` or
+        ``WorkerGone`` if it does not (``_started`` has dropped it by then)."""
         starting = worker.started()
         try:
-            await asyncio.wait_for(asyncio.shield(starting), WORKER_START_TIMEOUT_S)
-        except TimeoutError:
-            worker.process.kill()
-            self._drop(worker)
-            raise NoWorker(f"a rewrite worker did not start within {WORKER_START_TIMEOUT_S:g} s") from None
+            await asyncio.shield(starting)
         except asyncio.CancelledError:
             if starting.done():
                 self._after(worker, starting)
             else:  # it is still starting: the worker is free (or gone) once it has said so
                 starting.add_done_callback(functools.partial(self._after, worker))
             raise
-        except WorkerGone:
-            self._drop(worker)
-            raise
+
+    def _new_worker(self) -> _Worker:
+        worker = _Worker()
+        self.workers.append(worker)
+        worker.started().add_done_callback(functools.partial(self._started, worker))
+        return worker
+
+    def _started(self, worker: _Worker, starting: asyncio.Future[None]) -> None:
+        """A new worker is up, or never will be: dropped, and if it did not start in time, the
+        callers waiting for a worker go to threads and no worker starts for ``START_BACKOFF_S``
+        (each would wait as long again, one after another)."""
+        failure = None if starting.cancelled() else starting.exception()
+        if not starting.cancelled() and failure is None:
+            return
+        if isinstance(failure, NoWorker):
+            self.no_start_until = self.loop.time() + START_BACKOFF_S
+            waiting, self.waiting = self.waiting, []
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_exception(NoWorker(str(failure)))
+        self._drop(worker)
 
     def _after(self, worker: _Worker, exchange: asyncio.Future[Any]) -> None:
         """A call whose caller was cancelled has ended: the worker is free, or gone."""
-        gone = exchange.cancelled() or isinstance(exchange.exception(), WorkerGone)
+        gone = exchange.cancelled() or isinstance(exchange.exception(), (WorkerGone, NoWorker))
         if gone:
             self._drop(worker)
         else:
@@ -335,13 +359,14 @@ class _Lane:
             if self.idle:
                 return self.idle.pop()
             if len(self.workers) < self.size:
+                if self.loop.time() < self.no_start_until:
+                    raise NoWorker(f"rewrite workers did not start within {WORKER_START_TIMEOUT_S:g} s "
+                                   f"lately; none is started for {START_BACKOFF_S:g} s")
                 try:
-                    worker = _Worker()
+                    return self._new_worker()
                 except NoWorker:  # to this caller; the next waiter tries for itself, not for nothing
                     self._wake(None)
                     raise
-                self.workers.append(worker)
-                return worker
             waiter: asyncio.Future[_Worker | None] = self.loop.create_future()
             self.waiting.append(waiter)
             try:

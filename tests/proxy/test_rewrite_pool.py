@@ -381,14 +381,7 @@ def test_a_worker_that_does_not_start_is_stopped_and_the_body_rewritten_in_a_thr
     expected = rewrite("html", body, **_options())
     _slow_worker_start(monkeypatch, tmp_path, 60)
     monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
-    made: list[Any] = []
-    init = rewrite_pool._Worker.__init__
-
-    def recorded(self: Any) -> None:
-        init(self)
-        made.append(self)
-
-    monkeypatch.setattr(rewrite_pool._Worker, "__init__", recorded)
+    made = _recording_workers(monkeypatch)
 
     async def main() -> None:
         pool = RewritePool(workers=1, timeout_s=60.0)
@@ -423,6 +416,82 @@ def test_a_caller_that_goes_while_its_worker_starts_leaves_the_worker_to_the_nex
             first.cancel()  # the browser went away while the worker was still starting
             assert await pool.call("medium", os.getpid) == worker.process.pid
             assert pool._lanes["medium"].workers == [worker]
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def _recording_workers(monkeypatch: Any) -> list[Any]:
+    """Every ``_Worker`` made from now on, in order."""
+    from proxy import rewrite_pool
+
+    made: list[Any] = []
+    init = rewrite_pool._Worker.__init__
+
+    def recorded(self: Any) -> None:
+        init(self)
+        made.append(self)
+
+    monkeypatch.setattr(rewrite_pool._Worker, "__init__", recorded)
+    return made
+
+
+def test_a_worker_that_does_not_start_is_stopped_even_when_its_caller_went_away(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    """The start limit is the worker's, not its first caller's: a browser that gave up must not
+    leave a worker that never starts holding the lane's one place, with every later body waiting."""
+    import asyncio
+
+    from proxy import rewrite_pool
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+    _slow_worker_start(monkeypatch, tmp_path, 60)
+    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
+    made = _recording_workers(monkeypatch)
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, timeout_s=60.0)
+        try:
+            first = asyncio.create_task(pool.run("html", body, **_options()))
+            await _until(lambda: made)
+            first.cancel()  # its caller goes while the worker is still starting
+            # a hang guard (the worker's limit is 0.5 s), not a timing
+            assert await asyncio.wait_for(pool.run("html", body, **_options()), 30) == expected
+            made[0].process.join(15)
+            assert not made[0].process.is_alive()
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
+def test_after_a_worker_did_not_start_the_waiting_bodies_go_to_threads_at_once(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    """Not one start limit after another: the bodies waiting for the lane's worker are rewritten
+    in threads when it fails to start, and no worker is started for a while."""
+    import asyncio
+
+    from proxy import rewrite_pool
+    from proxy.rewrite_pool import RewritePool, rewrite
+
+    body = _page(100)
+    expected = rewrite("html", body, **_options())
+    _slow_worker_start(monkeypatch, tmp_path, 60)
+    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
+    made = _recording_workers(monkeypatch)
+
+    async def main() -> None:
+        pool = RewritePool(workers=1, timeout_s=60.0)
+        try:
+            bodies = [asyncio.create_task(pool.run("html", body, **_options())) for _ in range(3)]
+            assert await asyncio.wait_for(asyncio.gather(*bodies), 30) == [expected] * 3
+            assert await pool.run("html", body, **_options()) == expected  # in a thread too
+            assert len(made) == 1  # the two waiting bodies and the next one started none
         finally:
             pool.close()
 
