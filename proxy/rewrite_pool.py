@@ -27,6 +27,7 @@ proxy process, however that ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -38,7 +39,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from proxy import compression
@@ -200,40 +201,42 @@ class _Worker:
             self.starting.add_done_callback(lambda done: done.cancelled() or done.exception())
         return self.starting
 
-    async def _read_start(self) -> None:
-        loop = asyncio.get_running_loop()
+    @contextlib.contextmanager
+    def _exchanging(self) -> Iterator[None]:
+        """The event loop reads or writes the socket: ``close`` meanwhile only shuts it down (the
+        pending read sees the end) and it is closed here after; its errors mean the worker is gone."""
         self.busy = True
         try:
-            # the limit is the worker's own, not its first caller's: a caller may go before it
-            header = await asyncio.wait_for(
-                _read_exactly(loop, self.sock, _LENGTH.size), WORKER_START_TIMEOUT_S
-            )
-        except TimeoutError:
-            self.process.kill()
-            raise NoWorker(f"a rewrite worker did not start within {WORKER_START_TIMEOUT_S:g} s") from None
+            yield
         except OSError as exc:
             raise WorkerGone(str(exc)) from exc
         finally:
             self.busy = False
             if self.closing:
                 self.sock.close()
+
+    async def _read_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._exchanging():
+            try:
+                # the limit is the worker's own, not its first caller's: a caller may go before it
+                header = await asyncio.wait_for(
+                    _read_exactly(loop, self.sock, _LENGTH.size), WORKER_START_TIMEOUT_S
+                )
+            except TimeoutError:  # (an OSError: not left to ``_exchanging``)
+                self.process.kill()
+                limit = WORKER_START_TIMEOUT_S
+                raise NoWorker(f"a rewrite worker did not start within {limit:g} s") from None
         if _LENGTH.unpack(header)[0] != 0:
             raise WorkerGone("the worker's first frame was not its start")
         self.up = True
 
     async def call(self, request: bytes) -> Any:
         loop = asyncio.get_running_loop()
-        self.busy = True
-        try:
+        with self._exchanging():
             await loop.sock_sendall(self.sock, _LENGTH.pack(len(request)) + request)
             header = await _read_exactly(loop, self.sock, _LENGTH.size)
             reply = await _read_exactly(loop, self.sock, _LENGTH.unpack(header)[0])
-        except OSError as exc:
-            raise WorkerGone(str(exc)) from exc
-        finally:
-            self.busy = False
-            if self.closing:
-                self.sock.close()
         ok, value = pickle.loads(reply)
         if not ok:
             raise value

@@ -93,7 +93,11 @@ def open_visitor(browser: Any, stack: Stack, path: str = "/") -> Visitor:
 
 def open_console(browser: Any, stack: Stack, token: str | None = None) -> Agent:
     """The console in a context of its own, signed in as the stack's agent (or ``token``'s)."""
-    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    return sign_in(browser.new_context(viewport={"width": 1100, "height": 700}), stack, token)
+
+
+def sign_in(context: BrowserContext, stack: Stack, token: str | None = None) -> Agent:
+    """The console in a new page of ``context`` (whose routes the test has set), signed in."""
     page = context.new_page()
     frames = Frames()
     frames.attach(page)

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Agent, Frames, open_console, open_visitor
+from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -35,12 +35,9 @@ def test_the_console_reconnects_after_its_socket_drops_and_goes_on(
     visitor = open_visitor(browser, stack)
     context = browser.new_context()
     sockets = Sockets(context)
-    page = context.new_page()
     try:
-        page.goto(stack.console_url)
-        page.fill("#token", stack.agent_token)
-        page.click("#signin-form button[type=submit]")
-        agent = Agent(context, page, Frames())
+        agent = sign_in(context, stack)
+        page = agent.page
         expect(page.locator("#conn")).to_have_text("Live", timeout=TIMEOUT_MS)
         expect(agent.row().locator(".url")).to_have_text(stack.shop.origin + "/", timeout=TIMEOUT_MS)
         sockets.routes[-1].close(code=1011, reason="server restart")

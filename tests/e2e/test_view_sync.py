@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Agent, Frames, Visitor, open_console, open_visitor, view_frame
+from tests.e2e.pages import TIMEOUT_MS, Visitor, open_console, open_visitor, sign_in, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -387,12 +387,9 @@ def test_a_view_of_the_visitor_read_before_its_new_page_never_takes_the_agent_ba
     context.route_web_socket(re.compile(r"/api/v1/agent/ws$"), pass_through)
     tickets: list[str] = []
     context.on("request", lambda r: tickets.append(r.url) if r.url.endswith("/proxy-ticket") else None)
-    page = context.new_page()
     try:
-        page.goto(stack.console_url)
-        page.fill("#token", stack.agent_token)
-        page.click("#signin-form button[type=submit]")
-        agent = Agent(context, page, Frames())
+        agent = sign_in(context, stack)
+        page = agent.page
         vb = agent.request()
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         visitor.page.click("header >> text=Search")

@@ -343,6 +343,30 @@ def _slow_worker_start(monkeypatch: Any, tmp_path: Path, seconds: float) -> None
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
 
 
+def _recording_workers(monkeypatch: Any) -> list[Any]:
+    """Every ``_Worker`` made from now on, in order."""
+    from proxy import rewrite_pool
+
+    made: list[Any] = []
+    init = rewrite_pool._Worker.__init__
+
+    def recorded(self: Any) -> None:
+        init(self)
+        made.append(self)
+
+    monkeypatch.setattr(rewrite_pool._Worker, "__init__", recorded)
+    return made
+
+
+def _workers_that_never_start(monkeypatch: Any, tmp_path: Path) -> list[Any]:
+    """New workers take a minute to start and the pool waits 0.5 s; the workers made, in order."""
+    from proxy import rewrite_pool
+
+    _slow_worker_start(monkeypatch, tmp_path, 60)
+    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
+    return _recording_workers(monkeypatch)
+
+
 def test_a_workers_slow_start_is_not_counted_as_a_stuck_rewrite(monkeypatch: Any, tmp_path: Path) -> None:
     """The rewrite timeout counts from the moment the worker is up: a new interpreter that takes
     longer than the timeout to start (a busy machine) is waited for, not killed, and rewrites."""
@@ -374,14 +398,11 @@ def test_a_worker_that_does_not_start_is_stopped_and_the_body_rewritten_in_a_thr
 ) -> None:
     import asyncio
 
-    from proxy import rewrite_pool
     from proxy.rewrite_pool import RewritePool, rewrite
 
     body = _page(100)
     expected = rewrite("html", body, **_options())
-    _slow_worker_start(monkeypatch, tmp_path, 60)
-    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
-    made = _recording_workers(monkeypatch)
+    made = _workers_that_never_start(monkeypatch, tmp_path)
 
     async def main() -> None:
         pool = RewritePool(workers=1, timeout_s=60.0)
@@ -422,21 +443,6 @@ def test_a_caller_that_goes_while_its_worker_starts_leaves_the_worker_to_the_nex
     asyncio.run(main())
 
 
-def _recording_workers(monkeypatch: Any) -> list[Any]:
-    """Every ``_Worker`` made from now on, in order."""
-    from proxy import rewrite_pool
-
-    made: list[Any] = []
-    init = rewrite_pool._Worker.__init__
-
-    def recorded(self: Any) -> None:
-        init(self)
-        made.append(self)
-
-    monkeypatch.setattr(rewrite_pool._Worker, "__init__", recorded)
-    return made
-
-
 def test_a_worker_that_does_not_start_is_stopped_even_when_its_caller_went_away(
     monkeypatch: Any, tmp_path: Path
 ) -> None:
@@ -444,14 +450,11 @@ def test_a_worker_that_does_not_start_is_stopped_even_when_its_caller_went_away(
     leave a worker that never starts holding the lane's one place, with every later body waiting."""
     import asyncio
 
-    from proxy import rewrite_pool
     from proxy.rewrite_pool import RewritePool, rewrite
 
     body = _page(100)
     expected = rewrite("html", body, **_options())
-    _slow_worker_start(monkeypatch, tmp_path, 60)
-    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
-    made = _recording_workers(monkeypatch)
+    made = _workers_that_never_start(monkeypatch, tmp_path)
 
     async def main() -> None:
         pool = RewritePool(workers=1, timeout_s=60.0)
@@ -476,14 +479,11 @@ def test_after_a_worker_did_not_start_the_waiting_bodies_go_to_threads_at_once(
     in threads when it fails to start, and no worker is started for a while."""
     import asyncio
 
-    from proxy import rewrite_pool
     from proxy.rewrite_pool import RewritePool, rewrite
 
     body = _page(100)
     expected = rewrite("html", body, **_options())
-    _slow_worker_start(monkeypatch, tmp_path, 60)
-    monkeypatch.setattr(rewrite_pool, "WORKER_START_TIMEOUT_S", 0.5)
-    made = _recording_workers(monkeypatch)
+    made = _workers_that_never_start(monkeypatch, tmp_path)
 
     async def main() -> None:
         pool = RewritePool(workers=1, timeout_s=60.0)
