@@ -50,8 +50,9 @@ class Visitor:
     state: dict[str, Any]
     token_hash: str = ""  # its token's key lives as long as the visitor (``touch_connection``)
     live_state: str | None = None  # the live session's state: "pending" until the visitor answers
-    # the revision of ``state``, one more at each write: views read before a write (published by
-    # another socket of the visitor, or another API process) are told apart from the ones after
+    # the revision of ``state`` and of the visitor's connections, one more at each write, at each
+    # page's connection, heartbeat and close: views read before a change (published by another
+    # socket of the visitor, or another API process) are told apart from the ones after
     rev: int = 0
 
     @property
@@ -190,6 +191,7 @@ async def touch_connection(
             pipe.zremrangebyscore(keys.visitor_conns(store, visitor.id), "-inf", now)
             pipe.expire(keys.visitor_conns(store, visitor.id), int(hold_s + grace_s) + 60)
             pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
+            pipe.hincrby(keys.visitor(store, visitor.id), "rev", 1)  # ``online`` may change
             pipe.expire(keys.visitor(store, visitor.id), VISITOR_TTL_S)
             if visitor.token_hash:
                 # as long as the visitor: a token that lapsed 24 hours after registration, with
@@ -207,6 +209,7 @@ async def drop_connection(store: Store, visitor: Visitor, conn_id: str, grace_s:
         async with store.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(keys.visitor_conns(store, visitor.id), conn_id)
             pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
+            pipe.hincrby(keys.visitor(store, visitor.id), "rev", 1)  # ``online`` may change
             pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + grace_s})
             await pipe.execute()
 
@@ -243,8 +246,8 @@ def view(account: Account | None, visitor: Visitor) -> dict[str, Any]:
         ),
         "live_session": visitor.live_session,
         "cobrowse": {"available": reason == AVAILABLE, "reason": reason},
-        # url, title, viewport and bandwidth as of this revision: a view with a lower one than a
-        # client has seen (in a view or a relayed page or viewport) was read before that, and is stale
+        # url, title, viewport, bandwidth and online as of this revision: a view with a lower one
+        # than a client has seen (in a view or a relayed page or viewport) was read before, is stale
         "rev": visitor.rev,
     }
 

@@ -610,3 +610,32 @@ def test_page_and_viewport_are_relayed_with_the_revision_of_the_state_they_store
         assert _next(aws, "viewport")["rev"] > page_b["rev"]
         vws.send_json({"type": "page", "url": ORIGIN + "/c", "title": "C", "rev": 0})
         assert _page_and_view(aws, ORIGIN + "/c")[0]["rev"] > page_b["rev"]  # never the visitor's own
+
+
+def _next_view(aws: Any, online: bool) -> dict[str, Any]:
+    for _ in range(20):
+        message = aws.receive_json()
+        if message["type"] == "visitor" and message["visitor"]["online"] is online:
+            return dict(message["visitor"])
+    raise AssertionError(f"no view with online={online}")
+
+
+def test_a_page_that_connects_or_closes_makes_a_newer_view_of_the_visitor(world: World) -> None:
+    """As the visitor moves to a new page, the old page's socket closes (a view: offline) and the
+    new one connects (a view: online). Published by two sockets, perhaps two API processes, they
+    can reach an agent in either order: the one read after the other's change has the higher
+    revision, so the agent keeps "online" rather than a late "offline"."""
+    account = world.account()
+    agent = world.agent(account)
+    visitor = world.visitor(account)
+    with world.client.websocket_connect("/api/v1/agent/ws") as aws:
+        aws.send_json({"type": "auth", "token": agent["token"]})
+        assert aws.receive_json()["type"] == "hello"
+        revs = []
+        for _ in range(2):  # the page before, then the new one
+            with world.client.websocket_connect("/api/v1/visitor/ws") as vws:
+                vws.send_json({"type": "auth", "token": visitor["token"]})
+                assert vws.receive_json()["type"] == "hello"
+                revs.append(_next_view(aws, online=True)["rev"])
+            revs.append(_next_view(aws, online=False)["rev"])
+        assert revs == sorted(set(revs)), revs  # every view newer than the one before
