@@ -225,18 +225,49 @@ def _prompt_while_typing(stack: Stack, v: Any) -> tuple[dict[str, Any], Any]:
     return session, dialog
 
 
+# Records, in the visitor's page, when the prompt was armed (its buttons enabled) and when each key
+# and mouse event was dispatched (a capture listener on the window runs before the prompt's own, in
+# the same task, so an input recorded before arming was handled before arming too).
+_RECORD_ARMING = """() => {
+  const rec = window.__armingSeen = {armed: null, inputs: []};
+  const root = document.querySelector('[data-cobrowse=banner]').shadowRoot;
+  new MutationObserver(() => {
+    const accept = root.querySelector('[role=dialog] button.accept');
+    if (accept && !accept.disabled && rec.armed === null) rec.armed = performance.now();
+  }).observe(root, {subtree: true, childList: true, attributeFilter: ['disabled']});
+  for (const type of ['keydown', 'keyup', 'mousedown', 'mouseup', 'click'])
+    window.addEventListener(type, () => rec.inputs.push([type, performance.now()]), true);
+}"""
+
+
 def test_keys_and_clicks_as_the_prompt_appears_do_not_answer_it(browser: Any, stack: Stack) -> None:
     """A visitor typing in a search box presses Enter (or Space, or Escape) just as the prompt
-    appears, or clicks where Accept is about to be: none of it answers the prompt."""
+    appears, or clicks where Accept is about to be: none of it answers the prompt.
+
+    "Just as" is the prompt's first 600 ms. On a loaded machine the test's inputs can take longer
+    than that to arrive, and then answering is right: such a try proves nothing, so the test
+    withdraws that request and tries again (3 tries), and fails if no try was in time."""
     v = open_visitor(browser, stack, "/search")
     try:
-        session, dialog = _prompt_while_typing(stack, v)
-        accept = dialog.get_by_role("button", name="Accept")
-        box = accept.bounding_box()
-        assert box is not None
-        for key in ("Enter", " ", "Escape", "Enter"):
-            v.page.keyboard.press(key)
-        v.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(3):
+            v.page.evaluate(_RECORD_ARMING)
+            session, dialog = _prompt_while_typing(stack, v)
+            accept = dialog.get_by_role("button", name="Accept")
+            box = accept.bounding_box()
+            assert box is not None
+            for key in ("Enter", " ", "Escape", "Enter"):
+                v.page.keyboard.press(key)
+            v.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            seen = v.page.evaluate("() => window.__armingSeen")
+            # every key reached the page (Chromium gives no mouse event to a disabled button)
+            assert [t for t, _ in seen["inputs"] if t.startswith("key")] == ["keydown", "keyup"] * 4
+            if seen["armed"] is None or max(at for _, at in seen["inputs"]) < seen["armed"]:
+                break  # every input was handled before the prompt armed
+            with stack.agent() as c:  # too late to prove anything: withdraw, if still open, and again
+                c.post(f"/sessions/{session['id']}/end", json={})
+            the_visitor(stack, available)
+        else:
+            pytest.fail("in 3 tries the inputs never reached the page within the prompt's first 600 ms")
         assert session_state(stack, session["id"]) == "pending"
         expect(dialog).to_be_visible()
         accept.click()  # once armed, it answers
