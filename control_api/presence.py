@@ -11,10 +11,13 @@ from control_api.store import Store, translate_errors
 
 async def publish_visitor(store: Store, account_id: str, vid: str) -> None:
     """Publish the visitor's current view (with availability) to the account's agents."""
-    account = await accounts.find(store, account_id)
+    # The visitor before the account: an account change bumps its visitors' ``rev`` before it
+    # publishes (``publish_account``), so a view that read that ``rev`` reads the account after
+    # the change too, and a view that read the account before it has an older ``rev``.
     visitor = await visitors.find(store, vid)
     if visitor is None:
         return
+    account = await accounts.find(store, account_id)
     message = {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": time.time()}
     with translate_errors():
         await store.redis.publish(keys.account_channel(store, account_id), json.dumps(message))
@@ -28,6 +31,14 @@ async def publish_account(store: Store, account_id: str) -> None:
     present = await visitors.present(store, account_id)
     if not present:
         return
+    # A new revision for each before reading it again: a view of one of them read before the
+    # change (published by their own socket, perhaps late) is then older than this one.
+    with translate_errors():
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for visitor in present:
+                visitors.queue_bump(pipe, store, visitor.id)
+            await pipe.execute()
+    present = await visitors.find_many(store, [visitor.id for visitor in present])
     now = time.time()
     channel = keys.account_channel(store, account_id)
     with translate_errors():

@@ -161,6 +161,7 @@ def _queue_transition(
         pipe.srem(keys.account_live(store, record["account_id"]), sid)
         pipe.delete(keys.session_activity(store, sid))
     pipe.hset(keys.session(store, sid), mapping=new)
+    visitors.queue_bump(pipe, store, record["visitor_id"])  # the visitor's availability changes
     if to in TERMINAL:
         pipe.expire(keys.session(store, sid), RETENTION_S)
     if from_state == "active":

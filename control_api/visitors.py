@@ -180,6 +180,18 @@ async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> int:
     return int(rev)
 
 
+def queue_bump(pipe: Any, store: Store, vid: str) -> None:
+    """Queue on ``pipe`` (in MULTI) a new revision of the visitor's view, for a write elsewhere
+    that changes it (a session of theirs made, accepted or ended changes their availability).
+
+    A view read before the write is then older than one read after it, and the agent drops it
+    if it comes second. The visitor's record may have expired meanwhile: its ``rev`` alone is then
+    a key no reader takes for a visitor (it has no ``id``), and it expires like a record."""
+    key = keys.visitor(store, vid)
+    pipe.hincrby(key, "rev", 1)
+    pipe.expire(key, VISITOR_TTL_S, nx=True)  # only a key the increment made has no expiry
+
+
 async def touch_connection(
     store: Store, visitor: Visitor, conn_id: str, hold_s: float, grace_s: float
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from control_api import accounts, agents, audit, keys, proxy_access, sessions, sweeper, visitors
+from control_api import accounts, agents, audit, keys, presence, proxy_access, sessions, sweeper, visitors
 from control_api.exceptions import ApiError, InvalidTransition
 from control_api.store import Store
 
@@ -389,3 +389,88 @@ async def test_a_policy_stored_while_the_account_is_written_is_stored(
             redis_store, account.id, {**stored.policy, "consent": "none"}, base=stored.policy
         )
     assert (told.value.status, told.value.code) == (409, "conflict")
+
+
+async def _rev(store: Store, vid: str) -> int:
+    found = await visitors.find(store, vid)
+    assert found is not None
+    return found.rev
+
+
+async def test_each_step_of_a_session_makes_a_newer_view_of_the_visitor(store: Store) -> None:
+    """A session made, accepted or ended changes the visitor's availability (request_pending,
+    session_live, available) with no write of the visitor's own. Each step bumps the visitor's
+    ``rev``, so a view of the visitor read before it is older than one read after it (and the
+    agent's console drops it if it comes second)."""
+    account, agent, visitor = await _setup(store)
+    revs = [await _rev(store, visitor.id)]
+    sid = (await sessions.create(store, account, agent, visitor.id))["id"]
+    revs.append(await _rev(store, visitor.id))
+    await sessions.accept(store, sid, VISITOR)
+    revs.append(await _rev(store, visitor.id))
+    await sessions.end(store, sid, sessions.Actor("agent", agent.id))
+    revs.append(await _rev(store, visitor.id))
+    assert revs == sorted(set(revs)), revs
+    assert 0 < await store.redis.ttl(keys.visitor(store, visitor.id)) <= visitors.VISITOR_TTL_S
+
+
+async def test_a_session_ending_after_its_visitors_record_expired_leaves_no_key_without_expiry(
+    store: Store,
+) -> None:
+    account, agent, visitor = await _setup(store)
+    sid = (await sessions.create(store, account, agent, visitor.id))["id"]
+    await store.redis.delete(keys.visitor(store, visitor.id))  # (as its expiry would)
+    await sessions.end(store, sid, sessions.Actor("agent", agent.id))
+    assert await visitors.find(store, visitor.id) is None  # the bump alone is no visitor
+    assert 0 < await store.redis.ttl(keys.visitor(store, visitor.id)) <= visitors.VISITOR_TTL_S
+
+
+async def test_a_view_read_across_an_account_change_is_never_newer_than_its_own_views(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An administrator switching co-browse off publishes every present visitor's view again. A
+    view that one of the visitor's sockets publishes at the same moment (read before the switch,
+    or half before and half after) can reach the agent after those: it must then be the older
+    one, or already say what the switch made true."""
+    account, _, visitor = await _setup(store)
+    channel = keys.account_channel(store, account.id)
+    pubsub = store.redis.pubsub()
+    await pubsub.subscribe(channel)
+    assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"
+
+    async def views(n: int) -> list[dict[str, Any]]:
+        seen = []
+        while len(seen) < n:
+            message = await pubsub.get_message(timeout=2, ignore_subscribe_messages=True)
+            assert message is not None, seen
+            seen.append(json.loads(message["data"])["visitor"])
+        return seen
+
+    try:
+        await presence.publish_visitor(store, account.id, visitor.id)  # read wholly before
+        (before,) = await views(1)
+        assert before["cobrowse"]["reason"] == "visitor_offline"
+        # Then a view whose two reads (the visitor, the account) have the switch between them.
+        real = {"visitors": visitors.find, "accounts": accounts.find}
+        switched: list[bool] = []
+
+        def read_then_switch(name: str) -> Any:
+            async def read(*args: Any) -> Any:
+                found = await real[name](*args)
+                if not switched:  # the first of the two reads: the administrator switches now
+                    switched.append(True)
+                    await accounts.update(store, account.id, cobrowse_enabled=False)
+                    await presence.publish_account(store, account.id)
+                return found
+
+            return read
+
+        monkeypatch.setattr(visitors, "find", read_then_switch("visitors"))
+        monkeypatch.setattr(accounts, "find", read_then_switch("accounts"))
+        await presence.publish_visitor(store, account.id, visitor.id)
+        switch_view, straddling = await views(2)
+    finally:
+        await pubsub.aclose()
+    assert switch_view["cobrowse"]["reason"] == "feature_disabled"
+    assert before["rev"] < switch_view["rev"]
+    assert straddling["rev"] < switch_view["rev"] or straddling["cobrowse"]["reason"] == "feature_disabled"
