@@ -49,6 +49,9 @@ async def me(request: Request, call: Call) -> Response:
 async def list_visitors(request: Request, call: Call) -> Response:
     _, account = await _agent_and_account(call)
     present = await visitors.present(call.api.store, account.id)
+    # the account again, after the visitors: their views are then as new as their ``rev`` says
+    # (an account change bumps its visitors' ``rev`` before it publishes them: ``presence``)
+    account = await accounts.find(call.api.store, account.id) or account
     return json_response({"visitors": [visitors.view(account, v) for v in present]})
 
 

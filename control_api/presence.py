@@ -27,18 +27,19 @@ async def publish_account(store: Store, account_id: str) -> None:
     """Publish every present visitor's view again: the account's switch or policy changed, and
     with it who can be co-browsed (consoles would otherwise show the old availability until each
     visitor next reports)."""
-    account = await accounts.find(store, account_id)
-    present = await visitors.present(store, account_id)
-    if not present:
+    vids = await visitors.present_ids(store, account_id)
+    if not vids:
         return
-    # A new revision for each before reading it again: a view of one of them read before the
-    # change (published by their own socket, perhaps late) is then older than this one.
+    # A new revision for each, then the visitors, then the account, each read after the last: a
+    # view of one of them read before the change (published late by their own socket, or by
+    # another change of the account) is then older than this one.
     with translate_errors():
         async with store.redis.pipeline(transaction=False) as pipe:
-            for visitor in present:
-                visitors.queue_bump(pipe, store, visitor.id)
+            for vid in vids:
+                visitors.queue_rev(pipe, store, vid)
             await pipe.execute()
-    present = await visitors.find_many(store, [visitor.id for visitor in present])
+    present = await visitors.find_many(store, vids)
+    account = await accounts.find(store, account_id)
     now = time.time()
     channel = keys.account_channel(store, account_id)
     with translate_errors():

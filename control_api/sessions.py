@@ -161,7 +161,8 @@ def _queue_transition(
         pipe.srem(keys.account_live(store, record["account_id"]), sid)
         pipe.delete(keys.session_activity(store, sid))
     pipe.hset(keys.session(store, sid), mapping=new)
-    visitors.queue_bump(pipe, store, record["visitor_id"])  # the visitor's availability changes
+    # the visitor's availability changes (request_pending, session_live, available)
+    visitors.queue_live_state(pipe, store, record["visitor_id"], to if to in LIVE else None)
     if to in TERMINAL:
         pipe.expire(keys.session(store, sid), RETENTION_S)
     if from_state == "active":

@@ -50,9 +50,9 @@ class Visitor:
     state: dict[str, Any]
     token_hash: str = ""  # its token's key lives as long as the visitor (``touch_connection``)
     live_state: str | None = None  # the live session's state: "pending" until the visitor answers
-    # the revision of ``state`` and of the visitor's connections, one more at each write, at each
-    # page's connection, heartbeat and close: views read before a change (published by another
-    # socket of the visitor, or another API process) are told apart from the ones after
+    # the revision of what a view of the visitor shows (``queue_rev``): views read before a change
+    # (published by another socket of the visitor, or another API process) are told apart from
+    # the ones after
     rev: int = 0
 
     @property
@@ -93,6 +93,47 @@ async def register(store: Store, account: Account, origin: str, grace_s: float) 
     return visitor, token
 
 
+# A new revision of the visitor's view: one more than the last, and at least the Redis server's
+# clock in milliseconds. It only ever grows while the record lives, and a record restored from an
+# older snapshot (or a replica promoted behind its primary) goes on from the clock, above anything
+# an agent's client saw before, rather than from its old count (which the clients, keeping the
+# highest they have seen, would ignore until it caught up).
+# A record that expired gets none (0); one that a write made anew, without its fields (the
+# record expired between a reader and the write), gets the expiry of a record, not none.
+_NEXT_REV = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rev = (tonumber(redis.call('HGET', KEYS[1], 'rev')) or 0) + 1
+if now > rev then rev = now end
+rev = string.format('%.0f', rev)
+redis.call('HSET', KEYS[1], 'rev', rev)
+return rev
+"""
+
+
+def queue_rev(pipe: Any, store: Store, vid: str) -> None:
+    """Queue on ``pipe`` a new revision of the visitor's view, in the transaction of the write
+    that changes the view (its reply is the new ``rev``)."""
+    pipe.eval(_NEXT_REV, 1, keys.visitor(store, vid), VISITOR_TTL_S)
+
+
+def queue_live_state(pipe: Any, store: Store, vid: str, state: str | None) -> None:
+    """Queue on ``pipe`` (in the MULTI of a session's transition) the state of the visitor's live
+    session (None: it has none now), kept in the visitor's record so that one atomic read gives
+    a view and its ``rev`` (``find_many``), and a new revision: their availability changes.
+
+    The visitor's record may have expired meanwhile: the field alone is then a key no reader
+    takes for a visitor (it has no ``id``), and it expires like a record (``_NEXT_REV``)."""
+    key = keys.visitor(store, vid)
+    if state is None:
+        pipe.hdel(key, "live_state")
+    else:
+        pipe.hset(key, "live_state", state)
+    queue_rev(pipe, store, vid)
+
+
 def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visitor:
     state: dict[str, Any] = {}
     for name in STATE_FIELDS:
@@ -116,6 +157,7 @@ def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visit
         live_session=live or None,
         state=state,
         token_hash=record.get("token_hash", ""),
+        live_state=record.get("live_state") if live else None,
         rev=int(record["rev"]) if record.get("rev", "").isdigit() else 0,
     )
 
@@ -123,7 +165,9 @@ def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visit
 async def find_many(store: Store, vids: list[str]) -> list[Visitor]:
     now = time.time()
     with translate_errors():
-        async with store.redis.pipeline(transaction=False) as pipe:
+        # one transaction: a view is what the store held at its ``rev``, no write of another
+        # client between its parts (a later view with the same ``rev`` shows the same)
+        async with store.redis.pipeline(transaction=True) as pipe:
             for vid in vids:
                 pipe.hgetall(keys.visitor(store, vid))
                 pipe.zcount(keys.visitor_conns(store, vid), f"({now}", "+inf")
@@ -134,10 +178,11 @@ async def find_many(store: Store, vids: list[str]) -> list[Visitor]:
         record, online, live = replies[i : i + 3]
         if record.get("id"):
             result.append(_parse(record, int(online), live))
-    live = [v for v in result if v.live_session]
+    live = [v for v in result if v.live_session and v.live_state is None]
     if not live:
         return result
-    # a pending request is told apart from a session (another agent's console says which)
+    # a record stored before ``live_state`` was kept in it: its session says (a pending request
+    # is told apart from a session: another agent's console says which)
     with translate_errors():
         async with store.redis.pipeline(transaction=False) as pipe:
             for visitor in live:
@@ -153,16 +198,20 @@ async def find(store: Store, vid: str) -> Visitor | None:
     return found[0] if found else None
 
 
+async def present_ids(store: Store, account_id: str) -> list[str]:
+    """The ids of ``present``'s visitors, in its order."""
+    with translate_errors():
+        key = keys.account_visitors(store, account_id)
+        return list(await store.redis.zrange(key, 0, MAX_PRESENT - 1, desc=True))
+
+
 async def present(store: Store, account_id: str) -> list[Visitor]:
     """Visitors of the account not yet gone (online, or offline within the grace period), the
     most recently seen first (an open socket is seen every few seconds; a registration whose
     socket has not opened ranks below every visitor seen in the last hour), at most
     ``MAX_PRESENT``: registrations that never connect cannot push a visitor who is online off
     the list, however many and however fast."""
-    with translate_errors():
-        key = keys.account_visitors(store, account_id)
-        vids = await store.redis.zrange(key, 0, MAX_PRESENT - 1, desc=True)
-    return await find_many(store, list(vids))
+    return await find_many(store, await present_ids(store, account_id))
 
 
 async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> int:
@@ -175,21 +224,9 @@ async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> int:
     with translate_errors():
         async with store.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.visitor(store, vid), mapping=values)
-            pipe.hincrby(keys.visitor(store, vid), "rev", 1)
+            queue_rev(pipe, store, vid)
             _, rev = await pipe.execute()
     return int(rev)
-
-
-def queue_bump(pipe: Any, store: Store, vid: str) -> None:
-    """Queue on ``pipe`` (in MULTI) a new revision of the visitor's view, for a write elsewhere
-    that changes it (a session of theirs made, accepted or ended changes their availability).
-
-    A view read before the write is then older than one read after it, and the agent drops it
-    if it comes second. The visitor's record may have expired meanwhile: its ``rev`` alone is then
-    a key no reader takes for a visitor (it has no ``id``), and it expires like a record."""
-    key = keys.visitor(store, vid)
-    pipe.hincrby(key, "rev", 1)
-    pipe.expire(key, VISITOR_TTL_S, nx=True)  # only a key the increment made has no expiry
 
 
 async def touch_connection(
@@ -203,7 +240,7 @@ async def touch_connection(
             pipe.zremrangebyscore(keys.visitor_conns(store, visitor.id), "-inf", now)
             pipe.expire(keys.visitor_conns(store, visitor.id), int(hold_s + grace_s) + 60)
             pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
-            pipe.hincrby(keys.visitor(store, visitor.id), "rev", 1)  # ``online`` may change
+            queue_rev(pipe, store, visitor.id)  # ``online`` may change
             pipe.expire(keys.visitor(store, visitor.id), VISITOR_TTL_S)
             if visitor.token_hash:
                 # as long as the visitor: a token that lapsed 24 hours after registration, with
@@ -221,7 +258,7 @@ async def drop_connection(store: Store, visitor: Visitor, conn_id: str, grace_s:
         async with store.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(keys.visitor_conns(store, visitor.id), conn_id)
             pipe.hset(keys.visitor(store, visitor.id), "last_seen", repr(now))
-            pipe.hincrby(keys.visitor(store, visitor.id), "rev", 1)  # ``online`` may change
+            queue_rev(pipe, store, visitor.id)  # ``online`` may change
             pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + grace_s})
             await pipe.execute()
 

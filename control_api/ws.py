@@ -432,6 +432,8 @@ class AgentConnection(Connection):
                 await self.track_session(record)
                 live.append(sessions.public(record))
         present = await visitors.present(self.store, account.id)
+        # the account again, after the visitors (as ``agent_api.list_visitors``)
+        account = await accounts.find(self.store, account.id) or account
         await self.send(
             {
                 "type": "hello",

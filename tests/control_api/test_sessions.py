@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -414,15 +416,68 @@ async def test_each_step_of_a_session_makes_a_newer_view_of_the_visitor(store: S
     assert 0 < await store.redis.ttl(keys.visitor(store, visitor.id)) <= visitors.VISITOR_TTL_S
 
 
-async def test_a_session_ending_after_its_visitors_record_expired_leaves_no_key_without_expiry(
+async def test_writes_after_a_visitors_record_expired_leave_no_key_without_expiry(store: Store) -> None:
+    """A session step, a page's close or a report that comes after the visitor's record expired
+    writes to a key that is no longer there: what it makes is no visitor, and it expires too."""
+    account, agent, visitor = await _setup(store)
+    key = keys.visitor(store, visitor.id)
+    sid = (await sessions.create(store, account, agent, visitor.id))["id"]
+    await store.redis.delete(key)  # (as its expiry would)
+    await sessions.end(store, sid, sessions.Actor("agent", agent.id))
+    assert await store.redis.ttl(key) == -2  # nothing made
+    await visitors.drop_connection(store, visitor, "c1", 30)  # (it writes ``last_seen``)
+    assert await visitors.find(store, visitor.id) is None
+    assert 0 < await store.redis.ttl(key) <= visitors.VISITOR_TTL_S
+    await store.redis.delete(key)
+    await visitors.update_state(store, visitor.id, {"url": "http://127.0.0.1:8002/late"})
+    assert await visitors.find(store, visitor.id) is None
+    assert 0 < await store.redis.ttl(key) <= visitors.VISITOR_TTL_S
+
+
+async def test_a_visitor_restored_with_an_older_revision_goes_on_above_the_last_one_seen(
     store: Store,
 ) -> None:
+    """Redis restarted from an older snapshot, or a replica behind its primary took over: the
+    visitor's record is back with a ``rev`` below what agents' clients have seen, and they drop
+    every view and page below that. The next write goes on from Redis's clock (ms), above it."""
+    _, _, visitor = await _setup(store)
+    seen = await visitors.update_state(store, visitor.id, {"url": "http://127.0.0.1:8002/a"})
+    seconds, micros = await store.redis.time()
+    assert seen >= seconds * 1000 + micros // 1000 - 60_000  # (the clock, give or take)
+    assert await visitors.update_state(store, visitor.id, {"url": "http://127.0.0.1:8002/b"}) > seen
+    await store.redis.hset(keys.visitor(store, visitor.id), "rev", "7")  # (the restore)
+    after = await visitors.update_state(store, visitor.id, {"url": "http://127.0.0.1:8002/c"})
+    assert after > seen
+    assert (await visitors.find(store, visitor.id)).rev == after  # type: ignore[union-attr]
+
+
+async def test_a_view_is_read_whole_at_its_revision(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A view whose parts were read in two steps, with the visitor accepting between them, said
+    "session live" at the revision of "request pending"; an older view of that revision coming
+    second then took it back. Here every read of the store after the first one, while the view is
+    read, comes after the visitor accepted."""
     account, agent, visitor = await _setup(store)
     sid = (await sessions.create(store, account, agent, visitor.id))["id"]
-    await store.redis.delete(keys.visitor(store, visitor.id))  # (as its expiry would)
-    await sessions.end(store, sid, sessions.Actor("agent", agent.id))
-    assert await visitors.find(store, visitor.id) is None  # the bump alone is no visitor
-    assert 0 < await store.redis.ttl(keys.visitor(store, visitor.id)) <= visitors.VISITOR_TTL_S
+    real_pipeline = store.redis.pipeline
+    opened: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def pipeline(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        opened.append(True)
+        if len(opened) == 2:  # the view's second read: the visitor accepts first
+            monkeypatch.setattr(store.redis, "pipeline", real_pipeline)
+            await sessions.accept(store, sid, VISITOR)
+        async with real_pipeline(*args, **kwargs) as pipe:
+            yield pipe
+
+    monkeypatch.setattr(store.redis, "pipeline", pipeline)
+    read = await visitors.find(store, visitor.id)
+    monkeypatch.setattr(store.redis, "pipeline", real_pipeline)
+    assert read is not None and read.live_state == "pending"
+    if len(opened) < 2:
+        await sessions.accept(store, sid, VISITOR)
+    now = await visitors.find(store, visitor.id)
+    assert now is not None and now.live_state == "active" and now.rev > read.rev
 
 
 async def test_a_view_read_across_an_account_change_is_never_newer_than_its_own_views(
@@ -474,3 +529,45 @@ async def test_a_view_read_across_an_account_change_is_never_newer_than_its_own_
     assert switch_view["cobrowse"]["reason"] == "feature_disabled"
     assert before["rev"] < switch_view["rev"]
     assert straddling["rev"] < switch_view["rev"] or straddling["cobrowse"]["reason"] == "feature_disabled"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_two_account_changes_at_once_leave_the_newest_view_saying_what_the_account_says(
+    store: Store, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Administrator 1 switches co-browse off, and administrator 2 switches it on again (and
+    publishes) while 1's views are being published, before or after they read the visitors: the
+    newest view of the visitor, the one agents keep, says "on"."""
+    account, _, visitor = await _setup(store)
+    pubsub = store.redis.pubsub()
+    await pubsub.subscribe(keys.account_channel(store, account.id))
+    assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"
+    real = visitors.find_many
+    switched: list[bool] = []
+
+    async def switch_on() -> None:
+        switched.append(True)
+        await accounts.update(store, account.id, cobrowse_enabled=True)
+        await presence.publish_account(store, account.id)
+
+    async def find_many(*args: Any) -> list[visitors.Visitor]:
+        if when == "before" and not switched:
+            await switch_on()
+        found = await real(*args)
+        if when == "after" and not switched:
+            await switch_on()
+        return found
+
+    await accounts.update(store, account.id, cobrowse_enabled=False)
+    monkeypatch.setattr(visitors, "find_many", find_many)
+    try:
+        await presence.publish_account(store, account.id)
+        views = []
+        while message := await pubsub.get_message(timeout=0.5, ignore_subscribe_messages=True):
+            views.append(json.loads(message["data"])["visitor"])
+    finally:
+        await pubsub.aclose()
+    assert switched and len(views) == 2
+    # the one kept: of the highest ``rev``, and of those the last to arrive (clients take equals)
+    _, newest = max(enumerate(views), key=lambda seen: (seen[1]["rev"], seen[0]))
+    assert newest["cobrowse"]["reason"] == "visitor_offline", views  # not feature_disabled

@@ -11,7 +11,7 @@ import pytest
 from cb_api_helpers import ORIGIN, World
 from starlette.websockets import WebSocketDisconnect
 
-from control_api import messages
+from control_api import accounts, messages, presence, visitors
 
 
 @contextmanager
@@ -639,3 +639,51 @@ def test_a_page_that_connects_or_closes_makes_a_newer_view_of_the_visitor(world:
                 revs.append(_next_view(aws, online=True)["rev"])
             revs.append(_next_view(aws, online=False)["rev"])
         assert revs == sorted(set(revs)), revs  # every view newer than the one before
+
+
+def test_the_visitor_list_and_hello_are_as_new_as_their_revision_says(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /visitors`` and the agent socket's hello read the visitors and the account. An
+    administrator switching co-browse off between the two reads (and publishing the visitors'
+    new views) must not leave a listed view with the new ``rev`` and the old availability: the
+    console keeps the state of the highest ``rev``."""
+    account = world.account()
+    agent = world.agent(account)
+    world.visitor(account)
+    real = visitors.present
+    switched: list[bool] = []
+
+    async def present(store: Any, aid: str) -> list[visitors.Visitor]:
+        if not switched:  # the administrator switches as the visitors are about to be read
+            switched.append(True)
+            await accounts.update(store, aid, cobrowse_enabled=False)
+            await presence.publish_account(store, aid)
+        return await real(store, aid)
+
+    def listed_now() -> dict[str, Any]:
+        r = world.client.get("/api/v1/visitors", headers=agent["headers"])
+        assert r.status_code == 200, r.text
+        (view,) = r.json()["visitors"]
+        return dict(view)
+
+    def hello_now() -> dict[str, Any]:
+        with world.client.websocket_connect("/api/v1/agent/ws") as aws:
+            aws.send_json({"type": "auth", "token": agent["token"]})
+            hello = aws.receive_json()
+            assert hello["type"] == "hello"
+            (view,) = hello["visitors"]
+            return dict(view)
+
+    for read in (listed_now, hello_now):
+        switched.clear()
+        world.client.patch(
+            f"/api/v1/accounts/{account['id']}", json={"cobrowse_enabled": True}, headers=world.admin
+        ).raise_for_status()
+        monkeypatch.setattr(visitors, "present", present)
+        seen = read()
+        monkeypatch.setattr(visitors, "present", real)
+        assert switched
+        after = listed_now()
+        assert after["cobrowse"]["reason"] == "feature_disabled"
+        assert seen["rev"] < after["rev"] or seen["cobrowse"] == after["cobrowse"], (read, seen, after)
