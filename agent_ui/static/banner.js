@@ -470,6 +470,17 @@
       scrollTimer = null; scrollSentAt = Date.now(); reportScroll();
     }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - Date.now()));
   }
+  // A window dragged to a new size fires a resize event every frame too: its size is reported at
+  // most every VIEWPORT_EVERY_MS, the last report carrying the size it stopped at (beside the
+  // scroll reports a resize also makes, under the API's rate).
+  var VIEWPORT_EVERY_MS = 100;
+  var viewportTimer = null, viewportSentAt = 0;
+  function onResize() {
+    if (viewportTimer) return;
+    viewportTimer = later(guard(function () {
+      viewportTimer = null; viewportSentAt = Date.now(); reportViewport();
+    }, "viewport report"), Math.max(0, viewportSentAt + VIEWPORT_EVERY_MS - Date.now()));
+  }
   // An app that scrolls an element of its own (a <main> with overflow: auto under a fixed layout)
   // never scrolls the window: such scrolls are reported with the element's cssPath as `target`, at
   // most every SCROLL_EVERY_MS together, and the boxes seen are reported again with everything else
@@ -925,7 +936,7 @@
     on(window, "focus", guard(function () { if (!isHidden()) toFront(false); }, "focus"));
     on(window, "scroll", guard(onScroll, "scroll"), { passive: true });
     on(document, "scroll", guard(onBoxScroll, "box scroll"), { capture: true, passive: true });
-    on(window, "resize", guard(function () { reportViewport(); onScroll(); }, "resize"));
+    on(window, "resize", guard(function () { onResize(); onScroll(); }, "resize"));
     on(document, "input", guard(onField, "input"), true);
     on(document, "change", guard(onField, "change"), true);
     on(document, "click", guard(onLinkClick, "click"), false);

@@ -419,6 +419,30 @@ def test_continuous_scrolling_stays_under_the_apis_message_rate(
         v.context.close()
 
 
+def test_a_window_resized_for_seconds_stays_under_the_apis_message_rate(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """A visitor dragging their window's edge: a resize event every frame. Reported each, they
+    went past the API's 50 messages a second, and it closed the socket (4429)."""
+    v = customer.open(browser, customer.add("/wide", "<div style='height:20000px'>a long page</div>"))
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/wide"))
+        before = len([m for m in v.frames.messages() if m.get("type") == "viewport"])
+        v.page.evaluate(  # (the browser's own events, as a drag makes them, one a frame for 3 s)
+            "() => new Promise(done => { const t0 = performance.now(); (function step() {"
+            " dispatchEvent(new Event('resize'));"
+            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(); })(); })"
+        )
+        v.page.set_viewport_size({"width": 900, "height": 650})  # where the drag stops
+        v.frames.wait_for(v.page, '"type":"viewport","width":900,"height":650')  # still arrives
+        sent = len([m for m in v.frames.messages() if m.get("type") == "viewport"]) - before
+        assert sent <= 3 * 10 + 3, f"{sent} viewport reports in 3 s"
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+        assert len(customer.sockets) == 1  # never closed and reopened
+    finally:
+        v.context.close()
+
+
 @pytest.mark.parametrize("extreme", ["long title", "long URL", "deep DOM", "20-million-pixel page"])
 def test_extreme_pages_keep_their_messages_within_the_protocols_limits(
     browser: Any, stack: Stack, customer: CustomerSite, extreme: str
