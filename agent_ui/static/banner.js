@@ -325,9 +325,12 @@
     return href.length <= MAX_URL ? href : null;
   }
   function coord(n) { return Math.max(-MAX_COORD, Math.min(MAX_COORD, Math.round(n))); }
+  var lastPage = null; // the URL and title last reported
   function reportPage() {
     var url = reportableUrl(location.href);
-    if (url) send({ type: "page", url: url, title: String(document.title).slice(0, MAX_TEXT) });
+    var title = String(document.title).slice(0, MAX_TEXT);
+    lastPage = url + "\n" + title;
+    if (url) send({ type: "page", url: url, title: title });
   }
   function reportViewport() { send({ type: "viewport", width: innerWidth, height: innerHeight }); }
   function scrollAnchor() {
@@ -450,9 +453,23 @@
     if (typeof orig !== "function") return;
     history[name] = function () {
       var out = apply(orig, this, arguments);
-      try { later(guard(function () { reportPage(); reportScroll(); }, name), 0); } catch (e) { /* ignore */ }
+      try { onHistory(); } catch (e) { /* ignore */ }
       return out;
     };
+  }
+  // Apps call pushState/replaceState as often as every frame (a URL that follows the scroll, a
+  // router keeping the scroll position in history.state): the page is reported at most every
+  // PAGE_EVERY_MS, the last report where the app stopped, and not at all when neither its URL nor
+  // its title changed (each report is stored, and told to the account's agents).
+  var PAGE_EVERY_MS = 100;
+  var pageTimer = null, pageSentAt = 0;
+  function onHistory() {
+    if (pageTimer) return;
+    pageTimer = later(guard(function () {
+      pageTimer = null;
+      if (lastPage === reportableUrl(location.href) + "\n" + String(document.title).slice(0, MAX_TEXT)) return;
+      pageSentAt = Date.now(); reportPage(); reportScroll();
+    }, "history"), Math.max(0, pageSentAt + PAGE_EVERY_MS - Date.now()));
   }
   // A scroll event comes every frame (120 a second on some screens) and the API closes a socket that
   // sends more than 50 messages a second (4429): the overlay follows each frame, reports go at most
@@ -923,12 +940,12 @@
   var boot = guard(function () {
     wrapHistory("pushState");
     wrapHistory("replaceState");
-    on(window, "popstate", guard(function () { reportPage(); reportScroll(); }, "popstate"));
-    on(window, "hashchange", guard(reportPage, "hashchange"));
+    on(window, "popstate", guard(onHistory, "popstate"));
+    on(window, "hashchange", guard(onHistory, "hashchange"));
     // an app routing with the Navigation API (navigate event, intercept) changes the URL without
-    // pushState: report it once the navigation is done
+    // pushState: report it once the navigation is done (Chromium fires it for pushState too)
     if (window.navigation && window.navigation.addEventListener) {
-      on(window.navigation, "navigatesuccess", guard(function () { reportPage(); reportScroll(); }, "navigation"));
+      on(window.navigation, "navigatesuccess", guard(onHistory, "navigation"));
     }
     // Two tabs of one visitor (a tab the page opened with window.open shares its identity): the
     // view follows the one the visitor comes back to

@@ -443,6 +443,38 @@ def test_a_window_resized_for_seconds_stays_under_the_apis_message_rate(
         v.context.close()
 
 
+def test_an_app_that_changes_its_url_every_frame_stays_under_the_apis_message_rate(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """An app whose URL follows the scroll calls replaceState every frame, and a router that keeps
+    the scroll position in history.state calls it with the same URL: each reported (a page and
+    a scroll), they went past the API's 50 messages a second and it closed the socket (4429)."""
+    v = customer.open(browser, customer.add("/spy", "<div style='height:20000px'>a long page</div>"))
+    every_frame = (
+        "(change) => new Promise(done => { const t0 = performance.now(); let i = 0; (function step() {"
+        " history.replaceState({y: i}, '', change ? '/spy#s' + (++i) : location.href);"
+        " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(i); })(); })"
+    )
+
+    def pages() -> int:
+        return len([m for m in v.frames.messages() if m.get("type") == "page"])
+
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/spy"))
+        before = pages()
+        last = v.page.evaluate(every_frame, True)
+        v.frames.wait_for(v.page, f'/spy#s{last}"')  # where the app stopped still arrives
+        assert pages() - before <= 3 * 10 + 3, f"{pages() - before} page reports in 3 s"
+        before = pages()
+        v.page.evaluate(every_frame, False)  # the same URL: nothing to tell
+        v.page.evaluate("() => new Promise(done => setTimeout(done, 300))")
+        assert pages() == before
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+        assert len(customer.sockets) == 1  # never closed and reopened
+    finally:
+        v.context.close()
+
+
 @pytest.mark.parametrize("extreme", ["long title", "long URL", "deep DOM", "20-million-pixel page"])
 def test_extreme_pages_keep_their_messages_within_the_protocols_limits(
     browser: Any, stack: Stack, customer: CustomerSite, extreme: str
