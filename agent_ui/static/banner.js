@@ -197,11 +197,54 @@
   function isHidden() { return document.visibilityState === "hidden"; }
   function send(msg) {
     if (WHERE[msg.type] === 1 && isHidden() && (seenInFront || !ownIdentity)) return;
-    if (ws && wsOpen) { try { ws.send(toJson(msg)); } catch (e) { warn("send", e); } }
+    if (ws && wsOpen) budgeted(msg);
     // Until this page's first `hello` it may not know every mask (those of the session come with
     // it): a field or an element's scroll is not kept for later then (once the socket is open,
     // the changed fields and the scrolled elements are all reported again, masks known).
     else if ((heardHello || (msg.type !== "field" && !msg.target)) && queue.length < 50) queue.push(msg);
+  }
+
+  // The API closes a socket that sends more than ws_rate_per_s messages a second (50 by default,
+  // 4429). Whatever the page does at once (a slider dragged while the page scrolls and its URL
+  // follows, a form of a hundred fields filled, everything told again at hello), the banner stays
+  // under SEND_RATE (the rest is the pings' and the auth's): a message over it waits its turn, and
+  // a newer one about the same thing (the page, the viewport, the window's or an element's scroll,
+  // a field, the bandwidth) takes the waiting one's place, so what arrives last is what is now.
+  var SEND_RATE = 40;
+  var sendTokens = SEND_RATE, sendStamp = Date.now(), held = [], heldTimer = null;
+  function sameThing(msg) {
+    if (msg.type === "scroll") return "scroll\n" + (msg.target || "");
+    if (msg.type === "field") return "field\n" + msg.selector;
+    return msg.type === "page" || msg.type === "viewport" || msg.type === "bandwidth" ? msg.type : null;
+  }
+  function refill() {
+    var now = Date.now();
+    sendTokens = Math.min(SEND_RATE, sendTokens + Math.max(0, now - sendStamp) * SEND_RATE / 1000);
+    sendStamp = now;
+  }
+  function transmit(msg) {
+    if (!(ws && wsOpen)) { send(msg); return; } // the socket went meanwhile: kept as send keeps it
+    sendTokens -= 1;
+    try { ws.send(toJson(msg)); } catch (e) { warn("send", e); }
+  }
+  function budgeted(msg) {
+    refill();
+    if (!held.length && sendTokens >= 1) { transmit(msg); return; }
+    var key = sameThing(msg);
+    for (var i = 0; key !== null && i < held.length; i++) {
+      if (held[i].key === key) { held[i].msg = msg; return; }
+    }
+    held.push({ key: key, msg: msg });
+    releaseHeld();
+  }
+  function releaseHeld() {
+    if (heldTimer) return;
+    heldTimer = later(guard(function () {
+      heldTimer = null;
+      refill();
+      while (held.length && sendTokens >= 1) transmit(held.shift().msg);
+      if (held.length) releaseHeld();
+    }, "send budget"), Math.ceil(Math.max(0, 1 - sendTokens) * 1000 / SEND_RATE));
   }
 
   function register() {

@@ -475,6 +475,41 @@ def test_an_app_that_changes_its_url_every_frame_stays_under_the_apis_message_ra
         v.context.close()
 
 
+def test_whatever_a_page_does_at_once_the_banner_stays_under_the_apis_message_rate(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """In a session, for 3 s, every frame: the visitor drags a slider (an input event), the page
+    scrolls, its URL follows and the window is resized; then a script fills a form of 150 fields
+    at once. The API closes a socket that sends more than 50 messages a second (4429): it is
+    never closed, and what arrives last is what the page shows now."""
+    fields = "".join(f"<input id='f{i}'>" for i in range(150))
+    v = customer.open(browser, customer.add(
+        "/busy", f"<input type='range' id='r' min='0' max='100000'>{fields}<div style='height:20000px'></div>"
+    ))
+    try:
+        me = the_visitor(stack, lambda x: available(x) and (x["url"] or "").endswith("/busy"))
+        request_session(stack, me["id"])
+        v.accept()
+        last = v.page.evaluate(
+            "() => new Promise(done => { const r = document.getElementById('r');"
+            " const t0 = performance.now(); let i = 0; (function step() { i++; r.value = String(i);"
+            " r.dispatchEvent(new Event('input', {bubbles: true})); scrollBy(0, 7);"
+            " history.replaceState(null, '', '/busy#' + i); dispatchEvent(new Event('resize'));"
+            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(i); })(); })"
+        )
+        v.page.evaluate(
+            "() => { for (let i = 0; i < 150; i++) { const f = document.getElementById('f' + i);"
+            " f.value = 'v' + i; f.dispatchEvent(new Event('input', {bubbles: true})); } }"
+        )
+        v.frames.wait_for(v.page, '"value":"v149"')
+        v.frames.wait_for(v.page, f'"value":"{last}"')  # the slider where it stopped
+        v.frames.wait_for(v.page, f'/busy#{last}"')
+        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+        assert len(customer.sockets) == 1  # never closed and reopened
+    finally:
+        v.context.close()
+
+
 @pytest.mark.parametrize("extreme", ["long title", "long URL", "deep DOM", "20-million-pixel page"])
 def test_extreme_pages_keep_their_messages_within_the_protocols_limits(
     browser: Any, stack: Stack, customer: CustomerSite, extreme: str
