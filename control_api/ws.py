@@ -49,17 +49,27 @@ ACTIVITY_EVERY_S = 1.0
 SCROLL_STORE_EVERY_S = 1.0
 
 
-class RateLimiter:
-    """Token bucket: ``rate`` messages per second, bursts of up to ``rate``."""
+BURST_S = 3.0  # a bucket holds this many seconds' worth of messages
 
-    def __init__(self, rate: int) -> None:
+
+class RateLimiter:
+    """Token bucket: ``rate`` messages per second, bursts of up to ``burst_s`` seconds' worth.
+
+    Messages are counted as this process reads them, not as the client sent them: after a stall of
+    ours (a busy event loop, a slow Redis) a client well within the rate has its last seconds'
+    messages read at once. The bucket holds BURST_S seconds of them, so such a stall closes no
+    socket (the banner sends at most 40 a second: 3.75 s of stall), while a flood is still
+    stopped within a few hundred messages."""
+
+    def __init__(self, rate: int, burst_s: float = BURST_S) -> None:
         self.rate = float(max(rate, 1))
-        self.tokens = self.rate
+        self.capacity = self.rate * max(burst_s, 1.0)
+        self.tokens = self.capacity
         self.stamp = time.monotonic()
 
     def allow(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0

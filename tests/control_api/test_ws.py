@@ -198,7 +198,7 @@ def test_abusive_messages_close_the_socket(world: World, payload: str, code: int
         assert _closed_on(ws) == code
 
 
-def test_the_rate_limiter_allows_bursts_of_its_rate_and_refills_at_its_rate(
+def test_the_rate_limiter_allows_bursts_of_three_seconds_worth_and_refills_at_its_rate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from types import SimpleNamespace
@@ -207,12 +207,21 @@ def test_the_rate_limiter_allows_bursts_of_its_rate_and_refills_at_its_rate(
 
     clock = [1000.0]
     monkeypatch.setattr(ws, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    limiter = ws.RateLimiter(5)
-    assert [limiter.allow() for _ in range(6)] == [True] * 5 + [False]
+    limiter = ws.RateLimiter(5)  # bursts of 3 s worth: 15
+    assert [limiter.allow() for _ in range(16)] == [True] * 15 + [False]
     clock[0] += 0.2  # one message's worth
     assert [limiter.allow() for _ in range(2)] == [True, False]
     clock[0] += 60  # a long pause saves up no more than one burst
-    assert [limiter.allow() for _ in range(6)] == [True] * 5 + [False]
+    assert [limiter.allow() for _ in range(16)] == [True] * 15 + [False]
+    # A client within the rate (4 a second) whose messages this process read late, all at once,
+    # after a stall of its own of up to 3 s: not one refused.
+    for stall in (1.0, 2.0, 3.0):
+        clock[0] += 60
+        for _ in range(40):  # 10 s of reading each as it comes
+            clock[0] += 0.25
+            assert limiter.allow()
+        clock[0] += stall
+        assert all(limiter.allow() for _ in range(int(4 * stall))), stall
 
 
 def test_flood_is_rate_limited(world: World) -> None:
