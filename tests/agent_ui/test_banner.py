@@ -706,6 +706,25 @@ EMULATED_VISIBILITY = (
 )
 
 
+# Records, in a tab, the next consent prompt shown (when it was added, when its buttons were
+# enabled) and each key pressed (when it was handled, and whether the prompt's buttons were disabled
+# then: a capture listener on the window runs before the prompt's own, in the same task).
+_RECORD_SHOWN_AGAIN = """() => {
+  const rec = window.__shownAgain = {shown: null, armed: null, keys: []};
+  const root = document.querySelector('[data-cobrowse=banner]').shadowRoot;
+  const accept = () => root.querySelector('[role=dialog] button.accept');
+  new MutationObserver((records) => {
+    const now = performance.now();
+    for (const r of records) for (const n of r.addedNodes)
+      if (rec.shown === null && n.getAttribute && n.getAttribute('role') === 'dialog') rec.shown = now;
+    if (rec.shown !== null && rec.armed === null && accept() && !accept().disabled) rec.armed = now;
+  }).observe(root, {subtree: true, childList: true, attributeFilter: ['disabled']});
+  window.addEventListener('keydown', (ev) => {
+    rec.keys.push([ev.key, performance.now(), accept() ? accept().disabled : null]);
+  }, true);
+}"""
+
+
 def switch_tab(away: Any, to: Any) -> None:
     """The visitor switches from tab ``away`` to tab ``to`` (the old one is hidden first, as in Chromium)."""
     away.evaluate("() => __testVisibility('hidden')")
@@ -748,13 +767,29 @@ def test_two_tabs_of_one_visitor_the_view_follows_the_one_in_front(
 
         # a request: the prompt is in the tab in front; looked at again after a visit to the other
         # tab, it answers nothing for its first moments (Enter on the way back does not answer it)
+        # (that is the prompt's first 600 ms: on a loaded machine the test's Enter can come later,
+        # and then refusing is right; such a try proves nothing and is made again with a new request)
         session = request_session(stack, me["id"])
         accept = a.get_by_role("dialog").get_by_role("button", name="Accept")
-        expect(accept).to_be_enabled(timeout=TIMEOUT_MS)
-        switch_tab(a, b)
-        switch_tab(b, a)
-        expect(accept).to_be_disabled()
-        a.keyboard.press("Enter")
+        for _ in range(3):
+            expect(accept).to_be_enabled(timeout=TIMEOUT_MS)
+            a.evaluate(_RECORD_SHOWN_AGAIN)
+            switch_tab(a, b)
+            switch_tab(b, a)
+            a.keyboard.press("Enter")
+            seen = a.evaluate("() => window.__shownAgain")
+            assert seen["shown"] is not None, "the prompt was not shown again, as new"
+            assert seen["armed"] is None or seen["armed"] - seen["shown"] >= 500, "armed at once"
+            [(_, at, disabled)] = seen["keys"]
+            if seen["armed"] is None or at < seen["armed"]:
+                assert disabled, "Enter came while the prompt shown again was answerable"
+                break  # Enter was handled before the prompt shown again armed
+            with stack.agent() as c:  # too late to prove anything: withdraw, if still open, and again
+                c.post(f"/sessions/{session['id']}/end", json={})
+            the_visitor(stack, available)
+            session = request_session(stack, me["id"])
+        else:
+            pytest.fail("in 3 tries Enter never reached the tab within the prompt's first 600 ms")
         assert session_state(stack, session["id"]) == "pending"
         accept.click()
         wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")
