@@ -13,7 +13,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Agent, open_console, open_visitor, view_frame
+from tests.e2e.pages import (
+    TIMEOUT_MS,
+    Agent,
+    open_console,
+    open_visitor,
+    record_notices,
+    view_frame,
+    wait_for_notice,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -174,8 +182,9 @@ def test_an_accept_the_api_does_not_take_tells_the_visitor(
         agent.request()
         dialog = visitor.dialog()
         expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+        record_notices(visitor.page)
         dialog.get_by_role("button", name="Accept").click()
-        expect(visitor.page.get_by_role("status")).to_have_text(told, timeout=TIMEOUT_MS)
+        wait_for_notice(visitor.page, told)
         expect(dialog).to_be_hidden()
         expect(visitor.page.get_by_text("Co-browsing with")).to_be_hidden()
     finally:
@@ -275,11 +284,12 @@ def test_agent_ends(browser: Any, make_stack: Callable[..., Stack]) -> None:
         frame = vb.frame_locator("#view")
         expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         proxied = view_frame(vb).url
+        record_notices(visitor.page)
         vb.click("#end")
         expect(vb.locator("#ended-reason")).to_have_text("You ended the session.")
         bar = visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")
         expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
-        expect(visitor.page.get_by_role("status")).to_have_text("Co-browsing has ended.")
+        wait_for_notice(visitor.page, "Co-browsing has ended.")
         expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
         assert proxy_status(agent, proxied) == 403
     finally:

@@ -11,7 +11,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, sign_in, view_frame
+from tests.e2e.pages import (
+    TIMEOUT_MS,
+    open_console,
+    open_visitor,
+    record_notices,
+    sign_in,
+    view_frame,
+    wait_for_notice,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -168,11 +176,12 @@ def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         bar = page.get_by_text(f"Co-browsing with {stack.agent_name}")
         expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        record_notices(page)
         link.cut()
         expect(vb.locator("#ended-reason")).to_have_text("The visitor left the site.", timeout=TIMEOUT_MS)
         link.down = False
         expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
-        expect(page.get_by_role("status")).to_have_text("Co-browsing has ended.")
+        wait_for_notice(page, "Co-browsing has ended.")
     finally:
         agent.context.close()
         context.close()
