@@ -171,11 +171,16 @@ def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, 
         v.context.close()
 
 
-def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser: Any, stack: Stack) -> None:
-    """On a link too slow for the 128 KiB download (here: it never comes), the banner reports what
-    arrived in its time limit, so the agent sees a figure and the reason instead of "measuring..."
-    for ever; it never starts a second download beside one still running, and it cuts the one
-    that ran out of time (its bytes would go on taking the visitor's little bandwidth)."""
+# Asks for a bandwidth measurement; returns whether none had finished before (read in the same task).
+_MEASURE = """() => {
+  const running = window.__cobrowseBanner.bandwidthKbps === undefined;
+  window.__cobrowseBanner._handle({type: 'measure_bandwidth'});
+  return running;
+}"""
+
+
+def _a_download_that_never_comes(browser: Any, stack: Stack) -> bool:
+    """One try of the test below: False if the agent's ask came after the first download gave up."""
     context = browser.new_context()
     held: list[Any] = []
     context.route("**/api/v1/bandwidth?*", lambda route: held.append(route))
@@ -185,18 +190,35 @@ def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser:
     try:
         page.goto(stack.shop.origin + "/")
         wait_until(lambda: len(held) == 1, "the held measurement", page=page)
-        measure = "window.__cobrowseBanner._handle({type: 'measure_bandwidth'})"
-        page.evaluate(measure)  # the agent asks while the first one still runs: nothing more
+        if not page.evaluate(_MEASURE):  # the agent asks while the first one still runs: nothing more
+            return False
         page.wait_for_timeout(300)
         assert len(held) == 1
-        seen = the_visitor(stack, lambda x: x["online"] and x["bandwidth_kbps"] is not None)
+        me = stored_visitor_id(Visitor(context, page, Frames()))
+        seen = the_visitor(stack, lambda x: x["id"] == me and x["bandwidth_kbps"] is not None)
         assert seen["bandwidth_kbps"] == 0
         assert seen["cobrowse"] == {"available": False, "reason": "low_bandwidth"}
         wait_until(lambda: len(cut) == 1, "the first download cut at its time limit", page=page)
-        page.evaluate(measure)
+        page.evaluate(_MEASURE)
         wait_until(lambda: len(held) == 2, "a second measurement once the first one gave up", page=page)
+        return True
     finally:
         context.close()
+
+
+def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser: Any, stack: Stack) -> None:
+    """On a link too slow for the 128 KiB download (here: it never comes), the banner reports what
+    arrived in its time limit, so the agent sees a figure and the reason instead of "measuring..."
+    for ever; it never starts a second download beside one still running, and it cuts the one
+    that ran out of time (its bytes would go on taking the visitor's little bandwidth).
+
+    The time limit is 5 s: on a loaded machine the agent's ask can come after it, and then a new
+    download is right. Such a try proves nothing, so the test tries again (3 tries)."""
+    for _ in range(3):
+        if _a_download_that_never_comes(browser, stack):
+            return
+    pytest.fail("in 3 tries the agent's ask never reached the page within the first download's 5 s")
+
 
 def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/tour")
