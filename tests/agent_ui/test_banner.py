@@ -171,11 +171,16 @@ def test_registers_reports_page_and_bandwidth_and_adds_one_global(browser: Any, 
         v.context.close()
 
 
-def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser: Any, stack: Stack) -> None:
-    """On a link too slow for the 128 KiB download (here: it never comes), the banner reports what
-    arrived in its time limit, so the agent sees a figure and the reason instead of "measuring..."
-    for ever; it never starts a second download beside one still running, and it cuts the one
-    that ran out of time (its bytes would go on taking the visitor's little bandwidth)."""
+# Asks for a bandwidth measurement; returns whether none had finished before (read in the same task).
+_MEASURE = """() => {
+  const running = window.__cobrowseBanner.bandwidthKbps === undefined;
+  window.__cobrowseBanner._handle({type: 'measure_bandwidth'});
+  return running;
+}"""
+
+
+def _a_download_that_never_comes(browser: Any, stack: Stack) -> bool:
+    """One try of the test below: False if the agent's ask came after the first download gave up."""
     context = browser.new_context()
     held: list[Any] = []
     context.route("**/api/v1/bandwidth?*", lambda route: held.append(route))
@@ -185,18 +190,35 @@ def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser:
     try:
         page.goto(stack.shop.origin + "/")
         wait_until(lambda: len(held) == 1, "the held measurement", page=page)
-        measure = "window.__cobrowseBanner._handle({type: 'measure_bandwidth'})"
-        page.evaluate(measure)  # the agent asks while the first one still runs: nothing more
+        if not page.evaluate(_MEASURE):  # the agent asks while the first one still runs: nothing more
+            return False
         page.wait_for_timeout(300)
         assert len(held) == 1
-        seen = the_visitor(stack, lambda x: x["online"] and x["bandwidth_kbps"] is not None)
+        me = stored_visitor_id(Visitor(context, page, Frames()))
+        seen = the_visitor(stack, lambda x: x["id"] == me and x["bandwidth_kbps"] is not None)
         assert seen["bandwidth_kbps"] == 0
         assert seen["cobrowse"] == {"available": False, "reason": "low_bandwidth"}
         wait_until(lambda: len(cut) == 1, "the first download cut at its time limit", page=page)
-        page.evaluate(measure)
+        page.evaluate(_MEASURE)
         wait_until(lambda: len(held) == 2, "a second measurement once the first one gave up", page=page)
+        return True
     finally:
         context.close()
+
+
+def test_a_bandwidth_download_that_does_not_finish_still_gives_a_figure(browser: Any, stack: Stack) -> None:
+    """On a link too slow for the 128 KiB download (here: it never comes), the banner reports what
+    arrived in its time limit, so the agent sees a figure and the reason instead of "measuring..."
+    for ever; it never starts a second download beside one still running, and it cuts the one
+    that ran out of time (its bytes would go on taking the visitor's little bandwidth).
+
+    The time limit is 5 s: on a loaded machine the agent's ask can come after it, and then a new
+    download is right. Such a try proves nothing, so the test tries again (3 tries)."""
+    for _ in range(3):
+        if _a_download_that_never_comes(browser, stack):
+            return
+    pytest.fail("in 3 tries the agent's ask never reached the page within the first download's 5 s")
+
 
 def test_identity_survives_navigation_and_push_state_is_reported(browser: Any, stack: Stack) -> None:
     v = open_visitor(browser, stack, "/tour")
@@ -797,6 +819,25 @@ EMULATED_VISIBILITY = (
 )
 
 
+# Records, in a tab, the next consent prompt shown (when it was added, when its buttons were
+# enabled) and each key pressed (when it was handled, and whether the prompt's buttons were disabled
+# then: a capture listener on the window runs before the prompt's own, in the same task).
+_RECORD_SHOWN_AGAIN = """() => {
+  const rec = window.__shownAgain = {shown: null, armed: null, keys: []};
+  const root = document.querySelector('[data-cobrowse=banner]').shadowRoot;
+  const accept = () => root.querySelector('[role=dialog] button.accept');
+  new MutationObserver((records) => {
+    const now = performance.now();
+    for (const r of records) for (const n of r.addedNodes)
+      if (rec.shown === null && n.getAttribute && n.getAttribute('role') === 'dialog') rec.shown = now;
+    if (rec.shown !== null && rec.armed === null && accept() && !accept().disabled) rec.armed = now;
+  }).observe(root, {subtree: true, childList: true, attributeFilter: ['disabled']});
+  window.addEventListener('keydown', (ev) => {
+    rec.keys.push([ev.key, performance.now(), accept() ? accept().disabled : null]);
+  }, true);
+}"""
+
+
 def switch_tab(away: Any, to: Any) -> None:
     """The visitor switches from tab ``away`` to tab ``to`` (the old one is hidden first, as in Chromium)."""
     away.evaluate("() => __testVisibility('hidden')")
@@ -839,13 +880,29 @@ def test_two_tabs_of_one_visitor_the_view_follows_the_one_in_front(
 
         # a request: the prompt is in the tab in front; looked at again after a visit to the other
         # tab, it answers nothing for its first moments (Enter on the way back does not answer it)
+        # (that is the prompt's first 600 ms: on a loaded machine the test's Enter can come later,
+        # and then refusing is right; such a try proves nothing and is made again with a new request)
         session = request_session(stack, me["id"])
         accept = a.get_by_role("dialog").get_by_role("button", name="Accept")
-        expect(accept).to_be_enabled(timeout=TIMEOUT_MS)
-        switch_tab(a, b)
-        switch_tab(b, a)
-        expect(accept).to_be_disabled()
-        a.keyboard.press("Enter")
+        for _ in range(3):
+            expect(accept).to_be_enabled(timeout=TIMEOUT_MS)
+            a.evaluate(_RECORD_SHOWN_AGAIN)
+            switch_tab(a, b)
+            switch_tab(b, a)
+            a.keyboard.press("Enter")
+            seen = a.evaluate("() => window.__shownAgain")
+            assert seen["shown"] is not None, "the prompt was not shown again, as new"
+            assert seen["armed"] is None or seen["armed"] - seen["shown"] >= 500, "armed at once"
+            [(_, at, disabled)] = seen["keys"]
+            if seen["armed"] is None or at < seen["armed"]:
+                assert disabled, "Enter came while the prompt shown again was answerable"
+                break  # Enter was handled before the prompt shown again armed
+            with stack.agent() as c:  # too late to prove anything: withdraw, if still open, and again
+                c.post(f"/sessions/{session['id']}/end", json={})
+            the_visitor(stack, available)
+            session = request_session(stack, me["id"])
+        else:
+            pytest.fail("in 3 tries Enter never reached the tab within the prompt's first 600 ms")
         assert session_state(stack, session["id"]) == "pending"
         accept.click()
         wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")

@@ -81,6 +81,27 @@ class Agent:
         return popup.value
 
 
+# Records in window.__notices each text the banner's notice (role=status) shows from now on: a
+# notice goes after 4 s, and a loaded machine can take longer than that to look at it.
+_RECORD_NOTICES = """() => {
+  const root = document.querySelector('[data-cobrowse=banner]').shadowRoot, seen = window.__notices = [];
+  new MutationObserver(() => {
+    const n = root.querySelector('[role=status]');
+    if (n && n.textContent !== seen[seen.length - 1]) seen.push(n.textContent);
+  }).observe(root, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def record_notices(page: Page) -> None:
+    """Record, from now on, the notices the banner of ``page`` shows (read by ``wait_for_notice``)."""
+    page.evaluate(_RECORD_NOTICES)
+
+
+def wait_for_notice(page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Wait until the banner of ``page`` has shown the notice ``text`` (since ``record_notices``)."""
+    page.wait_for_function("text => window.__notices.includes(text)", arg=text, timeout=timeout_ms)
+
+
 def open_visitor(browser: Any, stack: Stack, path: str = "/") -> Visitor:
     context = browser.new_context(viewport={"width": 1100, "height": 700})
     page = context.new_page()

@@ -11,7 +11,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
+from tests.e2e.pages import (
+    TIMEOUT_MS,
+    open_console,
+    open_visitor,
+    record_notices,
+    sign_in,
+    view_frame,
+    wait_for_notice,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -168,11 +176,12 @@ def test_a_visitor_back_after_the_grace_period_is_told_the_session_ended(
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         bar = page.get_by_text(f"Co-browsing with {stack.agent_name}")
         expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        record_notices(page)
         link.cut()
         expect(vb.locator("#ended-reason")).to_have_text("The visitor left the site.", timeout=TIMEOUT_MS)
         link.down = False
         expect(bar).to_be_hidden(timeout=TIMEOUT_MS)
-        expect(page.get_by_role("status")).to_have_text("Co-browsing has ended.")
+        wait_for_notice(page, "Co-browsing has ended.")
     finally:
         agent.context.close()
         context.close()
@@ -364,14 +373,59 @@ def test_the_view_sends_nothing_to_the_blank_frame_it_leaves_when_the_session_en
         visitor.context.close()
 
 
+# Records in window.__online, in every page of the context, when the page's sockets told the
+# visitor online or offline: [performance.now(), online] (a listener added first runs first, in
+# the task the page's own handler runs in; a view older than one told, by its rev, is left out,
+# as the pages leave it out).
+_RECORD_VISITOR_ONLINE = """(() => {
+  const Native = window.WebSocket, seen = window.__online = [];
+  let rev = -1;
+  const note = (v) => {
+    if (!v || typeof v.online !== 'boolean' || (typeof v.rev === 'number' && v.rev < rev)) return;
+    if (typeof v.rev === 'number') rev = v.rev;
+    seen.push([performance.now(), v.online]);
+  };
+  window.WebSocket = function WebSocket(...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', (ev) => {
+      let m = null;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      note(m.visitor);
+      (Array.isArray(m.visitors) ? m.visitors : []).forEach(note);
+    });
+    return ws;
+  };
+  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  window.WebSocket.prototype = Native.prototype;
+})();"""
+
+
+def _longest_offline_ms(page: Any) -> float:
+    """The longest time, in ms, the page's sockets told the visitor offline before online again."""
+    seen = page.evaluate("[window.__online, performance.now()]")
+    longest, since = 0.0, None
+    for at, online in seen[0] + [[seen[1], True]]:
+        if not online and since is None:
+            since = at
+        elif online and since is not None:
+            longest, since = max(longest, at - since), None
+    return longest
+
+
 def test_the_visitors_page_changes_are_not_told_as_a_lost_connection(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:
     """Each page load of the visitor drops and remakes their socket for a moment: neither the view
-    nor the console may flash "not connected" for that."""
+    nor the console may flash "not connected" for that.
+
+    The notice waits 3 s: on a loaded machine a page change can take longer than that, and then
+    the notice is right. Such a try proves nothing, so the test tries again (3 tries), and fails if
+    no try had every page change told back online within 2.5 s."""
     stack = make_stack(policy={"consent": "none"})
     visitor = open_visitor(browser, stack)
-    agent = open_console(browser, stack)
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    context.add_init_script(_RECORD_VISITOR_ONLINE)
+    agent = sign_in(context, stack)
     record = """([root, sel]) => { window.__texts = []; const el = document.querySelector(root);
         new MutationObserver(() => window.__texts.push(document.querySelector(sel).textContent))
           .observe(el, {childList: true, characterData: true, subtree: true}); }"""
@@ -381,17 +435,24 @@ def test_the_visitors_page_changes_are_not_told_as_a_lost_connection(
         expect(heading).to_have_text("Products", timeout=TIMEOUT_MS)
         vb.evaluate(record, ["#vb-status", "#vb-status"])
         agent.page.evaluate(record, ["#visitors", ".reason"])
-        for link, title in (("Help", "Help"), ("Tour", "Tour"), ("Products", "Products")):
-            visitor.page.get_by_role("link", name=link, exact=True).click()
-            expect(heading).to_have_text(title, timeout=TIMEOUT_MS)
-            expect(agent.button()).to_have_attribute("data-state", "live")
-        visitor.page.reload()
-        expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(
-            timeout=TIMEOUT_MS
-        )
-        expect(agent.row().locator(".url")).to_have_text(re.compile(r"/$"))
-        # past the notice's 3 s delay: a timer the reconnect did not cancel would have shown it
-        vb.wait_for_timeout(3500)
+        for _ in range(3):
+            for page in (vb, agent.page):
+                page.evaluate("() => { window.__texts = []; window.__online.length = 0; }")
+            for link, title in (("Help", "Help"), ("Tour", "Tour"), ("Products", "Products")):
+                visitor.page.get_by_role("link", name=link, exact=True).click()
+                expect(heading).to_have_text(title, timeout=TIMEOUT_MS)
+                expect(agent.button()).to_have_attribute("data-state", "live")
+            visitor.page.reload()
+            expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(
+                timeout=TIMEOUT_MS
+            )
+            expect(agent.row().locator(".url")).to_have_text(re.compile(r"/$"))
+            # past the notice's 3 s delay: a timer the reconnect did not cancel would have shown it
+            vb.wait_for_timeout(3500)
+            if max(_longest_offline_ms(vb), _longest_offline_ms(agent.page)) < 2500:
+                break  # every page change was back online well before the notice's delay
+        else:
+            pytest.fail("in 3 tries the visitor's page changes never all came back within 2.5 s")
         assert not [t for t in vb.evaluate("window.__texts") if "not connected" in t]
         assert not [t for t in agent.page.evaluate("window.__texts") if "not connected" in t]
     finally:
