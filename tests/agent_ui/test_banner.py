@@ -418,25 +418,43 @@ def test_the_banner_contains_its_failures(browser: Any, stack: Stack, hostile: s
         context.close()
 
 
+def every_frame_for_3_s(page: Any, step: str, arg: Any = None) -> int:
+    """Run the JavaScript statements ``step`` (``i`` counts the frames from 1; ``arg`` is given)
+    in ``page`` every animation frame for 3 s, as the browser fires scroll, resize or input events
+    (120 Hz screens fire twice as many); the last ``i``."""
+    return int(page.evaluate(
+        "(arg) => new Promise(done => { const t0 = performance.now(); let i = 0; (function step() {"
+        f" i++; {step};"
+        " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(i); })(); })",
+        arg,
+    ))
+
+
+def reports(v: Visitor, kind: str) -> int:
+    """How many ``kind`` messages the visitor's page has sent so far."""
+    return len([m for m in v.frames.messages() if m.get("type") == kind])
+
+
+def never_reconnected(v: Visitor, customer: CustomerSite) -> None:
+    """The API closes a socket that sends more than ws_rate_per_s (50) messages a second (4429),
+    and the banner then opens another: the page kept its first."""
+    v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
+    assert len(customer.sockets) == 1
+
+
 def test_continuous_scrolling_stays_under_the_apis_message_rate(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
     v = customer.open(browser, customer.add("/long", "<div style='height:200000px'>a long page</div>"))
     try:
         the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/long"))
-        before = len([m for m in v.frames.messages() if m.get("type") == "scroll"])
-        # A scroll event every frame for 3 s (a fling does; 120 Hz screens fire twice as many): the
-        # API closes a socket that sends more than ws_rate_per_s (50) messages a second with 4429.
-        v.page.evaluate(
-            "() => new Promise(done => { const t0 = performance.now(); (function step() { scrollBy(0, 7);"
-            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(); })(); })"
-        )
+        before = reports(v, "scroll")
+        every_frame_for_3_s(v.page, "scrollBy(0, 7)")  # (a fling)
         y = v.page.evaluate("Math.round(scrollY)")
         v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{y},')  # the last position still arrives
-        sent = len([m for m in v.frames.messages() if m.get("type") == "scroll"]) - before
+        sent = reports(v, "scroll") - before
         assert sent <= 3 * 25 + 2, f"{sent} scroll reports in 3 s"
-        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
-        assert len(customer.sockets) == 1  # never closed and reopened
+        never_reconnected(v, customer)
     finally:
         v.context.close()
 
@@ -449,18 +467,13 @@ def test_a_window_resized_for_seconds_stays_under_the_apis_message_rate(
     v = customer.open(browser, customer.add("/wide", "<div style='height:20000px'>a long page</div>"))
     try:
         the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/wide"))
-        before = len([m for m in v.frames.messages() if m.get("type") == "viewport"])
-        v.page.evaluate(  # (the browser's own events, as a drag makes them, one a frame for 3 s)
-            "() => new Promise(done => { const t0 = performance.now(); (function step() {"
-            " dispatchEvent(new Event('resize'));"
-            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(); })(); })"
-        )
+        before = reports(v, "viewport")
+        every_frame_for_3_s(v.page, "dispatchEvent(new Event('resize'))")  # (as a drag makes them)
         v.page.set_viewport_size({"width": 900, "height": 650})  # where the drag stops
         v.frames.wait_for(v.page, '"type":"viewport","width":900,"height":650')  # still arrives
-        sent = len([m for m in v.frames.messages() if m.get("type") == "viewport"]) - before
+        sent = reports(v, "viewport") - before
         assert sent <= 3 * 10 + 3, f"{sent} viewport reports in 3 s"
-        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
-        assert len(customer.sockets) == 1  # never closed and reopened
+        never_reconnected(v, customer)
     finally:
         v.context.close()
 
@@ -472,27 +485,19 @@ def test_an_app_that_changes_its_url_every_frame_stays_under_the_apis_message_ra
     the scroll position in history.state calls it with the same URL: each reported (a page and
     a scroll), they went past the API's 50 messages a second and it closed the socket (4429)."""
     v = customer.open(browser, customer.add("/spy", "<div style='height:20000px'>a long page</div>"))
-    every_frame = (
-        "(change) => new Promise(done => { const t0 = performance.now(); let i = 0; (function step() {"
-        " history.replaceState({y: i}, '', change ? '/spy#s' + (++i) : location.href);"
-        " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(i); })(); })"
-    )
-
-    def pages() -> int:
-        return len([m for m in v.frames.messages() if m.get("type") == "page"])
-
+    replace = "history.replaceState({y: i}, '', arg ? '/spy#s' + i : location.href)"
     try:
         the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/spy"))
-        before = pages()
-        last = v.page.evaluate(every_frame, True)
+        before = reports(v, "page")
+        last = every_frame_for_3_s(v.page, replace, True)
         v.frames.wait_for(v.page, f'/spy#s{last}"')  # where the app stopped still arrives
-        assert pages() - before <= 3 * 10 + 3, f"{pages() - before} page reports in 3 s"
-        before = pages()
-        v.page.evaluate(every_frame, False)  # the same URL: nothing to tell
+        sent = reports(v, "page") - before
+        assert sent <= 3 * 10 + 3, f"{sent} page reports in 3 s"
+        before = reports(v, "page")
+        every_frame_for_3_s(v.page, replace, False)  # the same URL: nothing to tell
         v.page.evaluate("() => new Promise(done => setTimeout(done, 300))")
-        assert pages() == before
-        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
-        assert len(customer.sockets) == 1  # never closed and reopened
+        assert reports(v, "page") == before
+        never_reconnected(v, customer)
     finally:
         v.context.close()
 
@@ -512,12 +517,11 @@ def test_whatever_a_page_does_at_once_the_banner_stays_under_the_apis_message_ra
         me = the_visitor(stack, lambda x: available(x) and (x["url"] or "").endswith("/busy"))
         request_session(stack, me["id"])
         v.accept()
-        last = v.page.evaluate(
-            "() => new Promise(done => { const r = document.getElementById('r');"
-            " const t0 = performance.now(); let i = 0; (function step() { i++; r.value = String(i);"
+        last = every_frame_for_3_s(
+            v.page,
+            "const r = document.getElementById('r'); r.value = String(i);"
             " r.dispatchEvent(new Event('input', {bubbles: true})); scrollBy(0, 7);"
-            " history.replaceState(null, '', '/busy#' + i); dispatchEvent(new Event('resize'));"
-            " if (performance.now() - t0 < 3000) requestAnimationFrame(step); else done(i); })(); })"
+            " history.replaceState(null, '', '/busy#' + i); dispatchEvent(new Event('resize'))",
         )
         v.page.evaluate(
             "() => { for (let i = 0; i < 150; i++) { const f = document.getElementById('f' + i);"
@@ -526,8 +530,7 @@ def test_whatever_a_page_does_at_once_the_banner_stays_under_the_apis_message_ra
         v.frames.wait_for(v.page, '"value":"v149"')
         v.frames.wait_for(v.page, f'"value":"{last}"')  # the slider where it stopped
         v.frames.wait_for(v.page, f'/busy#{last}"')
-        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
-        assert len(customer.sockets) == 1  # never closed and reopened
+        never_reconnected(v, customer)
     finally:
         v.context.close()
 
