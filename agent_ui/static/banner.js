@@ -76,6 +76,7 @@
     clearTimeout: builtin("clearTimeout", own(function () { return window.clearTimeout; }), F.clearTimeout),
     setInterval: builtin("setInterval", own(function () { return window.setInterval; }), F.setInterval),
     clearInterval: builtin("clearInterval", own(function () { return window.clearInterval; }), F.clearInterval),
+    now: builtin("now", own(function () { return Date.now; }), F.Date.now),
     requestAnimationFrame: builtin("requestAnimationFrame", own(function () { return window.requestAnimationFrame; }), F.requestAnimationFrame),
     addEventListener: builtin("addEventListener", own(function () { return EventTarget.prototype.addEventListener; }), F.EventTarget.prototype.addEventListener)
   };
@@ -85,6 +86,7 @@
   function cancel(id) { apply(B.clearTimeout, window, [id]); }
   function every(fn, ms) { return apply(B.setInterval, window, [fn, ms]); }
   function stopEvery(id) { apply(B.clearInterval, window, [id]); }
+  function clock() { return apply(B.now, F.Date, []); } // (a page's fake clock left installed: not ours)
   function nextFrame(fn) { return apply(B.requestAnimationFrame, window, [fn]); }
   function on(target, type, fn, options) { apply(B.addEventListener, target, [type, fn, options]); }
   function request(url, init) { return apply(B.fetch, window, [url, init]); }
@@ -211,14 +213,14 @@
   // a newer one about the same thing (the page, the viewport, the window's or an element's scroll,
   // a field, the bandwidth) takes the waiting one's place, so what arrives last is what is now.
   var SEND_RATE = 40;
-  var sendTokens = SEND_RATE, sendStamp = Date.now(), held = [], heldTimer = null;
+  var sendTokens = SEND_RATE, sendStamp = clock(), held = [], heldTimer = null;
   function sameThing(msg) {
     if (msg.type === "scroll") return "scroll\n" + (msg.target || "");
     if (msg.type === "field") return "field\n" + msg.selector;
     return msg.type === "page" || msg.type === "viewport" || msg.type === "bandwidth" ? msg.type : null;
   }
   function refill() {
-    var now = Date.now();
+    var now = clock();
     sendTokens = Math.min(SEND_RATE, sendTokens + Math.max(0, now - sendStamp) * SEND_RATE / 1000);
     sendStamp = now;
   }

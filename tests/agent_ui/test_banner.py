@@ -502,6 +502,27 @@ def test_an_app_that_changes_its_url_every_frame_stays_under_the_apis_message_ra
         v.context.close()
 
 
+def test_a_page_whose_clock_is_frozen_still_gets_every_report_through_the_send_budget(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """A page that left a fake clock installed (Date.now always 0): the banner's send budget,
+    refilled by a clock that never moves, held every report after its first 40 for ever."""
+    v = customer.open(browser, customer.add(
+        "/frozen", "<div style='height:200000px'>a long page</div>",
+        head="<script>Date.now = function () { return 0; };</script>",
+    ))
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/frozen"))
+        before = reports(v, "scroll")
+        every_frame_for_3_s(v.page, "scrollBy(0, 7)")
+        y = v.page.evaluate("Math.round(scrollY)")
+        v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{y},')  # the last position arrives
+        assert reports(v, "scroll") - before > 40  # (more than the budget holds at once)
+        never_reconnected(v, customer)
+    finally:
+        v.context.close()
+
+
 def test_whatever_a_page_does_at_once_the_banner_stays_under_the_apis_message_rate(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
