@@ -86,7 +86,15 @@
   function cancel(id) { apply(B.clearTimeout, window, [id]); }
   function every(fn, ms) { return apply(B.setInterval, window, [fn, ms]); }
   function stopEvery(id) { apply(B.clearInterval, window, [id]); }
-  function clock() { return apply(B.now, F.Date, []); } // (a page's fake clock left installed: not ours)
+  // The time for the banner's own pacing: the built-in clock (a page may leave a fake one installed),
+  // made steady (a wall clock set back would hold every throttled report for as long).
+  var clockRaw = apply(B.now, F.Date, []), clockAt = 0;
+  function clock() {
+    var raw = apply(B.now, F.Date, []);
+    if (raw > clockRaw) clockAt += raw - clockRaw;
+    clockRaw = raw;
+    return clockAt;
+  }
   function nextFrame(fn) { return apply(B.requestAnimationFrame, window, [fn]); }
   function on(target, type, fn, options) { apply(B.addEventListener, target, [type, fn, options]); }
   function request(url, init) { return apply(B.fetch, window, [url, init]); }
@@ -197,13 +205,16 @@
   var STATE_NOW = { page: 1, scroll: 1, viewport: 1 }; // what reportAll sends afresh
   var ownIdentity = false, seenInFront = !isHidden();
   function isHidden() { return document.visibilityState === "hidden"; }
+  function unsaid(msg) { return WHERE[msg.type] === 1 && isHidden() && (seenInFront || !ownIdentity); }
+  // Whether the message is sent, or kept to be sent.
   function send(msg) {
-    if (WHERE[msg.type] === 1 && isHidden() && (seenInFront || !ownIdentity)) return;
-    if (ws && wsOpen) budgeted(msg);
+    if (unsaid(msg)) return false;
+    if (ws && wsOpen) { budgeted(msg); return true; }
     // Until this page's first `hello` it may not know every mask (those of the session come with
     // it): a field or an element's scroll is not kept for later then (once the socket is open,
     // the changed fields and the scrolled elements are all reported again, masks known).
-    else if ((heardHello || (msg.type !== "field" && !msg.target)) && queue.length < 50) queue.push(msg);
+    if ((heardHello || (msg.type !== "field" && !msg.target)) && queue.length < 50) { queue.push(msg); return true; }
+    return false;
   }
 
   // The API closes a socket that sends more than ws_rate_per_s messages a second (50 by default,
@@ -211,7 +222,10 @@
   // follows, a form of a hundred fields filled, everything told again at hello), the banner stays
   // under SEND_RATE (the rest is the pings' and the auth's): a message over it waits its turn, and
   // a newer one about the same thing (the page, the viewport, the window's or an element's scroll,
-  // a field, the bandwidth) takes the waiting one's place, so what arrives last is what is now.
+  // a field, the bandwidth) goes to the back in its place, so what arrives last is what is now, and
+  // in the order it came about (a field of the page before never comes after the next page: the
+  // agent's view would put it on that page's element). What waited is checked again as it goes:
+  // nothing from a tab now behind (the view follows the tab in front), no field masked meanwhile.
   var SEND_RATE = 40;
   var sendTokens = SEND_RATE, sendStamp = clock(), held = [], heldTimer = null;
   function sameThing(msg) {
@@ -225,18 +239,25 @@
     sendStamp = now;
   }
   function transmit(msg) {
-    if (!(ws && wsOpen)) { send(msg); return; } // the socket went meanwhile: kept as send keeps it
     sendTokens -= 1;
     try { ws.send(toJson(msg)); } catch (e) { warn("send", e); }
+  }
+  function stillToSay(msg) {
+    if (unsaid(msg)) return false;
+    if (msg.type !== "field") return true;
+    try { var el = document.querySelector(msg.selector); return !!el && isField(el) && !isMasked(el); } catch (e) { return false; }
   }
   function budgeted(msg) {
     refill();
     if (!held.length && sendTokens >= 1) { transmit(msg); return; }
-    var key = sameThing(msg);
-    for (var i = 0; key !== null && i < held.length; i++) {
-      if (held[i].key === key) { held[i].msg = msg; return; }
+    var key = sameThing(msg), kept = [];
+    for (var i = 0; i < held.length; i++) {
+      var h = held[i];
+      if (key !== null && h.key === key) continue; // this one is newer
+      kept.push(h);
     }
-    held.push({ key: key, msg: msg });
+    kept.push({ key: key, msg: msg });
+    held = kept;
     releaseHeld();
   }
   function releaseHeld() {
@@ -244,7 +265,11 @@
     heldTimer = later(guard(function () {
       heldTimer = null;
       refill();
-      while (held.length && sendTokens >= 1) transmit(held.shift().msg);
+      while (held.length && sendTokens >= 1) {
+        var msg = held.shift().msg;
+        if (!(ws && wsOpen)) send(msg); // the socket went meanwhile: kept as send keeps it
+        else if (stillToSay(msg)) transmit(msg);
+      }
       if (held.length) releaseHeld();
     }, "send budget"), Math.ceil(Math.max(0, 1 - sendTokens) * 1000 / SEND_RATE));
   }
@@ -374,8 +399,7 @@
   function reportPage() {
     var url = reportableUrl(location.href);
     var title = String(document.title).slice(0, MAX_TEXT);
-    lastPage = url + "\n" + title;
-    if (url) send({ type: "page", url: url, title: title });
+    lastPage = url && send({ type: "page", url: url, title: title }) ? url + "\n" + title : null;
   }
   function reportViewport() { send({ type: "viewport", width: innerWidth, height: innerHeight }); }
   function scrollAnchor() {
@@ -505,22 +529,23 @@
   // Apps call pushState/replaceState as often as every frame (a URL that follows the scroll, a
   // router keeping the scroll position in history.state): the page is reported at most every
   // PAGE_EVERY_MS, the last report where the app stopped, and not at all when neither its URL nor
-  // its title changed (each report is stored, and told to the account's agents).
+  // its title changed since the last one told (each report is stored, and told to the account's
+  // agents); its scroll is told each time.
   var PAGE_EVERY_MS = 100;
-  var pageTimer = null, pageSentAt = 0;
+  var pageTimer = null, pageSentAt = -Infinity;
   function onHistory() {
     if (pageTimer) return;
     pageTimer = later(guard(function () {
-      pageTimer = null;
-      if (lastPage === reportableUrl(location.href) + "\n" + String(document.title).slice(0, MAX_TEXT)) return;
-      pageSentAt = Date.now(); reportPage(); reportScroll();
-    }, "history"), Math.max(0, pageSentAt + PAGE_EVERY_MS - Date.now()));
+      pageTimer = null; pageSentAt = clock();
+      if (lastPage !== reportableUrl(location.href) + "\n" + String(document.title).slice(0, MAX_TEXT)) reportPage();
+      reportScroll(); // (a title the app set with it has reported the page already, not its scroll)
+    }, "history"), Math.max(0, pageSentAt + PAGE_EVERY_MS - clock()));
   }
   // A scroll event comes every frame (120 a second on some screens) and the API closes a socket that
   // sends more than 50 messages a second (4429): the overlay follows each frame, reports go at most
   // every SCROLL_EVERY_MS, the last one carrying where the scroll stopped.
   var SCROLL_EVERY_MS = 40;
-  var scrollPending = false, scrollTimer = null, scrollSentAt = 0;
+  var scrollPending = false, scrollTimer = null, scrollSentAt = -Infinity;
   function onScroll() {
     if (scrollPending) return;
     scrollPending = true;
@@ -529,19 +554,19 @@
   function scheduleScrollReport() {
     if (scrollTimer) return;
     scrollTimer = later(guard(function () {
-      scrollTimer = null; scrollSentAt = Date.now(); reportScroll();
-    }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - Date.now()));
+      scrollTimer = null; scrollSentAt = clock(); reportScroll();
+    }, "scroll report"), Math.max(0, scrollSentAt + SCROLL_EVERY_MS - clock()));
   }
   // A window dragged to a new size fires a resize event every frame too: its size is reported at
   // most every VIEWPORT_EVERY_MS, the last report carrying the size it stopped at (beside the
   // scroll reports a resize also makes, under the API's rate).
   var VIEWPORT_EVERY_MS = 100;
-  var viewportTimer = null, viewportSentAt = 0;
+  var viewportTimer = null, viewportSentAt = -Infinity;
   function onResize() {
     if (viewportTimer) return;
     viewportTimer = later(guard(function () {
-      viewportTimer = null; viewportSentAt = Date.now(); reportViewport();
-    }, "viewport report"), Math.max(0, viewportSentAt + VIEWPORT_EVERY_MS - Date.now()));
+      viewportTimer = null; viewportSentAt = clock(); reportViewport();
+    }, "viewport report"), Math.max(0, viewportSentAt + VIEWPORT_EVERY_MS - clock()));
   }
   // An app that scrolls an element of its own (a <main> with overflow: auto under a fixed layout)
   // never scrolls the window: such scrolls are reported with the element's cssPath as `target`, at
@@ -550,7 +575,7 @@
   // All elements share one budget, one report every BOX_EVERY_MS (panes a grid keeps in step would
   // otherwise add up past the API's rate), sent only in a session; form controls never count (a
   // field's own scroll follows its text: the width of a masked value).
-  var boxes = [], boxesDue = [], boxTimer = null, boxSentAt = 0, MAX_BOXES = 20, BOX_EVERY_MS = 80;
+  var boxes = [], boxesDue = [], boxTimer = null, boxSentAt = -Infinity, MAX_BOXES = 20, BOX_EVERY_MS = 80;
   function isFormControl(el) { return el.localName === "input" || el.localName === "textarea" || el.localName === "select"; }
   function onBoxScroll(ev) {
     var el = ev.target;
@@ -564,10 +589,10 @@
   function scheduleBoxReport() {
     if (boxTimer || !boxesDue.length) return;
     boxTimer = later(guard(function () {
-      boxTimer = null; boxSentAt = Date.now();
+      boxTimer = null; boxSentAt = clock();
       reportBoxScroll(boxesDue.shift());
       scheduleBoxReport();
-    }, "box scroll report"), Math.max(0, boxSentAt + BOX_EVERY_MS - Date.now()));
+    }, "box scroll report"), Math.max(0, boxSentAt + BOX_EVERY_MS - clock()));
   }
   function reportBoxScroll(el) {
     // checked when sent, not only when it scrolled: the masks may have come (or grown) since
@@ -601,7 +626,7 @@
       if (url.protocol !== "http:" && url.protocol !== "https:") return;
       if (url.href.split("#")[0] === location.href.split("#")[0]) return;
       var href = reportableUrl(url.href);
-      if (href) send({ type: "page", url: href });
+      if (href && send({ type: "page", url: href })) lastPage = null; // (the app may stay, or go back)
     }, "link"), 0);
   }
 
@@ -878,8 +903,7 @@
     hidePrompt();
     showBar(agentName);
     pointerLabel.textContent = agentName || "Agent";
-    reportAll();
-    reportFields();
+    reportAll(); // (with the fields: the session is active now)
   }
   function sessionOver(reason) {
     var was = state.session;

@@ -523,6 +523,66 @@ def test_a_page_whose_clock_is_frozen_still_gets_every_report_through_the_send_b
         v.context.close()
 
 
+def test_what_waits_for_the_send_budget_goes_in_order_and_never_from_a_tab_behind(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """In a session a script fills 60 fields at once: 40 go, 20 wait. The app then routes to
+    another page and the visitor types in a field that waited: the new page arrives before that
+    field, and no waiting field of the old page arrives after the new page (the agent's view, on
+    the new page, would put them on its elements). Then 60 more at once, and the tab goes behind at
+    once: what waited is not sent from a tab behind (the view follows the tab in front)."""
+    fields = "".join(f"<input id='f{i}'>" for i in range(60))
+    v = customer.open(browser, customer.add("/form", fields))
+    fill = (
+        "(word) => { for (let i = 0; i < 60; i++) { const f = document.getElementById('f' + i);"
+        " f.value = word + i; f.dispatchEvent(new Event('input', {bubbles: true})); } }"
+    )
+    try:
+        me = the_visitor(stack, lambda x: available(x) and (x["url"] or "").endswith("/form"))
+        request_session(stack, me["id"])
+        v.accept()
+        v.page.evaluate(EMULATED_VISIBILITY)
+        start = len(v.frames.texts)
+        v.page.evaluate(fill, "old")
+        v.page.evaluate(
+            "() => new Promise(done => { history.pushState(null, '', '/form2'); setTimeout(() => {"
+            " const f = document.getElementById('f45'); f.value = 'NEW';"
+            " f.dispatchEvent(new Event('input', {bubbles: true})); done(); }, 60); })"
+        )
+        v.frames.wait_for(v.page, '"value":"NEW"')
+        v.frames.wait_for(v.page, "/form2")
+        sent = v.frames.texts[start:]
+        page = next(i for i, t in enumerate(sent) if '"type":"page"' in t and "/form2" in t)
+        assert not [t for t in sent[page:] if '"value":"old' in t]
+        assert [i for i, t in enumerate(sent) if '"value":"NEW"' in t][0] > page
+        start = len(v.frames.texts)
+        v.page.evaluate(f"(word) => {{ ({fill})(word); __testVisibility('hidden'); }}", "late")
+        v.page.evaluate("() => new Promise(done => setTimeout(done, 1500))")  # (the rest: 0.5 s)
+        assert sum('"value":"late' in t for t in v.frames.texts[start:]) <= 40
+    finally:
+        v.context.close()
+
+
+def test_a_route_that_sets_its_title_with_it_still_reports_its_scroll(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """An app that routes and sets the new title in the same moment: the title's report is the
+    page's, and the route's then saw nothing new; it must still report where the page is
+    scrolled (the agent's view of the new page otherwise keeps the old page's place)."""
+    v = customer.open(browser, customer.add("/routed", "<div style='height:20000px'>a long page</div>"))
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/routed"))
+        v.page.evaluate("scrollTo(0, 3000)")
+        v.frames.wait_for(v.page, '"type":"scroll","x":0,"y":3000,')
+        start = len(v.frames.texts)
+        v.page.evaluate("() => { history.pushState(null, '', '/routed2'); document.title = 'Routed 2'; }")
+        v.frames.wait_for(v.page, "/routed2")
+        wait_until(lambda: any('"type":"scroll","x":0,"y":3000,' in t for t in v.frames.texts[start:]),
+                   "the new page's scroll reported", page=v.page)
+    finally:
+        v.context.close()
+
+
 def test_whatever_a_page_does_at_once_the_banner_stays_under_the_apis_message_rate(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
