@@ -329,9 +329,6 @@ class VisitorConnection(Connection):
                     "masked_selectors": list(self.account.policy["masked_selectors"]),
                 },
                 "heartbeat_s": self.hold_s / 3,
-                # the messages a second this socket may send (``RateLimiter``): the banner keeps
-                # under it, whatever an operator set
-                "rate_per_s": self.api.settings.ws_rate_per_s,
             }
         )
 

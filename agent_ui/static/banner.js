@@ -226,13 +226,8 @@
   // in the order it came about (a field of the page before never comes after the next page: the
   // agent's view would put it on that page's element). What waited is checked again as it goes:
   // nothing from a tab now behind (the view follows the tab in front), no field masked meanwhile.
-  var SEND_RATE = 40; // (at most 4/5 of the rate the hello gives, less with an operator's lower one)
+  var SEND_RATE = 40;
   var sendTokens = SEND_RATE, sendStamp = clock(), held = [], heldTimer = null;
-  function takeRate(perS) {
-    if (typeof perS !== "number" || !(perS >= 1)) return;
-    SEND_RATE = Math.max(1, Math.min(40, Math.floor(perS * 4 / 5)));
-    sendTokens = Math.min(sendTokens, SEND_RATE);
-  }
   function sameThing(msg) {
     if (msg.type === "scroll") return "scroll\n" + (msg.target || "");
     if (msg.type === "field") return "field\n" + msg.selector;
@@ -327,7 +322,6 @@
         if (msg.policy) applyPolicy(msg.policy);
         takeSessionMasks(msg.session);
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
-        takeRate(msg.rate_per_s);
         startPings(sock, msg.heartbeat_s);
         restoreSession(msg.session);
         // reportAll tells where the page is now: a page, viewport or scroll kept from before would

@@ -583,27 +583,6 @@ def test_a_route_that_sets_its_title_with_it_still_reports_its_scroll(
         v.context.close()
 
 
-def test_the_banner_keeps_under_a_lower_rate_an_operator_set(
-    browser: Any, make_stack: Callable[..., Stack]
-) -> None:
-    """An operator runs the API with ws_rate_per_s 10: the banner's budget follows the hello's
-    rate (a fixed 40 a second got such a socket closed, 4429, by a page that reports a lot)."""
-    stack = make_stack(extra=("--ws-rate-per-s", "10"))
-    v = open_visitor(browser, stack)
-    sockets: list[Any] = []
-    v.page.on("websocket", lambda ws: sockets.append(ws) if "/visitor/ws" in ws.url else None)
-    try:
-        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/"))
-        last = every_frame_for_3_s(
-            v.page, "history.replaceState(null, '', '/#s' + i); dispatchEvent(new Event('resize'))"
-        )
-        v.frames.wait_for(v.page, f'/#s{last}"')  # where the page stopped still arrives
-        v.page.evaluate("0")  # lets Playwright deliver the page's events (a reconnect's new socket)
-        assert sockets == []  # never closed and reopened
-    finally:
-        v.context.close()
-
-
 def test_whatever_a_page_does_at_once_the_banner_stays_under_the_apis_message_rate(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
