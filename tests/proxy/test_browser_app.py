@@ -3,10 +3,12 @@ localStorage, pushState, a login with a CSRF token; two sessions keep cookies an
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from proxy.foreign_cookies import FLOOD_BYTES
 from tests.proxy.browser_util import escaped
@@ -27,7 +29,11 @@ def _open(
 
 
 def _text(page: Any, item: str) -> str:
-    return str(page.locator(f"#{item}").inner_text(timeout=15000))
+    """The text of ``#item`` once it has some: right after a click that navigates, the element can
+    be found while the new page's text is still being parsed (CI read an empty title once)."""
+    locator = page.locator(f"#{item}")
+    expect(locator).to_have_text(re.compile(r"\S"), timeout=15000)
+    return str(locator.inner_text(timeout=15000))
 
 
 def test_dynamic_app_stays_inside_the_proxy(browser: Any, harness: Harness, sites: Sites) -> None:
