@@ -329,6 +329,9 @@ class VisitorConnection(Connection):
                     "masked_selectors": list(self.account.policy["masked_selectors"]),
                 },
                 "heartbeat_s": self.hold_s / 3,
+                # the messages a second this socket may send (``RateLimiter``): the banner keeps
+                # under it, whatever an operator set
+                "rate_per_s": self.api.settings.ws_rate_per_s,
             }
         )
 
@@ -451,6 +454,7 @@ class AgentConnection(Connection):
                 "account": {"id": account.id, "cobrowse_enabled": account.cobrowse_enabled},
                 "visitors": [visitors.view(account, v) for v in present],
                 "sessions": live,
+                "rate_per_s": self.api.settings.ws_rate_per_s,  # (the view keeps its pointer under it)
             }
         )
 

@@ -220,14 +220,22 @@
   // The API closes a socket that sends more than ws_rate_per_s messages a second (50 by default,
   // 4429). Whatever the page does at once (a slider dragged while the page scrolls and its URL
   // follows, a form of a hundred fields filled, everything told again at hello), the banner stays
-  // under SEND_RATE (the rest is the pings' and the auth's): a message over it waits its turn, and
-  // a newer one about the same thing (the page, the viewport, the window's or an element's scroll,
-  // a field, the bandwidth) goes to the back in its place, so what arrives last is what is now, and
-  // in the order it came about (a field of the page before never comes after the next page: the
-  // agent's view would put it on that page's element). What waited is checked again as it goes:
-  // nothing from a tab now behind (the view follows the tab in front), no field masked meanwhile.
+  // under SEND_RATE (4/5 of the rate the hello gives, at most 40; the rest is the pings' and the
+  // auth's): a message over it waits its turn. A newer one about the same thing (the page, the
+  // viewport, the window's or an element's scroll, a field, the bandwidth) takes the waiting one's
+  // place, so each thing keeps its turn (one that changes more often than the budget allows is not
+  // for ever last: with the URL following a scroll, only pages went), and what arrives last is
+  // what is now. But never ahead of a page that waits after it: what came about on the next page
+  // goes after that page (the agent's view would put a field of it on the page before's element),
+  // as does what came about while it waits. What waited is checked again as it goes: nothing from
+  // a tab now behind (the view follows the tab in front), no field masked meanwhile.
   var SEND_RATE = 40;
   var sendTokens = SEND_RATE, sendStamp = clock(), held = [], heldTimer = null;
+  function takeRate(perS) {
+    if (typeof perS !== "number" || !(perS >= 1)) return; // (an older API says nothing: 40)
+    SEND_RATE = Math.max(1, Math.min(40, Math.floor(perS * 4 / 5)));
+    sendTokens = Math.min(sendTokens, SEND_RATE);
+  }
   function sameThing(msg) {
     if (msg.type === "scroll") return "scroll\n" + (msg.target || "");
     if (msg.type === "field") return "field\n" + msg.selector;
@@ -250,14 +258,12 @@
   function budgeted(msg) {
     refill();
     if (!held.length && sendTokens >= 1) { transmit(msg); return; }
-    var key = sameThing(msg), kept = [];
-    for (var i = 0; i < held.length; i++) {
-      var h = held[i];
-      if (key !== null && h.key === key) continue; // this one is newer
-      kept.push(h);
+    var key = sameThing(msg), at = -1;
+    for (var i = held.length - 1; key !== null && i >= 0; i--) {
+      if (held[i].key === key) { at = i; break; }
+      if (held[i].key === "page") break; // what waits before a page is of the page before
     }
-    kept.push({ key: key, msg: msg });
-    held = kept;
+    if (at >= 0) held[at].msg = msg; else held.push({ key: key, msg: msg });
     releaseHeld();
   }
   function releaseHeld() {
@@ -322,6 +328,7 @@
         if (msg.policy) applyPolicy(msg.policy);
         takeSessionMasks(msg.session);
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
+        takeRate(msg.rate_per_s);
         startPings(sock, msg.heartbeat_s);
         restoreSession(msg.session);
         // reportAll tells where the page is now: a page, viewport or scroll kept from before would

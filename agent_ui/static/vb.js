@@ -215,7 +215,7 @@
         frameScroll = { x: msg.x || 0, y: msg.y || 0 };
         break;
       case "agent-pointer":
-        sendWs({ type: "pointer", x: msg.x, y: msg.y });
+        sendPointer(msg.x, msg.y);
         echoPointer(msg.x, msg.y);
         break;
       case "agent-click-highlight":
@@ -276,7 +276,36 @@
   function sendWs(msg) {
     if (!ws || ws.readyState !== 1 || ended) return;
     msg.session_id = sid;
+    spend();
     ws.send(JSON.stringify(msg));
+  }
+  // The API closes a socket that sends more than ws_rate_per_s messages a second (4429; the hello
+  // says how many): the pointer (the runtime sends up to 30 a second) keeps under 4/5 of it, what
+  // is over waits and only its newest position goes. Highlights, drawings and the like are the
+  // agent's clicks: always sent, they count too.
+  var sendRate = 40, sendTokens = 40, sendStamp = performance.now(), pointerHeld = null, pointerTimer = null;
+  function takeRate(perS) {
+    if (typeof perS !== "number" || !(perS >= 1)) return;
+    sendRate = Math.max(1, Math.floor(perS * 4 / 5));
+    sendTokens = Math.min(sendTokens, sendRate);
+  }
+  function refillTokens() {
+    var now = performance.now();
+    sendTokens = Math.min(sendRate, sendTokens + Math.max(0, now - sendStamp) * sendRate / 1000);
+    sendStamp = now;
+  }
+  function spend() { refillTokens(); sendTokens -= 1; }
+  function sendPointer(x, y) {
+    pointerHeld = { type: "pointer", x: x, y: y };
+    if (pointerTimer) return;
+    refillTokens();
+    if (sendTokens >= 1) { var msg = pointerHeld; pointerHeld = null; sendWs(msg); return; }
+    pointerTimer = setTimeout(function () {
+      pointerTimer = null;
+      var msg = pointerHeld;
+      pointerHeld = null;
+      if (msg) sendPointer(msg.x, msg.y);
+    }, Math.ceil((1 - sendTokens) * 1000 / sendRate));
   }
   function connect() {
     if (ended || ws) return;
@@ -307,6 +336,7 @@
     switch (msg.type) {
       case "hello":
         retry = 0;
+        takeRate(msg.rate_per_s);
         // Events published while this socket was not yet subscribed are lost to it: if the
         // session is no longer among the agent's live ones, ask the API how it ended.
         var mine = Array.isArray(msg.sessions) ? msg.sessions.filter(function (s) { return s && s.id === sid; })[0] : null;

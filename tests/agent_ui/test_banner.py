@@ -11,6 +11,7 @@ import html
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from tests.e2e.harness import Stack, bound_socket, wait_until
+from tests.e2e.harness import Stack, bound_socket, wait_until, ws_closes
 from tests.e2e.pages import TIMEOUT_MS, Frames, Visitor, open_visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
@@ -579,6 +580,44 @@ def test_a_route_that_sets_its_title_with_it_still_reports_its_scroll(
         v.frames.wait_for(v.page, "/routed2")
         wait_until(lambda: any('"type":"scroll","x":0,"y":3000,' in t for t in v.frames.texts[start:]),
                    "the new page's scroll reported", page=v.page)
+    finally:
+        v.context.close()
+
+
+def test_at_an_operators_lower_rate_the_banner_keeps_under_it_and_each_thing_gets_its_turn(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An operator runs the API with ws_rate_per_s 10: the hello says so, and the banner sends at
+    most 8 a second (a fixed 40 got such a socket closed, 4429). A page that scrolls, changes its
+    URL and is resized every frame has some 30 reports a second for those 8: each of the three
+    keeps its turn (with the newest always put last in line, only pages went), and where the page
+    stopped arrives."""
+    stack = make_stack(role="api-thread", api_settings={"ws_rate_per_s": 10})
+    v = open_visitor(browser, stack)
+    sockets: list[Any] = []
+    v.page.on("websocket", lambda ws: sockets.append(ws) if "/visitor/ws" in ws.url else None)
+    try:
+        the_visitor(stack, lambda x: x["online"] and (x["url"] or "").endswith("/"))
+        v.page.evaluate("document.body.style.minHeight = '200000px'")
+        start, t0 = len(v.frames.texts), time.monotonic()
+        last = every_frame_for_3_s(
+            v.page,
+            "scrollBy(0, 7); history.replaceState(null, '', '/#s' + i); dispatchEvent(new Event('resize'))",
+        )
+        v.page.evaluate("0")  # lets Playwright deliver the page's frames
+        during = [m.get("type") for m in Frames(v.frames.texts[start:]).messages()]
+        seconds = time.monotonic() - t0
+        y = v.page.evaluate("Math.round(scrollY)")
+        v.frames.wait_for(v.page, f'/#s{last}"')  # where the page stopped still arrives
+        v.frames.wait_for(v.page, f'"type":"scroll","x":0,"y":{y},')
+        v.page.evaluate("0")
+        closes = ws_closes(stack.serve, "visitor")
+        assert sockets == [] and not closes, f"the visitor's socket was closed: {closes}"
+        sent = {kind: during.count(kind) for kind in ("page", "scroll", "viewport")}
+        # 8 a second, after a full budget of 8 at the start (without the hello's rate: 30 a second)
+        assert sum(sent.values()) <= 8 + 8 * seconds + 2, (sent, seconds)
+        # each in turn: with the newest last in line, 22 pages went against 4 scrolls and 3 viewports
+        assert min(sent.values()) >= 5 and max(sent.values()) <= 3 * min(sent.values()), sent
     finally:
         v.context.close()
 

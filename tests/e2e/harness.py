@@ -113,6 +113,14 @@ class Serve:
         return self.log_path.read_text("utf-8", "replace")
 
 
+def ws_closes(serve: Serve | ApiServer, side: str) -> dict[str, int]:
+    """How many of ``side``'s WebSockets the API has closed, by close code (its /metrics)."""
+    with serve.client() as c:
+        text = c.get(f"http://127.0.0.1:{serve.api_port}/metrics").text
+    pattern = r'^cobrowse_websockets_closed_total\{side="' + side + r'",code="(\d+)"\} (\d+)$'
+    return {code: int(n) for code, n in re.findall(pattern, text, re.M)}
+
+
 @contextmanager
 def serve_process(
     redis_url: str,
@@ -266,7 +274,8 @@ class ApiServer:
     """
 
     def __init__(
-        self, redis_url: str, namespace: str, admin_token: str, dev_origin: str, grace_s: float
+        self, redis_url: str, namespace: str, admin_token: str, dev_origin: str, grace_s: float,
+        **settings: Any,
     ) -> None:
         from cobrowse.settings import Settings
         from control_api.app import create_app
@@ -279,6 +288,7 @@ class ApiServer:
         self.settings = Settings(
             api_port=self.api_port, admin_token=admin_token, redis_url=redis_url,
             dev_allow_origins=(dev_origin,), visitor_grace_s=grace_s, proxy_domain=PROXY_DOMAIN,
+            **settings,
         )
         self.store = Store.connect(redis_url, namespace=namespace)
         app = create_app(self.settings, store=self.store)
@@ -386,14 +396,19 @@ def start_stack(
     agent_name: str = "Alex",
     role: str = "all",
     extra: tuple[str, ...] = (),
+    api_settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
+    """``extra``: more flags of ``cobrowse serve``; ``api_settings``: more Settings of the
+    ``api-thread`` role's API."""
     sock = bound_socket()
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
         with contextlib.ExitStack() as exits:
             serve: Serve | ApiServer
             if role == "api-thread":
-                serve = ApiServer(redis_url, namespace, admin_token, origin, grace_s=3.0).start()
+                serve = ApiServer(
+                    redis_url, namespace, admin_token, origin, grace_s=3.0, **(api_settings or {})
+                ).start()
                 exits.callback(serve.stop)
             else:
                 serve = exits.enter_context(
@@ -425,6 +440,7 @@ def make_stack(
             cobrowse_enabled: bool = True,
             role: str = "all",
             extra: tuple[str, ...] = (),
+            api_settings: dict[str, Any] | None = None,
         ) -> Stack:
             stack = exits.enter_context(
                 start_stack(
@@ -436,6 +452,7 @@ def make_stack(
                     cobrowse_enabled=cobrowse_enabled,
                     role=role,
                     extra=extra,
+                    api_settings=api_settings,
                 )
             )
             started.append(stack)

@@ -3,13 +3,15 @@ off/on, the visitor's viewport, and an administrator ending the session."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.harness import Stack, wait_until
+from tests.e2e.harness import Stack, wait_until, ws_closes
 from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
@@ -93,6 +95,58 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         expect(vb.locator("#draw-layer polyline")).to_have_count(0)
         expect(vb.locator("#pointer-echo")).to_be_hidden()
         expect(visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_at_an_operators_lower_rate_the_agents_pointer_keeps_under_it(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An operator runs the API with ws_rate_per_s 10: the agent's hello says so, and the virtual
+    browser sends the pointer at most 8 times a second (the runtime posts it up to 30 times: the
+    agent's socket was closed, 4429, as the agent pointed for a few seconds). The newest position
+    is the one that arrives."""
+    stack = make_stack(policy={"consent": "none"}, extra=("--ws-rate-per-s", "10"))
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        vb.click("#tool-pointer")
+        vb.evaluate(  # what the runtime posts to the view
+            "() => { window.__posts = []; addEventListener('message', e => { if (e.data"
+            " && e.data.type === 'agent-pointer') window.__posts.push([e.data.x, e.data.y]); }); }"
+        )
+        sockets: list[Any] = []
+        vb.on("websocket", lambda ws: sockets.append(ws) if "/agent/ws" in ws.url else None)
+        box = vb.locator("#view").bounding_box()
+        assert box is not None
+        start, t0, i = len(agent.frames.texts), time.monotonic(), 0
+        while time.monotonic() < t0 + 3:
+            i += 1
+            vb.mouse.move(box["x"] + 100 + i % 400, box["y"] + 100 + i % 300)
+        vb.evaluate("0")  # lets Playwright deliver the page's frames
+        pointers = [t for t in agent.frames.texts[start:] if '"type":"pointer"' in t]
+        seconds = time.monotonic() - t0
+        wait_until(lambda: vb.evaluate("window.__posts.length") > 0, "the runtime's pointer posts", page=vb)
+        x, y = vb.evaluate("window.__posts[window.__posts.length - 1]")
+
+        def sent_last() -> bool:
+            sent = [json.loads(t) for t in agent.frames.texts if '"type":"pointer"' in t]
+            return bool(sent) and (sent[-1]["x"], sent[-1]["y"]) == (x, y)
+
+        wait_until(sent_last, "the newest position sent", page=vb)
+        wait_until(  # ... and reaches the visitor
+            lambda: any(m.get("type") == "pointer" and (m.get("x"), m.get("y")) == (x, y)
+                        for m in visitor.frames.messages()),
+            "the newest position at the visitor's page", page=visitor.page,
+        )
+        vb.evaluate("0")
+        closes = ws_closes(stack.serve, "agent")
+        assert sockets == [] and not closes, f"an agent's socket was closed: {closes}"
+        # 8 a second, after a full budget of 8 at the start (without the budget: about 30 a second)
+        assert 8 <= len(pointers) <= 8 + 8 * seconds + 2, (len(pointers), seconds)
     finally:
         agent.context.close()
         visitor.context.close()
