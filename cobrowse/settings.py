@@ -171,6 +171,11 @@ class Settings:
             raise SettingsError("upstream_timeout_s must be positive")
         if self.visitor_registrations_per_min < 0:
             raise SettingsError("visitor_registrations_per_min must be 0 (no limit) or more")
+        if self.ws_rate_per_s < MIN_WS_RATE_PER_S:
+            raise SettingsError(
+                f"ws_rate_per_s must be {MIN_WS_RATE_PER_S} or more: the banner and the virtual browser "
+                "keep under 4/5 of it and ping besides, and each report would wait too long under less"
+            )
         if self.rewrite_workers < -1:
             raise SettingsError("rewrite_workers must be -1 (one per CPU), 0 (threads only) or a count")
         for network in self.trusted_proxies:
@@ -181,6 +186,7 @@ class Settings:
 
 
 ROLES = ("all", "api", "proxy")
+MIN_WS_RATE_PER_S = 5
 MAX_TOKEN_FILE_BYTES = 4096
 
 
@@ -279,7 +285,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("ticket_ttl_s", int, "seconds a proxy ticket stays valid (at most 60)"),
     Option("ws_max_message_bytes", int, "largest WebSocket message the API accepts"),
-    Option("ws_rate_per_s", int, "WebSocket messages per second allowed per connection"),
+    Option("ws_rate_per_s", int, "WebSocket messages per second allowed per connection (at least 5)"),
     Option("log_level", str, "logging level: debug, info, warning, error"),
 )
 

@@ -331,7 +331,7 @@ class VisitorConnection(Connection):
                 "heartbeat_s": self.hold_s / 3,
                 # the messages a second this socket may send (``RateLimiter``): the banner keeps
                 # under it, whatever an operator set
-                "rate_per_s": self.api.settings.ws_rate_per_s,
+                "rate_per_s": int(self.limiter.rate),
             }
         )
 
@@ -454,7 +454,7 @@ class AgentConnection(Connection):
                 "account": {"id": account.id, "cobrowse_enabled": account.cobrowse_enabled},
                 "visitors": [visitors.view(account, v) for v in present],
                 "sessions": live,
-                "rate_per_s": self.api.settings.ws_rate_per_s,  # (the view keeps its pointer under it)
+                "rate_per_s": int(self.limiter.rate),  # (the view keeps its pointer under it)
             }
         )
 

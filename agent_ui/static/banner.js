@@ -263,8 +263,23 @@
       if (held[i].key === key) { at = i; break; }
       if (held[i].key === "page") break; // what waits before a page is of the page before
     }
-    if (at >= 0) held[at].msg = msg; else held.push({ key: key, msg: msg });
+    if (at < 0) { held.push({ key: key, msg: msg }); releaseHeld(); return; }
+    held[at].msg = msg;
+    held[at].asNow = false;
+    // A newer page in the place of one that waited: what came about on that page and waits after
+    // it (a field, an element's scroll) goes as it is now, on this page (its element may be
+    // another, or gone); as it was, the agent's view would put it on this page's element.
+    if (key === "page") for (var j = at + 1; j < held.length; j++) held[j].asNow = !!(held[j].msg.selector || held[j].msg.target);
     releaseHeld();
+  }
+  // A field or an element's scroll as it is now on this page (null: no such element to tell of).
+  function asItIsNow(msg) {
+    var el = null;
+    try { el = document.querySelector(msg.selector || msg.target); } catch (e) { return null; }
+    if (!el) return null;
+    if (msg.type === "field") return isField(el) && !isMasked(el) ? fieldMessage(el) : null;
+    if (isFormControl(el) || isMasked(el)) return null;
+    return { type: "scroll", target: msg.target, x: coord(el.scrollLeft), y: coord(el.scrollTop) };
   }
   function releaseHeld() {
     if (heldTimer) return;
@@ -272,7 +287,8 @@
       heldTimer = null;
       refill();
       while (held.length && sendTokens >= 1) {
-        var msg = held.shift().msg;
+        var next = held.shift(), msg = next.asNow ? asItIsNow(next.msg) : next.msg;
+        if (!msg) continue;
         if (!(ws && wsOpen)) send(msg); // the socket went meanwhile: kept as send keeps it
         else if (stillToSay(msg)) transmit(msg);
       }

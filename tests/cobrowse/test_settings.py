@@ -46,6 +46,7 @@ def test_admin_token_is_masked_in_repr() -> None:
         ({"proxy_domain": "http://x"}, "proxy_domain"),
         ({"role": "proxy"}, "redis-url"),
         ({"rewrite_workers": -2}, "rewrite_workers"),
+        ({"ws_rate_per_s": 4}, "ws_rate_per_s must be 5 or more"),
         ({"trusted_proxies": ("10.0.0.0/8", "balancer")}, "trusted_proxies"),
     ],
 )

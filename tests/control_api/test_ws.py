@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from cb_api_helpers import ORIGIN, World
+from cb_api_helpers import ORIGIN, World, open_world
 from starlette.websockets import WebSocketDisconnect
 
 from control_api import accounts, messages, presence, visitors
+from control_api.store import Store
 
 
 @contextmanager
@@ -234,6 +235,18 @@ def test_flood_is_rate_limited(world: World) -> None:
     assert 'code="4429"' in world.client.get("/metrics").text
 
 
+def test_both_hellos_say_the_rate_a_socket_may_send(sync_store: Store) -> None:
+    """The banner and the virtual browser keep under the rate the hello gives (an operator's lower
+    rate got busy pages' and pointing agents' sockets closed, 4429)."""
+    for world in open_world(sync_store, ws_rate_per_s=12):
+        account = world.account()
+        for side, who in (("visitor", world.visitor(account)), ("agent", world.agent(account))):
+            with world.client.websocket_connect(f"/api/v1/{side}/ws") as ws:
+                ws.send_json({"type": "auth", "token": who["token"]})
+                hello = ws.receive_json()
+                assert (hello["type"], hello["rate_per_s"]) == ("hello", 12), (side, hello)
+
+
 @pytest.mark.parametrize("who", ["nobody", "visitor-on-agent", "agent-on-visitor", "first-not-auth"])
 def test_authentication_failures(world: World, who: str) -> None:
     account = world.account()
@@ -287,10 +300,6 @@ def test_agent_console_sees_presence(world: World) -> None:
 
 def test_everything_works_on_the_embedded_store(namespace: str) -> None:
     """The default of `cobrowse serve` without --redis-url: same flow, fakeredis in process."""
-    from cb_api_helpers import open_world
-
-    from control_api.store import Store
-
     for world in open_world(Store.connect(None, namespace=namespace)):
         with live_session(world, masked_selectors=["#card"]) as (vws, aws, session, agent):
             vws.send_json({"type": "scroll", "x": 0, "y": 5})
