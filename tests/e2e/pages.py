@@ -102,6 +102,27 @@ def wait_for_notice(page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -> None
     page.wait_for_function("text => window.__notices.includes(text)", arg=text, timeout=timeout_ms)
 
 
+# Records in window.__pointerShown whether the agent's pointer has been shown on the visitor's page
+# since: it fades 5 s after the agent's last move, and a loaded machine can take longer to look.
+_RECORD_POINTER = """() => {
+  const root = document.querySelector('[data-cobrowse=banner]').shadowRoot;
+  const p = root.querySelector('[data-cobrowse-pointer]');
+  window.__pointerShown = p.style.display === 'block';
+  new MutationObserver(() => { if (p.style.display === 'block') window.__pointerShown = true; })
+    .observe(p, {attributes: true, attributeFilter: ['style']});
+}"""
+
+
+def record_pointer(page: Page) -> None:
+    """Record, from now on, whether the agent's pointer shows on ``page`` (``wait_for_pointer``)."""
+    page.evaluate(_RECORD_POINTER)
+
+
+def wait_for_pointer(page: Page, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Wait until the agent's pointer has shown on ``page`` (since ``record_pointer``)."""
+    page.wait_for_function("() => window.__pointerShown", timeout=timeout_ms)
+
+
 def open_visitor(browser: Any, stack: Stack, path: str = "/") -> Visitor:
     context = browser.new_context(viewport={"width": 1100, "height": 700})
     page = context.new_page()
