@@ -12,7 +12,7 @@ import time
 
 from control_api import presence, sessions, visitors
 from control_api.exceptions import ApiError, StoreUnavailable
-from control_api.store import Store
+from control_api.store import Store, translate_errors
 from control_api.tasks import check_cancelled
 
 log = logging.getLogger("cobrowse.api.sweeper")
@@ -26,7 +26,9 @@ async def sweep_once(store: Store, grace_s: float) -> int:
         if await sessions.enforce_deadline(store, sid, now):
             changed += 1
     for vid in await visitors.due_for_sweep(store, now):
-        gone = await visitors.settle(store, vid, grace_s)
+        gone, lapsed = await visitors.settle(store, vid, grace_s)
+        if lapsed:
+            await _tell_offline(store, vid)
         if gone is None:
             continue
         # End the live session first: if that fails, the visitor stays due and the next sweep
@@ -42,6 +44,19 @@ async def sweep_once(store: Store, grace_s: float) -> int:
             changed += 1
             await presence.publish_left(store, gone.account_id, vid)
     return changed
+
+
+async def _tell_offline(store: Store, vid: str) -> None:
+    """The visitor's pages' sockets lapsed with no close (their API process died): a new
+    revision and a view, so consoles show it offline now, not once its grace period ends."""
+    visitor = await visitors.find(store, vid)
+    if visitor is None:
+        return
+    with translate_errors():
+        async with store.redis.pipeline(transaction=True) as pipe:
+            visitors.queue_rev(pipe, store, vid)
+            await pipe.execute()
+    await presence.publish_visitor(store, visitor.account_id, vid)
 
 
 async def run(store: Store, grace_s: float, interval_s: float = 0.25) -> None:

@@ -248,7 +248,8 @@ async def touch_connection(
                 # saw the page (its socket, authenticated once, went on relaying)
                 pipe.expire(keys.token(store, visitor.token_hash), VISITOR_TTL_S)
             pipe.zadd(keys.account_visitors(store, visitor.account_id), {visitor.id: now})
-            pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + hold_s + grace_s})
+            # due when this hold lapses (a process that died closes nothing: ``settle``)
+            pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + hold_s})
             await pipe.execute()
 
 
@@ -308,26 +309,35 @@ async def due_for_sweep(store: Store, now: float, limit: int = 100) -> list[str]
         )
 
 
-async def settle(store: Store, vid: str, grace_s: float) -> Visitor | None:
-    """For a due visitor: reschedule when still present; return the Visitor when it is gone now.
+async def settle(store: Store, vid: str, grace_s: float) -> tuple[Visitor | None, bool]:
+    """For a due visitor: (the Visitor when it is gone now, else None; whether it went offline
+    since its last view was published).
 
-    A gone visitor stays due until ``forget`` (so a sweep that fails half-way is done again).
+    A socket that closes says it is gone (``drop_connection``; its handler publishes the view).
+    One whose API process died says nothing: its hold lapses, and the view published at its last
+    beat said ``online``. So a visitor is due when its newest hold lapses as well as when its
+    grace period ends, and the sweeper tells the lapse (a new revision, a view). A gone visitor
+    stays due until ``forget`` (so a sweep that fails half-way is done again).
     """
     now = time.time()
     visitor = await find(store, vid)
     with translate_errors():
         if visitor is None:
             await store.redis.zrem(keys.visitor_deadlines(store), vid)
-            return None
-        if visitor.online:
-            latest = await store.redis.zrange(keys.visitor_conns(store, vid), -1, -1, withscores=True)
-            until = float(latest[0][1]) if latest else now
-            await store.redis.zadd(keys.visitor_deadlines(store), {vid: until + grace_s})
-            return None
-        if now < visitor.last_seen + grace_s:
-            await store.redis.zadd(keys.visitor_deadlines(store), {vid: visitor.last_seen + grace_s})
-            return None
-    return visitor
+            return None, False
+        latest = await store.redis.zrange(keys.visitor_conns(store, vid), -1, -1, withscores=True)
+        held_until = float(latest[0][1]) if latest else None
+        if held_until is not None and (visitor.online or held_until > now):  # (or came back just now)
+            await store.redis.zadd(keys.visitor_deadlines(store), {vid: max(held_until, now)})
+            return None, False
+        # offline since its last close, or since its newest hold lapsed if that came later
+        lapsed = held_until is not None and visitor.last_seen < held_until <= now
+        offline_since = max(visitor.last_seen, held_until or 0.0) if lapsed else visitor.last_seen
+        if now < offline_since + grace_s:
+            # (told once: the next time it is due is the end of its grace period)
+            await store.redis.zadd(keys.visitor_deadlines(store), {vid: offline_since + grace_s})
+            return None, lapsed
+    return visitor, False
 
 
 async def close_all_for(store: Store, account_id: str) -> None:

@@ -304,6 +304,47 @@ async def test_visitor_gone_ends_live_session(redis_store: Store) -> None:
     assert [v.id for v in await visitors.present(redis_store, account.id)] == []
 
 
+async def test_a_visitor_whose_socket_lapses_is_shown_offline_at_once_and_gone_a_grace_period_later(
+    redis_store: Store,
+) -> None:
+    """A page's socket whose API process died closes nothing: its hold lapses. The sweeper tells
+    the account's consoles then (a view with a new revision, once), not only when the grace period
+    ends; and the visitor is gone a grace period after the lapse, not after its last beat."""
+    account, agent, visitor = await _setup(redis_store)
+    grace = 1.5
+    await visitors.touch_connection(redis_store, visitor, "c1", hold_s=0.3, grace_s=grace)
+    beat = await visitors.find(redis_store, visitor.id)
+    assert beat is not None and beat.online
+    lapse = time.time() + 0.3
+    pubsub = redis_store.redis.pubsub()
+    await pubsub.subscribe(keys.account_channel(redis_store, account.id))
+    await pubsub.get_message(timeout=1)  # (the subscription's own)
+
+    async def told() -> list[dict[str, Any]]:
+        out = []
+        while (message := await pubsub.get_message(timeout=0.2, ignore_subscribe_messages=True)):
+            out.append(json.loads(message["data"]))
+        return out
+
+    assert await sweeper.sweep_once(redis_store, grace_s=grace) == 0
+    assert await told() == []  # held: nothing due
+    while time.time() < lapse:
+        await asyncio.sleep(0.05)
+    assert await sweeper.sweep_once(redis_store, grace_s=grace) == 0  # offline, not gone
+    (view,) = [m["visitor"] for m in await told()]
+    assert (view["id"], view["online"], view["cobrowse"]["reason"]) == (visitor.id, False, "visitor_offline")
+    assert view["rev"] > beat.rev
+    assert await sweeper.sweep_once(redis_store, grace_s=grace) == 0
+    assert await told() == []  # once
+    assert [v.id for v in await visitors.present(redis_store, account.id)] == [visitor.id]
+    while await sweeper.sweep_once(redis_store, grace_s=grace) == 0:
+        assert time.time() < lapse + grace + 10, "never gone"
+        await asyncio.sleep(0.05)
+    assert time.time() >= lapse + grace - 0.01  # gone a grace period after the lapse
+    assert [m["type"] for m in await told()] == ["visitor_left"]
+    await pubsub.aclose()
+
+
 async def test_a_sweep_that_fails_to_end_the_session_is_done_again(
     redis_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
