@@ -1,7 +1,8 @@
 """Second line of defence for form values: drop a field message the policy masks.
 
 The visitor's banner already keeps masked values in the browser; the server drops any that get
-through: password inputs, a selector equal to a masked selector, and an element (rebuilt from the
+through: password inputs (and fields whose autocomplete says they hold one, or a card's number
+or code), a selector equal to a masked selector, and an element (rebuilt from the
 message's ``tag`` and ``attrs``) that a masked selector matches on its own.
 """
 
@@ -16,6 +17,7 @@ from lxml import etree
 _TRANSLATOR = GenericTranslator()
 _SAFE_TAG = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 ALWAYS_MASKED_TYPES = frozenset({"password"})
+SECRET_AUTOCOMPLETE = frozenset({"current-password", "new-password", "one-time-code", "cc-number", "cc-csc"})
 
 
 @lru_cache(maxsize=1024)
@@ -50,6 +52,9 @@ def is_masked(
         return True
     attrs = dict(attrs or {})
     if (attrs.get("type") or "").strip().lower() in ALWAYS_MASKED_TYPES:
+        return True
+    # a password a "show password" button made type=text still says what it holds
+    if SECRET_AUTOCOMPLETE & set((attrs.get("autocomplete") or "").lower().split()):
         return True
     normalized = " ".join(selector.split())
     element = None

@@ -7,6 +7,7 @@ the offending field. PUT validates against the defaults, PATCH against the curre
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,8 @@ def normalize_origin(text: str) -> str:
     host_port = rest[:-1] if rest.endswith("/") else rest
     if not host_port or any(c in host_port for c in "/?#@\\ \t\r\n"):
         raise ValueError("must be scheme://host[:port] with no path, query or user")
+    if "*" in host_port:  # (no browser sends it as an Origin: it could never match)
+        raise ValueError("wildcards are not supported: list each origin (https://www.shop.example)")
     try:
         return Origin.parse(text.rstrip("/")).serialize()
     except RewriteError as exc:
@@ -101,12 +104,28 @@ def _origins(field: str, value: Any) -> list[str]:
 _TRANSLATOR = GenericTranslator()
 
 
+# What cssselect takes and browsers refuse (``querySelector`` throws, and the visitor's banner
+# could not tell which fields the rule names): an id that does not start as a name does (``#1a``,
+# ``#-1a``), cssselect's own ``:contains()``, a namespace (``ns|a``; ``|=`` in brackets is CSS).
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.S)
+_NOT_IN_BROWSERS = (
+    (re.compile(r"#-?[0-9]"), "an id must not start with a digit (escape it: #\\31 ...)"),
+    (re.compile(r":contains\(", re.I), ":contains() is not CSS"),
+    (re.compile(r"\|(?!=)"), "namespaces are not supported"),
+)
+
+
 def check_selector(selector: str) -> None:
-    """ValueError unless ``selector`` is a CSS selector cssselect can compile."""
+    """ValueError unless ``selector`` is a CSS selector cssselect can compile (the server masks
+    with it) and browsers parse too (the banner and the runtime mask with them)."""
     try:
         _TRANSLATOR.css_to_xpath(selector)
     except (SelectorError, ValueError, TypeError, IndexError) as exc:
         raise ValueError(f"invalid CSS selector {selector!r}") from exc
+    bare = _QUOTED.sub('""', selector)
+    for pattern, why in _NOT_IN_BROWSERS:
+        if pattern.search(bare):
+            raise ValueError(f"invalid CSS selector {selector!r}: {why}")
 
 
 def _selectors(field: str, value: Any) -> list[str]:

@@ -162,14 +162,36 @@
   function takeSessionMasks(session) {
     if (session && Array.isArray(session.masked_selectors)) sessionMasks = session.masked_selectors.slice();
   }
+  // A password stays a password when a "show password" button makes its input type=text: so does
+  // an input that was one on this page, and one whose autocomplete says it holds a secret.
+  var SECRET_AUTOCOMPLETE = /(^|\s)(current-password|new-password|one-time-code|cc-number|cc-csc)(\s|$)/i;
+  var wasPassword = typeof WeakSet === "function" ? new WeakSet() : null, badSelectorSaid = false;
+  function seenAsPassword(el) {
+    if (el.localName !== "input") return false;
+    if ((el.type || "").toLowerCase() === "password") { if (wasPassword) wasPassword.add(el); return true; }
+    return !!wasPassword && wasPassword.has(el);
+  }
+  if (wasPassword && B.MutationObserver) { // (a toggle before anything was typed)
+    new B.MutationObserver(guard(function (records) {
+      for (var i = 0; i < records.length; i++) {
+        var r = records[i];
+        if (r.target.localName === "input" && String(r.oldValue).toLowerCase() === "password") wasPassword.add(r.target);
+      }
+    }, "password")).observe(document.documentElement, { attributes: true, attributeFilter: ["type"], attributeOldValue: true, subtree: true });
+  }
   function isMasked(el) {
     if (!el || el.nodeType !== 1) return false;
-    if (el.localName === "input" && (el.type || "").toLowerCase() === "password") return true;
+    if (seenAsPassword(el) || SECRET_AUTOCOMPLETE.test(el.getAttribute("autocomplete") || "")) return true;
     // the account's masks as this page heard them, and those of the session it runs (made under
     // the policy of its start): a field either names stays in this browser
     var sels = (policy.masked_selectors || []).concat(sessionMasks);
     for (var i = 0; i < sels.length; i++) {
-      try { if (el.matches(sels[i]) || el.closest(sels[i])) return true; } catch (e) { /* bad selector */ }
+      try { if (el.matches(sels[i]) || el.closest(sels[i])) return true; } catch (e) {
+        // a rule this browser cannot read (stored before the API refused such rules) may name
+        // this element: it stays here, like every other, rather than go to the agent
+        if (!badSelectorSaid) { badSelectorSaid = true; warn("masked selector " + sels[i], e); }
+        return true;
+      }
     }
     return false;
   }

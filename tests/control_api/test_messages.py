@@ -119,6 +119,11 @@ def test_every_documented_type_is_in_protocol_md() -> None:
         ("#x", "text", [".secret"], "input", {"class": "a secret b"}, True),
         ("#x", "text", [".secret"], "input", {"class": "a b"}, False),
         ("#x", "text", ["textarea"], "input", {}, False),
+        # a password a "show password" button made type=text, a card's number: whatever the policy
+        ("#pw", "text", [], "input", {"type": "text", "autocomplete": "current-password"}, True),
+        ("#pw", "text", [], "input", {"autocomplete": "section-a New-Password"}, True),
+        ("#c", "text", [], "input", {"autocomplete": "cc-number"}, True),
+        ("#n", "text", [], "input", {"autocomplete": "cc-name"}, False),
     ],
 )
 def test_masking(

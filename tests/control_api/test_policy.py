@@ -50,6 +50,12 @@ def test_defaults_are_design_md() -> None:
         ({"masked_selectors": ["input:nth-child(x)"]}, "masked_selectors[0]"),
         ({"masked_selectors": [""]}, "masked_selectors[0]"),
         ({"masked_selectors": [3]}, "masked_selectors[0]"),
+        # cssselect takes these, browsers do not: the banner could not tell which fields they name
+        ({"masked_selectors": ["form input[name=card], #1abc"]}, "masked_selectors[0]"),
+        ({"masked_selectors": ["#ok", "#-1a"]}, "masked_selectors[1]"),
+        ({"masked_selectors": ['p:contains("card")']}, "masked_selectors[0]"),
+        ({"masked_selectors": ["ns|input"]}, "masked_selectors[0]"),
+        ({"allowed_origins": ["https://*.shop.example"]}, "allowed_origins[0]"),
     ],
 )
 def test_invalid_values_name_the_field(patch: dict[str, Any], field: str) -> None:
@@ -58,6 +64,12 @@ def test_invalid_values_name_the_field(patch: dict[str, Any], field: str) -> Non
     assert info.value.status == 422
     assert info.value.field == field
     assert field in info.value.detail
+
+
+def test_selectors_browsers_take_are_kept() -> None:
+    """What looks like the refused forms but is CSS: an escaped id, ``|=``, a quoted ``#1``."""
+    kept = ["#\\31 abc", "[lang|=en]", '[href="#1"]', "a[title='x|y']", "#card-number"]
+    assert validate_policy({"masked_selectors": kept})["masked_selectors"] == kept
 
 
 def test_list_keys_take_up_to_their_limit_and_no_more() -> None:
