@@ -950,13 +950,18 @@
     pointerLabel.textContent = agentName || "Agent";
     reportAll(); // (with the fields: the session is active now)
   }
-  function sessionOver(reason) {
+  // ``why``: the transition's reason (an agent who withdraws a request expires it too).
+  function sessionOver(reason, why) {
     var was = state.session;
     state.session = null; saveState();
     boxesDue = []; // nothing more is reported for it
     hideAll();
     if (was && was.state === "active") notice("Co-browsing has ended.");
-    else if (reason === "expired") notice("The screen sharing request expired.");
+    else if (reason === "expired") {
+      notice(why === "agent_ended" ? "The agent withdrew the screen sharing request."
+        : !why || why === "consent_timeout" ? "The screen sharing request expired."
+          : "The screen sharing request was withdrawn.");
+    }
   }
   function endSession() {
     var s = state.session;
@@ -993,11 +998,11 @@
         var st = msg.state || (msg.session && msg.session.state);
         if (st === "active") startSession(sid(msg), agentName(msg) || (s && s.agent_name));
         else if (st === "pending") { state.session = { id: sid(msg), state: "pending", agent_name: agentName(msg) }; saveState(); showPrompt(sid(msg), agentName(msg)); }
-        else if (st) sessionOver(st);
+        else if (st) sessionOver(st, msg.reason);
         break;
       }
       case "session_ended": case "session_refused": case "session_expired":
-        sessionOver(msg.state || msg.reason);
+        sessionOver(msg.state || msg.reason, msg.reason);
         break;
       case "policy":
         applyPolicy(msg.policy || msg);

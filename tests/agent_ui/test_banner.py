@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from tests.e2e.harness import ApiServer, Stack, bound_socket, wait_until, ws_closes
-from tests.e2e.pages import TIMEOUT_MS, Frames, Visitor, open_visitor
+from tests.e2e.pages import TIMEOUT_MS, Frames, Visitor, open_visitor, record_notices, wait_for_notice
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -426,6 +426,21 @@ def test_a_shown_password_a_card_number_and_fields_under_an_unreadable_rule_stay
         v.page.evaluate("scrollTo(0, 1234)")
         v.frames.wait_for(v.page, '"type":"scroll","x":0,"y":1234,')
         assert not [t for t in v.frames.texts[start:] if '"type":"field"' in t]
+    finally:
+        v.context.close()
+
+
+def test_a_request_the_agent_withdraws_is_told_as_withdrawn_not_expired(browser: Any, stack: Stack) -> None:
+    v = open_visitor(browser, stack)
+    try:
+        me = the_visitor(stack, available)
+        session = request_session(stack, me["id"])
+        expect(v.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+        record_notices(v.page)
+        with stack.agent() as c:
+            c.post(f"/sessions/{session['id']}/end", json={}).raise_for_status()
+        wait_for_notice(v.page, "The agent withdrew the screen sharing request.")
+        expect(v.dialog()).to_be_hidden()
     finally:
         v.context.close()
 

@@ -141,6 +141,8 @@ def test_the_waiting_window_tells_a_refusal_when_the_console_is_gone(browser: An
         expect(win).to_have_url(re.compile(r"/vb#session=[a-z][a-z0-9]{9}$"), timeout=TIMEOUT_MS)
         expect(win.locator("#vb-status")).to_have_text("Waiting for the visitor to accept...")
         expect(win.locator("#tool-pointer")).to_be_disabled()  # nothing to point at yet
+        # ... and looks it (disabled tools looked like the others)
+        assert float(win.locator("#tool-pointer").evaluate("e => getComputedStyle(e).opacity")) < 0.6
         expect(win.locator("#end")).to_have_text("Withdraw request")
         agent.page.close()
         visitor.dialog().get_by_role("button", name="Refuse").click()

@@ -66,6 +66,14 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         vb.click("#navigate-form button[type=submit]")
         expect(visitor.page).to_have_url(stack.shop.origin + "/cart", timeout=TIMEOUT_MS)
         expect(frame.locator("h1")).to_have_text("Cart", timeout=TIMEOUT_MS)
+        # a path is taken on the visitor's page (the field took only a whole URL: "Please enter a URL")
+        vb.fill("#navigate-url", "/search")
+        vb.click("#navigate-form button[type=submit]")
+        expect(visitor.page).to_have_url(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
+        vb.fill("#navigate-url", stack.shop.origin + "/cart")
+        vb.click("#navigate-form button[type=submit]")
+        expect(visitor.page).to_have_url(stack.shop.origin + "/cart", timeout=TIMEOUT_MS)
+        expect(frame.locator("h1")).to_have_text("Cart", timeout=TIMEOUT_MS)
 
         # follow off: the agent's view stays while the visitor moves on; on again: it catches up
         vb.uncheck("#follow")
