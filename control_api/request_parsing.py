@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
 from starlette.requests import Request
@@ -35,8 +36,13 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
         return {}
     try:
         data = json_text.loads(bytes(chunks))
-    except ValueError as exc:  # UnicodeDecodeError too
-        raise ApiError(422, "invalid_json", f"the body is not usable JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "invalid_json", "the body is not UTF-8 text") from exc
+    except ValueError as exc:
+        why = str(exc)
+        if "int_max_str_digits" in why:  # (Python's own words: say it in ours)
+            why = f"a number has more than {sys.get_int_max_str_digits()} digits"
+        raise ApiError(422, "invalid_json", f"the body is not usable JSON: {why}") from exc
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_json", "the body must be a JSON object")
     return data

@@ -25,6 +25,10 @@ class SeedCookie:
     url: str
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
 def parse_seed_cookies(raw: Any, allowed_origins: Iterable[str]) -> list[SeedCookie]:
     """Validate the ``cookies`` of an accept; cookies for URLs outside the allowed origins are refused."""
     if raw is None:
@@ -38,9 +42,11 @@ def parse_seed_cookies(raw: Any, allowed_origins: Iterable[str]) -> list[SeedCoo
         if not isinstance(item, dict) or set(item) - {"name", "value", "url"}:
             raise invalid(field, "must be an object {name, value, url}")
         name, value, url = item.get("name"), item.get("value"), item.get("url")
-        if not isinstance(name, str) or not name or len(name) > 256 or any(c in name for c in "=;, \t\r\n"):
+        if not isinstance(name, str) or not name or len(name) > 256 or any(c in name for c in "=;, ") \
+                or _has_control(name):
             raise invalid(f"{field}.name", "must be a cookie name")
-        if not isinstance(value, str) or len(value) > 4096 or any(c in value for c in ";\r\n"):
+        # (no browser makes a cookie of control characters: a NUL went on to the customer's site)
+        if not isinstance(value, str) or len(value) > 4096 or ";" in value or _has_control(value):
             raise invalid(f"{field}.value", "must be a cookie value")
         if not isinstance(url, str) or len(url) > 4096:
             raise invalid(f"{field}.url", "must be an http(s) URL")

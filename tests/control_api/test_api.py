@@ -52,6 +52,12 @@ def test_errors_are_json_everywhere(world: World) -> None:
     for in_a_key in (b'{"name": "x", "\\udc00": 1}', b'{"name": "x", "policy": [{"a\\ud800b": 1}]}'):
         r = world.client.post("/api/v1/accounts", content=in_a_key, headers=world.admin)
         assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+    # said in the API's words, not Python's
+    for body, said in ((b'{"name": ' + b"1" * 5000 + b"}", "a number has more than 4300 digits"),
+                       (b"\xff\xfe{", "the body is not UTF-8 text")):
+        r = world.client.post("/api/v1/accounts", content=body, headers=world.admin)
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+        assert said in r.json()["detail"] and "sys." not in r.json()["detail"], r.json()
     r = world.client.post("/api/v1/accounts", json={"name": "x", "extra": 1}, headers=world.admin)
     assert (r.status_code, r.json()["field"]) == (422, "extra")
     r = world.client.post("/api/v1/accounts", content=b"x" * 300_000, headers=world.admin)

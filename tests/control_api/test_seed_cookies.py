@@ -37,6 +37,9 @@ def test_good_cookies_pass_and_none_is_no_cookies() -> None:
         ([{**GOOD, "name": 1}], "cookies[0].name"),
         ([{**GOOD, "value": "1; Domain=evil.example"}], "cookies[0].value"),
         ([{**GOOD, "value": "1\r\nX-Evil: 1"}], "cookies[0].value"),
+        ([{**GOOD, "value": "a\u0000b"}], "cookies[0].value"),  # (a NUL went on to the site)
+        ([{**GOOD, "value": "a\u007fb"}], "cookies[0].value"),
+        ([{**GOOD, "name": "a\u0001"}], "cookies[0].name"),
         ([{**GOOD, "value": "v" * 4097}], "cookies[0].value"),
         ([{**GOOD, "value": None}], "cookies[0].value"),
         ([{**GOOD, "url": 7}], "cookies[0].url"),
