@@ -190,6 +190,9 @@
     switch (msg.type) {
       case "ready":
         if (!proxyBase) proxyBase = enteredBase;
+        // the agent's strokes were drawn over the page this view showed: gone with it, as the
+        // visitor's are with theirs (they pointed at whatever the next page has there)
+        if (!sameUrl(msg.url || "", frameInfo.url)) clearInk();
         frameInfo.origin = ev.origin;
         frameInfo.url = msg.url || "";
         frameInfo.ready = true;
@@ -206,6 +209,7 @@
         if (elsewhere) followVisitor(stale); else syncView();
         break;
       case "navigated":
+        if (msg.url && !sameUrl(msg.url, frameInfo.url)) clearInk(); // (as at "ready")
         frameInfo.url = msg.url || frameInfo.url;
         showLocation();
         if (follow && !sameUrl(visitor.url, frameInfo.url)) followVisitor();

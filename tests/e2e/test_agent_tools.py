@@ -61,11 +61,18 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         expect(visitor.page.locator("[data-cobrowse-overlay] polyline")).to_have_count(0, timeout=TIMEOUT_MS)
         expect(box).to_have_count(0)
 
-        # navigate the visitor (the policy allows it); the view follows
+        # navigate the visitor (the policy allows it); the view follows, and the agent's stroke
+        # over the page before goes with it (it pointed at whatever the next page has there)
+        vb.mouse.move(layer["x"] + 100, layer["y"] + 100)
+        vb.mouse.down()
+        vb.mouse.move(layer["x"] + 160, layer["y"] + 130)
+        vb.mouse.up()
+        expect(vb.locator("#draw-layer polyline")).to_have_count(1)
         vb.fill("#navigate-url", stack.shop.origin + "/cart")
         vb.click("#navigate-form button[type=submit]")
         expect(visitor.page).to_have_url(stack.shop.origin + "/cart", timeout=TIMEOUT_MS)
         expect(frame.locator("h1")).to_have_text("Cart", timeout=TIMEOUT_MS)
+        expect(vb.locator("#draw-layer polyline")).to_have_count(0)
         # a path is taken on the visitor's page (the field took only a whole URL: "Please enter a URL")
         vb.fill("#navigate-url", "/search")
         vb.click("#navigate-form button[type=submit]")
