@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Match, Route, WebSocketRoute
 
 from cobrowse.settings import Settings
 from control_api import admin_api, agent_api, openapi, static, sweeper, system_api, tasks, visitor_api, ws
@@ -79,7 +79,15 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     detail = {404: "no such route", 405: "method not allowed on this route"}.get(
         exc.status_code, str(exc.detail)
     )
-    return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of the path (one route per method: Starlette named the first's)
+        methods: set[str] = set()
+        for route in request.app.router.routes:
+            if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+                methods |= route.methods
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code, headers=headers)
 
 
 def create_app(

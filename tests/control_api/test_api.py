@@ -773,3 +773,15 @@ def test_policy_changes_made_at_once_all_apply(world: World) -> None:
     assert statuses == [200] * 20, statuses
     final = world.client.get(f"/api/v1/accounts/{account['id']}/policy", headers=world.admin).json()
     assert final["masked_selectors"][0] in {f"#f{i}" for i in range(20)}
+
+
+def test_a_method_the_path_does_not_take_says_every_one_it_does(world: World) -> None:
+    """405's Allow named only the first route of the path (one route per method)."""
+    account = world.account()
+    for method, path, allowed in (
+        ("PUT", f"/api/v1/accounts/{account['id']}", "DELETE, GET, HEAD, PATCH"),
+        ("PUT", "/api/v1/accounts", "GET, HEAD, POST"),
+        ("POST", f"/api/v1/accounts/{account['id']}/policy", "GET, HEAD, PATCH, PUT"),
+    ):
+        r = world.client.request(method, path, headers=world.admin)
+        assert (r.status_code, r.json()["error"], r.headers["allow"]) == (405, "method_not_allowed", allowed)
