@@ -90,7 +90,7 @@ def _nonempty_text(limit: int) -> Check:
 
 def _url(value: Any) -> str:
     value = _nonempty_text(MAX_URL)(value)
-    if not (value.startswith("http://") or value.startswith("https://")):
+    if not value[:8].lower().startswith(("http://", "https://")):  # (a scheme has no case)
         raise ValueError("must be an absolute http(s) URL")
     return value
 

@@ -139,6 +139,10 @@ def test_navigate_needs_the_policy(world: World) -> None:
         assert _next(aws, "error")["error"] == "navigate_forbidden"
         aws.send_json({"type": "navigate", "session_id": session["id"], "url": ORIGIN + "/x"})
         assert _next(vws, "navigate")["url"] == ORIGIN + "/x"
+        # a scheme has no case: an upper-case one closed the agent's socket (4400)
+        loud = ORIGIN.replace("http://", "HTTP://") + "/y"
+        aws.send_json({"type": "navigate", "session_id": session["id"], "url": loud})
+        assert _next(vws, "navigate")["url"] == loud
 
 
 def test_sessions_do_not_leak_into_each_other(world: World) -> None:
