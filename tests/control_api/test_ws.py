@@ -142,6 +142,8 @@ def test_navigate_needs_the_policy(world: World) -> None:
         # a scheme has no case: an upper-case one closed the agent's socket (4400)
         loud = ORIGIN.replace("http://", "HTTP://") + "/y"
         aws.send_json({"type": "navigate", "session_id": session["id"], "url": loud})
+        aws.send_json({"type": "ping"})
+        assert _next(aws, "pong")  # (open still: a closed one fails here at once)
         assert _next(vws, "navigate")["url"] == loud
 
 
