@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import logging
 import secrets
 import socket
 import sys
@@ -23,6 +22,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
+from cobrowse.cmd_serve import configure_logging
 from cobrowse.settings import Settings, SettingsError, command_line_secret_warnings
 
 SHOP_HOST = "127.0.0.1"
@@ -224,11 +224,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in command_line_secret_warnings(args):
         print(warning, file=sys.stderr)
     settings = Settings.resolve(args)
-    level = settings.log_level.upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     try:
         return asyncio.run(run_demo(settings, int(args.shop_port)))
     except (RuntimeError, OSError) as exc:  # DemoError, or what stopped `serve` (a port in use)

@@ -207,6 +207,16 @@ def check(settings: Settings) -> str | None:
     return None
 
 
+def configure_logging(log_level: str) -> None:
+    """The process's log format and level. mitmproxy says "client connect" and "client disconnect"
+    at INFO for every connection: kept for ``debug``, they buried everything else."""
+    level = log_level.upper()
+    level = level if level in logging.getLevelNamesMapping() else "INFO"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLevelNamesMapping()[level] > logging.DEBUG:
+        logging.getLogger("mitmproxy.proxy.server").setLevel(logging.WARNING)
+
+
 def run(args: argparse.Namespace) -> int:
     for warning in command_line_secret_warnings(args):
         print(warning, file=sys.stderr)
@@ -215,11 +225,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    level = settings.log_level.upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     store = "redis" if settings.redis_url else "embedded store"
     print(
         f"cobrowse: serving role {settings.role} with the {store}; "
