@@ -216,7 +216,8 @@
     li.querySelector(".bw").textContent = "Bandwidth: " + formatKbps(v.bandwidth_kbps);
     var vp = v.viewport;
     li.querySelector(".vp").textContent = vp && vp.width ? "Viewport: " + vp.width + "x" + vp.height : "";
-    li.querySelector(".vid").textContent = "Visitor " + String(visitorId(v)).slice(0, 8);
+    // (the id's "vis_" prefix told nothing: "Visitor vis_wbmk" for every row but four letters)
+    li.querySelector(".vid").textContent = "Visitor " + String(visitorId(v)).replace(/^vis_/, "").slice(0, 6);
     li.querySelector(".toolbox").setAttribute("aria-label", "Toolbox for " + (v.title || "visitor"));
     var btn = li.querySelector(".cobrowse-btn");
     var reason = li.querySelector(".reason");

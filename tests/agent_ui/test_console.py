@@ -76,6 +76,10 @@ def test_visitors_appear_move_go_offline_and_leave(browser: Any, stack: Stack) -
         expect(row.locator(".title")).to_have_text("Products - Demo Shop", timeout=TIMEOUT_MS)
         expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
         expect(row.locator(".bw")).to_contain_text("bit/s")
+        # named by its id, without the prefix every id has ("Visitor vis_wbmk" told four letters)
+        with stack.agent() as c:
+            vid = c.get("/visitors").json()["visitors"][0]["id"]
+        expect(row.locator(".vid")).to_have_text("Visitor " + vid.removeprefix("vis_")[:6])
         visitor.page.click("header >> text=Search")
         expect(row.locator(".url")).to_have_text(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
         expect(agent.page.locator("#visitor-count")).to_have_text("1 visitor")
