@@ -188,11 +188,14 @@
     if (ev.source !== frame.contentWindow || !ev.data || ev.data.cobrowse !== 1) return;
     var msg = ev.data;
     switch (msg.type) {
+      case "loading":
+        // the agent's strokes were drawn over the page this view showed: gone with it, as the
+        // visitor's are with theirs (they pointed at whatever the next page has there). Now, as
+        // the next page begins: it shows before it is ready, and the agent may draw on it then.
+        if (!sameUrl(msg.url || "", frameInfo.url)) clearInk();
+        break;
       case "ready":
         if (!proxyBase) proxyBase = enteredBase;
-        // the agent's strokes were drawn over the page this view showed: gone with it, as the
-        // visitor's are with theirs (they pointed at whatever the next page has there)
-        if (!sameUrl(msg.url || "", frameInfo.url)) clearInk();
         frameInfo.origin = ev.origin;
         frameInfo.url = msg.url || "";
         frameInfo.ready = true;

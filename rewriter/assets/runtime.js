@@ -2249,6 +2249,9 @@
     ctx.setNavigatedHook(navigated);
     addEventListener(win, 'popstate', function () { navigated(); }, true);
     addEventListener(win, 'hashchange', function () { navigated(); }, true);
+    // The page has begun (its body is not parsed yet): what the console drew over the page before
+    // goes now, not at "ready" (the page shows before it is ready; the agent may draw on it then).
+    post({ type: 'loading', url: upstreamURL() });
     function ready() {
       lastNavigated = upstreamURL() + '\n' + title();
       post({ type: 'ready', url: upstreamURL(), title: title() });

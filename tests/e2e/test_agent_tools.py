@@ -4,6 +4,7 @@ off/on, the visitor's viewport, and an administrator ending the session."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,14 @@ from tests.e2e.harness import Stack, wait_until, ws_closes
 from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+
+def stroke(vb: Any, layer: dict[str, float]) -> None:
+    """The agent draws one short stroke on the virtual browser's ink layer (draw mode on)."""
+    vb.mouse.move(layer["x"] + 100, layer["y"] + 100)
+    vb.mouse.down()
+    vb.mouse.move(layer["x"] + 160, layer["y"] + 130)
+    vb.mouse.up()
 
 
 def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callable[..., Stack]) -> None:
@@ -63,10 +72,7 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
 
         # navigate the visitor (the policy allows it); the view follows, and the agent's stroke
         # over the page before goes with it (it pointed at whatever the next page has there)
-        vb.mouse.move(layer["x"] + 100, layer["y"] + 100)
-        vb.mouse.down()
-        vb.mouse.move(layer["x"] + 160, layer["y"] + 130)
-        vb.mouse.up()
+        stroke(vb, layer)
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
         vb.fill("#navigate-url", stack.shop.origin + "/cart")
         vb.click("#navigate-form button[type=submit]")
@@ -87,14 +93,29 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         visitor.page.click("header >> text=Search")
         expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
         expect(frame.locator("h1")).to_have_text("Cart")
+        # on again, the view catches up. A page shows before it is ready (its deferred script is
+        # held here): a stroke drawn over it then stays when it is ready (it went at "ready"; CI
+        # saw it vanish), and a stroke over the page before goes when that page goes.
+        stroke(vb, layer)
+        expect(vb.locator("#draw-layer polyline")).to_have_count(1)
+        held: list[Any] = []
+        script = re.compile(r"\.cobrowse\.localhost:\d+/static/search\.js$")
+        agent.context.route(script, lambda route: held.append(route))
         vb.check("#follow")
         expect(frame.locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
-
-        # a stroke still on the agent's ink layer (draw mode is still on) when the session ends
-        vb.mouse.move(layer["x"] + 100, layer["y"] + 100)
-        vb.mouse.down()
-        vb.mouse.move(layer["x"] + 160, layer["y"] + 130)
-        vb.mouse.up()
+        wait_until(lambda: len(held) == 1, "the page's deferred script requested", 15, page=vb)
+        expect(vb.locator("#draw-layer polyline")).to_have_count(0)
+        stroke(vb, layer)  # a stroke still on the agent's ink layer when the session ends (below)
+        expect(vb.locator("#draw-layer polyline")).to_have_count(1)
+        held[0].continue_()
+        agent.context.unroute(script)
+        # the page said "ready" before this probe (messages from one window keep their order)
+        vb.evaluate("window.__probed = false; addEventListener('message', e => {"
+                    " if (e.data && e.data.probe) window.__probed = true; })")
+        view = view_frame(vb)
+        view.wait_for_function("document.readyState !== 'loading'", timeout=TIMEOUT_MS)
+        view.evaluate("parent.postMessage({probe: 1}, '*')")
+        vb.wait_for_function("window.__probed", timeout=TIMEOUT_MS)
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
 
         # an administrator ends the session: both sides are told

@@ -108,12 +108,16 @@ def roundtrip(page: Any, frame: Any) -> None:
     page.wait_for_function("(n) => window.got.filter((m) => m.data === 'pong').length > n", arg=count)
 
 
-def test_ready_and_navigated_carry_upstream_urls(session: BrowserSession, fake: FakeProxy) -> None:
+def test_loading_ready_and_navigated_carry_upstream_urls(session: BrowserSession, fake: FakeProxy) -> None:
     page, frame = open_console(session, fake)
     ready = wait_message(page, "ready")
     assert ready == [
         {"cobrowse": 1, "type": "ready", "url": UPSTREAM + "/bridge.html", "title": "Bridge page"}
     ]
+    # "loading" first, as the runtime starts (the page shows before it is ready)
+    kinds = [m["data"]["type"] for m in page.evaluate("window.got") if isinstance(m["data"], dict)]
+    assert kinds[:2] == ["loading", "ready"]
+    assert messages(page, "loading") == [{"cobrowse": 1, "type": "loading", "url": UPSTREAM + "/bridge.html"}]
     origins = {m["origin"] for m in page.evaluate("window.got")}
     assert origins == {"http://" + fake.proxy_host()}
     frame.evaluate("history.pushState({}, '', '/spa/route?x=1')")
