@@ -38,7 +38,7 @@
   }
   var frameInfo = { origin: null, url: "", ready: false };       // what the iframe shows now
   var loadingUrl = "";
-  var frameScroll = { x: 0, y: 0 };                              // the agent's own scroll (follow off)                                          // upstream URL being loaded
+  var frameScroll = { x: 0, y: 0 };                              // the agent's own scroll (follow off)
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
@@ -192,7 +192,7 @@
         // the agent's strokes were drawn over the page this view showed: gone with it, as the
         // visitor's are with theirs (they pointed at whatever the next page has there). Now, as
         // the next page begins: it shows before it is ready, and the agent may draw on it then.
-        if (!sameUrl(msg.url || "", frameInfo.url)) clearInk();
+        if (!sameUrl(msg.url || "", frameInfo.url)) { clearInk(); placeInk(0, 0); }
         break;
       case "ready":
         if (!proxyBase) proxyBase = enteredBase;
@@ -217,6 +217,9 @@
         showLocation();
         if (follow && !sameUrl(visitor.url, frameInfo.url)) followVisitor();
         else syncView();
+        break;
+      case "position":
+        placeInk(msg.x, msg.y);
         break;
       case "scrolled":
         frameScroll = { x: msg.x || 0, y: msg.y || 0 };
@@ -547,27 +550,41 @@
     $("navigate-url").value = "";
   });
 
-  // Drawing: an ink layer above the iframe; strokes go to the visitor in viewport coordinates.
+  // Drawing: an ink layer above the iframe. Strokes are kept in the view's page coordinates (the
+  // point drawn plus where the page was scrolled then) and the layer moves as the page scrolls
+  // (the runtime's "position"), so they stay on what they mark, as the visitor's do; they go to
+  // the visitor in document coordinates.
   var svgNS = "http://www.w3.org/2000/svg";
-  var ink = document.createElementNS(svgNS, "svg");
-  ink.setAttribute("width", "100%"); ink.setAttribute("height", "100%");
-  ink.style.cssText = "position:absolute;inset:0;pointer-events:none";
-  $("draw-layer").appendChild(ink);
-  var stroke = null, line = null;
+  var inkLayer = document.createElementNS(svgNS, "svg");
+  inkLayer.setAttribute("width", "100%"); inkLayer.setAttribute("height", "100%");
+  inkLayer.style.cssText = "position:absolute;inset:0;pointer-events:none";
+  var ink = document.createElementNS(svgNS, "g");
+  inkLayer.appendChild(ink);
+  $("draw-layer").appendChild(inkLayer);
+  var stroke = null, line = null, inkAt = { x: 0, y: 0 };
   function clearInk() { while (ink.firstChild) ink.removeChild(ink.firstChild); }
+  function placeInk(x, y) {
+    inkAt = { x: Number(x) || 0, y: Number(y) || 0 };
+    ink.setAttribute("transform", "translate(" + -inkAt.x + "," + -inkAt.y + ")");
+  }
+  function drawStroke() {
+    line.setAttribute("points", stroke.map(function (p) { return p[2] + "," + p[3]; }).join(" "));
+  }
+  function strokePoint(ev) { return [ev.offsetX, ev.offsetY, ev.offsetX + inkAt.x, ev.offsetY + inkAt.y]; }
   $("draw-layer").addEventListener("pointerdown", function (ev) {
     drawing = true;
-    stroke = [[ev.offsetX, ev.offsetY]];
+    stroke = [strokePoint(ev)];
     line = document.createElementNS(svgNS, "polyline");
     line.setAttribute("fill", "none"); line.setAttribute("stroke", "#e63946");
     line.setAttribute("stroke-width", "4"); line.setAttribute("stroke-linecap", "round");
     ink.appendChild(line);
+    drawStroke();
     $("draw-layer").setPointerCapture(ev.pointerId);
   });
   $("draw-layer").addEventListener("pointermove", function (ev) {
     if (!drawing) return;
-    stroke.push([ev.offsetX, ev.offsetY]);
-    line.setAttribute("points", stroke.map(function (p) { return p.join(","); }).join(" "));
+    stroke.push(strokePoint(ev));
+    drawStroke();
   });
   $("draw-layer").addEventListener("pointerup", function () {
     if (!drawing) return;

@@ -2397,6 +2397,16 @@
         if (selector) { highlight(selector); post({ type: 'agent-click-highlight', selector: selector }); }
       } catch (e) { /* keep */ }
     }, true);
+    // Where the window is scrolled, whatever scrolled it (the console keeps its ink on the page as
+    // it scrolls): at most one message every 33 ms, the last position always sent.
+    var positionTimer = null;
+    function postPosition() {
+      positionTimer = null;
+      post({ type: 'position', x: win.scrollX, y: win.scrollY });
+    }
+    addEventListener(win, 'scroll', function () {
+      if (!positionTimer) positionTimer = setTimeout_(postPosition, 33);
+    }, { capture: true, passive: true });
     addEventListener(win, 'scroll', function () {
       try {
         var x = win.scrollX;

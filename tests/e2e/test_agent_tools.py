@@ -136,6 +136,47 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         visitor.context.close()
 
 
+def test_the_agents_ink_stays_on_the_page_as_it_scrolls(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The agent circles something and the visitor scrolls: in the agent's view the stroke moves
+    with the page, as it does on the visitor's (it stayed where it was drawn, over whatever
+    scrolled under it)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        expect(vb.locator("#vb-size")).to_contain_text("1100\u00d7700")
+        vb.click("#tool-draw")
+        layer = vb.locator("#draw-layer").bounding_box()
+        assert layer is not None
+        scale = layer["width"] / 1100  # the view is scaled to fit the window
+        stroke(vb, layer)
+        theirs = visitor.page.locator("[data-cobrowse-overlay] polyline")
+        expect(theirs).to_have_count(1, timeout=TIMEOUT_MS)
+        mine = vb.locator("#draw-layer polyline")
+
+        def top(locator: Any) -> float:
+            box = locator.bounding_box()
+            assert box is not None
+            return float(box["y"])
+
+        view = view_frame(vb)
+        mine_before, theirs_before, at_before = top(mine), top(theirs), view.evaluate("scrollY")
+        visitor.page.evaluate("scrollBy(0, 300)")
+        view.wait_for_function("scrollY > 200", timeout=TIMEOUT_MS)  # the view follows
+        moved = lambda: view.evaluate("scrollY") - at_before  # noqa: E731
+        wait_until(lambda: abs(top(mine) - (mine_before - moved() * scale)) < 2,
+                   lambda: f"the agent's stroke at {top(mine)} (drawn at {mine_before}; moved {moved()})",
+                   TIMEOUT_MS / 1000, page=vb)
+        assert abs(top(theirs) - (theirs_before - 300)) < 2
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_at_an_operators_lower_rate_the_agents_pointer_keeps_under_it(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:

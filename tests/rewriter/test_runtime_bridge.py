@@ -225,6 +225,27 @@ def test_scrolled_only_for_the_agents_own_scrolls_while_follow_is_off(
     assert scrolled == [{"cobrowse": 1, "type": "scrolled", "x": 0, "y": 600}]
 
 
+def test_position_follows_every_scroll_of_the_window_whatever_scrolled_it(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The console keeps its ink on the page as it scrolls: "position" says where the window is,
+    whether the console scrolled it (follow on) or the page or the agent did, the last one always."""
+    page, frame = open_console(session, fake)
+    wait_message(page, "ready")
+    send(page, {"type": "follow", "on": True})
+    send(page, {"type": "scroll", "x": 0, "y": 900})
+    page.wait_for_function(
+        "window.got.some((m) => m.data && m.data.type === 'position' && m.data.y === 900)"
+    )
+    frame.evaluate("() => new Promise((done) => { let y = 900; (function step() {"
+                   " scrollTo(0, y += 40); if (y < 1700) requestAnimationFrame(step); else done(); })(); })")
+    page.wait_for_function(
+        "window.got.some((m) => m.data && m.data.type === 'position' && m.data.y === 1700)"
+    )
+    positions = messages(page, "position")
+    assert positions[-1] == {"cobrowse": 1, "type": "position", "x": 0, "y": 1700}
+
+
 def test_messages_from_another_origin_are_ignored(session: BrowserSession, fake: FakeProxy) -> None:
     page, frame = open_console(session, fake, host="evil.localhost")
     bad = {"cobrowse": 1, "type": "scroll", "x": 0, "y": 500}
