@@ -16,6 +16,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from control_api.exceptions import StoreUnavailable
 
@@ -34,6 +36,21 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
 )
+
+# A connection closed or refused; not a timeout (see ``_retry``).
+CONNECTION_LOST = redis_exceptions.ConnectionError
+
+
+def _retry() -> Retry:
+    """A command whose connection is found closed goes again on a new one (twice at most).
+
+    A Redis that restarted (or failed over) has closed every pooled connection: the next command
+    on each found it closed, and each was a 503 or a socket closed with 1013 while Redis was back.
+    A timeout is not tried again: the command may have run (an INCR must not count twice). Nor
+    is a transaction whose connection closed while it watched keys: redis-py raises ``WatchError``
+    and the transaction's own loop starts it again.
+    """
+    return Retry(ExponentialBackoff(cap=0.25, base=0.025), 2, (CONNECTION_LOST,))
 
 
 @contextmanager
@@ -74,6 +91,8 @@ class Store:
                 socket_connect_timeout=options.pop("socket_connect_timeout", 2.0),
                 socket_timeout=options.pop("socket_timeout", 5.0),
                 health_check_interval=options.pop("health_check_interval", 10),
+                retry=options.pop("retry", _retry()),
+                retry_on_error=options.pop("retry_on_error", [CONNECTION_LOST]),
                 **options,
             )
             return cls(aioredis.Redis.from_pool(pool), namespace)

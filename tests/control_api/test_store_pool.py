@@ -1,8 +1,13 @@
 """A burst larger than the connection pool waits for connections instead of failing (was a 503)."""
 
 import asyncio
+import shutil
+import subprocess
+
+import redis as sync_redis
 
 from control_api.store import Store
+from tests.conftest import free_port, wait_until
 
 
 async def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str, namespace: str) -> None:
@@ -25,3 +30,53 @@ async def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str
     finally:
         await store.redis.delete(key)
         await store.close()
+
+
+def _redis_server(port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is required"
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def answers() -> bool:
+        try:
+            return bool(sync_redis.Redis(port=port).ping())
+        except sync_redis.ConnectionError:
+            return False
+
+    wait_until(answers, "redis-server", 10)
+    return proc
+
+
+async def test_every_pooled_connection_a_restarted_redis_closed_is_replaced_without_an_error() -> None:
+    """Redis restarts (or fails over): every connection in the pool is closed. The first command
+    on each failed (a 503, or a socket closed with 1013, while Redis was back; CI saw the latter)."""
+    port = free_port()
+    server = _redis_server(port)
+    store = Store.connect(f"redis://127.0.0.1:{port}/0", namespace="restart:")
+    try:
+        async def held(key: str) -> None:  # a transaction holds its connection: six are opened
+            async with store.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(store.key(key))
+                await asyncio.sleep(0.05)
+                pipe.multi()
+                pipe.set(store.key(key), "1")
+                await pipe.execute()
+
+        await asyncio.gather(*(held(f"k{i}") for i in range(6)))
+        assert len(store.redis.connection_pool._available_connections) == 6
+        server.terminate()
+        server.wait()
+        server = _redis_server(port)
+        results = await asyncio.gather(
+            *(store.redis.incr(store.key("counter")) for _ in range(6)), return_exceptions=True
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert int(await store.redis.get(store.key("counter"))) == 6  # each once
+    finally:
+        await store.close()
+        server.terminate()
+        server.wait()
