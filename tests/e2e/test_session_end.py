@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from playwright.sync_api import expect
 
 from tests.e2e.harness import Stack, wait_until
@@ -39,7 +41,12 @@ def test_the_visitor_leaves(browser: Any, make_stack: Callable[..., Stack]) -> N
         agent.context.close()
 
 
-def test_an_idle_session_times_out(browser: Any, make_stack: Callable[..., Stack]) -> None:
+def test_an_idle_session_times_out(
+    browser: Any, make_stack: Callable[..., Stack], redis_url: str, namespace: str
+) -> None:
+    """Nobody does anything: the session ends on its own and both sides are told. (The stored
+    activity is moved back by the timeout, 30 s, rather than waited out; the deadline comes 6 s
+    later, longer than the banner's ping, so what the open pages send meanwhile must not count.)"""
     stack = make_stack(policy={"consent": "none", "idle_timeout_s": 30})
     visitor = open_visitor(browser, stack)
     agent = open_console(browser, stack)
@@ -48,8 +55,17 @@ def test_an_idle_session_times_out(browser: Any, make_stack: Callable[..., Stack
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
         bar = visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")
         expect(bar).to_be_visible()
+        sid = vb.url.split("session=")[1]
+        client = redis.Redis.from_url(redis_url)
+        try:
+            back = time.time() - 30
+            client.hset(f"{namespace}session:{sid}", "activated_at", repr(back))
+            client.set(f"{namespace}session:{sid}:activity", repr(back), xx=True, keepttl=True)
+            client.zadd(f"{namespace}deadlines:sessions", {sid: time.time() + 6})
+        finally:
+            client.close()
         expect(vb.locator("#ended-reason")).to_have_text(
-            "The session timed out (no activity).", timeout=45000
+            "The session timed out (no activity).", timeout=TIMEOUT_MS + 6000
         )
         expect(bar).to_be_hidden()
         expect(agent.button()).to_have_attribute("data-state", "available")
