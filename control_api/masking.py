@@ -14,10 +14,11 @@ from functools import lru_cache
 from cssselect import GenericTranslator, SelectorError
 from lxml import etree
 
+from rewriter.masking import SECRET_AUTOCOMPLETE
+
 _TRANSLATOR = GenericTranslator()
 _SAFE_TAG = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 ALWAYS_MASKED_TYPES = frozenset({"password"})
-SECRET_AUTOCOMPLETE = frozenset({"current-password", "new-password", "one-time-code", "cc-number", "cc-csc"})
 
 
 @lru_cache(maxsize=1024)

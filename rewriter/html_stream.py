@@ -5,8 +5,8 @@ rest of the document; a browser keeps every element (Chromium reparents past dep
 such documents this rewriter walks the standard library's HTML tokenizer instead: start tags
 whose attributes need rewriting are written anew, every other token is copied. It applies the
 same attribute table as ``rewriter/html.py`` and leaves out the visitor banner tag as it does.
-Masking needs a tree for CSS selectors: password inputs are masked here, any other masked
-selector makes the document ``UnrewritableDocument``.
+Masking needs a tree for CSS selectors: password inputs (and inputs whose ``autocomplete`` names
+a secret) are masked here, any other masked selector makes the document ``UnrewritableDocument``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rewriter.import_maps import (
     own_map_markup,
     parse_import_map,
 )
-from rewriter.masking import MASK, MASKED_ATTRIBUTE
+from rewriter.masking import MASK, MASKED_ATTRIBUTE, SECRET_AUTOCOMPLETE
 from rewriter.url_values import JSON_SCRIPT_MAPPERS, JsonMapper, map_json_text, map_url
 from rewriter.urls import UrlMapper, join_url, parse_url
 
@@ -42,6 +42,17 @@ SrcdocRewriter = Callable[[str], str]
 
 def _attr_text(name: str, value: str | None) -> str:
     return name if value is None else f'{name}="{html.escape(value, quote=True)}"'
+
+
+
+def _secret_input(attrs: list[tuple[str, str | None]]) -> bool:
+    """A password input, or one whose autocomplete says it holds a secret (rewriter/masking.py)."""
+    for name, value in attrs:
+        if name == "type" and (value or "").strip().lower() == "password":
+            return True
+        if name == "autocomplete" and SECRET_AUTOCOMPLETE & set((value or "").lower().split()):
+            return True
+    return False
 
 
 class _StreamRewriter(html.parser.HTMLParser):
@@ -115,9 +126,11 @@ class _StreamRewriter(html.parser.HTMLParser):
             equiv = (names.get("http-equiv") or "").strip().lower()
             if "charset" in names or equiv in DROPPED_HTTP_EQUIV:
                 return None
-        if tag == "input" and any(n == "type" and (v or "").lower() == "password" for n, v in attrs):
+        if tag == "input" and _secret_input(attrs):
             kept = [
-                (n, MASK if n == "value" else v) for n, v in attrs if n in ("id", "class", "name", "type")
+                (n, MASK if n == "value" else v)
+                for n, v in attrs
+                if n in ("id", "class", "name", "type", "autocomplete")
             ]
             return [*kept, ("value", MASK), (MASKED_ATTRIBUTE, "")]
         if tag == "base":

@@ -1,6 +1,7 @@
 """Masking: what the account marks private never reaches the agent's view.
 
-Elements matching a masked selector, and every password input, lose their content: children and
+Elements matching a masked selector, every password input, and every field whose ``autocomplete``
+says it holds a password, a one-time code or a card's number or code, lose their content: children and
 text are replaced by a visible mask, and every attribute except a few structural ones is removed
 or masked, so no masked text, value or URL is left anywhere in the output.
 """
@@ -18,10 +19,16 @@ from rewriter.exceptions import InvalidSelector
 MASK = "\u2022" * 6
 MASKED_ATTRIBUTE = "data-cobrowse-masked"
 INPUT_TAGS = ("input", "{http://www.w3.org/1999/xhtml}input")
+FIELD_TAGS = (*INPUT_TAGS, "textarea", "select", "{http://www.w3.org/1999/xhtml}textarea",
+              "{http://www.w3.org/1999/xhtml}select")
+# autocomplete tokens of a secret the page may render into a field (a saved card, a code); the
+# visitor's banner never sends such a field either (agent_ui/static/banner.js, control_api/masking.py)
+SECRET_AUTOCOMPLETE = frozenset({"current-password", "new-password", "one-time-code", "cc-number", "cc-csc"})
 # attributes kept on a masked element (layout and identity; nothing a person typed or a URL)
 KEPT_ATTRIBUTES = frozenset(
     {"id", "class", "name", "type", "role", "hidden", "disabled", "width", "height", "size", "cols",
-     "rows", "colspan", "rowspan", "for", "tabindex", "dir", "lang", "maxlength", "minlength"}
+     "rows", "colspan", "rowspan", "for", "tabindex", "dir", "lang", "maxlength", "minlength",
+     "autocomplete"}
 )  # fmt: skip
 # attributes whose text is shown to the user: replaced by the mask rather than removed
 VALUE_ATTRIBUTES = frozenset({"value", "placeholder", "title", "alt", "aria-label", "label"})
@@ -62,10 +69,13 @@ def mask_element(element: etree._Element) -> None:
 
 
 def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
-    """Mask every password input and every element a selector matches; the number masked."""
+    """Mask every password input, every field with a secret ``autocomplete`` and every element a
+    selector matches; the number masked."""
     matched: dict[etree._Element, None] = {}
-    for element in root.iter(*INPUT_TAGS):  # the type's case does not matter, unlike in CSS
-        if (element.get("type") or "").strip().lower() == "password":
+    for element in root.iter(*FIELD_TAGS):  # the case of the values does not matter
+        if _local(str(element.tag)) == "input" and (element.get("type") or "").strip().lower() == "password":
+            matched[element] = None
+        elif SECRET_AUTOCOMPLETE & set((element.get("autocomplete") or "").lower().split()):
             matched[element] = None
     for selector in selectors:
         for element in selector(root):

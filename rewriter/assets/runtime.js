@@ -946,7 +946,7 @@
   var VOID_TAGS = { img: 1, br: 1, hr: 1, wbr: 1, source: 1, track: 1, embed: 1, area: 1, col: 1, meta: 1 };
   (function (kept) { for (var i = 0; i < kept.length; i++) MASK_KEPT_ATTRS[kept[i]] = 1; })([
     'id', 'class', 'name', 'type', 'role', 'hidden', 'disabled', 'width', 'height', 'size', 'cols', 'rows',
-    'colspan', 'rowspan', 'for', 'tabindex', 'dir', 'lang', 'maxlength', 'minlength']);
+    'colspan', 'rowspan', 'for', 'tabindex', 'dir', 'lang', 'maxlength', 'minlength', 'autocomplete']);
 
   function installDocument(win, ctx, mapper) {
     var doc = win.document;
@@ -1010,7 +1010,10 @@
     }
 
     // ---- masking
-    var passwordSelector = 'input[type="password" i]';
+    // password inputs, and fields whose autocomplete says they hold a secret (SECRET_AUTOCOMPLETE)
+    var passwordSelector = 'input[type="password" i], [autocomplete~="current-password" i], ' +
+      '[autocomplete~="new-password" i], [autocomplete~="one-time-code" i], [autocomplete~="cc-number" i], ' +
+      '[autocomplete~="cc-csc" i]';
     var maskSelector = passwordSelector;
     for (var s = 0; s < ctx.masked.length; s++) maskSelector += ', ' + ctx.masked[s];
     function validSelector(sel) {

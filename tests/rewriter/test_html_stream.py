@@ -45,6 +45,15 @@ def test_injection_meta_csp_integrity_password() -> None:
     assert b'srcdoc="[&lt;p&gt;]"' in out  # handed to the srcdoc rewriter
 
 
+def test_an_input_whose_autocomplete_names_a_secret_is_masked_as_by_the_tree_rewriter() -> None:
+    out = stream(
+        '<body><input autocomplete="CC-NUMBER" name="card" value="4111111111111111">'
+        '<input autocomplete="one-time-code" value="839201"><input autocomplete="cc-name" value="Ana"></body>'
+    )
+    assert b"4111111111111111" not in out and b"839201" not in out and MASK.encode() in out
+    assert b'value="Ana"' in out
+
+
 def test_the_visitor_banner_is_left_out_as_by_the_tree_rewriter() -> None:
     out = stream(
         '<head><script src="https://api.example/banner.js?v=2" data-site-key="sk_1"></script>'

@@ -48,3 +48,37 @@ def test_a_masked_element_with_data_attributes_never_reaches_the_output() -> Non
     )
     assert SECRET.encode() not in out
     assert b'data-public="kept"' in out  # only masked elements lose theirs
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '<input autocomplete="cc-number" name="card" value="{secret}">',
+        '<input autocomplete="billing CC-CSC" value="{secret}">',
+        '<input type="text" autocomplete="one-time-code" value="{secret}">',
+        '<input autocomplete="username current-password" value="{secret}">',
+        '<input autocomplete="new-password" value="{secret}">',
+        '<textarea autocomplete="cc-number">{secret}</textarea>',
+        '<select autocomplete="cc-csc"><option selected>{secret}</option></select>',
+    ],
+)
+def test_a_field_whose_autocomplete_names_a_secret_is_masked_without_a_selector(field: str) -> None:
+    """A page that renders a saved card's number or a code into a field: the agent's view gets the
+    mask (the visitor's banner never sends such a field either)."""
+    out = rewrite_html(
+        f"<form>{field.format(secret=SECRET)}<input name='q' value='kept'></form>".encode(),
+        url="https://shop.example/",
+        mapper=make_mapper(),
+    )
+    assert SECRET.encode() not in out
+    assert MASK.encode() in out and MASKED_ATTRIBUTE.encode() in out
+    assert b'value="kept"' in out  # other fields stay
+
+
+def test_an_ordinary_autocomplete_is_not_masked() -> None:
+    out = rewrite_html(
+        b'<input autocomplete="cc-name" value="Ana Lopez"><input autocomplete="email" value="a@b.example">',
+        url="https://shop.example/",
+        mapper=make_mapper(),
+    )
+    assert b"Ana Lopez" in out and b"a@b.example" in out and MASKED_ATTRIBUTE.encode() not in out

@@ -1412,6 +1412,30 @@ def test_messages_from_other_origins_name_their_upstream_origin(
 # masking of what scripts add later (the server masks the document it rewrites)
 
 
+def test_a_field_a_script_adds_with_a_secret_autocomplete_is_masked(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """A checkout script fills a saved card's number into a field it adds: masked without any
+    selector of the account's, as the server masks such a field in the document."""
+    page = load(
+        session,
+        fake,
+        page_with(
+            "var c = document.createElement('input'); c.id = 'card';"
+            "c.setAttribute('autocomplete', 'cc-number'); c.value = '4111111111111111';"
+            "document.body.appendChild(c);"
+            "var n = document.createElement('input'); n.id = 'name';"
+            "n.setAttribute('autocomplete', 'cc-name'); n.value = 'Ana'; document.body.appendChild(n);"
+            "setTimeout(function () { c.value = '5500000000000004'; window.changed = true; }, 0);"
+        ),
+    )
+    page.wait_for_function("window.changed === true")
+    page.wait_for_function(f"document.getElementById('card').value === '{MASK}'")
+    assert page.get_attribute("#card", "data-cobrowse-masked") == ""
+    assert page.get_attribute("#card", "autocomplete") == "cc-number"  # kept: it still matches
+    assert page.evaluate("document.getElementById('name').value") == "Ana"
+
+
 def test_dynamically_added_password_and_masked_elements_are_masked(
     session: BrowserSession, fake: FakeProxy
 ) -> None:
