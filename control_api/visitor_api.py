@@ -152,7 +152,7 @@ ENDPOINTS = (
         201,
         "VisitorRegister",
         response="VisitorRegistered",
-        errors=(403, 422),
+        errors=(403, 422, 429),
         tags=("visitor",),
         visitor_cors=True,
     ),

@@ -724,6 +724,8 @@ def _limited_registrations(world: World) -> None:
     assert [register(account, "198.51.100.7").status_code for _ in range(4)] == [201, 201, 201, 429]
     r = register(account, "198.51.100.7")
     assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
+    documented = world.client.get("/openapi.json").json()["paths"]["/api/v1/visitors"]["post"]
+    assert "429" in documented["responses"]  # a banner's integrator reads what to expect there
     assert register(account, "198.51.100.8").status_code == 201
     assert register(other, "198.51.100.7").status_code == 201
 
