@@ -7,13 +7,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match, Route, WebSocketRoute
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from cobrowse.settings import Settings
 from control_api import admin_api, agent_api, openapi, static, sweeper, system_api, tasks, visitor_api, ws
@@ -135,6 +137,32 @@ def create_app(
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    _relative_slash_redirects(app.router)
     app.state.api = api
     app.state.openapi = openapi.document(ENDPOINTS, _static_paths(), settings.public_api_url)
     return app
+
+
+def _relative_slash_redirects(router: Router) -> None:
+    """Redirect a path with a trailing slash too many (or one too few) to the route's, as Starlette
+    does, but with a relative ``Location`` (path and query): Starlette's absolute URL named the
+    request's ``Host``, so any Host header a client sent came back in the redirect."""
+    router.redirect_slashes = False
+    fallback = router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/":
+            path = str(scope["path"])
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            probe = {**scope, "path": other}
+            # ("//host/x" would be another site's address: never a Location of ours)
+            if other.startswith("/") and not other.startswith("//") and any(
+                route.matches(probe)[0] != Match.NONE for route in router.routes
+            ):
+                query = bytes(scope.get("query_string") or b"").decode("latin-1")
+                location = quote(other, safe="/:@!$&'()*+,;=-._~") + ("?" + query if query else "")
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await fallback(scope, receive, send)
+
+    router.default = default

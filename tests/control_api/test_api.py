@@ -67,6 +67,23 @@ def test_errors_are_json_everywhere(world: World) -> None:
     assert r.headers["x-request-id"]
 
 
+def test_a_trailing_slash_is_redirected_relative_and_never_names_the_requests_host(world: World) -> None:
+    """The redirect to a route without its trailing slash named whatever Host the client sent
+    (Starlette builds an absolute URL from it): a cache in front could serve that to others."""
+    for path, location in (
+        ("/api/v1/accounts/?limit=5&q=a%20b", "/api/v1/accounts?limit=5&q=a%20b"),
+        ("/api/v1/accounts//", "/api/v1/accounts"),
+        ("/console/", "/console"),
+    ):
+        r = world.client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (307, location)
+    r = world.client.get("/api/v1/accounts/", headers=world.admin)  # followed, it lands on the route
+    assert r.status_code == 200 and str(r.url).endswith("/api/v1/accounts")
+    for nowhere in ("//evil.example/x/", "/no/such/route/", "///"):
+        r = world.client.get(nowhere, follow_redirects=False)
+        assert (r.status_code, r.json()["error"]) == (404, "not_found")
+
+
 def test_account_crud_and_activation_flag(world: World) -> None:
     r = world.client.post("/api/v1/accounts", json={"name": "Shop"}, headers=world.admin)
     assert r.status_code == 201
