@@ -140,6 +140,8 @@ async def _wait_ready(client: AdminClient, serving: asyncio.Task[Any]) -> None:
 def banner(settings: Settings, shop_origin: str, p: Provisioned) -> str:
     api = settings.public_api_url
     proxy = f"{settings.proxy_public_scheme}://*.{settings.proxy_domain}:{settings.public_proxy_port}"
+    agent, admin = f"Agent token ({p.agent_name}):", "Admin token:"
+    width = max(len(agent), len(admin)) + 1  # the two tokens start in one column
     return f"""
 cobrowse demo is running. Open two browser windows (Chromium or Chrome: *.localhost must resolve):
 
@@ -149,11 +151,12 @@ cobrowse demo is running. Open two browser windows (Chromium or Chrome: *.localh
   API      - OpenAPI document:     {api}/openapi.json
   Proxy    - proxied origins:      {proxy}
 
-  Agent token ({p.agent_name}): {p.agent_token}
-  Admin token:                  {settings.admin_token}
+  {agent:<{width}}{p.agent_token}
+  {admin:<{width}}{settings.admin_token}
   Account {p.account_id}, site key {p.site_key}
 
-The shop's card number field (.card-number) and every password input are masked.
+The shop's card number field (.card-number), every password input and every field whose
+autocomplete says it holds a card number or a one-time code are masked.
 Press Ctrl+C to stop.
 """
 

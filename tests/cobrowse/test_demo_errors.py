@@ -59,3 +59,17 @@ async def test_demo_names_what_stopped_the_server_when_the_api_goes_while_provis
         with pytest.raises(RuntimeError) as info:
             await cmd_demo.run_demo(settings, free_port())
     assert str(info.value).startswith(f"the proxy could not listen on 127.0.0.1:{proxy_port}"), info.value
+
+
+@pytest.mark.parametrize("agent_name", ["Alex", "Maximiliana Fernández"])
+def test_the_demos_two_tokens_start_in_one_column(agent_name: str) -> None:
+    """The agent token's line and the admin token's were not aligned (a reader copies by eye)."""
+    from cobrowse.cmd_demo import Provisioned, banner
+    from cobrowse.settings import Settings
+
+    settings = Settings(admin_token="adm_" + "a" * 28)
+    text = banner(settings, "http://127.0.0.1:8002", Provisioned("acc_1", "sk_1", agent_name, "agt_tok"))
+    agent = next(line for line in text.splitlines() if line.lstrip().startswith("Agent token"))
+    admin = next(line for line in text.splitlines() if line.lstrip().startswith("Admin token"))
+    assert agent.endswith(" agt_tok") and admin.endswith(" " + settings.admin_token)
+    assert agent.index("agt_tok") == admin.index(settings.admin_token)

@@ -251,7 +251,7 @@ def demo_process(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = 
             output=text,
             shop_url=_field(r"Visitor .*?(http://\S+)", text),
             console_url=_field(r"Agent .*?(http://\S+/console)", text),
-            agent_token=_field(r"Agent token \([^)]*\): (\S+)", text),
+            agent_token=_field(r"Agent token \([^)]*\):\s+(\S+)", text),
             admin_token=_field(r"Admin token:\s+(\S+)", text),
             site_key=_field(r"site key (\S+)", text),
         )
