@@ -128,6 +128,7 @@ def _page(config: ShopConfig, request: Request, title: str, body: str, scripts: 
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)} - Demo Shop</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/shop.css">{extra}{banner}</head>
 <body><header class="site"><a class="brand" href="/">Demo Shop</a>
 <nav><a href="/">Products</a><a href="/search">Search</a><a href="/tour">Tour</a><a href="/help">Help</a>

@@ -89,3 +89,13 @@ async def test_the_account_page_needs_the_httponly_session_and_sign_in_comes_bac
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example/", "/\t/evil.example/", ""):
         answer = await client().post("/login", data={"email": "a@b.c", "next": target})
         assert answer.headers["location"] == "/", target
+
+
+async def test_every_page_has_an_icon_that_is_served() -> None:
+    """A browser asks for /favicon.ico when a page names no icon: a 404 in the visitor's console."""
+    c = client()
+    for path in ("/", "/search", "/cart", "/login", f"/product/{PRODUCTS[0].id}"):
+        page = (await c.get(path)).text
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page, path
+    icon = await c.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

@@ -49,3 +49,13 @@ def test_real_ui_directory_is_served_when_present() -> None:
     for path, name in (("/console", "console.html"), ("/vb", "vb.html"), ("/banner.js", "banner.js")):
         expected = 200 if (static.STATIC_DIR / name).is_file() else 404
         assert client.get(path).status_code == expected
+
+
+def test_the_console_and_the_view_name_an_icon_that_is_served() -> None:
+    """Without an icon the browser asked for /favicon.ico: a 404 in every agent's console."""
+    app = create_app(make_settings(), store=Store.connect(None, "static:"), sweep=False)
+    client = TestClient(app)
+    for page in ("/console", "/vb"):
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in client.get(page).text
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
