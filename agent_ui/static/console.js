@@ -153,13 +153,32 @@
     if (v.online !== false) {
       if (timer) { clearTimeout(timer); awayTimers.delete(id); }
       v._away = false;
+      var w = waitingOnline.get(id);
+      if (w) { waitingOnline.delete(id); setTimeout(function () { sendRequest(id, w); }, 0); }
     } else if (!v._away && !timer) {
       awayTimers.set(id, setTimeout(function () {
         awayTimers.delete(id);
         var now = visitors.get(id);
-        if (now && now.online === false) { now._away = true; render(); }
+        if (now && now.online !== false) return;
+        if (waitingOnline.has(id)) giveUpWaiting(id, now);
+        if (now) now._away = true;
+        render();
       }, AWAY_AFTER_MS));
     }
+  }
+  // Between two of the visitor's pages (the one closing, the next not yet connected) the API
+  // says "offline" for a moment: the row stays as it was, and a press then is sent when the
+  // next page connects (it was lost: the button had greyed under the agent's pointer). The
+  // visitor not back within AWAY_AFTER_MS: the request is not sent, and the row says why.
+  var waitingOnline = new Map(); // visitor id -> a request pressed in such a gap
+  function inPageGap(v) { return v.online === false && !v._away && awayTimers.has(visitorId(v)); }
+  function giveUpWaiting(id, v) {
+    var w = waitingOnline.get(id);
+    waitingOnline.delete(id);
+    requests.delete(w.rid);
+    if (w.win && !w.win.closed) w.win.close();
+    if (v) { v._requesting = false; v._message = "Could not start: " + reasonText("visitor_offline"); }
+    flash("Could not start co-browsing: " + reasonText("visitor_offline"), true);
   }
   function availability(v) {
     // The API says whether a visitor can be co-browsed and why not; the console only shows it.
@@ -223,7 +242,11 @@
     var reason = li.querySelector(".reason");
     var mark = li.querySelector(".live-mark");
     var av = availability(v);
+    if (av.available) v._wasAvailable = true;
+    else if (inPageGap(v) && v._wasAvailable) av = { available: true, reason: "" }; // (a page change)
+    else v._wasAvailable = false;
     li.classList.toggle("live", isLive(v));
+    li.dataset.online = v.online === false ? "false" : "true"; // as the API last said
     mark.hidden = !isLive(v);
     btn.removeAttribute("aria-busy");
     if (isLive(v)) {
@@ -312,11 +335,23 @@
       return;
     }
     var req = { state: "sending", sid: "" };
-    var who = token();
     requests.set(rid, req);
     v._requesting = true;
     v._message = "";
+    var waiting = { rid: rid, win: win, req: req, who: token() };
+    if (inPageGap(v)) waitingOnline.set(id, waiting); // sent when the visitor's next page connects
+    else sendRequest(id, waiting);
     render();
+  }
+  function sendRequest(id, waiting) {
+    var v = visitors.get(id), rid = waiting.rid, win = waiting.win, req = waiting.req, who = waiting.who;
+    if (!v || requests.get(rid) !== req) return; // gone meanwhile, or given up
+    if (win && win.closed) { // the agent closed the window meanwhile: nothing to ask for
+      requests.delete(rid);
+      v._requesting = false;
+      render();
+      return;
+    }
     api("POST", "/sessions", { visitor_id: id, request_id: rid }).then(function (data) {
       var s = normSession(data);
       req.state = "sent"; req.sid = s.id;

@@ -68,7 +68,9 @@ _RECORD_ROWS = """() => {
 }"""
 
 
-def test_visitors_appear_move_go_offline_and_leave(browser: Any, stack: Stack) -> None:
+def test_visitors_appear_move_go_offline_and_leave(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    # a grace period longer than a page change (3 s): the row shows offline before it goes
+    stack = make_stack(role="api-thread", api_settings={"grace_s": 8.0})
     agent = open_console(browser, stack)
     visitor = open_visitor(browser, stack)
     try:
@@ -84,8 +86,9 @@ def test_visitors_appear_move_go_offline_and_leave(browser: Any, stack: Stack) -
         expect(row.locator(".url")).to_have_text(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
         expect(agent.page.locator("#visitor-count")).to_have_text("1 visitor")
 
-        # offline, then, after the grace period (3 s), gone from the list: recorded in the page, since
-        # on a loaded machine the row can be gone before the test has looked at it offline
+        # offline once longer away than a page change takes (3 s), then, after the grace period,
+        # gone from the list: recorded in the page, since on a loaded machine the row can be gone
+        # before the test has looked at it offline
         agent.page.evaluate(_RECORD_ROWS)
         visitor.page.close()
         expect(agent.page.locator("li.visitor")).to_have_count(0, timeout=TIMEOUT_MS)
@@ -94,6 +97,70 @@ def test_visitors_appear_move_go_offline_and_leave(browser: Any, stack: Stack) -
         offline = ["unavailable", True, "Visitor is offline"]
         assert offline in rows and rows[-1] is None, rows  # the button disabled, the reason said
         assert rows.index(offline) < rows.index(None), rows
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def _between_pages(agent: Agent, visitor: Any, held: list[Route]) -> re.Pattern[str]:
+    """The visitor goes to Search; that page's banner is held: the old page's socket has closed,
+    the next one is not open, and the console has heard the visitor is offline."""
+    expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+    banner = re.compile(r"/banner\.js(\?|$)")
+    visitor.context.route(banner, lambda route: held.append(route))
+    visitor.page.click("header >> text=Search")
+    expect(agent.row()).to_have_attribute("data-online", "false", timeout=TIMEOUT_MS)
+    assert held, "the next page did not ask for the banner"
+    return banner
+
+
+def test_a_press_while_the_visitor_changes_pages_is_sent_when_the_next_page_connects(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Between two of the visitor's pages the API says "offline" for a moment: the button greyed
+    under the agent's pointer and the press was lost. Now the row stays as it was, and the
+    request goes once the next page connects."""
+    stack = make_stack(role="api-thread", api_settings={"grace_s": 8.0})
+    agent = open_console(browser, stack)
+    visitor = open_visitor(browser, stack)
+    held: list[Route] = []
+    try:
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        agent.page.evaluate(_RECORD_ROWS)
+        banner = _between_pages(agent, visitor, held)
+        with agent.page.expect_popup() as popup:
+            agent.button().click()  # (a disabled button would fail here: it is not clickable)
+        held[0].continue_()  # the next page connects (within the 3 s a page change may take)
+        visitor.context.unroute(banner)
+        vb = popup.value
+        visitor.accept()  # the request reached the visitor's next page
+        expect(vb).to_have_url(re.compile(r"#session=\w+$"), timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        rows = agent.page.evaluate("window.__rows")
+        assert not [r for r in rows if r and r[0] == "unavailable"], rows  # it never greyed
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+def test_a_press_while_the_visitors_page_is_away_too_long_is_not_sent_and_says_why(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Pressed in such a gap, but the next page does not connect within the 3 s a page change
+    takes: the window closes, the row says the visitor is offline, and no request was made."""
+    stack = make_stack(role="api-thread", api_settings={"grace_s": 8.0})
+    agent = open_console(browser, stack)
+    visitor = open_visitor(browser, stack)
+    held: list[Route] = []
+    try:
+        _between_pages(agent, visitor, held)
+        with agent.page.expect_popup() as popup:
+            agent.button().click()
+        popup.value.wait_for_event("close", timeout=TIMEOUT_MS)
+        expect(agent.page.locator("#flash")).to_have_text("Could not start co-browsing: Visitor is offline")
+        expect(agent.row().locator(".reason")).to_have_text("Visitor is offline")
+        expect(agent.button()).to_be_disabled()
+        assert pending_sessions(stack) == []
     finally:
         agent.context.close()
         visitor.context.close()

@@ -407,7 +407,7 @@ def start_stack(
             serve: Serve | ApiServer
             if role == "api-thread":
                 serve = ApiServer(
-                    redis_url, namespace, admin_token, origin, grace_s=3.0, **(api_settings or {})
+                    redis_url, namespace, admin_token, origin, **{"grace_s": 3.0, **(api_settings or {})}
                 ).start()
                 exits.callback(serve.stop)
             else:
