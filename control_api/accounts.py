@@ -149,25 +149,28 @@ async def set_policy(
     key = keys.account(store, aid)
     with translate_errors():
         for _ in range(SET_POLICY_RETRIES):
-            async with store.redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(key)
-                record = await pipe.hgetall(key)
-                if not record.get("id"):
-                    raise not_found("account", aid)
-                current = _from_record(record)
-                if base is not None and current.policy != base:
-                    raise PolicyChanged(aid)
-                old, new = set(current.allowed_origins), set(policy.get("allowed_origins", []))
-                pipe.multi()
-                pipe.hset(key, "policy", json.dumps(policy))
-                for origin in old - new:
-                    pipe.srem(keys.origin_accounts(store, origin), aid)
-                for origin in new - old:
-                    pipe.sadd(keys.origin_accounts(store, origin), aid)
-                try:
+            try:
+                async with store.redis.pipeline(transaction=True) as pipe:
+                    await pipe.watch(key)
+                    record = await pipe.hgetall(key)
+                    if not record.get("id"):
+                        raise not_found("account", aid)
+                    current = _from_record(record)
+                    if base is not None and current.policy != base:
+                        raise PolicyChanged(aid)
+                    old, new = set(current.allowed_origins), set(policy.get("allowed_origins", []))
+                    pipe.multi()
+                    pipe.hset(key, "policy", json.dumps(policy))
+                    for origin in old - new:
+                        pipe.srem(keys.origin_accounts(store, origin), aid)
+                    for origin in new - old:
+                        pipe.sadd(keys.origin_accounts(store, origin), aid)
                     await pipe.execute()
-                except WatchError:  # written meanwhile: read it again (a PATCH may no longer apply)
-                    continue
+            except WatchError:
+                # written meanwhile, or the connection was lost while the account was watched
+                # (redis-py says WatchError for that too, from any command): read it again (a
+                # PATCH may no longer apply). It was a 500 when a read while watching raised it.
+                continue
             return await get(store, aid)
     raise PolicyChanged(aid)
 

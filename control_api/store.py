@@ -46,9 +46,11 @@ def _retry() -> Retry:
 
     A Redis that restarted (or failed over) has closed every pooled connection: the next command
     on each found it closed, and each was a 503 or a socket closed with 1013 while Redis was back.
-    A timeout is not tried again: the command may have run (an INCR must not count twice). Nor
-    is a transaction whose connection closed while it watched keys: redis-py raises ``WatchError``
-    and the transaction's own loop starts it again.
+    Nothing reached the dead server then, so going again is safe. A connection lost after Redis
+    ran the command (it reset as the answer came) would run it twice (an INCR, a PUBLISH): rare,
+    and accepted for the restart's sake. A timeout is not tried again: the command may be running
+    still. Nor is a transaction whose connection closed while it watched keys: redis-py raises
+    ``WatchError`` and the transaction's own loop starts it again.
     """
     return Retry(ExponentialBackoff(cap=0.25, base=0.025), 2, (CONNECTION_LOST,))
 

@@ -47,12 +47,14 @@ def _attr_text(name: str, value: str | None) -> str:
 
 def _secret_input(attrs: list[tuple[str, str | None]]) -> bool:
     """A password input, or one whose autocomplete says it holds a secret (rewriter/masking.py)."""
-    for name, value in attrs:
-        if name == "type" and (value or "").strip().lower() == "password":
-            return True
-        if name == "autocomplete" and SECRET_AUTOCOMPLETE & set((value or "").lower().split()):
-            return True
-    return False
+    return any(n == "type" and (v or "").strip().lower() == "password" for n, v in attrs) or _secret(attrs)
+
+
+def _secret(attrs: list[tuple[str, str | None]]) -> bool:
+    """The field's autocomplete says it holds a secret (rewriter/masking.py)."""
+    return any(
+        n == "autocomplete" and SECRET_AUTOCOMPLETE & set((v or "").lower().split()) for n, v in attrs
+    )
 
 
 class _StreamRewriter(html.parser.HTMLParser):
@@ -79,6 +81,9 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.taken: set[str] = set()  # keys the page's maps set
         self.inert = 0  # depth inside <template>/<noscript>
         self.map_text: list[str] | None = None  # the text of the page import map being read
+        # inside a <textarea>/<select> whose autocomplete names a secret: its content is left out
+        self.masked_tag = ""
+        self.masked_depth = 0
 
     # -- injection
 
@@ -193,12 +198,31 @@ class _StreamRewriter(html.parser.HTMLParser):
             self.map_text, self.json_mapper = [], None  # read whole, handled at its end tag
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.masked_depth:
+            if tag == self.masked_tag:
+                self.masked_depth += 1
+            return
+        if tag in ("textarea", "select") and _secret(attrs):
+            self._before_content()
+            kept = [(n, v) for n, v in attrs if n in ("id", "class", "name", "autocomplete", "disabled")]
+            parts = " ".join(_attr_text(n, v) for n, v in [*kept, (MASKED_ATTRIBUTE, "")])
+            self.out.append(f"<{tag} {parts}>{MASK}")
+            self.masked_tag, self.masked_depth = tag, 1
+            return
         self._tag(tag, attrs, "")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.masked_depth:
+            return
         self._tag(tag, attrs, " /")
 
     def handle_endtag(self, tag: str) -> None:
+        if self.masked_depth:
+            if tag == self.masked_tag:
+                self.masked_depth -= 1
+                if not self.masked_depth:
+                    self.out.append(f"</{tag}>")
+            return
         if self.in_banner and tag == "script":
             self.in_banner = False
             return
@@ -213,7 +237,7 @@ class _StreamRewriter(html.parser.HTMLParser):
     # -- everything else is copied
 
     def handle_data(self, data: str) -> None:
-        if self.in_banner:
+        if self.in_banner or self.masked_depth:
             return
         if self.map_text is not None:
             self.map_text.append(data)
@@ -227,14 +251,20 @@ class _StreamRewriter(html.parser.HTMLParser):
         self.out.append(data)
 
     def handle_entityref(self, name: str) -> None:
+        if self.masked_depth:
+            return
         self._before_content()
         self.out.append(f"&{name};")
 
     def handle_charref(self, name: str) -> None:
+        if self.masked_depth:
+            return
         self._before_content()
         self.out.append(f"&#{name};")
 
     def handle_comment(self, data: str) -> None:
+        if self.masked_depth:
+            return
         self.out.append(f"<!--{data}-->")
 
     def handle_decl(self, decl: str) -> None:

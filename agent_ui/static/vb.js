@@ -38,7 +38,6 @@
   }
   var frameInfo = { origin: null, url: "", ready: false };       // what the iframe shows now
   var loadingUrl = "";
-  var frameScroll = { x: 0, y: 0 };                              // the agent's own scroll (follow off)
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
@@ -192,7 +191,11 @@
         // the agent's strokes were drawn over the page this view showed: gone with it, as the
         // visitor's are with theirs (they pointed at whatever the next page has there). Now, as
         // the next page begins: it shows before it is ready, and the agent may draw on it then.
-        if (!sameUrl(msg.url || "", frameInfo.url)) { clearInk(); placeInk(0, 0); }
+        // (a page that loads itself again keeps them, as the visitor's page does; a new page
+        // starts at the top until it says where it is)
+        if (!sameUrl(msg.url || "", inkUrl)) clearInk();
+        inkUrl = msg.url || "";
+        placeInk(0, 0);
         break;
       case "ready":
         if (!proxyBase) proxyBase = enteredBase;
@@ -212,7 +215,8 @@
         if (elsewhere) followVisitor(stale); else syncView();
         break;
       case "navigated":
-        if (msg.url && !sameUrl(msg.url, frameInfo.url)) clearInk(); // (as at "ready")
+        if (msg.url && !sameUrl(msg.url, inkUrl)) clearInk(); // (as at "loading")
+        if (msg.url) inkUrl = msg.url;
         frameInfo.url = msg.url || frameInfo.url;
         showLocation();
         if (follow && !sameUrl(visitor.url, frameInfo.url)) followVisitor();
@@ -220,9 +224,6 @@
         break;
       case "position":
         placeInk(msg.x, msg.y);
-        break;
-      case "scrolled":
-        frameScroll = { x: msg.x || 0, y: msg.y || 0 };
         break;
       case "agent-pointer":
         sendPointer(msg.x, msg.y);
@@ -265,7 +266,7 @@
   // position of the view being followed (the cursor itself is not visible in the iframe to others).
   var echoTimer = null;
   function echoPointer(x, y) {
-    var sc = follow && visitor.scroll ? visitor.scroll : frameScroll;
+    var sc = inkAt; // where the view's page is scrolled (the runtime's "position")
     var echo = $("pointer-echo");
     echo.style.left = (x - (sc.x || 0)) + "px";
     echo.style.top = (y - (sc.y || 0)) + "px";
@@ -561,7 +562,7 @@
   var ink = document.createElementNS(svgNS, "g");
   inkLayer.appendChild(ink);
   $("draw-layer").appendChild(inkLayer);
-  var stroke = null, line = null, inkAt = { x: 0, y: 0 };
+  var stroke = null, line = null, inkAt = { x: 0, y: 0 }, inkUrl = "";
   function clearInk() { while (ink.firstChild) ink.removeChild(ink.firstChild); }
   function placeInk(x, y) {
     inkAt = { x: Number(x) || 0, y: Number(y) || 0 };
@@ -589,9 +590,8 @@
   $("draw-layer").addEventListener("pointerup", function () {
     if (!drawing) return;
     drawing = false;
-    // The visitor draws in document coordinates: add the scroll position the agent's view has.
-    var sc = follow && visitor.scroll ? visitor.scroll : frameScroll;
-    var pts = stroke.slice(0, 1000).map(function (p) { return [Math.round(p[0] + (sc.x || 0)), Math.round(p[1] + (sc.y || 0))]; });
+    // The visitor draws in document coordinates: those of the view's page, as the pointer's.
+    var pts = stroke.slice(0, 1000).map(function (p) { return [Math.round(p[2]), Math.round(p[3])]; });
     if (pts.length > 1) sendWs({ type: "draw", points: pts, color: "#e63946", width: 4 });
     stroke = null;
   });

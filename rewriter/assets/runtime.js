@@ -1011,9 +1011,14 @@
 
     // ---- masking
     // password inputs, and fields whose autocomplete says they hold a secret (SECRET_AUTOCOMPLETE)
-    var passwordSelector = 'input[type="password" i], [autocomplete~="current-password" i], ' +
-      '[autocomplete~="new-password" i], [autocomplete~="one-time-code" i], [autocomplete~="cc-number" i], ' +
-      '[autocomplete~="cc-csc" i]';
+    var passwordSelector = 'input[type="password" i]';
+    var SECRET_TOKENS = ['current-password', 'new-password', 'one-time-code', 'cc-number', 'cc-csc'];
+    var FIELD_TAGS = ['input', 'textarea', 'select']; // fields only: a form may say it too
+    for (var secretIndex = 0; secretIndex < SECRET_TOKENS.length; secretIndex++) {
+      for (var tagIndex = 0; tagIndex < FIELD_TAGS.length; tagIndex++) {
+        passwordSelector += ', ' + FIELD_TAGS[tagIndex] + '[autocomplete~="' + SECRET_TOKENS[secretIndex] + '" i]';
+      }
+    }
     var maskSelector = passwordSelector;
     for (var s = 0; s < ctx.masked.length; s++) maskSelector += ', ' + ctx.masked[s];
     function validSelector(sel) {
@@ -1900,7 +1905,7 @@
     function isUI(el) {
       try { return nativeHasAttribute(el, 'data-cobrowse-ui'); } catch (e) { return false; }
     }
-    var attributeFilter = ['value', 'type', 'class', 'id'];
+    var attributeFilter = ['value', 'type', 'class', 'id', 'autocomplete'];
     for (var name in URL_ATTRS) if (hasOwn(URL_ATTRS, name) && name !== 'xlink:href') push(attributeFilter, name);
     push(attributeFilter, 'srcdoc');
     var observed = { childList: true, subtree: true, attributes: true, attributeFilter: attributeFilter, characterData: true };
@@ -2258,6 +2263,7 @@
     function ready() {
       lastNavigated = upstreamURL() + '\n' + title();
       post({ type: 'ready', url: upstreamURL(), title: title() });
+      postPosition();
     }
     if (doc.readyState === 'loading') addEventListener(doc, 'DOMContentLoaded', function () { ready(); }, true);
     else setTimeout_(ready, 0);
@@ -2401,14 +2407,18 @@
       } catch (e) { /* keep */ }
     }, true);
     // Where the window is scrolled, whatever scrolled it (the console keeps its ink on the page as
-    // it scrolls): at most one message every 33 ms, the last position always sent.
-    var positionTimer = null;
+    // it scrolls): at most one message every 16 ms, the last position always sent, none when the
+    // window did not move (an element scrolled); and once at "ready".
+    var positionTimer = null, lastPosition = null;
     function postPosition() {
       positionTimer = null;
-      post({ type: 'position', x: win.scrollX, y: win.scrollY });
+      var x = win.scrollX, y = win.scrollY;
+      if (lastPosition && lastPosition.x === x && lastPosition.y === y) return;
+      lastPosition = { x: x, y: y };
+      post({ type: 'position', x: x, y: y });
     }
     addEventListener(win, 'scroll', function () {
-      if (!positionTimer) positionTimer = setTimeout_(postPosition, 33);
+      if (!positionTimer) positionTimer = setTimeout_(postPosition, 16);
     }, { capture: true, passive: true });
     addEventListener(win, 'scroll', function () {
       try {

@@ -110,7 +110,7 @@ def _between_pages(agent: Agent, visitor: Any, held: list[Route]) -> re.Pattern[
     visitor.context.route(banner, lambda route: held.append(route))
     visitor.page.click("header >> text=Search")
     expect(agent.row()).to_have_attribute("data-online", "false", timeout=TIMEOUT_MS)
-    assert held, "the next page did not ask for the banner"
+    wait_until(lambda: held, "the next page asking for the banner", 15, page=visitor.page)
     return banner
 
 

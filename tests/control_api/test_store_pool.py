@@ -3,7 +3,9 @@
 import asyncio
 import shutil
 import subprocess
+from typing import Any
 
+import pytest
 import redis as sync_redis
 
 from control_api.store import Store
@@ -80,3 +82,33 @@ async def test_every_pooled_connection_a_restarted_redis_closed_is_replaced_with
         await store.close()
         server.terminate()
         server.wait()
+
+
+async def test_a_connection_lost_while_a_policy_write_watches_the_account_is_tried_again(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py raises WatchError when the connection goes while keys are watched, from the read
+    that found it gone too: set_policy caught it only around EXEC, and the read's was a 500."""
+    from redis.asyncio.client import Pipeline
+    from redis.exceptions import WatchError
+
+    from control_api import accounts
+
+    store = Store.connect(redis_url, namespace=namespace)
+    try:
+        account = await accounts.create(store, "Shop", True, {"allowed_origins": ["https://a.example"]})
+        real = Pipeline.immediate_execute_command
+        lost = []
+
+        async def once_lost(self: Pipeline, *args: Any, **options: Any) -> Any:
+            if args and args[0] == "HGETALL" and not lost:
+                lost.append(args)
+                raise WatchError("A ConnectionError occurred on while watching one or more keys")
+            return await real(self, *args, **options)
+
+        monkeypatch.setattr(Pipeline, "immediate_execute_command", once_lost)
+        policy = {**account.policy, "allowed_origins": ["https://b.example"]}
+        updated = await accounts.set_policy(store, account.id, policy, base=account.policy)
+        assert lost and updated.policy["allowed_origins"] == ["https://b.example"]
+    finally:
+        await store.close()

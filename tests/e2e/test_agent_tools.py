@@ -107,15 +107,12 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         expect(vb.locator("#draw-layer polyline")).to_have_count(0)
         stroke(vb, layer)  # a stroke still on the agent's ink layer when the session ends (below)
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
+        # the view's own listener was added first: it has handled "ready" when this one sees it
+        vb.evaluate("window.__ready = false; addEventListener('message', e => {"
+                    " if (e.data && e.data.type === 'ready') window.__ready = true; })")
         held[0].continue_()
         agent.context.unroute(script)
-        # the page said "ready" before this probe (messages from one window keep their order)
-        vb.evaluate("window.__probed = false; addEventListener('message', e => {"
-                    " if (e.data && e.data.probe) window.__probed = true; })")
-        view = view_frame(vb)
-        view.wait_for_function("document.readyState !== 'loading'", timeout=TIMEOUT_MS)
-        view.evaluate("parent.postMessage({probe: 1}, '*')")
-        vb.wait_for_function("window.__probed", timeout=TIMEOUT_MS)
+        vb.wait_for_function("window.__ready", timeout=TIMEOUT_MS)
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
 
         # an administrator ends the session: both sides are told
@@ -172,6 +169,15 @@ def test_the_agents_ink_stays_on_the_page_as_it_scrolls(
                    lambda: f"the agent's stroke at {top(mine)} (drawn at {mine_before}; moved {moved()})",
                    TIMEOUT_MS / 1000, page=vb)
         assert abs(top(theirs) - (theirs_before - 300)) < 2
+
+        # follow off, the agent draws again: the visitor's stroke is where the agent's is, over
+        # the same part of the page (it went 300 px too high: the scroll added was stale)
+        vb.uncheck("#follow")
+        stroke(vb, layer)
+        expect(theirs).to_have_count(2, timeout=TIMEOUT_MS)
+        expect(mine).to_have_count(2)
+        in_view = (top(mine.nth(1)) - layer["y"]) / scale
+        assert abs(top(theirs.nth(1)) - in_view) < 3, (top(theirs.nth(1)), in_view)
     finally:
         agent.context.close()
         visitor.context.close()

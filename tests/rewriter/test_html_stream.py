@@ -52,6 +52,16 @@ def test_an_input_whose_autocomplete_names_a_secret_is_masked_as_by_the_tree_rew
     )
     assert b"4111111111111111" not in out and b"839201" not in out and MASK.encode() in out
     assert b'value="Ana"' in out
+    # a textarea's or a select's content is the secret: left out, up to its own end tag
+    out = stream(
+        '<body><textarea autocomplete="one-time-code">839&#50;01 <b>x</b></textarea>'
+        '<select autocomplete="cc-csc"><option selected>737</option><option>&amp;12</option></select>'
+        '<p>after</p><textarea name="note">kept</textarea></body>'
+    ).decode()
+    assert "839" not in out and "737" not in out and "12" not in out and "<b>" not in out
+    assert f'<textarea autocomplete="one-time-code" data-cobrowse-masked="">{MASK}</textarea>' in out
+    assert f'<select autocomplete="cc-csc" data-cobrowse-masked="">{MASK}</select><p>after</p>' in out
+    assert '<textarea name="note">kept</textarea>' in out
 
 
 def test_the_visitor_banner_is_left_out_as_by_the_tree_rewriter() -> None:

@@ -1426,7 +1426,14 @@ def test_a_field_a_script_adds_with_a_secret_autocomplete_is_masked(
             "document.body.appendChild(c);"
             "var n = document.createElement('input'); n.id = 'name';"
             "n.setAttribute('autocomplete', 'cc-name'); n.value = 'Ana'; document.body.appendChild(n);"
-            "setTimeout(function () { c.value = '5500000000000004'; window.changed = true; }, 0);"
+            "var l = document.createElement('input'); l.id = 'later'; l.value = '6011000000000004';"
+            "document.body.appendChild(l);"
+            "var f = document.createElement('form'); f.id = 'form';"
+            "f.setAttribute('autocomplete', 'new-password');"
+            "f.innerHTML = '<input id=\"city\" value=\"Lisbon\"><p id=\"note\">Deliver by noon</p>';"
+            "document.body.appendChild(f);"
+            "setTimeout(function () { c.value = '5500000000000004';"
+            " l.setAttribute('autocomplete', 'cc-number'); window.changed = true; }, 0);"
         ),
     )
     page.wait_for_function("window.changed === true")
@@ -1434,6 +1441,13 @@ def test_a_field_a_script_adds_with_a_secret_autocomplete_is_masked(
     assert page.get_attribute("#card", "data-cobrowse-masked") == ""
     assert page.get_attribute("#card", "autocomplete") == "cc-number"  # kept: it still matches
     assert page.evaluate("document.getElementById('name').value") == "Ana"
+    # the autocomplete set after the field was added masks it too
+    page.wait_for_function(f"document.getElementById('later').value === '{MASK}'")
+    assert page.get_attribute("#later", "data-cobrowse-masked") == ""
+    # a form may say it (against autofill): only fields are masked, not what the form holds
+    city, note = page.locator("#city"), page.locator("#note")
+    held = [city.input_value(), note.text_content()]
+    assert held == ["Lisbon", "Deliver by noon"]
 
 
 def test_dynamically_added_password_and_masked_elements_are_masked(
