@@ -578,7 +578,18 @@
   // agents); its scroll is told each time.
   var PAGE_EVERY_MS = 100;
   var pageTimer = null, pageSentAt = -Infinity;
+  // The agent's strokes and highlights marked what this route showed: they go when the app routes
+  // elsewhere (not for a #fragment), as they go in the agent's view (and with a page load).
+  var annotatedRoute = location.href.split("#")[0];
   function onHistory() {
+    var route = location.href.split("#")[0];
+    if (route !== annotatedRoute) {
+      annotatedRoute = route;
+      if (annotations.strokes.length || annotations.highlights.length) {
+        annotations.strokes = []; annotations.highlights = [];
+        redrawOverlay();
+      }
+    }
     if (pageTimer) return;
     pageTimer = later(guard(function () {
       pageTimer = null; pageSentAt = clock();

@@ -183,6 +183,51 @@ def test_the_agents_ink_stays_on_the_page_as_it_scrolls(
         visitor.context.close()
 
 
+def test_the_agents_strokes_and_highlight_go_on_both_sides_when_the_app_routes_elsewhere(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An app routes with pushState (the tour's steps): the agent's view dropped the strokes, the
+    visitor kept them over the next step's content (and a highlight too)."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack, "/tour")
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("#step-title")).to_have_text("Step 1: pick a product", timeout=TIMEOUT_MS)
+        vb.uncheck("#follow")  # (no scroll of the visitor's moves the page under the click)
+        vb.click("#tool-highlight")
+        frame.locator("#step-title").click()
+        theirs_box = visitor.page.locator("[data-cobrowse-highlight]")
+        expect(theirs_box).to_have_count(1, timeout=TIMEOUT_MS)
+        vb.check("#follow")
+        vb.click("#tool-draw")
+        layer = vb.locator("#draw-layer").bounding_box()
+        assert layer is not None
+        stroke(vb, layer)
+        theirs = visitor.page.locator("[data-cobrowse-overlay] polyline")
+        mine = vb.locator("#draw-layer polyline")
+        expect(theirs).to_have_count(1, timeout=TIMEOUT_MS)
+        expect(mine).to_have_count(1)
+
+        visitor.page.click("#steps >> text=Step 2")
+        expect(frame.locator("#step-title")).to_have_text("Step 2: fill the cart", timeout=TIMEOUT_MS)
+        expect(mine).to_have_count(0)
+        expect(theirs).to_have_count(0)
+        expect(theirs_box).to_have_count(0)
+        # on the new route, the agent marks it again: one stroke on each side
+        stroke(vb, layer)
+        expect(theirs).to_have_count(1, timeout=TIMEOUT_MS)
+        expect(mine).to_have_count(1)
+        visitor.page.evaluate("location.hash = 'more'")  # a #fragment is the same route: kept
+        expect(vb.locator("#vb-url")).to_have_text(stack.shop.origin + "/tour/2#more", timeout=TIMEOUT_MS)
+        expect(theirs).to_have_count(1)
+        expect(mine).to_have_count(1)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_at_an_operators_lower_rate_the_agents_pointer_keeps_under_it(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:
