@@ -935,3 +935,23 @@ def test_a_view_reopened_for_an_accept_after_its_window_closed_is_a_pop_in(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+@pytest.mark.parametrize("width", [1000, 700, 480])
+def test_every_tool_of_the_view_stays_in_a_narrow_window(browser: Any, stack: Stack, width: int) -> None:
+    """The toolbar did not wrap: below about 1075 px "Go" and "End session" were off the window
+    (an agent in a narrow pop-in could not end the session from the view)."""
+    context = browser.new_context(viewport={"width": width, "height": 600})
+    try:
+        page = context.new_page()
+        page.goto(stack.console_url.replace("/console", "/vb") + "#session=s0")
+        page.evaluate("document.getElementById('navigate-form').hidden = false")  # (when allowed)
+        for control in ("#follow", "#reload", "#tool-pointer", "#tool-highlight", "#tool-draw", "#clear",
+                        "#navigate-url", "#navigate-form button", "#end"):
+            box = page.locator(control).bounding_box()
+            assert box is not None, control
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (control, box)
+        stage = page.locator("#stage").bounding_box()
+        assert stage is not None and stage["height"] > 300  # the page still has the room left
+    finally:
+        context.close()
