@@ -360,7 +360,7 @@
         (msg.visitors || []).forEach(function (v) { if (session && v.id === session.visitor_id) handle({ type: "visitor", visitor: v }); });
         break;
       case "error":
-        status(msg.detail || msg.error);
+        status(ERRORS[msg.error] ? ERRORS[msg.error](msg.detail) : msg.detail || msg.error);
         break;
       case "visitor_state": case "visitor": case "visitor_updated": case "visitor_update": {
         var v = msg.visitor || msg;
@@ -544,12 +544,39 @@
   $("close-window").addEventListener("click", function () { window.close(); });
   $("navigate-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    var url = $("navigate-url").value.trim();
+    var text = $("navigate-url").value.trim();
+    if (!text) return;
+    var url = navigateTarget(text);
     if (!url) return;
-    try { url = new URL(url, visitor.url || undefined).href; } catch (e) { status("Not a URL: " + url); return; }
     sendWs({ type: "navigate", url: url });
     $("navigate-url").value = "";
   });
+  // What the agent typed, as an address: a URL, a path on the visitor's site ("/cart", "cart",
+  // "?q=x"), or an address without its scheme ("shop.example/cart", "127.0.0.1:8002/cart": the
+  // visitor's scheme is added; it was taken for a path, and the visitor sent to a 404).
+  var FILE_NAME = /\.(html?|php|aspx?|jsp|cgi|pdf|png|jpe?g|gif|svg|json|xml|txt|css|js)$/i;
+  function navigateTarget(text) {
+    var scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text);
+    var first = text.split(/[/?#]/)[0];
+    var hostLike = /^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+)(:\d+)?$/i.test(first) && !FILE_NAME.test(first);
+    if (scheme && !/^\d+$/.test(text.slice(scheme[0].length).split(/[/?#]/)[0])) {
+      if (!/^https?$/i.test(scheme[1])) {
+        status("Not sent: only web addresses (http or https) can be sent to the visitor.");
+        return null;
+      }
+    } else if (hostLike) {
+      var visitorScheme = "https:";
+      try { visitorScheme = new URL(visitor.url).protocol; } catch (e) { /* https */ }
+      try { return new URL(visitorScheme + "//" + text).href; } catch (e) { /* then a path ("v1.2/notes") */ }
+    }
+    try { return new URL(text, visitor.url || undefined).href; } catch (e) { status("Not a web address: " + text); return null; }
+  }
+  var ERRORS = {
+    navigate_forbidden: function (detail) {
+      return /outside/.test(detail || "") ? "Not sent: that address is outside the sites this account co-browses."
+        : "Not sent: this account does not let agents send the visitor to another page.";
+    }
+  };
 
   // Drawing: an ink layer above the iframe. Strokes are kept in the view's page coordinates (the
   // point drawn plus where the page was scrolled then) and the layer moves as the page scrolls

@@ -83,6 +83,22 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         vb.fill("#navigate-url", "/search")
         vb.click("#navigate-form button[type=submit]")
         expect(visitor.page).to_have_url(stack.shop.origin + "/search", timeout=TIMEOUT_MS)
+        # an address typed without its scheme is one (it was taken for a path: /127.0.0.1:PORT/cart)
+        vb.fill("#navigate-url", stack.shop.origin.removeprefix("http://") + "/help")
+        vb.click("#navigate-form button[type=submit]")
+        expect(visitor.page).to_have_url(stack.shop.origin + "/help", timeout=TIMEOUT_MS)
+        # what cannot be sent says so, in words (a script URL was dropped without a word)
+        vb.fill("#navigate-url", "javascript:alert(1)")
+        vb.click("#navigate-form button[type=submit]")
+        expect(vb.locator("#vb-status")).to_have_text(
+            "Not sent: only web addresses (http or https) can be sent to the visitor."
+        )
+        vb.fill("#navigate-url", "https://elsewhere.example/")
+        vb.click("#navigate-form button[type=submit]")
+        expect(vb.locator("#vb-status")).to_have_text(
+            "Not sent: that address is outside the sites this account co-browses.", timeout=TIMEOUT_MS
+        )
+        expect(visitor.page).to_have_url(stack.shop.origin + "/help")
         vb.fill("#navigate-url", stack.shop.origin + "/cart")
         vb.click("#navigate-form button[type=submit]")
         expect(visitor.page).to_have_url(stack.shop.origin + "/cart", timeout=TIMEOUT_MS)
