@@ -60,6 +60,16 @@
     });
   }
 
+  // With Follow off the view may show another page than the visitor's: what the agent points at,
+  // highlights or draws there would land on whatever the visitor's page has in that place (or
+  // nowhere). It stays in the view, and the status line says why.
+  var OTHER_PAGE = "Your view shows another page than the visitor's: pointing, highlighting and " +
+    "drawing reach the visitor only on the page they are on. Tick Follow to go there.";
+  function onVisitorsPage() {
+    if (!frameInfo.url || !visitor.url || sameUrl(frameInfo.url, visitor.url)) return true;
+    if (!follow) status(OTHER_PAGE); // (following, the view is on its way there)
+    return false;
+  }
   function status(text) {
     var s = $("vb-status");
     s.textContent = text || "";
@@ -226,11 +236,11 @@
         placeInk(msg.x, msg.y);
         break;
       case "agent-pointer":
-        sendPointer(msg.x, msg.y);
+        if (onVisitorsPage()) sendPointer(msg.x, msg.y);
         echoPointer(msg.x, msg.y);
         break;
       case "agent-click-highlight":
-        sendWs({ type: "highlight", selector: msg.selector });
+        if (onVisitorsPage()) sendWs({ type: "highlight", selector: msg.selector });
         break;
       default:
         break;
@@ -619,7 +629,7 @@
     drawing = false;
     // The visitor draws in document coordinates: those of the view's page, as the pointer's.
     var pts = stroke.slice(0, 1000).map(function (p) { return [Math.round(p[2]), Math.round(p[3])]; });
-    if (pts.length > 1) sendWs({ type: "draw", points: pts, color: "#e63946", width: 4 });
+    if (pts.length > 1 && onVisitorsPage()) sendWs({ type: "draw", points: pts, color: "#e63946", width: 4 });
     stroke = null;
   });
 
