@@ -236,7 +236,7 @@
     var vp = v.viewport;
     li.querySelector(".vp").textContent = vp && vp.width ? "Viewport: " + vp.width + "x" + vp.height : "";
     // (the id's "vis_" prefix told nothing: "Visitor vis_wbmk" for every row but four letters)
-    li.querySelector(".vid").textContent = "Visitor " + String(visitorId(v)).replace(/^vis_/, "").slice(0, 6);
+    li.querySelector(".vid").textContent = "Visitor " + shortId(visitorId(v));
     li.querySelector(".toolbox").setAttribute("aria-label", "Toolbox for " + (v.title || "visitor"));
     var btn = li.querySelector(".cobrowse-btn");
     var reason = li.querySelector(".reason");
@@ -435,6 +435,14 @@
     agent_ended: "You withdrew the co-browsing request.",
     admin_ended: "An administrator withdrew the co-browsing request."
   };
+  // With other visitors listed, a message about a session says whose it was (the visitor may be
+  // gone from the list already: "The visitor left the site" stood over another visitor's row).
+  function shortId(id) { return String(id || "").replace(/^vis_/, "").slice(0, 6); }
+  function aboutWhom(s) {
+    var vid = s.visitor_id || (pending.get(s.id) || {}).visitorId;
+    var others = Array.from(visitors.keys()).some(function (id) { return id !== vid; });
+    return vid && others ? "Visitor " + shortId(vid) + ": " : "";
+  }
   function endMessage(s) {
     if (s.state === "refused") return MESSAGES.refused;
     if (withdrawn.has(s.id)) return "You closed the waiting window: the co-browsing request was withdrawn.";
@@ -466,7 +474,7 @@
       // Settled: its window was closed above, or has the session and follows it itself.
       requests.forEach(function (r, rid) { if (r.sid === s.id) requests.delete(rid); });
       if (v) { v.session = null; v._message = endMessage(s); }
-      flash(endMessage(s), s.state !== "ended");
+      flash(aboutWhom(s) + endMessage(s), s.state !== "ended");
     }
     render();
   }

@@ -4,6 +4,7 @@ socket of the agent; a view must act on its own session's only."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -87,6 +88,12 @@ def test_one_session_ending_leaves_the_agents_other_session_alone(
         bob.end_button().click()
         expect(vb_bob.locator("#ended-reason")).to_have_text("The visitor ended the session.",
                                                              timeout=TIMEOUT_MS)
+        # the console says whose session it was (it stood over another visitor's row, unnamed)
+        flash = agent.page.locator("#flash")
+        expect(flash).to_have_text(re.compile(r"^Visitor \w{6}: The visitor ended"), timeout=TIMEOUT_MS)
+        whose = (flash.text_content() or "").split(":")[0]
+        bobs_row = agent.page.locator("li.visitor", has=agent.page.locator(".url", has_text="/help"))
+        expect(bobs_row.locator(".vid")).to_have_text(whose)
         ana.page.click("header >> text=Search")  # after Bob's end, on the same socket
         expect(vb_ana.frame_locator("#view").locator("h1")).to_have_text("Search", timeout=TIMEOUT_MS)
         expect(vb_ana.locator("#ended")).to_be_hidden()
