@@ -495,6 +495,7 @@
     document.body.classList.remove("waiting");
     $("ended-title").textContent = title;
     $("ended-reason").textContent = text;
+    document.title = title + " - cobrowse virtual browser"; // (it kept the visitor's page title)
     $("ended").hidden = false;
     $("close-window").focus();
     // the tools' marks belonged to the visitor's page: none stays over the card
@@ -786,7 +787,10 @@
   window.addEventListener("pageshow", function (ev) { if (ev.persisted && sid && !ended) checkSession(); });
 
   fit();
-  if (!sid && !request) { status("No session given."); return; }
+  if (!sid && !request) { // (it said "Connecting..." with every tool enabled and doing nothing)
+    over("No session", "This window belongs to no co-browsing session: open it from the console.");
+    return;
+  }
   var tokenReady = obtainToken();
   if (request) {
     // the same look as waiting for the visitor's answer, which is what comes next

@@ -955,3 +955,19 @@ def test_every_tool_of_the_view_stays_in_a_narrow_window(browser: Any, stack: St
         assert stage is not None and stage["height"] > 300  # the page still has the room left
     finally:
         context.close()
+
+
+def test_a_view_opened_without_a_session_says_so_with_its_tools_off(browser: Any, stack: Stack) -> None:
+    """/vb opened by hand (a bookmark, a pasted link without its fragment) said "Connecting..."
+    with every tool enabled and doing nothing."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(stack.console_url.replace("/console", "/vb"))
+        expect(page.locator("#ended-title")).to_have_text("No session")
+        expect(page.locator("#ended-reason")).to_contain_text("open it from the console")
+        expect(page).to_have_title("No session - cobrowse virtual browser")
+        for tool in ("#tool-pointer", "#tool-draw", "#clear", "#end"):
+            expect(page.locator(tool)).to_be_disabled()
+    finally:
+        context.close()

@@ -151,6 +151,7 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
             "An administrator ended the session.", timeout=TIMEOUT_MS
         )
         expect(vb.locator("#end")).to_be_disabled()
+        expect(vb).to_have_title("Session ended - cobrowse virtual browser")  # not the page's any more
         # nothing of the agent's tools stays over the card
         expect(vb.locator("#draw-layer")).to_be_hidden()
         expect(vb.locator("#draw-layer polyline")).to_have_count(0)
