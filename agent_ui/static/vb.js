@@ -530,7 +530,9 @@
     ["pointer", "highlight", "draw"].forEach(function (m) {
       $("tool-" + m).setAttribute("aria-pressed", String(mode === m));
     });
-    $("draw-layer").hidden = mode !== "draw";
+    // Outside draw mode the layer lets the pointer through to the page but keeps showing the ink
+    // (hidden, the agent's strokes vanished from the view while the visitor still saw them).
+    $("draw-layer").classList.toggle("inactive", mode !== "draw");
     if (mode !== "pointer") $("pointer-echo").hidden = true;
     toRuntime({ type: "mode", mode: mode === "draw" ? "none" : mode });
   }

@@ -183,6 +183,10 @@ def test_the_agents_ink_stays_on_the_page_as_it_scrolls(
         theirs = visitor.page.locator("[data-cobrowse-overlay] polyline")
         expect(theirs).to_have_count(1, timeout=TIMEOUT_MS)
         mine = vb.locator("#draw-layer polyline")
+        # another tool: the stroke stays on both sides (it vanished from the agent's view only)
+        vb.click("#tool-pointer")
+        expect(mine).to_be_visible()
+        expect(theirs).to_have_count(1)
 
         def top(locator: Any) -> float:
             box = locator.bounding_box()
@@ -202,6 +206,7 @@ def test_the_agents_ink_stays_on_the_page_as_it_scrolls(
         # follow off, the agent draws again: the visitor's stroke is where the agent's is, over
         # the same part of the page (it went 300 px too high: the scroll added was stale)
         vb.uncheck("#follow")
+        vb.click("#tool-draw")
         stroke(vb, layer)
         expect(theirs).to_have_count(2, timeout=TIMEOUT_MS)
         expect(mine).to_have_count(2)
