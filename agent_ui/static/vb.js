@@ -380,7 +380,12 @@
         else if (v.title) { visitor.title = v.title; showLocation(); }
         if (v.scroll) { visitor.scroll = v.scroll; if (follow) toRuntime(scrollMessage(v.scroll)); }
         if (v.viewport) setViewport(v.viewport);
-        if (typeof v.online === "boolean") visitorAway(!v.online);
+        if (typeof v.online === "boolean") {
+          visitorOnline = v.online;
+          document.body.dataset.visitorOnline = String(v.online);
+          if (v.online && heldNavigate) { sendWs({ type: "navigate", url: heldNavigate }); heldNavigate = null; status(""); }
+          visitorAway(!v.online);
+        }
         break;
       }
       case "viewport":
@@ -443,8 +448,10 @@
   function showAway(on) {
     if (on === away || ended) return;
     away = on;
+    var dropped = on && heldNavigate; // (gone longer than a page change: not sent)
+    if (dropped) heldNavigate = null;
     document.body.classList.toggle("visitor-away", on);
-    if (on) status(AWAY);
+    if (on) status(AWAY + (dropped ? " The address you typed was not sent." : ""));
     else if ($("vb-status").textContent === AWAY) status(started ? "" : "Waiting for the visitor to accept...");
   }
   // ---- session ------------------------------------------------------------------------------
@@ -561,8 +568,11 @@
     if (!text) return;
     var url = navigateTarget(text);
     if (!url) return;
-    sendWs({ type: "navigate", url: url });
     $("navigate-url").value = "";
+    // Between two of the visitor's pages no page of theirs listens: a navigate sent then reached
+    // none. It waits for the next page (a page change takes a moment), not longer than AWAY_AFTER_MS.
+    if (!visitorOnline) { heldNavigate = url; status(NAVIGATE_HELD); return; }
+    sendWs({ type: "navigate", url: url });
   });
   // What the agent typed, as an address: a URL, a path on the visitor's site ("/cart", "cart",
   // "?q=x"), or an address without its scheme ("shop.example/cart", "127.0.0.1:8002/cart": the
@@ -584,6 +594,8 @@
     }
     try { return new URL(text, visitor.url || undefined).href; } catch (e) { status("Not a web address: " + text); return null; }
   }
+  var visitorOnline = true, heldNavigate = null;
+  var NAVIGATE_HELD = "The visitor's page is changing: the address goes to the next one as it connects.";
   var ERRORS = {
     navigate_forbidden: function (detail) {
       return /outside/.test(detail || "") ? "Not sent: that address is outside the sites this account co-browses."

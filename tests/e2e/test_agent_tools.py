@@ -262,6 +262,37 @@ def test_the_agents_strokes_and_highlight_go_on_both_sides_when_the_app_routes_e
         visitor.context.close()
 
 
+def test_an_address_sent_while_the_visitor_changes_pages_goes_to_the_next_page(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Between two of the visitor's pages no page of theirs listens: a navigate sent then reached
+    none (the agent pressed Go and nothing happened). It waits for the next page now."""
+    stack = make_stack(policy={"consent": "none", "agent_can_navigate": True})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    held: list[Any] = []
+    banner = re.compile(r"/banner\.js(\?|$)")
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.context.route(banner, lambda route: held.append(route))  # the next page waits
+        visitor.page.click("header >> text=Search")
+        expect(vb.locator("body")).to_have_attribute("data-visitor-online", "false", timeout=TIMEOUT_MS)
+        vb.fill("#navigate-url", "/help")
+        vb.click("#navigate-form button[type=submit]")
+        expect(vb.locator("#vb-status")).to_have_text(
+            "The visitor's page is changing: the address goes to the next one as it connects."
+        )
+        wait_until(lambda: held, "the next page asking for the banner", 15, page=visitor.page)
+        held[0].continue_()
+        visitor.context.unroute(banner)
+        expect(visitor.page).to_have_url(stack.shop.origin + "/help", timeout=TIMEOUT_MS)
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Help", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_at_an_operators_lower_rate_the_agents_pointer_keeps_under_it(
     browser: Any, make_stack: Callable[..., Stack]
 ) -> None:
