@@ -60,10 +60,12 @@ async def test_every_pooled_connection_a_restarted_redis_closed_is_replaced_with
     server = _redis_server(port)
     store = Store.connect(f"redis://127.0.0.1:{port}/0", namespace="restart:")
     try:
+        all_watching = asyncio.Barrier(6)
+
         async def held(key: str) -> None:  # a transaction holds its connection: six are opened
             async with store.redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(store.key(key))
-                await asyncio.sleep(0.05)
+                await all_watching.wait()
                 pipe.multi()
                 pipe.set(store.key(key), "1")
                 await pipe.execute()
