@@ -72,17 +72,29 @@ def _wait_for_redis(port: int, deadline_s: float = 10.0) -> None:
     wait_until(lambda: _redis_answers(port), f"redis-server on port {port} (PING)", deadline_s)
 
 
+def start_redis_server(port: int, workdir: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A redis-server on loopback ``port`` (no snapshots, its files in ``workdir``, ``extra``
+    flags), returned once it answers PING; the caller stops it."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is required"
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir), *extra]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_redis(port)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return proc
+
+
 @contextlib.contextmanager
 def private_redis(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A Redis of one test alone, for a test that stops it or cuts its clients (which on the
     shared one would reach other tests): (the process, its port)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required"
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_redis_server(port, workdir)
     try:
-        _wait_for_redis(port)
         yield proc, port
     finally:
         if proc.poll() is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from cb_api_helpers import ADMIN_TOKEN, ApiProcess
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, start_redis_server, wait_until
 from tests.serve_process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,43 +149,14 @@ def test_deadline_fires_after_a_restart_with_nobody_connected(clean_redis: str) 
 
 
 def test_store_outage_is_503_and_recovers(tmp_path: Path) -> None:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required"
     port = free_port()
 
     def start_redis() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            # append-only file: the restarted server has the same data, as a restarted Redis would
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                # every second, not on every write: a SIGTERM'd Redis writes its file out before
-                # it exits anyway, and an fsync per write on a busy disk outlasted the client's 5 s
-                # socket timeout in a full run (a 1013 "store unavailable" after the recovery)
-                "--appendfsync",
-                "everysec",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def answers() -> bool:
-            try:
-                return bool(sync_redis.Redis(port=port).ping())
-            except sync_redis.ConnectionError:
-                return False
-
-        wait_until(answers, "redis-server", 10)
-        return proc
+        # append-only file: the restarted server has the same data, as a restarted Redis would;
+        # fsync every second, not on every write: a SIGTERM'd Redis writes its file out before it
+        # exits anyway, and an fsync per write on a busy disk outlasted the client's 5 s socket
+        # timeout in a full run (a 1013 "store unavailable" after the recovery)
+        return start_redis_server(port, tmp_path, "--appendonly", "yes", "--appendfsync", "everysec")
 
     redis_proc = start_redis()
     api = ApiProcess(f"redis://127.0.0.1:{port}/0").wait_ready()

@@ -1,15 +1,13 @@
 """A burst larger than the connection pool waits for connections instead of failing (was a 503)."""
 
 import asyncio
-import shutil
-import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as sync_redis
 
 from control_api.store import Store
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, start_redis_server
 
 
 async def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str, namespace: str) -> None:
@@ -34,30 +32,13 @@ async def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str
         await store.close()
 
 
-def _redis_server(port: int) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required"
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def answers() -> bool:
-        try:
-            return bool(sync_redis.Redis(port=port).ping())
-        except sync_redis.ConnectionError:
-            return False
-
-    wait_until(answers, "redis-server", 10)
-    return proc
-
-
-async def test_every_pooled_connection_a_restarted_redis_closed_is_replaced_without_an_error() -> None:
+async def test_every_pooled_connection_a_restarted_redis_closed_is_replaced_without_an_error(
+    tmp_path: Path,
+) -> None:
     """Redis restarts (or fails over): every connection in the pool is closed. The first command
     on each failed (a 503, or a socket closed with 1013, while Redis was back; CI saw the latter)."""
     port = free_port()
-    server = _redis_server(port)
+    server = start_redis_server(port, tmp_path)
     store = Store.connect(f"redis://127.0.0.1:{port}/0", namespace="restart:")
     try:
         all_watching = asyncio.Barrier(6)
@@ -74,7 +55,7 @@ async def test_every_pooled_connection_a_restarted_redis_closed_is_replaced_with
         assert len(store.redis.connection_pool._available_connections) == 6
         server.terminate()
         server.wait()
-        server = _redis_server(port)
+        server = start_redis_server(port, tmp_path)
         results = await asyncio.gather(
             *(store.redis.incr(store.key("counter")) for _ in range(6)), return_exceptions=True
         )
