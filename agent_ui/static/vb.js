@@ -193,8 +193,24 @@
     return msg;
   }
 
+  // A proxy origin of this session (sid + kind label under the proxy domain the ticket named):
+  // the only pages whose runtime the view talks to. Whatever else the frame may come to show
+  // (a page of another origin it was led to) gets neither the visitor's field values nor the
+  // view's messages, and cannot point or highlight on the visitor's page.
+  function sessionOrigin(origin) {
+    var base = proxyBase || enteredBase, u;
+    if (!base || !sid) return false;
+    try { u = new URL(origin); } catch (e) { return false; }
+    var host = u.hostname.toLowerCase(), suffix = "." + base.domain.toLowerCase();
+    if (u.protocol !== base.scheme || u.port !== base.port) return false;
+    if (host.length <= suffix.length || host.slice(-suffix.length) !== suffix) return false;
+    var label = host.slice(0, -suffix.length);
+    return label.indexOf(".") < 0 && label.slice(0, sid.length) === sid && label.length > sid.length;
+  }
+
   window.addEventListener("message", function (ev) {
     if (ev.source !== frame.contentWindow || !ev.data || ev.data.cobrowse !== 1) return;
+    if (!sessionOrigin(ev.origin)) return;
     var msg = ev.data;
     switch (msg.type) {
       case "loading":

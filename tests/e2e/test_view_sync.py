@@ -424,3 +424,38 @@ def test_a_view_of_the_visitor_read_before_its_new_page_never_takes_the_agent_ba
     finally:
         context.close()
         visitor.context.close()
+
+
+def test_a_page_of_another_origin_in_the_views_frame_gets_nothing_of_the_visitor(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The view talks only to pages of its session's proxy origins: a page of another origin that
+    the frame comes to show and that says it is ready on the visitor's page gets no message (the
+    visitor's field values, scroll, or the view's settings), and its own messages are ignored."""
+    with _following(browser, make_stack, "/checkout", "Checkout") as (_stack, visitor, vb):
+        visitor.page.fill("#name", "Ana Private")
+        expect(vb.frame_locator("#view").locator("#name")).to_have_value("Ana Private", timeout=TIMEOUT_MS)
+        # the view answers a probe after whatever it did for the messages before it (postMessage
+        # keeps the order between two windows), so the frame has everything by the answer
+        vb.evaluate(
+            """() => window.addEventListener("message", (ev) => {
+                 if (ev.data && ev.data.probe) ev.source.postMessage({answer: 1}, "*");
+               })"""
+        )
+        vb.evaluate("""() => { const f = document.getElementById("view");
+                               f.removeAttribute("src"); f.srcdoc = "<p id=elsewhere>elsewhere</p>"; }""")
+        foreign = vb.frame_locator("#view").locator("#elsewhere")
+        expect(foreign).to_have_text("elsewhere", timeout=TIMEOUT_MS)
+        inner = view_frame(vb)
+        inner.evaluate(
+            """(url) => {
+                 window.__got = [];
+                 window.addEventListener("message", (ev) => window.__got.push(ev.data));
+                 parent.postMessage({cobrowse: 1, type: "ready", url: url}, "*");
+                 parent.postMessage({cobrowse: 1, type: "agent-click-highlight", selector: "h1"}, "*");
+                 parent.postMessage({probe: 1}, "*");
+               }""",
+            visitor.page.url,
+        )
+        inner.wait_for_function("window.__got.some((m) => m && m.answer)", timeout=TIMEOUT_MS)
+        assert inner.evaluate("window.__got") == [{"answer": 1}]
