@@ -65,6 +65,8 @@
   // nowhere). It stays in the view, and the status line says why.
   var OTHER_PAGE = "Your view shows another page than the visitor's: pointing, highlighting and " +
     "drawing reach the visitor only on the page they are on. Tick Follow to go there.";
+  var EDIT_REFUSED = "The fields show what the visitor types: what you type, tick or choose here " +
+    "would reach nobody. Untick Follow to use the page yourself.";
   function onVisitorsPage() {
     if (!frameInfo.url || !visitor.url || sameUrl(frameInfo.url, visitor.url)) return true;
     if (!follow) status(OTHER_PAGE); // (following, the view is on its way there)
@@ -254,6 +256,9 @@
       case "agent-pointer":
         if (onVisitorsPage()) sendPointer(msg.x, msg.y);
         echoPointer(msg.x, msg.y);
+        break;
+      case "edit-refused":
+        status(EDIT_REFUSED);
         break;
       case "agent-click-highlight":
         if (onVisitorsPage()) sendWs({ type: "highlight", selector: msg.selector });
@@ -570,6 +575,7 @@
   $("follow").addEventListener("change", function () {
     follow = $("follow").checked;
     toRuntime({ type: "follow", on: follow });
+    if (!follow && $("vb-status").textContent === EDIT_REFUSED) status("");
     if (follow) followVisitor(true);
   });
   $("reload").addEventListener("click", function () { load(visitor.url || frameInfo.url); });

@@ -2406,6 +2406,36 @@
         if (selector) { highlight(selector); post({ type: 'agent-click-highlight', selector: selector }); }
       } catch (e) { /* keep */ }
     }, true);
+    // ---- the agent's edits of the page's fields, while the view follows the visitor
+    // The view shows the visitor's fields as the visitor fills them: what the agent typed, ticked
+    // or chose there would reach nobody (and the visitor's next keystroke would undo it). While
+    // Follow is on such an edit does not happen, and the console is told (it says why); with
+    // Follow off the page is the agent's own (a search box, to find a page to send the visitor to).
+    function refuseEdit(event) {
+      if (!state.follow || !event.isTrusted) return;
+      preventDefault(event);
+      post({ type: 'edit-refused' });
+    }
+    function isToggle(el) {
+      return !!el && el.localName === 'input' && (el.type === 'checkbox' || el.type === 'radio');
+    }
+    function isSelect(el) { return !!el && el.localName === 'select'; }
+    if (framed && consoleOrigin) {
+      addEventListener(win, 'beforeinput', function (event) {
+        try { refuseEdit(event); } catch (e) { /* keep */ }
+      }, true);
+      addEventListener(win, 'click', function (event) {
+        try { if (isToggle(event.target)) refuseEdit(event); } catch (e) { /* keep */ }
+      }, true);
+      addEventListener(win, 'mousedown', function (event) { // (a select's list would open)
+        try { if (isSelect(event.target)) refuseEdit(event); } catch (e) { /* keep */ }
+      }, true);
+      addEventListener(win, 'keydown', function (event) { // (a select changes with arrows, letters)
+        try {
+          if (isSelect(event.target) && event.key !== 'Tab' && event.key !== 'Escape') refuseEdit(event);
+        } catch (e) { /* keep */ }
+      }, true);
+    }
     // Where the window is scrolled, whatever scrolled it (the console keeps its ink on the page as
     // it scrolls): at most one message every 16 ms, the last position always sent, none when the
     // window did not move (an element scrolled); and once at "ready".

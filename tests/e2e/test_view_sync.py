@@ -459,3 +459,23 @@ def test_a_page_of_another_origin_in_the_views_frame_gets_nothing_of_the_visitor
         )
         inner.wait_for_function("window.__got.some((m) => m && m.answer)", timeout=TIMEOUT_MS)
         assert inner.evaluate("window.__got") == [{"answer": 1}]
+
+
+def test_the_agent_typing_into_a_followed_page_changes_nothing_and_is_told_why(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The view's fields show the visitor's typing: the agent's keystrokes there would reach nobody.
+    While following they change nothing and the status line says why; unticking Follow clears the
+    line and the page is the agent's own."""
+    with _following(browser, make_stack, "/checkout", "Checkout") as (_stack, visitor, vb):
+        name = vb.frame_locator("#view").locator("#name")
+        name.type("agent words")
+        expect(vb.locator("#vb-status")).to_contain_text("Untick Follow", timeout=TIMEOUT_MS)
+        expect(name).to_have_value("")
+        visitor.page.fill("#name", "Visitor words")
+        expect(name).to_have_value("Visitor words", timeout=TIMEOUT_MS)
+        vb.uncheck("#follow")
+        expect(vb.locator("#vb-status")).to_be_hidden()
+        name.fill("")
+        name.type("mine")
+        expect(name).to_have_value("mine")

@@ -32,8 +32,11 @@ FRAME_PAGE = """<!doctype html><html><head><title>Bridge page</title>
   <input id="name"><input id="other"><input id="pw" type="password"><input id="box" type="checkbox">
   <ul><li>one</li><li class="x">two</li></ul>
   <div id="target">target</div>
+  <select id="pick"><option>first</option><option>second</option></select>
+  <input id="r1" type="radio" name="r" checked><input id="r2" type="radio" name="r">
 </div>
 <script>
+window.$ = function (id) { return document.getElementById(id); };
 window.pageClicks = 0; window.inputEvents = 0; window.seen = []; window.scrolls = 0;
 document.addEventListener('input', function () { window.inputEvents++; });
 addEventListener('scroll', function () { window.scrolls++; });
@@ -326,3 +329,41 @@ def test_css_path(session: BrowserSession, fake: FakeProxy) -> None:
     )
     assert every is True
     assert page.evaluate("Object.isFrozen(window.__cobrowse)") is True
+
+
+def test_while_following_the_agents_edits_of_fields_do_not_happen_and_the_console_is_told(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The view's fields show what the visitor types: with Follow on, the agent's typing, ticking
+    and choosing change nothing (the page hears nothing) and the console gets `edit-refused`; with
+    Follow off the page is the agent's own and takes them."""
+    page, frame = open_console(session, fake)
+    wait_message(page, "ready")
+    send(page, {"type": "follow", "on": True})
+    roundtrip(page, frame)
+    frame.locator("#name").type("agent")
+    frame.locator("#box").click()
+    frame.locator("#r2").click()
+    frame.locator("#pick").focus()
+    frame.page.keyboard.press("ArrowDown")
+    frame.locator("#r1").focus()
+    frame.page.keyboard.press("ArrowRight")
+    state = "[$('name').value, $('box').checked, $('r1').checked, $('pick').value, window.inputEvents]"
+    assert frame.evaluate(state) == ["", False, True, "first", 0]
+    assert wait_message(page, "edit-refused")[0] == {"cobrowse": 1, "type": "edit-refused"}
+    # the visitor's values still come in
+    send(page, {"type": "field", "selector": "#name", "value": "Visitor"})
+    roundtrip(page, frame)
+    assert frame.evaluate("$('name').value") == "Visitor"
+
+    send(page, {"type": "follow", "on": False})
+    roundtrip(page, frame)
+    refused = len(messages(page, "edit-refused"))
+    frame.locator("#other").type("own")
+    frame.locator("#box").click()
+    frame.locator("#pick").focus()
+    frame.page.keyboard.press("ArrowDown")
+    assert frame.evaluate("[$('other').value, $('box').checked, $('pick').value]") == ["own", True, "second"]
+    roundtrip(page, frame)
+    assert len(messages(page, "edit-refused")) == refused
+    assert session.errors == []
