@@ -29,7 +29,8 @@ def ref(name: str) -> dict[str, str]:
 
 SESSION_STATES = ["pending", "active", "ended", "refused", "expired"]
 REASONS = [
-    "available", "feature_disabled", "low_bandwidth", "visitor_offline", "request_pending", "session_live"
+    "available", "feature_disabled", "origin_not_allowed", "low_bandwidth", "visitor_offline",
+    "request_pending", "session_live",
 ]
 
 COMPONENTS: dict[str, dict[str, Any]] = {

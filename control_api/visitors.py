@@ -26,11 +26,13 @@ STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_
 
 AVAILABLE = "available"
 REASONS = (
-    "available", "feature_disabled", "low_bandwidth", "visitor_offline", "request_pending", "session_live"
+    "available", "feature_disabled", "origin_not_allowed", "low_bandwidth", "visitor_offline",
+    "request_pending", "session_live",
 )
 # every reason but ``available``, said to a person (the API's ``detail``; the code is ``error``)
 UNAVAILABLE_DETAILS = {
     "feature_disabled": "co-browsing is not enabled for this account",
+    "origin_not_allowed": "the visitor's site is no longer among the account's allowed origins",
     "low_bandwidth": "the visitor's bandwidth is not measured yet or is below the account's minimum",
     "visitor_offline": "the visitor is offline: no page of theirs is connected now",
     "request_pending": "another request to co-browse with the visitor is waiting for their answer",
@@ -268,6 +270,9 @@ def availability(account: Account | None, visitor: Visitor) -> str:
     """Why the visitor can (``available``) or cannot be co-browsed now, in order of precedence."""
     if account is None or not account.cobrowse_enabled:
         return "feature_disabled"
+    # (an origin taken out of the policy after the visitor registered on it)
+    if visitor.origin not in account.allowed_origins:
+        return "origin_not_allowed"
     if not visitor.online:
         return "visitor_offline"
     if visitor.live_session:

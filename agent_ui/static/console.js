@@ -141,7 +141,7 @@
     visitor_left: "Visitor has left",
     request_pending: "Another co-browsing request is waiting for the visitor's answer",
     session_live: "Already in a co-browsing session",
-    not_allowed_origin: "This page's origin is not allowed for co-browsing"
+    origin_not_allowed: "The visitor's site is no longer allowed for co-browsing"
   };
   // A live or pending session outlasts a dropped connection for the grace period: say so, once
   // the gap is longer than a page change makes (AWAY_AFTER_MS).

@@ -731,6 +731,7 @@
     session_live: "The visitor is already in a co-browsing session.",
     low_bandwidth: "The visitor's bandwidth is too low.",
     feature_disabled: "Co-browsing is off for this account.",
+    origin_not_allowed: "The visitor's site is no longer allowed for co-browsing.",
     invalid_token: "Your access was revoked."
   };
   function adopt(id) {

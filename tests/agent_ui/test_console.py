@@ -848,6 +848,25 @@ def test_feature_off_shows_the_reason(browser: Any, make_stack: Callable[..., St
         visitor.context.close()
 
 
+def test_a_visitor_on_a_site_taken_out_of_the_policy_is_greyed_with_the_reason(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(role="api-thread")
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        stack.set_policy(allowed_origins=["https://elsewhere.example"])
+        expect(agent.button()).to_have_attribute("data-state", "unavailable", timeout=TIMEOUT_MS)
+        reason = "The visitor's site is no longer allowed for co-browsing"
+        expect(agent.row().locator(".reason")).to_have_text(reason)
+        stack.set_policy(allowed_origins=[stack.shop.origin])
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_another_agents_request_is_told_apart_from_a_session(browser: Any, stack: Stack) -> None:
     """While one agent's request waits for the visitor's answer, another agent's console says so;
     it said "Already in a co-browsing session" before the visitor had even been asked."""

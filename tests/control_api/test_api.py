@@ -246,6 +246,33 @@ def test_bandwidth_is_bounded(world: World) -> None:
     assert world.client.get("/api/v1/bandwidth?bytes=1").status_code == 401
 
 
+def test_a_visitor_whose_site_the_policy_no_longer_allows_cannot_be_co_browsed(world: World) -> None:
+    """An origin taken out of ``allowed_origins`` takes its visitors with it: the ones registered on
+    it before are not available, and a request for one is refused (it was made, and its ticket led
+    the agent to the first allowed origin's home page, another site)."""
+    other = "http://localhost:8002"
+    account = world.account(allowed_origins=[ORIGIN, other])
+    agent = world.agent(account)
+    visitor = world.visitor(account, origin=other)
+    create = {"visitor_id": visitor["visitor_id"]}
+    with _connect_visitor(world, visitor) as ws:
+        assert ws.receive_json()["type"] == "hello"
+        ws.send_json({"type": "page", "url": other + "/cart", "title": "Cart"})
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json()["type"] == "pong"
+        policy_url = f"/api/v1/accounts/{account['id']}/policy"
+        r = world.client.patch(policy_url, json={"allowed_origins": [ORIGIN]}, headers=world.admin)
+        assert r.status_code == 200, r.text
+        listed = world.client.get("/api/v1/visitors", headers=agent["headers"]).json()["visitors"]
+        assert [v["cobrowse"] for v in listed] == [{"available": False, "reason": "origin_not_allowed"}]
+        r = world.client.post("/api/v1/sessions", json=create, headers=agent["headers"])
+        assert (r.status_code, r.json()["error"]) == (409, "origin_not_allowed")
+        # and back in the policy, it is available again
+        r = world.client.patch(policy_url, json={"allowed_origins": [ORIGIN, other]}, headers=world.admin)
+        assert r.status_code == 200, r.text
+        assert world.client.post("/api/v1/sessions", json=create, headers=agent["headers"]).status_code == 201
+
+
 def test_availability_reasons_and_session_lifecycle(world: World) -> None:
     account = world.account(min_bandwidth_kbps=500)
     agent = world.agent(account)

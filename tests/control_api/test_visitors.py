@@ -12,7 +12,10 @@ from control_api.visitors import AVAILABLE, REASONS, UNAVAILABLE_DETAILS, Visito
 
 
 def _account(enabled: bool = True, **policy: Any) -> Account:
-    return Account("a1", "Shop", enabled, "sk", 0.0, {**default_policy(), **policy})
+    return Account(
+        "a1", "Shop", enabled, "sk", 0.0,
+        {**default_policy(), "allowed_origins": ["https://shop.example"], **policy},
+    )
 
 
 def _visitor(
@@ -28,6 +31,9 @@ def _visitor(
         (_account(min_bandwidth_kbps=256), _visitor(bandwidth_kbps=255.9), "low_bandwidth"),
         (_account(min_bandwidth_kbps=256), _visitor(), "low_bandwidth"),  # not measured yet
         (_account(min_bandwidth_kbps=0), _visitor(), "available"),
+        # the visitor's site taken out of the policy after they registered on it
+        (_account(allowed_origins=["https://b.example"]), _visitor(bandwidth_kbps=1), "origin_not_allowed"),
+        (_account(False, allowed_origins=[]), _visitor(), "feature_disabled"),
         (_account(False), _visitor(online=False), "feature_disabled"),
         (_account(), _visitor(online=False, live="s1", bandwidth_kbps=1), "visitor_offline"),
         (_account(), _visitor(live="s1", bandwidth_kbps=1), "session_live"),

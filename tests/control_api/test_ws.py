@@ -481,6 +481,7 @@ def _visitor_views_until(aws: Any, sentinel: str) -> dict[str, dict[str, Any]]:
         ("PATCH", "", {"cobrowse_enabled": False}, "feature_disabled"),
         ("PATCH", "/policy", {"min_bandwidth_kbps": 5000}, "low_bandwidth"),
         ("PUT", "/policy", {"allowed_origins": [ORIGIN], "min_bandwidth_kbps": 5000}, "low_bandwidth"),
+        ("PATCH", "/policy", {"allowed_origins": ["https://other.example"]}, "origin_not_allowed"),
     ],
 )
 def test_an_admin_change_reaches_the_consoles_at_once(
