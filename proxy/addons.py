@@ -213,11 +213,29 @@ def _from_another_session(flow: http.HTTPFlow, route: Route, proxy_domain: str) 
         value = headers.get("referer", "")
     scheme, sep, rest = value.partition("://")
     if not sep or scheme.lower() not in ("http", "https", "ws", "wss"):
-        return False
+        return _initiator_hidden_from_elsewhere(flow)
     try:
         return route_of_host(rest.split("/", 1)[0], proxy_domain).sid != route.sid
     except Refused:
-        return False  # not a proxy origin: the console, another site, none
+        return False  # not a proxy origin: the console, another site
+
+
+def _initiator_hidden_from_elsewhere(flow: http.HTTPFlow) -> bool:
+    """A request that names no initiator (no ``Origin``, or ``null``, and no ``Referer``: a page
+    with ``no-referrer``, a sandboxed or other opaque-origin frame) that may come from another
+    session: the browser says it comes from another origin of the proxy's site
+    (``Sec-Fetch-Site``), and it is not a plain navigation or fetch of a resource (``GET``, the
+    agent's own frame loads with no referrer) but may change something (a form post, a
+    WebSocket). Such a request from a page of this session on another of its origins is refused
+    too (a form a ``no-referrer`` page posts to another origin of the site): it cannot be told
+    apart. A page posting to its own origin says ``same-origin``; a client that sends no
+    ``Sec-Fetch-Site`` is no browser's page."""
+    headers = flow.request.headers
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if site in ("", "same-origin", "none"):
+        return False
+    mode = headers.get("sec-fetch-mode", "").strip().lower()
+    return flow.request.method not in ("GET", "HEAD") or mode == "websocket"
 
 
 class Gate:

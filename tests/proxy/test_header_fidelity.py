@@ -133,7 +133,21 @@ def test_a_page_of_another_session_cannot_reach_this_one(
         headers = {**headers, "sec-fetch-mode": "navigate"}
         r = _get(harness, s, upstream, "/ok", method="POST", headers=headers)
         assert r.status_code == 403 and "another co-browsing session" in r.text, headers
+    # a page that hides where it is (no-referrer, an opaque origin) posting from another origin
+    # of the proxy's site: its credential comes along, it could be another session's page
+    for headers in ({"origin": "null"}, {}):
+        headers = {**headers, "sec-fetch-site": "same-site", "sec-fetch-mode": "navigate"}
+        r = _get(harness, s, upstream, "/ok", method="POST", headers=headers)
+        assert r.status_code == 403 and "another co-browsing session" in r.text, headers
     assert upstream.heads == []
+    # ...but a page posting to its own origin, the agent's frame loading a page (no referrer), and
+    # a client that is no browser's page go on
+    for method, headers in (
+        ("POST", {"origin": "null", "sec-fetch-site": "same-origin", "sec-fetch-mode": "navigate"}),
+        ("GET", {"sec-fetch-site": "same-site", "sec-fetch-mode": "navigate"}),
+        ("POST", {}),
+    ):
+        assert _get(harness, s, upstream, "/ok", method=method, headers=headers).status_code == 200, headers
     # its own pages, the console and other sites are not another session: the upstream is asked,
     # and an origin that is not this session's goes as null (one the upstream does not trust)
     for origin, sent in ((mine, upstream.origin), ("http://cobrowse.localhost:8000", "null"),

@@ -23,9 +23,10 @@ from tests.proxy.raw_upstream import unconnectable_origin
 from tests.proxy.test_tls import serve_tls
 
 
-def _connect(harness: Harness, host: str, cookie: str | None) -> object:
+def _connect(harness: Harness, host: str, cookie: str | None, **headers: str) -> object:
     sock = socket.create_connection(("127.0.0.1", harness.port), timeout=10)
-    headers = {"Cookie": cookie} if cookie else {}
+    if cookie:
+        headers["Cookie"] = cookie
     return connect(f"ws://{host}/ws", sock=sock, additional_headers=headers, open_timeout=10)
 
 
@@ -77,6 +78,25 @@ def test_websocket_without_credential_is_refused_before_upstream(harness: Harnes
         _connect(harness, host, None)
     assert info.value.response.status_code == 403
     assert sites.shop.hits["/ws"] == 0
+
+
+def test_a_websocket_from_a_page_that_hides_its_origin_on_the_proxys_site_is_refused(
+    harness: Harness, sites: Sites
+) -> None:
+    """``Origin: null`` (a sandboxed or other opaque-origin frame) from another origin of the
+    proxy's site: the credential comes along, and the page may be another session's. From this
+    session's own origin (``same-origin``) it goes on."""
+    s = harness.open_session((sites.shop.origin,))
+    host, cookie = harness.host(s, sites.shop.origin), f"__cb_{s.sid}={harness.credential(s)}"
+    hidden = {"Origin": "null", "Sec-Fetch-Mode": "websocket"}
+    with pytest.raises(InvalidStatus) as info:
+        _connect(harness, host, cookie, **hidden, **{"Sec-Fetch-Site": "same-site"})
+    assert info.value.response.status_code == 403
+    assert sites.shop.hits["/ws"] == 0
+    ws = _connect(harness, host, cookie, **hidden, **{"Sec-Fetch-Site": "same-origin"})
+    with ws:  # type: ignore[attr-defined]
+        ws.send("mine")  # type: ignore[attr-defined]
+        assert ws.recv(timeout=5) == "mine"  # type: ignore[attr-defined]
 
 
 def test_an_open_websocket_has_no_request_deadline(
