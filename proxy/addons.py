@@ -298,8 +298,10 @@ class Gate:
             location = "/"
         # the target is checked first: a refused target leaves the one-time ticket unused
         credential = await self.ctx.gate.enter(route.sid, flow.request.query.get("ticket", ""))
+        # Secure wherever the browser keeps it (https, and localhost names over http): past its
+        # limit of cookies per domain the browser evicts the ones without it first
         cookie = credential_cookie(
-            route.sid, credential, self.ctx.public.domain, self.ctx.public.scheme == "https"
+            route.sid, credential, self.ctx.public.domain, cookie_sync.host_only_names(self.ctx.public)
         )
         self.ctx.connections.add(route.sid, flow.client_conn.id)
         respond(flow, redirect(location, 303, [cookie]))

@@ -36,9 +36,14 @@ def credential_cookie_name(sid: str) -> str:
 
 
 def credential_cookie(sid: str, credential: str, domain: str, secure: bool) -> str:
-    """The ``Set-Cookie`` value of the proxy credential (docs/ARCHITECTURE.md, reserved paths)."""
+    """The ``Set-Cookie`` value of the proxy credential (docs/ARCHITECTURE.md, reserved paths).
+
+    ``Priority=High`` (and ``Secure`` where the browser keeps it): a page that gets round the
+    runtime can plant cookies for the whole proxy domain, and past the browser's limit per domain
+    (Chromium: 180) it evicts cookies of lower priority, and insecure ones, first; so hundreds of
+    tiny ones would otherwise take every session's credential with them."""
     parts = [f"{credential_cookie_name(sid)}={credential}", f"Domain={domain}", "Path=/", "HttpOnly",
-             "SameSite=Lax"]
+             "SameSite=Lax", "Priority=High"]
     if secure:
         parts.append("Secure")
     return "; ".join(parts)

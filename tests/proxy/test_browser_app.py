@@ -353,6 +353,33 @@ def test_a_cookie_flood_one_session_plants_breaks_no_other_session(
         context.close()
 
 
+def test_many_small_cookies_one_session_plants_evict_no_credential(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A page that got round the runtime plants 400 one-byte cookies for the whole proxy domain:
+    past its limit per domain (about 180) the browser evicts cookies of the domain, and had evicted
+    every session's credential (each then a 403 page). The credential is the one the browser keeps
+    (``Secure``, ``Priority=High``). The junk left (some 150 one-byte cookies) harms nothing: the
+    proxy sends none upstream. (Junk planted with ``Priority=High`` too still evicts it: see
+    docs/ARCHITECTURE.md, "Credential cookie".)"""
+    a = harness.open_session((sites.shop.origin,))
+    b = harness.open_session((sites.shop.origin,))
+    context, page_a, _ = _open(browser, harness, a, sites.shop.origin + "/about")
+    try:
+        assert "About" in page_a.locator("body").inner_text()
+        flood = f"/plant-cookie?domain={DOMAIN}&name=junk&count=400&size=1"
+        _, page_b, _ = _open(browser, harness, b, sites.shop.origin + flood, context)
+        assert _text(page_b, "out") == "planted"
+        names = {c["name"] for c in context.cookies()}
+        assert {f"__cb_{a.sid}", f"__cb_{b.sid}"} <= names
+        for page, s in ((page_a, a), (page_b, b)):
+            answer = page.goto(harness.url(s, sites.shop.origin + "/echo-headers"))
+            assert answer is not None and answer.status == 200
+            assert "junk" not in page.locator("body").inner_text()  # none reach the upstream
+    finally:
+        context.close()
+
+
 def test_pages_reach_the_browser_compressed(browser: Any, harness: Harness, sites: Sites) -> None:
     """A rewritten page goes to the agent's browser in a coding it accepts (Chromium offers zstd
     and br on localhost names), and the runtime in it runs."""
