@@ -31,7 +31,10 @@ def label_of_host(host: str, proxy_domain: str) -> str | None:
     name = host.strip().lower()
     if name.startswith("["):
         return None
-    name = name.rpartition(":")[0] if ":" in name else name
+    if ":" in name:
+        name, _, port = name.rpartition(":")
+        if not (port.isascii() and port.isdigit() and len(port) <= 5):
+            return None  # "host:8001@x", "host:80x": no Host a browser sends
     name = name.rstrip(".")
     suffix = "." + proxy_domain.lower()
     if not name.endswith(suffix):

@@ -67,6 +67,12 @@ async def test_routing_answers_an_unknown_host_with_404(ctx: ProxyContext) -> No
     ok = _flow("k3j9x2ab7qs-shop-example.cobrowse.localhost:8001")
     addons.Routing(ctx).request(ok)
     assert ok.response is None and ok.metadata[addons.ROUTE].sid == "k3j9x2ab7q"
+    # a port that is no port: no Host a browser sends
+    for host in ("k3j9x2ab7qs-shop-example.cobrowse.localhost:8001@x",
+                 "k3j9x2ab7qs-shop-example.cobrowse.localhost:80x"):
+        odd = _flow(host)
+        addons.Routing(ctx).request(odd)
+        assert odd.response is not None and odd.response.status_code == 404, host
 
 
 async def test_a_failing_hook_refuses_instead_of_forwarding(ctx: ProxyContext) -> None:
