@@ -101,6 +101,7 @@ async def put_policy(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
     updated = await accounts.set_policy(call.api.store, account.id, validate_policy(await json_body(request)))
     await _end_narrowed(call, account.id, updated.policy)
+    await presence.publish_policy(call.api.store, account.id, updated.policy)
     await presence.publish_account(call.api.store, account.id)
     return json_response(updated.policy)
 
@@ -119,6 +120,7 @@ async def patch_policy(request: Request, call: Call) -> Response:
             await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
             continue
         await _end_narrowed(call, account.id, updated.policy)
+        await presence.publish_policy(call.api.store, account.id, updated.policy)
         await presence.publish_account(call.api.store, account.id)
         return json_response(updated.policy)
     raise ApiError(409, "conflict", "the policy kept changing while this change was applied; try again")

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from control_api import accounts, agents, proxy_access, sessions, visitors
 from control_api.endpoint import Call, Endpoint, json_response
 from control_api.exceptions import ApiError, invalid, not_found
-from control_api.policy import normalize_origin
+from control_api.policy import agent_view, normalize_origin
 from control_api.request_parsing import json_body, no_unknown, string
 from control_api.visitor_api import session_for
 from rewriter.exceptions import RewriteError
@@ -38,10 +38,7 @@ async def me(request: Request, call: Call) -> Response:
         {
             "agent": agent.public(),
             "account": {"id": account.id, "name": account.name, "cobrowse_enabled": account.cobrowse_enabled},
-            "policy": {
-                key: policy[key]
-                for key in ("agent_interface", "agent_can_navigate", "consent", "min_bandwidth_kbps")
-            },
+            "policy": agent_view(policy),
         }
     )
 

@@ -273,3 +273,12 @@ def policy_schema(required: bool) -> dict[str, Any]:
     if required:
         schema["required"] = [k.name for k in POLICY_KEYS]
     return schema
+
+
+# What an agent's console knows of its account's policy (``GET /me``, and the agent socket's
+# ``policy`` message when an administrator changes it).
+AGENT_POLICY_KEYS = ("agent_interface", "agent_can_navigate", "consent", "min_bandwidth_kbps")
+
+
+def agent_view(policy: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: policy[key] for key in AGENT_POLICY_KEYS if key in policy}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from control_api import accounts, keys, visitors
+from control_api.policy import agent_view
 from control_api.store import Store, translate_errors
 
 
@@ -48,6 +50,14 @@ async def publish_account(store: Store, account_id: str) -> None:
                 message = {"type": "visitor", "visitor": visitors.view(account, visitor), "ts": now}
                 pipe.publish(channel, json.dumps(message))
             await pipe.execute()
+
+
+async def publish_policy(store: Store, account_id: str, policy: dict[str, Any]) -> None:
+    """The policy as the account's consoles know it (``GET /me``), after an administrator changed
+    it: the next press opens the window the policy now says (a pop-in or a tab)."""
+    message = {"type": "policy", "policy": agent_view(policy), "ts": time.time()}
+    with translate_errors():
+        await store.redis.publish(keys.account_channel(store, account_id), json.dumps(message))
 
 
 async def publish_left(store: Store, account_id: str, vid: str) -> None:

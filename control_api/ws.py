@@ -490,7 +490,7 @@ class AgentConnection(Connection):
             await self.send(event)
         elif kind == "revoked":
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "token revoked")
-        elif kind in ("visitor", "visitor_left"):
+        elif kind in ("visitor", "visitor_left", "policy"):
             await self.send(event)
         elif event.get("from") == "visitor":
             await self.deliver_sync(event)

@@ -57,7 +57,7 @@ def _next(ws: Any, kind: str) -> dict[str, Any]:
         message = ws.receive_json()
         if message["type"] == kind:
             return message
-        assert message["type"] in ("visitor", "visitor_left"), message
+        assert message["type"] in ("visitor", "visitor_left", "policy"), message
     raise AssertionError(f"no {kind} message")
 
 
@@ -513,6 +513,26 @@ def test_an_admin_change_reaches_the_consoles_at_once(
             ows.receive_json()
             views = _visitor_views_until(aws, other["visitor_id"])
         assert views.get(visitor["visitor_id"], {}).get("cobrowse") == {"available": False, "reason": reason}
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_a_policy_change_reaches_the_consoles_as_get_me_says_it(world: World, method: str) -> None:
+    """The console opens the window the policy says (``agent_interface``) and shows navigation as
+    it allows: it read them once, at sign-in, and kept them until a reload."""
+    account = world.account()
+    agent = world.agent(account)
+    with world.client.websocket_connect("/api/v1/agent/ws", headers=agent["headers"]) as aws:
+        assert aws.receive_json()["type"] == "hello"
+        body = {"agent_interface": "tab", "agent_can_navigate": True}
+        if method == "PUT":
+            body["allowed_origins"] = [ORIGIN]
+        url = f"/api/v1/accounts/{account['id']}/policy"
+        assert world.client.request(method, url, json=body, headers=world.admin).status_code == 200
+        message = _next(aws, "policy")
+        me = world.client.get("/api/v1/me", headers=agent["headers"]).json()
+        assert message["policy"] == me["policy"]
+        policy = message["policy"]
+        assert (policy["agent_interface"], policy["agent_can_navigate"]) == ("tab", True)
 
 
 async def test_closing_a_socket_whose_client_went_first_is_not_an_error() -> None:
