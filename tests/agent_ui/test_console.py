@@ -867,6 +867,28 @@ def test_a_visitor_on_a_site_taken_out_of_the_policy_is_greyed_with_the_reason(
         visitor.context.close()
 
 
+def test_an_open_console_opens_the_window_the_policy_says_now(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """An administrator switches the account from pop-ins to tabs while the console is open: the
+    next press opens a tab (the console had read the policy once, at sign-in)."""
+    stack = make_stack(role="api-thread", policy={"agent_interface": "popin"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        # the policy message comes before the views of the visitors the change publishes: the
+        # button greyed by the minimum says the console has it
+        stack.set_policy(agent_interface="tab", min_bandwidth_kbps=10**6)
+        expect(agent.button()).to_have_attribute("data-state", "unavailable", timeout=TIMEOUT_MS)
+        stack.set_policy(min_bandwidth_kbps=1)
+        window = agent.request()
+        assert window.evaluate("window.toolbar.visible") is True
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
 def test_another_agents_request_is_told_apart_from_a_session(browser: Any, stack: Stack) -> None:
     """While one agent's request waits for the visitor's answer, another agent's console says so;
     it said "Already in a co-browsing session" before the visitor had even been asked."""
