@@ -132,6 +132,16 @@
       }
     } catch (e) { enteredBase = null; }
   }
+  // The proxied pages load in a sandbox without top navigation: a frame-busting script
+  // (`top.location = location`) would replace this whole window, console and tools. Set as a
+  // proxy page is loaded, not in the markup: a blank document in the frame is this window's
+  // origin, and sandboxed with scripts and its own origin the browser warns it could lift it.
+  var SANDBOX = "allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox " +
+    "allow-modals allow-downloads allow-pointer-lock";
+  function showProxied(url) {
+    if (frame.getAttribute("sandbox") !== SANDBOX) frame.setAttribute("sandbox", SANDBOX);
+    frame.src = url;
+  }
   function load(upstreamUrl) {
     if (ended || !started) return; // nothing to show before the visitor accepts (the proxy refuses)
     loadingUrl = sentUrl = upstreamUrl || "";
@@ -140,7 +150,7 @@
     frameInfo.url = "";
     var direct = upstreamUrl && directProxyUrl(upstreamUrl);
     if (direct) {
-      frame.src = direct; // the credential cookie already covers every proxy origin of the session
+      showProxied(direct); // the credential cookie already covers every proxy origin of the session
       return Promise.resolve();
     }
     // The ticket's enter_url targets the visitor's current page (the API knows it).
@@ -150,7 +160,7 @@
       // The ticket targets the visitor's page as the API knows it: remember which one is loading.
       try { loadingUrl = new URL(t.enter_url).searchParams.get("url") || loadingUrl; } catch (e) { /* keep */ }
       sentUrl = loadingUrl;
-      frame.src = t.enter_url;
+      showProxied(t.enter_url);
     }).catch(function (err) {
       if (err.status === 409 || err.status === 410 || err.status === 403) checkSession();
       else status("Could not open the visitor's page: " + err.message);
@@ -532,6 +542,7 @@
     $("draw-layer").hidden = true;
     $("pointer-echo").hidden = true;
     frameInfo.ready = false; // the blank page's load must not be synced as the visitor's page
+    frame.removeAttribute("sandbox"); // (see SANDBOX: the blank page runs nothing)
     frame.src = "about:blank";
     Array.prototype.forEach.call(document.querySelectorAll(".toolbar button, .toolbar input"), function (b) { b.disabled = true; });
     status("");

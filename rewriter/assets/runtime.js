@@ -2406,6 +2406,51 @@
         if (selector) { highlight(selector); post({ type: 'agent-click-highlight', selector: selector }); }
       } catch (e) { /* keep */ }
     }, true);
+    // ---- links and forms aimed at the window above (target _top or _parent): in the view that is
+    // the agent's whole virtual browser, which the view's frame may not navigate (its sandbox, so
+    // that a frame-busting script cannot take the console away): they load in the frame instead,
+    // as they load in the visitor's window. Left alone when the page handled the event itself.
+    function aimedAbove(target) {
+      var t = StringCtor(target || '').toLowerCase();
+      return t === '_top' || t === '_parent';
+    }
+    function baseTarget() {
+      var base = doc.querySelector('base[target]');
+      return base ? base.getAttribute('target') : '';
+    }
+    function ownTarget(el, attr) { return el.hasAttribute(attr) ? el.getAttribute(attr) : null; }
+    if (framed && consoleOrigin) {
+      addEventListener(win, 'click', function (event) {
+        try {
+          if (event.defaultPrevented || event.button !== 0 || event.ctrlKey || event.metaKey ||
+              event.shiftKey || event.altKey) return;
+          var el = event.target;
+          var link = el && el.closest ? el.closest('a[href], area[href]') : null;
+          if (!link) return;
+          var target = ownTarget(link, 'target');
+          if (!aimedAbove(target === null ? baseTarget() : target)) return;
+          preventDefault(event);
+          win.location.assign(link.href);
+        } catch (e) { /* keep */ }
+      }, false);
+      addEventListener(win, 'submit', function (event) {
+        try {
+          if (event.defaultPrevented) return;
+          var form = event.target, submitter = event.submitter;
+          var holder = submitter && ownTarget(submitter, 'formtarget') !== null ? submitter : form;
+          var attr = holder === form ? 'target' : 'formtarget';
+          var before = ownTarget(holder, attr);
+          if (!aimedAbove(before === null ? baseTarget() : before)) return;
+          holder.setAttribute(attr, '_self'); // (read after the submit event: the form goes here)
+          setTimeout_(function () {
+            try {
+              if (before === null) holder.removeAttribute(attr); else holder.setAttribute(attr, before);
+            } catch (e) { /* keep */ }
+          }, 0);
+        } catch (e) { /* keep */ }
+      }, false);
+    }
+
     // ---- the agent's edits of the page's fields, while the view follows the visitor
     // The view shows the visitor's fields as the visitor fills them: what the agent typed, ticked
     // or chose there would reach nobody (and the visitor's next keystroke would undo it). While

@@ -479,3 +479,25 @@ def test_the_agent_typing_into_a_followed_page_changes_nothing_and_is_told_why(
         name.fill("")
         name.type("mine")
         expect(name).to_have_value("mine")
+
+
+def test_a_frame_busting_page_cannot_take_the_virtual_browser_away(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """``if (top !== self) top.location = self.location``, common against clickjacking, replaced the
+    agent's whole virtual browser with the proxied page (console and tools gone). The view's
+    frame is sandboxed without top navigation: the browser refuses it and the view stays."""
+    with _following(browser, make_stack, "/", "Products") as (_stack, _visitor, vb):
+        refused: list[str] = []
+        vb.on("console", lambda m: refused.append(m.text) if "allow-top-navigation" in m.text else None)
+        # (after a click: without one the browser refuses a frame's top navigation anyway)
+        view_frame(vb).evaluate(
+            """() => { const b = document.createElement('button'); b.id = 'bust';
+                       b.onclick = () => { top.location.href = location.href; };
+                       b.textContent = 'bust'; document.body.prepend(b); }"""
+        )
+        vb.frame_locator("#view").locator("#bust").click()
+        wait_until(lambda: refused or "/vb" not in vb.url, "the frame's top navigation refused or done")
+        assert refused and "/vb" in vb.url
+        expect(vb.locator("#follow")).to_be_visible()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products")

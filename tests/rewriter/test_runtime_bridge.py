@@ -34,6 +34,9 @@ FRAME_PAGE = """<!doctype html><html><head><title>Bridge page</title>
   <div id="target">target</div>
   <select id="pick"><option>first</option><option>second</option></select>
   <input id="r1" type="radio" name="r" checked><input id="r2" type="radio" name="r">
+  <a id="up" href="/elsewhere.html?by=link" target="_top">up</a>
+  <form id="upform" action="/elsewhere.html" target="_parent">
+    <input name="by" value="form"><button id="upsubmit">go</button></form>
 </div>
 <script>
 window.$ = function (id) { return document.getElementById(id); };
@@ -366,4 +369,24 @@ def test_while_following_the_agents_edits_of_fields_do_not_happen_and_the_consol
     assert frame.evaluate("[$('other').value, $('box').checked, $('pick').value]") == ["own", True, "second"]
     roundtrip(page, frame)
     assert len(messages(page, "edit-refused")) == refused
+    assert session.errors == []
+
+
+@pytest.mark.parametrize(("element", "by"), [("#up", "link"), ("#upsubmit", "form")])
+def test_a_link_or_form_aimed_at_the_window_above_loads_in_the_view(
+    session: BrowserSession, fake: FakeProxy, element: str, by: str
+) -> None:
+    """``target=_top``/``_parent`` in the view would replace the agent's whole virtual browser (the
+    real view's sandbox refuses it, and the click did nothing): it loads in the frame, as it loads
+    in the visitor's window."""
+    page, frame = open_console(session, fake)
+    wait_message(page, "ready")
+    console_url = page.url
+    frame.click(element)
+    page.wait_for_function(
+        "(by) => window.got.some((m) => m.data && m.data.type === 'ready'"
+        " && m.data.url.endsWith('by=' + by))",
+        arg=by,
+    )
+    assert page.url == console_url
     assert session.errors == []
