@@ -2539,6 +2539,27 @@
     });
   }
 
+  // document.domain: a page that relaxes it to its site (`document.domain = "shop.example"` on
+  // www.shop.example, legacy code) names a domain the proxy's host does not end with, and the
+  // browser threw, stopping the page's script. A value the upstream host would accept is a
+  // no-op here, as it is in today's browsers (origin-keyed); any other still throws, natively.
+  function installDomain(win, ctx) {
+    var proto = win.Document.prototype;
+    var desc = getOwnPropertyDescriptor(proto, 'domain');
+    if (!desc || !desc.set) return;
+    var nativeSet = desc.set;
+    var host = '';
+    try { host = new NativeURL(ctx.cfg.origin).hostname.toLowerCase(); } catch (e) { return; }
+    var set = function (value) {
+      var v = StringCtor(value).toLowerCase();
+      if (v && (v === host || (host.length > v.length && host.slice(-v.length - 1) === '.' + v &&
+          v.indexOf('.') > 0))) return;
+      return apply(nativeSet, this, [value]);
+    };
+    disguise(set, nativeSet);
+    defineProperty(proto, 'domain', { get: desc.get, set: set, enumerable: desc.enumerable, configurable: desc.configurable });
+  }
+
   function installWindow(win, ctx) {
     if (weakSetHas(installed, win)) return;
     weakSetAdd(installed, win);
@@ -2548,6 +2569,7 @@
     var dom = null;
     guard(function () { dom = installDocument(win, ctx, mapper); });
     guard(function () { installCookies(win, ctx, mapper); });
+    guard(function () { installDomain(win, ctx); });
     var cssPath = null;
     guard(function () { cssPath = makeCssPath(win); });
     if (!ctx.setNavigatedHook) ctx.setNavigatedHook = noop;

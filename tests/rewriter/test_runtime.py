@@ -1550,3 +1550,26 @@ def test_cookie_written_in_a_frame_is_seen_by_its_parent(session: BrowserSession
     page = load(session, fake, page_with("", body="<iframe src='/frame.html'></iframe>"))
     page.wait_for_function("document.cookie.indexOf('fromframe=1') >= 0")
     assert page.evaluate("document.cookie") == "fromframe=1"
+
+
+def test_a_page_relaxing_document_domain_to_its_site_goes_on(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """Legacy ``document.domain = "upstream.example"`` on its pages: the proxy's host does
+    not end with it, and the browser threw, stopping the page's script. A value the upstream host
+    would take is a no-op (as in today's browsers); another still throws as the browser does."""
+    page = load(
+        session,
+        fake,
+        page_with(
+            "document.domain = 'upstream.example'; document.domain = 'UPSTREAM.example';"
+            "window.after = 'ran';"
+            "try { document.domain = 'elsewhere.example'; window.other = 'set'; }"
+            " catch (e) { window.other = e.name; }"
+            "try { document.domain = 'example'; window.tld = 'set'; } catch (e) { window.tld = e.name; }"
+        ),
+    )
+    outcomes = page.evaluate("[window.after, window.other, window.tld]")
+    assert outcomes == ["ran", "SecurityError", "SecurityError"]
+    assert page.evaluate("document.domain") == fake.proxy_host(UPSTREAM).split(":")[0]
+    assert session.errors == []
