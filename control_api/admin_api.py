@@ -192,8 +192,12 @@ async def session_audit(request: Request, call: Call) -> Response:
 
 
 AUDIT_QUERY = (
-    QueryParam("since", {"type": "number", "minimum": 0}, "entries at or after this unix time (seconds)"),
-    QueryParam("until", {"type": "number", "minimum": 0}, "entries at or before this unix time (seconds)"),
+    QueryParam(
+        "since", {"type": "number", "minimum": 0}, "entries whose `time` is at or after this unix time (s)"
+    ),
+    QueryParam(
+        "until", {"type": "number", "minimum": 0}, "entries whose `time` is at or before this unix time (s)"
+    ),
     QueryParam(
         "cursor", {"type": "string", "pattern": CURSOR_RE.pattern}, "next_cursor of the previous page"
     ),

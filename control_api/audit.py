@@ -38,21 +38,47 @@ def _ms(t: float) -> int:
     return max(0, int(t * 1000))
 
 
+# An entry's ``time`` is the clock of the API process that wrote it, its stream id the Redis
+# server's: ``since``/``until`` bound ``time`` (inclusive), and the ids are read this much wider.
+CLOCK_SKEW_MS = 5_000
+MAX_BATCHES = 20  # read for one page at most (then the page ends there, with a cursor)
+
+
+def _entry(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": entry_id}
+    for name in FIELDS:
+        item[name] = fields.get(name, "")
+    item["time"] = float(item["time"] or 0)
+    item["reason"] = item["reason"] or None
+    return item
+
+
 async def query(store: Store, stream_key: str, q: AuditQuery) -> dict[str, Any]:
-    start = f"({q.cursor}" if q.cursor else (str(_ms(q.since)) if q.since is not None else "-")
-    end = str(_ms(q.until)) if q.until is not None else "+"
-    with translate_errors():
-        rows = await store.redis.xrange(stream_key, min=start, max=end, count=q.limit + 1)
-    entries = []
-    for entry_id, fields in rows[: q.limit]:
-        item: dict[str, Any] = {"id": entry_id}
-        for name in FIELDS:
-            item[name] = fields.get(name, "")
-        item["time"] = float(item["time"] or 0)
-        item["reason"] = item["reason"] or None
-        entries.append(item)
-    next_cursor = rows[q.limit - 1][0] if len(rows) > q.limit else None
-    return {"entries": entries, "next_cursor": next_cursor}
+    """One page of entries in id order: at most ``q.limit``, whose ``time`` is within
+    ``since``/``until``; ``next_cursor`` is the id to read on from, or None when nothing is left."""
+    if q.cursor:
+        start = f"({q.cursor}"
+    else:
+        start = str(max(0, _ms(q.since) - CLOCK_SKEW_MS)) if q.since is not None else "-"
+    end = str(_ms(q.until) + CLOCK_SKEW_MS) if q.until is not None else "+"
+    entries: list[dict[str, Any]] = []
+    for _ in range(MAX_BATCHES):
+        with translate_errors():
+            rows = await store.redis.xrange(stream_key, min=start, max=end, count=q.limit + 1)
+        for entry_id, fields in rows:
+            item = _entry(entry_id, fields)
+            if (q.since is not None and item["time"] < q.since) or (
+                q.until is not None and item["time"] > q.until
+            ):
+                continue
+            if len(entries) == q.limit:  # one more there is: the page ends at the last one
+                return {"entries": entries, "next_cursor": entries[-1]["id"]}
+            entries.append(item)
+        if len(rows) <= q.limit:
+            return {"entries": entries, "next_cursor": None}
+        start = f"({rows[-1][0]}"
+    # a long run of entries outside the bounds (their clocks): the page ends where reading stopped
+    return {"entries": entries, "next_cursor": start[1:]}
 
 
 def account_stream(store: Store, aid: str) -> str:
