@@ -4,7 +4,8 @@ Order for HTML: BOM > Content-Type charset > ``<meta charset>`` in the first 102
 (UTF-8 if it decodes, else windows-1252). For CSS: BOM > Content-Type charset > ``@charset`` >
 UTF-8. Only the encodings of the WHATWG Encoding standard are accepted: a label that Python knows
 but browsers do not (``base64``, ``rot13``, ``utf-7``, ...) is ignored like an unknown one.
-Rewritten documents are always written in UTF-8.
+Rewritten documents are written in UTF-8; the proxy sends a page in the legacy encoding it came
+in (``in_page_encoding``).
 """
 
 from __future__ import annotations
@@ -246,20 +247,61 @@ class Transcoded:
     source: str  # bom, header, meta, sniffed
 
 
+def html_codec(body: bytes, content_type: str | None = None) -> tuple[str, str]:
+    """(codec, source) of an HTML document, picked the way a browser picks it; never raises."""
+    bom = bom_codec(body)
+    if bom is not None:
+        return bom[0], "bom"
+    codec = codec_for_label(charset_param(content_type))
+    if codec is not None:
+        return codec, "header"
+    codec = _meta_charset(body)
+    if codec is not None:
+        return codec, "meta"
+    return ("utf-8" if _valid_utf8(body) else "cp1252"), "sniffed"
+
+
 def html_to_utf8(body: bytes, content_type: str | None = None) -> Transcoded:
     """An HTML document in UTF-8, its encoding picked the way a browser picks it; never raises."""
     bom = bom_codec(body)
     if bom is not None:
         return Transcoded(_to_utf8(body[bom[1] :], bom[0]), bom[0], "bom")
-    codec = codec_for_label(charset_param(content_type))
-    if codec is not None:
-        return Transcoded(_to_utf8(body, codec), codec, "header")
-    codec = _meta_charset(body)
-    if codec is not None:
-        return Transcoded(_to_utf8(body, codec), codec, "meta")
-    if _valid_utf8(body):
-        return Transcoded(body, "utf-8", "sniffed")
-    return Transcoded(_to_utf8(body, "cp1252"), "cp1252", "sniffed")
+    codec, source = html_codec(body, content_type)
+    if source == "sniffed" and codec == "utf-8":
+        return Transcoded(body, codec, source)  # (valid: html_codec read it all)
+    return Transcoded(_to_utf8(body, codec), codec, source)
+
+
+# The WHATWG name of each legacy codec a page may come in (what the browser's Content-Type and
+# <meta charset> say back): a rewritten page goes out in the encoding it came in, so that the
+# browser encodes what is sent from it (form fields, query strings of links) as the site expects,
+# and decodes the page's scripts and style sheets that state no charset as the site's (they fall
+# back to the document's encoding). UTF-16 pages go out in UTF-8 (forms from them are sent in
+# UTF-8 anyway).
+LEGACY_LABELS = {
+    "cp866": "ibm866", "iso8859-2": "iso-8859-2", "iso8859-3": "iso-8859-3", "iso8859-4": "iso-8859-4",
+    "iso8859-5": "iso-8859-5", "iso8859-6": "iso-8859-6", "iso8859-7": "iso-8859-7",
+    "iso8859-8": "iso-8859-8", "iso8859-10": "iso-8859-10", "iso8859-13": "iso-8859-13",
+    "iso8859-14": "iso-8859-14", "iso8859-15": "iso-8859-15", "iso8859-16": "iso-8859-16",
+    "koi8-r": "koi8-r", "koi8-u": "koi8-u", "mac-roman": "macintosh", "mac-cyrillic": "x-mac-cyrillic",
+    "cp874": "windows-874", "cp1250": "windows-1250", "cp1251": "windows-1251", "cp1252": "windows-1252",
+    "cp1253": "windows-1253", "cp1254": "windows-1254", "cp1255": "windows-1255", "cp1256": "windows-1256",
+    "cp1257": "windows-1257", "cp1258": "windows-1258", "gb18030": "gb18030", "big5hkscs": "big5",
+    "euc_jp": "euc-jp", "iso2022_jp": "iso-2022-jp", "cp932": "shift_jis", "cp949": "euc-kr",
+}  # fmt: skip
+
+
+def in_page_encoding(out: bytes, codec: str) -> tuple[bytes, str]:
+    """A rewritten page (UTF-8, starting with the rewriter's ``<meta charset="utf-8">``) in the
+    legacy encoding ``codec`` it came in, and that encoding's name; (``out``, "utf-8") for UTF-8
+    and UTF-16 pages. What the encoding cannot hold (the rewriter adds ASCII only; a U+FFFD for
+    bytes that were not valid) becomes a numeric character reference."""
+    label = LEGACY_LABELS.get(codec)
+    if label is None:
+        return out, OUTPUT_CHARSET
+    meta = f'<meta charset="{OUTPUT_CHARSET}">'.encode()
+    text = out.replace(meta, f'<meta charset="{label}">'.encode(), 1).decode(OUTPUT_CHARSET, errors="replace")
+    return text.encode(codec, errors="xmlcharrefreplace"), label
 
 
 def _css_charset_rule(body: bytes) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rewriter.charset import OUTPUT_CHARSET, bom_codec, mime_type
+from rewriter.charset import OUTPUT_CHARSET, bom_codec, html_codec, in_page_encoding, mime_type
 from rewriter.css import rewrite_css
 from rewriter.html import rewrite_html
 from rewriter.urls import UrlMapper
@@ -123,6 +123,9 @@ def rewrite_body(
             document=document,
         )
         mime = mime if MIME_KINDS.get(mime) == kind else "text/html" if kind == "html" else SVG_TYPE
+        if mime == "text/html":  # (XML documents declare their encoding themselves: UTF-8)
+            out, charset = in_page_encoding(out, html_codec(body, content_type)[0])
+            return Rewritten(out, f"{mime}; charset={charset}", kind)
     else:
         out = rewrite_css(body, url=url, mapper=mapper, content_type=content_type)
         mime = "text/css"

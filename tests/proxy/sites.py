@@ -110,6 +110,21 @@ async def echo_headers(request: Request) -> Response:
     return JSONResponse({k: v for k, v in request.headers.items()})
 
 
+async def shift_jis_page(request: Request) -> Response:
+    """A page in Shift_JIS (its header says so) with a GET form of Japanese text."""
+    page = (
+        "<!doctype html><html><head><title>日本</title></head><body><p id=t>日本語</p>"
+        '<form id=f action="/raw-query"><input name=q value="日本"><button id=go>go</button></form>'
+        "</body></html>"
+    )
+    return Response(page.encode("cp932"), media_type="text/html; charset=Shift_JIS")
+
+
+async def raw_query(request: Request) -> Response:
+    """The query string as it reached the site, percent-escapes and all."""
+    return Response(request.url.query, media_type="text/plain")
+
+
 def shop_app(site: Site, cdn: Site) -> Starlette:
     sessions: dict[str, str] = {}
 
@@ -581,6 +596,8 @@ onconnect = async (event) => {{
         Route("/message-child", message_child),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
+        Route("/shift-jis", shift_jis_page),
+        Route("/raw-query", raw_query),
         Route("/echo-body", echo_body, methods=["POST", "PUT"]),
         Route("/many-cookies", many_cookies),
         Route("/broken.svg", broken_svg),

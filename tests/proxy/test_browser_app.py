@@ -380,6 +380,23 @@ def test_many_small_cookies_one_session_plants_evict_no_credential(
         context.close()
 
 
+def test_a_form_of_a_shift_jis_page_reaches_the_site_in_shift_jis(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """The proxy sent every page in UTF-8: the browser then encoded a legacy page's form (and
+    links' queries) in UTF-8, where the site reads its own encoding."""
+    s = harness.open_session((sites.shop.origin,))
+    context, page, seen = _open(browser, harness, s, sites.shop.origin + "/shift-jis")
+    try:
+        assert _text(page, "t") == "日本語"
+        assert page.evaluate("document.characterSet") == "Shift_JIS"
+        page.click("#go")
+        expect(page.locator("body")).to_have_text("q=%93%FA%96%7B")
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 def test_pages_reach_the_browser_compressed(browser: Any, harness: Harness, sites: Sites) -> None:
     """A rewritten page goes to the agent's browser in a coding it accepts (Chromium offers zstd
     and br on localhost names), and the runtime in it runs."""

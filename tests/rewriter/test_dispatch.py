@@ -126,3 +126,48 @@ def test_extract_content_type_as_fetch_does(values: list[str], expected: str | N
 )
 def test_an_untyped_body_sniffs_as_text_without_binary_data_bytes(prefix: bytes, text: bool) -> None:
     assert sniffs_as_text(prefix) is text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "codec", "label"),
+    [
+        ('<p title="日本">日本語 <a href="https://a.example/x?q=日本">x</a></p>'.encode("cp932"),
+         "text/html; charset=Shift_JIS", "cp932", "shift_jis"),
+        ('<meta charset="windows-1252"><p>café <a href="https://a.example/é">x</a></p>'.encode("cp1252"),
+         "text/html", "cp1252", "windows-1252"),
+        ('<p>Привет <a href="https://a.example/">x</a></p>'.encode("koi8_r"),
+         "text/html; charset=koi8-r", "koi8_r", "koi8-r"),
+        # not UTF-8 and nothing says: read as windows-1252, as browsers do
+        ("<p>café é <a href='https://a.example/'>x</a></p>".encode("cp1252"), "text/html", "cp1252",
+         "windows-1252"),
+    ],
+)
+def test_a_page_goes_out_in_the_legacy_encoding_it_came_in(
+    mapper: UrlMapper, body: bytes, content_type: str | None, codec: str, label: str
+) -> None:
+    """In UTF-8, a Shift_JIS page's form sent 日本 as %E6%97%A5%E6%9C%AC where the site reads
+    %93%FA%96%7B, and its scripts and style sheets without a charset were read as UTF-8."""
+    out = rewrite_body(body, url="https://a.example/", mapper=mapper, content_type=content_type,
+                       inject='<script src="/__cobrowse/runtime.js" data-c="☃"></script>')
+    assert out.content_type == f"text/html; charset={label}"
+    text = out.body.decode(codec)  # strict: every byte is the page's encoding
+    assert body.decode(codec).split("<a")[0].split(">")[-1] in text  # the text as it was
+    assert f'<meta charset="{label}">' in text and "utf-8" not in text
+    assert "https://a.example" not in text
+    assert "&#9731;" in text  # what the encoding cannot hold: a character reference
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("<p>日本語</p>".encode("utf-16"), "text/html"),  # BOM: UTF-16 pages go out in UTF-8
+        ("<p>日本語</p>".encode(), "text/html; charset=utf-8"),
+        ("<p>日本語</p>".encode(), None),  # sniffed
+        ('<?xml version="1.0" encoding="Shift_JIS"?><html xmlns="http://www.w3.org/1999/xhtml"><body>'
+         "<p>日本語</p></body></html>".encode("cp932"), "application/xhtml+xml; charset=Shift_JIS"),
+    ],
+)
+def test_utf_and_xml_pages_go_out_in_utf_8(mapper: UrlMapper, body: bytes, content_type: str | None) -> None:
+    out = rewrite_body(body, url="https://a.example/", mapper=mapper, content_type=content_type)
+    assert out.content_type is not None and out.content_type.endswith("; charset=utf-8")
+    assert "日本語" in out.body.decode("utf-8")
