@@ -351,7 +351,9 @@ async def on_response(
             if sent is None:
                 response.headers.pop("content-type", None)
             else:
-                response.headers["content-type"] = f"{mime_type(sent)}; charset=utf-8"
+                # (none when the sheet is read in its document's encoding: rewrite_body said so)
+                charset = "; charset=utf-8" if "charset=" in (out.content_type or "") else ""
+                response.headers["content-type"] = f"{mime_type(sent)}{charset}"
         elif out.content_type:
             response.headers["content-type"] = out.content_type
     response.headers["content-length"] = str(len(response.raw_content or b""))

@@ -312,6 +312,17 @@ def _css_charset_rule(body: bytes) -> str | None:
     return None if end == -1 else body[len(prefix) : end].decode("ascii", errors="replace")
 
 
+def css_in_document_encoding(body: bytes, content_type: str | None = None) -> bool:
+    """Whether a style sheet says nothing of its encoding (no BOM, no charset, no ``@charset``)
+    and is not UTF-8: the browser reads it in the encoding of the document that linked it, which
+    the proxy does not know (a Shift_JIS page's ``font-family: "ＭＳ Ｐゴシック"``)."""
+    if bom_codec(body) is not None:
+        return False
+    if codec_for_label(charset_param(content_type)) or codec_for_label(_css_charset_rule(body)):
+        return False
+    return not _valid_utf8(body)
+
+
 def decode_css(body: bytes, content_type: str | None = None, fallback: str | None = None) -> Decoded:
     """Decode a style sheet: BOM > Content-Type charset > ``@charset`` > fallback > UTF-8."""
     bom = bom_codec(body)

@@ -157,8 +157,17 @@ def rewrite_css(
     mapper: UrlMapper,
     content_type: str | None = None,
     fallback_charset: str | None = None,
+    keep_bytes: bool = False,
 ) -> bytes:
-    """Rewrite a style sheet fetched from ``url``; the result is UTF-8 (``@charset`` updated)."""
+    """Rewrite a style sheet fetched from ``url``; the result is UTF-8 (``@charset`` updated).
+
+    ``keep_bytes``: a sheet in an encoding the proxy does not know (``css_in_document_encoding``)
+    is read byte for byte (every web encoding but UTF-16 keeps ASCII, which is all the syntax and
+    the URLs it maps are) and its bytes go back as they came, but for the URLs mapped: the browser
+    then reads it in its document's encoding, as on the site."""
+    if keep_bytes:
+        text = rewrite_css_text(body.decode("latin-1"), mapper=mapper, base=url)
+        return text.encode("latin-1", errors="replace")
     decoded = decode_css(body, content_type, fallback_charset)
     text = rewrite_css_text(decoded.text, mapper=mapper, base=url)
     return _declare_utf8(text).encode(OUTPUT_CHARSET, errors="replace")

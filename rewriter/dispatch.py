@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rewriter.charset import OUTPUT_CHARSET, bom_codec, html_codec, in_page_encoding, mime_type
+from rewriter.charset import (
+    OUTPUT_CHARSET,
+    bom_codec,
+    css_in_document_encoding,
+    html_codec,
+    in_page_encoding,
+    mime_type,
+)
 from rewriter.css import rewrite_css
 from rewriter.html import rewrite_html
 from rewriter.urls import UrlMapper
@@ -127,6 +134,9 @@ def rewrite_body(
             out, charset = in_page_encoding(out, html_codec(body, content_type)[0])
             return Rewritten(out, f"{mime}; charset={charset}", kind)
     else:
-        out = rewrite_css(body, url=url, mapper=mapper, content_type=content_type)
+        unknown = css_in_document_encoding(body, content_type)
+        out = rewrite_css(body, url=url, mapper=mapper, content_type=content_type, keep_bytes=unknown)
         mime = "text/css"
+        if unknown:  # no charset: the browser reads it in its document's encoding
+            return Rewritten(out, mime, kind)
     return Rewritten(out, f"{mime}; charset={OUTPUT_CHARSET}", kind)

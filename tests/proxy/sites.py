@@ -113,11 +113,19 @@ async def echo_headers(request: Request) -> Response:
 async def shift_jis_page(request: Request) -> Response:
     """A page in Shift_JIS (its header says so) with a GET form of Japanese text."""
     page = (
-        "<!doctype html><html><head><title>日本</title></head><body><p id=t>日本語</p>"
+        '<!doctype html><html><head><title>日本</title><link rel=stylesheet href="/shift-jis.css"></head>'
+        "<body><p id=t>日本語</p>"
         '<form id=f action="/raw-query"><input name=q value="日本"><button id=go>go</button></form>'
         "</body></html>"
     )
     return Response(page.encode("cp932"), media_type="text/html; charset=Shift_JIS")
+
+
+async def shift_jis_sheet(request: Request) -> Response:
+    """A style sheet in Shift_JIS that says nothing of it: read in its page's encoding. (表 is
+    0x95 0x5C: its second byte a backslash.)"""
+    sheet = '#t::after { content: "表示"; } #t { background: url(/nothing.png) }'
+    return Response(sheet.encode("cp932"), headers={"content-type": "text/css"})  # (no charset)
 
 
 async def raw_query(request: Request) -> Response:
@@ -597,6 +605,7 @@ onconnect = async (event) => {{
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/shift-jis", shift_jis_page),
+        Route("/shift-jis.css", shift_jis_sheet),
         Route("/raw-query", raw_query),
         Route("/echo-body", echo_body, methods=["POST", "PUT"]),
         Route("/many-cookies", many_cookies),

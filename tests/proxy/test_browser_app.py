@@ -384,12 +384,17 @@ def test_a_form_of_a_shift_jis_page_reaches_the_site_in_shift_jis(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:
     """The proxy sent every page in UTF-8: the browser then encoded a legacy page's form (and
-    links' queries) in UTF-8, where the site reads its own encoding."""
+    links' queries) in UTF-8, where the site reads its own encoding; and it sent the page's style
+    sheet in UTF-8 as read from Shift_JIS bytes."""
     s = harness.open_session((sites.shop.origin,))
     context, page, seen = _open(browser, harness, s, sites.shop.origin + "/shift-jis")
     try:
         assert _text(page, "t") == "日本語"
         assert page.evaluate("document.characterSet") == "Shift_JIS"
+        # its style sheet, which says nothing of its encoding, read in the page's, as on the site
+        after = "getComputedStyle(document.getElementById('t'), '::after').content"
+        expect(page.locator("#t")).to_have_css("background-image", re.compile(r"nothing\.png"))
+        assert page.evaluate(after) == '"表示"'
         page.click("#go")
         expect(page.locator("body")).to_have_text("q=%93%FA%96%7B")
         assert escaped(seen, s.sid, DOMAIN, harness.port) == []

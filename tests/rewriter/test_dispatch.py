@@ -171,3 +171,18 @@ def test_utf_and_xml_pages_go_out_in_utf_8(mapper: UrlMapper, body: bytes, conte
     out = rewrite_body(body, url="https://a.example/", mapper=mapper, content_type=content_type)
     assert out.content_type is not None and out.content_type.endswith("; charset=utf-8")
     assert "日本語" in out.body.decode("utf-8")
+
+
+def test_a_style_sheet_that_says_no_encoding_and_is_not_utf_8_keeps_its_bytes(mapper: UrlMapper) -> None:
+    """The browser reads it in its page's encoding, which the proxy does not know: the bytes go as
+    they came (表's second byte is a backslash), but for the URLs mapped, and with no charset."""
+    sheet = 'a::after { content: "表示" } a { background: url(https://a.example/x.png) }'.encode("cp932")
+    out = rewrite_body(sheet, url="https://a.example/s.css", mapper=mapper, content_type="text/css")
+    assert out.content_type == "text/css"
+    assert out.body.startswith('a::after { content: "表示" }'.encode("cp932"))
+    assert b"https://a.example" not in out.body and b".png)" in out.body
+    # said, or UTF-8: read so, and sent in UTF-8
+    said = ((sheet, "text/css; charset=shift_jis"), ("a{content:'表'}".encode(), "text/css"))
+    for body, content_type in said:
+        out = rewrite_body(body, url="https://a.example/s.css", mapper=mapper, content_type=content_type)
+        assert out.content_type == "text/css; charset=utf-8" and "表" in out.body.decode("utf-8")
