@@ -140,6 +140,18 @@ async def list_agents(request: Request, call: Call) -> Response:
     return json_response({"agents": [a.public() for a in await agents.list_for(call.api.store, account.id)]})
 
 
+async def list_live_sessions(request: Request, call: Call) -> Response:
+    """The account's live sessions (waiting for the visitor's answer, or active), oldest first:
+    what an administrator looks at before ending one. Ended ones are in the audit trail."""
+    account = await accounts.get(call.api.store, request.path_params["aid"])
+    records = [await sessions.get_record(call.api.store, sid) for sid in await sessions.live_of_account(
+        call.api.store, account.id
+    )]
+    live = [sessions.public(r) for r in records if r is not None and r["state"] in sessions.LIVE]
+    live.sort(key=lambda s: (s["created_at"] or 0, s["id"]))
+    return json_response({"sessions": live})
+
+
 async def revoke_agent(request: Request, call: Call) -> Response:
     account = await accounts.get(call.api.store, request.path_params["aid"])
     agent = await agents.revoke(call.api.store, account.id, request.path_params["agent_id"])
@@ -310,6 +322,16 @@ ENDPOINTS = (
         "List agents",
         ADMIN,
         response="AgentList",
+        errors=(*E, 404),
+        tags=("admin",),
+    ),
+    Endpoint(
+        "GET",
+        "/accounts/{aid}/sessions",
+        list_live_sessions,
+        "The account's live sessions (pending or active), oldest first (POST /sessions/{sid}/end ends one)",
+        ADMIN,
+        response="SessionList",
         errors=(*E, 404),
         tags=("admin",),
     ),

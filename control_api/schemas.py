@@ -116,6 +116,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "idle_timeout_s": NUM_OR_NULL,
         }
     ),
+    "SessionList": obj({"sessions": {"type": "array", "items": ref("Session")}}),
     "SessionCreate": obj(
         {
             "visitor_id": {"type": "string", "minLength": 1, "maxLength": 64},

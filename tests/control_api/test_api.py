@@ -273,6 +273,36 @@ def test_a_visitor_whose_site_the_policy_no_longer_allows_cannot_be_co_browsed(w
         assert world.client.post("/api/v1/sessions", json=create, headers=agent["headers"]).status_code == 201
 
 
+def test_an_administrator_lists_the_live_sessions_of_an_account_and_ends_one(world: World) -> None:
+    """To end a session an administrator needs its id: they had to dig it out of the audit trail."""
+    account = world.account(consent="request")
+    other = world.account()
+    agent = world.agent(account)
+    visitors = [world.visitor(account) for _ in range(2)]
+    url = f"/api/v1/accounts/{account['id']}/sessions"
+    with _connect_visitor(world, visitors[0]) as ws0, _connect_visitor(world, visitors[1]) as ws1:
+        ws0.receive_json()
+        ws1.receive_json()
+        first = world.session(agent, visitors[0])
+        second = world.session(agent, visitors[1])
+        r = world.client.get(url, headers=world.admin)
+        assert r.status_code == 200
+        listed = r.json()["sessions"]
+        assert [(s["id"], s["state"], s["visitor_id"]) for s in listed] == [
+            (first["id"], "pending", visitors[0]["visitor_id"]),
+            (second["id"], "pending", visitors[1]["visitor_id"]),
+        ]
+        assert world.client.get(f"/api/v1/accounts/{other['id']}/sessions", headers=world.admin).json() == {
+            "sessions": []
+        }
+        r = world.client.post(f"/api/v1/sessions/{first['id']}/end", headers=world.admin)
+        assert r.status_code == 200, r.text
+        left = world.client.get(url, headers=world.admin).json()["sessions"]
+        assert [s["id"] for s in left] == [second["id"]]
+    assert world.client.get(url, headers=agent["headers"]).status_code == 403  # administrators only
+    assert world.client.get("/api/v1/accounts/acc_nope/sessions", headers=world.admin).status_code == 404
+
+
 def test_availability_reasons_and_session_lifecycle(world: World) -> None:
     account = world.account(min_bandwidth_kbps=500)
     agent = world.agent(account)

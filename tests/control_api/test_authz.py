@@ -82,6 +82,7 @@ ROUTES: list[tuple[str, str, Any, str, int, dict[str, int]]] = [
     ("GET", f"/api/v1/accounts/{A}/agents", None, "admin", 200, NOT_ADMIN),
     ("DELETE", f"/api/v1/accounts/{A}/agents/{{agent_id}}", None, "admin", 204, NOT_ADMIN),
     ("POST", f"/api/v1/accounts/{A}/site-key/rotate", None, "admin", 200, NOT_ADMIN),
+    ("GET", f"/api/v1/accounts/{A}/sessions", None, "admin", 200, NOT_ADMIN),
     ("GET", f"/api/v1/accounts/{A}/audit", None, "admin", 200, NOT_ADMIN),
     ("GET", f"/api/v1/sessions/{S}/audit", None, "admin", 200, NOT_ADMIN),
     ("GET", "/api/v1/me", None, "agent", 200, NOT_AGENT),
