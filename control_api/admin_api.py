@@ -53,6 +53,9 @@ async def _end_all(call: Call, sids: list[str], reason: str) -> None:
 async def patch_account(request: Request, call: Call) -> Response:
     data = await json_body(request)
     no_unknown(data, ("name", "cobrowse_enabled"))
+    for key in ("name", "cobrowse_enabled"):  # (null changed nothing and said 200)
+        if key in data and data[key] is None:
+            raise invalid(key, "must not be null: leave it out to keep it")
     name = display_text(data, "name", required=False)
     enabled = boolean(data, "cobrowse_enabled")
     aid = request.path_params["aid"]

@@ -144,6 +144,16 @@ def test_names_people_read_refuse_control_and_bidi_formatting_characters(world: 
     assert r.status_code == 201, r.text
 
 
+def test_a_null_in_an_account_patch_is_refused_not_ignored(world: World) -> None:
+    """``{"name": null}`` answered 200 and changed nothing: the administrator could not tell."""
+    account = world.account()
+    url = f"/api/v1/accounts/{account['id']}"
+    for field in ("name", "cobrowse_enabled"):
+        r = world.client.patch(url, json={field: None}, headers=world.admin)
+        assert (r.status_code, r.json()["field"]) == (422, field), r.text
+    assert world.client.patch(url, json={"name": "Renamed"}, headers=world.admin).json()["name"] == "Renamed"
+
+
 def test_policy_get_put_patch(world: World) -> None:
     account = world.account(consent="none")
     url = f"/api/v1/accounts/{account['id']}/policy"
