@@ -132,10 +132,10 @@ async def end_session(request: Request, call: Call) -> Response:
 
 
 async def bandwidth(request: Request, call: Call) -> Response:
-    size = query_int(request, "bytes", 256 * 1024, 1, MAX_BANDWIDTH_BYTES)
     assert call.principal is not None
     account = await accounts.find(call.api.store, call.principal.account_id or "")
-    allow_cors(request, account.allowed_origins if account else [])
+    allow_cors(request, account.allowed_origins if account else [])  # (its error too: the banner reads it)
+    size = query_int(request, "bytes", 256 * 1024, 1, MAX_BANDWIDTH_BYTES)
     body = (_ZEROS * (size // len(_ZEROS) + 1))[:size]
     return Response(body, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
