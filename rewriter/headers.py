@@ -201,13 +201,22 @@ def _one_origin(text: str, mapper: UrlMapper) -> str:
     return mapper.proxy_origin(origin) if origin.serialize() == text else text
 
 
+# A redirect (Location, Refresh) to a script or a document made of its URL: browsers do not follow
+# one, and the proxy does not send it on (``None``: the header is dropped).
+_SCRIPT_SCHEMES = re.compile(r"[\x00-\x20]*(?:javascript|vbscript|data)[\t\n\r]*:", re.IGNORECASE)
+
+
 def _map_response_value(action: Action, value: str, mapper: UrlMapper, url: str) -> str | None:
     if action is Action.MAP_URL:
+        if _SCRIPT_SCHEMES.match(value):
+            return None
         return map_url(mapper, value, url)
     if action is Action.MAP_REFRESH:
         span = refresh_url_span(value)
         if span is None:
             return value
+        if _SCRIPT_SCHEMES.match(value[span[0] : span[1]]):
+            return None
         return value[: span[0]] + map_url(mapper, value[span[0] : span[1]], url) + value[span[1] :]
     if action is Action.MAP_LINK:
         return map_link_header(value, mapper, url)

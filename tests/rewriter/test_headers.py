@@ -82,6 +82,13 @@ RESPONSE = [
     ("Content-Type", "text/html; charset=utf-8", "text/html; charset=utf-8"),
     ("Cache-Control", "no-store", "no-store"),
     ("X-Custom", "https://shop.example/x", "https://shop.example/x"),
+    # a redirect to a script or a data: document: no browser follows it, none is sent on
+    ("Location", "javascript:alert(1)", None),
+    ("Location", " JavaScript\t:alert(1)", None),
+    ("Location", "data:text/html,<script>x</script>", None),
+    ("Refresh", "0; url=javascript:alert(1)", None),
+    ("Refresh", "0;URL='vbscript:x'", None),
+    ("Location", "/javascript:x", "/javascript:x"),  # a path
 ]
 
 
