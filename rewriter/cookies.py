@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rewriter.public_suffixes import PUBLIC_SUFFIXES
+
 SAME_SITE_VALUES = frozenset({"strict", "lax", "none"})
 SECURE_SCHEMES = frozenset({"https", "wss"})
 MAX_NAME_VALUE = 4096  # RFC 6265bis: a longer name+value is ignored
@@ -119,6 +121,18 @@ class _Policy(_FixedClock, http.cookiejar.DefaultCookiePolicy):
         self._fixed_now = int(now)
         # strict_domain refuses country-code second-level domains such as Domain=.co.uk
         super().__init__(rfc2965=False, strict_domain=True)
+
+    def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        """And, as browsers: no ``Domain`` that is a public suffix (``Domain=github.io`` from
+        ``alice.github.io`` would reach ``bob.github.io``, another site), but the host's own."""
+        if not super().set_ok_domain(cookie, request):
+            return False
+        if not cookie.domain_specified:
+            return True
+        domain = cookie.domain.lstrip(".").lower()
+        if domain.replace(".", "").isdigit() or ":" in domain:
+            return True  # an address: http.cookiejar wants it equal to the host
+        return not PUBLIC_SUFFIXES.is_public(domain) or domain == _host(request.get_full_url())
 
 
 class _Jar(_FixedClock, http.cookiejar.CookieJar):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rewriter.exceptions import RewriteError
+from rewriter.public_suffixes import PUBLIC_SUFFIXES
 from rewriter.url_values import map_url, refresh_url_span, replace_spans, srcset_url_spans
 from rewriter.urls import DEFAULT_PORTS, Origin, ProxyConfig, UrlMapper
 
@@ -303,23 +304,14 @@ def _to_upstream_origin(value: str, mapper: UrlMapper) -> str:
         return "null"
 
 
-# second-level labels under which a country code's names are registered (``example.co.uk``):
-# without a public suffix list, what http.cookiejar also takes for one
-_CC_SECOND_LEVELS = frozenset(
-    {"co", "ac", "com", "edu", "org", "net", "gov", "mil", "int", "ne", "or", "go", "gv"}
-)
-
-
+@functools.lru_cache(maxsize=4096)
 def site_of_host(host: str) -> str:
-    """The registrable part of a host, without a public suffix list: the last two labels, or
-    three under a country code's common second level (``shop.example.co.uk``: ``example.co.uk``);
-    an address is its own site."""
+    """The registrable part of a host (its public suffix and one label before it, by the Public
+    Suffix List, as browsers take it: ``alice.github.io`` is a site of its own); an address, or a
+    public suffix itself, is its own site."""
     if ":" in host or host.replace(".", "").isdigit():
         return host
-    labels = host.split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _CC_SECOND_LEVELS:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    return PUBLIC_SUFFIXES.privatesuffix(host.lower()) or host
 
 
 def schemeful_site(origin: Origin) -> tuple[str, str]:

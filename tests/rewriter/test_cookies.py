@@ -20,6 +20,7 @@ from rewriter.cookies import (
     record_from_seed,
     script_view,
 )
+from rewriter.headers import site_of_host
 
 NOW = 1_800_000_000.0
 URL = "https://www.shop.example/account/orders"
@@ -69,6 +70,10 @@ def test_parse(header: str, fields: dict[str, object]) -> None:
         ("sid=abc; Domain=evil.example", URL),  # another site
         ("sid=abc; Domain=example", URL),  # a top-level domain
         ("sid=abc; Domain=.co.uk", "https://shop.co.uk/"),  # a public suffix
+        # public suffixes of the Public Suffix List's private part: each name under them is a site
+        ("sid=abc; Domain=github.io", "https://alice.github.io/"),
+        ("sid=abc; Domain=herokuapp.com", "https://app.herokuapp.com/"),
+        ("sid=abc; Domain=s3.amazonaws.com", "https://bucket.s3.amazonaws.com/"),
         ("sid=abc; Secure", "http://www.shop.example/"),  # Secure from an insecure origin
         ("__Secure-id=1", URL),  # prefix without Secure
         ("__Host-id=1; Secure; Path=/; Domain=shop.example", URL),  # __Host- with Domain
@@ -286,3 +291,32 @@ def test_an_ip_host_keeps_a_cookie_of_its_own_address(url: str) -> None:
     assert record.domain == host
     assert cookie_header([record], url, now=NOW) == "b=2"
     assert cookie_header([_domain_record(host)], url, now=NOW) == "a=1"
+
+
+@pytest.mark.parametrize(
+    ("header", "url"),
+    [
+        ("sid=abc; Domain=alice.github.io", "https://www.alice.github.io/"),
+        ("sid=abc; Domain=example.co.uk", "https://shop.example.co.uk/"),
+        ("sid=abc; Domain=shop.example", "https://www.shop.example/"),
+    ],
+)
+def test_a_domain_under_a_public_suffix_is_taken(header: str, url: str) -> None:
+    assert [r.name for r in jar(header, url=url)] == ["sid"]
+
+
+@pytest.mark.parametrize(
+    ("host", "site"),
+    [
+        ("alice.github.io", "alice.github.io"),
+        ("www.alice.github.io", "alice.github.io"),
+        ("shop.example.co.uk", "example.co.uk"),
+        ("a.b.example", "b.example"),
+        ("x.cobrowse.localhost", "cobrowse.localhost"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+    ],
+)
+def test_a_site_is_a_public_suffix_and_one_label(host: str, site: str) -> None:
+    """SameSite is decided by site: ``alice.github.io`` and ``bob.github.io`` are two."""
+    assert site_of_host(host) == site
