@@ -1012,3 +1012,20 @@ def test_a_view_opened_without_a_session_says_so_with_its_tools_off(browser: Any
             expect(page.locator(tool)).to_be_disabled()
     finally:
         context.close()
+
+
+def test_nothing_of_the_console_is_cut_off_at_320_px(browser: Any, stack: Stack) -> None:
+    """A phone, or 400 % zoom (WCAG 1.4.10): the page was 412 px wide at 320, the Co-browse button
+    cut off and "Sign out" off the window (a row of two columns, a header that did not wrap)."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        agent.page.set_viewport_size({"width": 320, "height": 640})
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        assert agent.page.evaluate("document.documentElement.scrollWidth") <= 320
+        for control in (agent.button(), agent.page.locator("#signout"), agent.row().locator(".reason")):
+            box = control.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320, box
+    finally:
+        agent.context.close()
+        visitor.context.close()
