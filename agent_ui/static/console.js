@@ -215,18 +215,26 @@
       if (!seen[li.getAttribute("data-visitor-id")]) li.remove();
     });
   }
+  var rowCount = 0; // names each row's reason element (a visitor id may hold any character)
   function buildRow(id) {
     var li = document.createElement("li");
+    var reasonId = "reason-" + (++rowCount);
     li.className = "visitor";
     li.setAttribute("data-visitor-id", id);
     li.innerHTML =
       '<div class="info"><div class="title"></div><div class="url"></div><div class="meta">' +
       '<span class="bw"></span><span class="vp"></span><span class="vid"></span></div></div>' +
       '<div class="toolbox" role="group"><span class="label">Toolbox</span>' +
-      '<button type="button" class="cobrowse-btn"></button>' +
+      '<button type="button" class="cobrowse-btn" aria-describedby="' + reasonId + '"></button>' +
       '<span class="live-mark" hidden>Live session</span>' +
-      '<span class="reason" aria-live="polite"></span></div>';
-    li.querySelector(".cobrowse-btn").addEventListener("click", function () { onCobrowse(id); });
+      '<span class="reason" id="' + reasonId + '" aria-live="polite"></span></div>';
+    var btn = li.querySelector(".cobrowse-btn");
+    // Not open now: aria-disabled, not disabled, so that the button keeps the keyboard focus (a
+    // disabled one dropped it to the page as it went pending) and Tab still reaches it and its
+    // reason; a press on it does nothing.
+    btn.addEventListener("click", function () {
+      if (btn.getAttribute("aria-disabled") !== "true") onCobrowse(id);
+    });
     return li;
   }
   function fillRow(li, v) {
@@ -249,26 +257,25 @@
     li.dataset.online = v.online === false ? "false" : "true"; // as the API last said
     mark.hidden = !isLive(v);
     btn.removeAttribute("aria-busy");
+    btn.removeAttribute("aria-disabled");
     if (isLive(v)) {
       btn.dataset.state = "live";
-      btn.disabled = false;
       btn.textContent = "Open virtual browser";
       reason.textContent = v._away ? AWAY : "";
     } else if (isPending(v)) {
       btn.dataset.state = "busy";
-      btn.disabled = true;
+      btn.setAttribute("aria-disabled", "true");
       btn.setAttribute("aria-busy", "true");
       btn.textContent = "Waiting for the visitor...";
       reason.textContent = v._away ? AWAY
         : v._consent === "none" ? "Starting..." : "Waiting for the visitor to accept";
     } else if (av.available) {
       btn.dataset.state = "available";
-      btn.disabled = false;
       btn.textContent = "Co-browse";
       reason.textContent = v._message || "";
     } else {
       btn.dataset.state = "unavailable";
-      btn.disabled = true;
+      btn.setAttribute("aria-disabled", "true");
       btn.textContent = "Co-browse";
       reason.textContent = reasonText(av.reason);
     }

@@ -54,12 +54,13 @@ def test_sign_in_keeps_the_token_in_session_storage_only(browser: Any, stack: St
 
 
 # Records in window.__rows each state the first visitor row takes from now on: [the button's
-# data-state, whether it is disabled, the reason shown], or null once there is no row.
+# data-state, whether it is aria-disabled, the reason shown], or null once there is no row.
 _RECORD_ROWS = """() => {
   const rows = window.__rows = [], list = document.getElementById('visitors');
   const note = () => {
     const li = list.querySelector('li.visitor'), button = li && li.querySelector('.cobrowse-btn');
-    const now = li ? [button.dataset.state, button.disabled, li.querySelector('.reason').textContent] : null;
+    const now = li ? [button.dataset.state, button.getAttribute('aria-disabled') === 'true',
+                      li.querySelector('.reason').textContent] : null;
     if (JSON.stringify(now) !== JSON.stringify(rows[rows.length - 1])) rows.push(now);
   };
   note();
@@ -129,7 +130,7 @@ def test_a_press_while_the_visitor_changes_pages_is_sent_when_the_next_page_conn
         agent.page.evaluate(_RECORD_ROWS)
         banner = _between_pages(agent, visitor, held)
         with agent.page.expect_popup() as popup:
-            agent.button().click()  # (a disabled button would fail here: it is not clickable)
+            agent.button().click()  # (an aria-disabled button would fail here: it is not clickable)
         held[0].continue_()  # the next page connects (within the 3 s a page change may take)
         visitor.context.unroute(banner)
         vb = popup.value
@@ -1026,6 +1027,91 @@ def test_nothing_of_the_console_is_cut_off_at_320_px(browser: Any, stack: Stack)
         for control in (agent.button(), agent.page.locator("#signout"), agent.row().locator(".reason")):
             box = control.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320, box
+    finally:
+        agent.context.close()
+        visitor.context.close()
+
+
+# Counts in window.__opened the windows the console opens from now on (a press that does anything
+# opens one first, synchronously, inside the click).
+_COUNT_WINDOWS = """() => {
+  window.__opened = 0;
+  const open = window.open;
+  window.open = (...args) => { window.__opened += 1; return open.apply(window, args); };
+}"""
+
+
+def _is_focused(locator: Any) -> bool:
+    return bool(locator.evaluate("e => e === document.activeElement"))
+
+
+def test_an_unavailable_button_takes_the_focus_says_why_and_a_press_does_nothing(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """A disabled button was skipped by Tab and its reason was not tied to it: now it is
+    aria-disabled, so it keeps the focus and is described by its row's reason, and a press on it,
+    by keyboard or mouse, opens no window and asks nothing."""
+    stack = make_stack(role="api-thread", cobrowse_enabled=False)
+    visitors = [open_visitor(browser, stack), open_visitor(browser, stack)]
+    agent = open_console(browser, stack)
+    try:
+        buttons = agent.page.locator(".cobrowse-btn")
+        expect(buttons).to_have_count(2, timeout=TIMEOUT_MS)
+        for button in (buttons.nth(0), buttons.nth(1)):
+            expect(button).to_have_attribute("data-state", "unavailable", timeout=TIMEOUT_MS)
+            expect(button).to_have_attribute("aria-disabled", "true")
+            assert button.evaluate("b => b.disabled") is False
+            expect(button).to_have_accessible_description("Co-browsing is off for this account")
+        described = [b.get_attribute("aria-describedby") for b in (buttons.nth(0), buttons.nth(1))]
+        assert len(set(described)) == 2, described  # an id of each row's own
+        for row, name in zip(agent.page.locator("li.visitor").all(), described, strict=True):
+            assert row.locator(".reason").get_attribute("id") == name
+
+        agent.page.evaluate(_COUNT_WINDOWS)
+        agent.page.locator("#visitors-title").focus()
+        agent.page.keyboard.press("Tab")
+        assert _is_focused(buttons.nth(0))  # Tab reaches it
+        agent.page.keyboard.press("Enter")
+        agent.page.keyboard.press(" ")
+        buttons.nth(0).click(force=True)  # (a plain click waits for it to be enabled)
+        assert agent.page.evaluate("window.__opened") == 0
+        assert _is_focused(buttons.nth(0))
+        assert pending_sessions(stack) == []
+    finally:
+        agent.context.close()
+        for visitor in visitors:
+            visitor.context.close()
+
+
+def test_co_browse_pressed_with_enter_keeps_the_focus_while_pending_and_after(
+    browser: Any, stack: Stack
+) -> None:
+    """Pressed with Enter, the button went disabled while the request waited: the focus dropped to
+    the page and stayed there after the refusal. Now it stays on the button, and a second press
+    while pending asks nothing."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        button = agent.button()
+        expect(button).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        button.focus()
+        with agent.page.expect_popup() as popup:
+            agent.page.keyboard.press("Enter")
+        win = popup.value
+        expect(button).to_have_attribute("data-state", "busy")
+        expect(button).to_have_attribute("aria-disabled", "true")
+        expect(button).to_have_accessible_description("Waiting for the visitor to accept")
+        assert _is_focused(button)
+        agent.page.evaluate(_COUNT_WINDOWS)
+        agent.page.keyboard.press("Enter")
+        assert agent.page.evaluate("window.__opened") == 0  # no second request while one waits
+        visitor.dialog().get_by_role("button", name="Refuse").click()
+        expect(button).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        expect(button).not_to_have_attribute("aria-disabled", "true")
+        assert _is_focused(button)
+        if not win.is_closed():
+            win.wait_for_event("close", timeout=TIMEOUT_MS)
+        assert len(pending_sessions(stack)) == 1
     finally:
         agent.context.close()
         visitor.context.close()
