@@ -37,14 +37,20 @@
   }
 
   // ---- sign in / out --------------------------------------------------------------------------
+  // A focused element that is hidden leaves the keyboard focus on the page itself: it goes to
+  // what takes the hidden part's place instead.
+  function hasFocus(el) { return el.contains(document.activeElement); }
   function showSignedIn() {
+    var moveFocus = hasFocus($("signin"));
     $("signin").hidden = true;
     $("visitors-panel").hidden = false;
     $("signout").hidden = false;
     $("me").hidden = false;
     $("me").textContent = (me.name || me.display_name || "Agent") + (me.account_name ? " - " + me.account_name : "");
+    if (moveFocus) $("visitors-title").focus();
   }
   function showSignedOut(message) {
+    var moveFocus = hasFocus($("visitors-panel")) || hasFocus($("signout"));
     signedIn = false;
     $("signin").hidden = false;
     $("visitors-panel").hidden = true;
@@ -52,6 +58,7 @@
     $("me").hidden = true;
     $("conn").hidden = true;
     $("signin-error").textContent = message || "";
+    if (moveFocus) $("token").focus();
     if (ws) { try { ws.close(); } catch (e) { /* closed */ } ws = null; }
     // The signed-out agent's requests: with no token left, withdrawing a closed window's request
     // failed (401) and was tried again every 500 ms for as long as the page stayed open. Their

@@ -1115,3 +1115,24 @@ def test_co_browse_pressed_with_enter_keeps_the_focus_while_pending_and_after(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_signing_in_and_out_with_the_keyboard_leaves_the_focus_on_what_comes_next(
+    browser: Any, stack: Stack
+) -> None:
+    """The form that had the focus was hidden on signing in, and Sign out on signing out: the
+    focus fell to the page. It goes to the visitors' heading, and back to the token field."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(stack.console_url)
+        page.locator("#token").fill(stack.agent_token)
+        page.locator("#token").press("Enter")
+        expect(page.locator("#visitors-panel")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_role("heading", name="Visitors on the site")).to_be_focused()
+        page.locator("#signout").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#signin")).to_be_visible()
+        expect(page.locator("#token")).to_be_focused()
+    finally:
+        context.close()
