@@ -699,7 +699,7 @@
     "  background: rgba(230, 57, 70, .85); border: 3px solid #fff; box-shadow: 0 0 0 2px rgba(230,57,70,.5), 0 2px 8px rgba(0,0,0,.4);",
     "  pointer-events: none; display: none; transition: left .06s linear, top .06s linear; }",
     ".pointer span { position: absolute; left: 24px; top: 14px; white-space: nowrap; font-size: 12px; color: #fff;",
-    "  background: #e63946; padding: 1px 6px; border-radius: 4px; }",
+    "  background: #c62834; padding: 1px 6px; border-radius: 4px; }",
     ".hl { position: fixed; border: 3px solid #ffb703; background: rgba(255, 183, 3, .18); border-radius: 4px; pointer-events: none; }",
     ".dialog { position: fixed; right: 20px; bottom: 20px; width: 340px; max-width: calc(100vw - 40px); z-index: 3;",
     "  background: #fff; color: #1d2433; border-radius: 12px; padding: 18px 18px 14px; box-shadow: 0 10px 40px rgba(0,0,0,.3);",
@@ -715,7 +715,7 @@
     "  display: flex; align-items: center; gap: 12px; background: #1d2433; color: #fff; padding: 8px 10px 8px 16px;",
     "  border-radius: 999px; font-size: 14px; box-shadow: 0 4px 18px rgba(0,0,0,.35); }",
     ".bar .dot { width: 10px; height: 10px; border-radius: 50%; background: #ff4d4d; }",
-    ".bar button { background: #e63946; color: #fff; padding: 6px 14px; border-radius: 999px; }",
+    ".bar button { background: #c62834; color: #fff; padding: 6px 14px; border-radius: 999px; }",
     ".notice { position: fixed; right: 20px; bottom: 20px; z-index: 2; background: #1d2433; color: #fff; padding: 10px 14px;",
     "  border-radius: 8px; font-size: 14px; pointer-events: none; }",
     "[hidden] { display: none !important; }"

@@ -25,7 +25,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from tests.e2e.harness import ApiServer, Stack, bound_socket, wait_until, ws_closes
-from tests.e2e.pages import TIMEOUT_MS, Frames, Visitor, open_visitor, record_notices, wait_for_notice
+from tests.e2e.pages import (
+    TIMEOUT_MS,
+    Frames,
+    Visitor,
+    contrast,
+    open_visitor,
+    record_notices,
+    wait_for_notice,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -335,6 +343,20 @@ def test_accept_shows_the_bar_across_navigations_and_end_ends(browser: Any, stac
         v.end_button().click()
         expect(v.page.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_hidden()
         wait_until(lambda: session_state(stack, session["id"]) == "ended", "ended session")
+    finally:
+        v.context.close()
+
+
+def test_the_bars_end_button_and_the_agents_pointer_label_are_readable(browser: Any, stack: Stack) -> None:
+    """WCAG AA (4.5:1 for text): white on the End button's and the pointer label's red was 4.17."""
+    v = open_visitor(browser, stack)
+    try:
+        request_session(stack, the_visitor(stack, available)["id"])
+        v.accept()
+        assert contrast(v.end_button()) >= 4.5
+        v.end_button().hover()
+        assert contrast(v.end_button()) >= 4.5
+        assert contrast(v.page.locator("[data-cobrowse-pointer] span")) >= 4.5  # (shown as the agent points)
     finally:
         v.context.close()
 
@@ -910,7 +932,7 @@ def test_a_strict_content_security_policy_still_shows_a_styled_prompt(
         accept = dialog.get_by_role("button", name="Accept")
         assert accept.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(27, 122, 62)"
         v.accept()
-        assert v.end_button().evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(230, 57, 70)"
+        assert v.end_button().evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(198, 40, 52)"
     finally:
         v.context.close()
 

@@ -13,7 +13,7 @@ from playwright._impl._errors import TargetClosedError  # not re-exported by syn
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.harness import Stack, wait_until
-from tests.e2e.pages import TIMEOUT_MS, Agent, Frames, open_console, open_visitor
+from tests.e2e.pages import TIMEOUT_MS, Agent, Frames, contrast, open_console, open_visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -1136,3 +1136,22 @@ def test_signing_in_and_out_with_the_keyboard_leaves_the_focus_on_what_comes_nex
         expect(page.locator("#token")).to_be_focused()
     finally:
         context.close()
+
+
+def test_the_text_of_the_co_browse_button_and_the_agents_pointer_label_is_readable(
+    browser: Any, stack: Stack
+) -> None:
+    """WCAG AA (4.5:1 for text): white on the button's green was 3.49, on the label's red 4.17."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        assert contrast(agent.button()) >= 4.5
+        agent.button().hover()
+        assert contrast(agent.button()) >= 4.5
+        view = agent.context.new_page()
+        view.goto(stack.console_url.replace("/console", "/vb"))
+        assert contrast(view.locator("#pointer-echo span")) >= 4.5  # "Your pointer", in the view
+    finally:
+        agent.context.close()
+        visitor.context.close()

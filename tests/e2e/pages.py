@@ -123,6 +123,30 @@ def wait_for_pointer(page: Page, timeout_ms: int = TIMEOUT_MS) -> None:
     page.wait_for_function("() => window.__pointerShown", timeout=timeout_ms)
 
 
+# The WCAG 2 contrast ratio of an element's text colour on its own background (both as computed,
+# the background opaque: a see-through one would need what is behind it).
+_CONTRAST = """e => {
+  const style = getComputedStyle(e);
+  const rgba = (c) => c.match(/[\\d.]+/g).map(Number);
+  const luminance = (c) => {
+    const [r, g, b] = rgba(c).slice(0, 3).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const back = rgba(style.backgroundColor);
+  if (back.length > 3 && back[3] < 1) throw new Error("a see-through background: " + style.backgroundColor);
+  const [hi, lo] = [luminance(style.color), luminance(style.backgroundColor)].sort((a, b) => b - a);
+  return (hi + 0.05) / (lo + 0.05);
+}"""
+
+
+def contrast(locator: Any) -> float:
+    """The contrast ratio of ``locator``'s text on its background (WCAG AA asks 4.5 of small text)."""
+    return float(locator.evaluate(_CONTRAST))
+
+
 def open_visitor(browser: Any, stack: Stack, path: str = "/") -> Visitor:
     context = browser.new_context(viewport={"width": 1100, "height": 700})
     page = context.new_page()
