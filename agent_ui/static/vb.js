@@ -535,6 +535,9 @@
     $("ended-reason").textContent = text;
     document.title = title + " - cobrowse virtual browser"; // (it kept the visitor's page title)
     $("ended").hidden = false;
+    // an alert dialog over the view: nothing behind it is reached by Tab or a screen reader
+    $("viewport").inert = true;
+    document.querySelector("header.toolbar").inert = true;
     $("close-window").focus();
     // the tools' marks belonged to the visitor's page: none stays over the card
     drawing = false;

@@ -1155,3 +1155,25 @@ def test_the_text_of_the_co_browse_button_and_the_agents_pointer_label_is_readab
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_ended_card_is_an_alert_dialog_over_an_inert_view(browser: Any, stack: Stack) -> None:
+    """The card that says the session is over took the focus on its Close button but was no
+    dialog: a screen reader read "Close", not that the session had ended, nor why."""
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        win = agent.request()
+        expect(win.locator("#end")).to_have_text("Withdraw request", timeout=TIMEOUT_MS)
+        expect(win.get_by_role("alertdialog")).to_have_count(0)
+        agent.page.close()  # (an open console closes the window of a request that is over)
+        win.locator("#end").click()
+        card = win.get_by_role("alertdialog", name="Request withdrawn")
+        expect(card).to_be_visible(timeout=TIMEOUT_MS)
+        expect(card).to_have_accessible_description("You withdrew the co-browsing request.")
+        expect(card.get_by_role("button", name="Close")).to_be_focused()
+        for behind in ("#viewport", "header.toolbar"):
+            assert win.locator(behind).evaluate("e => e.inert") is True, behind
+    finally:
+        agent.context.close()
+        visitor.context.close()
