@@ -2548,12 +2548,16 @@
     var desc = getOwnPropertyDescriptor(proto, 'domain');
     if (!desc || !desc.set) return;
     var nativeSet = desc.set;
-    var host = '';
-    try { host = new NativeURL(ctx.cfg.origin).hostname.toLowerCase(); } catch (e) { return; }
+    var hosts = [];
+    try { hosts = [new NativeURL(ctx.cfg.origin).hostname.toLowerCase(), win.location.hostname.toLowerCase()]; } catch (e) { return; }
+    function takes(host, v) {
+      return v === host || (host.length > v.length && host.slice(-v.length - 1) === '.' + v && v.indexOf('.') > 0);
+    }
+    // (the proxy's host too: `document.domain = document.domain` reads it; and in the agent's
+    // view, a sandboxed frame, the browser's setter throws whatever the value)
     var set = function (value) {
       var v = StringCtor(value).toLowerCase();
-      if (v && (v === host || (host.length > v.length && host.slice(-v.length - 1) === '.' + v &&
-          v.indexOf('.') > 0))) return;
+      if (v && (takes(hosts[0], v) || takes(hosts[1], v))) return;
       return apply(nativeSet, this, [value]);
     };
     disguise(set, nativeSet);

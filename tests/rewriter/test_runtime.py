@@ -1573,3 +1573,23 @@ def test_a_page_relaxing_document_domain_to_its_site_goes_on(
     assert outcomes == ["ran", "SecurityError", "SecurityError"]
     assert page.evaluate("document.domain") == fake.proxy_host(UPSTREAM).split(":")[0]
     assert session.errors == []
+
+
+def test_document_domain_set_to_itself_in_the_sandboxed_view_goes_on(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """The agent's view is a sandboxed frame, where the browser's ``document.domain`` setter throws
+    whatever the value: ``document.domain = document.domain`` (the proxy's host) stopped the
+    page's script there."""
+    fake.add(UPSTREAM, "/d.html", page_with(
+        "document.domain = document.domain; document.domain = 'upstream.example'; window.after = 'ran';"
+    ))
+    src = fake.proxy_url(UPSTREAM + "/d.html")
+    fake.add("cobrowse.localhost", "/view.html",
+             f'<iframe sandbox="allow-scripts allow-same-origin" src="{src}"></iframe>')
+    session.page.goto(f"http://cobrowse.localhost:{fake.port}/view.html")
+    frame = session.page.frame(url=src)
+    assert frame is not None
+    frame.wait_for_function("window.done === true")
+    assert frame.evaluate("window.after") == "ran"
+    assert session.errors == []
