@@ -222,20 +222,26 @@ def _from_another_session(flow: http.HTTPFlow, route: Route, proxy_domain: str) 
 
 def _initiator_hidden_from_elsewhere(flow: http.HTTPFlow) -> bool:
     """A request that names no initiator (no ``Origin``, or ``null``, and no ``Referer``: a page
-    with ``no-referrer``, a sandboxed or other opaque-origin frame) that may come from another
-    session: the browser says it comes from another origin of the proxy's site
-    (``Sec-Fetch-Site``), and it is not a plain navigation or fetch of a resource (``GET``, the
-    agent's own frame loads with no referrer) but may change something (a form post, a
-    WebSocket). Such a request from a page of this session on another of its origins is refused
-    too (a form a ``no-referrer`` page posts to another origin of the site): it cannot be told
-    apart. A page posting to its own origin says ``same-origin``; a client that sends no
-    ``Sec-Fetch-Site`` is no browser's page."""
+    with ``no-referrer`` or ``same-origin`` referrer policy, a sandboxed or other opaque-origin
+    frame) that may come from another session: the browser says it comes from another origin of
+    the proxy's site (``Sec-Fetch-Site``), and it is not a plain navigation or fetch of a resource
+    (``GET``, the agent's own frame loads with no referrer) but may change something (a post no
+    user made, a beacon, a WebSocket). Such a request from a page of this session on another of
+    its origins is refused too: it cannot be told apart. A page posting to its own origin says
+    ``same-origin``; a client that sends no ``Sec-Fetch-Site`` is no browser's page."""
     headers = flow.request.headers
     site = headers.get("sec-fetch-site", "").strip().lower()
     if site in ("", "same-origin", "none"):
         return False
     mode = headers.get("sec-fetch-mode", "").strip().lower()
-    return flow.request.method not in ("GET", "HEAD") or mode == "websocket"
+    if flow.request.method in ("GET", "HEAD"):
+        return mode == "websocket"
+    # A form the agent submitted themselves (a click or a key: ``Sec-Fetch-User``) to another
+    # origin of the session from a page whose referrer policy hides it (``same-origin`` says
+    # ``Origin: null`` to other origins, ``no-referrer`` everywhere): a page of another session
+    # cannot make the agent's browser send it. Never the proxy's own paths (the jar's cookies).
+    user = headers.get("sec-fetch-user", "").strip() == "?1"
+    return not (mode == "navigate" and user and not _reserved(flow.request.path))
 
 
 class Gate:

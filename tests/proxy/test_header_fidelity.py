@@ -135,15 +135,25 @@ def test_a_page_of_another_session_cannot_reach_this_one(
         assert r.status_code == 403 and "another co-browsing session" in r.text, headers
     # a page that hides where it is (no-referrer, an opaque origin) posting from another origin
     # of the proxy's site: its credential comes along, it could be another session's page
-    for headers in ({"origin": "null"}, {}):
-        headers = {**headers, "sec-fetch-site": "same-site", "sec-fetch-mode": "navigate"}
-        r = _get(harness, s, upstream, "/ok", method="POST", headers=headers)
+    for headers in (
+        {"origin": "null", "sec-fetch-mode": "navigate"},  # a form a script submitted
+        {"sec-fetch-mode": "no-cors"},  # a beacon
+        # the proxy's own path (writes the jar), even in a form the agent submitted
+        {"origin": "null", "sec-fetch-mode": "navigate", "sec-fetch-user": "?1",
+         "path": "/__cobrowse/cookies"},
+    ):
+        path = headers.pop("path", "/ok")
+        headers = {**headers, "sec-fetch-site": "same-site"}
+        r = _get(harness, s, upstream, path, method="POST", headers=headers)
         assert r.status_code == 403 and "another co-browsing session" in r.text, headers
     assert upstream.heads == []
     # ...but a page posting to its own origin, the agent's frame loading a page (no referrer), and
     # a client that is no browser's page go on
     for method, headers in (
         ("POST", {"origin": "null", "sec-fetch-site": "same-origin", "sec-fetch-mode": "navigate"}),
+        # a form the agent submitted (a click) from a page whose referrer policy hides it
+        ("POST", {"origin": "null", "sec-fetch-site": "same-site", "sec-fetch-mode": "navigate",
+                  "sec-fetch-user": "?1"}),
         ("GET", {"sec-fetch-site": "same-site", "sec-fetch-mode": "navigate"}),
         ("POST", {}),
     ):
