@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from lxml import etree
 
 from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_visitor_banner, rewrite_value
-from rewriter.charset import OUTPUT_CHARSET, html_to_utf8, mime_type
+from rewriter.charset import LEGACY_LABELS, OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.html_stream import rewrite_html_stream
@@ -139,6 +139,8 @@ class _Rewrite:
     ) -> None:
         self.data = data
         self.document = document  # False: markup a script reads (fetch, XHR), not a page
+        # a page in a legacy encoding (it goes out in it: rewriter.charset.in_page_encoding)
+        self.query_codec: str | None = None
         self.url = url
         self.mapper = mapper
         self.inject = inject
@@ -206,6 +208,8 @@ class _Rewrite:
         for style in root.iter(*_STYLE_TAGS):
             if style.text and might_hold_absolute_url(style.text):
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
+        if self.query_codec is not None and not self.xml:
+            _queries_in(root, self.query_codec)
         if not self.document:
             if self.xml or _DOCUMENT_START_RE.match(self.data) or _has_document_attributes(root):
                 return self._serialize(tree, None)
@@ -383,6 +387,38 @@ class _Rewrite:
         return out
 
 
+_ESCAPED_URL_ATTRIBUTES = ("href", "src", "action")
+
+
+def _queries_in(root: etree._Element, codec: str) -> None:
+    """Percent-encode the non-ASCII characters of the queries of the URLs libxml2's serialiser
+    escapes (``href``, ``src``, ``action``) in ``codec``, as a browser encodes a query in its
+    document's encoding: the serialiser escapes them in UTF-8, and a Shift_JIS page's link
+    ``?q=日本`` reached the site as ``%E6%97%A5...`` where it reads ``%93%FA%96%7B``. The path and
+    the fragment are UTF-8 in a browser too, and are left to the serialiser."""
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for name in _ESCAPED_URL_ATTRIBUTES:
+            value = element.get(name)
+            if value is None or value.isascii():
+                continue
+            head, hash_, fragment = value.partition("#")
+            path, mark, query = head.partition("?")
+            if mark and not query.isascii():
+                encoded = "".join(ch if ch.isascii() else _query_char(ch, codec) for ch in query)
+                element.set(name, f"{path}?{encoded}{hash_}{fragment}")
+
+
+def _query_char(ch: str, codec: str) -> str:
+    """A character of a query as a browser sends it from a page in ``codec`` (URL Standard: one
+    the encoding cannot hold goes as ``&#N;``, percent-encoded)."""
+    try:
+        return "".join(f"%{b:02X}" for b in ch.encode(codec))
+    except UnicodeEncodeError:
+        return f"%26%23{ord(ch)}%3B"
+
+
 def _has_document_attributes(root: etree._Element) -> bool:
     """``<body class=x>`` further in: the markup names its elements, which a fragment cannot keep."""
     sections = [e for e in root if isinstance(e.tag, str) and _local(e.tag) in ("head", "body")]
@@ -457,10 +493,13 @@ def rewrite_html(
     mime = mime_type(content_type)
     xml = mime in XML_TYPES
     try:
-        return _Rewrite(
+        rewrite = _Rewrite(
             transcoded.data, url, mapper, inject, selectors, xml, 0, svg=mime == SVG_TYPE,
             document=document,
-        ).run()
+        )
+        if transcoded.encoding in LEGACY_LABELS:
+            rewrite.query_codec = transcoded.encoding
+        return rewrite.run()
     except RewriteError:
         raise
     except (etree.LxmlError, ValueError, RecursionError) as exc:

@@ -157,6 +157,24 @@ def test_a_page_goes_out_in_the_legacy_encoding_it_came_in(
     assert "&#9731;" in text  # what the encoding cannot hold: a character reference
 
 
+def test_the_queries_of_a_legacy_pages_links_are_in_its_encoding(mapper: UrlMapper) -> None:
+    """As a browser sends them from such a page: libxml2's serialiser escaped them in UTF-8, and a
+    Shift_JIS page's ``?q=日本`` reached the site as ``%E6%97%A5%E6%9C%AC``. Paths and fragments
+    stay UTF-8, as in a browser; one character the encoding cannot hold goes as ``&#N;``."""
+    page = (
+        '<p><a href="/y?q=日本">x</a><a href="https://a.example/z/日?q=本#日">y</a>'
+        '<form action="/f?k=本"></form><img src="/i?n=&#9731;"></p>'
+    )
+    out = rewrite_body(page.encode("cp932"), url="https://a.example/", mapper=mapper,
+                       content_type="text/html; charset=shift_jis").body.decode("cp932")
+    assert 'href="/y?q=%93%FA%96%7B"' in out
+    assert "/z/%E6%97%A5?q=%96%7B#%E6%97%A5" in out
+    assert 'action="/f?k=%96%7B"' in out and 'src="/i?n=%26%239731%3B"' in out
+    # a UTF-8 page's are as before
+    utf8 = rewrite_body(page.encode(), url="https://a.example/", mapper=mapper, content_type="text/html")
+    assert 'href="/y?q=%E6%97%A5%E6%9C%AC"' in utf8.body.decode()
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -186,3 +204,13 @@ def test_a_style_sheet_that_says_no_encoding_and_is_not_utf_8_keeps_its_bytes(ma
     for body, content_type in said:
         out = rewrite_body(body, url="https://a.example/s.css", mapper=mapper, content_type=content_type)
         assert out.content_type == "text/css; charset=utf-8" and "表" in out.body.decode("utf-8")
+
+
+def test_markup_a_script_reads_keeps_its_text_when_it_goes_out_in_its_encoding(mapper: UrlMapper) -> None:
+    """No ``<meta charset>`` is added to markup a script reads: a text that looks like ours (in a
+    script) is not relabelled."""
+    markup = "<p>日本</p><script>var s = '<meta charset=\"utf-8\">';</script>".encode("cp932")
+    out = rewrite_body(markup, url="https://a.example/", mapper=mapper,
+                       content_type="text/html; charset=shift_jis", document=False)
+    assert out.content_type == "text/html; charset=shift_jis"
+    assert '<meta charset="utf-8">' in out.body.decode("cp932") and "日本" in out.body.decode("cp932")
