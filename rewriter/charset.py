@@ -291,16 +291,19 @@ LEGACY_LABELS = {
 }  # fmt: skip
 
 
-def in_page_encoding(out: bytes, codec: str) -> tuple[bytes, str]:
-    """A rewritten page (UTF-8, starting with the rewriter's ``<meta charset="utf-8">``) in the
-    legacy encoding ``codec`` it came in, and that encoding's name; (``out``, "utf-8") for UTF-8
-    and UTF-16 pages. What the encoding cannot hold (the rewriter adds ASCII only; a U+FFFD for
-    bytes that were not valid) becomes a numeric character reference."""
+def in_page_encoding(out: bytes, codec: str, *, document: bool = True) -> tuple[bytes, str]:
+    """A rewritten page (UTF-8, with the rewriter's ``<meta charset="utf-8">`` first in its head
+    when ``document``; markup a script reads has none) in the legacy encoding ``codec`` it came
+    in, and that encoding's name; (``out``, "utf-8") for UTF-8 and UTF-16 pages. What the
+    encoding cannot hold (the rewriter adds ASCII only; a U+FFFD for bytes that were not valid)
+    becomes a numeric character reference."""
     label = LEGACY_LABELS.get(codec)
     if label is None:
         return out, OUTPUT_CHARSET
-    meta = f'<meta charset="{OUTPUT_CHARSET}">'.encode()
-    text = out.replace(meta, f'<meta charset="{label}">'.encode(), 1).decode(OUTPUT_CHARSET, errors="replace")
+    if document:
+        meta = f'<meta charset="{OUTPUT_CHARSET}">'.encode()
+        out = out.replace(meta, f'<meta charset="{label}">'.encode(), 1)
+    text = out.decode(OUTPUT_CHARSET, errors="replace")
     return text.encode(codec, errors="xmlcharrefreplace"), label
 
 

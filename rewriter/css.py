@@ -162,9 +162,11 @@ def rewrite_css(
     """Rewrite a style sheet fetched from ``url``; the result is UTF-8 (``@charset`` updated).
 
     ``keep_bytes``: a sheet in an encoding the proxy does not know (``css_in_document_encoding``)
-    is read byte for byte (every web encoding but UTF-16 keeps ASCII, which is all the syntax and
-    the URLs it maps are) and its bytes go back as they came, but for the URLs mapped: the browser
-    then reads it in its document's encoding, as on the site."""
+    is read byte for byte and its bytes go back as they came, but for the URLs mapped: the browser
+    then reads it in its document's encoding, as on the site. Single-byte encodings keep every
+    ASCII byte as ASCII; in Shift_JIS, Big5 or GBK a character's second byte may be a backslash or a
+    quote, and a URL after such a string may then be left unmapped (the confinement policy then
+    refuses its fetch: a missing image, never a request outside the proxy)."""
     if keep_bytes:
         text = rewrite_css_text(body.decode("latin-1"), mapper=mapper, base=url)
         return text.encode("latin-1", errors="replace")

@@ -131,7 +131,7 @@ def rewrite_body(
         )
         mime = mime if MIME_KINDS.get(mime) == kind else "text/html" if kind == "html" else SVG_TYPE
         if mime == "text/html":  # (XML documents declare their encoding themselves: UTF-8)
-            out, charset = in_page_encoding(out, html_codec(body, content_type)[0])
+            out, charset = in_page_encoding(out, html_codec(body, content_type)[0], document=document)
             return Rewritten(out, f"{mime}; charset={charset}", kind)
     else:
         unknown = css_in_document_encoding(body, content_type)
