@@ -2409,7 +2409,9 @@
     // ---- links and forms aimed at the window above (target _top or _parent): in the view that is
     // the agent's whole virtual browser, which the view's frame may not navigate (its sandbox, so
     // that a frame-busting script cannot take the console away): they load in the frame instead,
-    // as they load in the visitor's window. Left alone when the page handled the event itself.
+    // as they load in the visitor's window. The target becomes _self for the moment the browser
+    // reads it (decided in the capture phase: a page handler that stops the event does not keep
+    // it aimed above; one that prevents it still prevents it), and for a script's form.submit().
     function aimedAbove(target) {
       var t = StringCtor(target || '').toLowerCase();
       return t === '_top' || t === '_parent';
@@ -2419,36 +2421,43 @@
       return base ? base.getAttribute('target') : '';
     }
     function ownTarget(el, attr) { return el.hasAttribute(attr) ? el.getAttribute(attr) : null; }
+    function toSelf(holder, attr) { // true when it was aimed above (and is _self until the next task)
+      var before = ownTarget(holder, attr);
+      if (!aimedAbove(before === null ? baseTarget() : before)) return false;
+      holder.setAttribute(attr, '_self');
+      setTimeout_(function () {
+        try {
+          if (before === null) holder.removeAttribute(attr); else holder.setAttribute(attr, before);
+        } catch (e) { /* keep */ }
+      }, 0);
+      return true;
+    }
+    function formHolder(form, submitter) {
+      return submitter && ownTarget(submitter, 'formtarget') !== null ? [submitter, 'formtarget'] : [form, 'target'];
+    }
     if (framed && consoleOrigin) {
       addEventListener(win, 'click', function (event) {
         try {
-          if (event.defaultPrevented || event.button !== 0 || event.ctrlKey || event.metaKey ||
-              event.shiftKey || event.altKey) return;
+          if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
           var el = event.target;
           var link = el && el.closest ? el.closest('a[href], area[href]') : null;
-          if (!link) return;
-          var target = ownTarget(link, 'target');
-          if (!aimedAbove(target === null ? baseTarget() : target)) return;
-          preventDefault(event);
-          win.location.assign(link.href);
+          if (link) toSelf(link, 'target');
         } catch (e) { /* keep */ }
-      }, false);
+      }, true);
       addEventListener(win, 'submit', function (event) {
         try {
-          if (event.defaultPrevented) return;
-          var form = event.target, submitter = event.submitter;
-          var holder = submitter && ownTarget(submitter, 'formtarget') !== null ? submitter : form;
-          var attr = holder === form ? 'target' : 'formtarget';
-          var before = ownTarget(holder, attr);
-          if (!aimedAbove(before === null ? baseTarget() : before)) return;
-          holder.setAttribute(attr, '_self'); // (read after the submit event: the form goes here)
-          setTimeout_(function () {
-            try {
-              if (before === null) holder.removeAttribute(attr); else holder.setAttribute(attr, before);
-            } catch (e) { /* keep */ }
-          }, 0);
+          var holder = formHolder(event.target, event.submitter);
+          toSelf(holder[0], holder[1]);
         } catch (e) { /* keep */ }
-      }, false);
+      }, true);
+      guard(function () {
+        wrapMethod(win.HTMLFormElement.prototype, 'submit', function (native) {
+          return function submit() {
+            try { if (this instanceof win.HTMLFormElement) toSelf(this, 'target'); } catch (e) { /* keep */ }
+            return apply(native, this, arguments);
+          };
+        });
+      });
     }
 
     // ---- the agent's edits of the page's fields, while the view follows the visitor

@@ -37,6 +37,9 @@ FRAME_PAGE = """<!doctype html><html><head><title>Bridge page</title>
   <a id="up" href="/elsewhere.html?by=link" target="_top">up</a>
   <form id="upform" action="/elsewhere.html" target="_parent">
     <input name="by" value="form"><button id="upsubmit">go</button></form>
+  <a id="upstop" href="/elsewhere.html?by=stopped" target="_top" onclick="event.stopPropagation()">up</a>
+  <form id="upscript" action="/elsewhere.html" target="_top"><input name="by" value="script"></form>
+  <button id="upscripted" onclick="document.getElementById('upscript').submit()">script</button>
 </div>
 <script>
 window.$ = function (id) { return document.getElementById(id); };
@@ -372,13 +375,17 @@ def test_while_following_the_agents_edits_of_fields_do_not_happen_and_the_consol
     assert session.errors == []
 
 
-@pytest.mark.parametrize(("element", "by"), [("#up", "link"), ("#upsubmit", "form")])
+@pytest.mark.parametrize(
+    ("element", "by"),
+    [("#up", "link"), ("#upsubmit", "form"), ("#upstop", "stopped"), ("#upscripted", "script")],
+)
 def test_a_link_or_form_aimed_at_the_window_above_loads_in_the_view(
     session: BrowserSession, fake: FakeProxy, element: str, by: str
 ) -> None:
     """``target=_top``/``_parent`` in the view would replace the agent's whole virtual browser (the
     real view's sandbox refuses it, and the click did nothing): it loads in the frame, as it loads
-    in the visitor's window."""
+    in the visitor's window; also when the page's handler stops the click, and for a script's
+    ``form.submit()`` (no submit event)."""
     page, frame = open_console(session, fake)
     wait_message(page, "ready")
     console_url = page.url
