@@ -124,7 +124,8 @@ class _Policy(_FixedClock, http.cookiejar.DefaultCookiePolicy):
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
         """And, as browsers: no ``Domain`` that is a public suffix (``Domain=github.io`` from
-        ``alice.github.io`` would reach ``bob.github.io``, another site), but the host's own."""
+        ``alice.github.io`` would reach ``bob.github.io``, another site); from that host itself
+        the cookie is host-only."""
         if not super().set_ok_domain(cookie, request):
             return False
         if not cookie.domain_specified:
@@ -132,7 +133,12 @@ class _Policy(_FixedClock, http.cookiejar.DefaultCookiePolicy):
         domain = cookie.domain.lstrip(".").lower()
         if domain.replace(".", "").isdigit() or ":" in domain:
             return True  # an address: http.cookiejar wants it equal to the host
-        return not PUBLIC_SUFFIXES.is_public(domain) or domain == _host(request.get_full_url())
+        if not PUBLIC_SUFFIXES.is_public(domain):
+            return True
+        if domain != _host(request.get_full_url()):
+            return False
+        cookie.domain_specified = False  # the suffix's own host: host-only (RFC 6265bis 5.7 step 9)
+        return True
 
 
 class _Jar(_FixedClock, http.cookiejar.CookieJar):

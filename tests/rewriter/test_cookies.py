@@ -305,6 +305,14 @@ def test_a_domain_under_a_public_suffix_is_taken(header: str, url: str) -> None:
     assert [r.name for r in jar(header, url=url)] == ["sid"]
 
 
+def test_a_public_suffix_domain_from_that_host_itself_is_host_only() -> None:
+    """A cookie ``github.io`` sets with ``Domain=github.io`` must not reach ``alice.github.io``."""
+    (record,) = jar("sid=abc; Domain=github.io", url="https://github.io/")
+    assert (record.domain, record.host_only) == ("github.io", True)
+    assert cookie_header([record], "https://alice.github.io/") == ""
+    assert cookie_header([record], "https://github.io/") == "sid=abc"
+
+
 @pytest.mark.parametrize(
     ("host", "site"),
     [
