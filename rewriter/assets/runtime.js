@@ -2234,6 +2234,7 @@
     var preventDefault = uncurry(win.Event.prototype.preventDefault);
     var scrollTo = win.scrollTo;
     var state = { mode: 'none', follow: false, lastPointer: 0, pointerTimer: null, expected: null, lastScroll: 0, scrollTimer: null };
+    var held = new WeakMapCtor(); // field -> the state the agent's edits are put back to (putBack)
 
     function post(message) {
       if (!framed || !consoleOrigin) return;
@@ -2348,6 +2349,7 @@
       } else {
         return;
       }
+      if (weakMapGet(held, el)) weakMapSet(held, el, { value: el.value, checked: !!el.checked }); // (see putBack)
       el.dispatchEvent(new win.Event('input', { bubbles: true }));
     }
     function visitorPointer(msg) {
@@ -2474,6 +2476,14 @@
       return !!el && el.localName === 'input' && (el.type === 'checkbox' || el.type === 'radio');
     }
     function isSelect(el) { return !!el && el.localName === 'select'; }
+    function isField(el) {
+      return !!el && (el.localName === 'input' || el.localName === 'textarea' || el.localName === 'select');
+    }
+    function fieldState(el) { return { value: el.value, checked: !!el.checked }; }
+    function sameState(a, b) { return a.value === b.value && a.checked === b.checked; }
+    function setFieldState(el, was) {
+      if (isToggle(el)) el.checked = was.checked; else el.value = was.value;
+    }
     if (framed && consoleOrigin) {
       addEventListener(win, 'beforeinput', function (event) {
         try { refuseEdit(event); } catch (e) { /* keep */ }
@@ -2489,6 +2499,25 @@
           if (isSelect(event.target) && event.key !== 'Tab' && event.key !== 'Escape') refuseEdit(event);
         } catch (e) { /* keep */ }
       }, true);
+      // What no event lets us prevent (an input method's composition, a range slider, a date or
+      // colour picker) is put back: as the field was when it took the focus, or as the visitor's
+      // last value made it (applyField), once the edit is done.
+      addEventListener(win, 'focusin', function (event) {
+        try { if (isField(event.target)) weakMapSet(held, event.target, fieldState(event.target)); } catch (e) { /* keep */ }
+      }, true);
+      var putBack = function (event) {
+        try {
+          var el = event.target;
+          if (!state.follow || !event.isTrusted || event.isComposing || !isField(el)) return;
+          var was = weakMapGet(held, el);
+          if (!was || sameState(was, fieldState(el))) return;
+          setFieldState(el, was);
+          post({ type: 'edit-refused' });
+        } catch (e) { /* keep */ }
+      };
+      addEventListener(win, 'input', putBack, true);
+      addEventListener(win, 'compositionend', putBack, true);
+      addEventListener(win, 'change', putBack, true);
     }
     // Where the window is scrolled, whatever scrolled it (the console keeps its ink on the page as
     // it scrolls): at most one message every 16 ms, the last position always sent, none when the
