@@ -72,10 +72,14 @@
     if (!follow) status(OTHER_PAGE); // (following, the view is on its way there)
     return false;
   }
+  // A page that is ready clears the status line, unless the line was set after that page began
+  // loading: then it says something newer (a navigate just refused) than the page.
+  var statusAt = 0, pageBeganAt = 0;
   function status(text) {
     var s = $("vb-status");
     s.textContent = text || "";
     s.hidden = !text;
+    statusAt = performance.now();
   }
 
   // ---- token: our sessionStorage (copied from the console by window.open) or the opener ------
@@ -234,6 +238,7 @@
         if (!sameUrl(msg.url || "", inkUrl)) clearInk();
         inkUrl = msg.url || "";
         placeInk(0, 0);
+        pageBeganAt = performance.now();
         break;
       case "ready":
         if (!proxyBase) proxyBase = enteredBase;
@@ -247,8 +252,11 @@
         var elsewhere = follow && visitor.url && !sameUrl(visitor.url, frameInfo.url);
         var stale = elsewhere && !sameUrl(visitor.url, sentUrl) && !sameUrl(visitor.url, resentFor);
         // Sent to the visitor's page but landed elsewhere (a redirect for the agent): say so.
-        status(elsewhere && !stale && sameUrl(visitor.url, followedUrl)
-          ? "Your view shows " + frameInfo.url + " (the visitor is on " + visitor.url + ")." : "");
+        if (elsewhere && !stale && sameUrl(visitor.url, followedUrl)) {
+          status("Your view shows " + frameInfo.url + " (the visitor is on " + visitor.url + ").");
+        } else if (statusAt <= pageBeganAt) {
+          status("");
+        }
         if (stale) resentFor = visitor.url;
         if (elsewhere) followVisitor(stale); else syncView();
         break;

@@ -135,6 +135,12 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         expect(vb.locator("#draw-layer polyline")).to_have_count(0)
         stroke(vb, layer)  # a stroke still on the agent's ink layer when the session ends (below)
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
+        # a refusal said while the page loads is still said when it is ready (its "ready" cleared
+        # the status line: CI saw the refusal vanish)
+        vb.fill("#navigate-url", "javascript:alert(1)")
+        vb.click("#navigate-form button[type=submit]")
+        not_sent = "Not sent: only web addresses (http or https) can be sent to the visitor."
+        expect(vb.locator("#vb-status")).to_have_text(not_sent)
         # the view's own listener was added first: it has handled "ready" when this one sees it
         vb.evaluate("window.__ready = false; addEventListener('message', e => {"
                     " if (e.data && e.data.type === 'ready') window.__ready = true; })")
@@ -142,6 +148,7 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         agent.context.unroute(script)
         vb.wait_for_function("window.__ready", timeout=TIMEOUT_MS)
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
+        expect(vb.locator("#vb-status")).to_have_text(not_sent)
 
         # an administrator ends the session: both sides are told
         sid = vb.url.rsplit("=", 1)[1]
