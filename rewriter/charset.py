@@ -261,12 +261,16 @@ def html_codec(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     return ("utf-8" if _valid_utf8(body) else "cp1252"), "sniffed"
 
 
-def html_to_utf8(body: bytes, content_type: str | None = None) -> Transcoded:
-    """An HTML document in UTF-8, its encoding picked the way a browser picks it; never raises."""
+def html_to_utf8(
+    body: bytes, content_type: str | None = None, picked: tuple[str, str] | None = None
+) -> Transcoded:
+    """An HTML document in UTF-8, its encoding picked the way a browser picks it; never raises.
+    ``picked``: what ``html_codec`` said of this body and type, when the caller has it already
+    (for an undeclared page that is a UTF-8 check over the whole body, not done twice)."""
     bom = bom_codec(body)
     if bom is not None:
         return Transcoded(_to_utf8(body[bom[1] :], bom[0]), bom[0], "bom")
-    codec, source = html_codec(body, content_type)
+    codec, source = picked or html_codec(body, content_type)
     if source == "sniffed" and codec == "utf-8":
         return Transcoded(body, codec, source)  # (valid: html_codec read it all)
     return Transcoded(_to_utf8(body, codec), codec, source)

@@ -120,18 +120,21 @@ def rewrite_body(
         return Rewritten(body, content_type, kind)
     mime = mime_type(content_type)
     if kind in ("html", "svg"):
+        as_type = content_type if kind == "html" or mime == SVG_TYPE else SVG_TYPE
+        picked = html_codec(body, as_type)  # once: for an undeclared page, a UTF-8 check of it all
         out = rewrite_html(
             body,
             url=url,
             mapper=mapper,
-            content_type=content_type if kind == "html" or mime == SVG_TYPE else SVG_TYPE,
+            content_type=as_type,
             inject=inject if kind == "html" else "",  # no runtime in SVG documents (yet)
             mask_selectors=mask_selectors,
             document=document,
+            picked=picked,
         )
         mime = mime if MIME_KINDS.get(mime) == kind else "text/html" if kind == "html" else SVG_TYPE
         if mime == "text/html":  # (XML documents declare their encoding themselves: UTF-8)
-            out, charset = in_page_encoding(out, html_codec(body, content_type)[0], document=document)
+            out, charset = in_page_encoding(out, picked[0], document=document)
             return Rewritten(out, f"{mime}; charset={charset}", kind)
     else:
         unknown = css_in_document_encoding(body, content_type)

@@ -475,6 +475,7 @@ def rewrite_html(
     inject: str = "",
     mask_selectors: Sequence[str] = (),
     document: bool = True,
+    picked: tuple[str, str] | None = None,
 ) -> bytes:
     """Rewrite an HTML (or XHTML, or SVG) document fetched from ``url`` for the proxy; UTF-8 out.
 
@@ -486,10 +487,11 @@ def rewrite_html(
     Turbo, templates): URLs are mapped and masks applied as in a page, but nothing is added (no
     ``<meta charset>``, no ``inject`` but in ``srcdoc`` documents) and a fragment stays a
     fragment. Raises ``InvalidSelector`` for a bad selector, ``UnrewritableDocument`` only when
-    nothing sensible can be produced.
+    nothing sensible can be produced. ``picked``: ``rewriter.charset.html_codec(body,
+    content_type)`` when the caller has it already.
     """
     selectors = compile_selectors(mask_selectors)
-    transcoded = html_to_utf8(body, content_type)
+    transcoded = html_to_utf8(body, content_type, picked)
     mime = mime_type(content_type)
     xml = mime in XML_TYPES
     try:

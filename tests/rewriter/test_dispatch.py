@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rewriter import charset
 from rewriter.dispatch import MIME_KINDS, SNIFF_BYTES, kind_of, rewrite_body, sniffs_as_text
 from rewriter.urls import UrlMapper
 
@@ -189,6 +190,25 @@ def test_utf_and_xml_pages_go_out_in_utf_8(mapper: UrlMapper, body: bytes, conte
     out = rewrite_body(body, url="https://a.example/", mapper=mapper, content_type=content_type)
     assert out.content_type is not None and out.content_type.endswith("; charset=utf-8")
     assert "日本語" in out.body.decode("utf-8")
+
+
+def test_an_undeclared_page_is_read_for_its_encoding_once(
+    mapper: UrlMapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing names its encoding, so picking one is a UTF-8 check over the whole body: done once,
+    not again to send the page out in it."""
+    checked: list[int] = []
+    real = charset._valid_utf8
+
+    def counting(body: bytes) -> bool:
+        checked.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(charset, "_valid_utf8", counting)
+    body = ("<p>café " + "x" * 5000 + "</p>").encode()
+    out = rewrite_body(body, url="https://a.example/", mapper=mapper, content_type="text/html")
+    assert out.content_type == "text/html; charset=utf-8" and "café" in out.body.decode()
+    assert checked == [len(body)]
 
 
 def test_a_style_sheet_that_says_no_encoding_and_is_not_utf_8_keeps_its_bytes(mapper: UrlMapper) -> None:
