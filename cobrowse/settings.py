@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,9 @@ class Settings:
     # Load balancers or reverse proxies in front of the proxy (CIDRs): from them, the client's
     # address is read from X-Forwarded-For. Behind an HTTP one it must be set (docs/DEPLOY).
     trusted_proxies: tuple[str, ...] = ()
+    # Origins whose pages may show the agent console and the virtual browser in a frame (a
+    # helpdesk that embeds them); none by default, against click-jacking.
+    console_frame_ancestors: tuple[str, ...] = ()
     visitor_grace_s: float = 30.0
     # Visitor registrations (POST /api/v1/visitors, the banner's first call) per minute from one
     # client address and account; 0 allows any number.
@@ -178,6 +182,12 @@ class Settings:
             )
         if self.rewrite_workers < -1:
             raise SettingsError("rewrite_workers must be -1 (one per CPU), 0 (threads only) or a count")
+        for origin in self.console_frame_ancestors:
+            if not _FRAME_ANCESTOR.fullmatch(origin):
+                raise SettingsError(
+                    f"console_frame_ancestors: {origin!r} is not an origin such as https://helpdesk.example "
+                    "or https://*.example.com (scheme, host, optional port; no path)"
+                )
         for network in self.trusted_proxies:
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -186,6 +196,8 @@ class Settings:
 
 
 ROLES = ("all", "api", "proxy")
+# A host source of a Content-Security-Policy that names one origin, or its subdomains (``*.``)
+_FRAME_ANCESTOR = re.compile(r"https?://(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
 MIN_WS_RATE_PER_S = 5
 MAX_TOKEN_FILE_BYTES = 4096
 
@@ -276,6 +288,12 @@ OPTIONS: tuple[Option, ...] = (
         _csv,
         "comma-separated addresses or networks (CIDR) of load balancers in front of the proxy "
         "and the API, whose X-Forwarded-For names the client",
+    ),
+    Option(
+        "console_frame_ancestors",
+        _csv,
+        "comma-separated origins (https://helpdesk.example, https://*.example.com) whose pages may "
+        "show the agent console and the virtual browser in a frame; none by default",
     ),
     Option("visitor_grace_s", float, "seconds a disconnected visitor counts as present"),
     Option(

@@ -124,7 +124,7 @@ def create_app(
         WebSocketRoute("/api/v1/visitor/ws", ws.visitor_ws),
         WebSocketRoute("/api/v1/agent/ws", ws.agent_ws),
     ]
-    routes += static.routes(ui_dir or static.STATIC_DIR)
+    routes += static.routes(settings, ui_dir or static.STATIC_DIR)
     middleware = [  # outermost first: metrics and CORS see the responses the error layer renders
         Middleware(RequestMetricsMiddleware, metrics=metrics),
         Middleware(VisitorCorsMiddleware, store=store, prefixes=_cors_patterns()),

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from cobrowse.settings import Settings
 from control_api.exceptions import not_found
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "agent_ui" / "static"
@@ -25,6 +26,22 @@ PAGES: dict[str, tuple[str, dict[str, str]]] = {
         {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"},
     ),
 }
+
+
+def page_policy(settings: Settings, *, frames_proxy: bool) -> str:
+    """The Content-Security-Policy of the console (``frames_proxy`` False) and of the virtual
+    browser, which shows the session's proxy origins in its frame: their own scripts, styles and
+    API only, and framed by no page unless ``console_frame_ancestors`` names it (click-jacking)."""
+    if frames_proxy:
+        frames = f"{settings.proxy_public_scheme}://*.{settings.proxy_domain}:{settings.public_proxy_port}"
+    else:
+        frames = "'none'"
+    ancestors = " ".join(settings.console_frame_ancestors) or "'none'"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'; frame-src {frames}; object-src 'none'; base-uri 'none'; "
+        f"form-action 'self'; frame-ancestors {ancestors}"
+    )
 
 
 def _page(
@@ -54,10 +71,16 @@ class _StaticFiles(StaticFiles):
             raise
 
 
-def routes(directory: Path = STATIC_DIR) -> list[BaseRoute]:
-    result: list[BaseRoute] = [
-        Route(path, _page(path, filename, headers, directory), methods=["GET", "HEAD"])
-        for path, (filename, headers) in PAGES.items()
-    ]
+def routes(settings: Settings, directory: Path = STATIC_DIR) -> list[BaseRoute]:
+    policies = {
+        "/console": page_policy(settings, frames_proxy=False),
+        "/vb": page_policy(settings, frames_proxy=True),
+    }
+    result: list[BaseRoute] = []
+    for path, (filename, headers) in PAGES.items():
+        if path in policies:
+            headers = {**headers, "Content-Security-Policy": policies[path]}
+            headers["X-Content-Type-Options"] = "nosniff"
+        result.append(Route(path, _page(path, filename, headers, directory), methods=["GET", "HEAD"]))
     result.append(Mount("/static", app=_StaticFiles(directory=directory, check_dir=False), name="static"))
     return result

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -1177,3 +1179,63 @@ def test_the_ended_card_is_an_alert_dialog_over_an_inert_view(browser: Any, stac
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+@contextlib.contextmanager
+def page_server(markup: str) -> Iterator[int]:
+    """One page on a loopback port (a page of the public internet may not frame a loopback one)."""
+    body = markup.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["any page", "the helpdesk the settings name"])
+def test_only_a_page_the_settings_name_can_show_the_console_in_a_frame(
+    browser: Any, make_stack: Callable[..., Stack], allowed: bool
+) -> None:
+    """Another site's page framing the console could have the agent click its buttons through a
+    decoy (click-jacking); a helpdesk that embeds it on purpose is named in the settings."""
+    framer = "<!doctype html><title>helpdesk</title><iframe></iframe>"
+    with page_server(framer) as port:
+        helpdesk = f"http://helpdesk.localhost:{port}"
+        ancestors = (helpdesk,) if allowed else ()
+        stack = make_stack(role="api-thread", api_settings={"console_frame_ancestors": ancestors})
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            refusals: list[str] = []
+            page.on("console", lambda m: refusals.append(m.text) if "frame-ancestors" in m.text else None)
+            page.goto(helpdesk + "/")
+            token = page.frame_locator("iframe").locator("#token")
+            if allowed:
+                page.locator("iframe").evaluate("(f, url) => { f.src = url; }", stack.console_url)
+                expect(token).to_be_visible(timeout=TIMEOUT_MS)
+                assert refusals == []
+            else:
+                refused = page.expect_console_message(
+                    lambda m: "frame-ancestors" in m.text, timeout=TIMEOUT_MS
+                )
+                with refused as said:
+                    page.locator("iframe").evaluate("(f, url) => { f.src = url; }", stack.console_url)
+                assert "frame-ancestors 'none'" in said.value.text
+                expect(token).to_have_count(0)
+        finally:
+            context.close()

@@ -48,6 +48,10 @@ def test_admin_token_is_masked_in_repr() -> None:
         ({"rewrite_workers": -2}, "rewrite_workers"),
         ({"ws_rate_per_s": 4}, "ws_rate_per_s must be 5 or more"),
         ({"trusted_proxies": ("10.0.0.0/8", "balancer")}, "trusted_proxies"),
+        ({"console_frame_ancestors": ("https://helpdesk.example/app",)}, "console_frame_ancestors"),
+        ({"console_frame_ancestors": ("helpdesk.example",)}, "console_frame_ancestors"),
+        ({"console_frame_ancestors": ("https://a.example; script-src *",)}, "console_frame_ancestors"),
+        ({"console_frame_ancestors": ("*",)}, "console_frame_ancestors"),
     ],
 )
 def test_invalid_settings_name_the_setting(changes: dict, message: str) -> None:
@@ -81,6 +85,12 @@ def test_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) 
 def test_trusted_proxies_come_from_the_environment_as_a_list() -> None:
     settings = Settings.resolve({}, {"COBROWSE_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"})
     assert settings.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
+
+
+def test_origins_that_may_frame_the_console_come_from_the_environment_as_a_list() -> None:
+    env = {"COBROWSE_CONSOLE_FRAME_ANCESTORS": "https://helpdesk.example, https://*.crm.example:8443"}
+    settings = Settings.resolve({}, env)
+    assert settings.console_frame_ancestors == ("https://helpdesk.example", "https://*.crm.example:8443")
 
 
 def test_admin_token_from_a_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cb_api_helpers import TestClient, make_settings
@@ -59,3 +60,37 @@ def test_the_console_and_the_view_name_an_icon_that_is_served() -> None:
         assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in client.get(page).text
     icon = client.get("/static/favicon.svg")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def _policy(response: Any) -> dict[str, str]:
+    directives = (d.strip().split(" ", 1) for d in response.headers["content-security-policy"].split(";"))
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+def test_the_console_and_the_view_load_only_their_own_parts_and_no_page_frames_them(
+    client: TestClient,
+) -> None:
+    """Framed by another site's page, the console's buttons could be clicked through a decoy
+    (click-jacking): co-browse someone, end a session."""
+    console = _policy(client.get("/console"))
+    view = _policy(client.get("/vb"))
+    for policy in (console, view):
+        assert policy["frame-ancestors"] == "'none'"
+        assert policy["script-src"] == "'self'" and policy["object-src"] == "'none'"
+        assert policy["connect-src"] == "'self'" and policy["base-uri"] == "'none'"
+    assert console["frame-src"] == "'none'"
+    assert view["frame-src"] == "http://*.cobrowse.localhost:8001"  # the session's proxy origins
+    assert client.get("/vb").headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in client.get("/banner.js").headers  # a script for other sites
+
+
+def test_a_helpdesk_the_settings_name_may_frame_them(ui_dir: Path) -> None:
+    settings = make_settings(
+        console_frame_ancestors=("https://helpdesk.example", "https://*.crm.example"),
+        proxy_domain="proxy.example", proxy_public_scheme="https", proxy_public_port=443,
+    )
+    app = create_app(settings, store=Store.connect(None, "static3:"), sweep=False, ui_dir=ui_dir)
+    client = TestClient(app)
+    for page in ("/console", "/vb"):
+        assert _policy(client.get(page))["frame-ancestors"] == "https://helpdesk.example https://*.crm.example"
+    assert _policy(client.get("/vb"))["frame-src"] == "https://*.proxy.example:443"
