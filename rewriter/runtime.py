@@ -48,6 +48,7 @@ _CONFIG_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "cookies": ((list, tuple), False),
     "masked": ((list, tuple), False),
     "consoleOrigin": ((str, type(None)), False),
+    "site": ((str,), False),  # the upstream host's site (rewriter.headers.site_of_host)
     "mask": ((str,), False),
     "base": ((str,), False),  # a worker's: the upstream URL of its script
 }

@@ -573,7 +573,9 @@
       mask: typeof cfg.mask === 'string' && cfg.mask ? cfg.mask : '\u2022\u2022\u2022\u2022\u2022\u2022',
       masked: [],
       cookies: [],
-      consoleOrigin: typeof cfg.consoleOrigin === 'string' ? cfg.consoleOrigin : null
+      consoleOrigin: typeof cfg.consoleOrigin === 'string' ? cfg.consoleOrigin : null,
+      // the upstream host's site (its public suffix and one label): no cookie Domain above it
+      site: typeof cfg.site === 'string' && cfg.site ? strLower(cfg.site) : null
     };
     var sel = isArray(cfg.masked) ? cfg.masked : [];
     for (var i = 0; i < sel.length; i++) if (typeof sel[i] === 'string' && sel[i]) push(ctx.masked, sel[i]);
@@ -2039,6 +2041,9 @@
           var d = strLower(val);
           if (d[0] === '.') d = strSlice(d, 1);
           if (host !== d && !endsWith(host, '.' + d)) return; // the jar would reject it
+          // nor a public suffix (Domain=github.io from alice.github.io: bob.github.io's too), as
+          // the jar (rewriter/cookies.py); from the suffix's own host it is that host's cookie
+          if (ctx.site && host !== d && d !== ctx.site && !endsWith(d, '.' + ctx.site)) return;
         } else if (key === 'path' && val[0] === '/') {
           cookiePath = val;
           visible = pathMatches(path, val);

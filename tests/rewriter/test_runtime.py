@@ -1177,6 +1177,7 @@ COOKIE_WRITES = {
     "h=1; HttpOnly": False,  # a script cannot set an HttpOnly cookie
     "s=1; Secure": False,  # not on an http page
     "d=1; Domain=other.example": False,
+    "x=1; Domain=example": False,  # a public suffix: the jar refuses it (the site's other hosts')
     "__cbjs=page": False,  # the proxy's own names are not the page's
     "__cbjv=page": False,
     f"__cbjs_{SID}=page": False,

@@ -22,6 +22,7 @@ from typing import Any
 
 from proxy.responses import NOT_SCRIPTS
 from rewriter.exceptions import RewriteError
+from rewriter.headers import site_of_host
 from rewriter.runtime import RUNTIME_PATH, injection_markup, prelude_offset, runtime_js, worker_prelude
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
@@ -75,6 +76,7 @@ class FakeProxy:
             "cookies": list(self.cookies),
             "masked": list(self.masked),
             "consoleOrigin": self.console_origin,
+            "site": site_of_host(urllib.parse.urlsplit(origin).hostname or ""),
         }
 
     def add(self, where: str, path: str, body: str | bytes, content_type: str = "text/html") -> None:
