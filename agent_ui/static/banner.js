@@ -368,6 +368,7 @@
         if (msg.visitor_id) { state.visitor_id = msg.visitor_id; saveState(); }
         takeRate(msg.rate_per_s);
         startPings(sock, msg.heartbeat_s);
+        sendSettle(); // an End or Refuse this tab has not got through yet (a page before this one)
         restoreSession(msg.session);
         // reportAll tells where the page is now: a page, viewport or scroll kept from before would
         // be told twice, the older copy last to arrive at times (the agent then followed a tab the
@@ -934,11 +935,41 @@
     });
     return out;
   }
+  // The visitor's End or Refuse is kept (state.settling, across this tab's pages) and sent again
+  // until the API has it: one lost on the way (offline, the API out of reach) left the session
+  // live, and the socket's next hello brought it back, the agent seeing the visitor's pages
+  // again after they had ended it. Another answer than a network error, a 5xx, 408 or 429 (the
+  // session was over already, or is not this visitor's) is as good as done: nothing to retry.
+  var settleTimer = null, settleBusy = false;
+  function settle(sessionId, action) {
+    state.settling = { id: sessionId, action: action };
+    saveState();
+    sendSettle();
+  }
+  function settling(sessionId) { return !!(state.settling && state.settling.id === sessionId); }
+  function sendSettle() {
+    var s = state.settling;
+    if (!s || settleBusy || !state.token) return;
+    cancel(settleTimer); settleTimer = null;
+    settleBusy = true;
+    function done() {
+      settleBusy = false;
+      if (state.settling && state.settling.id === s.id) { delete state.settling; saveState(); }
+    }
+    api("POST", "/sessions/" + encodeURIComponent(s.id) + "/" + s.action, {}, true).then(done, function (e) {
+      var st = e && e.status;
+      if (st && st < 500 && st !== 408 && st !== 429) return done();
+      settleBusy = false;
+      warn(s.action, e);
+      settleTimer = later(guard(sendSettle, "settle"), 3000);
+    });
+  }
+  on(window, "online", guard(sendSettle, "online"));
   function answer(sessionId, yes) {
     hidePrompt();
     if (!yes) {
-      api("POST", "/sessions/" + encodeURIComponent(sessionId) + "/refuse", {}, true).catch(function (e) { warn("refuse", e); });
-      state.session = null; saveState();
+      state.session = null;
+      settle(sessionId, "refuse");
       return;
     }
     var body = {};
@@ -953,6 +984,7 @@
     });
   }
   function startSession(sessionId, agentName) {
+    if (settling(sessionId)) return sendSettle(); // the visitor ended it: not back until the API has it
     if (state.session && state.session.id === sessionId && state.session.state === "active" && bar) return;
     state.session = { id: sessionId, state: "active", agent_name: agentName };
     saveState();
@@ -977,7 +1009,7 @@
   function endSession() {
     var s = state.session;
     if (!s) return;
-    api("POST", "/sessions/" + encodeURIComponent(s.id) + "/end", {}, true).catch(function (e) { warn("end", e); });
+    settle(s.id, "end");
     sessionOver("visitor");
   }
   NS.end = endSession;
@@ -986,7 +1018,8 @@
     // The server says which session is live for this visitor (after a navigation or reconnect).
     if (live && live.state === "active") startSession(live.id, live.agent_name);
     else if (live && live.state === "pending") {
-      if (!dialog) { state.session = { id: live.id, state: "pending", agent_name: live.agent_name }; saveState(); showPrompt(live.id, live.agent_name); }
+      if (settling(live.id)) sendSettle();
+      else if (!dialog) { state.session = { id: live.id, state: "pending", agent_name: live.agent_name }; saveState(); showPrompt(live.id, live.agent_name); }
     } else if (state.session) {
       sessionOver(""); // it ended while this page was away or offline: say so, as for any end
     }
@@ -1000,6 +1033,7 @@
     var s = state.session;
     switch (msg.type) {
       case "consent_request":
+        if (settling(sid(msg))) { sendSettle(); break; }
         state.session = { id: sid(msg), state: "pending", agent_name: agentName(msg) };
         saveState();
         showPrompt(sid(msg), agentName(msg));
@@ -1008,6 +1042,7 @@
         takeSessionMasks(msg.session);
         var st = msg.state || (msg.session && msg.session.state);
         if (st === "active") startSession(sid(msg), agentName(msg) || (s && s.agent_name));
+        else if (st === "pending" && settling(sid(msg))) sendSettle();
         else if (st === "pending") { state.session = { id: sid(msg), state: "pending", agent_name: agentName(msg) }; saveState(); showPrompt(sid(msg), agentName(msg)); }
         else if (st) sessionOver(st, msg.reason);
         break;

@@ -517,3 +517,42 @@ def test_a_ticket_answered_after_the_session_ended_opens_nothing(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_a_visitors_end_lost_on_the_way_is_sent_again_and_the_session_does_not_come_back(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """The visitor pressed End while offline: their bar said it had ended, the API never heard it,
+    and their next page's socket brought the live session back, the agent seeing their pages
+    again. The End is kept and sent until the API has it."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    lost = [True]
+    ends: list[str] = []
+
+    def end(route: Any) -> None:
+        ends.append(route.request.url)
+        if lost[0]:
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    visitor.context.route(re.compile(r"/sessions/[^/]+/end$"), end)
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        visitor.end_button().click()
+        expect(visitor.page.get_by_text("Co-browsing has ended.")).to_be_visible(timeout=TIMEOUT_MS)
+        visitor.page.reload()  # the next page's socket: its hello names the session, live still
+        wait_until(lambda: len(ends) >= 2, "the End sent again", 15, page=visitor.page)
+        expect(visitor.page.get_by_text("Co-browsing with")).to_be_hidden()
+        expect(vb.locator("#ended")).to_be_hidden()  # the API has not heard it yet
+        lost[0] = False
+        expect(vb.locator("#ended-reason")).to_have_text("The visitor ended the session.", timeout=TIMEOUT_MS)
+        kept = "() => Object.values(sessionStorage).some(v => v.includes('settling'))"
+        wait_until(lambda: not visitor.page.evaluate(kept), "the End forgotten once sent", page=visitor.page)
+        assert ends[-1].endswith("/end") and len(ends) >= 3
+    finally:
+        agent.context.close()
+        visitor.context.close()
