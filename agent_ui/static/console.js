@@ -550,6 +550,20 @@
       setTimeout(function () { loadVisitors().then(connect, connect); }, 300 * Math.pow(2, retry));
     };
   }
+  function recheckUnlisted(listed) {
+    var ids = {};
+    visitors.forEach(function (v) {
+      var s = sessionOf(v);
+      if (s && s.id && (s.state === "active" || s.state === "pending")) ids[s.id] = true;
+    });
+    pending.forEach(function (p, id) { ids[id] = true; });
+    Object.keys(ids).forEach(function (id) {
+      if (listed[id]) return;
+      api("GET", "/sessions/" + encodeURIComponent(id)).then(function (data) {
+        onSessionState(normSession(data));
+      }, function () { /* the next hello asks again */ });
+    });
+  }
   function setConn(up) {
     var c = $("conn");
     c.hidden = false;
@@ -561,7 +575,13 @@
       case "hello":
         retry = 0; setConn(true);
         if (msg.visitors) replaceAll(msg.visitors);
-        (msg.sessions || []).forEach(function (s) { onSessionState(normSession(s)); });
+        var listed = {};
+        (msg.sessions || []).forEach(function (s) { var n = normSession(s); listed[n.id] = true; onSessionState(n); });
+        // A hello lists live sessions only: one that ended or was answered while this socket was
+        // away (refused, expired, ended) is not in it, and no event will tell. A row still shown
+        // live or waiting stayed so for good ("Open virtual browser", or a busy button no press
+        // could clear): ask how each such session stands.
+        if (Array.isArray(msg.sessions)) recheckUnlisted(listed);
         render();
         break;
       case "error":

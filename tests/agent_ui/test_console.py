@@ -1239,3 +1239,60 @@ def test_only_a_page_the_settings_name_can_show_the_console_in_a_frame(
                 expect(token).to_have_count(0)
         finally:
             context.close()
+
+
+@pytest.mark.parametrize("answer", ["Refuse", "End"])
+def test_a_session_settled_while_the_consoles_socket_was_away_is_not_shown_live_after_it_reconnects(
+    browser: Any, stack: Stack, answer: str
+) -> None:
+    """The visitor refused (or ended the session) while the console's socket missed it; then the
+    socket reconnected. Its hello lists live sessions only, so the row stayed "Waiting for the
+    visitor..." (a busy button no press clears) or "Open virtual browser" for good. The console now
+    asks how each session it shows stands when a hello does not list it."""
+    visitor = open_visitor(browser, stack)
+    context = browser.new_context()
+    deaf: list[bool] = []  # set: the console's socket hears no session event
+    sockets: list[Any] = []
+
+    def route(ws: Any) -> None:
+        sockets.append(ws)
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+        server.on_message(lambda m: None if deaf and '"type": "session"' in str(m) else ws.send(m))
+
+    page = context.new_page()
+    page.route_web_socket(re.compile(r"/api/v1/agent/ws$"), route)  # the console's, not its window's
+    try:
+        page.goto(stack.console_url)
+        page.fill("#token", stack.agent_token)
+        page.click("#signin-form button[type=submit]")
+        agent = Agent(context, page, Frames())
+        win = agent.request()
+        if answer == "End":
+            visitor.accept()
+            expect(agent.button()).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
+        else:
+            expect(visitor.dialog()).to_be_visible(timeout=TIMEOUT_MS)
+            expect(agent.button()).to_have_attribute("data-state", "busy")
+        deaf.append(True)
+        if answer == "End":
+            visitor.end_button().click()
+        else:
+            visitor.dialog().get_by_role("button", name="Refuse").click()
+        expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(visitor.end_button()).to_be_hidden(timeout=TIMEOUT_MS)
+        page.wait_for_timeout(500)  # what the deaf socket would have heard is gone by
+        before = len(sockets)
+        sockets[-1].close(code=1001, reason="gone")  # the console's socket drops; it connects again
+        wait_until(lambda: len(sockets) > before, "the console's new socket", page=page)
+        expect(page.locator("#conn")).to_have_text("Live", timeout=TIMEOUT_MS)
+        expect(agent.button()).to_have_attribute("data-state", "available", timeout=TIMEOUT_MS)
+        expect(agent.row().locator(".live-mark")).to_be_hidden()
+        told = ("The visitor refused the co-browsing request." if answer == "Refuse"
+                else "The visitor ended the co-browsing session.")
+        expect(agent.row().locator(".reason")).to_have_text(told)
+        if not win.is_closed():
+            win.close()
+    finally:
+        context.close()
+        visitor.context.close()
