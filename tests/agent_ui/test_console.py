@@ -1252,13 +1252,21 @@ def test_a_session_settled_while_the_consoles_socket_was_away_is_not_shown_live_
     visitor = open_visitor(browser, stack)
     context = browser.new_context()
     deaf: list[bool] = []  # set: the console's socket hears no session event
+    unheard: list[str] = []
     sockets: list[Any] = []
 
     def route(ws: Any) -> None:
         sockets.append(ws)
         server = ws.connect_to_server()
         ws.on_message(server.send)
-        server.on_message(lambda m: None if deaf and '"type": "session"' in str(m) else ws.send(m))
+
+        def to_console(m: Any) -> None:
+            if deaf and '"type": "session"' in str(m):
+                unheard.append(str(m))
+            else:
+                ws.send(m)
+
+        server.on_message(to_console)
 
     page = context.new_page()
     page.route_web_socket(re.compile(r"/api/v1/agent/ws$"), route)  # the console's, not its window's
@@ -1281,7 +1289,8 @@ def test_a_session_settled_while_the_consoles_socket_was_away_is_not_shown_live_
             visitor.dialog().get_by_role("button", name="Refuse").click()
         expect(visitor.dialog()).to_be_hidden(timeout=TIMEOUT_MS)
         expect(visitor.end_button()).to_be_hidden(timeout=TIMEOUT_MS)
-        page.wait_for_timeout(500)  # what the deaf socket would have heard is gone by
+        settled = '"state": "ended"' if answer == "End" else '"state": "refused"'
+        wait_until(lambda: any(settled in m for m in unheard), "the event the console missed", page=page)
         before = len(sockets)
         sockets[-1].close(code=1001, reason="gone")  # the console's socket drops; it connects again
         wait_until(lambda: len(sockets) > before, "the console's new socket", page=page)
