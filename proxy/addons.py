@@ -43,6 +43,7 @@ from proxy.session_gate import credential_cookie, credential_cookie_name
 from proxy.timeouts import BODY_TIMED_OUT, UpstreamTimer, take_timeout_mark
 from rewriter.exceptions import RewriteError
 from rewriter.headers import clear_site_data, trustworthy
+from rewriter.runtime import RUNTIME_PATH
 from rewriter.urls import ProxyConfig
 
 logger = logging.getLogger(__name__)
@@ -252,7 +253,9 @@ class Gate:
     elements, preflights; or ``credentials: "omit"`` to its own origin) passes when it comes from an
     address the session's credential has come from. It is forwarded as the browser would send it
     upstream: without the jar's cookies, and its ``Set-Cookie`` is not kept
-    (``cookie_sync.ANONYMOUS``)."""
+    (``cookie_sync.ANONYMOUS``). The runtime asset is served to any request while the session is
+    active: a frame sandboxed without ``allow-same-origin`` sends no credential, and without its
+    runtime its pop-ups (top-level navigations, outside the confinement policy) left the proxy."""
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
@@ -263,8 +266,13 @@ class Gate:
             return
         route: Route = flow.metadata[ROUTE]
         try:
-            if flow.request.path.split("?", 1)[0] == ENTER_PATH:
+            path = flow.request.path.split("?", 1)[0]
+            if path == ENTER_PATH:
                 await self._enter(flow, route)
+                return
+            if path == RUNTIME_PATH and flow.request.method in ("GET", "HEAD"):
+                await self.ctx.gate.active_session(route.sid)
+                respond(flow, rewriting.runtime_response())
                 return
             if _from_another_session(flow, route, self.ctx.settings.proxy_domain):
                 raise Refused("other_session")

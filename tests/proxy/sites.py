@@ -389,6 +389,15 @@ onconnect = async (event) => {{
     async def message_child(request: Request) -> Response:
         return _page("Child", f"<script>parent.postMessage('child', '{site.origin}');</script>")
 
+    async def sandboxed_popup(request: Request) -> Response:
+        # a frame sandboxed without allow-same-origin (its requests carry no proxy credential)
+        # opens a pop-up to an absolute upstream URL: only its own runtime can keep that inside
+        child = f"<script>window.open('{site.origin}/about')</script>"
+        return _page(
+            "Sandboxed pop-up",
+            f'<iframe sandbox="allow-scripts allow-popups" srcdoc="{html.escape(child)}"></iframe>',
+        )
+
     async def module_a(request: Request) -> Response:
         return Response('export const word = "alpha";', media_type="text/javascript")
 
@@ -602,6 +611,7 @@ onconnect = async (event) => {{
         Route("/plant-cookie", plant_cookie),
         Route("/integrity", integrity),
         Route("/message-child", message_child),
+        Route("/sandboxed-popup", sandboxed_popup),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/shift-jis", shift_jis_page),

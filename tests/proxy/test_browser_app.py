@@ -102,6 +102,29 @@ def test_a_worker_made_from_a_blob_runs_the_runtime(browser: Any, harness: Harne
         context.close()
 
 
+def test_a_sandboxed_frames_pop_up_stays_inside_the_proxy(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A frame sandboxed without ``allow-same-origin`` loads its runtime without the credential
+    (its requests carry none), so its ``window.open`` of an absolute upstream URL opens the proxy
+    URL: a pop-up is a top-level navigation, which the confinement policy does not cover, and
+    without the runtime it loaded the upstream page directly."""
+    s = harness.open_session((sites.shop.origin,))
+    context = browser.new_context()
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    try:
+        page = context.new_page()
+        with context.expect_page(timeout=15000) as popup_info:
+            page.goto(harness.enter_url(s, sites.shop.origin + "/sandboxed-popup"))
+        popup = popup_info.value
+        popup.wait_for_load_state("domcontentloaded", timeout=15000)
+        assert popup.url == harness.url(s, sites.shop.origin + "/about")
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
 def test_markup_a_script_fetches_comes_as_it_was_with_its_urls_mapped(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:

@@ -397,14 +397,39 @@ def test_a_same_origin_request_without_credentials_passes_from_the_agents_addres
         assert r.status_code == 200 and "cookie" not in r.json()
     hits = sites.shop.total
     refused = [
-        _cors(harness, shop, "/__cobrowse/runtime.js", "", mode="no-cors", site="same-origin"),  # ours
         _cors(harness, shop, "/echo-headers", "", mode="navigate", site="same-origin"),
         _cors(harness, shop, "/echo-headers", "", mode="websocket", site="same-origin"),
         _cors(harness, shop, "/echo-headers", "", mode="no-cors", site="same-site"),
         _cors(harness, shop, "/echo-headers", "", mode="no-cors", site="cross-site"),
         _cors(harness, shop, "/echo-headers", "", mode="cors", site="same-origin", source="127.0.0.2"),
     ]
-    assert [r.status_code for r in refused] == [403] * 6
+    assert [r.status_code for r in refused] == [403] * 5
+    assert sites.shop.total == hits
+
+
+def test_the_runtime_is_served_without_the_credential_while_the_session_is_active(
+    harness: Harness, sites: Sites
+) -> None:
+    """A frame sandboxed without ``allow-same-origin`` has an opaque origin: its requests carry no
+    proxy credential and name no initiator. Its runtime must still load, or nothing maps its
+    ``window.open`` and links to pop-ups (top-level navigations, which the confinement policy does
+    not cover: they would load the upstream directly). The asset is static: it is served to any
+    request while the session is active, never for an ended or unknown one, and nothing goes
+    upstream."""
+    s = harness.open_session((sites.shop.origin,))
+    shop = harness.host(s, sites.shop.origin)
+    hits = sites.shop.total
+    r = _cors(harness, shop, "/__cobrowse/runtime.js", "", mode="no-cors", site="cross-site")
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+    assert "__cobrowse" in r.text
+    other = harness.open_session((sites.shop.origin,))
+    harness.end(other)
+    ended = _cors(harness, harness.host(other, sites.shop.origin), "/__cobrowse/runtime.js", "",
+                  mode="no-cors", site="cross-site")
+    assert ended.status_code == 403
+    unknown = _cors(harness, harness.host(s, sites.shop.origin).replace(s.sid, "zz" + s.sid[2:]),
+                    "/__cobrowse/runtime.js", "", mode="no-cors", site="cross-site")
+    assert unknown.status_code == 403
     assert sites.shop.total == hits
 
 
