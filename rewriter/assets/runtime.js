@@ -786,6 +786,27 @@
         return args;
       });
     });
+    // WebRTC: a peer connection gathers its candidates from the STUN and TURN servers the page
+    // names, over UDP or TCP straight from the agent's browser (no CSP directive covers it): those
+    // servers, and through a server-reflexive candidate the page itself, learn the agent's own
+    // address. Without servers and with relay candidates only, it gathers nothing and sends nothing
+    // (a call the page makes with it does not connect).
+    guard(function () {
+      var NativePC = win.RTCPeerConnection;
+      if (typeof NativePC !== 'function') return;
+      var confine = function (config) {
+        var out = {};
+        if (config !== null && typeof config === 'object') for (var key in config) out[key] = config[key];
+        out.iceServers = [];
+        out.iceTransportPolicy = 'relay';
+        return out;
+      };
+      wrapConstructor(win, 'RTCPeerConnection', function (args) { args[0] = confine(args[0]); return args; }, true, true);
+      if (win.webkitRTCPeerConnection === NativePC) {
+        defineProperty(win, 'webkitRTCPeerConnection', { value: win.RTCPeerConnection, writable: true, enumerable: false, configurable: true });
+      }
+      mapArgument(NativePC.prototype, 'setConfiguration', 0, confine);
+    });
     if (isWorker) {
       guard(function () {
         wrapMethod(win, 'importScripts', function (native) {

@@ -9,6 +9,7 @@ requests reaching the server under its bare ``127.0.0.1`` address.
 from __future__ import annotations
 
 import json
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -1123,6 +1124,46 @@ def test_service_worker_registration_is_rejected(session: BrowserSession, fake: 
     result = page.evaluate("window.result")
     assert result.startswith("SecurityError: cobrowse:")
     assert "/sw.js" not in fake.paths_on(fake.proxy_host())
+
+
+def test_peer_connections_gather_from_no_server(session: BrowserSession, fake: FakeProxy) -> None:
+    """WebRTC gathers candidates from the STUN and TURN servers a page names, over UDP straight from
+    the agent's browser (no CSP directive covers it): the server, and through a server-reflexive
+    candidate the page, would learn the agent's own address. The runtime gives every peer
+    connection no servers and relay candidates only, so nothing is sent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stun:
+        stun.bind(("127.0.0.1", 0))
+        stun.settimeout(0.2)
+        server = f"{{urls: 'stun:127.0.0.1:{stun.getsockname()[1]}'}}"
+        page = load(
+            session,
+            fake,
+            page_with(
+                f"var pc = new RTCPeerConnection({{iceServers: [{server}]}});"
+                "window.kinds = [];"
+                "pc.onicecandidate = function (e) { if (e.candidate) kinds.push(e.candidate.type); };"
+                "pc.createDataChannel('x');"
+                "pc.createOffer().then(function (o) { return pc.setLocalDescription(o); });"
+                f"pc.setConfiguration({{iceServers: [{server}]}});"
+                "var old = new webkitRTCPeerConnection({iceServers: [" + server + "]});"
+                "old.createDataChannel('y');"
+                "old.createOffer().then(function (o) { return old.setLocalDescription(o); });"
+            ),
+        )
+        page.wait_for_function("pc.iceGatheringState === 'complete' && old.iceGatheringState === 'complete'")
+        assert page.evaluate(
+            "[pc instanceof RTCPeerConnection, pc.constructor === RTCPeerConnection,"
+            " webkitRTCPeerConnection === RTCPeerConnection, pc.getConfiguration().iceServers.length,"
+            " pc.getConfiguration().iceTransportPolicy, kinds.length]"
+        ) == [True, True, True, 0, "relay", 0]
+        received = []
+        for _ in range(5):
+            try:
+                received.append(stun.recvfrom(2048))
+            except TimeoutError:
+                pass
+        assert received == []
+    assert_contained(session, fake)
 
 
 # --------------------------------------------------------------------------------------------
