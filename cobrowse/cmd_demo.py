@@ -51,6 +51,7 @@ def bind_shop_socket(port: int) -> socket.socket:
         sock.close()
         where = f"{SHOP_HOST}:{port}"
         raise SettingsError(f"--shop-port {port}: cannot listen on {where} ({exc.strerror})") from exc
+    sock.listen(128)  # now: a port 0 bound with SO_REUSEADDR is not claimed until it listens
     return sock
 
 

@@ -35,10 +35,13 @@ PROXY_DOMAIN = "cobrowse.localhost"
 
 
 def bound_socket() -> socket.socket:
-    """A listening-ready loopback socket on a free port, kept open so nobody else takes the port."""
+    """A listening loopback socket on a free port, kept open so nobody else takes the port.
+    Listening at once: two sockets bound with SO_REUSEADDR and not yet listening may share a port
+    (Linux), and the second server's listen then failed with EADDRINUSE under parallel runs."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
     return sock
 
 
