@@ -146,7 +146,7 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
                     " if (e.data && e.data.type === 'ready') window.__ready = true; })")
         held[0].continue_()
         agent.context.unroute(script)
-        vb.wait_for_function("window.__ready", timeout=TIMEOUT_MS)
+        vb.wait_for_function("() => window.__ready", timeout=TIMEOUT_MS)  # a function: the view has no eval
         expect(vb.locator("#draw-layer polyline")).to_have_count(1)
         expect(vb.locator("#vb-status")).to_have_text(not_sent)
 

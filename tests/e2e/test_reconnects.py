@@ -53,7 +53,7 @@ def test_the_console_reconnects_after_its_socket_drops_and_goes_on(
         # the page, since on a loaded machine it can be "Live" again before the test looks
         page.evaluate(_RECORD_CONN)
         sockets.routes[-1].close(code=1011, reason="server restart")
-        page.wait_for_function("window.__conn.includes('Reconnecting...')", timeout=TIMEOUT_MS)
+        page.wait_for_function("() => window.__conn.includes('Reconnecting...')", timeout=TIMEOUT_MS)
         expect(page.locator("#conn")).to_have_text("Live", timeout=TIMEOUT_MS)
         assert page.evaluate("window.__conn")[-2:] == ["Reconnecting...", "Live"]
         visitor.page.click("header >> text=Search")

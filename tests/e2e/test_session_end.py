@@ -393,7 +393,7 @@ def test_the_view_sends_nothing_to_the_blank_frame_it_leaves_when_the_session_en
         )
         vb.click("#end")
         expect(vb.locator("#ended-reason")).to_have_text("You ended the session.")
-        vb.wait_for_function("window.__blankLoaded === true", timeout=TIMEOUT_MS)
+        vb.wait_for_function("() => window.__blankLoaded === true", timeout=TIMEOUT_MS)
         assert errors == []
     finally:
         agent.context.close()
