@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from mitmproxy import http
@@ -260,8 +261,9 @@ async def on_set_cookies(
         await _send_view(ctx, flow, session, origin, records)
 
 
-def view_value(view: list[tuple[str, str, str]]) -> str:
-    """The ``__cbjv_{sid}`` cookie value of a view: URL-encoded JSON ``[[name, value, path], ...]``, or,
+def view_value(view: Sequence[tuple[str, str, str] | tuple[str, str, str, int]]) -> str:
+    """The ``__cbjv_{sid}`` cookie value of a view: URL-encoded JSON ``[[name, value, path[, expires]],
+    ...]``, or,
     too large for a cookie, ``!`` and a digest of it (the runtime then asks the proxy)."""
     # ASCII: a value the upstream sent in Latin-1 holds lone surrogates (mitmproxy's
     # surrogateescape), which have no UTF-8 to percent-encode
@@ -290,7 +292,7 @@ async def _send_view(
     flow.response.headers.add("set-cookie", f"{name}={value}; {_attributes(ctx.public)}")
 
 
-def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str]]:
+def script_cookies(flow: http.HTTPFlow) -> list[dict[str, str | int]]:
     """The jar's non-HttpOnly cookies for this document, for the runtime's ``document.cookie``."""
     origin: Origin = flow.metadata["cobrowse.origin"]
     records: dict[str, CookieRecord] = flow.metadata.get(RECORDS, {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.cookiejar
 import ipaddress
 import json
+import math
 import time
 import urllib.parse
 import urllib.request
@@ -337,9 +338,10 @@ def matching(
 
 def origin_script_view(
     records: Iterable[CookieRecord], origin_url: str, *, now: float | None = None
-) -> list[tuple[str, str, str]]:
-    """``(name, value, path)`` of every cookie scripts on ``origin_url``'s origin can read, on any
-    path, in ``document.cookie`` order: what the runtime filters by its document's path."""
+) -> list[tuple[str, str, str] | tuple[str, str, str, int]]:
+    """``(name, value, path[, expires])`` of every cookie scripts on ``origin_url``'s origin can
+    read, on any path, in ``document.cookie`` order: what the runtime filters by its document's
+    path; ``expires`` (Unix seconds) for a cookie that has one, which the runtime drops then."""
     now = time.time() if now is None else now
     host, secure = _host(origin_url), _secure(origin_url)
     chosen = [
@@ -347,7 +349,10 @@ def origin_script_view(
         if not r.expired(now) and not r.http_only and domain_match(host, r) and (secure or not r.secure)
     ]
     chosen.sort(key=lambda r: (-len(r.path), r.created))
-    return [(r.name, r.value, r.path) for r in chosen]
+    return [
+        (r.name, r.value, r.path) if r.expires is None else (r.name, r.value, r.path, math.ceil(r.expires))
+        for r in chosen
+    ]
 
 
 def cookie_header(
@@ -365,12 +370,14 @@ def cookie_header(
 
 def script_view(
     records: Iterable[CookieRecord], url: str, *, now: float | None = None
-) -> list[dict[str, str]]:
+) -> list[dict[str, str | int]]:
     """What ``document.cookie`` shows on ``url``: the non-HttpOnly cookies, as ``{name, value,
-    path}`` in the order browsers show them (longest path first, then oldest); the runtime keeps
-    that order as scripts write (a cookie is its name and path)."""
+    path[, expires]}`` in the order browsers show them (longest path first, then oldest); the
+    runtime keeps that order as scripts write (a cookie is its name and path), and drops a cookie
+    at its ``expires`` (Unix seconds)."""
     return [
-        {"name": r.name, "value": r.value, "path": r.path}
+        {"name": r.name, "value": r.value, "path": r.path,
+         **({} if r.expires is None else {"expires": math.ceil(r.expires)})}
         for r in matching(records, url, for_script=True, now=now)
     ]
 

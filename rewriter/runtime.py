@@ -96,15 +96,19 @@ def _check(config: Mapping[str, Any]) -> dict[str, Any]:
             and isinstance(cookie.get("name"), str)
             and isinstance(cookie.get("value"), str)
             and isinstance(cookie.get("path", ""), str)
+            and isinstance(cookie.get("expires", 0), int)
+            and not isinstance(cookie.get("expires", 0), bool)
         ):
-            raise RuntimeConfigError("runtime config 'cookies' entries must be {name, value[, path]} strings")
+            raise RuntimeConfigError(
+                "runtime config 'cookies' entries must be {name, value[, path]} strings and an int expires"
+            )
     for selector in config.get("masked", ()):
         if not isinstance(selector, str):
             raise RuntimeConfigError("runtime config 'masked' entries must be strings")
     checked = {key: (list(value) if isinstance(value, tuple) else value) for key, value in config.items()}
     if "cookies" in checked:
         checked["cookies"] = [
-            {"name": c["name"], "value": c["value"], **({"path": c["path"]} if "path" in c else {})}
+            {"name": c["name"], "value": c["value"], **{k: c[k] for k in ("path", "expires") if k in c}}
             for c in checked["cookies"]
         ]
     return checked

@@ -585,7 +585,8 @@
       for (i = 0; i < jar.length; i++) {
         var c = jar[i];
         if (c && typeof c.name === 'string' && typeof c.value === 'string') {
-          push(ctx.cookies, { name: c.name, value: c.value, path: typeof c.path === 'string' ? c.path : null });
+          push(ctx.cookies, { name: c.name, value: c.value, path: typeof c.path === 'string' ? c.path : null,
+            expires: typeof c.expires === 'number' ? c.expires * 1000 : null });
         }
       }
     }
@@ -1994,7 +1995,7 @@
       apply(xhrSend, xhr, [JSONstringify({ url: upstreamURL(), cookies: [] })]);
       var got = JSONparse(xhrText(xhr)).cookies;
       var list = [];
-      for (var i = 0; i < got.length; i++) push(list, [got[i].name, got[i].value, got[i].path]);
+      for (var i = 0; i < got.length; i++) push(list, [got[i].name, got[i].value, got[i].path, got[i].expires]);
       return list;
     }
     function refresh() {
@@ -2008,7 +2009,9 @@
       for (var i = 0; i < list.length; i++) {
         var c = list[i];
         if (isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'string' && typeof c[2] === 'string' &&
-            pathMatches(path, c[2])) push(next, { name: c[0], value: c[1], path: c[2] });
+            pathMatches(path, c[2])) {
+          push(next, { name: c[0], value: c[1], path: c[2], expires: typeof c[3] === 'number' ? c[3] * 1000 : null });
+        }
       }
       arrSplice(ctx.cookies, 0, ctx.cookies.length);
       for (i = 0; i < next.length; i++) push(ctx.cookies, next[i]);
@@ -2016,7 +2019,16 @@
       try { pending = JSONparse(decodeURIComponent_(nativeCookie(SCRIPT_COOKIE) || '%5B%5D')); } catch (e) { pending = []; }
       if (isArray(pending)) for (i = 0; i < pending.length; i++) if (typeof pending[i] === 'string') write(pending[i], true);
     }
-    function fresh() { try { refresh(); } catch (e) { /* keep what we have */ } }
+    // a cookie whose Max-Age or Expires has passed is gone from document.cookie at once, as in a
+    // browser (it showed until the next answer of the proxy brought a new view)
+    function dropExpired() {
+      var now = dateNow();
+      for (var i = ctx.cookies.length - 1; i >= 0; i--) {
+        var until = ctx.cookies[i].expires;
+        if (typeof until === 'number' && until <= now) arrSplice(ctx.cookies, i, 1);
+      }
+    }
+    function fresh() { try { refresh(); } catch (e) { /* keep what we have */ } dropExpired(); }
     function view() {
       fresh();
       var parts = [];
@@ -2043,6 +2055,7 @@
       var attrs = semi < 0 ? '' : strSlice(raw, semi + 1);
       var i = 0;
       var maxAgeSeen = false;
+      var expiresAt = null; // ms since the epoch, for a cookie that is not a session cookie
       while (i < attrs.length) {
         var j = strIndexOf(attrs, ';', i);
         if (j < 0) j = attrs.length;
@@ -2054,10 +2067,10 @@
         if (key === 'secure' && urlProtocol(upstream) !== 'https:') return;
         if (key === 'max-age' && val !== '') {
           var seconds = NumberCtor(val);
-          if (seconds === seconds) { maxAgeSeen = true; expired = seconds <= 0; }
+          if (seconds === seconds) { maxAgeSeen = true; expired = seconds <= 0; expiresAt = dateNow() + seconds * 1000; }
         } else if (key === 'expires' && !maxAgeSeen) {
           var when = dateParse(val);
-          if (when === when) expired = when <= dateNow();
+          if (when === when) { expired = when <= dateNow(); expiresAt = when; }
         } else if (key === 'domain' && val !== '') {
           var d = strLower(val);
           if (d[0] === '.') d = strSlice(d, 1);
@@ -2084,7 +2097,7 @@
       }
       if (expired) { if (index >= 0) arrSplice(ctx.cookies, index, 1); }
       else if (visible) {
-        var entry = { name: name, value: value, path: cookiePath };
+        var entry = { name: name, value: value, path: cookiePath, expires: expiresAt };
         if (index >= 0) ctx.cookies[index] = entry;
         else {
           var at = 0;
@@ -2151,7 +2164,7 @@
       var store = win.CookieStore && win.CookieStore.prototype;
       var PromiseCtor = win.Promise;
       if (!store) return;
-      function entry(c) { return { name: c.name, value: c.value, domain: null, path: '/', expires: null, secure: false, sameSite: 'lax', partitioned: false }; }
+      function entry(c) { return { name: c.name, value: c.value, domain: null, path: '/', expires: typeof c.expires === 'number' ? c.expires : null, secure: false, sameSite: 'lax', partitioned: false }; }
       function nameOf(arg) { return arg && typeof arg === 'object' ? arg.name : arg; }
       function replaceMethod(name, impl) {
         wrapMethod(store, name, function () {

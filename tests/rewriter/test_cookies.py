@@ -14,6 +14,7 @@ from rewriter.cookies import (
     cookie_header,
     expired_keys,
     load_records,
+    origin_script_view,
     over_limits,
     parse_script_write,
     parse_set_cookies,
@@ -197,6 +198,17 @@ def test_script_view_hides_http_only() -> None:
         {"name": "a", "value": "1", "path": "/"},
         {"name": "c", "value": "3", "path": "/"},
     ]
+
+
+def test_the_script_views_carry_the_time_a_cookie_expires() -> None:
+    """The runtime drops a cookie from ``document.cookie`` at that time, as a browser does (it
+    showed until the proxy's next answer brought a new view)."""
+    records = jar("a=1; Path=/; Max-Age=90", "b=2; Path=/")
+    assert script_view(records, URL, now=NOW) == [
+        {"name": "a", "value": "1", "path": "/", "expires": int(NOW) + 90},
+        {"name": "b", "value": "2", "path": "/"},
+    ]
+    assert origin_script_view(records, URL, now=NOW) == [("a", "1", "/", int(NOW) + 90), ("b", "2", "/")]
 
 
 def test_script_write() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -1243,6 +1244,28 @@ def test_document_cookie_refuses_what_the_browser_would(session: BrowserSession,
     )
     shown = [pair.split("=")[0] for pair in page.evaluate("window.after").split("; ")]
     assert shown == [write.split("=")[0] for write, visible in COOKIE_WRITES.items() if visible]
+
+
+def test_a_cookie_is_gone_from_document_cookie_when_it_expires(
+    session: BrowserSession, fake: FakeProxy
+) -> None:
+    """As in a browser: one the page wrote with Max-Age, and one the jar's view says expires, no
+    longer show once their time has passed (they showed until the proxy's next answer)."""
+    fake.cookies = [{"name": "jar", "value": "1", "path": "/", "expires": int(time.time()) + 2}]
+    page = load(
+        session,
+        fake,
+        page_with(
+            "document.cookie = 'brief=1; Max-Age=1; Path=/';"
+            "document.cookie = 'lasting=1; Max-Age=3600; Path=/';"
+            "window.first = document.cookie;"
+            "cookieStore.get('lasting').then(c => { window.stored = c.expires; });"
+        ),
+    )
+    assert page.evaluate("window.first") == "jar=1; brief=1; lasting=1"
+    page.wait_for_function("document.cookie === 'lasting=1'", timeout=10_000)
+    stored = page.evaluate("window.stored")
+    assert isinstance(stored, (int, float)) and stored > time.time() * 1000 + 3_000_000
 
 
 def test_document_cookie_keeps_the_browsers_order(session: BrowserSession, fake: FakeProxy) -> None:
