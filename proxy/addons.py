@@ -284,6 +284,10 @@ class Gate:
             else:
                 session = await self.ctx.gate.check(route.sid, credential)
                 await self.ctx.gate.note_address(route.sid, address)
+            if self.ctx.gate.has_ended(route.sid):
+                # heard ended while this request awaited the store: its connections were closed
+                # before this one was tracked below, so it must not go on
+                raise Refused("not_active")
         except Refused as exc:
             respond_error(flow, exc.page)
             return
@@ -312,6 +316,8 @@ class Gate:
             location = "/"
         # the target is checked first: a refused target leaves the one-time ticket unused
         credential = await self.ctx.gate.enter(route.sid, flow.request.query.get("ticket", ""))
+        if self.ctx.gate.has_ended(route.sid):
+            raise Refused("not_active")
         # Secure wherever the browser keeps it (https, and localhost names over http): past its
         # limit of cookies per domain the browser evicts the ones without it first
         cookie = credential_cookie(
@@ -521,6 +527,7 @@ class Connections:
 
     def running(self) -> None:
         self.ctx.gate.on_ended(self.ctx.connections.close_session)
+        self.ctx.gate.track_open_sessions(self.ctx.connections.sessions)
 
     def client_disconnected(self, client: Any) -> None:
         self.ctx.connections.discard_client(client.id)

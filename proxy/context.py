@@ -33,6 +33,10 @@ class ConnectionTracker:
             if not self._by_session[sid]:
                 del self._by_session[sid]
 
+    def sessions(self) -> list[str]:
+        """The sessions with client connections seen here."""
+        return list(self._by_session)
+
     def session_clients(self, sid: str) -> set[str]:
         return set(self._by_session.get(sid, ()))
 

@@ -2,7 +2,10 @@
 
 Session state and credential checks are cached for at most ``CACHE_TTL_S`` and dropped at once
 when ``session_ended_channel`` announces the end of a session, so an ended session is refused by
-every proxy process within a second even if a pub/sub message is lost.
+every proxy process within a second even if a pub/sub message is lost. The sessions with open
+connections here are read again every ``RECHECK_S``, so a lost message does not leave their
+downloads and WebSockets open either; and a session heard ended is never served again here, even
+by a request that was being checked as the end was heard.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -28,6 +31,8 @@ logger = logging.getLogger(__name__)
 CACHE_TTL_S = 0.5
 RENOTE_S = 60.0  # an address already noted is written again after this long (a lost key heals)
 SUBSCRIBE_TIMEOUT_S = 10.0  # how long start() waits for the store (a Redis still starting)
+ENDED_KEPT = 100_000  # session ids heard ended, kept so that no later answer can revive one
+RECHECK_S = 1.0  # how often the sessions with open connections are read again (lost messages)
 COOKIE_PREFIX = "__cb_"
 
 
@@ -67,7 +72,12 @@ class SessionGate:
         self._addresses: dict[tuple[str, str], _Cached] = {}
         self._noted: dict[tuple[str, str], float] = {}
         self._ended_listeners: list[Callable[[str], object]] = []
+        # sessions heard ended (terminal states are final), oldest first; bounded by ENDED_KEPT
+        self._ended_sids: dict[str, None] = {}
+        # the sessions with open client connections here (set by the ``Connections`` addon)
+        self._open_sessions: Callable[[], Iterable[str]] = tuple
         self._task: asyncio.Task[None] | None = None
+        self._recheck_task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._last_error: Exception | None = None  # why the last subscription attempt failed
 
@@ -85,6 +95,12 @@ class SessionGate:
         for key in [k for k in self._noted if k[0] == sid]:
             del self._noted[key]
 
+    def has_ended(self, sid: str) -> bool:
+        """Whether this process has heard that ``sid`` ended. A request that awaited the store
+        while the end was heard (its connections closed before it was tracked) checks this
+        once it has nothing more to await, and is refused."""
+        return sid in self._ended_sids
+
     async def session(self, sid: str, *, fresh: bool = False) -> ProxySession | None:
         """The session as stored (None: unknown), cached unless ``fresh``."""
         entry = self._sessions.get(sid)
@@ -94,6 +110,8 @@ class SessionGate:
             found = await proxy_access.get_proxy_session(self.store, sid)
         except StoreUnavailable as exc:
             raise Refused("store_unavailable") from exc
+        if sid in self._ended_sids:
+            return found  # an answer read before the end was heard is not cached as the state
         self._sessions[sid] = _Cached(found, self._clock())
         if len(self._sessions) > 10_000:
             self._sessions.clear()
@@ -103,7 +121,7 @@ class SessionGate:
         """The session if it is active and not past its deadline; else ``Refused('not_active')``.
         ``fresh``: read from the store, not the cache."""
         found = await self.session(sid, fresh=fresh)
-        if found is None or found.state != "active":
+        if found is None or found.state != "active" or sid in self._ended_sids:
             raise Refused("not_active")
         if found.expires_at and found.expires_at < time.time():
             raise Refused("not_active", "past deadline")
@@ -184,7 +202,18 @@ class SessionGate:
     def on_ended(self, listener: Callable[[str], object]) -> None:
         self._ended_listeners.append(listener)
 
+    def track_open_sessions(self, sessions: Callable[[], Iterable[str]]) -> None:
+        """``sessions()`` names the sessions with open connections in this process: each is read
+        again every ``RECHECK_S``, and ended here when it is no longer active. An end published
+        while the subscription was down is never heard (redis-py even reconnects and subscribes
+        again by itself, silently), and nothing else would close its downloads and WebSockets;
+        nor those of a session past its deadline while no API process runs to end it."""
+        self._open_sessions = sessions
+
     async def _ended(self, sid: str) -> None:
+        self._ended_sids[sid] = None
+        if len(self._ended_sids) > ENDED_KEPT:
+            del self._ended_sids[next(iter(self._ended_sids))]
         self.invalidate(sid)
         for listener in self._ended_listeners:
             try:
@@ -200,6 +229,8 @@ class SessionGate:
         hear of sessions ending must not serve them (a Redis still starting has that long)."""
         if self._task is None:
             self._task = asyncio.create_task(self._listen(), name="cobrowse-session-ended")
+        if self._recheck_task is None:
+            self._recheck_task = asyncio.create_task(self._recheck_loop(), name="cobrowse-session-recheck")
         try:
             await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
         except TimeoutError:
@@ -214,6 +245,30 @@ class SessionGate:
         if self._task is not None:
             await stop(self._task)
             self._task = None
+        if self._recheck_task is not None:
+            await stop(self._recheck_task)
+            self._recheck_task = None
+
+    async def _recheck_open_sessions(self) -> None:
+        """End here every session with open connections that is no longer active in the store."""
+        for sid in list(self._open_sessions()):
+            try:
+                await self.active_session(sid, fresh=True)
+            except Refused as exc:
+                if exc.page == "store_unavailable":
+                    return  # no answer is no news: the next round asks again
+                if sid not in self._ended_sids:
+                    await self._ended(sid)
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_S)
+            try:
+                await self._recheck_open_sessions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one bad round stop the checks
+                logger.exception("re-reading the sessions with open connections failed")
 
     async def _listen(self) -> None:
         channel = proxy_access.session_ended_channel(self.store)

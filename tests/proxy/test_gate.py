@@ -3,6 +3,7 @@ credential, gets a 403 page and nothing is fetched upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import urllib.parse
@@ -13,7 +14,8 @@ import lxml.html
 import pytest
 import redis
 
-from control_api import keys, proxy_access
+from control_api import keys, proxy_access, sessions
+from control_api.sessions import Actor
 from proxy import session_gate
 from rewriter.urls import Origin, encode_label
 from tests.conftest import private_redis, wait_until
@@ -580,6 +582,50 @@ def test_the_proxy_hears_session_ends_again_after_its_subscription_is_cut(
         finally:
             client.close()
             h.close()
+
+
+def test_an_end_heard_while_a_request_awaits_the_store_is_not_served(
+    harness: Harness, sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request has found the session active and its credential good, and the end is heard while
+    it still awaits the store (noting the agent's address): the end closed the session's
+    connections before this one was tracked, so it must be refused, or a download or WebSocket
+    opened as the session ends would stream on for ever."""
+    s, credential, shop = harness.session_on(sites.shop.origin)
+    heard = asyncio.Event()
+    harness.proxy.ctx.gate.on_ended(lambda sid: heard.set() if sid == s.sid else None)
+    real_note = proxy_access.note_agent_address
+
+    async def note_then_end(store: object, sid: str, address: str) -> None:
+        await real_note(store, sid, address)  # type: ignore[arg-type]
+        if sid == s.sid:  # the session ends, and the proxy hears it, meanwhile
+            await sessions.end(harness.store, s.sid, Actor("agent", s.agent_id))
+            await asyncio.wait_for(heard.wait(), 10)
+
+    monkeypatch.setattr(proxy_access, "note_agent_address", note_then_end)
+    with socket.create_connection(("127.0.0.1", harness.port)) as sock:
+        sock.sendall(_raw_request(harness.port, shop, "/api/items", f"__cb_{s.sid}={credential}"))
+        sock.settimeout(5)
+        assert _read_response(sock).startswith(b"HTTP/1.1 403")
+    assert heard.is_set()
+    assert sites.shop.total == 0
+
+
+def test_an_end_whose_message_is_lost_still_closes_open_connections(harness: Harness, sites: Sites) -> None:
+    """The end of a session is published while the proxy is not subscribed (a network blip: redis-py
+    reconnects and subscribes again by itself, silently; a failover; a Redis restart): nothing
+    announces it, yet the session's open connections (a download, a WebSocket) must not stream
+    on. The proxy reads the sessions it has open connections of again, every second."""
+    s, credential, shop = harness.session_on(sites.shop.origin)
+    with socket.create_connection(("127.0.0.1", harness.port)) as sock:
+        sock.sendall(_raw_request(harness.port, shop, "/api/items", f"__cb_{s.sid}={credential}"))
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        # the end as stored, its message lost
+        harness.call(harness.store.redis.hset(keys.session(harness.store, s.sid), "state", "ended"))
+        ended_at = time.monotonic()
+        sock.settimeout(5.0)
+        assert sock.recv(1024) == b""  # closed by the proxy
+        assert time.monotonic() - ended_at < 1 + session_gate.RECHECK_S
 
 
 def test_the_gates_caches_stay_bounded_whatever_a_client_sends(
