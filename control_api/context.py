@@ -19,3 +19,5 @@ class Api:
     metrics: Metrics
     # cleanups still running after their WebSocket went away; awaited before the store closes
     cleanups: set[asyncio.Task[None]] = field(default_factory=set)
+    # open visitor sockets per visitor id in this process (control_api.ws.MAX_SOCKETS_PER_VISITOR)
+    visitor_sockets: dict[str, int] = field(default_factory=dict)

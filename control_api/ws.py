@@ -45,6 +45,10 @@ log = logging.getLogger("cobrowse.api.ws")
 
 AUTH_TIMEOUT_S = 10.0
 QUEUE_SIZE = 1000
+# Open sockets one visitor may hold in one API process (one per tab of the site): each keeps under
+# its own message rate, so one visitor token opening sockets without end slowed every session
+# (40 of them took another session's relay from 8 ms to 93 ms, p50).
+MAX_SOCKETS_PER_VISITOR = 16
 ACTIVITY_EVERY_S = 1.0
 SCROLL_STORE_EVERY_S = 1.0
 
@@ -293,6 +297,7 @@ class VisitorConnection(Connection):
         self.account: Account | None = None
         self.hold_s = max(3.0, min(15.0, api.settings.visitor_grace_s))
         self.last_scroll_store = 0.0
+        self.counted = ""  # the visitor id this socket counts for in api.visitor_sockets
 
     async def setup(self) -> None:
         assert self.principal is not None
@@ -300,6 +305,12 @@ class VisitorConnection(Connection):
         self.account = await accounts.find(self.store, self.principal.account_id or "")
         if self.visitor is None:
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "unknown visitor")
+        open_now = self.api.visitor_sockets.get(self.visitor.id, 0)
+        if open_now >= MAX_SOCKETS_PER_VISITOR:
+            self.account = None  # nothing of the visitor's to undo at teardown: this socket never counted
+            raise ProtocolViolation(CLOSE_RATE_LIMITED, "too many sockets open for this visitor")
+        self.api.visitor_sockets[self.visitor.id] = open_now + 1
+        self.counted = self.visitor.id
         if self.account is None:  # deleted: its site key too, so the banner must not register again
             raise ProtocolViolation(CLOSE_GONE, "account deleted")
         origin = self.ws.headers.get("origin")
@@ -345,6 +356,11 @@ class VisitorConnection(Connection):
             )
 
     async def teardown(self) -> None:
+        if self.counted:
+            left = self.api.visitor_sockets.pop(self.counted, 1) - 1
+            if left > 0:
+                self.api.visitor_sockets[self.counted] = left
+            self.counted = ""
         if self.visitor is not None and self.account is not None:
             await visitors.drop_connection(
                 self.store, self.visitor, self.conn_id, self.api.settings.visitor_grace_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -229,6 +230,27 @@ def test_the_rate_limiter_allows_bursts_of_three_seconds_worth_and_refills_at_it
             assert limiter.allow()
         clock[0] += stall
         assert all(limiter.allow() for _ in range(int(4 * stall))), stall
+
+
+def test_one_visitor_holds_a_bounded_number_of_sockets(world: World) -> None:
+    """Each socket keeps under its own rate: one visitor token opening sockets without end slowed
+    every session's relay. Past the limit a socket is closed with 4429; one closing makes room."""
+    from control_api.ws import MAX_SOCKETS_PER_VISITOR
+
+    visitor = world.visitor(world.account())
+    other = world.visitor(world.account())
+    with contextlib.ExitStack() as sockets:
+        for _ in range(MAX_SOCKETS_PER_VISITOR):
+            ws = sockets.enter_context(
+                world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"])
+            )
+            assert ws.receive_json()["type"] == "hello"
+        with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as extra:
+            assert _closed_on(extra) == messages.CLOSE_RATE_LIMITED
+        with world.client.websocket_connect("/api/v1/visitor/ws", headers=other["headers"]) as ws:
+            assert ws.receive_json()["type"] == "hello"  # another visitor is not counted with it
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
+        assert ws.receive_json()["type"] == "hello"  # closed ones no longer count
 
 
 def test_flood_is_rate_limited(world: World) -> None:
