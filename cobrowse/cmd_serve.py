@@ -41,6 +41,7 @@ class ApiPart:
     def __init__(self, settings: Settings, store: Any) -> None:
         import uvicorn
 
+        from cobrowse.api_protocol import HeadDeadlineProtocol
         from control_api import create_app
 
         class Server(uvicorn.Server):
@@ -58,6 +59,7 @@ class ApiPart:
             lifespan="on",
             access_log=settings.log_level == "debug",  # access lines carry paths only, never tokens
             proxy_headers=False,
+            http=HeadDeadlineProtocol,  # no connection waits for ever for its request head
         )
         self.settings = settings
         self.server = Server(config)

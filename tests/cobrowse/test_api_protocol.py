@@ -1,0 +1,103 @@
+"""The API's HTTP protocol closes connections whose request head does not come (slowloris)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.sync.client import connect as ws_connect
+
+from cobrowse.api_protocol import HeadDeadlineProtocol
+from cobrowse.cmd_serve import ApiPart
+from cobrowse.settings import Settings
+
+DEADLINE_S = 1.0
+
+
+class QuickDeadline(HeadDeadlineProtocol):
+    head_timeout_s = DEADLINE_S
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            await send({"type": "websocket.send", "text": message.get("text") or ""})
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(DEADLINE_S * 2)  # an answer that takes longer than the head deadline
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@contextmanager
+def server() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(app, http=QuickDeadline, lifespan="off", log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(instance.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        instance.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def closed_by_server(conn: socket.socket, within_s: float = DEADLINE_S * 5) -> bool:
+    """Whether the server closes ``conn`` (whatever it sent before) within ``within_s``."""
+    conn.settimeout(within_s)
+    try:
+        while conn.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n"], ids=["nothing", "half a head"])
+def test_a_connection_without_a_whole_head_is_closed(sent: bytes) -> None:
+    with server() as port, socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(sent)
+        assert closed_by_server(conn)
+
+
+def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() -> None:
+    with server() as port, socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.settimeout(5)
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        conn.sendall(b"GET / HTTP/1.1\r\n")  # cancels uvicorn's own keep-alive timer, and stops
+        assert closed_by_server(conn)
+
+
+def test_a_slow_answer_and_a_websocket_are_not_cut() -> None:
+    with server() as port:
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.settimeout(DEADLINE_S * 10)
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        with ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=DEADLINE_S * 2)  # quiet past the deadline, and still open
+            ws.send("still here")
+            assert ws.recv(timeout=5) == "still here"
+
+
+def test_the_api_process_uses_it() -> None:
+    part = ApiPart(Settings(api_port=0), store=None)
+    assert part.server.config.http is HeadDeadlineProtocol
