@@ -3,7 +3,8 @@
 uvicorn waits for a request head as long as the client likes: a client that opened connections
 and sent nothing, or a byte now and then (slowloris), held each of them for ever, and enough of
 them took every file descriptor of the API process, banner and console sockets included. The
-proxy has the same deadline (``proxy.server``'s head deadline).
+proxy has one of its own (``proxy.addons.HeadDeadline``, 60 s as nginx's); this one is shorter, as
+a browser's idle connection to the API is closed after 5 s by uvicorn's keep-alive anyway.
 """
 
 from __future__ import annotations
