@@ -71,6 +71,8 @@ def _reserved(path: str) -> bool:
 # metadata keys carried on a flow between addons
 ROUTE = "cobrowse.route"
 SESSION = "cobrowse.session"
+# the store did not answer the head's credential check (HeadDeadline): the gate does not wait again
+STORE_DOWN = "cobrowse.store_down"
 ORIGIN = "cobrowse.origin"
 MAPPER = "cobrowse.mapper"
 
@@ -266,6 +268,8 @@ class Gate:
             return
         route: Route = flow.metadata[ROUTE]
         try:
+            if flow.metadata.get(STORE_DOWN):
+                raise Refused("store_unavailable")
             path = flow.request.path.split("?", 1)[0]
             if path == ENTER_PATH:
                 await self._enter(flow, route)
@@ -582,7 +586,10 @@ class HeadDeadline:
             if credential:
                 await self.ctx.gate.check(route.sid, credential)
                 self._cancel(client_id)
-        except (Refused, RewriteError, ValueError):
+        except Refused as exc:
+            if exc.page == "store_unavailable":
+                flow.metadata[STORE_DOWN] = True  # one wait for the store per request, not two
+        except (RewriteError, ValueError):
             pass  # the gate answers it; the deadline holds until its body is in
 
     def request(self, flow: http.HTTPFlow) -> None:

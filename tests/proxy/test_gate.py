@@ -4,10 +4,12 @@ credential, gets a 403 page and nothing is fetched upstream."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
 import lxml.html
@@ -550,6 +552,38 @@ def test_a_store_outage_refuses_every_request_with_503_and_fetches_nothing(
                           credential=other_credential, headers={"sec-fetch-mode": "cors"})
             assert fresh.status_code == 503 and fresh.json()["error"] == "store_unavailable"
             assert sites.shop.total == hits
+        finally:
+            h.close()
+
+
+def test_a_store_that_does_not_answer_is_waited_for_once_per_request(
+    sites: Sites, tmp_path: Path
+) -> None:
+    """A hung Redis (no answer, no refusal) costs a request one wait for the store, then a 503: the
+    head's credential check and the gate each waited out the store's timeout (10 s, not 5)."""
+    with private_redis(tmp_path) as (proc, port):
+        h = Harness(make_settings(sites), f"redis://127.0.0.1:{port}/0", "hung:")
+        try:
+            s = h.open_session((sites.shop.origin,))  # never seen by the proxy: nothing cached
+            credential = h.credential(s)
+            gate = h.proxy.ctx.gate
+            checks: list[str] = []
+            real_check = gate.check
+
+            async def counted(sid: str, *args: Any, **kwargs: Any) -> Any:
+                checks.append(sid)
+                return await real_check(sid, *args, **kwargs)
+
+            gate.check = counted  # type: ignore[method-assign]
+            proc.send_signal(signal.SIGSTOP)
+            try:
+                r = h.get(s, h.host(s, sites.shop.origin), "/api/items", credential=credential,
+                          headers={"sec-fetch-mode": "cors"})
+            finally:
+                proc.send_signal(signal.SIGCONT)
+            assert r.status_code == 503 and r.json()["error"] == "store_unavailable"
+            assert checks == [s.sid]
+            assert sites.shop.hits["/api/items"] == 0
         finally:
             h.close()
 
