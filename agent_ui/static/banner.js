@@ -370,6 +370,7 @@
         startPings(sock, msg.heartbeat_s);
         sendSettle(); // an End or Refuse this tab has not got through yet (a page before this one)
         restoreSession(msg.session);
+        connectionBack();
         // reportAll tells where the page is now: a page, viewport or scroll kept from before would
         // be told twice, the older copy last to arrive at times (the agent then followed a tab the
         // visitor had already left)
@@ -401,6 +402,7 @@
           function (e) { warn("register", e); scheduleReconnect(); });
         return;
       }
+      connectionLost();
       scheduleReconnect();
     }, "ws close");
   }
@@ -908,6 +910,27 @@
     root.appendChild(bar);
   }
   function hideBar() { if (bar) { bar.remove(); bar = null; } }
+  // Without its socket for 2 s (a network drop; a quick reconnect does not show) the bar says so:
+  // the agent sees nothing of the page meanwhile, and the visitor should not think otherwise.
+  var lostTimer = null;
+  function barText(up) {
+    var s = state.session, name = (s && s.agent_name) || "an agent";
+    return "Co-browsing with " + name + (up ? "" : " (connection lost, reconnecting\u2026)");
+  }
+  function connectionLost() {
+    if (lostTimer !== null) return;
+    lostTimer = later(guard(function () {
+      lostTimer = null;
+      // (the browser keeps a socket open while it is offline: being offline is enough)
+      if (bar && (!wsOpen || navigator.onLine === false)) bar.querySelector(".who").textContent = barText(false);
+    }, "connection lost"), 2000);
+  }
+  function connectionBack() {
+    cancel(lostTimer); lostTimer = null;
+    if (bar) bar.querySelector(".who").textContent = barText(true);
+  }
+  on(window, "offline", guard(connectionLost, "offline"));
+  on(window, "online", guard(function () { if (wsOpen) connectionBack(); }, "online"));
 
   var noticeTimer = null;
   function notice(text) {

@@ -115,3 +115,26 @@ def test_a_visitor_whose_stored_token_is_stale_registers_again_and_is_measured_a
     finally:
         agent.context.close()
         context.close()
+
+
+def test_the_visitors_bar_says_while_the_connection_is_lost(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """Offline, the agent sees nothing of the page: the bar said "Co-browsing with Alex" all the
+    same. It says the connection is lost (after 2 s: a quick reconnect does not show) until it is
+    back."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        agent.request()
+        bar = visitor.page.get_by_text(f"Co-browsing with {stack.agent_name}")
+        expect(bar).to_have_text(f"Co-browsing with {stack.agent_name}", timeout=TIMEOUT_MS)
+        visitor.context.set_offline(True)
+        lost = f"Co-browsing with {stack.agent_name} (connection lost, reconnecting\u2026)"
+        expect(bar).to_have_text(lost, timeout=TIMEOUT_MS)
+        visitor.context.set_offline(False)
+        expect(bar).to_have_text(f"Co-browsing with {stack.agent_name}", timeout=TIMEOUT_MS)
+    finally:
+        agent.context.close()
+        visitor.context.close()
