@@ -708,7 +708,8 @@
       construct: function (target, args, newTarget) {
         var copy = [];
         for (var k = 0; k < args.length; k++) copy[k] = args[k];
-        if (copy.length > 0 && (anyFirst || (copy[0] !== undefined && copy[0] !== null))) {
+        // anyFirst 'always': even with no argument at all (a default the hook must override)
+        if ((copy.length > 0 || anyFirst === 'always') && (anyFirst || (copy[0] !== undefined && copy[0] !== null))) {
           try { copy = fn(copy) || copy; } catch (e) { /* keep */ }
         }
         return construct(target, copy, newTarget === proxy ? target : newTarget);
@@ -795,18 +796,25 @@
     guard(function () {
       var NativePC = win.RTCPeerConnection;
       if (typeof NativePC !== 'function') return;
+      // never throws, and always confines: with no configuration, or none that can be read, the
+      // browser's default is every candidate (a connection made with no argument, or a
+      // setConfiguration() without one, reset to it)
       var confine = function (config) {
         var out = {};
-        if (config !== null && typeof config === 'object') for (var key in config) out[key] = config[key];
+        try {
+          if (config !== null && typeof config === 'object') for (var key in config) out[key] = config[key];
+        } catch (e) { out = {}; }
         out.iceServers = [];
         out.iceTransportPolicy = 'relay';
         return out;
       };
-      wrapConstructor(win, 'RTCPeerConnection', function (args) { args[0] = confine(args[0]); return args; }, true, true);
+      wrapConstructor(win, 'RTCPeerConnection', function (args) { args[0] = confine(args[0]); return args; }, true, 'always');
       if (win.webkitRTCPeerConnection === NativePC) {
         defineProperty(win, 'webkitRTCPeerConnection', { value: win.RTCPeerConnection, writable: true, enumerable: false, configurable: true });
       }
-      mapArgument(NativePC.prototype, 'setConfiguration', 0, confine);
+      wrapMethod(NativePC.prototype, 'setConfiguration', function (native) {
+        return function (config) { return apply(native, this, [confine(config)]); };
+      });
     });
     if (isWorker) {
       guard(function () {

@@ -1149,6 +1149,9 @@ def test_peer_connections_gather_from_no_server(session: BrowserSession, fake: F
                 "var old = new webkitRTCPeerConnection({iceServers: [" + server + "]});"
                 "old.createDataChannel('y');"
                 "old.createOffer().then(function (o) { return old.setLocalDescription(o); });"
+                # no configuration at all is the browser's default (every candidate): confined too
+                "var bare = new RTCPeerConnection();"
+                "var reset = new RTCPeerConnection({iceServers: []}); reset.setConfiguration();"
             ),
         )
         page.wait_for_function("pc.iceGatheringState === 'complete' && old.iceGatheringState === 'complete'")
@@ -1157,6 +1160,8 @@ def test_peer_connections_gather_from_no_server(session: BrowserSession, fake: F
             " webkitRTCPeerConnection === RTCPeerConnection, pc.getConfiguration().iceServers.length,"
             " pc.getConfiguration().iceTransportPolicy, kinds.length]"
         ) == [True, True, True, 0, "relay", 0]
+        policies = page.evaluate("[bare, reset].map((c) => c.getConfiguration().iceTransportPolicy)")
+        assert policies == ["relay", "relay"]
         received = []
         for _ in range(5):
             try:
