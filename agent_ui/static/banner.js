@@ -217,6 +217,7 @@
   }
 
   var ws = null, wsMaker = window, connectOnMount = false, wsOpen = false, queue = [], retry = 0, stopped = false, heardHello = false;
+  var heldBack = false; // reports of where the visitor is wait for an End on its way (sendSettle)
   // Two tabs of one visitor (a tab the page opens with window.open keeps its sessionStorage, so its
   // identity): where the visitor is, is where the visitor looks. A hidden tab does not report its
   // page, scroll, viewport or fields (a title a timer changes or a pushState in a tab behind took
@@ -231,6 +232,7 @@
   // Whether the message is sent, or kept to be sent.
   function send(msg) {
     if (unsaid(msg)) return false;
+    if (heldBack && WHERE[msg.type] === 1) return false; // (see the hello)
     if (ws && wsOpen) { budgeted(msg); return true; }
     // Until this page's first `hello` it may not know every mask (those of the session come with
     // it): a field or an element's scroll is not kept for later then (once the socket is open,
@@ -369,6 +371,9 @@
         takeRate(msg.rate_per_s);
         startPings(sock, msg.heartbeat_s);
         sendSettle(); // an End or Refuse this tab has not got through yet (a page before this one)
+        // the session this hello says is live is one the visitor ended, and the API has not heard
+        // it yet: nothing of this page goes to the agent until it has (sendSettle's done)
+        heldBack = !!(msg.session && settling(msg.session.id));
         restoreSession(msg.session);
         connectionBack();
         // reportAll tells where the page is now: a page, viewport or scroll kept from before would
@@ -377,7 +382,7 @@
         var kept = queue;
         queue = [];
         kept.forEach(function (m) { if (!STATE_NOW[m.type]) send(m); });
-        reportAll();
+        if (!heldBack) reportAll();
         return;
       }
       handle(msg);
@@ -963,7 +968,7 @@
   // live, and the socket's next hello brought it back, the agent seeing the visitor's pages
   // again after they had ended it. Another answer than a network error, a 5xx, 408 or 429 (the
   // session was over already, or is not this visitor's) is as good as done: nothing to retry.
-  var settleTimer = null, settleBusy = false;
+  var settleTimer = null, settleBusy = false, settleTries = 0;
   function settle(sessionId, action) {
     state.settling = { id: sessionId, action: action };
     saveState();
@@ -976,15 +981,17 @@
     cancel(settleTimer); settleTimer = null;
     settleBusy = true;
     function done() {
-      settleBusy = false;
+      settleBusy = false; settleTries = 0;
       if (state.settling && state.settling.id === s.id) { delete state.settling; saveState(); }
+      if (state.settling) return sendSettle(); // another, settled while this one was on its way
+      if (heldBack) { heldBack = false; if (ws && wsOpen) reportAll(); }
     }
     api("POST", "/sessions/" + encodeURIComponent(s.id) + "/" + s.action, {}, true).then(done, function (e) {
       var st = e && e.status;
       if (st && st < 500 && st !== 408 && st !== 429) return done();
       settleBusy = false;
       warn(s.action, e);
-      settleTimer = later(guard(sendSettle, "settle"), 3000);
+      settleTimer = later(guard(sendSettle, "settle"), Math.min(30000, 3000 * Math.pow(2, settleTries++)));
     });
   }
   on(window, "online", guard(sendSettle, "online"));

@@ -542,14 +542,22 @@ def test_a_visitors_end_lost_on_the_way_is_sent_again_and_the_session_does_not_c
     try:
         vb = agent.request()
         expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        vb.evaluate(  # every address the view shows from now on
+            "() => { const u = document.getElementById('vb-url'), seen = window.__shown = [];"
+            " new MutationObserver(() => seen.push(u.textContent))"
+            ".observe(u, {childList: true, characterData: true, subtree: true}); }"
+        )
         visitor.end_button().click()
         expect(visitor.page.get_by_text("Co-browsing has ended.")).to_be_visible(timeout=TIMEOUT_MS)
-        visitor.page.reload()  # the next page's socket: its hello names the session, live still
+        # the next page's socket: its hello names the session, live still; where the visitor is
+        # now must not reach the agent
+        visitor.page.click("header >> text=Search")
         wait_until(lambda: len(ends) >= 2, "the End sent again", 15, page=visitor.page)
         expect(visitor.page.get_by_text("Co-browsing with")).to_be_hidden()
         expect(vb.locator("#ended")).to_be_hidden()  # the API has not heard it yet
         lost[0] = False
         expect(vb.locator("#ended-reason")).to_have_text("The visitor ended the session.", timeout=TIMEOUT_MS)
+        assert not [url for url in vb.evaluate("window.__shown") if "/search" in url]
         kept = "() => Object.values(sessionStorage).some(v => v.includes('settling'))"
         wait_until(lambda: not visitor.page.evaluate(kept), "the End forgotten once sent", page=visitor.page)
         assert ends[-1].endswith("/end") and len(ends) >= 3
