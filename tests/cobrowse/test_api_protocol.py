@@ -11,17 +11,25 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from websockets.sync.client import connect as ws_connect
 
-from cobrowse.api_protocol import HeadDeadlineProtocol
+from cobrowse.api_protocol import HeadDeadline, HeadDeadlineProtocol
 from cobrowse.cmd_serve import ApiPart
 from cobrowse.settings import Settings
 
 DEADLINE_S = 1.0
 
 
-class QuickDeadline(HeadDeadlineProtocol):
+class QuickDeadline(HeadDeadlineProtocol):  # httptools, the one `cobrowse serve` runs
     head_timeout_s = DEADLINE_S
+
+
+class QuickH11Deadline(HeadDeadline, H11Protocol):  # uvicorn without httptools
+    head_timeout_s = DEADLINE_S
+
+
+PROTOCOLS = pytest.mark.parametrize("protocol", [QuickDeadline, QuickH11Deadline], ids=["httptools", "h11"])
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -42,11 +50,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextmanager
-def server() -> Iterator[int]:
+def server(protocol: type) -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    config = uvicorn.Config(app, http=QuickDeadline, lifespan="off", log_level="warning")
+    config = uvicorn.Config(app, http=protocol, lifespan="off", log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(instance.serve(sockets=[sock])), daemon=True)
     thread.start()
@@ -69,15 +77,17 @@ def closed_by_server(conn: socket.socket, within_s: float = DEADLINE_S * 5) -> b
     return True
 
 
+@PROTOCOLS
 @pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n"], ids=["nothing", "half a head"])
-def test_a_connection_without_a_whole_head_is_closed(sent: bytes) -> None:
-    with server() as port, socket.create_connection(("127.0.0.1", port)) as conn:
+def test_a_connection_without_a_whole_head_is_closed(protocol: type, sent: bytes) -> None:
+    with server(protocol) as port, socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(sent)
         assert closed_by_server(conn)
 
 
-def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() -> None:
-    with server() as port, socket.create_connection(("127.0.0.1", port)) as conn:
+@PROTOCOLS
+def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline(protocol: type) -> None:
+    with server(protocol) as port, socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.settimeout(5)
         assert conn.recv(4096).startswith(b"HTTP/1.1 200")
@@ -85,8 +95,9 @@ def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() -> Non
         assert closed_by_server(conn)
 
 
-def test_a_slow_answer_and_a_websocket_are_not_cut() -> None:
-    with server() as port:
+@PROTOCOLS
+def test_a_slow_answer_and_a_websocket_are_not_cut(protocol: type) -> None:
+    with server(protocol) as port:
         with socket.create_connection(("127.0.0.1", port)) as conn:
             conn.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
             conn.settimeout(DEADLINE_S * 10)
@@ -96,6 +107,25 @@ def test_a_slow_answer_and_a_websocket_are_not_cut() -> None:
                 ws.recv(timeout=DEADLINE_S * 2)  # quiet past the deadline, and still open
             ws.send("still here")
             assert ws.recv(timeout=5) == "still here"
+
+
+@PROTOCOLS
+def test_a_websocket_upgrade_pipelined_after_a_request_is_not_cut(protocol: type) -> None:
+    """h11 takes the buffered upgrade as the first answer completes: the deadline armed then for
+    a next head closed the WebSocket it had become."""
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with server(protocol) as port, socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + upgrade)
+        conn.settimeout(5)
+        got = b""
+        while b"101 Switching Protocols" not in got:
+            chunk = conn.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert not closed_by_server(conn, within_s=DEADLINE_S * 2.5)  # quiet, and still open
 
 
 def test_the_api_process_uses_it() -> None:
