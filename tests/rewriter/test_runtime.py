@@ -1255,8 +1255,10 @@ def test_a_cookie_is_gone_from_document_cookie_when_it_expires(
     session: BrowserSession, fake: FakeProxy
 ) -> None:
     """As in a browser: one the page wrote with Max-Age, and one the jar's view says expires, no
-    longer show once their time has passed (they showed until the proxy's next answer)."""
-    fake.cookies = [{"name": "jar", "value": "1", "path": "/", "expires": int(time.time()) + 2}]
+    longer show once their time has passed (they showed until the proxy's next answer); the
+    jar's times are on the proxy's clock, which need not be the agent's."""
+    fake.clock_offset_s = -3600  # the proxy's clock an hour behind the agent's: its expiry is on it
+    fake.cookies = [{"name": "jar", "value": "1", "path": "/", "expires": int(time.time()) - 3600 + 6}]
     page = load(
         session,
         fake,
@@ -1268,7 +1270,7 @@ def test_a_cookie_is_gone_from_document_cookie_when_it_expires(
         ),
     )
     assert page.evaluate("window.first") == "jar=1; brief=1; lasting=1"
-    page.wait_for_function("document.cookie === 'lasting=1'", timeout=10_000)
+    page.wait_for_function("document.cookie === 'lasting=1'", timeout=30_000)
     stored = page.evaluate("window.stored")
     assert isinstance(stored, (int, float)) and stored > time.time() * 1000 + 3_000_000
 

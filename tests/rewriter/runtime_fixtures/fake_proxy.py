@@ -46,8 +46,9 @@ class FakeProxy:
     port: int = 0
     pages: dict[tuple[str, str], tuple[str, bytes]] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
-    cookies: list[dict[str, str]] = field(default_factory=list)
+    cookies: list[dict[str, Any]] = field(default_factory=list)
     masked: list[str] = field(default_factory=list)
+    clock_offset_s: float = 0.0  # the proxy's clock less the browser's (runtime config "now")
     known_origins: list[str] = field(default_factory=lambda: [UPSTREAM, CDN])
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,6 +78,7 @@ class FakeProxy:
             "masked": list(self.masked),
             "consoleOrigin": self.console_origin,
             "site": site_of_host(urllib.parse.urlsplit(origin).hostname or ""),
+            "now": time.time() + self.clock_offset_s,
         }
 
     def add(self, where: str, path: str, body: str | bytes, content_type: str = "text/html") -> None:
