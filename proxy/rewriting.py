@@ -35,7 +35,8 @@ from proxy.responses import (
 from rewriter.charset import charset_param, extract_content_type, mime_type
 from rewriter.dispatch import SNIFF_BYTES, UNKNOWN_TYPES, Kind, Rewritten, kind_of
 from rewriter.exceptions import RewriteError
-from rewriter.headers import confinement_policy, rewrite_response_headers, site_of_host
+from rewriter.headers import confinement_policy, rewrite_response_headers
+from rewriter.public_suffixes import public_ancestors
 from rewriter.runtime import injection_markup, prelude_offset, runtime_js, worker_prelude
 from rewriter.urls import Origin, UrlMapper
 
@@ -263,8 +264,8 @@ def runtime_config(ctx: ProxyContext, session: ProxySession, mapper: UrlMapper, 
         "masked": list(session.masked_selectors),
         # the virtual browser (served by the API) is the only frame parent the runtime bridge talks to
         "consoleOrigin": ctx.settings.public_api_url,
-        # document.cookie refuses a Domain above it, as the jar does (a public suffix)
-        "site": site_of_host(origin.host),
+        # document.cookie refuses a Domain that is one, as the jar does
+        "publicDomains": public_ancestors(origin.host),
         "now": time.time(),  # the jar's expiry times are on this clock, not the agent's
     }
 

@@ -48,7 +48,7 @@ _CONFIG_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "cookies": ((list, tuple), False),
     "masked": ((list, tuple), False),
     "consoleOrigin": ((str, type(None)), False),
-    "site": ((str,), False),  # the upstream host's site (rewriter.headers.site_of_host)
+    "publicDomains": ((list, tuple), False),  # rewriter.public_suffixes.public_ancestors of its host
     "now": ((int, float), False),  # the proxy's clock (Unix seconds): the jar's expiries are on it
     "mask": ((str,), False),
     "base": ((str,), False),  # a worker's: the upstream URL of its script

@@ -576,9 +576,11 @@
       consoleOrigin: typeof cfg.consoleOrigin === 'string' ? cfg.consoleOrigin : null,
       // the agent's clock less the proxy's: the jar's expiry times are the proxy's
       skew: typeof cfg.now === 'number' && cfg.now === cfg.now ? dateNow() - cfg.now * 1000 : 0,
-      // the upstream host's site (its public suffix and one label): no cookie Domain above it
-      site: typeof cfg.site === 'string' && cfg.site ? strLower(cfg.site) : null
+      // the public suffixes above the upstream host: no cookie Domain may name one
+      publicDomains: []
     };
+    var pub = isArray(cfg.publicDomains) ? cfg.publicDomains : [];
+    for (var pi = 0; pi < pub.length; pi++) if (typeof pub[pi] === 'string') push(ctx.publicDomains, strLower(pub[pi]));
     var sel = isArray(cfg.masked) ? cfg.masked : [];
     for (var i = 0; i < sel.length; i++) if (typeof sel[i] === 'string' && sel[i]) push(ctx.masked, sel[i]);
     var jar = cfg.cookies;
@@ -2087,7 +2089,7 @@
           if (host !== d && !endsWith(host, '.' + d)) return; // the jar would reject it
           // nor a public suffix (Domain=github.io from alice.github.io: bob.github.io's too), as
           // the jar (rewriter/cookies.py); from the suffix's own host it is that host's cookie
-          if (ctx.site && host !== d && d !== ctx.site && !endsWith(d, '.' + ctx.site)) return;
+          if (host !== d) for (var pd = 0; pd < ctx.publicDomains.length; pd++) if (ctx.publicDomains[pd] === d) return;
         } else if (key === 'path' && val[0] === '/') {
           cookiePath = val;
           visible = pathMatches(path, val);

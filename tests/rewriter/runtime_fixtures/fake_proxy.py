@@ -22,7 +22,7 @@ from typing import Any
 
 from proxy.responses import NOT_SCRIPTS
 from rewriter.exceptions import RewriteError
-from rewriter.headers import site_of_host
+from rewriter.public_suffixes import public_ancestors
 from rewriter.runtime import RUNTIME_PATH, injection_markup, prelude_offset, runtime_js, worker_prelude
 from rewriter.urls import Origin, ProxyConfig, UrlMapper
 
@@ -77,7 +77,7 @@ class FakeProxy:
             "cookies": list(self.cookies),
             "masked": list(self.masked),
             "consoleOrigin": self.console_origin,
-            "site": site_of_host(urllib.parse.urlsplit(origin).hostname or ""),
+            "publicDomains": public_ancestors(urllib.parse.urlsplit(origin).hostname or ""),
             "now": time.time() + self.clock_offset_s,
         }
 
