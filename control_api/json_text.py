@@ -9,13 +9,26 @@ from typing import Any
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the name {json.dumps(key)[:80]} appears twice in one object")
+            seen.add(key)
+    return data
+
+
 def loads(text: str | bytes) -> Any:
     """``json.loads``, with every way client text fails to be usable data raised as ``ValueError``:
-    not JSON, not UTF-8, nested too deeply for the parser (``RecursionError``), or holding a lone
+    not JSON, not UTF-8, nested too deeply for the parser (``RecursionError``), holding a lone
     UTF-16 surrogate (``"\\ud800"``), which parses but can be neither stored nor sent on as
-    UTF-8 (a pair of them, one character, is fine)."""
+    UTF-8 (a pair of them, one character, is fine), or naming a member twice in one object
+    (``{"a": 1, "a": 2}``: RFC 8259 leaves which one counts to each reader, so a client, a
+    gateway and we could each act on a different one; we take neither)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
     stack = [data]

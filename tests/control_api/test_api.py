@@ -52,6 +52,12 @@ def test_errors_are_json_everywhere(world: World) -> None:
     for in_a_key in (b'{"name": "x", "\\udc00": 1}', b'{"name": "x", "policy": [{"a\\ud800b": 1}]}'):
         r = world.client.post("/api/v1/accounts", content=in_a_key, headers=world.admin)
         assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
+    # a name given twice in one object, at the top or deeper, is refused rather than one of the
+    # two picked
+    for twice in (b'{"name": "x", "name": "y"}', b'{"name": "x", "policy": {"mode": 1, "mode": 2}}'):
+        r = world.client.post("/api/v1/accounts", content=twice, headers=world.admin)
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_json"), r.json()
+        assert "appears twice" in r.json()["detail"], r.json()
     # said in the API's words, not Python's
     for body, said in ((b'{"name": ' + b"1" * 5000 + b"}", "a number has more than 4300 digits"),
                        (b"\xff\xfe{", "the body is not UTF-8 text")):

@@ -73,6 +73,8 @@ def test_valid_messages_keep_only_known_fields() -> None:
          messages.CLOSE_INVALID),
         ("visitor", '{"type": "page", "url": "https://a.example/", "title": "\\ud800"}',
          messages.CLOSE_INVALID),  # a lone surrogate
+        ("visitor", '{"type": "page", "url": "https://a.example/", "url": "https://b.example/"}',
+         messages.CLOSE_INVALID),  # a name twice
         (
             "visitor",
             json.dumps({"type": "page", "url": "https://a.example/" + "x" * 70000}),
