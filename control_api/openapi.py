@@ -17,6 +17,7 @@ STATUS_TEXT = {
     403: "Forbidden for this caller",
     404: "Not found",
     405: "Method not allowed",
+    408: "The request body did not arrive in time",
     409: "Conflict with the current state",
     413: "Body too large",
     422: "Invalid request",
@@ -75,7 +76,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         }
     errors = set(endpoint.errors) | {503}
     if endpoint.request:
-        errors |= {413, 422}
+        errors |= {408, 413, 422}
     if endpoint.query:
         errors.add(422)
     for status in sorted(errors):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import sys
@@ -13,6 +14,11 @@ from control_api import json_text
 from control_api.exceptions import ApiError, invalid
 
 MAX_BODY_BYTES = 256 * 1024
+# from the app's first read to the body's last byte: the head has its own deadline
+# (``cobrowse.api_protocol``), and without this one a client that sent a head and then a byte of
+# its body now and then held the connection (and its file descriptor) for ever; 256 KiB, the
+# largest body, takes about 40 s at 56 kbit/s, and the API's bodies are a few hundred bytes
+BODY_TIMEOUT_S = 30.0
 # C0 and C1 controls (DEL too), the line and paragraph separators, the bidirectional marks,
 # embeddings, overrides and isolates, as a class body both Python and the OpenAPI document's
 # ECMAScript patterns read: in a name people read, they break the line it is shown on or reorder
@@ -26,10 +32,16 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks.extend(chunk)
-        if len(chunks) > MAX_BODY_BYTES:
-            raise ApiError(413, "payload_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                chunks.extend(chunk)
+                if len(chunks) > MAX_BODY_BYTES:
+                    raise ApiError(413, "payload_too_large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+    except TimeoutError as exc:
+        raise ApiError(
+            408, "request_timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s"
+        ) from exc
     if not chunks.strip():
         if required:
             raise ApiError(422, "invalid_json", "a JSON object body is required")

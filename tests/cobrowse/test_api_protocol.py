@@ -17,6 +17,8 @@ from websockets.sync.client import connect as ws_connect
 from cobrowse.api_protocol import HeadDeadline, HeadDeadlineProtocol
 from cobrowse.cmd_serve import ApiPart
 from cobrowse.settings import Settings
+from control_api import create_app, request_parsing
+from control_api.store import Store
 
 DEADLINE_S = 1.0
 
@@ -50,11 +52,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextmanager
-def server(protocol: type) -> Iterator[int]:
+def server(protocol: type, asgi: Any = app, lifespan: str = "off") -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    config = uvicorn.Config(app, http=protocol, lifespan="off", log_level="warning")
+    config = uvicorn.Config(asgi, http=protocol, lifespan=lifespan, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(instance.serve(sockets=[sock])), daemon=True)
     thread.start()
@@ -126,6 +128,29 @@ def test_a_websocket_upgrade_pipelined_after_a_request_is_not_cut(protocol: type
             assert chunk, got
             got += chunk
         assert not closed_by_server(conn, within_s=DEADLINE_S * 2.5)  # quiet, and still open
+
+
+@PROTOCOLS
+def test_a_request_body_that_does_not_come_is_answered_408_and_the_connection_closed(
+    protocol: type, monkeypatch: pytest.MonkeyPatch, redis_url: str, namespace: str
+) -> None:
+    """A whole head, then a body that stops: the head deadline is past, and the app waited for the
+    rest of the body for ever (a connection, and its file descriptor, held by a byte now and then)."""
+    monkeypatch.setattr(request_parsing, "BODY_TIMEOUT_S", DEADLINE_S)
+    store = Store.connect(redis_url, namespace=namespace)
+    api = create_app(Settings(api_port=0), store=store)
+    head = b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with server(protocol, api, lifespan="on") as port, socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(head + b"Content-Length: 100\r\n\r\n" + b'{"site_key": "')
+        conn.settimeout(DEADLINE_S * 10)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = conn.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b'"error":"request_timeout"' in answer.replace(b" ", b""), answer
+        assert closed_by_server(conn)  # the rest of that body is not read as a next request
 
 
 def test_the_api_process_uses_it() -> None:
