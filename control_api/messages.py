@@ -221,6 +221,9 @@ AGENT_MESSAGES: Mapping[str, MessageSpec] = {
     "navigate": MessageSpec(
         {**SID, "url": req(_url)}, True, "navigate the visitor (only with policy agent_can_navigate)"
     ),
+    "active": MessageSpec(
+        SID, False, "the agent is using the view (clicks, keys, wheel): session activity, not relayed"
+    ),
 }
 
 MESSAGES: Mapping[str, Mapping[str, MessageSpec]] = {"visitor": VISITOR_MESSAGES, "agent": AGENT_MESSAGES}

@@ -240,6 +240,11 @@ class Connection:
         with translate_errors():
             channel = keys.sync_channel(self.store, sid, to_side)
             await self.api.hub.publisher.publish(channel, json.dumps(event))
+        await self.touch(sid, now)
+
+    async def touch(self, sid: str, now: float | None = None) -> None:
+        """Count session activity (its idle timeout), at most once every ``ACTIVITY_EVERY_S``."""
+        now = time.time() if now is None else now
         if now - self.last_activity.get(sid, 0.0) >= ACTIVITY_EVERY_S:
             self.last_activity[sid] = now
             await sessions.touch(self.store, sid, now)
@@ -479,6 +484,13 @@ class AgentConnection(Connection):
         record = self.sessions.get(sid)
         if record is None:
             raise ProtocolViolation(CLOSE_FORBIDDEN, "not your session")
+        if message.type == "active":
+            # the agent using the view with Follow off while the visitor reads is not idle: only
+            # relayed messages counted, and the session ended under an agent at work (one sent
+            # as the session ends is no error to show)
+            if record.get("state") == "active":
+                await self.touch(sid)
+            return
         if record.get("state") != "active":
             await self.error("session_not_active", f"session {sid} is {record.get('state')}")
             return

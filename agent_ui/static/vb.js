@@ -281,6 +281,9 @@
       case "agent-click-highlight":
         if (onVisitorsPage()) sendWs({ type: "highlight", selector: msg.selector });
         break;
+      case "agent-input":
+        markActive();
+        break;
       default:
         break;
     }
@@ -333,6 +336,16 @@
   }
 
   // ---- the control API's live channel -------------------------------------------------------
+  // The agent using the page in the view (the runtime's `agent-input`: clicks, keys, the wheel) is
+  // the session's activity, as every relayed message is: with Follow off the agent may use the
+  // site while the visitor reads, and the session ended idle under them (docs/PROTOCOL.md, `active`).
+  var ACTIVE_EVERY_MS = 10000, lastActive = -1e9;
+  function markActive() {
+    var now = performance.now();
+    if (!started || ended || now - lastActive < ACTIVE_EVERY_MS) return;
+    lastActive = now;
+    sendWs({ type: "active" });
+  }
   function sendWs(msg) {
     if (!ws || ws.readyState !== 1 || ended) return;
     msg.session_id = sid;

@@ -2450,6 +2450,23 @@
         }
       } catch (e) { /* keep */ }
     }, { capture: true, passive: true });
+    // The agent using the page (clicks, keys, the wheel, a touch): the console counts it as the
+    // session's activity, so that a session does not end idle under an agent browsing with Follow
+    // off while the visitor reads. Trusted input only, one message every 5 s at most.
+    var lastInput = -1e9;
+    var onAgentInput = function (event) {
+      try {
+        if (!event.isTrusted) return;
+        var now = dateNow();
+        if (now - lastInput < 5000) return;
+        lastInput = now;
+        post({ type: 'agent-input' });
+      } catch (e) { /* keep */ }
+    };
+    var inputEvents = ['pointerdown', 'keydown', 'wheel', 'touchstart'];
+    for (var ie = 0; ie < inputEvents.length; ie++) {
+      addEventListener(win, inputEvents[ie], onAgentInput, { capture: true, passive: true });
+    }
     addEventListener(win, 'click', function (event) {
       try {
         if (state.mode !== 'highlight' || !event.isTrusted) return;

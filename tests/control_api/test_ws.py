@@ -107,6 +107,31 @@ def test_sync_relays_both_ways_with_only_validated_fields(world: World) -> None:
             assert got["from"] == "agent" and got["session_id"] == sid
 
 
+def test_the_agent_using_the_view_counts_as_activity_and_is_not_relayed(world: World) -> None:
+    """With Follow off the agent may use the site while the visitor reads: the view says so with
+    ``active``, which keeps the session from its idle timeout and reaches no one."""
+    from control_api import keys, sessions
+
+    portal = world.client.portal  # type: ignore[union-attr]
+    with live_session(world, idle_timeout_s=30) as (vws, aws, session, _):
+        sid = session["id"]
+        activity_key = keys.session_activity(world.store, sid)
+        portal.call(world.store.redis.set, activity_key, "1000.0")  # long ago
+        aws.send_json({"type": "active", "session_id": sid})
+        aws.send_json({"type": "ping"})  # answered once the socket has handled what came before
+        assert _next(aws, "pong")
+        touched = float(portal.call(world.store.redis.get, activity_key))
+        assert touched > 1000.0
+        aws.send_json({"type": "clear", "session_id": sid})  # relayed: the first the visitor gets
+        assert _next(vws, "clear")["from"] == "agent"
+        # the sweeper finds the session not idle: it would have ended it at the old activity
+        record = portal.call(sessions.get_record, world.store, sid)
+        assert sessions.due(record, 1000.0, 1000.0 + 31) == ("ended", "idle_timeout")
+        assert sessions.due(record, touched, touched + 29) is None
+        assert portal.call(sessions.enforce_deadline, world.store, sid, touched + 29) is None
+        assert portal.call(sessions.get_record, world.store, sid)["state"] == "active"
+
+
 def test_masked_and_password_fields_are_dropped_and_counted(world: World) -> None:
     with live_session(world, masked_selectors=["#card", "input[name=cvv]"]) as (vws, aws, _, _agent):
         vws.send_json({"type": "field", "selector": "#pw", "input_type": "password", "value": "hunter2"})

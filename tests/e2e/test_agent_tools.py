@@ -438,3 +438,42 @@ def test_banner_and_runtime_compute_the_same_css_paths(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_the_agent_using_the_view_with_follow_off_is_session_activity(
+    browser: Any, make_stack: Callable[..., Stack]
+) -> None:
+    """With Follow off the agent may use the site while the visitor reads, and no relayed
+    message counted that: the session ended idle under an agent at work. A click in the page
+    reaches the view as the runtime's `agent-input`, and the view tells the API (`active`),
+    which reaches nobody."""
+    stack = make_stack(policy={"consent": "none"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    try:
+        vb = agent.request()
+        frame = vb.frame_locator("#view")
+        expect(frame.locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        vb.evaluate("() => document.getElementById('follow').click()")  # off (no input of the agent's)
+        expect(vb.locator("#follow")).not_to_be_checked()
+        vb.evaluate(  # what the runtime posts to the view
+            "() => { window.__inputs = 0; addEventListener('message', e => { if (e.data"
+            " && e.data.type === 'agent-input') window.__inputs++; }); }"
+        )
+        frame.locator("h1").click()  # text, not a link: the page stays
+        vb.wait_for_function("() => window.__inputs > 0", timeout=TIMEOUT_MS)
+        agent.frames.wait_for(vb, '"type":"active"')
+        # a relayed message after it arrives first at the visitor: `active` went to no one
+        def cleared() -> list[dict[str, Any]]:
+            return [m for m in visitor.frames.messages() if m.get("type") == "clear"]
+
+        before = len(cleared())
+        vb.click("#clear")
+        wait_until(lambda: len(cleared()) > before, "the agent's clear at the visitor", page=visitor.page)
+        assert not [m for m in visitor.frames.messages() if m.get("type") == "active"]
+        sent = [m for m in agent.frames.messages() if m.get("type") == "active"]
+        assert {m.get("session_id") for m in sent} == {cleared()[-1]["session_id"]}, sent
+        expect(vb.locator("#ended")).to_be_hidden()
+    finally:
+        agent.context.close()
+        visitor.context.close()
