@@ -6,7 +6,9 @@ fails the page's WebSocket at once."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
-from tests.proxy.ws_upstream import Peer, WsUpstream, close_frame, frame, ws_upstream
+from tests.proxy.ws_upstream import Frame, Peer, WsUpstream, close_frame, frame, ws_upstream
 
 pytestmark = pytest.mark.browser
 
@@ -137,3 +139,178 @@ def test_an_upstream_that_breaks_the_protocol_is_an_abnormal_close_in_the_page(
     assert p.upstream.done.wait(10) and not p.upstream.errors
     assert p.upstream.peers[0].seen[-1].close_code == code
     _no_traceback(caplog)
+
+
+CLOSES = [
+    (1000, "done here"),
+    (1000, ""),
+    (1001, "restarting"),
+    (1011, "unexpected condition"),
+    (4000, ""),
+    (4321, "réunion terminée ✓"),
+    (4999, "é" * 61 + "x"),  # 123 bytes: the most a close frame carries
+]
+
+
+@pytest.mark.parametrize(("code", "reason"), CLOSES)
+def test_the_upstreams_close_frame_reaches_the_page_as_it_was(
+    proxied: Callable[..., Proxied], code: int, reason: str
+) -> None:
+    answers: list[tuple[int | None, str]] = []
+
+    def close(peer: Peer) -> None:
+        peer.sock.sendall(close_frame(code, reason))
+        answer = peer.receive_until_close()
+        answers.append((answer.close_code, answer.close_reason))
+        assert peer.at_eof()
+
+    assert len(reason.encode()) <= 123
+    p = proxied({"/ws": _hello_then(close)})
+    p.open("/ws")
+    closed = p.closed()
+    assert closed["events"] == ["open", "close"]
+    assert (closed["code"], closed["reason"], closed["wasClean"]) == (code, reason, True)
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+    assert answers and answers[0][0] == code  # the close handshake went both ways
+
+
+def test_a_close_frame_without_a_code_reaches_the_page_as_1005(proxied: Callable[..., Proxied]) -> None:
+    def close(peer: Peer) -> None:
+        peer.sock.sendall(frame(0x8))
+        peer.receive_until_close()
+
+    p = proxied({"/ws": _hello_then(close)})
+    p.open("/ws")
+    closed = p.closed()
+    assert (closed["code"], closed["reason"], closed["wasClean"]) == (1005, "", True)
+
+
+@pytest.mark.parametrize(("code", "reason"), [(1000, "bye"), (4100, "agent left ✓"), (None, "")])
+def test_the_browsers_close_reaches_the_upstream(
+    proxied: Callable[..., Proxied], code: int | None, reason: str
+) -> None:
+    def echo_close(peer: Peer) -> None:
+        peer.accept()
+        peer.sock.sendall(frame(0x1, b"hello"))
+        received = peer.receive_until_close()
+        peer.sock.sendall(frame(0x8, received.payload))  # the answer, as servers echo it
+        assert peer.at_eof()
+
+    p = proxied({"/ws": echo_close})
+    p.open("/ws")
+    p.page.wait_for_function("() => window.__ws.messages.length === 1", timeout=15000)
+    p.page.evaluate("([code, reason]) => code === null ? window.__socket.close() "
+                    ": window.__socket.close(code, reason)", [code, reason])
+    closed = p.closed()
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+    close = p.upstream.peers[0].seen[-1]
+    assert (close.close_code, close.close_reason) == (code, reason)
+    assert (closed["code"], closed["reason"], closed["wasClean"]) == (code or 1005, reason, True)
+
+
+def _refuse(status: bytes) -> Callable[[Peer], None]:
+    def script(peer: Peer) -> None:
+        body = b"no websocket here"
+        peer.sock.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\nContent-Length: "
+                          + str(len(body)).encode() + b"\r\n\r\n" + body)
+        assert peer.at_eof()  # the proxy lets the connection go
+
+    return script
+
+
+@pytest.mark.parametrize("status", [b"403 Forbidden", b"404 Not Found", b"500 Internal Server Error"])
+def test_an_upgrade_the_upstream_refuses_fails_the_pages_websocket(
+    proxied: Callable[..., Proxied], status: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = proxied({"/ws": _refuse(status)})
+    p.open("/ws")
+    closed = p.closed()
+    assert closed["events"] == ["error", "close"]
+    assert (closed["code"], closed["wasClean"]) == (1006, False)
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+    _no_traceback(caplog)
+
+
+def test_an_upgrade_the_upstream_never_answers_fails_the_pages_websocket(
+    proxied: Callable[..., Proxied], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the upstream timeout the proxy answers 504 and lets the upstream's connection go."""
+    def never_answer(peer: Peer) -> None:
+        assert peer.at_eof()
+
+    p = proxied({"/ws": never_answer}, upstream_timeout_s=1.0)
+    p.open("/ws")
+    closed = p.closed()
+    assert closed["events"] == ["error", "close"]
+    assert (closed["code"], closed["wasClean"]) == (1006, False)
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+    _no_traceback(caplog)
+
+
+def test_an_upgrade_to_an_unreachable_upstream_fails_the_pages_websocket(
+    proxied: Callable[..., Proxied], caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    p = proxied({}, also=(gone,))
+    p.open("/ws", gone)
+    closed = p.closed()
+    assert closed["events"] == ["error", "close"]
+    assert (closed["code"], closed["wasClean"]) == (1006, False)
+    _no_traceback(caplog)
+
+
+HEX_JS = """async (data) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', data)),
+                                 (b) => b.toString(16).padStart(2, '0')).join('')"""
+
+
+def test_large_binary_and_bursts_of_messages_arrive_untouched_and_in_order(
+    proxied: Callable[..., Proxied]
+) -> None:
+    """Both ways: a message of megabytes in fragments, a text message whose fragments split a
+    character, a thousand small messages in one write, each as it was and in order."""
+    big = random.Random(7).randbytes(3_000_000)
+    burst = [f"s{i}" for i in range(1000)]
+    received: list[Frame] = []
+
+    def serve(peer: Peer) -> None:
+        peer.accept()
+        peer.sock.sendall(frame(0x2, big[:1_000_000], fin=False)
+                          + frame(0x0, big[1_000_000:2_000_000], fin=False) + frame(0x0, big[2_000_000:]))
+        peer.sock.sendall(frame(0x1, "aé".encode()[:2], fin=False) + frame(0x0, "é✓".encode()[1:]))
+        peer.sock.sendall(b"".join(frame(0x1, m.encode()) for m in burst))
+        while (message := peer.receive_message()).opcode != 0x8:
+            received.append(message)
+            peer.sock.sendall(frame(message.opcode, message.payload))  # echoed
+        peer.sock.sendall(frame(0x8, message.payload))
+        assert peer.at_eof()
+
+    p = proxied({"/ws": serve})
+    p.open("/ws")
+    p.page.wait_for_function("() => window.__ws.messages.length === 1002", timeout=20000)
+    first = p.page.evaluate(f"async () => [await ({HEX_JS})(window.__ws.messages[0]), "
+                            "window.__ws.messages.slice(1)]")
+    assert first == [hashlib.sha256(big).hexdigest(), ["aé✓", *burst]]
+
+    sent = p.page.evaluate(f"""async () => {{
+      const data = new Uint8Array(2_500_000);
+      for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+      window.__sent = data;
+      window.__socket.send(data);
+      for (let i = 0; i < 1000; i++) window.__socket.send('c' + i);
+      return await ({HEX_JS})(data);
+    }}""")
+    p.page.wait_for_function("() => window.__ws.messages.length === 2003", timeout=20000)
+    echoed = p.page.evaluate("""() => {
+      const [data, ...texts] = window.__ws.messages.slice(1002), sent = window.__sent;
+      return [data.length === sent.length && data.every((b, i) => b === sent[i]), texts];
+    }""")
+    assert echoed == [True, [f"c{i}" for i in range(1000)]]
+    assert [m.opcode for m in received] == [0x2] + [0x1] * 1000
+    assert hashlib.sha256(received[0].payload).hexdigest() == sent
+    assert [m.payload.decode() for m in received[1:]] == [f"c{i}" for i in range(1000)]
+    p.page.evaluate("() => window.__socket.close(1000, 'all seen')")
+    closed = p.closed()
+    assert (closed["code"], closed["reason"], closed["wasClean"]) == (1000, "all seen", True)
+    assert p.upstream.done.wait(10) and not p.upstream.errors

@@ -86,6 +86,21 @@ class Peer:
         self.seen.append(received)
         return received
 
+    def receive_message(self) -> Frame:
+        """The browser's next data message, its fragments joined (control frames are kept in
+        ``seen`` and skipped; a close is returned as it is)."""
+        first = self.receive()
+        while first.opcode in (0x9, 0xA):
+            first = self.receive()
+        parts = [first.payload]
+        fin = first.fin
+        while not fin:
+            part = self.receive()
+            if part.opcode == 0x0:
+                parts.append(part.payload)
+                fin = part.fin
+        return Frame(first.opcode, b"".join(parts))
+
     def receive_until_close(self) -> Frame:
         while (received := self.receive()).opcode != 0x8:
             pass
