@@ -541,6 +541,16 @@ class Connections:
             self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
 
 
+class RelayedMessages:
+    """A WebSocket's flow keeps only the message being relayed. mitmproxy keeps every message of
+    an open WebSocket in its flow (for a UI we do not have): a socket that streams for hours held
+    everything it had ever relayed, a few megabytes a minute for a busy dashboard."""
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is not None:
+            del flow.websocket.messages[:-1]
+
+
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -721,6 +731,7 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         Rewriting(ctx),
         UpstreamTimeout(ctx),
         Connections(ctx),
+        RelayedMessages(),
         ClientClose(),
         ForeignCookies(ctx),
     ]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from mitmproxy import exceptions, http
+from mitmproxy.proxy.layers import websocket
 from mitmproxy.test import taddons, tflow
 
 import proxy.server  # noqa: F401 - imports mitmproxy.addons with its import-time warnings silenced
@@ -148,3 +149,15 @@ def test_client_address_behind_trusted_balancers(
     flow = _flow("x.cobrowse.localhost", headers={"x-forwarded-for": forwarded} if forwarded else {})
     flow.client_conn.peername = (peer, 40000)
     assert addons.client_address(flow, trusted) == expected
+
+
+async def test_a_websocket_flow_keeps_only_the_message_being_relayed(ctx: ProxyContext) -> None:
+    """mitmproxy kept every message for as long as the WebSocket was open."""
+    flow = tflow.twebsocketflow()
+    assert flow.websocket is not None
+    messages = flow.websocket.messages
+    assert len(messages) > 1
+    latest = messages[-1]
+    with taddons.context(*addons.make_addons(ctx)) as tctx:
+        tctx.master.addons.trigger(websocket.WebsocketMessageHook(flow))
+    assert flow.websocket.messages == [latest]
