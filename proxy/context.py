@@ -12,6 +12,7 @@ from control_api.store import Store
 from proxy.egress import EgressPolicy
 from proxy.rewrite_pool import RewritePool
 from proxy.session_gate import SessionGate
+from proxy.websocket_close import end_client
 from rewriter.urls import ProxyConfig
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class ConnectionTracker:
         if handler is None:
             return False
         try:
-            handler.close_connection(handler.client)
+            end_client(handler)
         except (KeyError, AssertionError, OSError):  # already closing
             logger.debug("connection %s already closed", client_id)
             return False

@@ -412,7 +412,7 @@ class ProxyServer:
         handlers = list(ps.connections.values())
         for handler in handlers:
             try:
-                handler.close_connection(handler.client)
+                websocket_close.end_client(handler)
             except (KeyError, AssertionError, OSError):
                 logger.debug("connection already closed")
         deadline = asyncio.get_running_loop().time() + 5

@@ -1,10 +1,11 @@
-"""A WebSocket ends in the browser as it ended upstream.
+"""A WebSocket ends on each side as it ended on the other.
 
-An upstream that drops the connection without a close frame (a reset, a plain end, a protocol
-error the proxy fails the connection for) has the browser's connection dropped too, with no close
-frame: the page sees 1006, as it would without the proxy, and reconnects. mitmproxy 11 sent the
-browser a close frame instead, and wsproto writes the local-only 1006 as 1000: the page saw
-"the server said goodbye" and stayed stale.
+A side that drops the connection without a close frame (a reset, a plain end, a protocol error
+the proxy fails the connection for) has the other side's connection dropped too, with no close
+frame: a page sees 1006, as it would without the proxy, and reconnects. mitmproxy 11 sent a close
+frame instead, and wsproto writes the local-only 1006 as 1000: the page saw "the server said
+goodbye" and stayed stale, and an upstream heard a goodbye from a browser that had vanished. When
+the proxy itself ends the browser's connection (the session ended), the upstream is told 1001.
 
 A close frame from upstream is relayed as it came (code and reason). mitmproxy 11 closes the
 browser's connection in the same step. The browser then answers with its own close frame on a
@@ -30,39 +31,53 @@ with warnings.catch_warnings():
     from wsproto.frame_protocol import CloseReason
 
 AWAITING = "_cobrowse_awaiting_client_close"
-DROPPED = "_cobrowse_upstream_dropped"
+DROPPED = "_cobrowse_dropped"  # the connection that ended without a close frame
 WATCHED = "_cobrowse_watched"
+ENDED_HERE = "_cobrowse_ended_by_proxy"  # on a client connection the proxy closes itself
 
 _original_relay = websocket.WebsocketLayer.relay_messages
 
 
-def _watch_upstream_end(self: Any) -> None:
-    """Note whether the upstream's end came with a close frame: after one, wsproto's state is
+def end_client(handler: Any) -> None:
+    """Close a client connection for the proxy's own reasons (the session ended, the proxy
+    stops). Its WebSocket's upstream is told 1001, going away, as when a browser leaves a page;
+    one whose browser just vanished has its connection dropped."""
+    setattr(handler.client, ENDED_HERE, True)
+    handler.close_connection(handler.client)
+
+
+def _watch_end(self: Any, ws: Any) -> None:
+    """Note a side whose end came without a close frame: after one, wsproto's state is
     REMOTE_CLOSING (or CLOSED, had we sent ours); a lost connection is the local-only 1006, and a
     protocol error leaves the state as it was."""
-    upstream = self.server_ws
-    events_of = upstream.events
+    events_of = ws.events
 
     def watched() -> Generator[ws_events.Event, None, None]:
         for ws_event in events_of():
             if isinstance(ws_event, ws_events.CloseConnection):
-                lost = ws_event.code == CloseReason.ABNORMAL_CLOSURE
-                failed = upstream.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
-                setattr(self, DROPPED, lost or failed)
+                if ws.conn is self.context.client and getattr(ws.conn, ENDED_HERE, False):
+                    ws_event = ws_events.CloseConnection(code=CloseReason.GOING_AWAY)
+                else:
+                    lost = ws_event.code == CloseReason.ABNORMAL_CLOSURE
+                    failed = ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+                    if lost or failed:
+                        setattr(self, DROPPED, ws.conn)
             yield ws_event
 
-    upstream.events = watched
-    setattr(self, WATCHED, True)
+    ws.events = watched
 
 
 def _relay(self: Any, event: events.Event) -> Generator[commands.Command, Any, None]:
     if not getattr(self, WATCHED, False):
-        _watch_upstream_end(self)
+        _watch_end(self, self.client_ws)
+        _watch_end(self, self.server_ws)
+        setattr(self, WATCHED, True)
     client = self.context.client
     for command in _original_relay(self, event):
-        if getattr(self, DROPPED, False):
-            if isinstance(command, commands.SendData) and command.connection is client:
-                continue  # the close frame: the browser's connection just ends, as upstream's did
+        dropped = getattr(self, DROPPED, None)
+        if dropped is not None:
+            if isinstance(command, commands.SendData) and command.connection is not dropped:
+                continue  # the close frame: the other side's connection just ends too
         elif (
             isinstance(command, commands.CloseConnection)
             and command.connection is client

@@ -7,6 +7,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from proxy import addons
-from tests.proxy.conftest import Harness, Sites, make_settings, read_until_closed
+from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings, read_until_closed
 from tests.proxy.raw_upstream import unconnectable_origin
 from tests.proxy.test_tls import serve_tls
+from tests.proxy.ws_upstream import Peer, frame, ws_upstream
 
 
 def _connect(harness: Harness, host: str, cookie: str | None, **headers: str) -> object:
@@ -120,13 +122,16 @@ def _frame(opcode: int, payload: bytes) -> bytes:
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
 
 
-def _open_raw(harness: Harness, sites: Sites) -> tuple[socket.socket, bytes]:
-    """A WebSocket of a new session opened on a raw socket: the socket, and any bytes that came
-    after the 101 answer."""
-    s = harness.open_session((sites.shop.origin,))
+def _open_raw(
+    harness: Harness, sites: Sites, origin: str = "", s: OpenSession | None = None
+) -> tuple[socket.socket, bytes]:
+    """A WebSocket of a new session (or of ``s``) to the shop (or to ``origin``) opened on a raw
+    socket: the socket, and any bytes that came after the 101 answer."""
+    origin = origin or sites.shop.origin
+    s = s or harness.open_session((origin,))
     key = base64.b64encode(os.urandom(16)).decode()
     handshake = (
-        f"GET /ws HTTP/1.1\r\nHost: {harness.host(s, sites.shop.origin)}\r\nUpgrade: websocket\r\n"
+        f"GET /ws HTTP/1.1\r\nHost: {harness.host(s, origin)}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
         f"Cookie: __cb_{s.sid}={harness.credential(s)}\r\n\r\n"
     )
@@ -140,6 +145,31 @@ def _open_raw(harness: Harness, sites: Sites) -> tuple[socket.socket, bytes]:
     head, _, rest = head.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101")
     return sock, rest
+
+
+def _open_raw_hello(harness: Harness, sites: Sites, s: OpenSession) -> socket.socket:
+    """As ``_open_raw`` to the session's origin, once the upstream's first message (hello) is in."""
+    sock, rest = _open_raw(harness, sites, s.origins[0], s)
+    while len(rest) < 7:
+        chunk = sock.recv(4096)
+        assert chunk, rest
+        rest += chunk
+    assert rest == b"\x81\x05hello"
+    return sock
+
+
+def _upstream_end(ends: list[int | None]) -> Callable[[Peer], None]:
+    """An upstream WebSocket that says hello and notes how it ended: the close frame's code, or
+    None for a connection that ended without one."""
+    def script(peer: Peer) -> None:
+        peer.accept()
+        peer.sock.sendall(frame(0x1, b"hello"))
+        try:
+            ends.append(peer.receive_until_close().close_code)
+        except (EOFError, ConnectionResetError):
+            ends.append(None)
+
+    return script
 
 
 def test_a_closing_handshake_ends_cleanly(harness: Harness, sites: Sites) -> None:
@@ -201,3 +231,51 @@ def test_a_websocket_to_an_upstream_whose_connect_never_completes_gets_504(
             assert elapsed >= timeout, elapsed  # the client's own limit bounds it above
         finally:
             harness.close()
+
+
+@pytest.mark.parametrize("vanish", ["reset", "fin"])
+def test_a_browser_that_vanishes_has_the_upstreams_connection_dropped(
+    sites: Sites, redis_url: str, namespace: str, vanish: str
+) -> None:
+    """No close frame from the browser: none goes upstream either (it got a 1000 from the proxy,
+    a goodbye the browser never said)."""
+    ends: list[int | None] = []
+    with ws_upstream({"/ws": _upstream_end(ends)}) as upstream:
+        harness = Harness(make_settings(sites, dev_allow_origins=(upstream.origin,)), redis_url, namespace)
+        try:
+            sock = _open_raw_hello(harness, sites, harness.open_session((upstream.origin,)))
+            if vanish == "reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                sock.shutdown(socket.SHUT_WR)
+            sock.close()
+            assert upstream.done.wait(10)
+        finally:
+            harness.close()
+    assert ends == [None]
+
+
+@pytest.mark.parametrize("ending", ["session end", "proxy stop"])
+def test_the_proxy_ending_a_websocket_tells_the_upstream_it_is_going_away(
+    sites: Sites, redis_url: str, namespace: str, ending: str
+) -> None:
+    """The proxy ends the browser's connection (the page sees 1006) and tells the upstream 1001,
+    as a browser leaving the page does."""
+    ends: list[int | None] = []
+    with ws_upstream({"/ws": _upstream_end(ends)}) as upstream:
+        harness = Harness(make_settings(sites, dev_allow_origins=(upstream.origin,)), redis_url, namespace)
+        stopped = False
+        try:
+            s = harness.open_session((upstream.origin,))
+            with _open_raw_hello(harness, sites, s) as sock:
+                if ending == "session end":
+                    harness.end(s)
+                else:
+                    stopped = True
+                    harness.close()
+                assert read_until_closed(sock) == b""  # no close frame: the page sees 1006
+            assert upstream.done.wait(10)
+        finally:
+            if not stopped:
+                harness.close()
+    assert ends == [1001]
