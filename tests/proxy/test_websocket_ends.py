@@ -20,9 +20,9 @@ from tests.proxy.ws_upstream import Frame, Peer, WsUpstream, close_frame, frame,
 
 pytestmark = pytest.mark.browser
 
-OPEN_JS = """(url) => {
+OPEN_JS = """([url, protocols]) => {
   const log = window.__ws = {events: [], messages: []};
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, protocols);
   ws.binaryType = 'arraybuffer';
   window.__socket = ws;
   ws.onopen = () => log.events.push('open');
@@ -41,9 +41,9 @@ class Proxied:
     def __init__(self, harness: Harness, session: OpenSession, page: Any, upstream: WsUpstream) -> None:
         self.harness, self.session, self.page, self.upstream = harness, session, page, upstream
 
-    def open(self, path: str, origin: str | None = None) -> None:
+    def open(self, path: str, origin: str | None = None, protocols: list[str] | None = None) -> None:
         host = self.harness.host(self.session, origin or self.upstream.origin)
-        self.page.evaluate(OPEN_JS, f"ws://{host}{path}")
+        self.page.evaluate(OPEN_JS, [f"ws://{host}{path}", protocols or []])
 
     def closed(self) -> dict[str, Any]:
         """The page's ``CloseEvent``, once it has come (15 s at most)."""
@@ -261,6 +261,24 @@ def test_an_upgrade_to_an_unreachable_upstream_fails_the_pages_websocket(
     _no_traceback(caplog)
 
 
+def test_the_subprotocol_is_chosen_by_the_upstream(proxied: Callable[..., Proxied]) -> None:
+    """graphql-ws, STOMP, MQTT and the like: the page's subprotocols reach the upstream, and its
+    choice reaches the page."""
+    def serve(peer: Peer) -> None:
+        assert peer.header("sec-websocket-protocol") == "graphql-transport-ws, graphql-ws"
+        peer.accept(b"Sec-WebSocket-Protocol: graphql-ws\r\n")
+        peer.sock.sendall(frame(0x1, b"hello"))
+        peer.sock.sendall(frame(0x8, peer.receive_until_close().payload))
+
+    p = proxied({"/ws": serve})
+    p.open("/ws", protocols=["graphql-transport-ws", "graphql-ws"])
+    p.page.wait_for_function("() => window.__ws.messages.length === 1", timeout=15000)
+    assert p.page.evaluate("() => window.__socket.protocol") == "graphql-ws"
+    p.page.evaluate("() => window.__socket.close(1000)")
+    assert p.closed()["wasClean"] is True
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+
+
 HEX_JS = """async (data) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', data)),
                                  (b) => b.toString(16).padStart(2, '0')).join('')"""
 
@@ -314,3 +332,27 @@ def test_large_binary_and_bursts_of_messages_arrive_untouched_and_in_order(
     closed = p.closed()
     assert (closed["code"], closed["reason"], closed["wasClean"]) == (1000, "all seen", True)
     assert p.upstream.done.wait(10) and not p.upstream.errors
+
+
+def test_compressed_messages_arrive_untouched(browser: Any, harness: Harness, sites: Sites) -> None:
+    """With permessage-deflate (Chromium offers it, uvicorn takes it) the proxy inflates and
+    deflates each side's messages: a large text message made of repeats and noise comes back as
+    it was sent."""
+    s = harness.open_session((sites.shop.origin,))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(harness.enter_url(s, sites.shop.origin + "/about"))
+        result = page.evaluate("""(url) => new Promise((resolve) => {
+          const noise = new Uint8Array(200000);
+          for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536));
+          const text = 'é✓ repeat '.repeat(50000)
+            + Array.from(noise, (b) => String.fromCharCode(32 + b % 90)).join('');
+          const ws = new WebSocket(url);
+          ws.onopen = () => ws.send(text);
+          ws.onmessage = (e) => { resolve([ws.extensions, e.data === text, e.data.length]); ws.close(); };
+          ws.onclose = (e) => resolve(['closed', e.code]);
+        })""", f"ws://{harness.host(s, sites.shop.origin)}/ws")
+        assert result[0].startswith("permessage-deflate") and result[1] is True, result
+    finally:
+        context.close()

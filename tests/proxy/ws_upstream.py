@@ -59,12 +59,21 @@ class Peer:
     head: bytes
     seen: list[Frame] = field(default_factory=list)
 
-    def accept(self) -> None:
+    def header(self, name: str) -> str | None:
+        """A field of the request head (the first of that name)."""
+        for line in self.head.decode("latin-1").split("\r\n")[1:]:
+            field_name, _, value = line.partition(":")
+            if field_name.strip().lower() == name.lower():
+                return value.strip()
+        return None
+
+    def accept(self, extra: bytes = b"") -> None:
         key = next(line.split(b":", 1)[1].strip() for line in self.head.split(b"\r\n")
                    if line.lower().startswith(b"sec-websocket-key:"))
         accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
         self.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                          + extra + b"\r\n")
 
     def _read(self, n: int) -> bytes:
         data = self.reader.read(n)  # type: ignore[attr-defined]
