@@ -107,7 +107,7 @@ def test_an_upstream_that_drops_the_connection_is_an_abnormal_close_in_the_page(
             peer.reset()
         else:
             peer.sock.shutdown(socket.SHUT_WR)
-            peer.at_eof()  # the proxy ends its side too
+            assert peer.at_eof()  # the proxy ends its side too
 
     p = proxied({"/ws": _hello_then(drop)})
     p.open("/ws")
@@ -115,6 +115,7 @@ def test_an_upstream_that_drops_the_connection_is_an_abnormal_close_in_the_page(
     assert closed["events"] == ["open", "close"]
     assert (closed["code"], closed["reason"], closed["wasClean"]) == (1006, "", False)
     assert p.page.evaluate("() => window.__ws.messages") == ["hello"]
+    assert p.upstream.done.wait(10) and not p.upstream.errors
     _no_traceback(caplog)
 
 
