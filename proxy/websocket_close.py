@@ -55,13 +55,12 @@ def _watch_end(self: Any, ws: Any) -> None:
     def watched() -> Generator[ws_events.Event, None, None]:
         for ws_event in events_of():
             if isinstance(ws_event, ws_events.CloseConnection):
-                if ws.conn is self.context.client and getattr(ws.conn, ENDED_HERE, False):
+                lost = ws_event.code == CloseReason.ABNORMAL_CLOSURE
+                failed = ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+                if lost and getattr(ws.conn, ENDED_HERE, False):  # by the proxy: not a drop
                     ws_event = ws_events.CloseConnection(code=CloseReason.GOING_AWAY)
-                else:
-                    lost = ws_event.code == CloseReason.ABNORMAL_CLOSURE
-                    failed = ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
-                    if lost or failed:
-                        setattr(self, DROPPED, ws.conn)
+                elif lost or failed:
+                    setattr(self, DROPPED, ws.conn)
             yield ws_event
 
     ws.events = watched

@@ -248,12 +248,13 @@ def test_a_websocket_to_an_upstream_whose_connect_never_completes_gets_504(
             harness.close()
 
 
-@pytest.mark.parametrize("vanish", ["reset", "fin"])
+@pytest.mark.parametrize("vanish", ["reset", "fin", "protocol error"])
 def test_a_browser_that_vanishes_has_the_upstreams_connection_dropped(
     sites: Sites, redis_url: str, namespace: str, vanish: str
 ) -> None:
     """No close frame from the browser: none goes upstream either (it got a 1000 from the proxy,
-    a goodbye the browser never said)."""
+    a goodbye the browser never said; for a protocol error, the proxy's 1002 meant for the
+    client)."""
     ends: list[int | None] = []
     with ws_upstream({"/ws": _upstream_end(ends)}) as upstream:
         harness = Harness(make_settings(sites, dev_allow_origins=(upstream.origin,)), redis_url, namespace)
@@ -261,8 +262,12 @@ def test_a_browser_that_vanishes_has_the_upstreams_connection_dropped(
             sock = _open_raw_hello(harness, sites, harness.open_session((upstream.origin,)))
             if vanish == "reset":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            else:
+            elif vanish == "fin":
                 sock.shutdown(socket.SHUT_WR)
+            else:
+                sock.sendall(b"\x81\x02hi")  # unmasked: the proxy fails the connection
+                told = read_until_closed(sock)
+                assert told[0] == 0x88 and told[2:4] == struct.pack("!H", 1002), told  # told why
             sock.close()
             assert upstream.done.wait(10)
         finally:
