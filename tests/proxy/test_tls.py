@@ -27,7 +27,7 @@ def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def _write_pki(directory: Path, ca_name: str) -> tuple[Path, Path, Path]:
+def write_pki(directory: Path, ca_name: str) -> tuple[Path, Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -63,7 +63,7 @@ def serve_tls(
 ) -> Iterator[tuple[int, Path]]:
     """An HTTPS site answering ``/`` with ``home`` (and ``routes``), under a certificate for
     ``localhost`` signed by a fresh CA: its port and the CA's file."""
-    ca, cert, key = _write_pki(tmp_path, ca_name)
+    ca, cert, key = write_pki(tmp_path, ca_name)
     server = SiteServer(Starlette(routes=[Route("/", home), *routes]))
     server.server.config.ssl_certfile = str(cert)
     server.server.config.ssl_keyfile = str(key)

@@ -10,12 +10,16 @@ import hashlib
 import logging
 import random
 import socket
+import ssl
+import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
+from tests.proxy.test_tls import write_pki
 from tests.proxy.ws_upstream import Frame, Peer, WsUpstream, close_frame, frame, ws_upstream
 
 pytestmark = pytest.mark.browser
@@ -53,14 +57,21 @@ class Proxied:
 
 @pytest.fixture
 def proxied(
-    browser: Any, sites: Sites, redis_url: str, namespace: str
+    browser: Any, sites: Sites, redis_url: str, namespace: str, tmp_path: Path
 ) -> Iterator[Callable[[dict[str, Callable[[Peer], None]]], Proxied]]:
     opened: list[Callable[[], None]] = []
 
     def open_with(
-        scripts: dict[str, Callable[[Peer], None]], also: tuple[str, ...] = (), **settings: Any
+        scripts: dict[str, Callable[[Peer], None]], also: tuple[str, ...] = (), tls: bool = False,
+        **settings: Any
     ) -> Proxied:
-        context = ws_upstream(scripts)
+        server_tls = None
+        if tls:
+            ca, cert, key = write_pki(tmp_path, "ws upstream CA")
+            server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server_tls.load_cert_chain(cert, key)
+            settings["upstream_ca_file"] = str(ca)
+        context = ws_upstream(scripts, server_tls)
         upstream = context.__enter__()
         opened.append(lambda: context.__exit__(None, None, None))
         harness = Harness(make_settings(sites, dev_allow_origins=(upstream.origin, *also),
@@ -96,21 +107,28 @@ def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
     assert not bad, [r.getMessage() for r in bad]
 
 
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
 @pytest.mark.parametrize("end", ["reset", "fin"])
 def test_an_upstream_that_drops_the_connection_is_an_abnormal_close_in_the_page(
-    proxied: Callable[..., Proxied], end: str, caplog: pytest.LogCaptureFixture
+    proxied: Callable[..., Proxied], end: str, scheme: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No close frame from upstream: the page sees 1006, not clean (it was a clean 1000: apps
-    that reconnect on 1006 took it for the server's goodbye and went stale)."""
+    that reconnect on 1006 took it for the server's goodbye and went stale). Over TLS, a plain
+    end is one without TLS's own close_notify either."""
+    hello_seen = threading.Event()
+
     def drop(peer: Peer) -> None:
+        assert hello_seen.wait(15)  # a reset throws away what the proxy has not read yet
         if end == "reset":
             peer.reset()
         else:
             peer.sock.shutdown(socket.SHUT_WR)
             assert peer.at_eof()  # the proxy ends its side too
 
-    p = proxied({"/ws": _hello_then(drop)})
+    p = proxied({"/ws": _hello_then(drop)}, tls=scheme == "wss")
     p.open("/ws")
+    p.page.wait_for_function("() => window.__ws.messages.length === 1", timeout=15000)
+    hello_seen.set()
     closed = p.closed()
     assert closed["events"] == ["open", "close"]
     assert (closed["code"], closed["reason"], closed["wasClean"]) == (1006, "", False)

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -129,16 +130,18 @@ class Peer:
 
 
 class WsUpstream:
-    """Serves the page at ``/`` and each other path by its script (run on its own thread)."""
+    """Serves the page at ``/`` and each other path by its script (run on its own thread); over
+    TLS as ``https://localhost:{port}`` when given a server context."""
 
-    def __init__(self, scripts: dict[str, Callable[[Peer], None]]) -> None:
+    def __init__(self, scripts: dict[str, Callable[[Peer], None]], tls: ssl.SSLContext | None = None) -> None:
         self.scripts = scripts
+        self.tls = tls
         self.peers: list[Peer] = []
         self.done = threading.Event()  # a script has returned
         self.errors: list[BaseException] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        self.origin = f"http://127.0.0.1:{self.port}"
+        self.origin = f"https://localhost:{self.port}" if tls else f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -151,7 +154,13 @@ class WsUpstream:
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(20)
-        with contextlib.suppress(OSError), conn, conn.makefile("rb") as reader:
+        with contextlib.suppress(OSError), conn:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)  # detaches the plain one
+            self._serve_http(conn)
+
+    def _serve_http(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
             while head := reader.readline():
                 while (line := reader.readline()) not in (b"\r\n", b""):
                     head += line
@@ -179,8 +188,10 @@ class WsUpstream:
 
 
 @contextlib.contextmanager
-def ws_upstream(scripts: dict[str, Callable[[Peer], None]]) -> Iterator[WsUpstream]:
-    upstream = WsUpstream(scripts)
+def ws_upstream(
+    scripts: dict[str, Callable[[Peer], None]], tls: ssl.SSLContext | None = None
+) -> Iterator[WsUpstream]:
+    upstream = WsUpstream(scripts, tls)
     try:
         yield upstream
     finally:
