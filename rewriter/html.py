@@ -5,7 +5,9 @@ One walk over the elements rewrites the URL-bearing attributes (by the table in
 relative URLs need no work. Inline scripts are never touched (the client runtime
 handles JavaScript); comments, conditional comments and the doctype are kept. The output is
 UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
-``.../banner.js``) is left out: the agent's copy must not run it.
+``.../banner.js``) is left out: the agent's copy must not run it. libxml2 is not an HTML5 parser:
+the markup it reads unlike a browser and that can be mended cheaply is mended before it parses
+(``rewriter/html_parity.py``), so that the agent's browser builds the visitor's DOM from the output.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_vi
 from rewriter.charset import LEGACY_LABELS, OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
+from rewriter.html_parity import browser_parse_fixups
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.import_maps import (
     is_module_load,
@@ -166,6 +169,8 @@ class _Rewrite:
                     raise UnrewritableDocument(f"SVG document is not well-formed: {exc}") from exc
                 self.xml = False  # browsers would show an error page; an HTML parse is kinder
         parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, no_network=True)
+        # tokens libxml2 reads unlike a browser (rewriter/html_parity.py)
+        data = browser_parse_fixups(data, masked_selectors=bool(self.selectors))
         try:
             root = etree.fromstring(data or b"<html></html>", parser)
         except (etree.LxmlError, ValueError) as exc:

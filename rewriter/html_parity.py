@@ -1,0 +1,237 @@
+"""Markup that libxml2 parses unlike a browser, made to parse alike (before lxml and after it).
+
+libxml2's HTML parser is not an HTML5 parser: for some markup the tree it builds, and so the
+markup we send, parses in the agent's browser into another DOM than the visitor's (another
+layout, element paths that name other elements, a masked element whose content lands outside
+it). ``browser_parse_fixups`` rewrites, before lxml reads them, the few tokens whose browser
+meaning is known from the tokens alone:
+
+- ``<span/>``, ``<div class="x"/>``, ``<a href="/"/>``, ``<script src="x"/>``: a browser ignores
+  the ``/`` of a non-void HTML element (the element stays open), libxml2 closes it; inside
+  ``<svg>`` and ``<math>`` (not in ``<foreignObject>``) a browser honours it, and it is kept;
+- ``</br>``: a browser makes a ``<br>`` of it, libxml2 drops it;
+- a ``<form>`` start tag while another form is open (its ``</form>`` not seen, outside
+  ``<template>``): a browser ignores it, libxml2 closes the first form and opens a second;
+- ``</body>`` or ``</html>`` followed by more content: a browser puts the content in the body,
+  libxml2 drops what follows ``</html>`` and puts what follows ``</body>`` beside the body.
+
+Comments, and the raw text of ``<script>``, ``<style>``, ``<textarea>``, ``<title>``, ``<xmp>``,
+``<iframe>``, ``<noembed>``, ``<noframes>`` and ``<plaintext>``, are skipped as a browser skips
+them; attribute values are read as a browser reads them (``class=a/>`` is the value ``a/``).
+Only the bytes of the tokens above change.
+"""
+
+from __future__ import annotations
+
+import re
+
+# elements a browser never gives content: their ``/>`` is harmless, and libxml2 agrees
+_VOID = (
+    "area|base|basefont|bgsound|br|col|embed|frame|hr|image|img|input|keygen|link|meta|param|source|"
+    "track|wbr"
+)
+# raw text in a browser (scripting on); ``<noscript>`` is left out: libxml2 parses it as markup,
+# and its markup is what the rewriter maps
+_RAW = "script|style|textarea|title|xmp|iframe|noembed|noframes|plaintext"
+# the attributes of a start tag as a browser's tokenizer reads them (atomic: no backtracking)
+_ATTRS = rb"""(?>(?:\s+|/(?!>)|[^\s/>][^\s/>=]*+(?:\s*=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]*+))?)*+)"""
+_NAMES = _RAW + "|svg|math|foreignobject|form|template"
+# the tags the fix-ups act on or must skip, found in the lower-cased document by regexes that start
+# with a literal (fast; one regex of every token, or of every tag, cost a third of a rewrite)
+_START_RE = re.compile(rb"<(?:" + _NAMES.encode() + rb")[\s/>]")
+_END_RE = re.compile(rb"</(?P<name>" + _NAMES.encode() + rb"|br|body|html)[\s/>]")
+_START_TAG_RE = re.compile(rb"<(?P<name>[a-z][^\s/>]*+)" + _ATTRS + rb"(?P<slash>/)?>")
+_VOID_RE = re.compile(rb"<(?:" + _VOID.encode() + rb")[\s/>]")
+_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/br|/?form)[\s/>]")
+# SVG and MathML elements pages self-close by the hundred (icons): alone, they need no scan
+_FOREIGN_NAME_RE = re.compile(
+    rb"(?:path|circle|rect|line|polyline|polygon|ellipse|use|stop|g|image|feblend|fecolormatrix|"
+    rb"feoffset|fegaussianblur|femergenode|mi|mo|mn|mspace|mprescripts|none)[\s/>]"
+)
+_END_TAG_CLOSE = frozenset(b" \t\n\r\f/>")
+# what may follow ``</body>`` or ``</html>`` and stay where libxml2 puts it (atomic: a comment
+# never stretches over text to a later "-->")
+_TRAILER_RE = re.compile(rb"(?>\s+|<!--.*?-->|</(?:body|html)\s*>)*+\Z", re.DOTALL)
+# fields masked whatever the selectors (rewriter/masking.py)
+_FIELD_RE = re.compile(rb"<(?:input|textarea|select)[\s/>]")
+_COMMENT, _SLASH, _START, _END = range(4)
+
+_RAW_NAMES = frozenset(_RAW.encode().split(b"|"))
+
+
+def _positions(data: bytes, needle: bytes) -> list[int]:
+    found, at = [], data.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = data.find(needle, at + len(needle))
+    return found
+
+
+def _raw_text_end(lower: bytes, name: bytes, pos: int) -> int:
+    """Where the raw text of ``name`` that starts at ``pos`` ends (its end tag, or the end)."""
+    needle = b"</" + name
+    while True:
+        at = lower.find(needle, pos)
+        if at < 0:
+            return len(lower)
+        after = at + len(needle)
+        if after >= len(lower) or lower[after] in _END_TAG_CLOSE:
+            return at
+        pos = after
+
+
+def _comment_end(lower: bytes, at: int) -> int:
+    if lower.startswith((b"<!-->", b"<!--->"), at):
+        return lower.index(b">", at) + 1
+    end = lower.find(b"-->", at + 4)
+    end = len(lower) if end < 0 else end + 3
+    bang = lower.find(b"--!>", at + 4, end)  # ends it too
+    return end if bang < 0 else bang + 4
+
+
+def _self_closed_start(lower: bytes, slash: int) -> int:
+    """Where the non-void start tag the "/>" at ``slash`` ends starts, -1 when it ends none (it
+    is text, an attribute value, a void element's). The tag starts at the first "<" after the
+    last ">" before it (a ">" in a quoted value may mislead that: then at the last "<")."""
+    gt = lower.rfind(b">", 0, slash)
+    lt = lower.find(b"<", gt + 1, slash)
+    if lt < 0:
+        lt = lower.rfind(b"<", 0, slash)
+        if lt < 0:
+            return -1
+    tag = _START_TAG_RE.match(lower, lt)
+    if tag is None or tag.end() != slash + 2 or tag.group("slash") is None or _VOID_RE.match(lower, lt):
+        return -1
+    return lt
+
+
+def _end_br_or_forms(lower: bytes) -> bool:
+    """A ``</br>``, or a ``<form>`` while another is open (read without context: a gate)."""
+    form_open = False
+    for found in _MAYBE_ACTED_ON_RE.finditer(lower):
+        token = found.group()
+        if token.startswith(b"</b"):
+            return True
+        if token.startswith(b"</"):
+            form_open = False
+        elif form_open:
+            return True
+        else:
+            form_open = True
+    return False
+
+
+def _trailing(lower: bytes, end_tag: bytes) -> bool:
+    """The last ``end_tag`` (``</body``, ``</html``) has content after it (not only spaces and comments)."""
+    at = lower.rfind(end_tag)
+    if at < 0:
+        return False
+    close = lower.find(b">", at)
+    return close >= 0 and _TRAILER_RE.match(lower, close + 1) is None
+
+
+def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> bytes:
+    """``data`` (UTF-8 or any ASCII-compatible encoding) with the tokens libxml2 would parse
+    unlike a browser rewritten as the browser reads them (the module docstring lists them).
+
+    A self-closed raw text element (``<script src="x"/>``, ``<textarea/>``) is left closed when
+    ``masked_selectors`` (the page has masks) or when what a browser would read as its text holds
+    a form field: that text could hold masked content, which the tree masks as elements and
+    would send as text. The agent then sees the markup the visitor's browser did not parse."""
+    lower = data.lower()  # one byte for one byte: offsets hold
+    starts = {at: _self_closed_start(lower, at) for at in _positions(lower, b"/>")}
+    slashes = [at for at, start in starts.items() if start >= 0]
+    if not (
+        any(_FOREIGN_NAME_RE.match(lower, starts[at] + 1) is None for at in slashes)
+        or _end_br_or_forms(lower)
+        or _trailing(lower, b"</body")
+        or _trailing(lower, b"</html")
+    ):
+        return data  # most documents: nothing to do, nothing more scanned
+    events: list[tuple[int, int, re.Match[bytes] | None]] = [
+        *((at, _COMMENT, None) for at in _positions(lower, b"<!--")),
+        *((at, _SLASH, None) for at in slashes),
+        *((m.start(), _START, m) for m in _START_RE.finditer(lower)),
+        *((m.start(), _END, m) for m in _END_RE.finditer(lower)),
+    ]
+    events.sort(key=lambda event: event[0])
+    out: list[bytes] = []
+    done = 0  # data[:done] is in out
+    skip = 0  # events before it are inside a comment or raw text
+    foreign: list[bytes] = []  # open <svg>/<math> (and b"html" for a <foreignObject> in them)
+    templates = 0
+    form_open = False
+    for at, kind, found in events:
+        if at < skip:
+            continue
+        html_context = not foreign or foreign[-1] == b"html"
+        if kind == _COMMENT:
+            skip = _comment_end(lower, at)
+            continue
+        if kind == _SLASH:
+            if html_context:
+                out.append(data[done:at])
+                done = at + 1
+            continue
+        assert found is not None
+        if kind == _END:
+            name = found.group("name")
+            close = lower.find(b">", found.end() - 1)
+            end = len(lower) if close < 0 else close + 1
+            if name == b"br":
+                out.append(data[done:at])
+                out.append(b"<br>")
+                done = end
+            elif name in (b"body", b"html"):
+                if _TRAILER_RE.match(lower, end) is None:
+                    out.append(data[done:at])
+                    done = end
+            elif name in (b"svg", b"math", b"foreignobject"):
+                wanted = b"html" if name == b"foreignobject" else name
+                if wanted in foreign:
+                    del foreign[len(foreign) - 1 - foreign[::-1].index(wanted) :]
+            elif name == b"template":
+                templates = max(0, templates - 1)
+            elif name == b"form" and not templates:
+                form_open = False
+            continue
+        tag = _START_TAG_RE.match(lower, at)
+        if tag is None:
+            continue  # not a tag a browser reads (no ">")
+        name, slash, end = tag.group("name"), tag.group("slash") is not None, tag.end()
+        skip = end
+        if name in (b"svg", b"math"):
+            if html_context and not slash:
+                foreign.append(name)
+            continue
+        if name == b"foreignobject":
+            if foreign and foreign[-1] == b"svg" and not slash:
+                foreign.append(b"html")
+            continue
+        if not html_context:
+            continue  # an SVG <style>/<script>/<title>: markup, and its "/>" counts
+        if name == b"form" and not templates:
+            if form_open:
+                out.append(data[done:at])  # a browser ignores it: attributes and all
+                done = end
+                continue
+            form_open = True
+        elif name == b"template":
+            templates += 1
+        raw = name in _RAW_NAMES
+        text_end = 0
+        if raw:
+            text_end = len(data) if name == b"plaintext" else _raw_text_end(lower, name, end)
+            skip = text_end
+            if slash and (masked_selectors or _FIELD_RE.search(lower, end, text_end)):
+                continue  # libxml2 closes it: what it would swallow as text stays masked
+        if slash:
+            out.append(data[done : end - 2])
+            done = end - 1
+    if not out:
+        return data
+    out.append(data[done:])
+    return b"".join(out)
+
+
+__all__ = ["browser_parse_fixups"]
