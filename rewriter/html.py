@@ -7,7 +7,8 @@ handles JavaScript); comments, conditional comments and the doctype are kept. Th
 UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
 ``.../banner.js``) is left out: the agent's copy must not run it. libxml2 is not an HTML5 parser:
 the markup it reads unlike a browser and that can be mended cheaply is mended before it parses
-(``rewriter/html_parity.py``), so that the agent's browser builds the visitor's DOM from the output.
+(``rewriter/html_parity.py``) and as it serialises (raw text), so that the agent's browser builds
+the visitor's DOM from the output.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_vi
 from rewriter.charset import LEGACY_LABELS, OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
-from rewriter.html_parity import browser_parse_fixups
+from rewriter.html_parity import RAW_TEXT_TAGS, browser_parse_fixups, raw_text_end_re
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.import_maps import (
     is_module_load,
@@ -215,13 +216,14 @@ class _Rewrite:
                 style.text = rewrite_css_text(style.text, mapper=self.mapper, base=self.base)
         if self.query_codec is not None and not self.xml:
             _queries_in(root, self.query_codec)
+        raw = [] if self.xml else _hold_raw_text(root)
         if not self.document:
             if self.xml or _DOCUMENT_START_RE.match(self.data) or _has_document_attributes(root):
-                return self._serialize(tree, None)
+                return _restore_raw_text(self._serialize(tree, None), raw)
             lead = len(self.data) - len(self.data.lstrip())  # libxml2 drops a fragment's first spaces
-            return self.data[:lead] + _fragment(root)
+            return _restore_raw_text(self.data[:lead] + _fragment(root), raw)
         placeholder = self._inject(root)
-        return self._serialize(tree, placeholder)
+        return _restore_raw_text(self._serialize(tree, placeholder), raw)
 
     def _find_base(self, root: etree._Element) -> None:
         for element in root.iter("base", f"{{{XHTML_NS}}}base"):
@@ -393,6 +395,36 @@ class _Rewrite:
 
 
 _ESCAPED_URL_ATTRIBUTES = ("href", "src", "action")
+_RAW_TEXT_ENDS = {tag: raw_text_end_re(tag) for tag in RAW_TEXT_TAGS if tag != "plaintext"}
+
+
+def _hold_raw_text(root: etree._Element) -> list[tuple[bytes, bytes, bool]]:
+    """Put a placeholder for the text of each ``<xmp>``, ``<iframe>``, ``<noembed>``,
+    ``<noframes>`` and ``<plaintext>``: libxml2 keeps it raw, as a browser does, but its serialiser
+    escapes it (``<b>`` came out as ``&lt;b&gt;``, shown literally). Text that holds the element's
+    end tag (the browser would end it there) stays escaped. Each: (placeholder, text, plaintext)."""
+    held: list[tuple[bytes, bytes, bool]] = []
+    for element in root.iter(*RAW_TEXT_TAGS):
+        text = element.text
+        plaintext = element.tag == "plaintext"  # it has no end tag
+        if not text or len(element) or (not plaintext and _RAW_TEXT_ENDS[element.tag].search(text)):
+            continue
+        placeholder = f"cobrowse-raw-{secrets.token_hex(8)}"
+        held.append((placeholder.encode(), text.encode(OUTPUT_CHARSET, errors="replace"), plaintext))
+        element.text = placeholder
+        if plaintext:
+            break  # a browser reads everything after it as its text
+    return held
+
+
+def _restore_raw_text(out: bytes, held: list[tuple[bytes, bytes, bool]]) -> bytes:
+    """``out`` with the placeholders of ``_hold_raw_text`` replaced by the raw text; nothing
+    follows a ``<plaintext>``'s (a browser would read it as more of that text)."""
+    for placeholder, text, plaintext in held:
+        before, found, after = out.partition(placeholder)
+        if found:
+            out = before + text + (b"" if plaintext else after)
+    return out
 
 
 def _queries_in(root: etree._Element, codec: str) -> None:

@@ -18,7 +18,8 @@ meaning is known from the tokens alone:
 Comments, and the raw text of ``<script>``, ``<style>``, ``<textarea>``, ``<title>``, ``<xmp>``,
 ``<iframe>``, ``<noembed>``, ``<noframes>`` and ``<plaintext>``, are skipped as a browser skips
 them; attribute values are read as a browser reads them (``class=a/>`` is the value ``a/``).
-Only the bytes of the tokens above change.
+Only the bytes of the tokens above change. ``RAW_TEXT_TAGS`` are the elements whose text
+libxml2 keeps raw but its serialiser escapes (``rewriter/html.py`` writes it back raw).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _FIELD_RE = re.compile(rb"<(?:input|textarea|select)[\s/>]")
 _COMMENT, _SLASH, _START, _END = range(4)
 
 _RAW_NAMES = frozenset(_RAW.encode().split(b"|"))
+RAW_TEXT_TAGS = ("xmp", "iframe", "noembed", "noframes", "plaintext")
 
 
 def _positions(data: bytes, needle: bytes) -> list[int]:
@@ -234,4 +236,9 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     return b"".join(out)
 
 
-__all__ = ["browser_parse_fixups"]
+def raw_text_end_re(tag: str) -> re.Pattern[str]:
+    """What ends the raw text of ``tag`` in a browser (its end tag, any case)."""
+    return re.compile(rf"</{tag}[\s/>]", re.IGNORECASE)
+
+
+__all__ = ["RAW_TEXT_TAGS", "browser_parse_fixups", "raw_text_end_re"]
