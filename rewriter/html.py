@@ -7,8 +7,8 @@ handles JavaScript); comments, conditional comments and the doctype are kept. Th
 UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
 ``.../banner.js``) is left out: the agent's copy must not run it. libxml2 is not an HTML5 parser:
 the markup it reads unlike a browser and that can be mended cheaply is mended before it parses
-(``rewriter/html_parity.py``) and as it serialises (raw text), so that the agent's browser builds
-the visitor's DOM from the output.
+(``rewriter/html_parity.py``) and as it serialises (raw text, space after ``</html>``), so that the
+agent's browser builds the visitor's DOM from the output.
 """
 
 from __future__ import annotations
@@ -388,6 +388,9 @@ class _Rewrite:
             out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, doctype=doctype or "")
             if doctype is None and out.startswith(b"\n"):
                 out = out[1:]
+            trailing = _TRAILING_SPACE_RE.search(self.data[-DOCTYPE_SCAN_BYTES:])
+            if trailing is not None:  # libxml2 drops it; a browser puts it at the end of the body
+                out += trailing.group(1)
         if placeholder is not None:
             markup = self.inject + self.import_map
             out = out.replace(placeholder.encode(), markup.encode(OUTPUT_CHARSET, errors="replace"), 1)
@@ -395,6 +398,7 @@ class _Rewrite:
 
 
 _ESCAPED_URL_ATTRIBUTES = ("href", "src", "action")
+_TRAILING_SPACE_RE = re.compile(rb"</html\s*>([ \t\n\r\f]+)\Z", re.IGNORECASE)
 _RAW_TEXT_ENDS = {tag: raw_text_end_re(tag) for tag in RAW_TEXT_TAGS if tag != "plaintext"}
 
 
