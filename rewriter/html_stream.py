@@ -7,12 +7,17 @@ whose attributes need rewriting are written anew, every other token is copied. I
 same attribute table as ``rewriter/html.py`` and leaves out the visitor banner tag as it does.
 Masking needs a tree for CSS selectors: password inputs (and inputs whose ``autocomplete`` names
 a secret) are masked here, any other masked selector makes the document ``UnrewritableDocument``.
+Copying tokens keeps the agent's DOM the visitor's (``<span/>``, nested forms, raw text, stray end
+tags all reach the agent's browser as they came); tokens written anew keep their spelling where it
+counts (``&copy2`` is not ``&copy2;``). ``tests/rewriter/test_parse_parity_in_chromium.py`` checks
+both rewriters against Chromium.
 """
 
 from __future__ import annotations
 
 import html
 import html.parser
+import re
 from collections.abc import Callable
 
 from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_visitor_banner, rewrite_value
@@ -36,6 +41,8 @@ _INERT = frozenset({"template", "noscript"})
 # start tags that may come before the injection point (it goes after <head>, or before the first
 # other tag)
 _BEFORE_INJECTION = frozenset({"html"})
+
+_NEWLINE_RE = re.compile("\n")  # lines as the tokenizer counts them
 
 SrcdocRewriter = Callable[[str], str]
 
@@ -84,6 +91,8 @@ class _StreamRewriter(html.parser.HTMLParser):
         # inside a <textarea>/<select> whose autocomplete names a secret: its content is left out
         self.masked_tag = ""
         self.masked_depth = 0
+        self.text = ""  # the whole text fed (once)
+        self.line_starts: list[int] | None = None  # where each line of ``text`` starts, when needed
 
     # -- injection
 
@@ -254,7 +263,17 @@ class _StreamRewriter(html.parser.HTMLParser):
         if self.masked_depth:
             return
         self._before_content()
-        self.out.append(f"&{name};")
+        # as it came: ``&copy2`` is ``©2`` to a browser, ``&copy2;`` is ``©2;``
+        self.out.append(f"&{name};" if self._semicolon_after(name) else f"&{name}")
+
+    def _semicolon_after(self, name: str) -> bool:
+        """The entity reference ``&name`` the tokenizer is at ends with ``;`` in the text."""
+        if self.line_starts is None:
+            self.line_starts = [0, *(m.end() for m in _NEWLINE_RE.finditer(self.text))]
+        lineno, offset = self.getpos()
+        # the tokenizer's text is the fed text less what it consumed before this call
+        at = self.line_starts[lineno - 1] + offset - (len(self.text) - len(self.rawdata))
+        return self.rawdata.startswith(f"&{name};", at)
 
     def handle_charref(self, name: str) -> None:
         if self.masked_depth:
@@ -283,6 +302,7 @@ def rewrite_html_stream(
     """Rewrite ``text`` token by token (no tree, no depth limit); UTF-8 out. ``document`` False:
     markup a script reads (``fetch``), which gets neither ``<meta charset>`` nor ``inject``."""
     rewriter = _StreamRewriter(url, mapper, inject if document else "", srcdoc, document)
+    rewriter.text = text
     rewriter.feed(text)
     rewriter.close()
     if getattr(rewriter, "cdata_elem", None) and rewriter.rawdata:

@@ -79,7 +79,6 @@ class Case(NamedTuple):
     stream_gap: str = ""  # the same for rewrite_html_stream
 
 
-ENTITY_SEMICOLON = "the token-stream rewriter writes &copy2 (the text ©2) as &copy2; (the text ©2;)"
 ADOPTION = "libxml2 has no adoption agency: misnested formatting elements are not reopened"
 HEAD_PLACEMENT = "libxml2 starts the body at <template>/<noscript>, a browser keeps them in the head"
 
@@ -159,7 +158,7 @@ CORPUS: dict[str, Case] = {
     "no doctype, newline after </html>": Case(
         "<html><head><title>t</title></head><body><p>x</p></body></html>\n"
     ),
-    "entities without ;": Case("<!DOCTYPE html><p>&amp &copy2 &notit; &lt &#169 x</p>", "", ENTITY_SEMICOLON),
+    "entities without ;": Case("<!DOCTYPE html><p>&amp &copy2 &notit; &lt &#169 x</p>"),
     "CR and CRLF": Case("<!DOCTYPE html><p>a\r\nb\rc</p>"),
     "template": Case("<!DOCTYPE html><body><template><li>x</template></body>"),
     "noscript in the head": Case(
