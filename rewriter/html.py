@@ -157,6 +157,8 @@ class _Rewrite:
 
     def parse(self) -> etree._ElementTree:
         data = self.data
+        if not self.xml:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
+            data = browser_parse_fixups(data, masked_selectors=bool(self.selectors))
         if self.xml and self.selectors and not self.svg:
             self.xml = False  # CSS selectors match the HTML parser's un-namespaced tree
         if self.xml:
@@ -170,8 +172,6 @@ class _Rewrite:
                     raise UnrewritableDocument(f"SVG document is not well-formed: {exc}") from exc
                 self.xml = False  # browsers would show an error page; an HTML parse is kinder
         parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, no_network=True)
-        # tokens libxml2 reads unlike a browser (rewriter/html_parity.py)
-        data = browser_parse_fixups(data, masked_selectors=bool(self.selectors))
         try:
             root = etree.fromstring(data or b"<html></html>", parser)
         except (etree.LxmlError, ValueError) as exc:

@@ -90,3 +90,13 @@ def test_a_self_closed_raw_text_element_opens_when_nothing_is_masked() -> None:
         url=UPSTREAM, mapper=make_mapper(), inject="",
     )
     assert b'<script src="x.js"><div class="plain">x</div></script>' in out
+
+
+def test_an_xhtml_page_read_with_the_html_parser_keeps_its_self_closed_elements() -> None:
+    """A browser parses application/xhtml+xml as XML, where ``<span/>`` is empty; masks make the
+    rewriter read it with the HTML parser, which must not be told otherwise."""
+    out = rewrite_html(
+        b'<html xmlns="http://www.w3.org/1999/xhtml"><body><span/>x<p class="m">y</p></body></html>',
+        url=UPSTREAM, mapper=make_mapper(), content_type="application/xhtml+xml", mask_selectors=(".m",),
+    )
+    assert b"<span></span>x" in out
