@@ -385,12 +385,12 @@ class _Rewrite:
         if self.xml:
             out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, xml_declaration=True)
         else:
+            trailing = _TRAILING_SPACE_RE.search(self.data[-DOCTYPE_SCAN_BYTES:])
+            if trailing is not None:  # libxml2 drops it; a browser puts it at the end of the body
+                _end_body_with(tree.getroot(), trailing.group(1).decode("ascii"))
             out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, doctype=doctype or "")
             if doctype is None and out.startswith(b"\n"):
                 out = out[1:]
-            trailing = _TRAILING_SPACE_RE.search(self.data[-DOCTYPE_SCAN_BYTES:])
-            if trailing is not None:  # libxml2 drops it; a browser puts it at the end of the body
-                out += trailing.group(1)
         if placeholder is not None:
             markup = self.inject + self.import_map
             out = out.replace(placeholder.encode(), markup.encode(OUTPUT_CHARSET, errors="replace"), 1)
@@ -399,7 +399,19 @@ class _Rewrite:
 
 _ESCAPED_URL_ATTRIBUTES = ("href", "src", "action")
 _TRAILING_SPACE_RE = re.compile(rb"</html\s*>([ \t\n\r\f]+)\Z", re.IGNORECASE)
+_ESCAPED_CHARACTERS_RE = re.compile("[<>&]")
 _RAW_TEXT_ENDS = {tag: raw_text_end_re(tag) for tag in RAW_TEXT_TAGS if tag != "plaintext"}
+
+
+def _end_body_with(root: etree._Element, text: str) -> None:
+    """Put ``text`` at the end of the ``<body>`` (in the tree: appending it to the output copied it)."""
+    body = root.find("body")
+    if body is None:
+        return
+    if len(body):
+        body[-1].tail = (body[-1].tail or "") + text
+    else:
+        body.text = (body.text or "") + text
 
 
 def _hold_raw_text(root: etree._Element) -> list[tuple[bytes, bytes, bool]]:
@@ -411,7 +423,9 @@ def _hold_raw_text(root: etree._Element) -> list[tuple[bytes, bytes, bool]]:
     for element in root.iter(*RAW_TEXT_TAGS):
         text = element.text
         plaintext = element.tag == "plaintext"  # it has no end tag
-        if not text or len(element) or (not plaintext and _RAW_TEXT_ENDS[element.tag].search(text)):
+        if not _ESCAPED_CHARACTERS_RE.search(text or "") or len(element):
+            continue  # (text without "<", ">" or "&" goes out as it came)
+        if not plaintext and _RAW_TEXT_ENDS[element.tag].search(text):
             continue
         placeholder = f"cobrowse-raw-{secrets.token_hex(8)}"
         held.append((placeholder.encode(), text.encode(OUTPUT_CHARSET, errors="replace"), plaintext))
