@@ -41,18 +41,22 @@ _NAMES = _RAW + "|svg|math|foreignobject|form|template"
 # with a literal (fast; one regex of every token, or of every tag, cost a third of a rewrite)
 _START_RE = re.compile(rb"<(?:" + _NAMES.encode() + rb")[\s/>]")
 _END_RE = re.compile(rb"</(?P<name>" + _NAMES.encode() + rb"|br|body|html)[\s/>]")
-_START_TAG_RE = re.compile(rb"<(?P<name>[a-z][^\s/>]*+)" + _ATTRS + rb"(?P<slash>/)?>")
-_VOID_RE = re.compile(rb"<(?:" + _VOID.encode() + rb")[\s/>]")
-_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/br|/?form)[\s/>]")
+_START_TAG_RE = re.compile(rb"<(?P<name>[a-z][^\s/>]*+)" + _ATTRS + rb"(?P<slash>/)?>", re.IGNORECASE)
+_VOID_RE = re.compile(rb"<(?:" + _VOID.encode() + rb")[\s/>]", re.IGNORECASE)
+_SELF_CLOSING_RE = re.compile(rb"/>")
+_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/br|/?form)[\s/>]", re.IGNORECASE)
 # SVG and MathML elements pages self-close by the hundred (icons): alone, they need no scan
 _FOREIGN_NAME_RE = re.compile(
     rb"(?:path|circle|rect|line|polyline|polygon|ellipse|use|stop|g|image|feblend|fecolormatrix|"
-    rb"feoffset|fegaussianblur|femergenode|mi|mo|mn|mspace|mprescripts|none)[\s/>]"
+    rb"feoffset|fegaussianblur|femergenode|mi|mo|mn|mspace|mprescripts|none)[\s/>]",
+    re.IGNORECASE,
 )
+_DOCUMENT_END_RE = re.compile(rb"</(?:body|html)", re.IGNORECASE)
+_END_SCAN_BYTES = 4096
 _END_TAG_CLOSE = frozenset(b" \t\n\r\f/>")
 # what may follow ``</body>`` or ``</html>`` and stay where libxml2 puts it (atomic: a comment
 # never stretches over text to a later "-->")
-_TRAILER_RE = re.compile(rb"(?>\s+|<!--.*?-->|</(?:body|html)\s*>)*+\Z", re.DOTALL)
+_TRAILER_RE = re.compile(rb"(?>\s+|<!--.*?-->|</(?:body|html)\s*>)*+\Z", re.DOTALL | re.IGNORECASE)
 # fields masked whatever the selectors (rewriter/masking.py)
 _FIELD_RE = re.compile(rb"<(?:input|textarea|select)[\s/>]")
 _COMMENT, _SLASH, _START, _END = range(4)
@@ -91,27 +95,27 @@ def _comment_end(lower: bytes, at: int) -> int:
     return end if bang < 0 else bang + 4
 
 
-def _self_closed_start(lower: bytes, slash: int) -> int:
+def _self_closed_start(data: bytes, slash: int) -> int:
     """Where the non-void start tag the "/>" at ``slash`` ends starts, -1 when it ends none (it
     is text, an attribute value, a void element's). The tag starts at the first "<" after the
     last ">" before it (a ">" in a quoted value may mislead that: then at the last "<")."""
-    gt = lower.rfind(b">", 0, slash)
-    lt = lower.find(b"<", gt + 1, slash)
+    gt = data.rfind(b">", 0, slash)
+    lt = data.find(b"<", gt + 1, slash)
     if lt < 0:
-        lt = lower.rfind(b"<", 0, slash)
+        lt = data.rfind(b"<", 0, slash)
         if lt < 0:
             return -1
-    tag = _START_TAG_RE.match(lower, lt)
-    if tag is None or tag.end() != slash + 2 or tag.group("slash") is None or _VOID_RE.match(lower, lt):
+    tag = _START_TAG_RE.match(data, lt)
+    if tag is None or tag.end() != slash + 2 or tag.group("slash") is None or _VOID_RE.match(data, lt):
         return -1
     return lt
 
 
-def _end_br_or_forms(lower: bytes) -> bool:
+def _end_br_or_forms(data: bytes) -> bool:
     """A ``</br>``, or a ``<form>`` while another is open (read without context: a gate)."""
     form_open = False
-    for found in _MAYBE_ACTED_ON_RE.finditer(lower):
-        token = found.group()
+    for found in _MAYBE_ACTED_ON_RE.finditer(data):
+        token = found.group().lower()
         if token.startswith(b"</b"):
             return True
         if token.startswith(b"</"):
@@ -123,13 +127,22 @@ def _end_br_or_forms(lower: bytes) -> bool:
     return False
 
 
-def _trailing(lower: bytes, end_tag: bytes) -> bool:
-    """The last ``end_tag`` (``</body``, ``</html``) has content after it (not only spaces and comments)."""
-    at = lower.rfind(end_tag)
-    if at < 0:
-        return False
-    close = lower.find(b">", at)
-    return close >= 0 and _TRAILER_RE.match(lower, close + 1) is None
+def _content_after_end(data: bytes) -> bool:
+    """The last ``</body>`` or the last ``</html>`` has content after it (not only spaces and
+    comments). Pages end with them: they are looked for in the last bytes first."""
+    tail_start = max(0, len(data) - _END_SCAN_BYTES)
+    tail = data[tail_start:].lower()
+    for name in (b"</body", b"</html"):
+        at = tail.rfind(name)
+        if at >= 0:
+            at += tail_start
+        else:
+            found = [m.start() for m in _DOCUMENT_END_RE.finditer(data, 0, tail_start + len(name))]
+            at = next((f for f in reversed(found) if data[f : f + len(name)].lower() == name), -1)
+        close = data.find(b">", at) if at >= 0 else -1
+        if close >= 0 and _TRAILER_RE.match(data, close + 1) is None:
+            return True
+    return False
 
 
 def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> bytes:
@@ -140,16 +153,15 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     ``masked_selectors`` (the page has masks) or when what a browser would read as its text holds
     a form field: that text could hold masked content, which the tree masks as elements and
     would send as text. The agent then sees the markup the visitor's browser did not parse."""
-    lower = data.lower()  # one byte for one byte: offsets hold
-    starts = {at: _self_closed_start(lower, at) for at in _positions(lower, b"/>")}
+    starts = {m.start(): _self_closed_start(data, m.start()) for m in _SELF_CLOSING_RE.finditer(data)}
     slashes = [at for at, start in starts.items() if start >= 0]
     if not (
-        any(_FOREIGN_NAME_RE.match(lower, starts[at] + 1) is None for at in slashes)
-        or _end_br_or_forms(lower)
-        or _trailing(lower, b"</body")
-        or _trailing(lower, b"</html")
+        any(_FOREIGN_NAME_RE.match(data, starts[at] + 1) is None for at in slashes)
+        or _end_br_or_forms(data)
+        or _content_after_end(data)
     ):
         return data  # most documents: nothing to do, nothing more scanned
+    lower = data.lower()  # one byte for one byte: offsets hold
     events: list[tuple[int, int, re.Match[bytes] | None]] = [
         *((at, _COMMENT, None) for at in _positions(lower, b"<!--")),
         *((at, _SLASH, None) for at in slashes),
