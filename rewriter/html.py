@@ -385,7 +385,7 @@ class _Rewrite:
         if self.xml:
             out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, xml_declaration=True)
         else:
-            trailing = _TRAILING_SPACE_RE.search(self.data[-DOCTYPE_SCAN_BYTES:])
+            trailing = _TRAILING_SPACE_RE.search(self.data, max(0, len(self.data) - DOCTYPE_SCAN_BYTES))
             if trailing is not None:  # libxml2 drops it; a browser puts it at the end of the body
                 _end_body_with(tree.getroot(), trailing.group(1).decode("ascii"))
             out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, doctype=doctype or "")
