@@ -92,6 +92,14 @@ CORPUS: dict[str, Case] = {
     "self-closed textarea": Case("<!DOCTYPE html><form><textarea/><b>x</b></textarea></form>"),
     "self-closed title": Case("<!DOCTYPE html><title/>a<b>b</b></title><p>x</p>"),
     "self-closed custom element": Case("<!DOCTYPE html><p><custom-el/>x</p>"),
+    "self-closed iframe": Case('<!DOCTYPE html><p>a<iframe src="f.html"/><b>x</b></iframe>b</p>'),
+    "self-closed li, p, td": Case("<!DOCTYPE html><ul><li/>a<li/>b</ul><p/>c<table><tr><td/>a<td/>b</table>"),
+    "self-closed in template and noscript": Case(
+        "<!DOCTYPE html><body><template><span/>x</template><noscript><span/>y</noscript><p>z</p>"
+    ),
+    "svg icon then self-closed span": Case(
+        '<!DOCTYPE html><div><svg viewBox="0 0 1 1"><path d="M0 0"/></svg><span/>after</div>'
+    ),
     "self-closed, upper case": Case('<!DOCTYPE html><P CLASS=X>upper</P><DIV ID="y"/>z'),
     "self-closed after a newline": Case("<!DOCTYPE html><span\n/>x"),
     "self-closed void elements": Case("<!DOCTYPE html><p>a<br/>b<img src=a.png /><input/></p><hr/>"),
@@ -185,6 +193,11 @@ CORPUS: dict[str, Case] = {
     "second body's attributes": Case(
         "<!DOCTYPE html><body class=a><p>x</p><body class=b id=z>",
         "libxml2 drops a second <body>, a browser adds its attributes to the body",
+        "",
+    ),
+    "comment between </body> and more content": Case(
+        "<!DOCTYPE html><p>x</p></body><!-- c --></html>\n<p>y</p>",
+        "</body> and </html> are dropped when content follows: the comment between goes into the body",
         "",
     ),
     "NUL in text": Case(
