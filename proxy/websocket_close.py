@@ -30,6 +30,11 @@ with warnings.catch_warnings():
     from wsproto import events as ws_events
     from wsproto.frame_protocol import CloseReason
 
+# the most one message (its frames together) may hold: mitmproxy holds a message whole before it
+# relays it, so a peer sending one without end (an upstream's, or a page's) grew the proxy's memory
+# without bound; browsers read messages of this size, and a page's are rarely a thousandth of it
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SIZE = "_cobrowse_message_bytes"  # on a side's connection: the bytes of its message so far
 AWAITING = "_cobrowse_awaiting_client_close"
 DROPPED = "_cobrowse_dropped"  # the connection that ended without a close frame
 WATCHED = "_cobrowse_watched"
@@ -49,12 +54,22 @@ def end_client(handler: Any) -> None:
 def _watch_end(self: Any, ws: Any) -> None:
     """Note a side whose end came without a close frame: after one, wsproto's state is
     REMOTE_CLOSING (or CLOSED, had we sent ours); a lost connection is the local-only 1006, and a
-    protocol error leaves the state as it was."""
+    protocol error leaves the state as it was. A message over ``MAX_MESSAGE_BYTES`` is such an
+    error: its sender is told 1009 (too big) and the other side's connection dropped."""
     events_of = ws.events
 
     def watched() -> Generator[ws_events.Event, None, None]:
         for ws_event in events_of():
-            if isinstance(ws_event, ws_events.CloseConnection):
+            if isinstance(ws_event, ws_events.Message):
+                data = ws_event.data
+                size = getattr(ws, SIZE, 0) + len(data.encode() if isinstance(data, str) else data)
+                if size > MAX_MESSAGE_BYTES:
+                    setattr(self, DROPPED, ws.conn)
+                    too_big = CloseReason.MESSAGE_TOO_BIG
+                    yield ws_events.CloseConnection(code=too_big, reason="message too big")
+                    return  # nothing more of this side is relayed
+                setattr(ws, SIZE, 0 if ws_event.message_finished else size)
+            elif isinstance(ws_event, ws_events.CloseConnection):
                 lost = ws_event.code == CloseReason.ABNORMAL_CLOSURE
                 failed = ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
                 if lost and getattr(ws.conn, ENDED_HERE, False):  # by the proxy: not a drop

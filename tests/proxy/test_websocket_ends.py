@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from proxy import websocket_close
 from tests.proxy.conftest import Harness, OpenSession, Sites, make_settings
 from tests.proxy.test_tls import write_pki
 from tests.proxy.ws_upstream import Frame, Peer, WsUpstream, close_frame, frame, ws_upstream
@@ -375,3 +376,62 @@ def test_compressed_messages_arrive_untouched(browser: Any, harness: Harness, si
         assert result[0].startswith("permessage-deflate") and result[1] is True, result
     finally:
         context.close()
+
+
+def test_a_message_over_the_limit_fails_the_connection_of_its_sender(
+    proxied: Callable[..., Proxied], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mitmproxy holds a message whole before it relays it: an upstream sending one without end
+    grew the proxy's memory without bound. Past the limit the sender is told 1009 and the page's
+    connection is dropped (1006), as for any connection the proxy fails; a message under it
+    (fragments and all) still arrives."""
+    monkeypatch.setattr(websocket_close, "MAX_MESSAGE_BYTES", 256 * 1024)
+    told: list[tuple[int | None, str]] = []
+
+    def serve(peer: Peer) -> None:
+        peer.accept()
+        peer.sock.sendall(frame(0x2, b"a" * 150_000, fin=False) + frame(0x0, b"b" * 100_000))  # under it
+        try:  # then fragments that never end: refused once past 256 KiB
+            for _ in range(40):
+                peer.sock.sendall(frame(0x2 if _ == 0 else 0x0, b"c" * 100_000, fin=False))
+        except OSError:
+            pass  # the proxy closed the connection under the rest
+        answer = peer.receive_until_close()
+        told.append((answer.close_code, answer.close_reason))
+
+    p = proxied({"/ws": serve})
+    p.open("/ws")
+    closed = p.closed()
+    assert (closed["code"], closed["wasClean"]) == (1006, False)
+    assert p.page.evaluate("() => window.__ws.messages.map((m) => m.length)") == [250_000]
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+    assert told == [(1009, "message too big")]
+    _no_traceback(caplog)
+
+
+def test_a_pages_message_over_the_limit_fails_its_own_connection(
+    proxied: Callable[..., Proxied], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same limit the other way: the page is told 1009 and the upstream's connection ends
+    without a close frame (the proxy failed it; no goodbye the page never said)."""
+    monkeypatch.setattr(websocket_close, "MAX_MESSAGE_BYTES", 256 * 1024)
+    seen: list[int] = []
+
+    def serve(peer: Peer) -> None:
+        peer.accept()
+        peer.sock.sendall(frame(0x1, b"hello"))
+        try:
+            while True:
+                seen.append(peer.receive_message().opcode)
+        except (EOFError, OSError):
+            pass  # dropped: no close frame came
+
+    p = proxied({"/ws": serve})
+    p.open("/ws")
+    p.page.wait_for_function("() => window.__ws.messages.length === 1", timeout=15000)
+    p.page.evaluate("() => { window.__socket.send('x'.repeat(1000));"
+                    " window.__socket.send(new Uint8Array(300000)); }")
+    closed = p.closed()
+    assert closed["code"] == 1009, closed
+    assert p.upstream.done.wait(10) and not p.upstream.errors
+    assert seen == [0x1]  # the small one came, the big one did not, and no close frame
