@@ -388,6 +388,51 @@ def create_agent(serve: Serve | ApiServer, account_id: str, name: str) -> str:
     return str(data.get("token") or data["agent_token"])
 
 
+class SharedServe:
+    """One `cobrowse serve` (default flags) for the tests of a module, started by the first test
+    that asks for it: starting it costs seconds of imports (far more under load), most tests
+    change nothing of it, and each test has an account, an agent and a shop of its own.
+
+    ``--dev-allow-origins`` is fixed at start, so the shops' sockets are bound then and handed
+    out one per test; once they are used up (or the process is gone), a test starts its own."""
+
+    SHOPS = 24
+
+    def __init__(self, redis_url: str, tmp_path: Path) -> None:
+        self.redis_url = redis_url
+        self.tmp_path = tmp_path
+        self.exits = contextlib.ExitStack()
+        self.serve: Serve | None = None
+        self.sockets: list[socket.socket] = []
+
+    def take(self) -> tuple[Serve, socket.socket] | None:
+        """The running serve and a shop socket it allows, or None when there is none to take."""
+        if self.serve is None:
+            self.sockets = [bound_socket() for _ in range(self.SHOPS)]
+            origins = tuple(f"http://127.0.0.1:{s.getsockname()[1]}" for s in self.sockets)
+            namespace = f"t{secrets.token_hex(5)}:"
+            self.serve = self.exits.enter_context(
+                serve_process(self.redis_url, self.tmp_path, origins, secrets.token_urlsafe(16), namespace)
+            )
+        if not self.sockets or self.serve.proc.poll() is not None:
+            return None
+        return self.serve, self.sockets.pop(0)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.exits.close()
+
+
+@pytest.fixture(scope="module")
+def shared_serve(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServe]:
+    shared = SharedServe(redis_url, tmp_path_factory.mktemp("serve"))
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
 @contextmanager
 def start_stack(
     redis_url: str,
@@ -401,15 +446,19 @@ def start_stack(
     role: str = "all",
     extra: tuple[str, ...] = (),
     api_settings: dict[str, Any] | None = None,
+    shared: SharedServe | None = None,
 ) -> Iterator[Stack]:
     """``extra``: more flags of ``cobrowse serve``; ``api_settings``: more Settings of the
-    ``api-thread`` role's API."""
-    sock = bound_socket()
+    ``api-thread`` role's API; ``shared``: the module's serve, used when the flags are the default."""
+    taken = shared.take() if shared is not None and role == "all" and not extra else None
+    sock = taken[1] if taken else bound_socket()
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
         with contextlib.ExitStack() as exits:
             serve: Serve | ApiServer
-            if role == "api-thread":
+            if taken:
+                serve = taken[0]
+            elif role == "api-thread":
                 serve = ApiServer(
                     redis_url, namespace, admin_token, origin, **{"grace_s": 3.0, **(api_settings or {})}
                 ).start()
@@ -429,9 +478,11 @@ def start_stack(
 
 @pytest.fixture
 def make_stack(
-    redis_url: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+    redis_url: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest, shared_serve: SharedServe
 ) -> Iterator[Callable[..., Stack]]:
     """Start a full stack: make_stack(policy={...}, cobrowse_enabled=True) -> Stack.
+
+    With the default role and flags, the stack is served by the module's ``shared_serve``.
 
     When the test fails, the tail of each server's log is printed (pytest shows it with the failure).
     """
@@ -457,6 +508,7 @@ def make_stack(
                     role=role,
                     extra=extra,
                     api_settings=api_settings,
+                    shared=shared_serve,
                 )
             )
             started.append(stack)
