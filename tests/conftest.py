@@ -169,3 +169,33 @@ def browser(chromium_executable: str) -> Iterator[Any]:
             yield instance
         finally:
             instance.close()
+
+
+# --- the order of the modules, for `--dist loadfile` ------------------------------------------------
+
+# What one test costs, roughly, in tenths of a second: a plain test 1, and more for what it starts
+# (a browser, a stack, a live API process) or when it is marked ``long`` (a whole co-browse flow).
+_COST_OF_FIXTURE = {"browser": 30, "make_stack": 20, "live_api": 700}
+_COST_OF_LONG = 300
+
+
+def module_cost(items: list[pytest.Item]) -> int:
+    """A rough cost of running ``items`` (one module's tests), for the order of the modules."""
+    return sum(
+        1
+        + sum(_COST_OF_FIXTURE.get(name, 0) for name in item.fixturenames)
+        + (_COST_OF_LONG if item.get_closest_marker("long") else 0)
+        for item in items
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The costliest modules first, each module's tests in their order. ``scripts/test`` hands
+    modules to two workers in this order (``--dist loadfile --no-loadscope-reorder``): with the
+    long ones first, the cheap ones fill in at the end and neither worker is left alone with a
+    module of minutes (xdist's own order, most tests first, put the end-to-end ones last)."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    ordered = sorted(modules.values(), key=module_cost, reverse=True)
+    items[:] = [item for module in ordered for item in module]

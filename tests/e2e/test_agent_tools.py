@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.e2e.harness import Stack, wait_until, ws_closes
 from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, view_frame
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.long]
 
 
 def stroke(vb: Any, layer: dict[str, float]) -> None:

@@ -25,7 +25,7 @@ from tests.e2e.pages import (
     wait_for_pointer,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.long]
 
 
 def proxy_status(agent: Agent, url: str) -> int:

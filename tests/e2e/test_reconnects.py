@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from tests.e2e.harness import Stack, wait_until
 from tests.e2e.pages import TIMEOUT_MS, open_console, open_visitor, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.long]
 
 
 class Sockets:

@@ -23,7 +23,7 @@ from tests.e2e.pages import (
     wait_for_notice,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.long]
 
 
 def test_the_visitor_leaves(browser: Any, make_stack: Callable[..., Stack]) -> None:

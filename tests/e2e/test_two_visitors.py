@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.harness import Stack
 from tests.e2e.pages import TIMEOUT_MS, Agent, Visitor, open_console, open_visitor
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.long]
 
 VISITOR_ID = (  # the banner's visitor id, from the page's session storage
     "() => { for (let i = 0; i < sessionStorage.length; i++) { const k = sessionStorage.key(i);"

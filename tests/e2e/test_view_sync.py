@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.harness import Stack, wait_until
 from tests.e2e.pages import TIMEOUT_MS, Visitor, open_console, open_visitor, sign_in, view_frame
 
-pytestmark = [pytest.mark.browser, pytest.mark.redis]
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.long]
 
 # records in window.__texts each text the element of the selector (the argument) shows from now on
 WATCH_TEXT = """(selector) => {
