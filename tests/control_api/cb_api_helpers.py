@@ -84,10 +84,16 @@ def open_world(store: Store, peer: str = "testclient", **settings: Any) -> Itera
 class ApiProcess(ServeProcess):
     """A real ``cobrowse serve --role api`` subprocess on a free port; its output is drained by a thread."""
 
-    def __init__(self, redis_url: str, port: int | None = None, log_level: str = "warning") -> None:
+    def __init__(
+        self, redis_url: str, port: int | None = None, log_level: str = "warning", namespace: str = ""
+    ) -> None:
+        """``namespace``: the Redis prefix of its keys (the default one when empty)."""
         self.port = port or free_port()
         env = {**os.environ, "COBROWSE_ADMIN_TOKEN": ADMIN_TOKEN}
         env.pop("COBROWSE_REDIS_URL", None)
+        env.pop("COBROWSE_REDIS_NAMESPACE", None)
+        if namespace:
+            env["COBROWSE_REDIS_NAMESPACE"] = namespace
         args = [
             "--role",
             "api",

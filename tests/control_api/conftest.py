@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -57,3 +59,41 @@ def sync_store(redis_url: str, namespace: str) -> Iterator[Store]:
 @pytest.fixture
 def world(sync_store: Store) -> Iterator[World]:
     yield from open_world(sync_store)
+
+
+# --- a live API process for the OpenAPI fuzzing (one per module: each fuzzing module runs alone) --
+
+from cb_api_helpers import ADMIN_TOKEN, ApiProcess  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def live_api(redis_server_url: str) -> Iterator[ApiProcess]:
+    """``cobrowse serve --role api`` on Redis database 15, in a namespace of this module's own (the
+    fuzzing modules may run at once on two workers), with an account and an agent to find."""
+    import httpx
+    import redis as sync_redis
+
+    url = f"{redis_server_url}/15"
+    namespace = f"fuzz{uuid.uuid4().hex[:10]}:"
+    api = ApiProcess(url, namespace=namespace).wait_ready()
+    # something real to find: an account with an agent, so generated calls are not all 404s
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
+        account = c.post("/api/v1/accounts", json={"name": "Fuzz", "cobrowse_enabled": True}).json()
+        agent = c.post(f"/api/v1/accounts/{account['id']}/agents", json={"display_name": "F"}).json()
+    api.tokens = {"admin": ADMIN_TOKEN, "agent": agent["token"]}  # type: ignore[attr-defined]
+    try:
+        yield api
+    finally:
+        assert api.stop() == 0
+        client = sync_redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=namespace + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def api_schema(live_api: ApiProcess) -> Any:
+    import schemathesis
+
+    return schemathesis.openapi.from_url(live_api.url + "/openapi.json")
