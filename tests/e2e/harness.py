@@ -350,6 +350,7 @@ class Stack:
     account: dict[str, Any]
     agent_token: str
     agent_name: str
+    namespace: str  # the Redis prefix of the serve's keys (a shared serve's own)
 
     @property
     def console_url(self) -> str:
@@ -404,19 +405,21 @@ class SharedServe:
         self.exits = contextlib.ExitStack()
         self.serve: Serve | None = None
         self.sockets: list[socket.socket] = []
+        self.namespace = f"t{secrets.token_hex(5)}:"
 
-    def take(self) -> tuple[Serve, socket.socket] | None:
-        """The running serve and a shop socket it allows, or None when there is none to take."""
+    def take(self) -> tuple[Serve, socket.socket, str] | None:
+        """The running serve, a shop socket it allows and its namespace, or None when there is none
+        to take."""
         if self.serve is None:
             self.sockets = [bound_socket() for _ in range(self.SHOPS)]
             origins = tuple(f"http://127.0.0.1:{s.getsockname()[1]}" for s in self.sockets)
-            namespace = f"t{secrets.token_hex(5)}:"
+            token = secrets.token_urlsafe(16)
             self.serve = self.exits.enter_context(
-                serve_process(self.redis_url, self.tmp_path, origins, secrets.token_urlsafe(16), namespace)
+                serve_process(self.redis_url, self.tmp_path, origins, token, self.namespace)
             )
         if not self.sockets or self.serve.proc.poll() is not None:
             return None
-        return self.serve, self.sockets.pop(0)
+        return self.serve, self.sockets.pop(0), self.namespace
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -458,6 +461,7 @@ def start_stack(
             serve: Serve | ApiServer
             if taken:
                 serve = taken[0]
+                namespace = taken[2]
             elif role == "api-thread":
                 serve = ApiServer(
                     redis_url, namespace, admin_token, origin, **{"grace_s": 3.0, **(api_settings or {})}
@@ -471,7 +475,7 @@ def start_stack(
             token = create_agent(serve, account["id"], agent_name)
             config = ShopConfig(banner_src=serve.public_api_url + "/banner.js", site_key=account["site_key"])
             with shop_server(config, sock) as shop:
-                yield Stack(serve, shop, account, token, agent_name)
+                yield Stack(serve, shop, account, token, agent_name, namespace)
     finally:
         sock.close()
 

@@ -42,7 +42,7 @@ def test_the_visitor_leaves(browser: Any, make_stack: Callable[..., Stack]) -> N
 
 
 def test_an_idle_session_times_out(
-    browser: Any, make_stack: Callable[..., Stack], redis_url: str, namespace: str
+    browser: Any, make_stack: Callable[..., Stack], redis_url: str
 ) -> None:
     """Nobody does anything: the session ends on its own and both sides are told. (The stored
     activity is moved back by the timeout, 30 s, rather than waited out; the deadline comes 6 s
@@ -59,6 +59,7 @@ def test_an_idle_session_times_out(
         client = redis.Redis.from_url(redis_url)
         try:
             # what the pages sent as they opened (a resync answered up to a second later) is over
+            namespace = stack.namespace
             activity = f"{namespace}session:{sid}:activity"
             seen = {"value": client.get(activity), "since": time.monotonic()}
 
