@@ -92,7 +92,14 @@ def test_tools_navigation_follow_and_admin_end(browser: Any, make_stack: Callabl
         # a path is taken on the visitor's page (the field took only a whole URL: "Please enter a URL")
         send_visitor("/search", "/search")
         # an address typed without its scheme is one (it was taken for a path: /127.0.0.1:PORT/cart)
+        vb.evaluate(  # the pages the view says are ready (its own listener hears each first)
+            "() => { window.__ready = []; addEventListener('message', e => { if (e.data"
+            " && e.data.type === 'ready') window.__ready.push(e.data.url); }); }"
+        )
         send_visitor(stack.shop.origin.removeprefix("http://") + "/help", "/help")
+        # (the view there and its page ready, which clears the status line: under load that came
+        # after the words below)
+        vb.wait_for_function("() => window.__ready.some((u) => u.endsWith('/help'))", timeout=TIMEOUT_MS)
         # what cannot be sent says so, in words (a script URL was dropped without a word)
         vb.fill("#navigate-url", "javascript:alert(1)")
         vb.click("#navigate-form button[type=submit]")
