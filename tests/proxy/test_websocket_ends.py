@@ -238,17 +238,22 @@ def _refuse(status: bytes) -> Callable[[Peer], None]:
     return script
 
 
-@pytest.mark.parametrize("status", [b"403 Forbidden", b"404 Not Found", b"500 Internal Server Error"])
-def test_an_upgrade_the_upstream_refuses_fails_the_pages_websocket(
-    proxied: Callable[..., Proxied], status: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
-    p = proxied({"/ws": _refuse(status)})
+def _assert_the_upgrade_fails(p: Proxied, caplog: pytest.LogCaptureFixture) -> None:
+    """The page's WebSocket fails at once (error, then close 1006), and nothing crashed."""
     p.open("/ws")
     closed = p.closed()
     assert closed["events"] == ["error", "close"]
     assert (closed["code"], closed["wasClean"]) == (1006, False)
     assert p.upstream.done.wait(10) and not p.upstream.errors
     _no_traceback(caplog)
+
+
+@pytest.mark.parametrize("status", [b"403 Forbidden", b"404 Not Found", b"500 Internal Server Error"])
+def test_an_upgrade_the_upstream_refuses_fails_the_pages_websocket(
+    proxied: Callable[..., Proxied], status: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = proxied({"/ws": _refuse(status)})
+    _assert_the_upgrade_fails(p, caplog)
 
 
 def test_an_upgrade_the_upstream_never_answers_fails_the_pages_websocket(
@@ -259,12 +264,7 @@ def test_an_upgrade_the_upstream_never_answers_fails_the_pages_websocket(
         assert peer.at_eof()
 
     p = proxied({"/ws": never_answer}, upstream_timeout_s=1.0)
-    p.open("/ws")
-    closed = p.closed()
-    assert closed["events"] == ["error", "close"]
-    assert (closed["code"], closed["wasClean"]) == (1006, False)
-    assert p.upstream.done.wait(10) and not p.upstream.errors
-    _no_traceback(caplog)
+    _assert_the_upgrade_fails(p, caplog)
 
 
 def test_an_upgrade_to_an_unreachable_upstream_fails_the_pages_websocket(
