@@ -400,10 +400,6 @@
     return a;
   }
   function sameTab(target) {
-    if (!target) { // (a <base target> says it for every link and form of the page that says none)
-      var base = document.querySelector("base[target]");
-      target = base ? base.getAttribute("target") : "";
-    }
     target = (target || "").toLowerCase();
     return !target || target === "_self" || ((target === "_top" || target === "_parent") && window === window.top);
   }

@@ -55,9 +55,7 @@ def _site(banner: str, site_key: str, www: str, checkout: str, elsewhere: str) -
         return page("Shop", f"""
 <p><a id="to-checkout" href="{checkout}/checkout#summary">Checkout</a>
 <a id="to-elsewhere" href="{elsewhere}/away#top">Elsewhere</a>
-<a id="to-www" href="{www}/">Home</a>
-<a id="blank-checkout" href="{checkout}/checkout" target="_blank">Checkout in a new tab</a>
-<a id="to-based" href="{www}/based">Links that open new tabs</a></p>
+<a id="to-www" href="{www}/">Home</a></p>
 <form id="pay-get" method="get" action="{checkout}/pay#receipt"><input name="card" value="4242">
 <button id="pay-get-button">Pay by GET</button></form>
 <form id="pay-post" method="post" action="{checkout}/pay#receipt"><input name="card" value="4242">
@@ -69,17 +67,12 @@ def _site(banner: str, site_key: str, www: str, checkout: str, elsewhere: str) -
                     '<div style="height: 3000px"></div>',
                     head="<script>history.replaceState({mine: 1}, '')</script>")
 
-    async def based(request: Request) -> HTMLResponse:  # every link opens a new tab
-        return page("Based", f'<a id="based-checkout" href="{checkout}/checkout">Checkout</a>',
-                    head='<base target="_blank">')
-
     async def pay(request: Request) -> HTMLResponse:
         return page("Paid", '<p id="receipt">Thank you</p>')
 
     return Starlette(routes=[
         Route("/", home),
         Route("/checkout", checkout_page),
-        Route("/based", based),
         Route("/pay", pay, methods=["GET", "POST"]),
     ])
 
@@ -278,29 +271,3 @@ def test_a_tab_the_page_opens_before_the_first_registration_is_through_is_the_sa
     finally:
         agent.context.close()
         context.close()
-
-
-def test_a_link_that_opens_a_new_tab_carries_no_code(browser: Any, two_origins: tuple[Stack, str]) -> None:
-    """A new tab starts a visitor of its own (README): ``target=_blank``, or a ``<base>`` that says
-    so for every link of the page."""
-    stack, checkout = two_origins
-    visitor, agent, _vb, _sid = _in_session(browser, stack)  # a code is ready
-    page = visitor.page
-    try:
-        # a page without the banner: nothing would take a code out of its address bar
-        visitor.context.route(checkout + "/checkout", lambda route: route.fulfill(
-            body="<!doctype html><title>Tab</title><h1>Tab</h1>", content_type="text/html"))
-        for link in ("#blank-checkout", "#based-checkout"):
-            if link == "#based-checkout":
-                with page.expect_response(lambda r: r.url.endswith("/api/v1/visitor/handoff")):
-                    page.click("#to-based")  # a page of the session: a code is ready again
-            page.hover(link)
-            with page.expect_popup() as popup:
-                page.click(link)
-            tab = popup.value
-            expect(tab.locator("h1")).to_have_text("Tab", timeout=TIMEOUT_MS)
-            assert tab.url == checkout + "/checkout"
-            tab.close()
-    finally:
-        agent.context.close()
-        visitor.context.close()
