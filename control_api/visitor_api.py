@@ -73,8 +73,6 @@ async def register_visitor(request: Request, call: Call) -> Response:
         token = await visitors.add_token(call.api.store, known, account.id) if known else None
         if known is not None and token is not None:
             found = known, token
-            if registration_key:
-                await visitors.claim_registration(call.api.store, registration_key, account, origin, vid)
     visitor, token = found or await visitors.register(
         call.api.store, account, origin, call.api.settings.visitor_grace_s, registration_key
     )

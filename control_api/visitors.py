@@ -143,19 +143,6 @@ async def _register_once(
     return visitor, token
 
 
-async def claim_registration(
-    store: Store, registration_key: str, account: Account, origin: str, vid: str
-) -> None:
-    """Let ``registration_key`` name ``vid`` (a visitor that came with a handoff code), unless it
-    names a visitor already: a tab the page opens while that registration is on its way is the
-    same visitor too."""
-    value = f"{account.id} {origin} {vid}"
-    with translate_errors():
-        await store.redis.set(
-            keys.registration(store, digest(registration_key)), value, nx=True, ex=REGISTRATION_KEY_TTL_S
-        )
-
-
 async def add_token(store: Store, visitor: Visitor, account_id: str) -> str | None:
     """Another token of ``visitor`` (for another origin of its account, or another tab), living
     as long as the visitor does; None when the visitor is gone, of another account, or has

@@ -179,14 +179,6 @@ def test_a_tab_that_copied_the_registration_key_is_the_same_visitor(world: World
     assert _register(world, account, ORIGIN, registration=KEY).json()["visitor_id"] != first["visitor_id"]
 
 
-def test_a_tab_opened_while_a_handoff_registers_is_the_same_visitor_too(world: World) -> None:
-    account = _account(world)
-    visitor = world.visitor(account)
-    moved = _register(world, account, handoff=_code(world, visitor), registration=KEY).json()
-    assert moved["visitor_id"] == visitor["visitor_id"]
-    assert _register(world, account, registration=KEY).json()["visitor_id"] == visitor["visitor_id"]
-
-
 @pytest.mark.parametrize("key", ["short", "k" * 65, "has space in it!!", 12345678901234567])
 def test_a_registration_key_that_the_banner_cannot_have_made_is_refused(world: World, key: Any) -> None:
     r = _register(world, _account(world), ORIGIN, registration=key)
