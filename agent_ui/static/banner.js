@@ -78,8 +78,7 @@
     clearInterval: builtin("clearInterval", own(function () { return window.clearInterval; }), F.clearInterval),
     now: builtin("now", own(function () { return Date.now; }), F.Date.now),
     requestAnimationFrame: builtin("requestAnimationFrame", own(function () { return window.requestAnimationFrame; }), F.requestAnimationFrame),
-    addEventListener: builtin("addEventListener", own(function () { return EventTarget.prototype.addEventListener; }), F.EventTarget.prototype.addEventListener),
-    replaceState: builtin("replaceState", own(function () { return History.prototype.replaceState; }), F.History && F.History.prototype.replaceState)
+    addEventListener: builtin("addEventListener", own(function () { return EventTarget.prototype.addEventListener; }), F.EventTarget.prototype.addEventListener)
   };
   var socketFromFrame = B.WebSocket === F.WebSocket && F !== window;
   host.remove(); // (the frame's window loses its properties now: everything is taken above)
@@ -136,27 +135,7 @@
   function saveState() {
     try { sessionStorage.setItem(STORE_KEY, toJson(state)); } catch (e) { /* storage off */ }
   }
-  var state = loadState(); // {visitor_id, token, allowed_origins, session: {id, state, agent_name}, registration}
-
-  // ---- one visitor across the account's allowed origins ---------------------------------------
-  // sessionStorage is per origin: a visitor who follows a link from www.shop.example to
-  // checkout.shop.example would be a new visitor there, and the agent lose them at the checkout.
-  // Before such a navigation the banner asks for a single-use code (POST /visitor/handoff, ahead of
-  // time: a navigation never waits for it) and carries it in the URL's fragment, which no server
-  // sees: "#[page's fragment&]__cobrowse_handoff=VISITOR.CODE". The banner on the other origin
-  // takes it out of the address bar at once (the page's fragment and history.state kept) and
-  // registers with it: the same visitor, a token for that origin, the session goes on.
-  var HANDOFF = "__cobrowse_handoff=";
-  var arrived = takeHandoff();
-  function takeHandoff() {
-    var hash = location.hash, at = hash.indexOf(HANDOFF);
-    if (at < 1 || (hash.charAt(at - 1) !== "#" && hash.charAt(at - 1) !== "&")) return null;
-    var value = hash.slice(at + HANDOFF.length), frag = hash.slice(1, Math.max(1, at - 1));
-    var clean = location.href.split("#")[0] + (frag ? "#" + frag : "");
-    try { apply(B.replaceState, history, [history.state, "", clean]); } catch (e) { warn("handoff", e); }
-    var parts = /^([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,128})$/.exec(value);
-    return parts ? { visitor_id: parts[1], code: parts[2], fragment: frag } : null;
-  }
+  var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}}
   var policy = { masked_selectors: [], seed_cookies: true };
 
   // ---- the shared selector algorithm (docs/PROTOCOL.md "cssPath") ----------------------------
@@ -341,117 +320,14 @@
     }, "send budget"), Math.ceil(Math.max(0, 1 - sendTokens) * 1000 / SEND_RATE));
   }
 
-  // A registration key, random, is kept in the tab before the banner asks: a tab the page opens
-  // meanwhile copies it (there is no token to copy yet) and, registering with it, is the same
-  // visitor. ``handoff``: a code from another origin of the account (see takeHandoff).
-  function randomKey() {
-    var bytes = new Uint8Array(18), out = "";
-    try { crypto.getRandomValues(bytes); } catch (e) { for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256); }
-    for (var j = 0; j < bytes.length; j++) out += (bytes[j] + 256).toString(16).slice(1);
-    return out;
-  }
-  function register(handoff) {
-    if (!/^[A-Za-z0-9_-]{16,64}$/.test(state.registration || "")) { state.registration = randomKey(); saveState(); }
-    var body = { site_key: SITE_KEY, registration: state.registration };
-    if (handoff) body.handoff = handoff.code;
-    return api("POST", "/visitors", body).then(function (data) {
-      if (handoff && data.visitor_id !== handoff.visitor_id) warn("the handoff code was not valid (used or expired): a new visitor");
-      state = { visitor_id: data.visitor_id, token: data.token || data.visitor_token, allowed_origins: data.allowed_origins || [] };
+  function register() {
+    return api("POST", "/visitors", { site_key: SITE_KEY }).then(function (data) {
+      state.visitor_id = data.visitor_id;
+      state.token = data.token || data.visitor_token;
       ownIdentity = true;
       if (data.policy) applyPolicy(data.policy);
       saveState();
     });
-  }
-
-  // The code for the next navigation to another allowed origin, asked for ahead (a pointer over or
-  // on a link or a submit button, its focus; and, while a session is live, kept fresh for the
-  // page's own scripts' navigations). Used once, and only while well inside its minute.
-  var HANDOFF_FRESH_MS = 40000;
-  var handoffCode = null, handoffAt = 0, handoffBusy = false;
-  function otherAllowedOrigin(url) {
-    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin === location.origin) return false;
-    // a hash route (#/cart, #!/cart) is the page's own: its router may read it before the banner
-    if (/^#[\/!]/.test(url.hash)) return false;
-    return (state.allowed_origins || []).indexOf(url.origin) >= 0;
-  }
-  function prepareHandoff() {
-    if (handoffBusy || !state.token || (handoffCode && clock() - handoffAt < HANDOFF_FRESH_MS)) return;
-    if ((state.allowed_origins || []).length < 2) return;
-    handoffBusy = true;
-    api("POST", "/visitor/handoff", undefined, true).then(function (data) {
-      handoffBusy = false;
-      if (data && typeof data.code === "string") { handoffCode = data.code; handoffAt = clock(); }
-    }, function (e) { handoffBusy = false; warn("handoff", e); });
-  }
-  // ``url`` with a fresh code in its fragment (the code is then used up), or null: no code ready.
-  function withHandoff(url) {
-    if (!otherAllowedOrigin(url) || !handoffCode || clock() - handoffAt >= HANDOFF_FRESH_MS) return null;
-    if (url.hash.indexOf(HANDOFF) >= 0) return null;
-    var out = new B.URL(url.href), frag = out.hash.slice(1);
-    out.hash = (frag ? frag + "&" : "") + HANDOFF + state.visitor_id + "." + handoffCode;
-    handoffCode = null;
-    if (state.session && state.session.state === "active") later(guard(prepareHandoff, "handoff"), 0);
-    return out.href;
-  }
-  function urlOf(text) { try { return new B.URL(text, document.baseURI); } catch (e) { return null; } }
-  function handoffLink(el) {
-    var a = el && el.closest ? el.closest("a[href], area[href]") : null;
-    if (!a || a.hasAttribute("download") || !sameTab(a.getAttribute("target"))) return null;
-    return a;
-  }
-  function sameTab(target) {
-    target = (target || "").toLowerCase();
-    return !target || target === "_self" || ((target === "_top" || target === "_parent") && window === window.top);
-  }
-  // The form and the attribute that says where it goes (a submit button's formaction first).
-  function handoffForm(form, submitter) {
-    if (!form || form.localName !== "form") return null;
-    var by = submitter && submitter.hasAttribute && submitter.hasAttribute("formaction") ? submitter : form;
-    var target = submitter && submitter.hasAttribute && submitter.hasAttribute("formtarget") ? submitter.getAttribute("formtarget") : form.getAttribute("target");
-    if (!sameTab(target)) return null;
-    var name = by === form ? "action" : "formaction";
-    var attr = by.getAttribute(name);
-    if (!attr) return null; // (this page's own URL)
-    return { el: by, name: name, url: urlOf(attr) };
-  }
-  function onHandoffHint(ev) {
-    var el = ev.target;
-    if (!el || el.nodeType !== 1) return;
-    var a = handoffLink(el);
-    if (a) { if (otherAllowedOrigin(urlOf(a.getAttribute("href")))) prepareHandoff(); return; }
-    var button = el.closest ? el.closest("button, input[type=submit], input[type=image]") : null;
-    var f = button && handoffForm(button.form, button);
-    if (f && otherAllowedOrigin(f.url)) prepareHandoff();
-  }
-  // The element's attribute says the URL with the code while the browser starts the navigation,
-  // and what it said before right after (the navigation has its URL by then).
-  function swapFor(el, name, to) {
-    var before = el.getAttribute(name);
-    el.setAttribute(name, to);
-    later(guard(function () { if (el.getAttribute(name) === to) el.setAttribute(name, before); }, "handoff"), 0);
-  }
-  function onHandoffClick(ev) {
-    if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey || ev.defaultPrevented) return;
-    var a = handoffLink(ev.target);
-    var to = a && withHandoff(urlOf(a.getAttribute("href")));
-    if (to) swapFor(a, "href", to);
-  }
-  function onHandoffSubmit(ev) {
-    if (ev.defaultPrevented) return;
-    var f = handoffForm(ev.target, ev.submitter);
-    var to = f && withHandoff(f.url);
-    if (to) swapFor(f.el, f.name, to);
-  }
-  // A script's navigation (location.href = ..., assign, replace) is seen only by the Navigation
-  // API, where the browser has it: cancelled and made again with the code. A POST (its body cannot
-  // be made again), a traversal, a reload, a download go on untouched.
-  function onHandoffNavigate(ev) {
-    if (!ev.cancelable || ev.hashChange || ev.formData || ev.downloadRequest != null) return;
-    if (ev.navigationType !== "push" && ev.navigationType !== "replace") return;
-    var to = withHandoff(urlOf(ev.destination.url));
-    if (!to) return;
-    ev.preventDefault();
-    window.navigation.navigate(to, { history: ev.navigationType });
   }
 
   // A page whose Content-Security-Policy has no wss://API in connect-src can never connect: one
@@ -499,7 +375,6 @@
         // it yet: nothing of this page goes to the agent until it has (sendSettle's done)
         heldBack = !!(msg.session && settling(msg.session.id));
         restoreSession(msg.session);
-        if (state.session && state.session.state === "active") prepareHandoff(); // (a page of the session)
         connectionBack();
         // reportAll tells where the page is now: a page, viewport or scroll kept from before would
         // be told twice, the older copy last to arrive at times (the agent then followed a tab the
@@ -1143,7 +1018,6 @@
     if (state.session && state.session.id === sessionId && state.session.state === "active" && bar) return;
     state.session = { id: sessionId, state: "active", agent_name: agentName };
     saveState();
-    prepareHandoff(); // (the page's scripts may take the visitor to another origin: a code is ready)
     hidePrompt();
     showBar(agentName);
     pointerLabel.textContent = agentName || "Agent";
@@ -1278,20 +1152,8 @@
     on(document, "input", guard(onField, "input"), true);
     on(document, "change", guard(onField, "change"), true);
     on(document, "click", guard(onLinkClick, "click"), false);
-    on(document, "click", guard(onHandoffClick, "handoff click"), true);
-    on(document, "submit", guard(onHandoffSubmit, "handoff submit"), true);
-    ["pointerover", "pointerdown", "focusin"].forEach(function (type) {
-      on(document, type, guard(onHandoffHint, "handoff"), { capture: true, passive: true });
-    });
-    if (window.navigation && window.navigation.addEventListener) {
-      on(window.navigation, "navigate", guard(onHandoffNavigate, "handoff navigate"));
-    }
-    every(guard(function () { if (state.session && state.session.state === "active") prepareHandoff(); }, "handoff"), 10000);
     if (state.session && state.session.state === "active") showBar(state.session.agent_name);
-    // a code from another origin of the account names the visitor this tab is now (this origin's
-    // own identity, when it is another visitor's, was the tab's before)
-    var moved = arrived && arrived.visitor_id !== state.visitor_id ? arrived : null;
-    var ready = state.token && !moved ? new B.Promise(function (done) { done(); }) : register(moved);
+    var ready = state.token ? new B.Promise(function (done) { done(); }) : register();
     ready.then(function () {
       connect();
       measureBandwidth();
@@ -1318,13 +1180,6 @@
   }
   var mount = guard(function () {
     keepMounted();
-    // the browser looked for the page's #fragment with the code after it: it goes there now
-    if (arrived && arrived.fragment && !window.scrollY) {
-      var id = arrived.fragment;
-      try { id = decodeURIComponent(id); } catch (e) { /* as it is */ }
-      var anchor = document.getElementById(id) || document.getElementsByName(id)[0];
-      if (anchor && anchor.scrollIntoView) anchor.scrollIntoView();
-    }
     var titleEl = document.querySelector("title");
     if (titleEl && B.MutationObserver) {
       new B.MutationObserver(guard(reportPage, "title")).observe(titleEl, { childList: true, characterData: true, subtree: true });

@@ -48,13 +48,12 @@ def bound_socket() -> socket.socket:
 class ShopServer:
     """The demo shop on its own loopback origin, in a background thread."""
 
-    def __init__(self, sock: socket.socket, config: ShopConfig, app: Any = None) -> None:
-        """``app``: another site than the demo shop (an ASGI app) on this socket."""
+    def __init__(self, sock: socket.socket, config: ShopConfig) -> None:
         self.sock = sock
         self.port = int(sock.getsockname()[1])
         self.origin = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(app or create_shop_app(config), log_level="warning", lifespan="off", ws="none")
+            uvicorn.Config(create_shop_app(config), log_level="warning", lifespan="off", ws="none")
         )
         self.thread = threading.Thread(target=self._run, name="demo-shop", daemon=True)
 
