@@ -144,19 +144,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "enter_url": {"type": "string", "format": "uri"},
         }
     ),
-    "VisitorRegister": obj(
-        {
-            "site_key": {"type": "string", "minLength": 1, "maxLength": 128},
-            # a code of ``POST /visitor/handoff``: the same visitor (any other: a new one)
-            "handoff": {"type": "string", "minLength": 1, "maxLength": 128},
-            # chosen by the banner and kept in the tab before it asks: a tab that copied it
-            # meanwhile, registering with it, is the same visitor
-            "registration": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
-        },
-        required=["site_key"],
-        extra=False,
-    ),
-    "VisitorHandoff": obj({"code": STR, "expires_in": {"type": "integer", "minimum": 1}}),
+    "VisitorRegister": obj({"site_key": {"type": "string", "minLength": 1, "maxLength": 128}}, extra=False),
     "VisitorRegistered": obj(
         {
             "visitor_id": STR,
@@ -166,7 +154,6 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "ws_url": STR,
             "cobrowse_enabled": BOOL,
             "policy": obj({"seed_cookies": BOOL, "masked_selectors": {"type": "array", "items": STR}}),
-            "allowed_origins": {"type": "array", "items": STR},
         }
     ),
     "VisitorView": obj(

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cobrowse.client_address import client_ip, rate_subject
-from control_api import accounts, handoff, proxy_access, rate_limits, sessions, visitors
+from control_api import accounts, proxy_access, rate_limits, sessions, visitors
 from control_api.auth import Principal
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response
-from control_api.exceptions import ApiError, invalid, not_found
+from control_api.exceptions import ApiError, not_found
 from control_api.policy import normalize_origin
 from control_api.request_parsing import json_body, no_unknown, query_int, string
 from control_api.seed_cookies import jar_records, parse_seed_cookies
 
 MAX_BANDWIDTH_BYTES = 4 * 1024 * 1024
-REGISTRATION_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _ZEROS = bytes(64 * 1024)
 
 
@@ -39,14 +37,8 @@ def _request_origin(request: Request) -> str:
 
 async def register_visitor(request: Request, call: Call) -> Response:
     data = await json_body(request)
-    no_unknown(data, ("site_key", "handoff", "registration"))
+    no_unknown(data, ("site_key",))
     site_key = string(data, "site_key", required=True, max_len=128) or ""
-    code = string(data, "handoff", required=False, max_len=handoff.MAX_CODE_LEN)
-    registration_key = data.get("registration")
-    if registration_key is not None and (
-        not isinstance(registration_key, str) or not REGISTRATION_KEY.fullmatch(registration_key)
-    ):
-        raise invalid("registration", "must be 16 to 64 of A-Z a-z 0-9 _ -")
     account = await accounts.by_site_key(call.api.store, site_key)
     if account is None:
         raise ApiError(403, "invalid_site_key", "unknown site key")
@@ -63,18 +55,8 @@ async def register_visitor(request: Request, call: Call) -> Response:
         # the site key is public: without a limit one script could fill the store and the
         # agents' visitor lists with registrations
         raise ApiError(429, "rate_limited", f"more than {limit} registrations a minute from this address")
-    # a code from another allowed origin of the account: the same visitor, a token for this origin.
-    # Any other code (unknown, used, expired, another account's) registers a new visitor, with
-    # the same answer as without one: nothing tells a caller more about the code.
-    found = None
-    vid = await handoff.redeem(call.api.store, account.id, code) if code else None
-    if vid:
-        known = await visitors.find(call.api.store, vid)
-        token = await visitors.add_token(call.api.store, known, account.id) if known else None
-        if known is not None and token is not None:
-            found = known, token
-    visitor, token = found or await visitors.register(
-        call.api.store, account, origin, call.api.settings.visitor_grace_s, registration_key
+    visitor, token = await visitors.register(
+        call.api.store, account, origin, call.api.settings.visitor_grace_s
     )
     ws_base = call.api.settings.public_api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     return json_response(
@@ -89,26 +71,9 @@ async def register_visitor(request: Request, call: Call) -> Response:
                 "seed_cookies": bool(account.policy["seed_cookies"]),
                 "masked_selectors": list(account.policy["masked_selectors"]),
             },
-            # where the banner hands the visitor over (``POST /visitor/handoff``): public anyway,
-            # every one of them gets this route's CORS
-            "allowed_origins": list(account.allowed_origins),
         },
         201,
     )
-
-
-async def new_handoff(request: Request, call: Call) -> Response:
-    principal = call.principal
-    assert principal is not None
-    account = await accounts.find(call.api.store, principal.account_id or "")
-    allow_cors(request, account.allowed_origins if account else [])
-    if account is None:
-        raise ApiError(401, "invalid_token", "the visitor's account no longer exists")
-    if not await rate_limits.allow(call.api.store, "handoff", principal.id, handoff.HANDOFFS_PER_MIN):
-        # each code is a key in the store for a minute, and tokens are free for the asking
-        raise ApiError(429, "rate_limited", f"more than {handoff.HANDOFFS_PER_MIN} handoff codes a minute")
-    code = await handoff.issue(call.api.store, account.id, principal.id)
-    return json_response({"code": code, "expires_in": handoff.CODE_TTL_S}, 201)
 
 
 async def session_for(call: Call, request: Request) -> dict[str, str]:
@@ -188,18 +153,6 @@ ENDPOINTS = (
         "VisitorRegister",
         response="VisitorRegistered",
         errors=(403, 422, 429),
-        tags=("visitor",),
-        visitor_cors=True,
-    ),
-    Endpoint(
-        "POST",
-        "/visitor/handoff",
-        new_handoff,
-        "A single-use code (a minute) that registers this visitor on another allowed origin",
-        V,
-        201,
-        response="VisitorHandoff",
-        errors=(401, 403, 429),
         tags=("visitor",),
         visitor_cors=True,
     ),
