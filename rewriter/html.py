@@ -421,6 +421,10 @@ def _hold_raw_text(root: etree._Element) -> list[tuple[bytes, bytes, bool]]:
     end tag (the browser would end it there) stays escaped. Each: (placeholder, text, plaintext)."""
     held: list[tuple[bytes, bytes, bool]] = []
     for element in root.iter(*RAW_TEXT_TAGS):
+        if _in_foreign_content(element):
+            # in <svg> or <math> a browser reads its text as markup (a <div> in it even leaves the
+            # <svg>): raw, masked content libxml2 read as text would reach the agent as elements
+            continue
         text = element.text
         plaintext = element.tag == "plaintext"  # it has no end tag
         if not _ESCAPED_CHARACTERS_RE.search(text or "") or len(element):
@@ -433,6 +437,17 @@ def _hold_raw_text(root: etree._Element) -> list[tuple[bytes, bytes, bool]]:
         if plaintext:
             break  # a browser reads everything after it as its text
     return held
+
+
+def _in_foreign_content(element: etree._Element) -> bool:
+    """Inside ``<svg>`` or ``<math>`` (and not in an HTML integration point of them)."""
+    for parent in element.iterancestors():
+        name = _local(parent.tag)
+        if name in ("foreignobject", "desc", "annotation-xml"):
+            return False
+        if name in ("svg", "math"):
+            return True
+    return False
 
 
 def _restore_raw_text(out: bytes, held: list[tuple[bytes, bytes, bool]]) -> bytes:

@@ -100,3 +100,17 @@ def test_an_xhtml_page_read_with_the_html_parser_keeps_its_self_closed_elements(
         url=UPSTREAM, mapper=make_mapper(), content_type="application/xhtml+xml", mask_selectors=(".m",),
     )
     assert b"<span></span>x" in out
+
+
+@pytest.mark.parametrize("tag", ["xmp", "iframe", "noembed", "noframes"])
+def test_raw_text_in_svg_or_math_stays_escaped(tag: str) -> None:
+    """In <svg> or <math> a browser reads an <xmp>'s text as markup (a <div> leaves the <svg>):
+    what libxml2 read as its text, and so never masked, must not go out as markup."""
+    for outer in ("svg", "math"):
+        markup = f'<body><{outer}><{tag}><div class="secret">PIN 1234</div></{tag}></{outer}></body>'
+        out = rewrite_html(markup.encode(), url=UPSTREAM, mapper=make_mapper(), mask_selectors=[".secret"])
+        assert b'<div class="secret">PIN' not in out, out
+    # in a <foreignObject>, HTML again: raw, as the browser reads it
+    markup = f"<body><svg><foreignObject><{tag}><b>x</b></{tag}></foreignObject></svg></body>"
+    out = rewrite_html(markup.encode(), url=UPSTREAM, mapper=make_mapper())
+    assert f"<{tag}><b>x</b></{tag}>".encode() in out, out
