@@ -95,17 +95,41 @@ def _comment_end(lower: bytes, at: int) -> int:
     return end if bang < 0 else bang + 4
 
 
-def _self_closed_start(data: bytes, slash: int) -> int:
+class _TagStarts:
+    """The start tags read so far at each "<", and the last "<" seen, for ``_self_closed_start``
+    (called in the order of the document): every "/>" of a long quoted value goes back to the same
+    "<", and read again for each (or looked for again) the page's time grew with the square of
+    its size."""
+
+    def __init__(self) -> None:
+        self.tags: dict[int, re.Match[bytes] | None] = {}
+        self.scanned = 0  # the last "<" before it is ``last_lt``
+        self.last_lt = -1
+
+    def last_before(self, data: bytes, end: int) -> int:
+        if end < self.scanned:
+            return data.rfind(b"<", 0, end)
+        lt = data.rfind(b"<", self.scanned, end)
+        self.scanned, self.last_lt = end, (lt if lt >= 0 else self.last_lt)
+        return self.last_lt
+
+    def read(self, data: bytes, lt: int) -> re.Match[bytes] | None:
+        if lt not in self.tags:
+            self.tags[lt] = _START_TAG_RE.match(data, lt)
+        return self.tags[lt]
+
+
+def _self_closed_start(data: bytes, slash: int, starts: _TagStarts) -> int:
     """Where the non-void start tag the "/>" at ``slash`` ends starts, -1 when it ends none (it
     is text, an attribute value, a void element's). The tag starts at the first "<" after the
     last ">" before it (a ">" in a quoted value may mislead that: then at the last "<")."""
     gt = data.rfind(b">", 0, slash)
     lt = data.find(b"<", gt + 1, slash)
     if lt < 0:
-        lt = data.rfind(b"<", 0, slash)
+        lt = starts.last_before(data, slash)
         if lt < 0:
             return -1
-    tag = _START_TAG_RE.match(data, lt)
+    tag = starts.read(data, lt)
     if tag is None or tag.end() != slash + 2 or tag.group("slash") is None or _VOID_RE.match(data, lt):
         return -1
     return lt
@@ -153,7 +177,8 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     ``masked_selectors`` (the page has masks) or when what a browser would read as its text holds
     a form field: that text could hold masked content, which the tree masks as elements and
     would send as text. The agent then sees the markup the visitor's browser did not parse."""
-    starts = {m.start(): _self_closed_start(data, m.start()) for m in _SELF_CLOSING_RE.finditer(data)}
+    read = _TagStarts()
+    starts = {m.start(): _self_closed_start(data, m.start(), read) for m in _SELF_CLOSING_RE.finditer(data)}
     slashes = [at for at, start in starts.items() if start >= 0]
     if not (
         any(_FOREIGN_NAME_RE.match(data, starts[at] + 1) is None for at in slashes)

@@ -114,3 +114,15 @@ def test_raw_text_in_svg_or_math_stays_escaped(tag: str) -> None:
     markup = f"<body><svg><foreignObject><{tag}><b>x</b></{tag}></foreignObject></svg></body>"
     out = rewrite_html(markup.encode(), url=UPSTREAM, mapper=make_mapper())
     assert f"<{tag}><b>x</b></{tag}>".encode() in out, out
+
+
+def test_a_long_attribute_value_full_of_slashes_is_read_in_linear_time() -> None:
+    """Every "/>" of a quoted value went back to the tag's "<" and read the tag again: 64 KiB of
+    them took 7 s, 256 KiB about two minutes (the square of the size)."""
+    import time
+
+    data = b'<html><body><div title="' + b"/>" * (128 * 1024) + b'">x</div><span/>y</body></html>'
+    started = time.perf_counter()
+    out = browser_parse_fixups(data)
+    assert time.perf_counter() - started < 10
+    assert out.endswith(b'">x</div><span>y</body></html>')
