@@ -135,6 +135,21 @@ def _self_closed_start(data: bytes, slash: int, starts: _TagStarts) -> int:
     return lt
 
 
+_IN_TAG_LOOKBACK = 2048
+
+
+def _in_a_tag(data: bytes, at: int) -> bool:
+    """Whether ``at`` is inside a tag (an attribute value) rather than in text: the last "<"
+    before it comes after the last ">". A tag longer than ``_IN_TAG_LOOKBACK`` counts as one (the
+    fix-up is left out: never a change inside an attribute value); a ">" in an earlier quoted value
+    of the same tag may hide one (the token is then read as a tag, as before)."""
+    start = max(0, at - _IN_TAG_LOOKBACK)
+    lt, gt = data.rfind(b"<", start, at), data.rfind(b">", start, at)
+    if lt < 0 and gt < 0:
+        return start > 0
+    return lt > gt
+
+
 def _end_br_or_forms(data: bytes) -> bool:
     """A ``</br>``, or a ``<form>`` while another is open (read without context: a gate)."""
     form_open = False
@@ -203,6 +218,8 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     for at, kind, found in events:
         if at < skip:
             continue
+        if kind != _SLASH and _in_a_tag(data, at):
+            continue  # an attribute value's text (title="</body>", value="<form>", "<svg>", "<!--")
         html_context = not foreign or foreign[-1] == b"html"
         if kind == _COMMENT:
             skip = _comment_end(lower, at)

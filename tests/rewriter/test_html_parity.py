@@ -139,3 +139,29 @@ def test_a_long_attribute_value_full_of_slashes_is_read_in_linear_time(
     out = browser_parse_fixups(data)
     assert out.endswith(b'">x</div><span>y</body></html>')
     assert len(reads) <= 2 * data.count(b"<"), len(reads)
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        b'<body><p data-t="</body>x">a</p><span/>b</body>',
+        b'<body><form><input value="<form x>"><span/>b</form></body>',
+        b'<body><p title="</br>">a</p><span/>b</body>',
+        b'<body><a title="</html> more">a</a><span/>b</body>',
+    ],
+)
+def test_tokens_inside_an_attribute_value_are_left_as_they_are(markup: bytes) -> None:
+    """The pre-pass rewrote </body>, </html>, </br> and a second <form ...> wherever they stood,
+    attribute values too (data-t="</body>x" became "x")."""
+    out = browser_parse_fixups(markup)
+    assert out == markup.replace(b"<span/>", b"<span>"), out
+
+
+@pytest.mark.parametrize("context", [b'title="<svg>"', b'title="<textarea>"', b'title="<!--"'])
+def test_a_context_tag_inside_an_attribute_value_does_not_stop_the_fixups(context: bytes) -> None:
+    """"<svg>", "<textarea>" or "<!--" in an attribute value earlier in the page turned the
+    fix-ups off for the rest of it: a masked <div class="secret"/>'s text went to the agent."""
+    markup = b'<body><p ' + context + b'>a</p><div class="secret"/>PIN 1234</body>'
+    assert b'<div class="secret">PIN 1234' in browser_parse_fixups(markup)
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), mask_selectors=[".secret"])
+    assert b"1234" not in out, out
