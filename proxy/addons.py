@@ -541,23 +541,6 @@ class Connections:
             self.ctx.connections.add(flow.metadata[SESSION].session_id, flow.client_conn.id)
 
 
-WEBSOCKET_IDLE_S = 10 * 365 * 24 * 3600.0  # never, in practice
-
-
-class QuietWebSockets:
-    """An open WebSocket may stay quiet for as long as its session lasts (whose end closes it):
-    mitmproxy closes a connection after 10 minutes without a byte either way, and a page whose
-    socket has no heartbeat of its own lost it then."""
-
-    def __init__(self, ctx: ProxyContext) -> None:
-        self.ctx = ctx
-
-    def websocket_start(self, flow: http.HTTPFlow) -> None:
-        handler = self.ctx.connections.handler(flow.client_conn.id)
-        if handler is not None:
-            handler.timeout_watchdog.timeout = WEBSOCKET_IDLE_S
-
-
 class RelayedMessages:
     """A WebSocket's flow keeps only the message being relayed. mitmproxy keeps every message of
     an open WebSocket in its flow (for a UI we do not have): a socket that streams for hours held
@@ -748,7 +731,6 @@ def make_addons(ctx: ProxyContext) -> list[Any]:
         Rewriting(ctx),
         UpstreamTimeout(ctx),
         Connections(ctx),
-        QuietWebSockets(ctx),
         RelayedMessages(),
         ClientClose(),
         ForeignCookies(ctx),

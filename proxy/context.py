@@ -45,13 +45,9 @@ class ConnectionTracker:
         """Close every client connection (HTTP keep-alive and WebSocket) of ``sid``."""
         return sum(self.close_client(client_id) for client_id in self._by_session.pop(sid, set()))
 
-    def handler(self, client_id: str) -> Any:
-        """mitmproxy's handler of a client connection, or None once it is gone."""
-        return (self.proxyserver.connections if self.proxyserver else {}).get(client_id)
-
     def close_client(self, client_id: str) -> bool:
         """Close one client connection; whether it was open."""
-        handler = self.handler(client_id)
+        handler = (self.proxyserver.connections if self.proxyserver else {}).get(client_id)
         if handler is None:
             return False
         try:
