@@ -64,6 +64,9 @@ class AuthMiddleware:
             token = bearer(HTTPConnection(scope).headers.get("authorization"))
             state["token_given"] = token is not None
             state["principal"] = await resolve(self.store, self.admin_token, token) if token else None
+            # (a socket reads its token again later: ``control_api.ws``)
+            if scope["type"] == "websocket":
+                state["token_digest"] = digest(token) if token and len(token) <= MAX_TOKEN_LEN else ""
         await self.app(scope, receive, send)
 
 

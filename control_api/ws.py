@@ -40,6 +40,7 @@ from control_api.messages import (
 )
 from control_api.store import translate_errors
 from control_api.tasks import check_cancelled, stop
+from control_api.tokens import digest
 
 log = logging.getLogger("cobrowse.api.ws")
 
@@ -50,6 +51,10 @@ QUEUE_SIZE = 1000
 # (40 of them took another session's relay from 8 ms to 93 ms, p50).
 MAX_SOCKETS_PER_VISITOR = 16
 ACTIVITY_EVERY_S = 1.0
+# An agent's socket reads its token and its agent again this often: a token lost with the store's
+# data (a Redis restarted empty, a failover to a replica behind) publishes no revocation, and the
+# socket, authenticated once, went on (a console that looked signed in; requests it sent failed).
+AGENT_RECHECK_S = 15.0
 SCROLL_STORE_EVERY_S = 1.0
 
 
@@ -97,6 +102,7 @@ class Connection:
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
         self.limiter = RateLimiter(api.settings.ws_rate_per_s)
         self.principal: Principal | None = None
+        self.token_digest = ""  # the SHA-256 of the token the socket authenticated with
         self.subscriptions: set[str] = set()
         self.sessions: dict[str, dict[str, str]] = {}  # live sessions of this side, by id
         self.overflow = False
@@ -129,6 +135,7 @@ class Connection:
     async def authenticate(self) -> Principal:
         principal = getattr(self.ws.state, "principal", None)
         if principal is not None and principal.kind == self.side:
+            self.token_digest = getattr(self.ws.state, "token_digest", "")
             return principal
         if getattr(self.ws.state, "token_given", False):
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "invalid token")
@@ -144,6 +151,7 @@ class Connection:
         principal = await resolve(self.store, self.api.settings.admin_token, data["token"])
         if principal is None or principal.kind != self.side:
             raise ProtocolViolation(CLOSE_UNAUTHORIZED, "invalid token")
+        self.token_digest = digest(data["token"])
         return principal
 
     async def run(self) -> None:
@@ -478,6 +486,23 @@ class AgentConnection(Connection):
                 "rate_per_s": int(self.limiter.rate),  # (the view keeps its pointer under it)
             }
         )
+
+    async def background(self) -> None:
+        assert self.principal is not None
+        while True:
+            check_cancelled()
+            await asyncio.sleep(AGENT_RECHECK_S)
+            await self.recheck()
+
+    async def recheck(self) -> None:
+        """Close with 4401 when the token no longer names this agent, or the agent is revoked."""
+        assert self.principal is not None
+        with translate_errors():
+            record = await self.store.redis.hgetall(keys.token(self.store, self.token_digest))
+        agent = await agents.find(self.store, self.principal.id)
+        named = record.get("kind") == "agent" and record.get("id") == self.principal.id
+        if not named or agent is None or agent.revoked:
+            raise ProtocolViolation(CLOSE_UNAUTHORIZED, "token no longer valid")
 
     async def handle(self, message: ClientMessage) -> None:
         sid = str(message.data["session_id"])

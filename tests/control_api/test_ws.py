@@ -779,3 +779,56 @@ def test_the_visitor_list_and_hello_are_as_new_as_their_revision_says(
         after = listed_now()
         assert after["cobrowse"]["reason"] == "feature_disabled"
         assert seen["rev"] < after["rev"] or seen["cobrowse"] == after["cobrowse"], (read, seen, after)
+
+
+@pytest.mark.timeout(30)  # a socket left open would keep the test waiting for its close
+@pytest.mark.parametrize("auth", ["header", "message"])
+@pytest.mark.parametrize("lost", ["everything", "the token", "the agent"])
+def test_an_agent_socket_whose_token_the_store_lost_is_closed(
+    world: World, monkeypatch: pytest.MonkeyPatch, lost: str, auth: str
+) -> None:
+    """A Redis restarted empty (or a replica behind that took over) publishes no revocation: the
+    agent's socket, authenticated once, stayed open and the console looked signed in. It reads
+    its token and its agent again now and then, and stays open while they are there."""
+    import threading
+
+    from control_api import keys, tokens, ws
+
+    checked = threading.Event()
+    checks: list[int] = []
+    real_recheck = ws.AgentConnection.recheck
+
+    async def counted(self: Any) -> None:
+        checks.append(1)
+        if len(checks) >= 3:
+            checked.set()
+        await real_recheck(self)
+
+    monkeypatch.setattr(ws, "AGENT_RECHECK_S", 0.02)
+    monkeypatch.setattr(ws.AgentConnection, "recheck", counted)
+    account = world.account()
+    agent = world.agent(account)
+    headers = agent["headers"] if auth == "header" else {}
+    with world.client.websocket_connect("/api/v1/agent/ws", headers=headers) as aws:
+        if auth == "message":
+            aws.send_json({"type": "auth", "token": agent["token"]})
+        _next(aws, "hello")
+        assert checked.wait(10)
+        aws.send_json({"type": "ping"})
+        assert _next(aws, "pong")  # three checks passed with everything in place
+        store = world.store
+        gone = {
+            "the token": [keys.token(store, tokens.digest(agent["token"]))],
+            "the agent": [keys.agent(store, agent["id"])],
+            "everything": [keys.token(store, tokens.digest(agent["token"])), keys.agent(store, agent["id"])],
+        }[lost]
+        if lost == "everything":
+            async def flush() -> None:
+                found = [k async for k in store.redis.scan_iter(match=store.namespace + "*")]
+                gone.extend(found)
+                await store.redis.delete(*gone)
+
+            world.client.portal.call(flush)  # type: ignore[union-attr]
+        else:
+            world.client.portal.call(store.redis.delete, *gone)  # type: ignore[union-attr]
+        assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
