@@ -231,6 +231,25 @@ async def update_state(store: Store, vid: str, fields: dict[str, Any]) -> int:
     return int(rev)
 
 
+async def claim_connection(store: Store, visitor: Visitor, conn_id: str, hold_s: float, most: int) -> bool:
+    """List one more open WebSocket of the visitor, unless ``most`` are open already on every API
+    process together (their leases in ``visitor_conns``; a process that died lets its go when they
+    lapse). False, and nothing listed, when full."""
+    now = time.time()
+    key = keys.visitor_conns(store, visitor.id)
+    with translate_errors():
+        async with store.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {conn_id: now + hold_s})
+            pipe.zcard(key)
+            pipe.expire(key, int(hold_s) + 60)
+            *_, count, _ = await pipe.execute()
+        if int(count) <= most:
+            return True
+        await store.redis.zrem(key, conn_id)
+    return False
+
+
 async def touch_connection(
     store: Store, visitor: Visitor, conn_id: str, hold_s: float, grace_s: float
 ) -> None:

@@ -46,9 +46,10 @@ log = logging.getLogger("cobrowse.api.ws")
 
 AUTH_TIMEOUT_S = 10.0
 QUEUE_SIZE = 1000
-# Open sockets one visitor may hold in one API process (one per tab of the site): each keeps under
-# its own message rate, so one visitor token opening sockets without end slowed every session
-# (40 of them took another session's relay from 8 ms to 93 ms, p50).
+# Open sockets one visitor may hold (one per tab of the site), in one API process and on all of them
+# together (their leases in the store): each keeps under its own message rate, so one visitor token
+# opening sockets without end slowed every session (40 of them took another session's relay from
+# 8 ms to 93 ms, p50).
 MAX_SOCKETS_PER_VISITOR = 16
 ACTIVITY_EVERY_S = 1.0
 # An agent's socket reads its token and its agent again this often: a token lost with the store's
@@ -324,6 +325,11 @@ class VisitorConnection(Connection):
             raise ProtocolViolation(CLOSE_RATE_LIMITED, "too many sockets open for this visitor")
         self.api.visitor_sockets[self.visitor.id] = open_now + 1
         self.counted = self.visitor.id
+        # and on every API process together: behind a load balancer, N processes let 16 x N
+        if not await visitors.claim_connection(
+            self.store, self.visitor, self.conn_id, self.hold_s, MAX_SOCKETS_PER_VISITOR
+        ):
+            raise ProtocolViolation(CLOSE_RATE_LIMITED, "too many sockets open for this visitor")
         if self.account is None:  # deleted: its site key too, so the banner must not register again
             raise ProtocolViolation(CLOSE_GONE, "account deleted")
         origin = self.ws.headers.get("origin")

@@ -832,3 +832,25 @@ def test_an_agent_socket_whose_token_the_store_lost_is_closed(
         else:
             world.client.portal.call(store.redis.delete, *gone)  # type: ignore[union-attr]
         assert _closed_with(aws) == messages.CLOSE_UNAUTHORIZED
+
+
+def test_the_socket_limit_counts_a_visitors_sockets_on_every_api_process(world: World) -> None:
+    """The limit was counted in each API process alone: behind a load balancer with N processes, a
+    visitor token held 16 x N sockets. The sockets other processes hold (their leases in the store)
+    count too; a lease that lapsed (its process died) does not."""
+    import time
+
+    from control_api import keys
+    from control_api.ws import MAX_SOCKETS_PER_VISITOR
+
+    visitor = world.visitor(world.account())
+    conns = keys.visitor_conns(world.store, visitor["visitor_id"])
+    portal = world.client.portal  # type: ignore[union-attr]
+    elsewhere = {f"other-process-{i}": time.time() + 60 for i in range(MAX_SOCKETS_PER_VISITOR)}
+    portal.call(world.store.redis.zadd, conns, elsewhere)
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as extra:
+        assert _closed_on(extra) == messages.CLOSE_RATE_LIMITED
+    assert portal.call(world.store.redis.zcard, conns) == MAX_SOCKETS_PER_VISITOR  # its claim undone
+    portal.call(world.store.redis.zadd, conns, {name: time.time() - 1 for name in elsewhere})
+    with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
+        assert ws.receive_json()["type"] == "hello"
