@@ -159,8 +159,6 @@ class _Rewrite:
         data = self.data
         if not self.xml:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
             data = browser_parse_fixups(data, masked_selectors=bool(self.selectors))
-        if self.xml and self.selectors and not self.svg:
-            self.xml = False  # CSS selectors match the HTML parser's un-namespaced tree
         if self.xml:
             xml_parser = etree.XMLParser(
                 encoding="utf-8", huge_tree=True, resolve_entities=False, no_network=True, recover=False

@@ -8,6 +8,7 @@ or masked, so no masked text, value or URL is left anywhere in the output.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from cssselect import SelectorError
@@ -68,6 +69,22 @@ def mask_element(element: etree._Element) -> None:
     element.set(MASKED_ATTRIBUTE, "")
 
 
+def _selected(root: etree._Element, selectors: Sequence[etree.XPath]) -> list[etree._Element]:
+    """The elements the selectors match. CSS selectors name elements without a namespace, as the
+    HTML parser makes them; in an XHTML (XML) tree they are matched on a copy whose elements lost
+    their namespaces, and the copy's elements lead back to the tree's (the same order)."""
+    namespaced = any(isinstance(e.tag, str) and e.tag.startswith("{") for e in root.iter())
+    target, back = root, None
+    if namespaced:
+        target = copy.deepcopy(root)
+        back = dict(zip(target.iter(), root.iter(), strict=True))
+        for element in target.iter():
+            if isinstance(element.tag, str) and element.tag.startswith("{"):
+                element.tag = etree.QName(element).localname
+    found = [e for selector in selectors for e in selector(target) if isinstance(e, etree._Element)]
+    return [back[e] for e in found] if back is not None else found
+
+
 def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
     """Mask every password input, every field with a secret ``autocomplete`` and every element a
     selector matches; the number masked."""
@@ -77,10 +94,9 @@ def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
             matched[element] = None
         elif SECRET_AUTOCOMPLETE & set((element.get("autocomplete") or "").lower().split()):
             matched[element] = None
-    for selector in selectors:
-        for element in selector(root):
-            if isinstance(element, etree._Element):
-                matched[element] = None
+    if selectors:
+        for element in _selected(root, selectors):
+            matched[element] = None
     for element in matched:
         mask_element(element)
     return len(matched)
