@@ -7,6 +7,8 @@ Sessions:  session:{sid} (hash)  session:{sid}:live-of-visitor via visitor:{vid}
            session:{sid}:activity (string, last activity time)  session:{sid}:audit (stream)
 Deadlines: deadlines:sessions (zset sid -> unix time)  deadlines:visitors (zset vid -> unix time)
 Tokens:    token:{sha256} (hash kind/id/account_id)   ticket:{sha256} (string JSON, TTL)
+Visitors:  registration:{sha256} (string "account_id origin vid", TTL: the visitor a tab's
+           registration key made)
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def ticket(store: Store, ticket_hash: str) -> str:
 
 def token(store: Store, token_hash: str) -> str:
     return store.key("token", token_hash)
+
+
+def registration(store: Store, key_hash: str) -> str:
+    """The visitor a banner's registration key made (``visitors.register``); the key only hashed."""
+    return store.key("registration", key_hash)
 
 
 def account(store: Store, aid: str) -> str:

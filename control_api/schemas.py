@@ -144,7 +144,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "enter_url": {"type": "string", "format": "uri"},
         }
     ),
-    "VisitorRegister": obj({"site_key": {"type": "string", "minLength": 1, "maxLength": 128}}, extra=False),
+    "VisitorRegister": obj(
+        {
+            "site_key": {"type": "string", "minLength": 1, "maxLength": 128},
+            # random (>= 128 bits), kept in the tab's sessionStorage before the banner asks: a tab
+            # that copied it meanwhile (window.open) registers with it as the same visitor
+            "registration": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22,128}$"},
+        },
+        required=["site_key"],
+        extra=False,
+    ),
     "VisitorRegistered": obj(
         {
             "visitor_id": STR,

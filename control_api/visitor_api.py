@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,13 +12,15 @@ from cobrowse.client_address import client_ip, rate_subject
 from control_api import accounts, proxy_access, rate_limits, sessions, visitors
 from control_api.auth import Principal
 from control_api.endpoint import Call, Endpoint, QueryParam, json_response
-from control_api.exceptions import ApiError, not_found
+from control_api.exceptions import ApiError, invalid, not_found
 from control_api.policy import normalize_origin
 from control_api.request_parsing import json_body, no_unknown, query_int, string
 from control_api.seed_cookies import jar_records, parse_seed_cookies
 
 MAX_BANDWIDTH_BYTES = 4 * 1024 * 1024
 _ZEROS = bytes(64 * 1024)
+# the banner's registration key: random, at least 128 bits (22 base64url characters)
+REGISTRATION_KEY = re.compile(r"[A-Za-z0-9_-]{22,128}")
 
 
 def allow_cors(request: Request, origins: list[str]) -> None:
@@ -37,8 +40,14 @@ def _request_origin(request: Request) -> str:
 
 async def register_visitor(request: Request, call: Call) -> Response:
     data = await json_body(request)
-    no_unknown(data, ("site_key",))
+    no_unknown(data, ("site_key", "registration"))
     site_key = string(data, "site_key", required=True, max_len=128) or ""
+    registration_key = data.get("registration")
+    if "registration" in data and (
+        not isinstance(registration_key, str) or not REGISTRATION_KEY.fullmatch(registration_key)
+    ):
+        # (the value is never echoed: it names a visitor for two minutes)
+        raise invalid("registration", "must be 22 to 128 of A-Z a-z 0-9 _ -")
     account = await accounts.by_site_key(call.api.store, site_key)
     if account is None:
         raise ApiError(403, "invalid_site_key", "unknown site key")
@@ -55,8 +64,10 @@ async def register_visitor(request: Request, call: Call) -> Response:
         # the site key is public: without a limit one script could fill the store and the
         # agents' visitor lists with registrations
         raise ApiError(429, "rate_limited", f"more than {limit} registrations a minute from this address")
+    # with the key a tab copied from the tab that opened it before its registration was answered:
+    # the visitor that registration made (same account and origin), with a token of its own
     visitor, token = await visitors.register(
-        call.api.store, account, origin, call.api.settings.visitor_grace_s
+        call.api.store, account, origin, call.api.settings.visitor_grace_s, registration_key
     )
     ws_base = call.api.settings.public_api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     return json_response(
@@ -152,7 +163,7 @@ ENDPOINTS = (
         201,
         "VisitorRegister",
         response="VisitorRegistered",
-        errors=(403, 422, 429),
+        errors=(403, 409, 422, 429),
         tags=("visitor",),
         visitor_cors=True,
     ),

@@ -14,12 +14,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import WatchError
+
 from control_api import keys
 from control_api.accounts import Account
+from control_api.exceptions import ApiError
 from control_api.store import Store, translate_errors
 from control_api.tokens import digest, new_id, new_token, plausible_id
 
 VISITOR_TTL_S = 24 * 3600
+# A registration key names the visitor it made this long: a tab the page opened while the first
+# registration was on its way copied the key (not yet the token), and registers with it soon after.
+REGISTRATION_KEY_TTL_S = 120
+MAX_TAB_TOKENS = 16  # tokens a visitor gets for such tabs (``_add_token``), at most
+TAB_TOKEN = "token:"  # the prefix of their fields in the visitor's record
+MAX_RETRIES = 20
 MAX_PRESENT = 500  # visitors listed to an agent at most
 UNSEEN_RANK_S = 3600.0  # a registration ranks as if last seen this long before it was made
 STATE_FIELDS = ("url", "title", "viewport_w", "viewport_h", "scroll_x", "scroll_y", "bandwidth_kbps")
@@ -51,6 +60,7 @@ class Visitor:
     live_session: str | None
     state: dict[str, Any]
     token_hash: str = ""  # its token's key lives as long as the visitor (``touch_connection``)
+    tab_token_hashes: tuple[str, ...] = ()  # the tokens of tabs that joined it (``register``), the same
     live_state: str | None = None  # the live session's state: "pending" until the visitor answers
     # the revision of what a view of the visitor shows (``queue_rev``): views read before a change
     # (published by another socket of the visitor, or another API process) are told apart from
@@ -63,36 +73,122 @@ class Visitor:
         return float(value) if value is not None else None
 
 
-async def register(store: Store, account: Account, origin: str, grace_s: float) -> tuple[Visitor, str]:
+async def register(
+    store: Store, account: Account, origin: str, grace_s: float, registration_key: str | None = None
+) -> tuple[Visitor, str]:
+    """A new visitor and its token.
+
+    With a ``registration_key`` (random, chosen by the banner and kept in the tab's
+    sessionStorage before it asks): the visitor that key made for this account and origin within
+    ``REGISTRATION_KEY_TTL_S``, with a token of its own. A tab the page opened while the first
+    registration was on its way copied the key, not yet the identity: it is the same visitor.
+    The key is stored only as SHA-256. Claiming it and making the visitor are one transaction
+    (WATCH on the key): of two registrations with one key at once, one makes the visitor and the
+    other, its transaction undone, reads the claim and joins that visitor; never two visitors.
+    A key unknown or expired makes a new visitor and names it; a key of another account or origin
+    names nothing here (a new visitor, the key left to its own).
+    """
+    reg_key = keys.registration(store, digest(registration_key)) if registration_key else None
+    gone: str | None = None  # a visitor the key named that is gone: the key may name a new one
+    with translate_errors():
+        for _ in range(MAX_RETRIES):
+            async with store.redis.pipeline(transaction=True) as pipe:
+                try:
+                    made = await _register_once(pipe, store, account, origin, grace_s, reg_key, gone)
+                except WatchError:
+                    continue
+            if isinstance(made, tuple):
+                return made
+            joined = await _add_token(store, made, account.id)
+            if joined is not None:
+                return joined
+            if await find(store, made) is None:
+                gone = made
+            else:
+                reg_key = None  # it has all the tokens it may have: this tab is a visitor of its own
+    raise ApiError(409, "conflict", "registrations with this key kept changing; try again")
+
+
+async def _register_once(
+    pipe: Any, store: Store, account: Account, origin: str, grace_s: float, reg_key: str | None,
+    gone: str | None,
+) -> tuple[Visitor, str] | str:
+    """One try of ``register``: the new visitor and its token, or the id of the visitor the
+    registration key named already."""
     vid = new_id("vis")
+    if reg_key:
+        await pipe.watch(reg_key)
+        claimed = await pipe.get(reg_key)
+        if claimed:
+            claimed_account, claimed_origin, claimed_vid = (claimed.split(" ", 2) + ["", "", ""])[:3]
+            if (claimed_account, claimed_origin) != (account.id, origin):
+                reg_key = None  # another account's or origin's: it names nothing here
+            elif claimed_vid != gone:
+                return claimed_vid
+        pipe.multi()
     token = new_token()
     token_hash = digest(token)
     now = time.time()
-    with translate_errors():
-        async with store.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                keys.visitor(store, vid),
-                mapping={
-                    "id": vid,
-                    "account_id": account.id,
-                    "origin": origin,
-                    "created_at": repr(now),
-                    "last_seen": repr(now),
-                    "token_hash": token_hash,
-                },
-            )
-            pipe.expire(keys.visitor(store, vid), VISITOR_TTL_S)
-            pipe.hset(
-                keys.token(store, token_hash),
-                mapping={"kind": "visitor", "id": vid, "account_id": account.id},
-            )
-            pipe.expire(keys.token(store, token_hash), VISITOR_TTL_S)
-            # ranked below every visitor seen in the last hour until its socket opens (``present``)
-            pipe.zadd(keys.account_visitors(store, account.id), {vid: now - UNSEEN_RANK_S})
-            pipe.zadd(keys.visitor_deadlines(store), {vid: now + grace_s})
-            await pipe.execute()
+    if reg_key:
+        pipe.set(reg_key, f"{account.id} {origin} {vid}", ex=REGISTRATION_KEY_TTL_S)
+    pipe.hset(
+        keys.visitor(store, vid),
+        mapping={
+            "id": vid,
+            "account_id": account.id,
+            "origin": origin,
+            "created_at": repr(now),
+            "last_seen": repr(now),
+            "token_hash": token_hash,
+        },
+    )
+    pipe.expire(keys.visitor(store, vid), VISITOR_TTL_S)
+    pipe.hset(
+        keys.token(store, token_hash),
+        mapping={"kind": "visitor", "id": vid, "account_id": account.id},
+    )
+    pipe.expire(keys.token(store, token_hash), VISITOR_TTL_S)
+    # ranked below every visitor seen in the last hour until its socket opens (``present``)
+    pipe.zadd(keys.account_visitors(store, account.id), {vid: now - UNSEEN_RANK_S})
+    pipe.zadd(keys.visitor_deadlines(store), {vid: now + grace_s})
+    await pipe.execute()
     visitor = Visitor(vid, account.id, origin, now, now, False, None, {}, token_hash)
     return visitor, token
+
+
+async def _add_token(store: Store, vid: str, account_id: str) -> tuple[Visitor, str] | None:
+    """The visitor ``vid`` and a new token of its own for another tab, living as long as the
+    visitor (``touch_connection``); None when the visitor is gone, of another account, or has
+    ``MAX_TAB_TOKENS`` already. (A token of its own: tokens are kept only as SHA-256, so the first
+    one cannot be given again.)"""
+    if not plausible_id(vid):
+        return None
+    token = new_token()
+    token_hash = digest(token)
+    key = keys.visitor(store, vid)
+    with translate_errors():
+        for _ in range(MAX_RETRIES):
+            async with store.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    record = await pipe.hgetall(key)
+                    if record.get("id") != vid or record.get("account_id") != account_id:
+                        return None
+                    if sum(1 for name in record if name.startswith(TAB_TOKEN)) >= MAX_TAB_TOKENS:
+                        return None
+                    pipe.multi()
+                    pipe.hset(key, TAB_TOKEN + token_hash, "1")
+                    pipe.hset(
+                        keys.token(store, token_hash),
+                        mapping={"kind": "visitor", "id": vid, "account_id": account_id},
+                    )
+                    pipe.expire(keys.token(store, token_hash), VISITOR_TTL_S)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            visitor = await find(store, vid)
+            return (visitor, token) if visitor is not None else None
+    return None
 
 
 # A new revision of the visitor's view: one more than the last, and at least the Redis server's
@@ -159,6 +255,7 @@ def _parse(record: dict[str, str], conns_online: int, live: str | None) -> Visit
         live_session=live or None,
         state=state,
         token_hash=record.get("token_hash", ""),
+        tab_token_hashes=tuple(sorted(k[len(TAB_TOKEN):] for k in record if k.startswith(TAB_TOKEN))),
         live_state=record.get("live_state") if live else None,
         rev=int(record["rev"]) if record.get("rev", "").isdigit() else 0,
     )
@@ -268,6 +365,8 @@ async def touch_connection(
                 # the socket open all along, made the visitor's End a 401 while the agent still
                 # saw the page (its socket, authenticated once, went on relaying)
                 pipe.expire(keys.token(store, visitor.token_hash), VISITOR_TTL_S)
+            for token_hash in visitor.tab_token_hashes:  # (those of tabs that joined it)
+                pipe.expire(keys.token(store, token_hash), VISITOR_TTL_S)
             pipe.zadd(keys.account_visitors(store, visitor.account_id), {visitor.id: now})
             # due when this hold lapses (a process that died closes nothing: ``settle``)
             pipe.zadd(keys.visitor_deadlines(store), {visitor.id: now + hold_s})
