@@ -78,9 +78,13 @@
     clearInterval: builtin("clearInterval", own(function () { return window.clearInterval; }), F.clearInterval),
     now: builtin("now", own(function () { return Date.now; }), F.Date.now),
     requestAnimationFrame: builtin("requestAnimationFrame", own(function () { return window.requestAnimationFrame; }), F.requestAnimationFrame),
+    getRandomValues: builtin("getRandomValues", own(function () { return window.crypto.getRandomValues; }),
+      own(function () { return F.crypto.getRandomValues; })),
+    Uint8Array: builtin("Uint8Array", own(function () { return window.Uint8Array; }), F.Uint8Array),
     addEventListener: builtin("addEventListener", own(function () { return EventTarget.prototype.addEventListener; }), F.EventTarget.prototype.addEventListener)
   };
   var socketFromFrame = B.WebSocket === F.WebSocket && F !== window;
+  var cryptos = [own(function () { return window.crypto; }), own(function () { return F.crypto; })];
   host.remove(); // (the frame's window loses its properties now: everything is taken above)
   function later(fn, ms) { return apply(B.setTimeout, window, [fn, ms]); }
   function cancel(id) { apply(B.clearTimeout, window, [id]); }
@@ -135,7 +139,7 @@
   function saveState() {
     try { sessionStorage.setItem(STORE_KEY, toJson(state)); } catch (e) { /* storage off */ }
   }
-  var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}}
+  var state = loadState(); // {visitor_id, token, session: {id, state, agent_name}, registration}
   var policy = { masked_selectors: [], seed_cookies: true };
 
   // ---- the shared selector algorithm (docs/PROTOCOL.md "cssPath") ----------------------------
@@ -320,10 +324,32 @@
     }, "send budget"), Math.ceil(Math.max(0, 1 - sendTokens) * 1000 / SEND_RATE));
   }
 
+  // The registration key: random (256 bits), kept in the tab's sessionStorage before the banner
+  // asks. A tab the page opens before the answer comes (window.open copies sessionStorage) has
+  // the key but no identity yet: it registers with the key, and the API gives it the visitor the
+  // key made (a token of its own). Only in sessionStorage and a POST body: never in a URL.
+  var REGISTRATION_KEY = /^[A-Za-z0-9_-]{22,128}$/;
+  function newRegistrationKey() {
+    var bytes = new B.Uint8Array(32), hex = "0123456789abcdef", key = "";
+    for (var i = 0; i < cryptos.length; i++) {
+      try { apply(B.getRandomValues, cryptos[i], [bytes]); break; } catch (e) { if (i === cryptos.length - 1) return ""; }
+    }
+    for (var j = 0; j < bytes.length; j++) key += hex[bytes[j] >> 4] + hex[bytes[j] & 15];
+    return key;
+  }
   function register() {
-    return api("POST", "/visitors", { site_key: SITE_KEY }).then(function (data) {
+    // (a key kept from a try that failed, or a reload before the answer, is sent again: the API
+    // gives the visitor it made, if it made one)
+    if (!REGISTRATION_KEY.test(state.registration || "")) {
+      state.registration = newRegistrationKey();
+      saveState();
+    }
+    var body = { site_key: SITE_KEY };
+    if (state.registration) body.registration = state.registration;
+    return api("POST", "/visitors", body).then(function (data) {
       state.visitor_id = data.visitor_id;
       state.token = data.token || data.visitor_token;
+      delete state.registration; // (the identity is there now: a tab opened from here copies it)
       ownIdentity = true;
       if (data.policy) applyPolicy(data.policy);
       saveState();

@@ -1159,6 +1159,112 @@ def test_two_tabs_of_one_visitor_the_view_follows_the_one_in_front(
         context.close()
 
 
+class HeldRegistrations:
+    """Routes the banner's registrations in a browser context: the first one from ``hold_from``
+    (a page's URL) waits until ``release``; every other goes through at once."""
+
+    def __init__(self, context: Any, api_url: str, hold_from: str) -> None:
+        self.hold_from = hold_from
+        self.held: list[Any] = []
+        self.bodies: list[dict[str, Any]] = []  # of every registration, in the order they were asked
+        self.urls: list[str] = []  # of every request of the context
+        context.on("request", lambda r: self.urls.append(r.url))
+        context.route(api_url + "/api/v1/visitors", self._route)
+
+    def _route(self, route: Any) -> None:
+        request = route.request
+        if request.method != "POST":
+            route.continue_()
+            return
+        self.bodies.append(json.loads(request.post_data or "{}"))
+        if not self.held and request.frame.url == self.hold_from:
+            self.held.append(route)  # its answer comes once the test lets it
+            return
+        route.continue_()
+
+    def release(self) -> None:
+        self.held.pop().continue_()
+
+
+IDENTITY = ("() => { for (let i = 0; i < sessionStorage.length; i++) {"
+            " const k = sessionStorage.key(i); if (k.startsWith('__cobrowse:'))"
+            " return JSON.parse(sessionStorage.getItem(k)); } return null; }")
+
+
+def identity_of(page: Any) -> dict[str, Any]:
+    """The tab's identity once its registration is answered."""
+    page.wait_for_function(f"() => !!(({IDENTITY})() || {{}}).token", timeout=TIMEOUT_MS)
+    return dict(page.evaluate(IDENTITY))
+
+
+def test_a_tab_the_page_opens_before_its_registration_is_answered_is_the_same_visitor(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # window.open copies sessionStorage: a tab opened after the registration's answer has the
+    # identity; one opened before it had none and registered a second visitor (another row in the
+    # console). The key the banner keeps before it asks is copied too, and names the same visitor.
+    a_url = customer.add("/opener", "<p>opener</p>", title="Opener")
+    b_url = customer.add("/opened", "<p>opened</p>", title="Opened")
+    context = browser.new_context()
+    registrations = HeldRegistrations(context, stack.serve.public_api_url, a_url)
+    try:
+        a = context.new_page()
+        a.goto(a_url)
+        wait_until(lambda: registrations.held, "the opener's registration, held", page=a)
+        key = registrations.bodies[0]["registration"]
+        assert re.fullmatch(r"[0-9a-f]{64}", key), key  # 256 bits, from crypto.getRandomValues
+        assert a.evaluate(IDENTITY) == {"registration": key}  # kept before the banner asked
+        with a.expect_popup() as popup:
+            a.evaluate("url => window.open(url)", b_url)
+        b = popup.value
+        b_identity = identity_of(b)  # the opened tab registered, the opener's answer still held
+        assert registrations.held and [r["registration"] for r in registrations.bodies] == [key, key]
+        registrations.release()
+        a_identity = identity_of(a)
+        assert a_identity["visitor_id"] == b_identity["visitor_id"]
+        assert "registration" not in a_identity and "registration" not in b_identity
+        me = the_visitor(stack, lambda x: x["online"] and x["url"] in (a_url, b_url))
+        assert me["id"] == a_identity["visitor_id"]
+        assert [x["id"] for x in visitors_of(stack)] == [me["id"]]  # one visitor, one row
+        # both tabs are that visitor: each one's page is reported as the visitor's
+        b.evaluate("() => history.pushState({}, '', '/opened/2')")
+        the_visitor(stack, lambda x: x["url"] == customer.origin + "/opened/2")
+        a.bring_to_front()
+        a.evaluate("() => history.pushState({}, '', '/opener/2')")
+        the_visitor(stack, lambda x: x["url"] == customer.origin + "/opener/2")
+        assert [x["id"] for x in visitors_of(stack)] == [me["id"]]
+        assert not [u for u in registrations.urls if key in u]  # never in a URL
+    finally:
+        context.close()
+
+
+def test_a_link_opened_without_an_opener_before_the_answer_is_a_visitor_of_its_own(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    # target=_blank without an opener starts with empty sessionStorage: no identity and no key
+    b_url = customer.add("/linked", "<p>linked</p>", title="Linked")
+    a_url = customer.add("/links", f"<a id=out href='{b_url}' target=_blank rel=noopener>out</a>")
+    context = browser.new_context()
+    registrations = HeldRegistrations(context, stack.serve.public_api_url, a_url)
+    try:
+        a = context.new_page()
+        a.goto(a_url)
+        wait_until(lambda: registrations.held, "the opener's registration, held", page=a)
+        with context.expect_page() as opened:
+            a.click("#out")
+        b = opened.value
+        b_identity = identity_of(b)
+        assert len(registrations.bodies) == 2
+        assert registrations.bodies[0]["registration"] != registrations.bodies[1]["registration"]
+        registrations.release()
+        a_identity = identity_of(a)
+        assert a_identity["visitor_id"] != b_identity["visitor_id"]
+        wait_until(lambda: len(visitors_of(stack)) == 2, "two visitors")
+        assert {x["id"] for x in visitors_of(stack)} == {a_identity["visitor_id"], b_identity["visitor_id"]}
+    finally:
+        context.close()
+
+
 def test_a_first_visit_opened_in_a_background_tab_is_listed_with_its_page(
     browser: Any, stack: Stack, customer: CustomerSite
 ) -> None:
