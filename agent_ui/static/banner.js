@@ -995,6 +995,10 @@
   // again after they had ended it. Another answer than a network error, a 5xx, 408 or 429 (the
   // session was over already, or is not this visitor's) is as good as done: nothing to retry.
   var settleTimer = null, settleBusy = false, settleTries = 0;
+  // A session another tab of the visitor accepted while this tab's Refuse was still unsent (the
+  // API out of reach): the Refuse then gets a 409, and this tab shows the bar as the other does
+  // (it showed none, and its pages reached the agent with no bar to say so).
+  var startLater = null;
   function settle(sessionId, action) {
     state.settling = { id: sessionId, action: action };
     saveState();
@@ -1006,15 +1010,18 @@
     if (!s || settleBusy || !state.token) return;
     cancel(settleTimer); settleTimer = null;
     settleBusy = true;
-    function done() {
+    function done(status) {
       settleBusy = false; settleTries = 0;
       if (state.settling && state.settling.id === s.id) { delete state.settling; saveState(); }
+      var go = startLater && startLater.id === s.id ? startLater : null;
+      if (go) startLater = null;
+      if (go && status === 409 && s.action === "refuse") startSession(go.id, go.agent);
       if (state.settling) return sendSettle(); // another, settled while this one was on its way
       if (heldBack) { heldBack = false; if (ws && wsOpen) reportAll(); }
     }
-    api("POST", "/sessions/" + encodeURIComponent(s.id) + "/" + s.action, {}, true).then(done, function (e) {
+    api("POST", "/sessions/" + encodeURIComponent(s.id) + "/" + s.action, {}, true).then(function () { done(0); }, function (e) {
       var st = e && e.status;
-      if (st && st < 500 && st !== 408 && st !== 429) return done();
+      if (st && st < 500 && st !== 408 && st !== 429) return done(st);
       settleBusy = false;
       warn(s.action, e);
       settleTimer = later(guard(sendSettle, "settle"), Math.min(30000, 3000 * Math.pow(2, settleTries++)));
@@ -1040,7 +1047,10 @@
     });
   }
   function startSession(sessionId, agentName) {
-    if (settling(sessionId)) return sendSettle(); // the visitor ended it: not back until the API has it
+    if (settling(sessionId)) { // the visitor ended it: not back until the API has it
+      if (state.settling.action === "refuse") startLater = { id: sessionId, agent: agentName };
+      return sendSettle();
+    }
     if (state.session && state.session.id === sessionId && state.session.state === "active" && bar) return;
     state.session = { id: sessionId, state: "active", agent_name: agentName };
     saveState();
@@ -1052,6 +1062,7 @@
   // ``why``: the transition's reason (an agent who withdraws a request expires it too).
   function sessionOver(reason, why) {
     var was = state.session;
+    startLater = null;
     state.session = null; saveState();
     boxesDue = []; // nothing more is reported for it
     hideAll();

@@ -1417,3 +1417,58 @@ def test_what_changed_before_the_sockets_hello_is_told_once_as_it_is_now(
         ], sent
     finally:
         context.close()
+
+
+def test_a_tab_whose_refuse_was_not_heard_shows_the_bar_of_a_session_another_tab_accepted(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """Tab A refused while the API was out of reach (its Refuse kept, to be sent again) and tab B
+    of the same visitor accepted: A's Refuse then got a 409 and A showed no bar, while its pages
+    reached the agent once in front. It shows the bar, as B does."""
+    a_url = customer.add("/refuse-a", "<p>a</p>", title="Tab A")
+    b_url = customer.add("/refuse-b", "<p>b</p>", title="Tab B")
+    context = browser.new_context()
+    context.add_init_script(EMULATED_VISIBILITY)
+    unreachable = [True]
+    refuses: list[int] = []
+
+    def refuse(route: Any) -> None:
+        refuses.append(1)
+        if unreachable[0]:
+            route.fulfill(status=503, body='{"error": "store_unavailable", "detail": "x"}',
+                          headers={"content-type": "application/json"})
+        else:
+            route.continue_()
+
+    context.route(re.compile(r"/api/v1/sessions/[^/]+/refuse$"), refuse)
+    try:
+        a = context.new_page()
+        a.goto(a_url)
+        me = the_visitor(stack, lambda x: available(x) and x["url"] == a_url)
+        with a.expect_popup() as popup:
+            a.evaluate("url => { __testVisibility('hidden'); window.open(url); }", b_url)
+        b = popup.value
+        the_visitor(stack, lambda x: x["url"] == b_url)
+        switch_tab(b, a)
+        session = request_session(stack, me["id"])
+        refuse_a = a.get_by_role("dialog").get_by_role("button", name="Refuse")
+        expect(refuse_a).to_be_enabled(timeout=TIMEOUT_MS)
+        refuse_a.click()
+        wait_until(lambda: bool(refuses), "tab A's Refuse sent", page=a)
+        assert session_state(stack, session["id"]) == "pending"  # the API never heard it
+        switch_tab(a, b)
+        accept_b = b.get_by_role("dialog").get_by_role("button", name="Accept")
+        expect(accept_b).to_be_enabled(timeout=TIMEOUT_MS)
+        accept_b.click()
+        wait_until(lambda: session_state(stack, session["id"]) == "active", "active session")
+        expect(b.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(timeout=TIMEOUT_MS)
+        unreachable[0] = False
+        sent = len(refuses)
+        a.evaluate("() => window.dispatchEvent(new Event('online'))")  # (its Refuse goes again now)
+        wait_until(lambda: len(refuses) > sent, "tab A's Refuse sent again", page=a)
+        expect(a.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(timeout=TIMEOUT_MS)
+        assert session_state(stack, session["id"]) == "active"
+        kept = "() => Object.values(sessionStorage).some(v => v.includes('settling'))"
+        wait_until(lambda: not a.evaluate(kept), "the Refuse forgotten", page=a)
+    finally:
+        context.close()
