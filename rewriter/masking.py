@@ -69,20 +69,40 @@ def mask_element(element: etree._Element) -> None:
     element.set(MASKED_ATTRIBUTE, "")
 
 
+def _html_like(element: etree._Element) -> bool:
+    """Whether the element's tag and attribute names are as the HTML parser makes them: no
+    namespace, lower case (what the ``html`` translator's selectors name)."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return True
+    return not tag.startswith("{") and tag == tag.lower() and all(
+        str(name) == str(name).lower() for name in element.attrib
+    )
+
+
 def _selected(root: etree._Element, selectors: Sequence[etree.XPath]) -> list[etree._Element]:
-    """The elements the selectors match. CSS selectors name elements without a namespace, as the
-    HTML parser makes them; in an XHTML (XML) tree they are matched on a copy whose elements lost
-    their namespaces, and the copy's elements lead back to the tree's (the same order)."""
-    namespaced = any(isinstance(e.tag, str) and e.tag.startswith("{") for e in root.iter())
-    target, back = root, None
-    if namespaced:
-        target = copy.deepcopy(root)
-        back = dict(zip(target.iter(), root.iter(), strict=True))
-        for element in target.iter():
-            if isinstance(element.tag, str) and element.tag.startswith("{"):
-                element.tag = etree.QName(element).localname
+    """The elements the selectors match. CSS selectors (the ``html`` translator) name elements
+    and attributes without a namespace and in lower case, as the HTML parser makes them; an XHTML
+    (XML) tree keeps namespaces and case (``foreignObject``, ``data-Pin``), so it is matched on a
+    copy whose elements lost their namespaces and whose names are lower case, and the copy's
+    elements lead back to the tree's (the same order). Lower case masks more than a browser's
+    case-sensitive ``querySelector`` would, never less."""
+    if all(_html_like(e) for e in root.iter()):
+        return [e for selector in selectors for e in selector(root) if isinstance(e, etree._Element)]
+    target = copy.deepcopy(root)
+    back = dict(zip(target.iter(), root.iter(), strict=True))
+    for element in target.iter():
+        if _html_like(element):
+            continue
+        element.tag = etree.QName(element).localname.lower()
+        for name, value in list(element.attrib.items()):
+            lowered = str(name).lower() if not str(name).startswith("{") else str(name)
+            if lowered != name:
+                del element.attrib[name]
+                if lowered not in element.attrib:
+                    element.set(lowered, value)
     found = [e for selector in selectors for e in selector(target) if isinstance(e, etree._Element)]
-    return [back[e] for e in found] if back is not None else found
+    return [back[e] for e in found]
 
 
 def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:

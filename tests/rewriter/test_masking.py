@@ -82,3 +82,32 @@ def test_an_ordinary_autocomplete_is_not_masked() -> None:
         mapper=make_mapper(),
     )
     assert b"Ana Lopez" in out and b"a@b.example" in out and MASKED_ATTRIBUTE.encode() not in out
+
+
+XHTML_PAGE = (
+    '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>{}</body></html>'
+)
+
+
+@pytest.mark.parametrize(
+    ("selector", "body"),
+    [
+        # names a browser matches in XHTML, where the tree keeps their case (the HTML parser, which
+        # read such pages before, made them lower case as the ``html`` translator's selectors are)
+        ("foreignObject", '<svg xmlns="http://www.w3.org/2000/svg"><foreignObject>'
+                          '<p xmlns="http://www.w3.org/1999/xhtml">{secret}</p></foreignObject></svg>'),
+        ("svg textPath", '<svg xmlns="http://www.w3.org/2000/svg"><text><textPath>{secret}</textPath></text></svg>'),
+        ("[data-Pin]", '<p data-Pin="1">{secret}</p>'),
+        ("SecretBox", "<SecretBox>{secret}</SecretBox>"),
+        ("p[data-pin]", '<p xmlns="" data-PIN="1">{secret}</p>'),
+        (".card", '<p class="card">{secret}<!-- c --><?pi x?></p>'),
+    ],
+)
+def test_an_xhtml_page_keeps_no_masked_content_whatever_the_case_of_names(selector: str, body: str) -> None:
+    out = rewrite_html(
+        XHTML_PAGE.format(body.format(secret=SECRET)).encode(), url="https://shop.example/a.xhtml",
+        mapper=make_mapper(), content_type="application/xhtml+xml", mask_selectors=[selector],
+    )
+    assert out.startswith(b"<?xml")  # (read and written as XML)
+    assert SECRET.encode() not in out
+    assert MASKED_ATTRIBUTE.encode() in out
