@@ -1083,6 +1083,9 @@
 
   function restoreSession(live) {
     // The server says which session is live for this visitor (after a navigation or reconnect).
+    // A session this tab was to show once its Refuse got a 409 (``startLater``) and that is no
+    // longer live ended while the socket was away: its 409 says that too, and shows no bar.
+    if (startLater && !(live && live.id === startLater.id && live.state === "active")) startLater = null;
     if (live && live.state === "active") startSession(live.id, live.agent_name);
     else if (live && live.state === "pending") {
       if (settling(live.id)) sendSettle();

@@ -1472,3 +1472,82 @@ def test_a_tab_whose_refuse_was_not_heard_shows_the_bar_of_a_session_another_tab
         wait_until(lambda: not a.evaluate(kept), "the Refuse forgotten", page=a)
     finally:
         context.close()
+
+
+def test_a_tab_whose_refuse_was_not_heard_shows_no_bar_for_a_session_that_ended_meanwhile(
+    browser: Any, stack: Stack, customer: CustomerSite
+) -> None:
+    """As above, but the session ended while tab A's socket was away (A never heard the end): the
+    hello of A's next socket says no session is live, and A's Refuse, sent again then, gets a 409
+    for the ended session. A showed the bar of that ended session ("Co-browsing with ...")."""
+    a_url = customer.add("/ended-a", "<p>a</p>", title="Tab A")
+    b_url = customer.add("/ended-b", "<p>b</p>", title="Tab B")
+    context = browser.new_context()
+    context.add_init_script(EMULATED_VISIBILITY)
+    refuses: list[int] = []
+    heard: list[str] = []  # what the server said to tab A's sockets (dropped ones too)
+    sockets: list[Any] = []
+    deaf = [False]  # tab A's socket hears nothing (the end is lost with it)
+
+    def refuse(route: Any) -> None:
+        refuses.append(1)
+        if sum('"hello"' in m for m in heard) < 2:  # unheard until A's next socket said hello
+            route.fulfill(status=503, body='{"error": "store_unavailable", "detail": "x"}',
+                          headers={"content-type": "application/json"})
+        else:
+            route.continue_()
+
+    def socket(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            heard.append(str(message))
+            if not deaf[0]:
+                ws.send(message)
+
+        ws.on_message(server.send)
+        server.on_message(from_server)
+        sockets.append(ws)
+
+    context.route(re.compile(r"/api/v1/sessions/[^/]+/refuse$"), refuse)
+    try:
+        a = context.new_page()
+        a.route_web_socket(re.compile(r"/api/v1/visitor/ws$"), socket)
+        a.goto(a_url)
+        # (the routed socket's messages go through this process: wait on the page, never asleep)
+        wait_until(lambda: [x for x in visitors_of(stack) if available(x) and x["url"] == a_url],
+                   "tab A's visitor", page=a)
+        (me,) = [x for x in visitors_of(stack) if x["url"] == a_url]
+        with a.expect_popup() as popup:
+            a.evaluate("url => { __testVisibility('hidden'); window.open(url); }", b_url)
+        b = popup.value
+        wait_until(lambda: [x for x in visitors_of(stack) if x["url"] == b_url], "tab B's page", page=a)
+        switch_tab(b, a)
+        session = request_session(stack, me["id"])
+        refuse_a = a.get_by_role("dialog").get_by_role("button", name="Refuse")
+        expect(refuse_a).to_be_enabled(timeout=TIMEOUT_MS)
+        refuse_a.click()
+        wait_until(lambda: bool(refuses), "tab A's Refuse sent", page=a)
+        assert session_state(stack, session["id"]) == "pending"  # the API never heard it
+        switch_tab(a, b)
+        accept_b = b.get_by_role("dialog").get_by_role("button", name="Accept")
+        expect(accept_b).to_be_enabled(timeout=TIMEOUT_MS)
+        accept_b.click()
+        expect(b.get_by_text(f"Co-browsing with {stack.agent_name}")).to_be_visible(timeout=TIMEOUT_MS)
+        wait_until(lambda: any('"active"' in m for m in heard), "tab A told the session is active", page=a)
+        deaf[0] = True
+        told = len(heard)
+        with stack.agent() as c:
+            c.post(f"/sessions/{session['id']}/end", json={}).raise_for_status()
+        wait_until(lambda: any('"ended"' in m for m in heard[told:]), "the end, lost on A's socket", page=a)
+        sockets[0].close()
+        deaf[0] = False
+        wait_until(lambda: sum('"hello"' in m for m in heard) >= 2, "tab A's next hello", page=a)
+        a.evaluate("() => window.dispatchEvent(new Event('online'))")  # (its Refuse goes again now)
+        kept = "() => Object.values(sessionStorage).some(v => v.includes('settling'))"
+        wait_until(lambda: not a.evaluate(kept), "tab A's Refuse answered", page=a)
+        assert session_state(stack, session["id"]) == "ended"
+        assert a.evaluate(IDENTITY).get("session") is None
+        expect(a.get_by_text(f"Co-browsing with {stack.agent_name}")).to_have_count(0)
+    finally:
+        context.close()
