@@ -329,6 +329,7 @@ class VisitorConnection(Connection):
         if not await visitors.claim_connection(
             self.store, self.visitor, self.conn_id, self.hold_s, MAX_SOCKETS_PER_VISITOR
         ):
+            self.account = None  # (as above: its claim is undone, and the visitor's record untouched)
             raise ProtocolViolation(CLOSE_RATE_LIMITED, "too many sockets open for this visitor")
         if self.account is None:  # deleted: its site key too, so the banner must not register again
             raise ProtocolViolation(CLOSE_GONE, "account deleted")

@@ -848,9 +848,13 @@ def test_the_socket_limit_counts_a_visitors_sockets_on_every_api_process(world: 
     portal = world.client.portal  # type: ignore[union-attr]
     elsewhere = {f"other-process-{i}": time.time() + 60 for i in range(MAX_SOCKETS_PER_VISITOR)}
     portal.call(world.store.redis.zadd, conns, elsewhere)
+    record = keys.visitor(world.store, visitor["visitor_id"])
+    before = portal.call(world.store.redis.hgetall, record)
     with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as extra:
         assert _closed_on(extra) == messages.CLOSE_RATE_LIMITED
     assert portal.call(world.store.redis.zcard, conns) == MAX_SOCKETS_PER_VISITOR  # its claim undone
+    # a socket refused tells no one: the visitor's record (its revision, last_seen) is as it was
+    assert portal.call(world.store.redis.hgetall, record) == before
     portal.call(world.store.redis.zadd, conns, {name: time.time() - 1 for name in elsewhere})
     with world.client.websocket_connect("/api/v1/visitor/ws", headers=visitor["headers"]) as ws:
         assert ws.receive_json()["type"] == "hello"
