@@ -93,6 +93,51 @@ def _local(tag: object) -> str:
     return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
 
 
+_ENTITY_REFERENCE_RE = re.compile(r"&([A-Za-z_:][\w.:-]*);")
+
+
+def _without_entities(tree: etree._ElementTree) -> str | None:
+    """The DOCTYPE of an XML document with masked elements, when its internal subset declares an
+    entity that only masked content used: without that declaration, which would show the masked
+    text in the page's source. None: the DOCTYPE as it is. The subset written again holds only
+    the entities still used (attribute defaults and other declarations are lost with it)."""
+    docinfo = tree.docinfo
+    subset = docinfo.internalDTD
+    declared = {d.name: d for d in subset.iterentities()} if subset is not None else {}
+    if not declared:
+        return None
+    # what the document still refers to, in text or in attribute values (which keep their
+    # references as written)
+    wanted = _ENTITY_REFERENCE_RE.findall(etree.tostring(tree.getroot(), encoding="unicode"))
+    used: set[str] = set()
+    while wanted:  # (an entity's value may use others)
+        name = wanted.pop()
+        if name in used or name not in declared:
+            continue
+        used.add(name)
+        wanted.extend(_ENTITY_REFERENCE_RE.findall(declared[name].orig or ""))
+    kept = [d for d in declared.values() if d.name in used or d.system_url]
+    if len(kept) == len(declared):
+        return None
+    lines = []
+    for decl in kept:
+        if decl.system_url:
+            lines.append(f'<!ENTITY {decl.name} SYSTEM "{decl.system_url}">')
+        else:
+            value = decl.orig or ""
+            quote = "'" if '"' in value else '"'
+            lines.append(f"<!ENTITY {decl.name} {quote}{value}{quote}>")
+    name, public_id, system_url = docinfo.root_name or "html", docinfo.public_id, docinfo.system_url
+    quote = "'" if system_url and '"' in system_url else '"'
+    if public_id:
+        head = f'<!DOCTYPE {name} PUBLIC "{public_id}" {quote}{system_url or ""}{quote}'
+    elif system_url:
+        head = f"<!DOCTYPE {name} SYSTEM {quote}{system_url}{quote}"
+    else:
+        head = f"<!DOCTYPE {name}"
+    return head + (" [\n" + "\n".join(lines) + "\n]>" if lines else ">")
+
+
 def _doctype_prefix(text: str) -> str | None:
     """The document's own ``<!DOCTYPE ...>`` text, read past leading whitespace and comments."""
     pos, n = 0, len(text)
@@ -145,6 +190,7 @@ class _Rewrite:
         self.document = document  # False: markup a script reads (fetch, XHR), not a page
         # a page in a legacy encoding (it goes out in it: rewriter.charset.in_page_encoding)
         self.query_codec: str | None = None
+        self.masked = 0  # elements masked (``apply_masks``)
         self.url = url
         self.mapper = mapper
         self.inject = inject
@@ -186,7 +232,7 @@ class _Rewrite:
         except _TooDeep:
             return self._stream()
         root = tree.getroot()
-        apply_masks(root, self.selectors)
+        self.masked = apply_masks(root, self.selectors)
         self._find_base(root)
         special = [e for e in root.iter(*_SPECIAL_TAGS) if not _drop_if_banner(e)]
         self._attributes(root)
@@ -381,7 +427,10 @@ class _Rewrite:
         method = "xml" if self.xml else "html"
         doctype = _doctype_prefix(self.data[:DOCTYPE_SCAN_BYTES].decode(OUTPUT_CHARSET, errors="replace"))
         if self.xml:
-            out = etree.tostring(tree, encoding=OUTPUT_CHARSET, method=method, xml_declaration=True)
+            xml_doctype = _without_entities(tree) if self.masked else None
+            out = etree.tostring(
+                tree, encoding=OUTPUT_CHARSET, method=method, xml_declaration=True, doctype=xml_doctype
+            )
         else:
             trailing = _TRAILING_SPACE_RE.search(self.data, max(0, len(self.data) - DOCTYPE_SCAN_BYTES))
             if trailing is not None:  # libxml2 drops it; a browser puts it at the end of the body

@@ -111,3 +111,41 @@ def test_an_xhtml_page_keeps_no_masked_content_whatever_the_case_of_names(select
     assert out.startswith(b"<?xml")  # (read and written as XML)
     assert SECRET.encode() not in out
     assert MASKED_ATTRIBUTE.encode() in out
+
+
+ENTITY_PAGE = (
+    '<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+    '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd" [\n'
+    '<!ENTITY card "4111 1111"><!ENTITY pin "9876"><!ENTITY year "2026">'
+    '<!ENTITY shop "Demo &amp; Co, &year;"><!ENTITY help "Call us">]>\n'
+    '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>'
+    '<p class="card">Card &card;</p><p title="&help;">&shop;</p>'
+    '<input type="password" value="&pin;"/></body></html>'
+)
+
+
+@pytest.mark.parametrize("selectors", [[".card"], []])
+def test_an_xhtml_pages_entities_used_only_by_masked_content_leave_its_doctype(selectors: list[str]) -> None:
+    """An entity of the internal subset that only masked content used kept its declaration, so
+    its text was in the agent's page source; entities still used (in text, in an attribute value,
+    in another entity's value) stay declared, and the output is well-formed."""
+    out = rewrite_html(
+        ENTITY_PAGE.encode(), url="https://shop.example/a.xhtml", mapper=make_mapper(),
+        content_type="application/xhtml+xml", mask_selectors=selectors,
+    )
+    assert b"9876" not in out  # (the password input's, masked whatever the selectors)
+    assert (b"4111" not in out) == bool(selectors)
+    root = etree.fromstring(out)
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    assert root.xpath("string(//h:p[2])", namespaces=ns) == "Demo & Co, 2026"
+    assert root.xpath("string(//h:p[2]/@title)", namespaces=ns) == "Call us"
+    assert b'PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN"' in out
+
+
+def test_an_xhtml_page_without_masks_keeps_its_doctype_as_it_came() -> None:
+    page = ENTITY_PAGE.replace('<input type="password" value="&pin;"/>', "")
+    out = rewrite_html(
+        page.encode(), url="https://shop.example/a.xhtml", mapper=make_mapper(),
+        content_type="application/xhtml+xml",
+    )
+    assert b'<!ENTITY card "4111 1111">' in out and b'<!ENTITY pin "9876">' in out

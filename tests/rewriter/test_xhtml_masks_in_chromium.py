@@ -53,6 +53,15 @@ PAGES = {
         ".pin, #iban",
         "1234",
     ),
+    "entities of the internal subset": (
+        '<?xml version="1.0"?>\n<!DOCTYPE html [<!ENTITY card "4111 1111"><!ENTITY year "2026">'
+        '<!ENTITY shop "Demo &amp; Co, &year;">]>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>'
+        '<p class="card">Card &card;</p><p title="&shop;">&shop;</p>'
+        '</body></html>',
+        ".card",
+        "4111",
+    ),
 }
 
 
