@@ -619,6 +619,7 @@
 
   var nativeOf = new WeakMapCtor();
   var installed = new WeakSetCtor();
+  var pendingBlank = new WeakSetCtor(); // pop-ups sent to an empty document of their own
 
   function disguise(wrapper, native) {
     // a wrapper of a wrapper still answers for the browser's own function
@@ -1613,12 +1614,63 @@
           if (args.length > 0 && args[0] !== undefined && args[0] !== null && args[0] !== '') {
             try { args[0] = map(args[0]); } catch (e) { /* keep */ }
           }
+          var fresh = isBlankURL(args[0]);
           var child = apply(native, this, args);
-          if (child) adoptWindow(child, ctx);
+          if (child) openedWindow(child, fresh);
           return child;
         };
       });
     });
+    function isBlankURL(url) {
+      if (url === undefined || url === null || url === '') return true;
+      try { return strLower(strTrim(StringCtor(url))) === 'about:blank'; } catch (e) { return false; }
+    }
+    // A window opened on no URL (or about:blank) shows the browser's initial about:blank, whose
+    // navigations fire no `navigate` event (Chromium): `w.location = upstream` later left the
+    // proxy. It is moved at once to an empty document of its own, made by a javascript: URL (no
+    // request, still about:blank, same origin), where the event fires. That takes one task: a
+    // page that writes into it or changes its DOM first keeps its document (writing cancels the
+    // move; a change stops it), and a navigation in the same task is not caught (docs/PROTOCOL.md).
+    function openedWindow(child, fresh) {
+      var before = weakSetHas(installed, child);
+      adoptWindow(child, ctx);
+      if (!fresh || before) return; // a window the page had already (a name, _self)
+      try {
+        if (child.location.href !== 'about:blank' || child.__cobrowse === undefined) return;
+        var origin = win.location.origin;
+        var runtimeURL = origin + '/__cobrowse/runtime.js';
+        // only from a page on a proxy origin of this session (not an opaque sandboxed frame)
+        if (origin === 'null' || mapper.toProxy(runtimeURL, { absolute: true }) !== runtimeURL) return;
+        var cdoc = child.document;
+        var root = cdoc.documentElement;
+        if (!root || root.childNodes.length !== 2 || !cdoc.head || cdoc.head.firstChild ||
+            !cdoc.body || cdoc.body.firstChild) return;
+        weakSetAdd(pendingBlank, child);
+        var watch = new child.MutationObserver(function () {
+          try {
+            watch.disconnect();
+            // a page that builds the window with DOM calls keeps what it built
+            if (child.location.href === 'about:blank' && cdoc === child.document) {
+              child.stop();
+            }
+          } catch (e) { /* closed, or gone */ }
+        });
+        watch.observe(cdoc, { childList: true, subtree: true, attributes: true, characterData: true });
+        child.location.replace('javascript:' + encodeURIComponent_(JSONstringify(blankMarkup(runtimeURL))));
+      } catch (e) { /* closed, cross-origin, or refused by a policy: as it was */ }
+    }
+    // the empty document: the opener's runtime is put in it from inside (before any other task
+    // may run), else its own copy from the proxy (a page that set `opener` to null)
+    function blankMarkup(runtimeURL) {
+      var cfg = {};
+      for (var key in ctx.cfg) if (hasOwn(ctx.cfg, key)) cfg[key] = ctx.cfg[key];
+      cfg.consoleOrigin = null;
+      var attr = replaceAll(replaceAll(replaceAll(JSONstringify(cfg), '&', '&amp;'), '"', '&quot;'), '<', '&lt;');
+      return '<!DOCTYPE html><html><head><script>try{document.currentScript.remove();' +
+        'opener.__cobrowse.adopt(window)}catch(e){}</script><script async src="' +
+        replaceAll(runtimeURL, '"', '&quot;') + '" data-cobrowse-config="' + attr +
+        '"></script></head><body></body></html>';
+    }
     // same-origin frames (about:blank, srcdoc) get the runtime when a script reaches into them
     var frameTypes = ['HTMLIFrameElement', 'HTMLFrameElement', 'HTMLObjectElement'];
     var frameProps = ['contentWindow', 'contentDocument'];
@@ -1897,8 +1949,9 @@
           if (args[0] !== undefined && args[0] !== null && args[0] !== '') {
             try { args[0] = map(args[0]); } catch (e) { /* keep */ }
           }
+          var fresh = isBlankURL(args[0]);
           var child = apply(native, this, args);
-          if (child) adoptWindow(child, ctx);
+          if (child) openedWindow(child, fresh);
           return child;
         };
       });
@@ -2626,7 +2679,9 @@
       cssPath: cssPath || function () { return null; },
       toProxy: function (url) { return mapper ? mapper.toProxy(url) : url; },
       toUpstream: function (url) { return mapper ? mapper.toUpstream(url) : null; },
-      init: init || function () { return false; }
+      init: init || function () { return false; },
+      // the empty document a pop-up of this page is moved to asks for the runtime (openedWindow)
+      adopt: function (child) { return adoptBlank(child, ctx); }
     });
     defineProperty(win, '__cobrowse', { value: api, writable: false, enumerable: false, configurable: false });
   }
@@ -2670,8 +2725,9 @@
     defineProperty(proto, 'domain', { get: desc.get, set: set, enumerable: desc.enumerable, configurable: desc.configurable });
   }
 
-  function installWindow(win, ctx) {
-    if (weakSetHas(installed, win)) return;
+  function installWindow(win, ctx, again) {
+    // (`again`: a window whose new document has a new global, behind the same WindowProxy)
+    if (!again && weakSetHas(installed, win)) return;
     weakSetAdd(installed, win);
     var mapper = documentMapper(win, ctx);
     guard(function () { patchToString(win); });
@@ -2698,6 +2754,16 @@
     } catch (e) { /* cross-origin: it has its own runtime */ }
   }
 
+  // a pop-up this runtime moved to an empty document (openedWindow), asking from inside it
+  function adoptBlank(child, ctx) {
+    try {
+      if (!ctx || !child || !weakSetHas(pendingBlank, child) || hasOwn(child, '__cobrowse')) return false;
+      if (child.location.href !== 'about:blank') return false;
+      installWindow(child, ctx, true);
+      return true;
+    } catch (e) { return false; }
+  }
+
   function installWorker(cfg) {
     var ctx = makeContext(cfg);
     var base = typeof cfg.base === 'string' ? cfg.base : cfg.origin + '/';
@@ -2722,6 +2788,7 @@
       var cfg = JSONparse(text);
       var ctx = makeContext(cfg);
       if (script.parentNode) script.parentNode.removeChild(script);
+      if (hasOwn(global, '__cobrowse')) return; // the opener's runtime is here already (adoptBlank)
       installWindow(global, ctx);
     } else {
       // a worker: the prelude the proxy puts before its script calls __cobrowse.init(config)

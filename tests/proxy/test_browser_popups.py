@@ -1,0 +1,113 @@
+"""Pop-ups a page opens on no URL and navigates later (payment and sign-in windows): they load
+through the proxy, never from the upstream directly, in the agent's browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.proxy.browser_util import escaped
+from tests.proxy.conftest import DOMAIN, Harness, Sites
+
+pytestmark = pytest.mark.browser
+
+# each opens a window on no URL in one task and sends it to the upstream URL `u` in a later one
+LATER = {
+    "location": "const w = window.open('', '_blank'); await fetch('/about'); w.location = u;",
+    "href": "const w = window.open('', '_blank'); await fetch('/about'); w.location.href = u;",
+    "assign": "const w = window.open('about:blank', 'pay'); await fetch('/about'); w.location.assign(u);",
+    "replace": "const w = document.open('', '_blank', ''); await fetch('/about'); w.location.replace(u);",
+    # in the task its new document arrives in: the runtime is there before (from its opener)
+    "at once": (
+        "const w = window.open('', '_blank'); const d = w.document; await new Promise((ok) => {"
+        " const t = setInterval(() => { if (w.document !== d) { clearInterval(t); ok(); } }, 0); });"
+        " w.location = u;"
+    ),
+    "written later": (
+        "const w = window.open('', '_blank'); await fetch('/about');"
+        " w.document.write('<p>Redirecting</p>'); w.document.close(); w.location = u;"
+    ),
+}
+
+
+def _run(page: Any, script: str, arg: Any) -> None:
+    page.evaluate("async (u) => { " + script + " }", arg)
+
+
+def _opened(browser: Any, harness: Harness, sites: Sites) -> tuple[Any, Any, Any, list[str]]:
+    s = harness.open_session((sites.shop.origin,))
+    context = browser.new_context()
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    page = context.new_page()
+    page.goto(harness.enter_url(s, sites.shop.origin + "/about"))
+    page.wait_for_url(harness.url(s, sites.shop.origin + "/about"))
+    return s, context, page, seen
+
+
+@pytest.mark.parametrize("script", LATER.values(), ids=LATER.keys())
+def test_a_blank_pop_up_sent_upstream_later_loads_through_the_proxy(
+    browser: Any, harness: Harness, sites: Sites, script: str
+) -> None:
+    s, context, page, seen = _opened(browser, harness, sites)
+    try:
+        target = sites.shop.origin + "/echo-headers?pay=1"
+        with context.expect_page(timeout=15000) as popup_info:
+            _run(page, script, target)
+        popup = popup_info.value
+        popup.wait_for_url(harness.url(s, target), timeout=15000)
+        assert '"host"' in popup.inner_text("body")  # the page itself, as the proxy served it
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
+# a window the page fills at once keeps what it put there
+FILLED = {
+    "write": (
+        "const w = window.open('', '_blank'); w.document.write('<p id=x>written</p>');"
+        " w.document.close();"
+    ),
+    "dom": (
+        "const w = window.open('', '_blank'); const p = w.document.createElement('p'); p.id = 'x';"
+        " p.textContent = 'written'; w.document.body.append(p);"
+    ),
+}
+
+
+@pytest.mark.parametrize("script", FILLED.values(), ids=FILLED.keys())
+def test_a_pop_up_the_page_fills_at_once_keeps_its_content(
+    browser: Any, harness: Harness, sites: Sites, script: str
+) -> None:
+    _s, context, page, _seen = _opened(browser, harness, sites)
+    try:
+        with context.expect_page(timeout=15000) as popup_info:
+            _run(page, script + " window.__w = w;", None)
+        popup = popup_info.value
+        # a later task: the move to an empty document would have happened by then
+        page.evaluate("new Promise((ok) => setTimeout(ok, 0))")
+        page.evaluate("fetch('/about').then((r) => r.text())")
+        assert page.evaluate("window.__w.document.getElementById('x').textContent") == "written"
+        assert popup.evaluate("document.getElementById('x').textContent") == "written"
+    finally:
+        context.close()
+
+
+def test_a_pop_up_whose_opener_is_cut_loads_its_own_runtime(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """``w.opener = null`` (so the new page cannot reach back): the empty document cannot ask
+    its opener for the runtime and loads its own copy from the proxy."""
+    s, context, page, seen = _opened(browser, harness, sites)
+    try:
+        with context.expect_page(timeout=15000) as popup_info:
+            page.evaluate("() => { const w = window.open('', '_blank'); w.opener = null; window.__w = w; }")
+        popup = popup_info.value
+        page.wait_for_function("window.__w.__cobrowse !== undefined", timeout=15000)
+        target = sites.shop.origin + "/echo-headers?pay=2"
+        page.evaluate("(u) => { window.__w.location = u; }", target)
+        popup.wait_for_url(harness.url(s, target), timeout=15000)
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
