@@ -24,6 +24,7 @@ from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_vi
 from rewriter.charset import LEGACY_LABELS, OUTPUT_CHARSET, html_to_utf8, mime_type
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
+from rewriter.frames import confined_sandbox
 from rewriter.html_parity import RAW_TEXT_TAGS, browser_parse_fixups, raw_text_end_re
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.import_maps import (
@@ -79,7 +80,7 @@ _MEMO_SIZE = 256  # rewritten style/srcset/... values remembered per document
 _SPECIAL_TAGS = tuple(
     name for tag in ("meta", "script", "link", "iframe") for name in (tag, f"{{{XHTML_NS}}}{tag}")
 )
-_SPECIAL_ATTRIBUTES = ("http-equiv", "charset", "integrity", "srcdoc")
+_SPECIAL_ATTRIBUTES = ("http-equiv", "charset", "integrity", "srcdoc", "src")
 
 
 class _TooDeep(Exception):
@@ -337,6 +338,10 @@ class _Rewrite:
             del element.attrib[name]
         elif name == "srcdoc" and tag == "iframe":
             element.set(name, self._srcdoc(value))
+        elif name == "src" and tag == "iframe":
+            sandbox = confined_sandbox(value, element.get("sandbox"))
+            if sandbox is not None:
+                element.set("sandbox", sandbox)
 
     def _json_script(self, element: etree._Element, json_mapper: JsonMapper) -> None:
         """Map the URLs of an import map or speculation rules (JSON the browser reads, not JavaScript)."""

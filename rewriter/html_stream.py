@@ -24,6 +24,7 @@ from rewriter.attributes import ATTRIBUTE_RULES, DROPPED_HTTP_EQUIV, Kind, is_vi
 from rewriter.charset import OUTPUT_CHARSET
 from rewriter.css import might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError
+from rewriter.frames import confined_sandbox
 from rewriter.import_maps import (
     is_module_load,
     map_keys,
@@ -173,6 +174,12 @@ class _StreamRewriter(html.parser.HTMLParser):
                 new.append((name, self.srcdoc(value)))
             else:
                 new.append((name, rewrite_value(rule.kind, value, self.mapper, self.base)))
+        if tag == "iframe":
+            values = dict(new)
+            src = values.get("src")
+            sandbox = confined_sandbox(src, values.get("sandbox")) if src is not None else None
+            if sandbox is not None:
+                new = [(n, v) for n, v in new if n != "sandbox"] + [("sandbox", sandbox)]
         return new
 
     def _tag(self, tag: str, attrs: list[tuple[str, str | None]], closing: str) -> None:

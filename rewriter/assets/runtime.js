@@ -76,6 +76,7 @@
   var strTrim = uncurry(StringCtor.prototype.trim);
   var strCharCodeAt = uncurry(StringCtor.prototype.charCodeAt);
   var arrJoin = uncurry(ArrayCtor.prototype.join);
+  var strSplit = uncurry(StringCtor.prototype.split);
   var arrSplice = uncurry(ArrayCtor.prototype.splice);
   var weakMapGet = uncurry(WeakMapCtor.prototype.get);
   var weakMapSet = uncurry(WeakMapCtor.prototype.set);
@@ -977,6 +978,10 @@
   // SVG elements with an href property (SVGURIReference)
   var SVG_HREF_ELEMENTS = ['SVGAElement', 'SVGImageElement', 'SVGUseElement', 'SVGFEImageElement', 'SVGScriptElement',
     'SVGGradientElement', 'SVGPatternElement', 'SVGFilterElement', 'SVGTextPathElement', 'SVGMPathElement'];
+  // frames whose documents the runtime never reaches, and the sandbox they get (confineFrame)
+  var UNREACHED_SCHEMES = { data: 1, blob: 1, javascript: 1 };
+  var FRAME_SANDBOX = ['allow-same-origin', 'allow-scripts', 'allow-forms', 'allow-modals', 'allow-downloads',
+    'allow-pointer-lock', 'allow-orientation-lock', 'allow-presentation'];
   // masking, as rewriter/masking.py: attributes kept (layout and identity), attributes masked
   var MASK_KEPT_ATTRS = {};
   var MASK_VALUE_ATTRS = { value: 1, placeholder: 1, title: 1, alt: 1, 'aria-label': 1, label: 1 };
@@ -1127,6 +1132,32 @@
       }
     }
 
+    // A frame whose document the runtime never reaches (a data:, blob: or javascript: URL) may
+    // not open pop-ups: a pop-up is a top-level navigation, which the confinement policy does not
+    // cover, and without the runtime it loaded the upstream directly. Before such a frame loads,
+    // its sandbox (the page's, or one that allows all else) loses allow-popups.
+    function confineFrame(el, src) {
+      try {
+        if (localNameOf(el) !== 'iframe' || el.namespaceURI !== 'http://www.w3.org/1999/xhtml') return false;
+        if (src === undefined) src = nativeGetAttribute(el, 'src');
+        if (src === null || src === undefined) return false;
+        var clean = cleanURL(StringCtor(src));
+        if (urlForm(clean) !== 'abs' || !hasOwn(UNREACHED_SCHEMES, schemeOf(clean))) return false;
+        var had = nativeGetAttribute(el, 'sandbox');
+        var tokens = had === null ? FRAME_SANDBOX : strSplit(replaceAll(replaceAll(replaceAll(replaceAll(strLower(had), '\t', ' '), '\n', ' '), '\f', ' '), '\r', ' '), ' ');
+        var kept = [];
+        for (var i = 0; i < tokens.length; i++) {
+          var t = tokens[i];
+          if (t && t !== 'allow-popups' && t !== 'allow-popups-to-escape-sandbox' &&
+              strIndexOf(t, 'allow-top-navigation') !== 0) push(kept, t);
+        }
+        var value = arrJoin(kept, ' ');
+        if (value === had) return false;
+        nativeSetAttribute(el, 'sandbox', value);
+        return true;
+      } catch (e) { return false; }
+    }
+
     // ---- URL attributes of a subtree (markup parsed in an inert template, MutationObserver fallback)
     function fixElement(el) {
       var changed = false;
@@ -1147,7 +1178,10 @@
         if (css !== text) { el.textContent = css; changed = true; }
       } else if (tag === 'script') {
         if (mapJsonScript(el)) changed = true;
-      } else if (tag === 'iframe' && nativeHasAttribute(el, 'srcdoc')) {
+      } else if (tag === 'iframe' && confineFrame(el)) {
+        changed = true;
+      }
+      if (tag === 'iframe' && nativeHasAttribute(el, 'srcdoc')) {
         var srcdoc = nativeGetAttribute(el, 'srcdoc');
         var withRuntime = injectSrcdoc(srcdoc);
         if (withRuntime !== srcdoc) { nativeSetAttribute(el, 'srcdoc', withRuntime); changed = true; }
@@ -1290,6 +1324,9 @@
     guard(function () {
       wrapSetter(win.HTMLIFrameElement.prototype, 'srcdoc', function (v) { return injectSrcdoc(v); });
     });
+    guard(function () {
+      wrapSetter(win.HTMLIFrameElement.prototype, 'src', function (v, el) { confineFrame(el, v); return v; });
+    });
     // svgElement.href.baseVal = url: the href of an SVG element is an SVGAnimatedString, a type
     // other attributes (className) share; only those an href getter returned are URLs
     guard(function () {
@@ -1316,6 +1353,7 @@
               var kind = attrKind(this, name);
               if (kind) args[1] = mapValue(kind, value);
               else if (lname === 'srcdoc') args[1] = injectSrcdoc(value);
+              if (lname === 'src') confineFrame(this, args[1]);
             }
           } catch (e) { /* keep */ }
           return apply(native, this, args);
@@ -1848,7 +1886,11 @@
               for (var k = from; k < end && k < arguments.length; k++) {
                 try { collectInserted(arguments[k], found); } catch (e) { /* a string, or not a node */ }
               }
-              for (var i = 0; i < found.length; i++) if (localNameOf(found[i]) === 'script') mapJsonScript(found[i]);
+              for (var i = 0; i < found.length; i++) {
+                var what = localNameOf(found[i]);
+                if (what === 'script') mapJsonScript(found[i]);
+                else if (what === 'iframe') confineFrame(found[i]);
+              }
             }
           } catch (e) { found = null; }
           var result = apply(native, this, arguments);

@@ -398,6 +398,20 @@ onconnect = async (event) => {{
             f'<iframe sandbox="allow-scripts allow-popups" srcdoc="{html.escape(child)}"></iframe>',
         )
 
+    async def data_frame_popup(request: Request) -> Response:
+        # a data: frame (no runtime reaches it) opens a pop-up to an absolute upstream URL and
+        # tells its parent what window.open gave it
+        child = (
+            f"<script>parent.postMessage(String(window.open('{site.origin}/echo-headers?from=data')),"
+            " '*')</script>"
+        )
+        src = "data:text/html," + urllib.parse.quote(child)
+        return _page(
+            "Data frame pop-up",
+            "<script>window.__said = []; addEventListener('message', (e) => __said.push(e.data));</script>"
+            f'<iframe src="{html.escape(src)}"></iframe>',
+        )
+
     async def module_a(request: Request) -> Response:
         return Response('export const word = "alpha";', media_type="text/javascript")
 
@@ -612,6 +626,7 @@ onconnect = async (event) => {{
         Route("/integrity", integrity),
         Route("/message-child", message_child),
         Route("/sandboxed-popup", sandboxed_popup),
+        Route("/data-frame-popup", data_frame_popup),
         Route("/static/mod-a.js", module_a),
         Route("/echo-headers", echo_headers, methods=["GET", "POST"]),
         Route("/shift-jis", shift_jis_page),

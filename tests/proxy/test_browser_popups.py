@@ -111,3 +111,63 @@ def test_a_pop_up_whose_opener_is_cut_loads_its_own_runtime(
         assert escaped(seen, s.sid, DOMAIN, harness.port) == []
     finally:
         context.close()
+
+
+# a frame no runtime reaches (its document comes from a data:, blob: or javascript: URL), made by
+# a script, opens a pop-up to the upstream URL `u` and tells its parent what it got
+_CHILD = "'<script>parent.postMessage(String(window.open(' + JSON.stringify(u) + ')), \"*\")<\\/script>'"
+UNREACHED = {
+    "data src": f"f.src = 'data:text/html,' + encodeURIComponent({_CHILD}); document.body.append(f);",
+    "blob src": (
+        f"f.src = URL.createObjectURL(new Blob([{_CHILD}], {{type: 'text/html'}}));"
+        " document.body.append(f);"
+    ),
+    "javascript src": f"f.src = 'javascript:' + JSON.stringify({_CHILD}); document.body.append(f);",
+    "src set once in": (
+        "document.body.append(f);"
+        f" f.setAttribute('src', 'data:text/html,' + encodeURIComponent({_CHILD}));"
+    ),
+    "own sandbox": (
+        f"f.sandbox = 'allow-scripts allow-popups'; f.src = 'data:text/html,' + encodeURIComponent({_CHILD});"
+        " document.body.append(f);"
+    ),
+    "markup": (
+        "document.body.insertAdjacentHTML('beforeend', '<iframe src=\"data:text/html,' +"
+        f" encodeURIComponent({_CHILD}) + '\"></iframe>');"
+    ),
+}
+
+
+@pytest.mark.parametrize("script", UNREACHED.values(), ids=UNREACHED.keys())
+def test_a_frame_no_runtime_reaches_opens_no_pop_up(
+    browser: Any, harness: Harness, sites: Sites, script: str
+) -> None:
+    s, context, page, seen = _opened(browser, harness, sites)
+    try:
+        page.evaluate(
+            "(u) => { window.__said = []; addEventListener('message', (e) => __said.push(e.data));"
+            " const f = document.createElement('iframe'); " + script + " }",
+            sites.shop.origin + "/echo-headers?from=frame",
+        )
+        page.wait_for_function("window.__said.length > 0", timeout=15000)
+        assert page.evaluate("window.__said") == ["null"]  # window.open refused in the frame
+        assert len(context.pages) == 1
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
+
+
+def test_a_data_frame_in_the_page_opens_no_pop_up(browser: Any, harness: Harness, sites: Sites) -> None:
+    s = harness.open_session((sites.shop.origin,))
+    context = browser.new_context()
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    try:
+        page = context.new_page()
+        page.goto(harness.enter_url(s, sites.shop.origin + "/data-frame-popup"))
+        page.wait_for_function("window.__said && window.__said.length > 0", timeout=15000)
+        assert page.evaluate("window.__said") == ["null"]
+        assert len(context.pages) == 1
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()

@@ -357,6 +357,31 @@ def test_iframe_srcdoc_is_rewritten_as_a_document() -> None:
     assert inner.xpath("//head/script[1]/@src") == ["/__cobrowse/runtime.js"]
 
 
+ALL_BUT_POPUPS = (
+    "allow-same-origin allow-scripts allow-forms allow-modals allow-downloads allow-pointer-lock"
+    " allow-orientation-lock allow-presentation"
+)
+# a frame whose document no runtime reaches opens no pop-up (rewriter/frames.py): (markup, sandbox)
+FRAMES = [
+    ('<iframe src="data:text/html,<p>x"></iframe>', [ALL_BUT_POPUPS]),
+    ('<iframe src=" JavaScript:\'\'"></iframe>', [ALL_BUT_POPUPS]),
+    (
+        '<iframe src="blob:https://shop.example/1" sandbox="allow-scripts allow-popups"></iframe>',
+        ["allow-scripts"],
+    ),
+    ('<iframe src="data:,x" sandbox="ALLOW-POPUPS-TO-ESCAPE-SANDBOX allow-top-navigation"></iframe>', [""]),
+    ('<iframe src="data:,x" sandbox=""></iframe>', [""]),
+    ('<iframe src="/frame"></iframe>', []),
+    ('<iframe src="https://cdn.example/f" sandbox="allow-popups"></iframe>', ["allow-popups"]),
+    ('<img src="data:image/png,x">', []),
+]
+
+
+@pytest.mark.parametrize(("fragment", "sandbox"), FRAMES)
+def test_a_frame_no_runtime_reaches_is_sandboxed_without_pop_ups(fragment: str, sandbox: list[str]) -> None:
+    assert [str(v) for v in parse(rewrite(fragment)).xpath("//iframe/@sandbox")] == sandbox
+
+
 def test_deeply_nested_srcdoc_stops() -> None:
     """Past MAX_SRCDOC_DEPTH nested srcdoc frames the innermost one is emptied, never left unmapped."""
     doc = '<img src="https://cdn.example/a.png">'

@@ -7,7 +7,7 @@ import json
 import pytest
 from lxml import etree
 from rewrite_helpers import EVIL, SID, make_mapper, proxy
-from test_html import INJECT, INTEGRITY, PLACES, URL
+from test_html import FRAMES, INJECT, INTEGRITY, PLACES, URL
 
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.masking import MASK
@@ -25,6 +25,11 @@ def parse(out: bytes) -> etree._Element:
 @pytest.mark.parametrize(("fragment", "xpath", "expected"), PLACES)
 def test_same_places_as_the_tree_rewriter(fragment: str, xpath: str, expected: str) -> None:
     assert [str(v) for v in parse(stream(fragment)).xpath(xpath)] == [expected]
+
+
+@pytest.mark.parametrize(("fragment", "sandbox"), FRAMES)
+def test_same_frames_sandboxed_as_the_tree_rewriter(fragment: str, sandbox: list[str]) -> None:
+    assert [str(v) for v in parse(stream(fragment)).xpath("//iframe/@sandbox")] == sandbox
 
 
 @pytest.mark.parametrize(("fragment", "kept"), INTEGRITY)
