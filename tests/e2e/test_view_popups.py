@@ -45,3 +45,30 @@ def test_a_blank_pop_up_from_the_view_sent_to_the_shop_later_stays_in_the_proxy(
     finally:
         agent.context.close()
         visitor.context.close()
+
+
+def test_a_data_frame_in_the_view_opens_no_pop_up(browser: Any, make_stack: Callable[..., Stack]) -> None:
+    """A frame no runtime reaches, inside the view's frame (whose sandbox allows pop-ups)."""
+    stack = make_stack(policy={"consent": "none", "agent_interface": "tab"})
+    visitor = open_visitor(browser, stack)
+    agent = open_console(browser, stack)
+    seen: list[str] = []
+    agent.context.on("request", lambda request: seen.append(request.url))
+    try:
+        vb = agent.request()
+        expect(vb.frame_locator("#view").locator("h1")).to_have_text("Products", timeout=TIMEOUT_MS)
+        frame = view_frame(vb)
+        frame.evaluate(
+            "(u) => { window.__said = []; addEventListener('message', (e) => __said.push(e.data));"
+            " const child = '<script>parent.postMessage(String(window.open(' + JSON.stringify(u) +"
+            " ')), \"*\")<\\/script>'; const f = document.createElement('iframe');"
+            " f.src = 'data:text/html,' + encodeURIComponent(child); document.body.append(f); }",
+            stack.shop.origin + "/help",
+        )
+        frame.wait_for_function("window.__said.length > 0", timeout=TIMEOUT_MS)
+        assert frame.evaluate("window.__said") == ["null"]
+        assert len(agent.context.pages) == 2  # the console and the virtual browser
+        assert [u for u in seen if u.startswith(stack.shop.origin)] == []
+    finally:
+        agent.context.close()
+        visitor.context.close()
