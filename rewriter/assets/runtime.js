@@ -1144,7 +1144,13 @@
         var clean = cleanURL(StringCtor(src));
         if (urlForm(clean) !== 'abs' || !hasOwn(UNREACHED_SCHEMES, schemeOf(clean))) return false;
         var had = nativeGetAttribute(el, 'sandbox');
-        var tokens = had === null ? FRAME_SANDBOX : strSplit(replaceAll(replaceAll(replaceAll(replaceAll(strLower(had), '\t', ' '), '\n', ' '), '\f', ' '), '\r', ' '), ' ');
+        var tokens = FRAME_SANDBOX;
+        if (had !== null) {
+          var spaced = strLower(had);
+          var blanks = ['\t', '\n', '\f', '\r'];
+          for (var b = 0; b < blanks.length; b++) spaced = replaceAll(spaced, blanks[b], ' ');
+          tokens = strSplit(spaced, ' ');
+        }
         var kept = [];
         for (var i = 0; i < tokens.length; i++) {
           var t = tokens[i];

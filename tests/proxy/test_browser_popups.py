@@ -171,3 +171,21 @@ def test_a_data_frame_in_the_page_opens_no_pop_up(browser: Any, harness: Harness
         assert escaped(seen, s.sid, DOMAIN, harness.port) == []
     finally:
         context.close()
+
+
+def test_adopt_does_nothing_for_a_window_the_runtime_did_not_move(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """``__cobrowse.adopt`` is on every page: called on anything else than the empty document of a
+    pop-up the runtime moved, it does nothing and throws nothing."""
+    _s, context, page, _seen = _opened(browser, harness, sites)
+    try:
+        got = page.evaluate(
+            "() => { const f = document.createElement('iframe'); document.body.append(f);"
+            " const w = window.open('/about', '_blank');"
+            " return [window, f.contentWindow, w, {}, null, 'x', new Proxy({}, {})]"
+            ".map((x) => window.__cobrowse.adopt(x)); }"
+        )
+        assert got == [False] * 7
+    finally:
+        context.close()
