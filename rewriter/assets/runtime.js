@@ -1690,17 +1690,21 @@
         if (!root || root.childNodes.length !== 2 || !cdoc.head || cdoc.head.firstChild ||
             !cdoc.body || cdoc.body.firstChild) return;
         weakSetAdd(pendingBlank, child);
+        var superseded = false;
         var watch = new child.MutationObserver(function () {
           try {
             watch.disconnect();
-            // a page that builds the window with DOM calls keeps what it built
-            if (child.location.href === 'about:blank' && cdoc === child.document) {
+            // a page that builds the window with DOM calls keeps what it built (but a navigation
+            // the page started meanwhile is its own: never stopped)
+            if (!superseded && child.location.href === 'about:blank' && cdoc === child.document) {
               child.stop();
             }
           } catch (e) { /* closed, or gone */ }
         });
         watch.observe(cdoc, { childList: true, subtree: true, attributes: true, characterData: true });
         child.location.replace('javascript:' + encodeURIComponent_(JSONstringify(blankMarkup(runtimeURL))));
+        // (after ours: a navigation the page starts fires it at once, in its own call)
+        child.addEventListener('beforeunload', function () { superseded = true; });
       } catch (e) { /* closed, cross-origin, or refused by a policy: as it was */ }
     }
     // the empty document: the opener's runtime is put in it from inside (before any other task

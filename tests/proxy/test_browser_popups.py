@@ -189,3 +189,20 @@ def test_adopt_does_nothing_for_a_window_the_runtime_did_not_move(
         assert got == [False] * 7
     finally:
         context.close()
+
+
+def test_a_pop_up_the_page_fills_and_sends_on_at_once_goes_where_the_page_sent_it(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A change to the new window's DOM stops the runtime's move, never the page's own
+    navigation started in the same task."""
+    s, context, page, seen = _opened(browser, harness, sites)
+    try:
+        with context.expect_page(timeout=15000) as popup_info:
+            page.evaluate("() => { const w = window.open('', '_blank'); w.document.title = 'Report';"
+                          " w.location = '/echo-headers?report=1'; }")
+        popup = popup_info.value
+        popup.wait_for_url(harness.url(s, sites.shop.origin + "/echo-headers?report=1"), timeout=15000)
+        assert escaped(seen, s.sid, DOMAIN, harness.port) == []
+    finally:
+        context.close()
