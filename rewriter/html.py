@@ -7,8 +7,9 @@ handles JavaScript); comments, conditional comments and the doctype are kept. Th
 UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
 ``.../banner.js``) is left out: the agent's copy must not run it. libxml2 is not an HTML5 parser:
 the markup it reads unlike a browser and that can be mended cheaply is mended before it parses
-(``rewriter/html_parity.py``) and as it serialises (raw text, space after ``</html>``), so that the
-agent's browser builds the visitor's DOM from the output.
+and in the tree it builds (``rewriter/html_parity.py``; a page with a stray ``</p>`` is parsed
+twice) and as it serialises (raw text, space after ``</html>``), so that the agent's browser
+builds the visitor's DOM from the output.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from rewriter.charset import LEGACY_LABELS, OUTPUT_CHARSET, html_to_utf8, mime_t
 from rewriter.css import MIGHT_ESCAPE_RE, might_hold_absolute_url, rewrite_css_text
 from rewriter.exceptions import RewriteError, UnrewritableDocument
 from rewriter.frames import confined_sandbox
-from rewriter.html_parity import RAW_TEXT_TAGS, browser_parse_fixups, raw_text_end_re
+from rewriter.html_parity import (
+    RAW_TEXT_TAGS,
+    ParityMarks,
+    browser_parse_fixups,
+    mend_tree,
+    parity_errors,
+    raw_text_end_re,
+)
 from rewriter.html_stream import rewrite_html_stream
 from rewriter.import_maps import (
     is_module_load,
@@ -88,6 +96,16 @@ class _TooDeep(Exception):
 
 
 _STYLE_TAGS = ("style", f"{{{XHTML_NS}}}style", "{http://www.w3.org/2000/svg}style")
+
+
+def _html_parse(data: bytes) -> tuple[etree._Element | None, tuple[bool, bool, bool]]:
+    """libxml2's tree of ``data``, and what its error log says (``html_parity.parity_errors``)."""
+    parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, no_network=True)
+    try:
+        root = etree.fromstring(data or b"<html></html>", parser)
+    except (etree.LxmlError, ValueError) as exc:
+        raise UnrewritableDocument(f"cannot parse document: {exc}") from exc
+    return root, parity_errors(parser.error_log)
 
 
 def _local(tag: object) -> str:
@@ -204,8 +222,9 @@ class _Rewrite:
 
     def parse(self) -> etree._ElementTree:
         data = self.data
+        marks = ParityMarks()
         if not self.xml:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
-            data = browser_parse_fixups(data, masked_selectors=bool(self.selectors))
+            data = browser_parse_fixups(data, masked_selectors=bool(self.selectors), marks=marks)
         if self.xml:
             xml_parser = etree.XMLParser(
                 encoding="utf-8", huge_tree=True, resolve_entities=False, no_network=True, recover=False
@@ -216,15 +235,19 @@ class _Rewrite:
                 if self.svg:  # browsers render no broken SVG; an HTML parse would make HTML of it
                     raise UnrewritableDocument(f"SVG document is not well-formed: {exc}") from exc
                 self.xml = False  # browsers would show an error page; an HTML parse is kinder
-        parser = etree.HTMLParser(encoding="utf-8", huge_tree=True, no_network=True)
-        try:
-            root = etree.fromstring(data or b"<html></html>", parser)
-        except (etree.LxmlError, ValueError) as exc:
-            raise UnrewritableDocument(f"cannot parse document: {exc}") from exc
-        if any(e.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for e in parser.error_log):
+        root, (too_deep, stray_p, second_body) = _html_parse(data)
+        if too_deep:
             raise _TooDeep()
+        if stray_p or second_body:  # read again: each </p> marked, the <body> tags found
+            marks.end_p, marks.read_all, marks.body_tags = stray_p, True, []
+            data = browser_parse_fixups(self.data, masked_selectors=bool(self.selectors), marks=marks)
+            if stray_p:
+                root, (too_deep, _, _) = _html_parse(data)
+                if too_deep:
+                    raise _TooDeep()
         if root is None:
-            root = etree.fromstring(b"<html></html>", parser)
+            root = etree.fromstring(b"<html></html>", etree.HTMLParser(encoding="utf-8"))
+        mend_tree(root, marks)
         return root.getroottree()
 
     def run(self) -> bytes:

@@ -13,7 +13,19 @@ meaning is known from the tokens alone:
 - a ``<form>`` start tag while another form is open (its ``</form>`` not seen, outside
   ``<template>``): a browser ignores it, libxml2 closes the first form and opens a second;
 - ``</body>`` or ``</html>`` followed by more content: a browser puts the content in the body,
-  libxml2 drops what follows ``</html>`` and puts what follows ``</body>`` beside the body.
+  libxml2 drops what follows ``</html>`` and puts what follows ``</body>`` beside the body (the
+  comments right after them are marked, and ``mend_tree`` puts them back where a browser does:
+  after the body, or after ``</html>`` after the ``<html>`` element);
+- a NUL in text: a browser drops it, libxml2 makes U+FFFD of it (in attribute values, comments,
+  raw text, ``<noscript>`` and ``<svg>``/``<math>`` both make U+FFFD: it is kept there);
+- a ``<template>`` or ``<noscript>`` before the body with no ``<head>`` tag before it: a browser
+  keeps it in the head, libxml2 starts the body at it (a ``<head>`` is put before it).
+
+After libxml2 has parsed, ``mend_tree`` mends what its error log names (``ParityMarks``):
+- a stray ``</p>`` (no ``<p>`` open): a browser makes an empty ``<p>`` of it, libxml2 drops it.
+  The page is parsed again with a marker comment before each ``</p>``; a marker with no ``<p>``
+  around it (in the body or a template) becomes an empty ``<p>``;
+- a second ``<body>`` tag: a browser adds its attributes that the body lacks, libxml2 drops it.
 
 Comments, and the raw text of ``<script>``, ``<style>``, ``<textarea>``, ``<title>``, ``<xmp>``,
 ``<iframe>``, ``<noembed>``, ``<noframes>`` and ``<plaintext>``, are skipped as a browser skips
@@ -25,6 +37,10 @@ libxml2 keeps raw but its serialiser escapes (``rewriter/html.py`` writes it bac
 from __future__ import annotations
 
 import re
+import secrets
+from dataclasses import dataclass, field
+
+from lxml import etree
 
 # elements a browser never gives content: their ``/>`` is harmless, and libxml2 agrees
 _VOID = (
@@ -36,7 +52,7 @@ _VOID = (
 _RAW = "script|style|textarea|title|xmp|iframe|noembed|noframes|plaintext"
 # the attributes of a start tag as a browser's tokenizer reads them (atomic: no backtracking)
 _ATTRS = rb"""(?>(?:\s+|/(?!>)|[^\s/>][^\s/>=]*+(?:\s*=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]*+))?)*+)"""
-_NAMES = _RAW + "|svg|math|foreignobject|form|template"
+_NAMES = _RAW + "|svg|math|foreignobject|form|template|noscript|body"
 # the tags the fix-ups act on or must skip, found in the lower-cased document by regexes that start
 # with a literal (fast; one regex of every token, or of every tag, cost a third of a rewrite)
 _START_RE = re.compile(rb"<(?:" + _NAMES.encode() + rb")[\s/>]")
@@ -59,7 +75,11 @@ _END_TAG_CLOSE = frozenset(b" \t\n\r\f/>")
 _TRAILER_RE = re.compile(rb"(?>\s+|<!--.*?-->|</(?:body|html)\s*>)*+\Z", re.DOTALL | re.IGNORECASE)
 # fields masked whatever the selectors (rewriter/masking.py)
 _FIELD_RE = re.compile(rb"<(?:input|textarea|select)[\s/>]")
-_COMMENT, _SLASH, _START, _END = range(4)
+_ENDS = (b"body", b"html")
+_END_P_RE = re.compile(rb"</(?P<name>p)[\s/>]")
+_COMMENT, _SLASH, _START, _END, _NUL = range(5)
+# an attribute name lxml can set (a page's body may carry one it cannot: it is left out)
+_XML_NAME_RE = re.compile(r"[A-Za-z_][\w.\-]*")
 
 _RAW_NAMES = frozenset(_RAW.encode().split(b"|"))
 RAW_TEXT_TAGS = ("xmp", "iframe", "noembed", "noframes", "plaintext")
@@ -150,6 +170,53 @@ def _in_a_tag(data: bytes, at: int) -> bool:
     return lt > gt
 
 
+# what a browser keeps in the head before the body starts (a <noscript> too: scripting is on)
+_HEAD_CONTENT = frozenset(b"html base basefont bgsound link meta noframes script style title".split())
+_HEAD_RAW_END = {
+    name: re.compile(rb"</" + name + rb"[\s/>]", re.IGNORECASE)
+    for name in (b"script", b"style", b"title", b"noframes")
+}
+_HEAD_END_TAG_RE = re.compile(rb"</([a-z][^\s/>]*+)[^>]*+>", re.IGNORECASE)
+
+
+def _head_insertion(data: bytes) -> int:
+    """Where a ``<head>`` must go for libxml2 to keep a ``<template>`` or ``<noscript>`` in the
+    head, as a browser does (-1: nowhere). Only the tokens before the body are read: the scan
+    ends at the first ``<head>`` tag (libxml2 then agrees), text, or any tag that starts the body."""
+    pos = 0
+    while True:
+        lt = data.find(b"<", pos)
+        if lt < 0 or not _spaces(data, pos, lt):
+            return -1
+        if data.startswith(b"<!--", lt):
+            pos = _comment_end(data, lt)
+            continue
+        if data.startswith((b"<!", b"<?"), lt):
+            gt = data.find(b">", lt)
+            if gt < 0:
+                return -1
+            pos = gt + 1
+            continue
+        end_tag = _HEAD_END_TAG_RE.match(data, lt)
+        if end_tag is not None:
+            if end_tag.group(1).lower() in (b"head", b"body", b"html", b"br"):
+                return -1  # after the head, or the body
+            pos = end_tag.end()  # a browser ignores any other end tag here
+            continue
+        tag = _START_TAG_RE.match(data, lt)
+        if tag is None:
+            return -1
+        name = tag.group("name").lower()
+        if name in (b"template", b"noscript"):
+            return lt
+        if name not in _HEAD_CONTENT:
+            return -1  # <head> (libxml2 keeps it), <body>, or body content
+        pos = tag.end()
+        if name in _HEAD_RAW_END:  # raw text in a browser, "/>" or not
+            raw_end = _HEAD_RAW_END[name].search(data, pos)
+            pos = len(data) if raw_end is None else raw_end.start()
+
+
 def _end_br_or_forms(data: bytes) -> bool:
     """A ``</br>``, or a ``<form>`` while another is open (read without context: a gate)."""
     form_open = False
@@ -184,19 +251,44 @@ def _content_after_end(data: bytes) -> bool:
     return False
 
 
-def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> bytes:
+@dataclass
+class ParityMarks:
+    """What ``browser_parse_fixups`` and ``mend_tree`` share for one document: a marker no page
+    can guess, whether to mark each ``</p>`` (the page had a stray one), and what was found."""
+
+    marker: str = field(default_factory=lambda: f"cobrowse-parity-{secrets.token_hex(8)}")
+    end_p: bool = False
+    read_all: bool = False  # read the page past the gate (to find its <body> tags)
+    body_tags: list[bytes] = field(default_factory=list)  # the <body> start tags, in order
+    moved_comments: bool = False  # comments marked to leave the body
+
+    def comment(self, kind: str) -> bytes:
+        return f"{self.marker}{kind}".encode()
+
+
+def browser_parse_fixups(
+    data: bytes, *, masked_selectors: bool = False, marks: ParityMarks | None = None
+) -> bytes:
     """``data`` (UTF-8 or any ASCII-compatible encoding) with the tokens libxml2 would parse
     unlike a browser rewritten as the browser reads them (the module docstring lists them).
 
     A self-closed raw text element (``<script src="x"/>``, ``<textarea/>``) is left closed when
     ``masked_selectors`` (the page has masks) or when what a browser would read as its text holds
     a form field: that text could hold masked content, which the tree masks as elements and
-    would send as text. The agent then sees the markup the visitor's browser did not parse."""
+    would send as text. The agent then sees the markup the visitor's browser did not parse.
+    With ``marks``, the comments a browser puts after the body are marked for ``mend_tree``,
+    and with ``marks.end_p`` each ``</p>`` too (the page is read whatever the gate says)."""
+    head_at = _head_insertion(data)
+    if head_at >= 0:
+        data = data[:head_at] + b"<head>" + data[head_at:]
     read = _TagStarts()
     starts = {m.start(): _self_closed_start(data, m.start(), read) for m in _SELF_CLOSING_RE.finditer(data)}
     slashes = [at for at, start in starts.items() if start >= 0]
+    end_p = marks is not None and marks.end_p
     if not (
-        any(_FOREIGN_NAME_RE.match(data, starts[at] + 1) is None for at in slashes)
+        (marks is not None and marks.read_all)
+        or any(_FOREIGN_NAME_RE.match(data, starts[at] + 1) is None for at in slashes)
+        or b"\0" in data
         or _end_br_or_forms(data)
         or _content_after_end(data)
     ):
@@ -205,8 +297,10 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     events: list[tuple[int, int, re.Match[bytes] | None]] = [
         *((at, _COMMENT, None) for at in _positions(lower, b"<!--")),
         *((at, _SLASH, None) for at in slashes),
+        *((at, _NUL, None) for at in _positions(data, b"\0")),
         *((m.start(), _START, m) for m in _START_RE.finditer(lower)),
         *((m.start(), _END, m) for m in _END_RE.finditer(lower)),
+        *((m.start(), _END, m) for m in (_END_P_RE.finditer(lower) if end_p else ())),
     ]
     events.sort(key=lambda event: event[0])
     out: list[bytes] = []
@@ -215,14 +309,37 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     foreign: list[bytes] = []  # open <svg>/<math> (and b"html" for a <foreignObject> in them)
     templates = 0
     form_open = False
+    noscript_end = 0  # a NUL before it is in a <noscript>'s raw text (the browser's reading)
+    # after a dropped </body> ("h") or </html> ("d"), read up to ``after_end_at``: a comment
+    # there (only spaces between) goes after the body, or after the <html> element
+    after_end, after_end_at = "", 0
     for at, kind, found in events:
         if at < skip:
             continue
         if kind != _SLASH and _in_a_tag(data, at):
             continue  # an attribute value's text (title="</body>", value="<form>", "<svg>", "<!--")
         html_context = not foreign or foreign[-1] == b"html"
+        if after_end and not (
+            _spaces(lower, after_end_at, at)
+            and (kind == _COMMENT or (kind == _END and found is not None and found.group("name") in _ENDS))
+        ):
+            after_end = ""  # content: the browser is in the body again
         if kind == _COMMENT:
             skip = _comment_end(lower, at)
+            if after_end and marks is not None:
+                out.append(data[done : at + 4])
+                out.append(marks.comment(after_end))
+                done = at + 4
+                if lower.startswith((b"<!-->", b"<!--->"), at):  # empty: "-->" ends it after the marker
+                    out.append(b"-->")
+                    done = skip
+                marks.moved_comments = True
+            after_end_at = skip
+            continue
+        if kind == _NUL:
+            if html_context and at >= noscript_end:
+                out.append(data[done:at])
+                done = at + 1
             continue
         if kind == _SLASH:
             if html_context:
@@ -238,10 +355,17 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
                 out.append(data[done:at])
                 out.append(b"<br>")
                 done = end
+            elif name == b"p":
+                if html_context and marks is not None:
+                    out.append(data[done:at])
+                    out.append(b"<!--" + marks.comment("p") + b"-->")
+                    done = at
             elif name in (b"body", b"html"):
                 if _TRAILER_RE.match(lower, end) is None:
                     out.append(data[done:at])
                     done = end
+                    after_end = "d" if name == b"html" or after_end == "d" else "h"
+                after_end_at = end
             elif name in (b"svg", b"math", b"foreignobject"):
                 wanted = b"html" if name == b"foreignobject" else name
                 if wanted in foreign:
@@ -266,6 +390,13 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
             continue
         if not html_context:
             continue  # an SVG <style>/<script>/<title>: markup, and its "/>" counts
+        if name == b"body":
+            if marks is not None and not templates:
+                marks.body_tags.append(data[at:end])
+            continue
+        if name == b"noscript":
+            noscript_end = _raw_text_end(lower, name, end)
+            continue
         if name == b"form" and not templates:
             if form_open:
                 out.append(data[done:at])  # a browser ignores it: attributes and all
@@ -290,9 +421,127 @@ def browser_parse_fixups(data: bytes, *, masked_selectors: bool = False) -> byte
     return b"".join(out)
 
 
+def _spaces(lower: bytes, start: int, end: int) -> bool:
+    return start >= end or not lower[start:end].strip(b" \t\n\r\f")
+
+
+_END_P_ERROR = "Unexpected end tag : p"
+_MISPLACED_BODY_ERROR = "htmlParseStartTag: misplaced <body> tag"
+
+
+def parity_errors(error_log: etree._ListErrorLog) -> tuple[bool, bool, bool]:
+    """What libxml2's error log says of a parse: (it gave up on the nesting depth, a ``</p>`` was
+    stray, a ``<body>`` tag was dropped)."""
+    too_deep = stray_p = second_body = False
+    resource_limit, mismatch = etree.ErrorTypes.ERR_RESOURCE_LIMIT, etree.ErrorTypes.ERR_TAG_NAME_MISMATCH
+    for error in error_log:
+        kind = error.type
+        if kind == resource_limit:
+            too_deep = True
+        elif kind == mismatch and error.message == _END_P_ERROR:
+            stray_p = True
+        elif error.message == _MISPLACED_BODY_ERROR:
+            second_body = True
+    return too_deep, stray_p, second_body
+
+
+def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
+    """Mend the tree libxml2 built from the pre-pass's output as the module docstring says."""
+    body = root.find("body")
+    if body is not None and marks.body_tags:
+        for tag in marks.body_tags:
+            for name, value in _attributes_of(tag).items():
+                if name not in body.attrib:
+                    body.set(name, value)
+    if not (marks.end_p or marks.moved_comments):
+        return
+    marker = marks.marker
+    around = [*root.itersiblings(preceding=True), *root.itersiblings()]  # before and after <html>
+    found = [
+        c for c in (*around, *root.iter(etree.Comment))
+        if isinstance(c, etree._Comment) and (c.text or "").startswith(marker)
+    ]
+    after_body, after_root = body, root
+    for comment in found:
+        kind, text = comment.text[len(marker)], comment.text[len(marker) + 1 :]
+        if kind == "p" and comment.getparent() is None:  # a </p> before <html>: a browser ignores it
+            root.append(comment)  # (a sibling of the root element cannot be removed where it is)
+            root.remove(comment)
+        elif kind == "p":
+            _end_p(comment)
+        elif body is not None:
+            _take_out(comment)
+            comment.text = text
+            anchor = after_body if kind == "h" else after_root
+            anchor.addnext(comment)
+            if kind == "h":
+                after_body = comment
+            else:
+                after_root = comment
+        else:
+            comment.text = text
+
+
+def _end_p(marker: etree._Element) -> None:
+    """A ``</p>`` marker: with no ``<p>`` around it (libxml2 dropped the end tag), in the body or
+    a template (a browser ignores it in the head), an empty ``<p>`` takes its place."""
+    stray, names = True, []
+    for parent in marker.iterancestors():
+        name = parent.tag if isinstance(parent.tag, str) else ""
+        if name == "p":
+            stray = False
+            break
+        names.append(name)
+    if names and names[0] == "template" and not any(
+        isinstance(node.tag, str) for node in marker.itersiblings(preceding=True)
+    ):
+        stray = False  # before any element in a template (its "in template" mode): a browser ignores it
+    if stray and ("body" in names or "template" in names):
+        p = marker.makeelement("p")
+        p.tail = marker.tail
+        marker.addnext(p)  # (addnext moves the tail along: it is set again)
+        p.tail = marker.tail
+        marker.tail = None
+        marker.getparent().remove(marker)
+        return
+    _take_out(marker)
+
+
+def _take_out(node: etree._Element) -> None:
+    """Remove ``node`` from its parent, its tail text left in place."""
+    parent = node.getparent()
+    if parent is None:
+        return
+    if node.tail:
+        previous = node.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + node.tail
+        else:
+            parent.text = (parent.text or "") + node.tail
+        node.tail = None
+    parent.remove(node)
+
+
+def _attributes_of(tag: bytes) -> dict[str, str]:
+    """The attributes of a ``<body ...>`` start tag, read by libxml2 (as it read the first)."""
+    parser = etree.HTMLParser(encoding="utf-8", no_network=True)
+    root = etree.fromstring(b"<html>" + tag + b"</html>", parser)
+    body = root.find("body") if root is not None else None
+    if body is None:
+        return {}
+    return {name: value for name, value in body.items() if _XML_NAME_RE.fullmatch(name)}
+
+
 def raw_text_end_re(tag: str) -> re.Pattern[str]:
     """What ends the raw text of ``tag`` in a browser (its end tag, any case)."""
     return re.compile(rf"</{tag}[\s/>]", re.IGNORECASE)
 
 
-__all__ = ["RAW_TEXT_TAGS", "browser_parse_fixups", "raw_text_end_re"]
+__all__ = [
+    "RAW_TEXT_TAGS",
+    "ParityMarks",
+    "browser_parse_fixups",
+    "mend_tree",
+    "parity_errors",
+    "raw_text_end_re",
+]

@@ -12,7 +12,7 @@ from lxml import etree
 from rewrite_helpers import make_mapper
 
 from rewriter.html import rewrite_html
-from rewriter.html_parity import browser_parse_fixups
+from rewriter.html_parity import ParityMarks, browser_parse_fixups
 
 UPSTREAM = "https://shop.example/"
 
@@ -53,6 +53,29 @@ UPSTREAM = "https://shop.example/"
         ("<p>x</p></body>\n<div>late</div></html>", "<p>x</p>\n<div>late</div></html>"),
         ("<p>x</p></body>\n<!-- c --></html>\n", None),
         ("<p>x</p></body><!-- a --> x <!-- b -->", "<p>x</p><!-- a --> x <!-- b -->"),
+        # a NUL in text goes; kept in values, comments, raw text, <noscript>, svg and math
+        ("<p>a\0b</p>\0", "<p>ab</p>"),
+        (
+            "<p title='a\0b' \0>c</p><!--\0--><script>\0</script><noscript>\0</noscript><svg>\0</svg>",
+            None,
+        ),
+        ("<svg><foreignObject>a\0b</foreignObject></svg><math>\0</math>c\0", "<svg><foreignObject>ab"
+         "</foreignObject></svg><math>\0</math>c"),
+        # a <template> or <noscript> before the body, no <head> before it: a <head> goes before it
+        ("<!DOCTYPE html><template><li>x</template>", "<!DOCTYPE html><head><template><li>x</template>"),
+        (
+            "<!-- c --><html lang=en>\n<META charset=utf-8><script>'<p>'</script><title>a<b></title>"
+            "<NOSCRIPT>",
+            "<!-- c --><html lang=en>\n<META charset=utf-8><script>'<p>'</script><title>a<b></title>"
+            "<head><NOSCRIPT>",
+        ),
+        ("<!DOCTYPE html></p><template>", "<!DOCTYPE html></p><head><template>"),
+        ("<!DOCTYPE html><head><template>", None),
+        ("<!DOCTYPE html><body><template>", None),
+        ("<!DOCTYPE html>x<template>", None),
+        ("<!DOCTYPE html><p><template>", None),
+        ("<!DOCTYPE html></head><template>", None),
+        ("<!DOCTYPE html><script>", None),
         # nothing to do: unscanned
         ("<p>x</p>", None),
     ],
@@ -168,3 +191,116 @@ def test_a_context_tag_inside_an_attribute_value_does_not_stop_the_fixups(contex
     assert b'<div class="secret">PIN 1234' in browser_parse_fixups(markup)
     out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), mask_selectors=[".secret"])
     assert b"1234" not in out, out
+
+
+def test_marks_the_comments_a_browser_puts_after_the_body_and_each_end_p() -> None:
+    marks = ParityMarks(marker="M", end_p=True)
+    out = browser_parse_fixups(
+        b"<p>x</p><!--</p>--><p title='</p>'>y</p></body>\n<!--a--><!--></html><!--b--><p>z</p>"
+        b"<svg></p></svg><!--c--></body><!--d-->",
+        marks=marks,
+    )
+    assert out == (
+        b"<p>x<!--Mp--></p><!--</p>--><p title='</p>'>y<!--Mp--></p>\n<!--Mha--><!--Mh--><!--Mdb-->"
+        b"<p>z<!--Mp--></p><svg></p></svg><!--c--></body><!--d-->"
+    )
+    assert marks.moved_comments
+
+
+def test_without_marks_nothing_is_marked() -> None:
+    assert browser_parse_fixups(b"<p>x</p></body><!--a--><p>y</p>") == b"<p>x</p><!--a--><p>y</p>"
+
+
+def _parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    from rewriter import html as html_module
+
+    parsed: list[bytes] = []
+    real = html_module._html_parse
+
+    def counting(data: bytes) -> Any:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(html_module, "_html_parse", counting)
+    return parsed
+
+
+def test_a_page_without_a_stray_end_p_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = _parses(monkeypatch)
+    rewrite_html(b"<!DOCTYPE html><p>a</p><div><p>b</div><p>c", url=UPSTREAM, mapper=make_mapper())
+    assert len(parsed) == 1
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        (b"<!DOCTYPE html><p><div>x</div></p>", b"<body><p></p><div>x</div><p></p></body>"),
+        (b"<!DOCTYPE html><div><p>a</div></p>b<p>c</p>", b"<body><div><p>a</p></div><p></p>b<p>c</p></body>"),
+        (b"<!DOCTYPE html><head></p></head><body>x</p>", b"<head></head><body>x<p></p></body>"),
+        (b"<!DOCTYPE html><template>a</p><b></p></b></template>", b"<template>a<b><p></p></b></template>"),
+        (
+            b"<!DOCTYPE html></p><!--a--><html></p><p>x</p></p>",
+            b"<!--a--><html><head></head><body><p>x</p><p></p>",
+        ),
+    ],
+)
+def test_a_stray_end_p_becomes_an_empty_p(
+    monkeypatch: pytest.MonkeyPatch, markup: bytes, expected: bytes
+) -> None:
+    parsed = _parses(monkeypatch)
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    assert expected in out.replace(b'<meta charset="utf-8">', b""), out
+    assert len(parsed) == 2
+    assert b"cobrowse-parity" not in out
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        (b"<body class=a><p>x</p><body class=b id=z>", b'<body class="a" id="z">'),
+        (b"<p>x</p><BODY Data-X='&amp;1' id=a>", b'<body data-x="&amp;1" id="a">'),
+        (b'<body><template><body class=t></template><!--<body class=c>--><p title="<body class=v>">x',
+         b"<body>"),
+        (b'<body class=a><body "x"=1 data-y=2>', b'<body class="a" data-y="2">'),  # no valid name: left out
+    ],
+)
+def test_a_second_body_tag_gives_the_body_its_missing_attributes(markup: bytes, expected: bytes) -> None:
+    out = rewrite_html(b"<!DOCTYPE html>" + markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    assert expected in out, out
+
+
+def test_a_selector_that_needs_a_second_body_tags_class_masks() -> None:
+    """A page's header include opened the body; its template's <body class=account> came after.
+    The visitor's browser gives the body that class, and ``.account .balance`` is masked there;
+    libxml2 dropped the tag, the selector matched nothing and the balance reached the agent."""
+    markup = b"<!DOCTYPE html><body><p class=balance>4111 1111</p><body class=account>"
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), mask_selectors=[".account .balance"])
+    assert b"4111" not in out, out
+
+
+def test_comments_after_the_body_go_where_a_browser_puts_them() -> None:
+    out = rewrite_html(
+        b"<!DOCTYPE html><p>x</p></body>\n<!--a--><!--></html><!--b-->\n<p>y</p><!--c-->",
+        url=UPSTREAM, mapper=make_mapper(), inject="",
+    )
+    assert out.endswith(b"<body><p>x</p>\n\n<p>y</p><!--c--></body><!--a--><!----></html><!--b-->"), out
+
+
+def test_the_head_scan_and_the_marks_read_each_tag_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: a long head before a <template>, and a page of stray </p>."""
+    from rewriter import html_parity
+
+    reads: list[int] = []
+    pattern = html_parity._START_TAG_RE
+
+    class Counting:
+        def match(self, data: bytes, pos: int = 0) -> Any:
+            reads.append(pos)
+            return pattern.match(data, pos)
+
+    monkeypatch.setattr(html_parity, "_START_TAG_RE", Counting())
+    data = b"<!DOCTYPE html>" + b"<meta name=a content=b></p>" * 4096 + b"<template>x</template>"
+    data += b"<p><div>x</div></p>" * 4096
+    out = browser_parse_fixups(data, marks=ParityMarks(end_p=True))
+    assert b"<head><template>" in out
+    assert len(reads) <= 2 * data.count(b"<"), len(reads)
