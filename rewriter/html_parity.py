@@ -60,15 +60,13 @@ _END_RE = re.compile(rb"</(?P<name>" + _NAMES.encode() + rb"|br|body|html)[\s/>]
 _START_TAG_RE = re.compile(rb"<(?P<name>[a-z][^\s/>]*+)" + _ATTRS + rb"(?P<slash>/)?>", re.IGNORECASE)
 _VOID_RE = re.compile(rb"<(?:" + _VOID.encode() + rb")[\s/>]", re.IGNORECASE)
 _SELF_CLOSING_RE = re.compile(rb"/>")
-_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/br|/?form)[\s/>]", re.IGNORECASE)
+_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/br|/?form|/body|/html)[\s/>]", re.IGNORECASE)
 # SVG and MathML elements pages self-close by the hundred (icons): alone, they need no scan
 _FOREIGN_NAME_RE = re.compile(
     rb"(?:path|circle|rect|line|polyline|polygon|ellipse|use|stop|g|image|feblend|fecolormatrix|"
     rb"feoffset|fegaussianblur|femergenode|mi|mo|mn|mspace|mprescripts|none)[\s/>]",
     re.IGNORECASE,
 )
-_DOCUMENT_END_RE = re.compile(rb"</(?:body|html)", re.IGNORECASE)
-_END_SCAN_BYTES = 4096
 _END_TAG_CLOSE = frozenset(b" \t\n\r\f/>")
 # what may follow ``</body>`` or ``</html>`` and stay where libxml2 puts it (atomic: a comment
 # never stretches over text to a later "-->")
@@ -217,37 +215,28 @@ def _head_insertion(data: bytes) -> int:
             pos = len(data) if raw_end is None else raw_end.start()
 
 
-def _end_br_or_forms(data: bytes) -> bool:
-    """A ``</br>``, or a ``<form>`` while another is open (read without context: a gate)."""
-    form_open = False
+def _acted_on_tokens(data: bytes) -> bool:
+    """A ``</br>``, a ``<form>`` while another is open, or content after the first ``</body>`` or
+    ``</html>`` (read without context: a gate). The first, not the last: content between two
+    ``</body></html>`` was dropped when the page ended with them."""
+    form_open, ends_seen = False, set()
     for found in _MAYBE_ACTED_ON_RE.finditer(data):
         token = found.group().lower()
-        if token.startswith(b"</b"):
-            return True
-        if token.startswith(b"</"):
+        if token.startswith(b"</b") or token.startswith(b"</h"):
+            if token[2] == ord("b") and token[3] == ord("r"):
+                return True
+            if token[2:6] in ends_seen:
+                continue
+            ends_seen.add(token[2:6])
+            close = data.find(b">", found.end() - 1)
+            if close >= 0 and _TRAILER_RE.match(data, close + 1) is None:
+                return True
+        elif token.startswith(b"</"):
             form_open = False
         elif form_open:
             return True
         else:
             form_open = True
-    return False
-
-
-def _content_after_end(data: bytes) -> bool:
-    """The last ``</body>`` or the last ``</html>`` has content after it (not only spaces and
-    comments). Pages end with them: they are looked for in the last bytes first."""
-    tail_start = max(0, len(data) - _END_SCAN_BYTES)
-    tail = data[tail_start:].lower()
-    for name in (b"</body", b"</html"):
-        at = tail.rfind(name)
-        if at >= 0:
-            at += tail_start
-        else:
-            found = [m.start() for m in _DOCUMENT_END_RE.finditer(data, 0, tail_start + len(name))]
-            at = next((f for f in reversed(found) if data[f : f + len(name)].lower() == name), -1)
-        close = data.find(b">", at) if at >= 0 else -1
-        if close >= 0 and _TRAILER_RE.match(data, close + 1) is None:
-            return True
     return False
 
 
@@ -289,8 +278,7 @@ def browser_parse_fixups(
         (marks is not None and marks.read_all)
         or any(_FOREIGN_NAME_RE.match(data, starts[at] + 1) is None for at in slashes)
         or b"\0" in data
-        or _end_br_or_forms(data)
-        or _content_after_end(data)
+        or _acted_on_tokens(data)
     ):
         return data  # most documents: nothing to do, nothing more scanned
     lower = data.lower()  # one byte for one byte: offsets hold

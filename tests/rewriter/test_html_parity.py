@@ -53,6 +53,10 @@ UPSTREAM = "https://shop.example/"
         ("<p>x</p></body>\n<div>late</div></html>", "<p>x</p>\n<div>late</div></html>"),
         ("<p>x</p></body>\n<!-- c --></html>\n", None),
         ("<p>x</p></body><!-- a --> x <!-- b -->", "<p>x</p><!-- a --> x <!-- b -->"),
+        # (the page ends with </body></html> again: the content between was dropped)
+        ("<p>x</p></body></html><p>y</p></body></html>", "<p>x</p><p>y</p></body></html>"),
+        ("<p>x</p></HTML>\n<script>1</script></body></html>", "<p>x</p>\n<script>1</script></body></html>"),
+        ("<p>x</p></body>\n<!--a--></body></html>", None),
         # a NUL in text goes; kept in values, comments, raw text, <noscript>, svg and math
         ("<p>a\0b</p>\0", "<p>ab</p>"),
         (

@@ -153,6 +153,9 @@ CORPUS: dict[str, Case] = {
     "image": Case("<!DOCTYPE html><image src=a.png>"),
     "content after </html>": Case("<!DOCTYPE html><p>x</p></body></html><p>after</p>"),
     "script after </html>": Case("<!DOCTYPE html><p>x</p></body></html>\n<script>var a = 1;</script>\n"),
+    "content between two </body></html>": Case(
+        "<!DOCTYPE html><p>x</p></body></html>\n<script>var a;</script><p>y</p></body></html>\n"
+    ),
     "content after </body>": Case("<!DOCTYPE html><p>x</p></body>\n<div>late</div></html>"),
     # comments, whitespace, characters
     "comments everywhere": Case(
