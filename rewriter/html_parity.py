@@ -414,13 +414,16 @@ def _spaces(lower: bytes, start: int, end: int) -> bool:
 
 
 _END_P_ERROR = "Unexpected end tag : p"
+_ERRORS_REPORTED = 100
 _MISPLACED_BODY_ERROR = "htmlParseStartTag: misplaced <body> tag"
 
 
 def parity_errors(error_log: etree._ListErrorLog) -> tuple[bool, bool, bool]:
     """What libxml2's error log says of a parse: (it gave up on the nesting depth, a ``</p>`` was
     stray, a ``<body>`` tag was dropped)."""
-    too_deep = stray_p = second_body = False
+    # libxml2 reports at most 100 errors (fatal ones beside): past that, either may be left out
+    too_deep = False
+    stray_p = second_body = len(error_log) >= _ERRORS_REPORTED
     resource_limit, mismatch = etree.ErrorTypes.ERR_RESOURCE_LIMIT, etree.ErrorTypes.ERR_TAG_NAME_MISMATCH
     for error in error_log:
         kind = error.type

@@ -308,3 +308,11 @@ def test_the_head_scan_and_the_marks_read_each_tag_once(monkeypatch: pytest.Monk
     out = browser_parse_fixups(data, marks=ParityMarks(end_p=True))
     assert b"<head><template>" in out
     assert len(reads) <= 2 * data.count(b"<"), len(reads)
+
+
+def test_past_libxml2s_hundred_errors_a_stray_end_p_and_a_second_body_are_still_mended() -> None:
+    """libxml2 reports at most 100 errors: a page with more hid its stray </p> from the gate."""
+    markup = b"<!DOCTYPE html>" + b"<div></span></div>" * 150 + b"<p><div>x</div></p><body class=b>"
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    assert b'<body class="b">' in out
+    assert out.endswith(b"<p></p><div>x</div><p></p></body></html>"), out[-80:]
