@@ -223,7 +223,8 @@ class _Rewrite:
     def parse(self) -> etree._ElementTree:
         data = self.data
         marks = ParityMarks()
-        if not self.xml:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
+        html_fixups = not self.xml  # (an XHTML page read with the HTML parser is not told otherwise)
+        if html_fixups:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
             data = browser_parse_fixups(data, masked_selectors=bool(self.selectors), marks=marks)
         if self.xml:
             xml_parser = etree.XMLParser(
@@ -238,7 +239,7 @@ class _Rewrite:
         root, (too_deep, stray_p, second_body) = _html_parse(data)
         if too_deep:
             raise _TooDeep()
-        if stray_p or second_body:  # read again: each </p> marked, the <body> tags found
+        if html_fixups and (stray_p or second_body):  # read again: each </p> marked, the <body> tags found
             marks.end_p, marks.read_all, marks.body_tags = stray_p, True, []
             data = browser_parse_fixups(self.data, masked_selectors=bool(self.selectors), marks=marks)
             if stray_p:

@@ -443,7 +443,10 @@ def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
         for tag in marks.body_tags:
             for name, value in _attributes_of(tag).items():
                 if name not in body.attrib:
-                    body.set(name, value)
+                    try:
+                        body.set(name, value)
+                    except ValueError:
+                        continue  # a control character lxml refuses (libxml2 let it through): left out
     if not (marks.end_p or marks.moved_comments):
         return
     marker = marks.marker

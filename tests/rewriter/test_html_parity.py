@@ -134,6 +134,17 @@ def test_an_xhtml_page_with_masks_keeps_its_self_closed_elements() -> None:
     assert (span.text, span.tail) == (None, "x")
 
 
+def test_a_malformed_xhtml_page_read_with_the_html_parser_keeps_its_self_closed_elements() -> None:
+    """XHTML that is not well-formed is read with the HTML parser, which must not be told that
+    ``<span/>`` is open (nor when libxml2 finds a stray </p> there and the page is read again)."""
+    out = rewrite_html(
+        b'<html xmlns="http://www.w3.org/1999/xhtml"><body><span/>x<p class="m">y</p><div></p></div>'
+        b"</body></html>",
+        url=UPSTREAM, mapper=make_mapper(), content_type="application/xhtml+xml", mask_selectors=(".m",),
+    )
+    assert b"<span></span>x" in out
+
+
 @pytest.mark.parametrize("tag", ["xmp", "iframe", "noembed", "noframes"])
 def test_raw_text_in_svg_or_math_stays_escaped(tag: str) -> None:
     """In <svg> or <math> a browser reads an <xmp>'s text as markup (a <div> leaves the <svg>):
@@ -266,6 +277,7 @@ def test_a_stray_end_p_becomes_an_empty_p(
         (b'<body><template><body class=t></template><!--<body class=c>--><p title="<body class=v>">x',
          b"<body>"),
         (b'<body class=a><body "x"=1 data-y=2>', b'<body class="a" data-y="2">'),  # no valid name: left out
+        (b'<body class=a><body data-x="a\x01b" id=z>', b'<body class="a" id="z">'),  # lxml refuses \x01
     ],
 )
 def test_a_second_body_tag_gives_the_body_its_missing_attributes(markup: bytes, expected: bytes) -> None:
