@@ -243,6 +243,7 @@ class _Rewrite:
             marks.end_p, marks.read_all, marks.body_tags = stray_p, True, []
             data = browser_parse_fixups(self.data, masked_selectors=bool(self.selectors), marks=marks)
             if stray_p:
+                root = None  # (freed before the second tree is built: one tree at a time)
                 root, (too_deep, _, _) = _html_parse(data)
                 if too_deep:
                     raise _TooDeep()

@@ -60,7 +60,7 @@ _END_RE = re.compile(rb"</(?P<name>" + _NAMES.encode() + rb"|br|body|html)[\s/>]
 _START_TAG_RE = re.compile(rb"<(?P<name>[a-z][^\s/>]*+)" + _ATTRS + rb"(?P<slash>/)?>", re.IGNORECASE)
 _VOID_RE = re.compile(rb"<(?:" + _VOID.encode() + rb")[\s/>]", re.IGNORECASE)
 _SELF_CLOSING_RE = re.compile(rb"/>")
-_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/br|/?form|/body|/html)[\s/>]", re.IGNORECASE)
+_MAYBE_ACTED_ON_RE = re.compile(rb"<(?:/(?:br|body|html)|/?form)[\s/>]", re.IGNORECASE)
 # SVG and MathML elements pages self-close by the hundred (icons): alone, they need no scan
 _FOREIGN_NAME_RE = re.compile(
     rb"(?:path|circle|rect|line|polyline|polygon|ellipse|use|stop|g|image|feblend|fecolormatrix|"
