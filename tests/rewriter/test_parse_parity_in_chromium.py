@@ -212,6 +212,8 @@ CORPUS: dict[str, Case] = {
     "NUL in noscript and svg": Case(
         "<!DOCTYPE html><body><noscript>a\0b</noscript><svg><text>c\0d</text></svg>e\0f</body>"
     ),
+    "NUL before the body": Case("<!DOCTYPE html>\0<title>t</title><p>x</p>"),
+    "NUL between head elements": Case("<!DOCTYPE html><head><title>t</title>\0<meta name=a></head><p>x</p>"),
     "NUL in a table and a select": Case(
         "<!DOCTYPE html><table>\0<tr><td>a\0b</table><select><option>c\0</select>"
     ),
