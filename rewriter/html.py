@@ -32,6 +32,7 @@ from rewriter.html_parity import (
     browser_parse_fixups,
     mend_tree,
     parity_errors,
+    quirks_tables_possible,
     raw_text_end_re,
 )
 from rewriter.html_stream import rewrite_html_stream
@@ -224,6 +225,9 @@ class _Rewrite:
         data = self.data
         marks = ParityMarks()
         html_fixups = not self.xml  # (an XHTML page read with the HTML parser is not told otherwise)
+        if html_fixups and self.document and quirks_tables_possible(data):
+            head = data[:DOCTYPE_SCAN_BYTES].decode(OUTPUT_CHARSET, errors="replace")
+            marks.quirks_tables = _doctype_prefix(head) is None  # no doctype: quirks mode
         if html_fixups:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
             data = browser_parse_fixups(data, masked_selectors=bool(self.selectors), marks=marks)
         if self.xml:

@@ -26,6 +26,9 @@ After libxml2 has parsed, ``mend_tree`` mends what its error log names (``Parity
   The page is parsed again with a marker comment before each ``</p>``; a marker with no ``<p>``
   around it (in the body or a template) becomes an empty ``<p>``;
 - a second ``<body>`` tag: a browser adds its attributes that the body lacks, libxml2 drops it.
+A page without a doctype (quirks mode) with a ``<table>`` after a ``<p>`` has each ``<table>``
+marked: a browser keeps the ``<p>`` open around a table there, libxml2 closes it; the table and
+what follows it go back into the ``<p>``, up to its ``</p>`` or a start tag that closes a ``<p>``.
 
 Comments, and the raw text of ``<script>``, ``<style>``, ``<textarea>``, ``<title>``, ``<xmp>``,
 ``<iframe>``, ``<noembed>``, ``<noframes>`` and ``<plaintext>``, are skipped as a browser skips
@@ -75,6 +78,15 @@ _TRAILER_RE = re.compile(rb"(?>\s+|<!--.*?-->|</(?:body|html)\s*>)*+\Z", re.DOTA
 _FIELD_RE = re.compile(rb"<(?:input|textarea|select)[\s/>]")
 _ENDS = (b"body", b"html")
 _END_P_RE = re.compile(rb"</(?P<name>p)[\s/>]")
+_TABLE_RE = re.compile(rb"<table[\s/>]")
+_P_START_RE = re.compile(rb"<p[\s/>]", re.IGNORECASE)
+_TABLE_START_RE = re.compile(rb"<table[\s/>]", re.IGNORECASE)
+# start tags that close an open <p> in a browser (``<table>`` too, but not in quirks mode)
+_CLOSES_P = frozenset(
+    "address article aside blockquote center details dialog dir div dl fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr li dd dt listing main menu nav ol p plaintext pre "
+    "search section summary ul xmp".split()
+)
 _COMMENT, _SLASH, _START, _END, _NUL = range(5)
 # an attribute name lxml can set (a page's body may carry one it cannot: it is left out)
 _XML_NAME_RE = re.compile(r"[A-Za-z_][\w.\-]*")
@@ -248,6 +260,7 @@ class ParityMarks:
     marker: str = field(default_factory=lambda: f"cobrowse-parity-{secrets.token_hex(8)}")
     end_p: bool = False
     read_all: bool = False  # read the page past the gate (to find its <body> tags)
+    quirks_tables: bool = False  # mark each <table> (a quirks-mode page: a <p> holds a table)
     body_tags: list[bytes] = field(default_factory=list)  # the <body> start tags, in order
     moved_comments: bool = False  # comments marked to leave the body
 
@@ -274,8 +287,9 @@ def browser_parse_fixups(
     starts = {m.start(): _self_closed_start(data, m.start(), read) for m in _SELF_CLOSING_RE.finditer(data)}
     slashes = [at for at, start in starts.items() if start >= 0]
     end_p = marks is not None and marks.end_p
+    quirks_tables = marks is not None and marks.quirks_tables
     if not (
-        (marks is not None and marks.read_all)
+        (marks is not None and (marks.read_all or marks.quirks_tables))
         or any(_FOREIGN_NAME_RE.match(data, starts[at] + 1) is None for at in slashes)
         or b"\0" in data
         or _acted_on_tokens(data)
@@ -289,6 +303,7 @@ def browser_parse_fixups(
         *((m.start(), _START, m) for m in _START_RE.finditer(lower)),
         *((m.start(), _END, m) for m in _END_RE.finditer(lower)),
         *((m.start(), _END, m) for m in (_END_P_RE.finditer(lower) if end_p else ())),
+        *((m.start(), _START, m) for m in (_TABLE_RE.finditer(lower) if quirks_tables else ())),
     ]
     events.sort(key=lambda event: event[0])
     out: list[bytes] = []
@@ -378,6 +393,12 @@ def browser_parse_fixups(
             continue
         if not html_context:
             continue  # an SVG <style>/<script>/<title>: markup, and its "/>" counts
+        if name == b"table":
+            if marks is not None:
+                out.append(data[done:at])
+                out.append(b"<!--" + marks.comment("t") + b"-->")
+                done = at
+            continue
         if name == b"body":
             if marks is not None and not templates:
                 marks.body_tags.append(data[at:end])
@@ -447,7 +468,7 @@ def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
                         body.set(name, value)
                     except ValueError:
                         continue  # a control character lxml refuses (libxml2 let it through): left out
-    if not (marks.end_p or marks.moved_comments):
+    if not (marks.end_p or marks.moved_comments or marks.quirks_tables):
         return
     marker = marks.marker
     around = [*root.itersiblings(preceding=True), *root.itersiblings()]  # before and after <html>
@@ -455,12 +476,17 @@ def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
         c for c in (*around, *root.iter(etree.Comment))
         if isinstance(c, etree._Comment) and (c.text or "").startswith(marker)
     ]
+    consumed = [_table_in_p(c, marker) for c in found if c.text == marker + "t"]
     after_body, after_root = body, root
     for comment in found:
+        if comment in consumed:
+            continue  # the </p> of a p that holds a table (quirks mode): taken out already
         kind, text = comment.text[len(marker)], comment.text[len(marker) + 1 :]
-        if kind == "p" and comment.getparent() is None:  # a </p> before <html>: a browser ignores it
+        if kind in "pt" and comment.getparent() is None:  # before <html>: a </p> there is ignored
             root.append(comment)  # (a sibling of the root element cannot be removed where it is)
             root.remove(comment)
+        elif kind == "t":
+            _take_out(comment)
         elif kind == "p":
             _end_p(comment)
         elif body is not None:
@@ -474,6 +500,42 @@ def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
                 after_root = comment
         else:
             comment.text = text
+
+
+def _table_in_p(marker: etree._Element, prefix: str) -> etree._Element | None:
+    """A ``<table>`` marker last in a ``<p>`` (libxml2 closed the p at the table; a quirks-mode
+    browser does not): the table and what follows it go into the p, up to a ``</p>`` marker (which
+    it ends: taken out) or to a start tag that closes a p in a browser."""
+    p = marker.getparent()
+    if p is None or p.tag != "p" or marker.getnext() is not None:
+        return None
+    moving = []
+    for node in p.itersiblings():
+        if isinstance(node, etree._Comment) and node.text == prefix + "p":
+            moving.append(node)  # consumed below: the p's own end tag
+            break
+        if isinstance(node.tag, str) and node.tag in _CLOSES_P:
+            break
+        moving.append(node)
+    if not any(isinstance(node.tag, str) and node.tag == "table" for node in moving):
+        return None
+    if p.tail:  # (none: the table came right after the marker; kept in place all the same)
+        marker.tail = (marker.tail or "") + p.tail
+        p.tail = None
+    for node in moving:
+        if isinstance(node, etree._Comment) and node.text == prefix + "p":
+            p.tail = node.tail
+            node.tail = None
+            node.getparent().remove(node)
+            return node
+        p.append(node)
+    return None
+
+
+def quirks_tables_possible(data: bytes) -> bool:
+    """A ``<table>`` after a ``<p>`` (a page in quirks mode then needs its tables marked)."""
+    p = _P_START_RE.search(data)
+    return p is not None and _TABLE_START_RE.search(data, p.end()) is not None
 
 
 def _end_p(marker: etree._Element) -> None:
@@ -537,5 +599,6 @@ __all__ = [
     "browser_parse_fixups",
     "mend_tree",
     "parity_errors",
+    "quirks_tables_possible",
     "raw_text_end_re",
 ]

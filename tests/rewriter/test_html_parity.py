@@ -316,8 +316,8 @@ def test_the_head_scan_and_the_marks_read_each_tag_once(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(html_parity, "_START_TAG_RE", Counting())
     data = b"<!DOCTYPE html>" + b"<meta name=a content=b></p>" * 4096 + b"<template>x</template>"
-    data += b"<p><div>x</div></p>" * 4096
-    out = browser_parse_fixups(data, marks=ParityMarks(end_p=True))
+    data += b"<p><div>x</div></p>" * 4096 + b"<p>x<table></table>" * 4096
+    out = browser_parse_fixups(data, marks=ParityMarks(end_p=True, quirks_tables=True))
     assert b"<head><template>" in out
     assert len(reads) <= 2 * data.count(b"<"), len(reads)
 
@@ -328,3 +328,31 @@ def test_past_libxml2s_hundred_errors_a_stray_end_p_and_a_second_body_are_still_
     out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
     assert b'<body class="b">' in out
     assert out.endswith(b"<p></p><div>x</div><p></p></body></html>"), out[-80:]
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        (
+            b"<p>x<table><tr><td>a</table>y<b>z</b></p>w",
+            b"<body><p>x<table><tr><td>a</td></tr></table>y<b>z</b></p>w",
+        ),
+        (b"<p>x<table></table>y<div>d</div>", b"<body><p>x<table></table>y</p><div>d</div>"),
+        (b"<p>x</p><table></table>", b"<body><p>x</p><table></table>"),
+        (b"<table><tr><td><p>x<table></table>y</td></tr></table>", b"<td><p>x<table></table>y</p></td>"),
+        # a doctype: standards mode, where a <table> closes the <p>
+        (b"<!DOCTYPE html><p>x<table></table>y</p>", b"<body><p>x</p><table></table>y<p></p>"),
+    ],
+)
+def test_in_quirks_mode_a_p_holds_a_table(markup: bytes, expected: bytes) -> None:
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    assert expected in out, out
+    assert b"cobrowse-parity" not in out
+
+
+def test_a_masked_p_masks_the_table_it_holds_in_quirks_mode() -> None:
+    """libxml2 closed the <p> at the <table>: the card number in the table, inside the masked p
+    in the visitor's browser, reached the agent."""
+    markup = b'<p class="secret">card<table><tr><td>4111 1111</table>exp 12/30</p>'
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), mask_selectors=[".secret"])
+    assert b"4111" not in out and b"12/30" not in out, out

@@ -184,8 +184,26 @@ CORPUS: dict[str, Case] = {
     "misnested formatting across a block": Case(
         "<!DOCTYPE html><p><b>bold<p>para</b>after", ADOPTION, ""
     ),
-    "table in p (quirks mode)": Case(
-        "<p>x<table><tr><td>a</table>", "libxml2 closes <p> at <table>, in quirks mode too", ""
+    "table in p (quirks mode by a legacy doctype)": Case(
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN"><p>x<table><tr><td>a</table>y</p>',
+        "only a page without a doctype is known to be in quirks mode",
+        "",
+    ),
+    # a <p> holds a <table> in quirks mode (fixed: each <table> marked when the page has no doctype)
+    "table in p (quirks mode)": Case("<p>x<table><tr><td>a</table>"),
+    "table in p, then text and </p> (quirks mode)": Case(
+        "<html><body><p class=a>x<table><tr><td>a</td></tr></table>y<b>z</b></p>w</body></html>"
+    ),
+    "table in p, then a div (quirks mode)": Case("<p>x<table><tr><td>a</table>y<div>d</div>z</p>"),
+    "table in span in p (quirks mode)": Case("<p><span>x<table><tr><td>a</table>y</span></p>"),
+    "two tables in p (quirks mode)": Case("<p>x<table></table>\n<table><tr><td>b</table>y</p>z"),
+    "p closed before the table (quirks mode)": Case("<p>x</p><table><tr><td>a</table>y</p>"),
+    "table in p in a cell (quirks mode)": Case(
+        "<table><tr><td><p>x<table><tr><td>a</table>y</td></tr></table>"
+    ),
+    "table in p (limited quirks mode)": Case(
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN" "http://www.w3.org/TR/html4/loose.dtd">'
+        "<p>x<table><tr><td>a</table>y</p>"
     ),
     # a stray </p> is an empty <p> (fixed: parsed again with each </p> marked, html_parity.mend_tree)
     "stray </p>": Case("<!DOCTYPE html><p><div>x</div></p>"),
@@ -306,6 +324,8 @@ MASKED = [
     ('<!DOCTYPE html><div class="secret"/>4111 1111<p>after</p>', ".secret", "4111"),
     ('<!DOCTYPE html><p><span class="secret"/>4111 1111</p><p>after</p>', ".secret", "4111"),
     ('<!DOCTYPE html><form id=a><form id="b" class="secret"><p>4111 1111</p></form>', "form", "4111"),
+    # quirks mode (no doctype): the <p> holds the table
+    ('<p class="secret">card<table><tr><td>4111 1111</table>exp 12/30</p>', ".secret", "4111"),
     # the class a second <body> tag gives the body is what the selector needs
     ("<!DOCTYPE html><body><p class=balance>4111 1111</p><body class=account>", ".account .balance", "4111"),
 ]
