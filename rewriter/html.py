@@ -225,9 +225,9 @@ class _Rewrite:
         data = self.data
         marks = ParityMarks()
         html_fixups = not self.xml  # (an XHTML page read with the HTML parser is not told otherwise)
-        if html_fixups and self.document and quirks_tables_possible(data):
+        if html_fixups and self.document:  # no doctype: quirks mode (its gate first: it reads 8 KiB)
             head = data[:DOCTYPE_SCAN_BYTES].decode(OUTPUT_CHARSET, errors="replace")
-            marks.quirks_tables = _doctype_prefix(head) is None  # no doctype: quirks mode
+            marks.quirks_tables = _doctype_prefix(head) is None and quirks_tables_possible(data)
         if html_fixups:  # a browser parses it as HTML (XML keeps <span/> empty): libxml2 is told how
             data = browser_parse_fixups(data, masked_selectors=bool(self.selectors), marks=marks)
         if self.xml:

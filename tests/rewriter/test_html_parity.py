@@ -356,3 +356,15 @@ def test_a_masked_p_masks_the_table_it_holds_in_quirks_mode() -> None:
     markup = b'<p class="secret">card<table><tr><td>4111 1111</table>exp 12/30</p>'
     out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), mask_selectors=[".secret"])
     assert b"4111" not in out and b"12/30" not in out, out
+
+
+def test_a_page_with_a_doctype_pays_no_quirks_table_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search for a <table> after a <p> read the whole page before the doctype was looked at."""
+    from rewriter import html as html_module
+
+    calls: list[bytes] = []
+    monkeypatch.setattr(html_module, "quirks_tables_possible", lambda data: calls.append(data) or True)
+    rewrite_html(b"<!DOCTYPE html><p>x<table></table>", url=UPSTREAM, mapper=make_mapper())
+    assert calls == []
+    rewrite_html(b"<p>x<table></table>", url=UPSTREAM, mapper=make_mapper())
+    assert len(calls) == 1
