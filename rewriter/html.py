@@ -7,9 +7,9 @@ handles JavaScript); comments, conditional comments and the doctype are kept. Th
 UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
 ``.../banner.js``) is left out: the agent's copy must not run it. libxml2 is not an HTML5 parser:
 the markup it reads unlike a browser and that can be mended cheaply is mended before it parses
-and in the tree it builds (``rewriter/html_parity.py``; a page with a stray ``</p>`` is parsed
-twice) and as it serialises (raw text, space after ``</html>``), so that the agent's browser
-builds the visitor's DOM from the output.
+and in the tree it builds (``rewriter/html_parity.py``; a page with a stray ``</p>``, or past
+libxml2's 100 reported errors, is parsed twice) and as it serialises (raw text, space after
+``</html>``), so that the agent's browser builds the visitor's DOM from the output.
 """
 
 from __future__ import annotations
