@@ -221,11 +221,21 @@ def join_url(base: str, ref: str) -> str:
     if is_protocol_relative(text):
         scheme = base_scheme if base_scheme in DEFAULT_PORTS else "https"
         return f"{scheme}://{text.lstrip(chr(47) + chr(92))}"
-    cut = min((i for i in (text.find("?"), text.find("#")) if i != -1), default=len(text))
+    fragment_at = text.find("#")
+    query_at = text.find("?", 0, fragment_at if fragment_at != -1 else len(text))
+    cut = min((i for i in (query_at, fragment_at) if i != -1), default=len(text))
     try:
-        return urllib.parse.urljoin(base, text[:cut].replace("\\", "/") + text[cut:])
+        joined = urllib.parse.urljoin(base, text[:cut].replace("\\", "/") + text[cut:])
     except ValueError as exc:  # a base with a broken IPv6 host, say
         raise InvalidUrl(f"cannot resolve {ref[:200]!r} against {base[:200]!r}") from exc
+    if cut == len(text):
+        return joined.partition("#")[0] if not text else joined  # ("": the base, but its fragment)
+    # urljoin cannot tell an empty query or fragment from none: "?" kept the base's query and "#"
+    # was dropped, where a browser has the reference's own, empty ones
+    head = joined.partition("#")[0]
+    if query_at != -1:
+        head = head.partition("?")[0] + text[query_at : fragment_at if fragment_at != -1 else len(text)]
+    return head + (text[fragment_at:] if fragment_at != -1 else "")
 
 
 def normalize_url(url: str) -> str:

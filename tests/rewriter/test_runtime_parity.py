@@ -30,6 +30,9 @@ KNOWN = [DOC_ORIGIN, "http://upstream.example", f"https://{LONG_HOST}", "http://
 
 EDGE_CASES = [
     "https://shop.example.com/x?y=1#z",
+    "HTTPS:#",  # (relative to the page: an empty fragment, kept)
+    "https:?",
+    "https:c?#",
     "http://127.0.0.1:8002/",
     "https://my-shop.example/",
     "https://a--b.example/p",

@@ -342,6 +342,15 @@ JOINS = [
     ("https://a.example/d/p", " /x\n ", "https://a.example/x"),
     ("https://a.example/d/p", "mailto:x@y", "mailto:x@y"),
     ("https://a.example/d/p", "#f", "https://a.example/d/p#f"),
+    # an empty query or fragment is kept (urljoin dropped "#" and kept the base's query for "?"),
+    # and an empty reference is the base without its fragment
+    ("https://a.example/d/p?x=1#f", "#", "https://a.example/d/p?x=1#"),
+    ("https://a.example/d/p?x=1#f", "?", "https://a.example/d/p?"),
+    ("https://a.example/d/p?x=1#f", "c?#", "https://a.example/d/c?#"),
+    ("https://a.example/d/p?x=1#f", "https:?", "https://a.example/d/p?"),
+    ("https://a.example/d/p?x=1#f", "HTTPS:#", "https://a.example/d/p?x=1#"),
+    ("https://a.example/d/p?x=1#f", "x?a#b?c", "https://a.example/d/x?a#b?c"),
+    ("https://a.example/d/p?x=1#f", "", "https://a.example/d/p?x=1"),
 ]
 
 
