@@ -7,9 +7,9 @@ handles JavaScript); comments, conditional comments and the doctype are kept. Th
 UTF-8 and says so. Our own visitor banner tag (a ``<script>`` with ``data-site-key`` loading
 ``.../banner.js``) is left out: the agent's copy must not run it. libxml2 is not an HTML5 parser:
 the markup it reads unlike a browser and that can be mended cheaply is mended before it parses
-and in the tree it builds (``rewriter/html_parity.py``; a page with a stray ``</p>``, or past
-libxml2's 100 reported errors, is parsed twice) and as it serialises (raw text, space after
-``</html>``), so that the agent's browser builds the visitor's DOM from the output.
+and in the tree it builds (``rewriter/html_parity.py``; a page with a stray ``</p>`` or a second
+``<body>`` tag, or past libxml2's 100 reported errors, is parsed twice) and as it serialises (raw
+text, space after ``</html>``), so that the agent's browser builds the visitor's DOM from the output.
 """
 
 from __future__ import annotations
@@ -243,14 +243,13 @@ class _Rewrite:
         root, (too_deep, stray_p, second_body) = _html_parse(data)
         if too_deep:
             raise _TooDeep()
-        if html_fixups and (stray_p or second_body):  # read again: each </p> marked, the <body> tags found
+        if html_fixups and (stray_p or second_body):  # read again: each </p> and <body> tag marked
             marks.end_p, marks.read_all, marks.body_tags = stray_p, True, []
             data = browser_parse_fixups(self.data, masked_selectors=bool(self.selectors), marks=marks)
-            if stray_p:
-                root = None  # (freed before the second tree is built: one tree at a time)
-                root, (too_deep, _, _) = _html_parse(data)
-                if too_deep:
-                    raise _TooDeep()
+            root = None  # (freed before the second tree is built: one tree at a time)
+            root, (too_deep, _, _) = _html_parse(data)
+            if too_deep:
+                raise _TooDeep()
         if root is None:
             root = etree.fromstring(b"<html></html>", etree.HTMLParser(encoding="utf-8"))
         mend_tree(root, marks)

@@ -26,6 +26,9 @@ After libxml2 has parsed, ``mend_tree`` mends what its error log names (``Parity
   The page is parsed again with a marker comment before each ``</p>``; a marker with no ``<p>``
   around it (in the body or a template) becomes an empty ``<p>``;
 - a second ``<body>`` tag: a browser adds its attributes that the body lacks, libxml2 drops it.
+  The page is parsed again with a marker comment before each ``<body>`` tag: only a tag whose
+  marker libxml2 read as a comment lends its attributes (not one in an attribute value).
+A marker libxml2 read as no comment (in an attribute value) is taken out of the value.
 A page without a doctype (quirks mode) with a ``<table>`` after a ``<p>`` has each ``<table>``
 marked: a browser keeps the ``<p>`` open around a table there, libxml2 closes it; the table and
 what follows it go back into the ``<p>``, up to its ``</p>`` or a start tag that closes a ``<p>``.
@@ -263,8 +266,10 @@ class ParityMarks:
     quirks_tables: bool = False  # mark each <table> (a quirks-mode page: a <p> holds a table)
     body_tags: list[bytes] = field(default_factory=list)  # the <body> start tags, in order
     moved_comments: bool = False  # comments marked to leave the body
+    inserted: int = 0  # markers the last pre-pass put in (those libxml2 read as no comment: text)
 
     def comment(self, kind: str) -> bytes:
+        self.inserted += 1
         return f"{self.marker}{kind}".encode()
 
 
@@ -280,6 +285,8 @@ def browser_parse_fixups(
     would send as text. The agent then sees the markup the visitor's browser did not parse.
     With ``marks``, the comments a browser puts after the body are marked for ``mend_tree``,
     and with ``marks.end_p`` each ``</p>`` too (the page is read whatever the gate says)."""
+    if marks is not None:
+        marks.inserted = 0
     head_at = _head_insertion(data)
     if head_at >= 0:
         data = data[:head_at] + b"<head>" + data[head_at:]
@@ -402,6 +409,10 @@ def browser_parse_fixups(
         if name == b"body":
             if marks is not None and not templates:
                 marks.body_tags.append(data[at:end])
+                if marks.read_all:  # marked: only a tag libxml2 reads as one lends its attributes
+                    out.append(data[done:at])
+                    out.append(b"<!--" + marks.comment(f"b{len(marks.body_tags) - 1}") + b"-->")
+                    done = at
             continue
         if name == b"noscript":
             noscript_end = _raw_text_end(lower, name, end)
@@ -460,15 +471,7 @@ def parity_errors(error_log: etree._ListErrorLog) -> tuple[bool, bool, bool]:
 def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
     """Mend the tree libxml2 built from the pre-pass's output as the module docstring says."""
     body = root.find("body")
-    if body is not None and marks.body_tags:
-        for tag in marks.body_tags:
-            for name, value in _attributes_of(tag).items():
-                if name not in body.attrib:
-                    try:
-                        body.set(name, value)
-                    except ValueError:
-                        continue  # a control character lxml refuses (libxml2 let it through): left out
-    if not (marks.end_p or marks.moved_comments or marks.quirks_tables):
+    if not (marks.end_p or marks.moved_comments or marks.quirks_tables or marks.body_tags):
         return
     marker = marks.marker
     around = [*root.itersiblings(preceding=True), *root.itersiblings()]  # before and after <html>
@@ -476,16 +479,29 @@ def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
         c for c in (*around, *root.iter(etree.Comment))
         if isinstance(c, etree._Comment) and (c.text or "").startswith(marker)
     ]
+    if len(found) < marks.inserted:
+        _unmark_values(root, marker)
+    # a <body> tag whose marker is a comment in the tree was a tag to libxml2 too ("<b>x</b><body
+    # onload=...>" in an attribute value is not: its "<" hid from the pre-pass's look-back)
+    tags = [marks.body_tags[int(c.text[len(marker) + 1 :])] for c in found if c.text[len(marker)] == "b"]
+    if body is not None:
+        for tag in tags:
+            for name, value in _attributes_of(tag).items():
+                if name not in body.attrib:
+                    try:
+                        body.set(name, value)
+                    except ValueError:
+                        continue  # a control character lxml refuses (libxml2 let it through): left out
     consumed = [_table_in_p(c, marker) for c in found if c.text == marker + "t"]
     after_body, after_root = body, root
     for comment in found:
         if comment in consumed:
             continue  # the </p> of a p that holds a table (quirks mode): taken out already
         kind, text = comment.text[len(marker)], comment.text[len(marker) + 1 :]
-        if kind in "pt" and comment.getparent() is None:  # before <html>: a </p> there is ignored
+        if kind in "ptb" and comment.getparent() is None:  # before <html>: a </p> there is ignored
             root.append(comment)  # (a sibling of the root element cannot be removed where it is)
             root.remove(comment)
-        elif kind == "t":
+        elif kind in "tb":
             _take_out(comment)
         elif kind == "p":
             _end_p(comment)
@@ -561,6 +577,24 @@ def _end_p(marker: etree._Element) -> None:
         marker.getparent().remove(marker)
         return
     _take_out(marker)
+
+
+def _unmark_values(root: etree._Element, marker: str) -> None:
+    """Markers libxml2 read as no comment (the pre-pass took an attribute value, or a comment, for
+    markup) taken out of attribute values, comments and raw text, which are the page's again."""
+    whole = re.compile(rf"<!--{marker}(?:[pt]|b\d+)-->")
+    opening = f"<!--{marker}"
+
+    def unmarked(value: str) -> str:
+        return whole.sub("", value).replace(opening + "h", "<!--").replace(opening + "d", "<!--")
+
+    for node in root.iter():
+        if isinstance(node.tag, str):
+            for name, value in node.items():
+                if marker in value:
+                    node.set(name, unmarked(value))
+        if node.text and marker in node.text:
+            node.text = unmarked(node.text)
 
 
 def _take_out(node: etree._Element) -> None:

@@ -285,6 +285,32 @@ def test_a_second_body_tag_gives_the_body_its_missing_attributes(markup: bytes, 
     assert expected in out, out
 
 
+@pytest.mark.parametrize("stray", [b"<div>x</p></div>", b""])
+def test_a_body_tag_in_an_attribute_value_lends_the_body_nothing(stray: bytes) -> None:
+    """An attribute value with markup before the tag ('<b>x</b>' put a ">" after its last "<"):
+    the pre-pass's look-back took the <body> in it for a tag, and the body of the agent's view got
+    its onload (text in a value, user content on many sites, made a script there)."""
+    value = b'<b>x</b> <body onload=alert(document.cookie) class=evil>'
+    markup = b"<!DOCTYPE html><body><p>a</p><body id=z>" + stray + b'<div title="' + value + b'">y</div>'
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    assert b'<body id="z">' in out, out
+    assert b'title="&lt;b&gt;x&lt;/b&gt; &lt;body onload=alert(document.cookie) class=evil&gt;"' in out, out
+    assert b"cobrowse-parity" not in out
+
+
+def test_an_end_p_in_an_attribute_value_is_left_as_it_is() -> None:
+    """The marker put before each </p> of a page with a stray one stayed in a value whose markup
+    hid it from the pre-pass's look-back (a tooltip's HTML, a component's props)."""
+    markup = (
+        b"<!DOCTYPE html><div>x</p></div><div data-content=\"<b>hi</b></p>\" "
+        b"data-props='{\"html\": \"<i>a</i></p><!-- c -->\"}'>y</div></body><!--z-->"
+    )
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    unmarked = rewrite_html(markup.replace(b"x</p>", b"x"), url=UPSTREAM, mapper=make_mapper(), inject="")
+    assert out == unmarked.replace(b"<div>x</div>", b"<div>x<p></p></div>"), out
+    assert b'data-content="&lt;b&gt;hi&lt;/b&gt;&lt;/p&gt;"' in out, out
+
+
 def test_a_selector_that_needs_a_second_body_tags_class_masks() -> None:
     """A page's header include opened the body; its template's <body class=account> came after.
     The visitor's browser gives the body that class, and ``.account .balance`` is masked there;
