@@ -448,6 +448,9 @@ def _spaces(lower: bytes, start: int, end: int) -> bool:
 _END_P_ERROR = "Unexpected end tag : p"
 _ERRORS_REPORTED = 100
 _MISPLACED_BODY_ERROR = "htmlParseStartTag: misplaced <body> tag"
+# attributes a body gets at most from its other <body> tags (libxml2 looks an attribute up in a
+# list: 20,000 <body> tags of one new attribute each took 6.5 s)
+_BODY_ATTRIBUTES = 1000
 
 
 def parity_errors(error_log: etree._ListErrorLog) -> tuple[bool, bool, bool]:
@@ -485,13 +488,15 @@ def mend_tree(root: etree._Element, marks: ParityMarks) -> None:
     # onload=...>" in an attribute value is not: its "<" hid from the pre-pass's look-back)
     tags = [marks.body_tags[int(c.text[len(marker) + 1 :])] for c in found if c.text[len(marker)] == "b"]
     if body is not None:
+        has = set(body.attrib)
         for tag in tags:
             for name, value in _attributes_of(tag).items():
-                if name not in body.attrib:
+                if name not in has and len(has) < _BODY_ATTRIBUTES:
                     try:
                         body.set(name, value)
                     except ValueError:
                         continue  # a control character lxml refuses (libxml2 let it through): left out
+                    has.add(name)
     # (a set: a list's "in" made a quirks page of 16,000 "<p>x<table></table></p>" take seconds)
     consumed = {_table_in_p(c, marker) for c in found if c.text == marker + "t"}
     after_body, after_root = body, root

@@ -394,3 +394,14 @@ def test_a_page_with_a_doctype_pays_no_quirks_table_scan(monkeypatch: pytest.Mon
     assert calls == []
     rewrite_html(b"<p>x<table></table>", url=UPSTREAM, mapper=make_mapper())
     assert len(calls) == 1
+
+
+def test_a_body_takes_at_most_a_thousand_attributes_from_its_other_body_tags() -> None:
+    """libxml2 looks an attribute up in a list: each merged attribute cost more than the last."""
+    from rewriter import html_parity
+
+    markup = b"<!DOCTYPE html><body id=a>" + b"".join(b"<body data-a%d=1>" % i for i in range(1500))
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="")
+    root = etree.fromstring(out, etree.HTMLParser())
+    assert len(root.find("body").attrib) == html_parity._BODY_ATTRIBUTES
+    assert root.find("body").get("id") == "a" and root.find("body").get("data-a0") == "1"
