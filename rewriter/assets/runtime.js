@@ -19,7 +19,17 @@
 (function cobrowseRuntime(global) {
   'use strict';
 
-  if (global.__cobrowse) return; // injected twice (document.write of a whole page, etc.)
+  if (global.__cobrowse) {
+    // injected twice (document.write of a whole page, etc.), or a pop-up's copy after its opener's
+    // runtime adopted it: its tag, the config and cookies it carries, leaves the page's DOM all the same
+    try {
+      var again = global.document && global.document.currentScript;
+      if (again && again.getAttribute('data-cobrowse-config') !== null && again.parentNode) {
+        again.parentNode.removeChild(again);
+      }
+    } catch (e) { /* keep */ }
+    return;
+  }
 
   // ------------------------------------------------------------------------------------------
   // natives, captured before any page script runs

@@ -94,6 +94,21 @@ def test_a_pop_up_the_page_fills_at_once_keeps_its_content(
         context.close()
 
 
+def test_an_adopted_pop_up_keeps_no_runtime_tag(browser: Any, harness: Harness, sites: Sites) -> None:
+    """The empty document's own copy of the runtime (its fallback) arrives after the opener's
+    runtime adopted it: its tag, which carries the config and the cookies, leaves the DOM."""
+    _s, context, page, _seen = _opened(browser, harness, sites)
+    try:
+        with context.expect_page(timeout=15000) as popup_info:
+            page.evaluate("() => { window.__w = window.open('', '_blank'); }")
+        popup = popup_info.value
+        page.wait_for_function("window.__w.document.scripts.length === 0", timeout=15000)
+        assert page.evaluate("window.__w.__cobrowse !== undefined")
+        assert popup.evaluate("document.querySelector('[data-cobrowse-config]')") is None
+    finally:
+        context.close()
+
+
 def test_a_pop_up_whose_opener_is_cut_loads_its_own_runtime(
     browser: Any, harness: Harness, sites: Sites
 ) -> None:
