@@ -183,6 +183,50 @@ def _in_a_tag(data: bytes, at: int) -> bool:
     return lt > gt
 
 
+# tokens a fix-up changes that ``_Tokens`` makes sure of (a <form> taken out is, below)
+_CHECKED = (b"</br",)
+
+
+class _Tokens:
+    """The page read forward as a browser's tokenizer reads it, once, up to the tokens some fix-ups
+    take out (only then: it costs): ``_in_a_tag``'s look-back takes a value with markup before the
+    token (``title="<b>x</b><form>"``) for text, and the real ``<form class=pay>`` after it was
+    taken out: the selector ``form.pay input`` matched nothing and a masked field reached the
+    agent. (A ``</body>`` read so is still taken out of the value: it changes no element.)"""
+
+    def __init__(self) -> None:
+        self.pos = 0  # data[:pos] is read: it ends in text
+
+    def starts_token(self, lower: bytes, at: int) -> bool:
+        """Whether a token starts at ``at`` (not in a tag, a comment or raw text before it)."""
+        while self.pos <= at:
+            lt = lower.find(b"<", self.pos, at + 1)
+            if lt < 0:
+                self.pos = at
+                return False  # (no "<" at ``at``: never an event)
+            if lt == at:
+                return True
+            if lower.startswith(b"<!--", lt):
+                self.pos = _comment_end(lower, lt)
+            elif lower.startswith((b"<!", b"<?", b"</"), lt):
+                gt = lower.find(b">", lt + 2)
+                self.pos = len(lower) if gt < 0 else gt + 1
+            elif lt + 1 < len(lower) and lower[lt + 1 : lt + 2].isalpha():
+                tag = _START_TAG_RE.match(lower, lt)
+                if tag is None:
+                    self.pos = len(lower)  # no ">": the rest is the tag's
+                else:
+                    name = tag.group("name")
+                    self.pos = tag.end()
+                    if name == b"plaintext":
+                        self.pos = len(lower)
+                    elif name in _RAW_NAMES:
+                        self.pos = _raw_text_end(lower, name, self.pos)
+            else:
+                self.pos = lt + 1  # a "<" in text
+        return False
+
+
 # what a browser keeps in the head before the body starts (a <noscript> too: scripting is on)
 _HEAD_CONTENT = frozenset(b"html base basefont bgsound link meta noframes script style title".split())
 _HEAD_RAW_END = {
@@ -291,6 +335,10 @@ def browser_parse_fixups(
     if head_at >= 0:
         data = data[:head_at] + b"<head>" + data[head_at:]
     read = _TagStarts()
+    tokens = _Tokens()
+    # where the open form's <form> is, and whether ``tokens`` read a tag there (None: not asked;
+    # asked before any later position: it reads forward only)
+    form_at, form_real = 0, None
     starts = {m.start(): _self_closed_start(data, m.start(), read) for m in _SELF_CLOSING_RE.finditer(data)}
     slashes = [at for at, start in starts.items() if start >= 0]
     end_p = marks is not None and marks.end_p
@@ -328,6 +376,11 @@ def browser_parse_fixups(
             continue
         if kind != _SLASH and _in_a_tag(data, at):
             continue  # an attribute value's text (title="</body>", value="<form>", "<svg>", "<!--")
+        if kind in (_START, _END) and lower.startswith(_CHECKED, at):
+            if form_open and form_real is None:
+                form_real = tokens.starts_token(lower, form_at)
+            if not tokens.starts_token(lower, at):
+                continue  # the same, with markup before it in the value
         html_context = not foreign or foreign[-1] == b"html"
         if after_end and not (
             _spaces(lower, after_end_at, at)
@@ -419,10 +472,15 @@ def browser_parse_fixups(
             continue
         if name == b"form" and not templates:
             if form_open:
-                out.append(data[done:at])  # a browser ignores it: attributes and all
-                done = end
-                continue
-            form_open = True
+                if form_real is None:
+                    form_real = tokens.starts_token(lower, form_at)
+                if not tokens.starts_token(lower, at):
+                    continue  # an attribute value's text after markup in it
+                if form_real:
+                    out.append(data[done:at])  # a browser ignores it: attributes and all
+                    done = end
+                    continue
+            form_open, form_at, form_real = True, at, None
         elif name == b"template":
             templates += 1
         raw = name in _RAW_NAMES

@@ -405,3 +405,22 @@ def test_a_body_takes_at_most_a_thousand_attributes_from_its_other_body_tags() -
     root = etree.fromstring(out, etree.HTMLParser())
     assert len(root.find("body").attrib) == html_parity._BODY_ATTRIBUTES
     assert root.find("body").get("id") == "a" and root.find("body").get("data-a0") == "1"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"<b>x</b><form>", b"<b>x</b></form><form>", b"<i>a</i></br>"],
+)
+def test_a_token_in_an_attribute_value_after_markup_is_left_alone(value: bytes) -> None:
+    """A value with markup before the token ("<b>x</b>" puts a ">" after its last "<") was read
+    as text: the real <form class=pay> after it was taken out as a second form, and the selector
+    ``form.pay input`` matched nothing in the agent's view (the card number reached the agent)."""
+    markup = (
+        b'<!DOCTYPE html><body><div title="' + value + b'">t</div>'
+        b"<form class=pay><input name=card value=4111-1111></form><p>y</p></body>"
+    )
+    masks = ["form.pay input"]
+    out = rewrite_html(markup, url=UPSTREAM, mapper=make_mapper(), inject="", mask_selectors=masks)
+    assert b"4111" not in out, out
+    assert b'<form class="pay">' in out and b"<p>y</p></body>" in out, out
+    assert etree.fromstring(out, etree.HTMLParser()).find(".//div").get("title") == value.decode()
