@@ -631,6 +631,7 @@
   var nativeOf = new WeakMapCtor();
   var installed = new WeakSetCtor();
   var pendingBlank = new WeakSetCtor(); // pop-ups sent to an empty document of their own
+  var movedFrom = new WeakMapCtor(); // such a pop-up's first document -> the pop-up (movedTo)
 
   function disguise(wrapper, native) {
     // a wrapper of a wrapper still answers for the browser's own function
@@ -1467,6 +1468,8 @@
     function wrapWrite(name) {
       wrapMethod(win.Document.prototype, name, function (native) {
         return function () {
+          var moved = movedTo(this);
+          if (moved) return apply(moved[name], moved, arguments);
           var args = [];
           for (var k = 0; k < arguments.length; k++) {
             args[k] = arguments[k];
@@ -1476,6 +1479,14 @@
         };
       });
     }
+    guard(function () {
+      wrapMethod(win.Document.prototype, 'close', function (native) {
+        return function close() {
+          var moved = movedTo(this);
+          return moved ? apply(moved.close, moved, arguments) : apply(native, this, arguments);
+        };
+      });
+    });
     // document.write may get half a tag: find the URL attributes by parsing a copy, then replace
     // exactly those attribute values in the original text
     function rewriteWritten(html) {
@@ -1700,6 +1711,7 @@
         if (!root || root.childNodes.length !== 2 || !cdoc.head || cdoc.head.firstChild ||
             !cdoc.body || cdoc.body.firstChild) return;
         weakSetAdd(pendingBlank, child);
+        weakMapSet(movedFrom, cdoc, child);
         var superseded = false;
         var watch = new child.MutationObserver(function () {
           try {
@@ -2007,7 +2019,10 @@
         return function open() {
           var args = [];
           for (var k = 0; k < arguments.length; k++) args[k] = arguments[k];
-          if (args.length < 3) return apply(native, this, args);
+          if (args.length < 3) {
+            var moved = movedTo(this);
+            return moved ? apply(moved.open, moved, args) : apply(native, this, args);
+          }
           if (args[0] !== undefined && args[0] !== null && args[0] !== '') {
             try { args[0] = map(args[0]); } catch (e) { /* keep */ }
           }
@@ -2814,6 +2829,18 @@
       if (href !== 'about:blank' && href !== 'about:srcdoc') return;
       installWindow(child, ctx);
     } catch (e) { /* cross-origin: it has its own runtime */ }
+  }
+
+  // The document a pop-up's first document was replaced by (openedWindow), else null: a page
+  // that kept the first one (`const d = w.document`) and writes into it after a wait (a print
+  // or report window that loads its data first) writes into the pop-up's document as it is.
+  function movedTo(document) {
+    try {
+      var child = weakMapGet(movedFrom, document);
+      if (!child) return null;
+      var now = child.document;
+      return now && now !== document ? now : null;
+    } catch (e) { return null; } // (closed)
   }
 
   // a pop-up this runtime moved to an empty document (openedWindow), asking from inside it

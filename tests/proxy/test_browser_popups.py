@@ -221,3 +221,27 @@ def test_a_pop_up_the_page_fills_and_sends_on_at_once_goes_where_the_page_sent_i
         assert escaped(seen, s.sid, DOMAIN, harness.port) == []
     finally:
         context.close()
+
+
+def test_a_pop_up_written_through_its_first_document_after_a_wait_shows_what_was_written(
+    browser: Any, harness: Harness, sites: Sites
+) -> None:
+    """A print or report window that loads its data first keeps ``w.document`` and writes into it
+    later: by then the runtime had moved the pop-up to a document of its own, the writes went
+    into the replaced one, and the agent's pop-up stayed empty. They reach the pop-up's document."""
+    _s, context, page, _seen = _opened(browser, harness, sites)
+    try:
+        with context.expect_page(timeout=15000) as popup_info:
+            _run(page, "const w = window.open('', '_blank'); window.__w = w; window.__d = w.document;", None)
+        popup = popup_info.value
+        moved = "() => new Promise((ok) => { const t = () => window.__w.document !== window.__d ? ok(true)"
+        moved += " : setTimeout(t, 10); t(); })"
+        assert page.evaluate(moved)  # (the move is done: the kept document is not the pop-up's)
+        page.evaluate(
+            "() => { const d = window.__d; d.open(); d.write('<p id=x>written ');"
+            " d.writeln('later</p>'); d.close(); }"
+        )
+        assert popup.evaluate("document.getElementById('x').textContent") == "written later"
+        assert page.evaluate("window.__w.document.getElementById('x').textContent") == "written later"
+    finally:
+        context.close()
