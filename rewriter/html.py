@@ -261,7 +261,7 @@ class _Rewrite:
         except _TooDeep:
             return self._stream()
         root = tree.getroot()
-        self.masked = apply_masks(root, self.selectors)
+        self.masked = apply_masks(root, self.selectors, xml=self.xml)
         self._find_base(root)
         special = [e for e in root.iter(*_SPECIAL_TAGS) if not _drop_if_banner(e)]
         self._attributes(root)

@@ -80,14 +80,14 @@ def _html_like(element: etree._Element) -> bool:
     )
 
 
-def _selected(root: etree._Element, selectors: Sequence[etree.XPath]) -> list[etree._Element]:
+def _selected(root: etree._Element, selectors: Sequence[etree.XPath], xml: bool) -> list[etree._Element]:
     """The elements the selectors match. CSS selectors (the ``html`` translator) name elements
     and attributes without a namespace and in lower case, as the HTML parser makes them; an XHTML
     (XML) tree keeps namespaces and case (``foreignObject``, ``data-Pin``), so it is matched on a
     copy whose elements lost their namespaces and whose names are lower case, and the copy's
     elements lead back to the tree's (the same order). Lower case masks more than a browser's
     case-sensitive ``querySelector`` would, never less."""
-    if all(_html_like(e) for e in root.iter()):
+    if not xml or all(_html_like(e) for e in root.iter()):  # (the HTML parser's names always are)
         return [e for selector in selectors for e in selector(root) if isinstance(e, etree._Element)]
     target = copy.deepcopy(root)
     back = dict(zip(target.iter(), root.iter(), strict=True))
@@ -105,9 +105,10 @@ def _selected(root: etree._Element, selectors: Sequence[etree.XPath]) -> list[et
     return [back[e] for e in found]
 
 
-def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
+def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath], *, xml: bool = False) -> int:
     """Mask every password input, every field with a secret ``autocomplete`` and every element a
-    selector matches; the number masked."""
+    selector matches; the number masked. ``xml``: a tree the XML parser made (XHTML, SVG), whose
+    names may have namespaces and capitals."""
     matched: dict[etree._Element, None] = {}
     for element in root.iter(*FIELD_TAGS):  # the case of the values does not matter
         if _local(str(element.tag)) == "input" and (element.get("type") or "").strip().lower() == "password":
@@ -115,7 +116,7 @@ def apply_masks(root: etree._Element, selectors: Sequence[etree.XPath]) -> int:
         elif SECRET_AUTOCOMPLETE & set((element.get("autocomplete") or "").lower().split()):
             matched[element] = None
     if selectors:
-        for element in _selected(root, selectors):
+        for element in _selected(root, selectors, xml):
             matched[element] = None
     for element in matched:
         mask_element(element)

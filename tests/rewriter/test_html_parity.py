@@ -165,17 +165,8 @@ def test_a_long_attribute_value_full_of_slashes_is_read_in_linear_time(
     """Every "/>" of a quoted value went back to the tag's "<" and read the tag again: 64 KiB of
     them took 7 s, 256 KiB about two minutes (the square of the size). Each tag is read once now
     (counted, not timed: the machine is shared)."""
-    from rewriter import html_parity
 
-    reads: list[int] = []
-    pattern = html_parity._START_TAG_RE
-
-    class Counting:
-        def match(self, data: bytes, pos: int = 0) -> Any:
-            reads.append(pos)
-            return pattern.match(data, pos)
-
-    monkeypatch.setattr(html_parity, "_START_TAG_RE", Counting())
+    reads = _count_tag_reads(monkeypatch)
     data = b'<html><body><div title="' + b"/>" * (16 * 1024) + b'">x</div><span/>y</body></html>'
     out = browser_parse_fixups(data)
     assert out.endswith(b'">x</div><span>y</body></html>')
@@ -330,17 +321,8 @@ def test_comments_after_the_body_go_where_a_browser_puts_them() -> None:
 
 def test_the_head_scan_and_the_marks_read_each_tag_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Counted, not timed: a long head before a <template>, and a page of stray </p>."""
-    from rewriter import html_parity
 
-    reads: list[int] = []
-    pattern = html_parity._START_TAG_RE
-
-    class Counting:
-        def match(self, data: bytes, pos: int = 0) -> Any:
-            reads.append(pos)
-            return pattern.match(data, pos)
-
-    monkeypatch.setattr(html_parity, "_START_TAG_RE", Counting())
+    reads = _count_tag_reads(monkeypatch)
     data = b"<!DOCTYPE html>" + b"<meta name=a content=b></p>" * 4096 + b"<template>x</template>"
     data += b"<p><div>x</div></p>" * 4096 + b"<p>x<table></table>" * 4096
     out = browser_parse_fixups(data, marks=ParityMarks(end_p=True, quirks_tables=True))
@@ -424,3 +406,19 @@ def test_a_token_in_an_attribute_value_after_markup_is_left_alone(value: bytes) 
     assert b"4111" not in out, out
     assert b'<form class="pay">' in out and b"<p>y</p></body>" in out, out
     assert etree.fromstring(out, etree.HTMLParser()).find(".//div").get("title") == value.decode()
+
+
+def _count_tag_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The positions the pre-pass reads a start tag at, as it reads them."""
+    from rewriter import html_parity
+
+    reads: list[int] = []
+    pattern = html_parity._START_TAG_RE
+
+    class Counting:
+        def match(self, data: bytes, pos: int = 0) -> Any:
+            reads.append(pos)
+            return pattern.match(data, pos)
+
+    monkeypatch.setattr(html_parity, "_START_TAG_RE", Counting())
+    return reads
