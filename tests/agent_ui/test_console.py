@@ -771,7 +771,9 @@ def test_a_window_whose_own_request_fails_tries_again_and_reaches_the_visitor(
         win, held = request_held(agent)
         posts = fail_the_windows_requests(win, ["network", "503"])
         # the status says so for the 1 + 2 s between the tries only: recorded in the page, since a
-        # loaded machine could look after the third try
+        # loaded machine could look after the third try (once the window has its status line: under
+        # load it was still loading, with nothing to watch yet)
+        win.wait_for_selector("#vb-status", state="attached", timeout=TIMEOUT_MS)
         win.evaluate(_RECORD_STATUS)
         held.abort()  # left held, it reached the API as the console closed, in some runs
         agent.page.close()
